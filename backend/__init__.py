@@ -1,0 +1,1 @@
+"""Pure-Python data access for the explorer (no streamlit import)."""

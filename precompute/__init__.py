@@ -1,0 +1,1 @@
+"""Offline precompute job: model + SAEs -> DuckDB. The only writer of the database."""

@@ -1,0 +1,136 @@
+"""`python -m precompute ...`: corpus preparation, SAE training, dashboards -> DuckDB, SAE cards."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
+DEFAULT_SAE_ROOT = Path("assets/saes")
+DEFAULT_DB = Path("assets/demo.duckdb")
+
+
+def add_corpus_parser(sub) -> None:
+    p = sub.add_parser("corpus", help="tokenize the offline text corpus into fixed-length rows (Parquet)")
+    p.add_argument("--source", action="append", default=None,
+                   help="'debian' (default: Debian prose packages), a local .txt/.txt.gz/.parquet file, "
+                        "or a hub dataset name; repeat to combine")
+    p.add_argument("--model", default="smollm2-135m-embedded", help="model whose tokenizer is used")
+    p.add_argument("--context-size", type=int, default=128, help="tokens per row")
+    p.add_argument("--max-tokens", type=int, default=None, help="stop after this many tokens")
+    p.add_argument("--seed", type=int, default=0, help="row shuffle seed")
+    p.add_argument("--output", type=Path, default=DEFAULT_CORPUS, help="Parquet file to write")
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train an SAE from a recipe with sae-lens's runner (resumable)")
+    p.add_argument("recipe", type=Path, help="recipe JSON file, e.g. recipes/saes/smollm2-l6-topk-4k-k32.json")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus (from `corpus`)")
+    p.add_argument("--output-root", type=Path, default=DEFAULT_SAE_ROOT, help="folder receiving <name>/")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--training-tokens", type=int, default=None, help="override the recipe's token budget")
+
+
+def add_build_parser(sub) -> None:
+    p = sub.add_parser("build", help="precompute latent dashboards for SAEs into the explorer's DuckDB file")
+    p.add_argument("--sae", action="append", required=True, metavar="SPEC",
+                   help="a local sae-lens folder (assets/saes/NAME), or RELEASE:SAE_ID for SAE.from_pretrained "
+                        "(e.g. gpt2-small-res-jb:blocks.8.hook_resid_pre); prefix KEY= to name it; repeatable")
+    p.add_argument("--model", default="smollm2-135m-embedded",
+                   help="'smollm2-135m-embedded' (shipped) or a TransformerLens model name (needs hub access)")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus Parquet (from `corpus`)")
+    p.add_argument("--rows", default="100000:102048", metavar="START:STOP",
+                   help="corpus rows used for dashboards; keep them disjoint from the SAE's training rows")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to write (atomically)")
+    p.add_argument("--fresh", action="store_true", help="start a new database instead of adding to the existing one")
+    p.add_argument("--force", action="store_true", help="recompute SAEs already in the database")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=32, help="corpus rows per model call")
+    p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
+    p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
+    p.add_argument("--per-bin", type=int, default=3, help="contexts sampled per quantile bin")
+
+
+def parse_rows(text: str) -> tuple[int, int]:
+    try:
+        start, stop = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise SystemExit(f"--rows must look like START:STOP, got {text!r}")
+    if not 0 <= start < stop:
+        raise SystemExit(f"--rows needs 0 <= START < STOP, got {text!r}")
+    return start, stop
+
+
+def run_build(args) -> int:
+    from precompute.dashboards import DashboardConfig
+    from precompute.job import JobConfig, run_job
+    from precompute.model_loading import default_device
+    from precompute.sae_loading import SAESpec
+
+    try:
+        specs = [SAESpec.parse(text) for text in args.sae]
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not args.corpus.exists():
+        print(f"error: corpus {args.corpus} not found; run `python -m precompute corpus` first", file=sys.stderr)
+        return 2
+    config = JobConfig(
+        model_name=args.model,
+        corpus_path=args.corpus,
+        corpus_rows=parse_rows(args.rows),
+        db_path=args.db,
+        device=args.device or default_device(),
+        append=not args.fresh,
+        force=args.force,
+        dashboard=DashboardConfig(batch_size=args.batch_size, n_top=args.n_top,
+                                  n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin),
+    )
+    run_job(specs, config)
+    print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def run_corpus(args) -> int:
+    from precompute.corpus import CorpusConfig, build_corpus
+    from precompute.model_loading import load_tokenizer
+
+    config = CorpusConfig(sources=tuple(args.source or ["debian"]), context_size=args.context_size,
+                          seed=args.seed, max_tokens=args.max_tokens)
+    path = build_corpus(load_tokenizer(args.model), config, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def run_train(args) -> int:
+    import dataclasses
+
+    from precompute.model_loading import default_device
+    from precompute.training import TrainingRecipe, train_sae
+
+    recipe = TrainingRecipe.from_file(args.recipe)
+    if args.training_tokens:
+        recipe = dataclasses.replace(recipe, training_tokens=args.training_tokens)
+    out = train_sae(recipe, args.corpus, args.output_root, device=args.device or default_device())
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_corpus_parser(sub)
+    add_train_parser(sub)
+    add_build_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

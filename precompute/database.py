@@ -1,0 +1,109 @@
+"""The only writer of the explorer database. Builds atomically: everything is written to a
+temporary file next to the target, which replaces the target only after the last commit, so a
+crash or Ctrl-C never leaves a file that the app would trust."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from backend.schema import SCHEMA_VERSION, ddl_statements
+
+INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
+EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
+DELETE_SAE_ROWS = {
+    "contexts": "DELETE FROM contexts WHERE sae_key = ?",
+    "latents": "DELETE FROM latents WHERE sae_key = ?",
+    "saes": "DELETE FROM saes WHERE sae_key = ?",
+}
+SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
+
+
+def code_version() -> str:
+    """The git commit the precompute ran from (with '-dirty' for local edits), else 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def temporary_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def atomic_database(target: Path, start_from_existing: bool):
+    """Yields a writable connection on a temporary copy; renames it over `target` on success.
+
+    With `start_from_existing`, the current target (if any) is copied first so SAEs can be added
+    without recomputing the others."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(target)
+    tmp.unlink(missing_ok=True)
+    if start_from_existing and target.exists():
+        shutil.copyfile(target, tmp)
+    con = duckdb.connect(str(tmp))
+    try:
+        if not start_from_existing or not target.exists():
+            for statement in ddl_statements():
+                con.execute(statement)
+        yield con
+        con.execute("CHECKPOINT")
+        con.close()
+        os.replace(tmp, target)
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        raise
+
+
+def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[str, str] | None = None) -> None:
+    values = {
+        "schema_version": SCHEMA_VERSION,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "models": ",".join(sorted(set(models))),
+        "producer": "python -m precompute",
+    }
+    values.update(extra or {})
+    for key, value in values.items():
+        con.execute(INSERT_META, [key, str(value)])
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Bulk insert by column name from an Arrow table (no values in SQL text)."""
+    con.register("incoming", data)
+    columns = ", ".join(data.column_names)
+    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # names are ours
+    con.unregister("incoming")
+
+
+def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    for statement in DELETE_SAE_ROWS.values():
+        con.execute(statement, [sae_key])
+
+
+def existing_sae_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(SAE_KEYS).fetchall()}
+
+
+def has_vocab(con: duckdb.DuckDBPyConnection, model_name: str) -> bool:
+    return con.execute(MODEL_HAS_VOCAB, [model_name]).fetchall()[0][0] > 0
+
+
+def existing_sequences(con: duckdb.DuckDBPyConnection, model_name: str) -> set[int]:
+    return {row[0] for row in con.execute(EXISTING_SEQUENCES, [model_name]).fetchall()}

@@ -1,0 +1,177 @@
+"""The dashboard precompute job: for each SAE, one pass over the corpus -> rows in DuckDB."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from precompute import dashboards as dash
+from precompute import database as db
+from precompute.corpus import load_corpus_rows
+from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    model_name: str
+    corpus_path: Path
+    corpus_rows: tuple[int, int]  # [start, stop) rows of the corpus file used for dashboards
+    db_path: Path
+    device: str = "cpu"
+    append: bool = True  # keep SAEs already in the database
+    force: bool = False  # recompute SAEs that are already there
+    dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
+
+
+def vocab_table(model_name: str, tokenizer, d_vocab: int) -> pa.Table:
+    ids = list(range(d_vocab))
+    tokens = [tokenizer.decode([i]) for i in ids]
+    return pa.table({"model_name": [model_name] * d_vocab, "token_id": ids, "token": tokens})
+
+
+def sae_row(spec: SAESpec, sae, model_name: str, hook_name: str, corpus: str, stats: dash.ReconstructionStats,
+            n_dead: int, config: dash.DashboardConfig) -> pa.Table:
+    row = {
+        "sae_key": spec.key,
+        "model_name": model_name,
+        "hook_name": hook_name,
+        "layer": hook_layer(hook_name),
+        "architecture": sae_architecture(sae),
+        "d_in": sae.cfg.d_in,
+        "d_sae": sae.cfg.d_sae,
+        "source": spec.source,
+        "path": str(spec.path) if spec.path else None,
+        "release": spec.release,
+        "sae_id": spec.sae_id,
+        "corpus": corpus,
+        "n_tokens": stats.n_tokens,
+        "explained_variance": stats.explained_variance,
+        "mse": stats.mse,
+        "l0": stats.l0,
+        "n_dead": n_dead,
+        "dead_fraction": n_dead / sae.cfg.d_sae,
+        "context_left": config.context_left,
+        "context_right": config.context_right,
+        "hist_bins": config.hist_bins,
+        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+    }
+    return pa.Table.from_pylist([row])
+
+
+def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Table:
+    top_i, top_v, bot_i, bot_v = logits
+    nb_i, nb_c = neighbors
+    d_sae = len(stats.n_fired)
+    as_lists = lambda a, t: pa.array(list(a), type=pa.list_(t))  # noqa: E731
+    return pa.table({
+        "sae_key": [key] * d_sae,
+        "latent": np.arange(d_sae, dtype=np.int32),
+        "n_fired": stats.n_fired.astype(np.int64),
+        "density": stats.density,
+        "max_act": stats.max_act,
+        "mean_act": stats.mean_act,
+        "hist_counts": as_lists(stats.hist_counts.astype(np.int32), pa.int32()),
+        "top_logit_ids": as_lists(top_i.astype(np.int32), pa.int32()),
+        "top_logit_values": as_lists(top_v.astype(np.float32), pa.float32()),
+        "bottom_logit_ids": as_lists(bot_i.astype(np.int32), pa.int32()),
+        "bottom_logit_values": as_lists(bot_v.astype(np.float32), pa.float32()),
+        "neighbor_ids": as_lists(nb_i.astype(np.int32), pa.int32()),
+        "neighbor_cosines": as_lists(nb_c.astype(np.float32), pa.float32()),
+    })
+
+
+def contexts_table(key: str, refs: dash.ContextRefs, windows: dash.ContextWindows, seq_len: int,
+                   first_row: int) -> pa.Table:
+    return pa.table({
+        "sae_key": [key] * len(refs.latent),
+        "latent": refs.latent.astype(np.int32),
+        "kind": refs.kind.astype(np.uint8),
+        "rank": refs.rank.astype(np.uint16),
+        "seq_id": (refs.token_index // seq_len + first_row).astype(np.int32),
+        "pos": (refs.token_index % seq_len).astype(np.uint16),
+        "act": refs.act.astype(np.float32),
+        "act_positions": pa.array(windows.positions, type=pa.list_(pa.uint16())),
+        "act_levels": pa.array(windows.levels, type=pa.list_(pa.uint8())),
+    })
+
+
+def sequences_table(model_name: str, rows: np.ndarray, seq_ids: np.ndarray, first_row: int) -> pa.Table:
+    return pa.table({
+        "model_name": [model_name] * len(seq_ids),
+        "seq_id": seq_ids.astype(np.int32),
+        "tokens": pa.array(list(rows[seq_ids - first_row].astype(np.int32)), type=pa.list_(pa.int32())),
+    })
+
+
+@dataclass
+class SAETiming:
+    key: str
+    pass_seconds: float
+    post_seconds: float
+    n_tokens: int
+
+
+def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig) -> tuple[dict[str, pa.Table], SAETiming, np.ndarray]:
+    """Everything the database holds for one SAE. Returns the tables, timings and referenced rows."""
+    cfg = config.dashboard
+    sae = load_sae(spec, device=config.device)
+    hook_name = sae_hook_name(sae)
+    t0 = time.perf_counter()
+    result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, cfg, config.device)
+    t1 = time.perf_counter()
+    codes = result.codes
+    stats = dash.latent_stats(codes, sae.cfg.d_sae, cfg.hist_bins)
+    refs = dash.concat_refs([
+        dash.top_contexts(codes, cfg.n_top),
+        dash.quantile_contexts(codes, stats.max_act, cfg.n_quantile_bins, cfg.n_per_quantile, cfg.seed),
+    ])
+    windows = dash.context_windows(codes, refs, stats.max_act, cfg.context_left, cfg.context_right, cfg.first_position)
+    logits = dash.logit_lens(sae, model, cfg.n_logits)
+    neighbors = dash.decoder_neighbors(sae, cfg.n_neighbors)
+    t2 = time.perf_counter()
+    n_dead = int((stats.n_fired == 0).sum())
+    corpus = f"{config.corpus_path.name}[{config.corpus_rows[0]}:{config.corpus_rows[0] + len(rows)}]"
+    tables = {
+        "saes": sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg),
+        "latents": latents_table(spec.key, stats, logits, neighbors),
+        "contexts": contexts_table(spec.key, refs, windows, codes.seq_len, config.corpus_rows[0]),
+    }
+    referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]
+    return tables, SAETiming(spec.key, t1 - t0, t2 - t1, codes.n_tokens), referenced
+
+
+def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
+    from precompute.model_loading import load_model
+
+    rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
+    timings: list[SAETiming] = []
+    with db.atomic_database(config.db_path, start_from_existing=config.append) as con:
+        done = db.existing_sae_keys(con)
+        todo = [s for s in specs if config.force or s.key not in done]
+        for skipped in (s for s in specs if s not in todo):
+            log(f"skip {skipped.key}: already in {config.db_path} (use --force to recompute)")
+        if todo and model is None:
+            model = load_model(config.model_name, device=config.device)
+        if todo and not db.has_vocab(con, config.model_name):
+            db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
+        for spec in todo:
+            tables, timing, referenced = compute_sae_tables(spec, model, rows, config)
+            have = db.existing_sequences(con, config.model_name)
+            new_rows = np.array(sorted(set(referenced.tolist()) - have), dtype=np.int64)
+            con.execute("BEGIN TRANSACTION")
+            db.delete_sae(con, spec.key)
+            for name, table in tables.items():
+                db.insert_arrow(con, name, table)
+            if len(new_rows):
+                db.insert_arrow(con, "sequences", sequences_table(config.model_name, rows, new_rows, config.corpus_rows[0]))
+            con.execute("COMMIT")
+            timings.append(timing)
+            log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s "
+                f"({timing.n_tokens / timing.pass_seconds:.0f} tok/s), post-processing {timing.post_seconds:.1f}s")
+        db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
+    return timings

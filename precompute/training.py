@@ -1,0 +1,145 @@
+"""Train an SAE on the embedded model (or any TransformerLens model) with sae-lens's own runner.
+
+A recipe is one JSON file (see `recipes/saes/`). Training is resumable: sae-lens checkpoints are
+written under `data/checkpoints/<name>/` and a rerun picks up the newest one. The finished SAE is
+written in sae-lens's folder format (`cfg.json` + `sae_weights.safetensors`), in fp16, to
+`assets/saes/<name>/`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from precompute.model_loading import load_model
+
+CHECKPOINT_ROOT = Path("data/checkpoints")
+TRAINER_STATE_FILE = "trainer_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    name: str
+    model_name: str
+    hook_name: str  # full TransformerLens hook name, e.g. "blocks.6.hook_resid_post"
+    architecture: str = "topk"  # "topk" | "batchtopk" | "jumprelu" | "standard"
+    d_sae: int = 4096
+    k: int = 32  # target L0 for TopK/BatchTopK
+    l1_coefficient: float = 5.0  # standard (L1) SAEs only
+    l0_coefficient: float = 1.0  # JumpReLU only
+    training_tokens: int = 5_000_000
+    train_batch_size_tokens: int = 4096
+    context_size: int = 128
+    lr: float = 5e-4
+    lr_warm_up_steps: int = 50
+    lr_decay_steps: int = 250
+    n_batches_in_buffer: int = 34  # must be >= 33 for 4096-token batches at context 128
+    store_batch_size_prompts: int = 32
+    seed: int = 42
+    corpus_rows: tuple[int, int] = (0, 60_000)  # training rows of the corpus; dashboards use rows after these
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "TrainingRecipe":
+        data = json.loads(Path(path).read_text())
+        data["corpus_rows"] = tuple(data.get("corpus_rows", (0, 60_000)))
+        return cls(**data)
+
+    @property
+    def layer(self) -> int:
+        return int(self.hook_name.split(".")[1])
+
+
+def sae_training_config(recipe: TrainingRecipe, d_in: int):
+    from sae_lens import (
+        BatchTopKTrainingSAEConfig,
+        JumpReLUTrainingSAEConfig,
+        StandardTrainingSAEConfig,
+        TopKTrainingSAEConfig,
+    )
+
+    common = dict(d_in=d_in, d_sae=recipe.d_sae, dtype="float32", device="cpu")
+    if recipe.architecture == "topk":
+        return TopKTrainingSAEConfig(k=recipe.k, **common)
+    if recipe.architecture == "batchtopk":
+        return BatchTopKTrainingSAEConfig(k=recipe.k, **common)
+    if recipe.architecture == "jumprelu":
+        return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient, **common)
+    if recipe.architecture == "standard":
+        return StandardTrainingSAEConfig(l1_coefficient=recipe.l1_coefficient, **common)
+    raise ValueError(f"unknown architecture {recipe.architecture!r}")
+
+
+def latest_checkpoint(name: str) -> Path | None:
+    states = sorted(
+        (CHECKPOINT_ROOT / name).glob(f"*/*/{TRAINER_STATE_FILE}"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else -1,
+    )
+    return states[-1].parent if states else None
+
+
+def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: Path | None):
+    from sae_lens import LanguageModelSAERunnerConfig, LoggingConfig
+
+    n_steps = recipe.training_tokens // recipe.train_batch_size_tokens
+    return LanguageModelSAERunnerConfig(
+        sae=sae_training_config(recipe, d_in),
+        model_name=recipe.model_name,
+        hook_name=recipe.hook_name,
+        dataset_path="",
+        is_dataset_tokenized=True,
+        streaming=False,
+        context_size=recipe.context_size,
+        prepend_bos=False,  # SmolLM2 has no BOS; rows start mid-text
+        seqpos_slice=(1, None),  # position 0 is an attention sink with ~6x the residual norm
+        training_tokens=recipe.training_tokens,
+        train_batch_size_tokens=recipe.train_batch_size_tokens,
+        n_batches_in_buffer=recipe.n_batches_in_buffer,
+        store_batch_size_prompts=recipe.store_batch_size_prompts,
+        lr=recipe.lr,
+        lr_warm_up_steps=recipe.lr_warm_up_steps,
+        lr_decay_steps=min(recipe.lr_decay_steps, n_steps // 2),
+        device=device,
+        seed=recipe.seed,
+        n_checkpoints=5,
+        checkpoint_path=str(CHECKPOINT_ROOT / recipe.name),
+        resume_from_checkpoint=str(resume_from) if resume_from else None,
+        output_path=None,
+        n_eval_batches=2,
+        eval_batch_size_prompts=8,
+        logger=LoggingConfig(log_to_wandb=False),
+        model_kwargs={},
+    )
+
+
+def training_dataset(corpus_path: Path, rows: tuple[int, int]):
+    from datasets import Dataset
+
+    dataset = Dataset.from_parquet(str(corpus_path))
+    return dataset.select(range(rows[0], min(rows[1], len(dataset))))
+
+
+def save_fp16(sae, output_dir: Path) -> Path:
+    """sae-lens folder format, weights in fp16 to keep the shipped assets small."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    sae = sae.to(dtype=torch.float16)
+    sae.save_model(str(output_dir))
+    return output_dir
+
+
+def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, device: str = "cpu", model=None) -> Path:
+    from sae_lens import LanguageModelSAETrainingRunner
+
+    torch.manual_seed(recipe.seed)
+    model = model if model is not None else load_model(recipe.model_name, device=device)
+    resume_from = latest_checkpoint(recipe.name)
+    cfg = runner_config(recipe, model.cfg.d_model, device, resume_from)
+    runner = LanguageModelSAETrainingRunner(
+        cfg, override_model=model, override_dataset=training_dataset(corpus_path, recipe.corpus_rows)
+    )
+    sae = runner.run()
+    inference_sae = sae.to_inference_sae() if hasattr(sae, "to_inference_sae") else sae
+    return save_fp16(inference_sae, output_root / recipe.name)

@@ -1,0 +1,124 @@
+"""The dashboard precompute on a tiny random model with a planted latent (known answers)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from precompute.dashboards import DashboardConfig
+from precompute.job import JobConfig, run_job
+from precompute.sae_loading import SAESpec
+from tests import helpers
+
+N_ROWS = 64
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("job")
+    corpus = root / "corpus.parquet"
+    rows = helpers.random_corpus(corpus, N_ROWS)
+    folder = helpers.planted_sae_folder(root)
+    db_path = root / "explorer.duckdb"
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, N_ROWS), db_path=db_path,
+                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2))
+    timings = run_job([SAESpec(key="planted", path=folder)], config, model=helpers.tiny_model(),
+                      tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
+    return rows, db_path, timings
+
+
+def query(db_path, sql, params=()):
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def test_planted_latent_top_contexts_are_the_planted_token(built):
+    rows, db_path, _ = built
+    contexts = query(db_path, "SELECT seq_id, pos, act FROM contexts WHERE sae_key = 'planted' AND latent = ? AND kind = 0",
+                     [helpers.PLANTED_LATENT])
+    assert len(contexts) == 20
+    for seq_id, pos, act in contexts:
+        assert rows[seq_id, pos] == helpers.PLANTED_TOKEN
+        assert act == pytest.approx(5.0, rel=1e-3)
+
+
+def test_planted_latent_density_matches_token_frequency(built):
+    rows, db_path, _ = built
+    expected = (rows[:, 1:] == helpers.PLANTED_TOKEN).mean()  # position 0 excluded
+    (density, n_fired, max_act), = query(
+        db_path, "SELECT density, n_fired, max_act FROM latents WHERE sae_key = 'planted' AND latent = ?",
+        [helpers.PLANTED_LATENT])
+    assert density == pytest.approx(expected)
+    assert n_fired == (rows[:, 1:] == helpers.PLANTED_TOKEN).sum()
+    assert max_act == pytest.approx(5.0, rel=1e-3)
+
+
+def test_position_zero_never_appears_in_contexts(built):
+    _, db_path, _ = built
+    (n,), = query(db_path, "SELECT count(*) FROM contexts WHERE pos = 0")
+    assert n == 0
+
+
+def test_window_activations_mark_every_planted_token_in_the_window(built):
+    rows, db_path, _ = built
+    contexts = query(db_path, "SELECT seq_id, pos, act_positions, act_levels FROM contexts "
+                              "WHERE sae_key = 'planted' AND latent = ?", [helpers.PLANTED_LATENT])
+    for seq_id, pos, positions, levels in contexts:
+        lo, hi = max(pos - 4, 1), min(pos + 2, rows.shape[1] - 1)
+        expected = [p for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN]
+        assert positions == expected
+        assert all(level == 255 for level in levels)
+
+
+def test_quantile_contexts_and_histogram(built):
+    rows, db_path, _ = built
+    kinds = {k for (k,) in query(db_path, "SELECT DISTINCT kind FROM contexts WHERE sae_key = 'planted'")}
+    assert 0 in kinds and kinds - {0}, "top and quantile contexts are both stored"
+    (hist,), = query(db_path, "SELECT hist_counts FROM latents WHERE sae_key = 'planted' AND latent = ?",
+                     [helpers.PLANTED_LATENT])
+    assert sum(hist) == (rows[:, 1:] == helpers.PLANTED_TOKEN).sum()
+    assert hist[-1] == sum(hist), "a constant activation lands in the top bin"
+
+
+def test_every_referenced_sequence_is_stored_once(built):
+    _, db_path, _ = built
+    (missing,), = query(db_path, "SELECT count(*) FROM contexts c ANTI JOIN sequences s USING (seq_id)")
+    assert missing == 0
+    (dupes,), = query(db_path, "SELECT count(*) - count(DISTINCT seq_id) FROM sequences")
+    assert dupes == 0
+
+
+def test_neighbors_and_logits_have_requested_sizes(built):
+    _, db_path, _ = built
+    for neighbors, cosines, top, bottom in query(
+            db_path, "SELECT neighbor_ids, neighbor_cosines, top_logit_values, bottom_logit_values "
+                     "FROM latents WHERE sae_key = 'planted'"):
+        assert len(neighbors) == 7  # d_sae - 1 < 10: every other latent
+        assert cosines == sorted(cosines, reverse=True)
+        assert top == sorted(top, reverse=True) and bottom == sorted(bottom)
+
+
+def test_sae_stats_are_recorded(built):
+    _, db_path, timings = built
+    (n_tokens, l0, ev, hook, d_sae), = query(db_path, "SELECT n_tokens, l0, explained_variance, hook_name, d_sae FROM saes")
+    assert n_tokens == N_ROWS * (helpers.N_CTX - 1)
+    assert hook == helpers.HOOK and d_sae == 8
+    assert l0 > 0 and ev < 1.0
+    assert timings[0].n_tokens == n_tokens
+
+
+def test_rerun_skips_existing_and_force_recomputes(built, tmp_path):
+    rows, db_path, _ = built
+    import shutil
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(db_path, copy)
+    folder = helpers.planted_sae_folder(tmp_path)
+    config = JobConfig(model_name="tiny", corpus_path=db_path.parent / "corpus.parquet", corpus_rows=(0, N_ROWS),
+                       db_path=copy, dashboard=DashboardConfig(batch_size=16, context_left=4, context_right=2))
+    messages: list[str] = []
+    timings = run_job([SAESpec(key="planted", path=folder), SAESpec(key="second", path=folder)], config,
+                      model=helpers.tiny_model(), tokenizer=helpers.FakeTokenizer(), log=messages.append)
+    assert [t.key for t in timings] == ["second"]
+    assert any("skip planted" in m for m in messages)
+    assert {k for (k,) in query(copy, "SELECT sae_key FROM saes")} == {"planted", "second"}

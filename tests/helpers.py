@@ -16,6 +16,7 @@ D_VOCAB = 60
 N_CTX = 32
 PLANTED_TOKEN = 7
 PLANTED_LATENT = 3
+DEAD_LATENT = 5  # never fires (encoder reads nothing, negative bias)
 PLANTED_DIRECTION = 0  # residual dimension that only the planted token writes to
 HOOK = "blocks.1.hook_resid_post"
 
@@ -57,6 +58,8 @@ def planted_sae_folder(root: Path, d_sae: int = 8, seed: int = 0) -> Path:
         sae.W_enc[:, PLANTED_LATENT] = 0.0
         sae.W_enc[PLANTED_DIRECTION, PLANTED_LATENT] = 1.0
         sae.b_enc[PLANTED_LATENT] = -5.0
+        sae.W_enc[:, DEAD_LATENT] = 0.0
+        sae.b_enc[DEAD_LATENT] = -1.0
         sae.W_dec.copy_(torch.nn.functional.normalize(torch.randn(d_sae, D_MODEL), dim=-1))
         sae.b_dec.zero_()
     folder = root / "planted-sae"
@@ -81,3 +84,20 @@ class FakeTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return "".join(f" t{i}" for i in ids)
+
+
+def build_tiny_database(root: Path, n_rows: int = 64, key: str = "planted") -> Path:
+    """A complete explorer database from the tiny model and the planted SAE."""
+    from precompute.dashboards import DashboardConfig
+    from precompute.job import JobConfig, run_job
+    from precompute.sae_loading import SAESpec
+
+    corpus = root / "corpus.parquet"
+    random_corpus(corpus, n_rows)
+    folder = planted_sae_folder(root)
+    db_path = root / "explorer.duckdb"
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=db_path,
+                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2))
+    run_job([SAESpec(key=key, path=folder)], config, model=tiny_model(), tokenizer=FakeTokenizer(),
+            log=lambda *_: None)
+    return db_path

@@ -122,3 +122,11 @@ def test_rerun_skips_existing_and_force_recomputes(built, tmp_path):
     assert [t.key for t in timings] == ["second"]
     assert any("skip planted" in m for m in messages)
     assert {k for (k,) in query(copy, "SELECT sae_key FROM saes")} == {"planted", "second"}
+
+
+def test_dead_latent_is_counted_and_has_no_contexts(built):
+    _, db_path, _ = built
+    (n_fired,), = query(db_path, "SELECT n_fired FROM latents WHERE latent = ?", [helpers.DEAD_LATENT])
+    (n_contexts,), = query(db_path, "SELECT count(*) FROM contexts WHERE latent = ?", [helpers.DEAD_LATENT])
+    (n_dead,), = query(db_path, "SELECT n_dead FROM saes")
+    assert n_fired == 0 and n_contexts == 0 and n_dead >= 1

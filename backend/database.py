@@ -1,0 +1,193 @@
+"""One locked-down, read-only DuckDB connection factory and typed accessors for the explorer."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from backend import queries as q
+from backend.schema import REQUIRED_META_KEYS, SCHEMA_VERSION
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
+DB_ENV_VAR = "EXPLORER_DB"
+EXPECTED_TABLES = {"meta", "vocab", "sequences", "saes", "latents", "contexts"}
+
+
+class DatabaseError(Exception):
+    """A database the app cannot use, with a message meant for the person running it."""
+
+
+def database_path() -> Path:
+    return Path(os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH)
+
+
+def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """Read-only, no external access (no httpfs, no reading other local files from SQL)."""
+    if not path.exists():
+        raise DatabaseError(
+            f"No explorer database at {path}. Build one with `python -m precompute build ...` "
+            f"or point {DB_ENV_VAR} at an existing file."
+        )
+    try:
+        return duckdb.connect(
+            str(path),
+            read_only=True,
+            config={"enable_external_access": False, "autoload_known_extensions": False,
+                    "autoinstall_known_extensions": False},
+        )
+    except duckdb.Error as error:
+        raise DatabaseError(f"{path} is not a readable DuckDB database: {error}") from error
+
+
+@dataclass(frozen=True)
+class Context:
+    kind: int  # 0 = top activations, b >= 1 = quantile bin b
+    rank: int
+    seq_id: int
+    pos: int  # highlighted token position in the sequence
+    act: float
+    tokens: list[str]  # window tokens, decoded
+    token_positions: list[int]  # sequence position of each window token
+    activations: list[float]  # latent activation on each window token (0 where it did not fire)
+
+
+@dataclass(frozen=True)
+class Latent:
+    latent: int
+    n_fired: int
+    density: float
+    max_act: float
+    mean_act: float
+    hist_counts: list[int]
+    top_logits: list[tuple[str, float]]
+    bottom_logits: list[tuple[str, float]]
+    neighbors: list[tuple[int, float]]
+
+    @property
+    def is_dead(self) -> bool:
+        return self.n_fired == 0
+
+
+class ExplorerDB:
+    """Read-only access to one explorer database. Thread-safe: each query uses its own cursor."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._con = connect_read_only(path)
+        self._lock = threading.Lock()
+        self.meta = self._check_schema()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._con.cursor()
+
+    def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        cursor = self._cursor()
+        try:
+            return cursor.execute(sql, list(params)).fetchall()
+        finally:
+            cursor.close()
+
+    def _frame(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        cursor = self._cursor()
+        try:
+            return cursor.execute(sql, list(params)).df()
+        finally:
+            cursor.close()
+
+    def _check_schema(self) -> dict[str, str]:
+        tables = {row[0] for row in self._rows(q.TABLE_NAMES)}
+        if "meta" not in tables:
+            raise DatabaseError(f"{self.path} has no `meta` table: it was not written by `python -m precompute`.")
+        meta = dict(self._rows(q.META))
+        missing = [key for key in REQUIRED_META_KEYS if key not in meta]
+        if missing:
+            raise DatabaseError(f"{self.path} is incomplete (meta lacks {', '.join(missing)}); rebuild it.")
+        if meta["schema_version"] != SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{self.path} has schema version {meta['schema_version']}, this explorer reads version "
+                f"{SCHEMA_VERSION}. Rebuild it with this version's `python -m precompute build`."
+            )
+        if EXPECTED_TABLES - tables:
+            raise DatabaseError(f"{self.path} lacks tables {sorted(EXPECTED_TABLES - tables)}; rebuild it.")
+        return meta
+
+    def close(self) -> None:
+        self._con.close()
+
+    # --- SAEs -------------------------------------------------------------------------------
+    def saes(self) -> pd.DataFrame:
+        return self._frame(q.LIST_SAES)
+
+    def sae_keys(self) -> list[str]:
+        return self.saes()["sae_key"].tolist()
+
+    def sae(self, sae_key: str) -> dict | None:
+        frame = self._frame(q.GET_SAE, [sae_key])
+        return None if frame.empty else frame.iloc[0].to_dict()
+
+    # --- tokens -----------------------------------------------------------------------------
+    def token_strings(self, model_name: str, token_ids: Sequence[int]) -> dict[int, str]:
+        ids = sorted({int(t) for t in token_ids})
+        if not ids:
+            return {}
+        return dict(self._rows(q.TOKEN_STRINGS, [model_name, ids]))
+
+    # --- latents ----------------------------------------------------------------------------
+    def latent(self, sae: dict, latent: int) -> Latent | None:
+        rows = self._rows(q.GET_LATENT, [sae["sae_key"], latent])
+        if not rows:
+            return None
+        (lat, n_fired, density, max_act, mean_act, hist, top_ids, top_vals, bot_ids, bot_vals, nb_ids, nb_cos) = rows[0]
+        names = self.token_strings(sae["model_name"], list(top_ids) + list(bot_ids))
+        return Latent(
+            latent=lat, n_fired=n_fired, density=density, max_act=max_act, mean_act=mean_act,
+            hist_counts=list(hist),
+            top_logits=[(names.get(t, f"<{t}>"), v) for t, v in zip(top_ids, top_vals)],
+            bottom_logits=[(names.get(t, f"<{t}>"), v) for t, v in zip(bot_ids, bot_vals)],
+            neighbors=list(zip(nb_ids, nb_cos)),
+        )
+
+    def contexts(self, sae: dict, latent: int, max_act: float) -> list[Context]:
+        rows = self._rows(q.LATENT_CONTEXTS, [sae["model_name"], sae["sae_key"], latent])
+        left, right = sae["context_left"], sae["context_right"]
+        windows = []
+        for kind, rank, seq_id, pos, act, act_positions, act_levels, tokens in rows:
+            lo, hi = max(pos - left, 1), min(pos + right, len(tokens) - 1)
+            windows.append((kind, rank, seq_id, pos, act, dict(zip(act_positions, act_levels)), tokens[lo : hi + 1], lo))
+        names = self.token_strings(sae["model_name"], [t for w in windows for t in w[6]])
+        return [
+            Context(
+                kind=kind, rank=rank, seq_id=seq_id, pos=pos, act=act,
+                tokens=[names.get(t, f"<{t}>") for t in window_tokens],
+                token_positions=list(range(lo, lo + len(window_tokens))),
+                activations=[levels.get(p, 0) / 255 * max_act for p in range(lo, lo + len(window_tokens))],
+            )
+            for kind, rank, seq_id, pos, act, levels, window_tokens, lo in windows
+        ]
+
+    def count_live_latents(self, sae_key: str) -> int:
+        return self._rows(q.COUNT_LIVE, [sae_key])[0][0]
+
+    def live_latent_at(self, sae_key: str, offset: int) -> int | None:
+        rows = self._rows(q.LIVE_LATENT_AT, [sae_key, offset])
+        return rows[0][0] if rows else None
+
+    def browse(self, sae_key: str, sort: str, min_density: float, max_density: float, limit: int, offset: int) -> pd.DataFrame:
+        return self._frame(q.BROWSE_LATENTS[sort], [sae_key, min_density, max_density, limit, offset])
+
+    def count_browse(self, sae_key: str, min_density: float, max_density: float) -> int:
+        return self._rows(q.COUNT_BROWSE, [sae_key, min_density, max_density])[0][0]
+
+    def latents_by_context_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+        return self._frame(q.LATENTS_BY_CONTEXT_TOKEN, [sae["model_name"], token, sae["model_name"], sae["sae_key"], limit])
+
+    def latents_by_logit_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+        return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])

@@ -1,0 +1,74 @@
+"""Validation of URL query parameters. Every failure is a `ParamError` with a message for the
+person who opened the link; nothing here raises anything else on bad input."""
+
+from __future__ import annotations
+
+import re
+
+MAX_TEXT_PARAM = 100
+SORTS = {
+    "density_desc": "density (high to low)",
+    "density_asc": "density (low to high)",
+    "max_act_desc": "max activation",
+    "latent": "latent id",
+}
+SEARCH_IN = {"contexts": "top contexts", "logits": "top logits"}
+
+
+class ParamError(ValueError):
+    pass
+
+
+def _shown(value: str) -> str:
+    """The offending value, shortened and stripped of control characters, for messages."""
+    clean = re.sub(r"[\x00-\x1f\x7f]", "?", value)
+    return clean if len(clean) <= 40 else clean[:40] + "…"
+
+
+def parse_sae_key(value: str | None, known: list[str]) -> str:
+    if value is None or value == "":
+        if not known:
+            raise ParamError("The database holds no SAEs.")
+        return known[0]
+    if value not in known:
+        raise ParamError(f"Unknown SAE `{_shown(value)}`. Known SAEs: {', '.join(known)}.")
+    return value
+
+
+def parse_latent(value: str | None, d_sae: int) -> int | None:
+    """None when absent; otherwise an int in [0, d_sae)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", text):
+        raise ParamError(f"`latent` must be a whole number from 0 to {d_sae - 1}; got `{_shown(value)}`.")
+    latent = int(text)
+    if latent >= d_sae:
+        raise ParamError(f"Latent {latent} is out of range: this SAE has latents 0 to {d_sae - 1}.")
+    return latent
+
+
+def parse_choice(value: str | None, choices: dict[str, str], name: str, default: str) -> str:
+    if value is None or value == "":
+        return default
+    if value not in choices:
+        raise ParamError(f"`{name}` must be one of {', '.join(choices)}; got `{_shown(value)}`.")
+    return value
+
+
+def parse_page(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not re.fullmatch(r"[0-9]{1,6}", value.strip()):
+        raise ParamError(f"`page` must be a whole number ≥ 0; got `{_shown(value)}`.")
+    return int(value)
+
+
+def parse_text(value: str | None, name: str) -> str:
+    if value is None:
+        return ""
+    if len(value) > MAX_TEXT_PARAM:
+        raise ParamError(f"`{name}` is longer than {MAX_TEXT_PARAM} characters.")
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
+        raise ParamError(f"`{name}` contains control characters.")
+    return value

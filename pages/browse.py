@@ -1,0 +1,85 @@
+"""Browse: find latents by id, by a token in their top contexts or top logits; sort by density/max."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
+from pages import common
+
+PAGE_SIZE = 50
+
+db = common.get_db()
+sae = common.current_sae()
+try:
+    query = parse_text(st.query_params.get("q"), "q").strip()
+    search_in = parse_choice(st.query_params.get("in"), SEARCH_IN, "in", "contexts")
+    sort = parse_choice(st.query_params.get("sort"), SORTS, "sort", "density_desc")
+    page = parse_page(st.query_params.get("page"))
+except ParamError as error:
+    common.show_param_error(error)
+
+st.title("Browse latents")
+st.caption(f"SAE `{sae['sae_key']}` · {int(sae['d_sae']):,} latents")
+
+
+def set_param(name: str, widget_key: str) -> None:
+    value = st.session_state[widget_key]
+    if value in ("", None):
+        st.query_params.pop(name, None)
+    else:
+        st.query_params[name] = str(value)
+    st.query_params.pop("page", None)
+
+
+top = st.columns([3, 2, 2])
+top[0].text_input("token", value=query, key="browse_q", on_change=set_param, args=("q", "browse_q"),
+                  placeholder="e.g. snake, the, ing", help="Exact token text (case-insensitive, surrounding spaces ignored).")
+top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_IN.get,
+             key="browse_in", on_change=set_param, args=("in", "browse_in"), horizontal=True)
+top[2].selectbox("sort by", list(SORTS), index=list(SORTS).index(sort), format_func=SORTS.get,
+                 key="browse_sort", on_change=set_param, args=("sort", "browse_sort"))
+
+
+def latent_links(frame, extra_columns: list[str]) -> None:
+    frame = frame.copy()
+    frame["open"] = [f"./latent?sae={sae['sae_key']}&latent={lat}" for lat in frame["latent"]]
+    st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
+                 column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
+                                "density": st.column_config.NumberColumn(format="%.5f")})
+
+
+if query:
+    if search_in == "contexts":
+        found = db.latents_by_context_token(sae, query)
+        st.subheader(f"Latents whose top contexts peak on “{query}”")
+        columns = ["hits", "best_act", "density", "max_act"]
+    else:
+        found = db.latents_by_logit_token(sae, query)
+        st.subheader(f"Latents that promote “{query}” among their top logits")
+        columns = ["logit_rank", "logit", "density", "max_act"]
+    if found.empty:
+        st.info(f"No latent matches “{query}”. Tokens match exactly (ignoring case and surrounding spaces); "
+                "try the other search, or a shorter piece of the word as the tokenizer splits it.")
+    else:
+        sort_column = {"density_desc": ("density", False), "density_asc": ("density", True),
+                       "max_act_desc": ("max_act", False), "latent": ("latent", True)}[sort]
+        if "sort" in st.query_params:
+            found = found.sort_values(sort_column[0], ascending=sort_column[1])
+        latent_links(found, columns)
+else:
+    total = db.count_browse(sae["sae_key"], 0.0, 1.0)
+    n_pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    if page >= n_pages:
+        st.error(f"`page` {page} is past the last page ({n_pages - 1}).")
+        st.stop()
+    frame = db.browse(sae["sae_key"], sort, 0.0, 1.0, PAGE_SIZE, page * PAGE_SIZE)
+    st.subheader(f"All latents, by {SORTS[sort]} — page {page + 1} of {n_pages}")
+    latent_links(frame, ["density", "max_act", "mean_act", "n_fired"])
+    pager = st.columns(2)
+    if page > 0:
+        with pager[0]:
+            common.page_link("browse", "← previous page", sae=sae["sae_key"], sort=sort, page=page - 1)
+    if page + 1 < n_pages:
+        with pager[1]:
+            common.page_link("browse", "next page →", sae=sae["sae_key"], sort=sort, page=page + 1)

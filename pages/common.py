@@ -1,0 +1,105 @@
+"""Shared UI helpers: the cached database, query-parameter state, links, token rendering."""
+
+from __future__ import annotations
+
+import html
+
+import streamlit as st
+
+from backend.database import DatabaseError, ExplorerDB, database_path
+from backend.params import ParamError, parse_sae_key
+
+PAGE_FILES = {"overview": "pages/overview.py", "latent": "pages/latent.py", "browse": "pages/browse.py"}
+
+
+@st.cache_resource(show_spinner=False)
+def _open_db(path: str) -> ExplorerDB:
+    return ExplorerDB(__import__("pathlib").Path(path))
+
+
+def get_db() -> ExplorerDB:
+    """The read-only database, or a clear message and a stop."""
+    try:
+        return _open_db(str(database_path()))
+    except DatabaseError as error:
+        st.error(str(error))
+        st.stop()
+
+
+@st.cache_data(show_spinner=False)
+def sae_table(path: str):
+    return _open_db(path).saes()
+
+
+def saes_frame():
+    get_db()
+    return sae_table(str(database_path()))
+
+
+def current_sae() -> dict:
+    """The SAE named by `?sae=` (the first SAE when absent); stops with a message when unknown."""
+    db = get_db()
+    frame = saes_frame()
+    try:
+        key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist())
+    except ParamError as error:
+        st.error(str(error))
+        st.stop()
+    return frame.set_index("sae_key", drop=False).loc[key].to_dict()
+
+
+def show_param_error(error: ParamError) -> None:
+    st.error(str(error))
+    st.stop()
+
+
+def render_sidebar() -> None:
+    with st.sidebar:
+        try:
+            db = _open_db(str(database_path()))
+        except DatabaseError as error:
+            st.error(str(error))
+            return
+        keys = sae_table(str(database_path()))["sae_key"].tolist()
+        requested = st.query_params.get("sae")
+        if not keys:
+            st.warning("The database holds no SAEs.")
+            return
+        index = keys.index(requested) if requested in keys else 0
+        choice = st.selectbox("SAE", keys, index=index, key="sidebar_sae",
+                              help="Every page shows this SAE; the choice is kept in the URL (?sae=).")
+        if requested is not None and requested not in keys:
+            pass  # the page reports the bad parameter; do not overwrite the URL silently
+        elif choice != requested:
+            st.query_params["sae"] = choice
+            st.query_params.pop("latent", None)
+        st.caption(f"Database: `{db.path.name}` · schema v{db.meta['schema_version']} · "
+                   f"code {db.meta['code_version']} · built {db.meta['created_at'][:10]}")
+
+
+def redirect_bare_links(current) -> None:
+    """`/?sae=..&latent=..` (no page in the path) opens the latent page: the URL alone decides the view."""
+    if current.title == "Overview" and "latent" in st.query_params:
+        st.switch_page(PAGE_FILES["latent"], query_params=st.query_params.to_dict())
+
+
+def page_link(page: str, label: str, **params) -> None:
+    st.page_link(PAGE_FILES[page], label=label, query_params={k: str(v) for k, v in params.items()})
+
+
+def activation_color(fraction: float) -> str:
+    alpha = 0.0 if fraction <= 0 else 0.15 + 0.85 * min(fraction, 1.0)
+    return f"rgba(255, 120, 0, {alpha:.2f})"
+
+
+def context_html(tokens: list[str], activations: list[float], max_act: float, highlight_index: int) -> str:
+    """One context as HTML: each token a span coloured by the latent's activation on it."""
+    spans = []
+    for i, (token, act) in enumerate(zip(tokens, activations)):
+        text = html.escape(token).replace("\n", "⏎").replace(" ", "&nbsp;") or "∅"
+        classes = "tok" + (" act" if act > 0 else "") + (" peak" if i == highlight_index else "")
+        style = f"background:{activation_color(act / max_act if max_act else 0)};"
+        if i == highlight_index:
+            style += "border-bottom:2px solid #c00;font-weight:600;"
+        spans.append(f'<span class="{classes}" style="{style}" title="{act:.3f}">{text}</span>')
+    return f'<div class="ctx" style="font-family:monospace;line-height:1.9;white-space:nowrap;overflow-x:auto">{"".join(spans)}</div>'

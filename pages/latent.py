@@ -1,0 +1,123 @@
+"""Latent dashboard: contexts with per-token highlighting, quantiles, histogram, logits, neighbours."""
+
+from __future__ import annotations
+
+import random
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend.params import ParamError, parse_latent
+from pages import common
+
+db = common.get_db()
+sae = common.current_sae()
+d_sae = int(sae["d_sae"])
+try:
+    latent_id = parse_latent(st.query_params.get("latent"), d_sae)
+except ParamError as error:
+    common.show_param_error(error)
+if latent_id is None:
+    latent_id = 0
+    st.query_params["latent"] = "0"
+
+
+def go_to(latent: int) -> None:
+    st.query_params["latent"] = str(latent)
+
+
+def random_live_latent() -> None:
+    n_live = db.count_live_latents(sae["sae_key"])
+    if n_live:
+        go_to(db.live_latent_at(sae["sae_key"], random.randrange(n_live)))
+
+
+def jump() -> None:
+    go_to(int(st.session_state["latent_jump"]))
+
+
+st.title(f"Latent {latent_id}")
+st.caption(f"SAE `{sae['sae_key']}` · `{sae['hook_name']}` · {d_sae:,} latents")
+
+nav = st.columns([1, 1, 1, 2])
+nav[0].button("← previous", on_click=go_to, args=(max(latent_id - 1, 0),), disabled=latent_id == 0,
+              key="latent_prev", width="stretch")
+nav[1].button("next →", on_click=go_to, args=(min(latent_id + 1, d_sae - 1),), disabled=latent_id >= d_sae - 1,
+              key="latent_next", width="stretch")
+nav[2].button("🎲 random live", on_click=random_live_latent, key="latent_random", width="stretch")
+nav[3].number_input("jump to latent", min_value=0, max_value=d_sae - 1, value=latent_id, step=1,
+                    key="latent_jump", on_change=jump, label_visibility="collapsed")
+
+latent = db.latent(sae, latent_id)
+if latent is None:
+    st.error(f"Latent {latent_id} has no row in this database.")
+    st.stop()
+
+cols = st.columns(4)
+cols[0].metric("density", f"{latent.density:.3%}", help="fraction of corpus tokens where it is > 0")
+cols[1].metric("max activation", f"{latent.max_act:.2f}")
+cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}")
+cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae['n_tokens']:,} tokens measured")
+
+if latent.is_dead:
+    st.warning(f"Latent {latent_id} never fired on the {sae['n_tokens']:,} tokens measured: it is dead here, "
+               "so it has no contexts or histogram. Its logits and neighbours are shown below.")
+
+contexts = db.contexts(sae, latent_id, latent.max_act)
+top = [c for c in contexts if c.kind == 0]
+quantiles = [c for c in contexts if c.kind > 0]
+
+
+def render_contexts(items) -> None:
+    for c in items:
+        peak = c.token_positions.index(c.pos)
+        st.markdown(
+            f'<div style="display:flex;gap:0.6em;align-items:baseline"><code style="min-width:4.5em">{c.act:.2f}</code>'
+            f'{common.context_html(c.tokens, c.activations, latent.max_act, peak)}</div>',
+            unsafe_allow_html=True,
+        )
+
+
+main, side = st.columns([3, 2])
+with main:
+    st.subheader(f"Top activations ({len(top)})")
+    st.caption("One context per corpus row; the underlined token is where the latent peaks; colour = activation "
+               "relative to this latent's max (hover a token for its value).")
+    render_contexts(top)
+    if quantiles:
+        st.subheader("Quantile samples")
+        n_bins = max(c.kind for c in quantiles)
+        for b in range(n_bins, 0, -1):
+            items = [c for c in quantiles if c.kind == b]
+            if items:
+                lo, hi = (b - 1) / n_bins * latent.max_act, b / n_bins * latent.max_act
+                st.markdown(f"**Activation {lo:.2f} – {hi:.2f}**")
+                render_contexts(items)
+
+with side:
+    st.subheader("Activation histogram")
+    if sum(latent.hist_counts):
+        n_bins = len(latent.hist_counts)
+        width = latent.max_act / n_bins
+        fig = go.Figure(go.Bar(x=[(i + 0.5) * width for i in range(n_bins)], y=latent.hist_counts, width=width,
+                               marker_color="rgb(255,120,0)"))
+        fig.update_layout(height=250, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="activation",
+                          yaxis_title="tokens", bargap=0.05)
+        st.plotly_chart(fig, width="stretch", key="latent_hist")
+    else:
+        st.caption("No activations.")
+
+    st.subheader("Logits")
+    st.caption("Decoder direction through the unembedding (W_dec · W_U).")
+    lc = st.columns(2)
+    lc[0].markdown("**promoted**")
+    lc[0].dataframe({"token": [repr(t) for t, _ in latent.top_logits], "logit": [v for _, v in latent.top_logits]},
+                    hide_index=True, width="stretch")
+    lc[1].markdown("**suppressed**")
+    lc[1].dataframe({"token": [repr(t) for t, _ in latent.bottom_logits], "logit": [v for _, v in latent.bottom_logits]},
+                    hide_index=True, width="stretch")
+
+    st.subheader("Nearest latents")
+    st.caption("By cosine similarity of decoder directions.")
+    for neighbor, cosine in latent.neighbors:
+        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae["sae_key"], latent=neighbor)

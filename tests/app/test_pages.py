@@ -1,0 +1,122 @@
+"""The Streamlit app rendered headless with AppTest, driven only by URL query parameters."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import helpers
+
+TIMEOUT = 60
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def run_page(page_name: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page_name != "overview":
+        at.switch_page(f"pages/{page_name}.py")
+        for key, value in params.items():
+            at.query_params[key] = value
+        at.run()
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [t.value for t in at.title] + [s.value for s in at.subheader]
+    parts += [c.value for c in at.caption] + [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_overview_lists_the_sae(app_env):
+    at = run_page("overview")
+    assert not at.exception
+    assert any(s.value == "planted" for s in at.subheader)
+    assert at.dataframe[0].value["SAE"].tolist() == ["planted"]
+
+
+def test_latent_page_shows_highlighted_contexts_histogram_logits_neighbours(app_env):
+    at = run_page("latent", sae="planted", latent=str(helpers.PLANTED_LATENT))
+    assert not at.exception
+    assert at.title[0].value == f"Latent {helpers.PLANTED_LATENT}"
+    contexts = [m.value for m in at.markdown if 'class="ctx"' in m.value]
+    assert len(contexts) >= 20
+    peak = re.compile(r'class="tok act peak"[^>]*>([^<]*)</span>')
+    assert all(peak.search(c).group(1) == f"&nbsp;t{helpers.PLANTED_TOKEN}" for c in contexts[:20])
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.dataframe) == 2  # promoted and suppressed logits
+    neighbour_links = [p for p in at.get("page_link") if p.proto.label.startswith("latent ")]
+    assert len(neighbour_links) == 7
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("-1", "must be a whole number"),
+    ("abc", "must be a whole number"),
+    ("8", "out of range"),
+    ("99999999999999999999", "must be a whole number"),
+    ("1; DROP TABLE latents", "must be a whole number"),
+    ("٣", "must be a whole number"),  # unicode digit
+])
+def test_bad_latent_parameter_shows_a_message(app_env, bad, message):
+    at = run_page("latent", sae="planted", latent=bad)
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+@pytest.mark.parametrize("bad", ["nope", "' OR 1=1 --", "名前", "x" * 500])
+def test_unknown_sae_shows_a_message(app_env, bad):
+    at = run_page("latent", sae=bad, latent="1")
+    assert not at.exception
+    assert any("Unknown SAE" in e.value for e in at.error)
+
+
+def test_dead_latent_is_explained(app_env):
+    at = run_page("latent", sae="planted", latent=str(helpers.DEAD_LATENT))
+    assert not at.exception
+    assert any("never fired" in w.value for w in at.warning)
+
+
+def test_next_button_moves_to_the_next_latent_in_the_url(app_env):
+    at = run_page("latent", sae="planted", latent="2")
+    at.button(key="latent_next").click().run()
+    assert at.query_params["latent"] == ["3"] or at.query_params["latent"] == "3"
+    assert at.title[0].value == "Latent 3"
+
+
+def test_browse_finds_planted_latent_by_context_token(app_env):
+    at = run_page("browse", sae="planted", q=f"t{helpers.PLANTED_TOKEN}")
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert frame["latent"].iloc[0] == helpers.PLANTED_LATENT
+
+
+def test_browse_sorted_by_density(app_env):
+    at = run_page("browse", sae="planted", sort="density_asc")
+    assert not at.exception
+    densities = at.dataframe[0].value["density"].tolist()
+    assert densities == sorted(densities)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"sort": "evil"}, "`sort` must be one of"),
+    ({"page": "-3"}, "`page` must be"),
+    ({"page": "400"}, "past the last page"),
+    ({"q": "a" * 300}, "longer than"),
+])
+def test_bad_browse_parameters_show_a_message(app_env, params, message):
+    at = run_page("browse", sae="planted", **params)
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_missing_database_shows_a_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_DB", str(tmp_path / "missing.duckdb"))
+    at = run_page("overview")
+    assert not at.exception
+    assert any("No explorer database" in e.value for e in at.error)

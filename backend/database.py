@@ -17,7 +17,7 @@ from backend.schema import REQUIRED_META_KEYS, SCHEMA_VERSION
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
 DB_ENV_VAR = "EXPLORER_DB"
-EXPECTED_TABLES = {"meta", "vocab", "sequences", "saes", "latents", "contexts"}
+EXPECTED_TABLES = {"meta", "vocab", "sequences", "saes", "latents", "contexts", "window_acts"}
 
 
 class DatabaseError(Exception):
@@ -157,20 +157,21 @@ class ExplorerDB:
 
     def contexts(self, sae: dict, latent: int, max_act: float) -> list[Context]:
         rows = self._rows(q.LATENT_CONTEXTS, [sae["model_name"], sae["sae_key"], latent])
+        levels = {(seq_id, pos): level for seq_id, pos, level in self._rows(q.LATENT_WINDOW_ACTS, [sae["sae_key"], latent])}
         left, right = sae["context_left"], sae["context_right"]
         windows = []
-        for kind, rank, seq_id, pos, act, act_positions, act_levels, tokens in rows:
+        for kind, rank, seq_id, pos, act, tokens in rows:
             lo, hi = max(pos - left, 1), min(pos + right, len(tokens) - 1)
-            windows.append((kind, rank, seq_id, pos, act, dict(zip(act_positions, act_levels)), tokens[lo : hi + 1], lo))
-        names = self.token_strings(sae["model_name"], [t for w in windows for t in w[6]])
+            windows.append((kind, rank, seq_id, pos, act, tokens[lo : hi + 1], lo))
+        names = self.token_strings(sae["model_name"], [t for w in windows for t in w[5]])
         return [
             Context(
                 kind=kind, rank=rank, seq_id=seq_id, pos=pos, act=act,
                 tokens=[names.get(t, f"<{t}>") for t in window_tokens],
                 token_positions=list(range(lo, lo + len(window_tokens))),
-                activations=[levels.get(p, 0) / 255 * max_act for p in range(lo, lo + len(window_tokens))],
+                activations=[levels.get((seq_id, p), 0) / 255 * max_act for p in range(lo, lo + len(window_tokens))],
             )
-            for kind, rank, seq_id, pos, act, levels, window_tokens, lo in windows
+            for kind, rank, seq_id, pos, act, window_tokens, lo in windows
         ]
 
     def count_live_latents(self, sae_key: str) -> int:

@@ -24,11 +24,14 @@ FROM latents WHERE sae_key = ? AND latent = ?
 """
 
 LATENT_CONTEXTS = """
-SELECT c.kind, c.rank, c.seq_id, c.pos, c.act, c.act_positions, c.act_levels, s.tokens
+SELECT c.kind, c.rank, c.seq_id, c.pos, c.act, s.tokens
 FROM contexts c
 JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
 WHERE c.sae_key = ? AND c.latent = ?
 ORDER BY c.kind, c.rank
+"""
+LATENT_WINDOW_ACTS = """
+SELECT seq_id, pos, level FROM window_acts WHERE sae_key = ? AND latent = ?
 """
 
 TOKEN_STRINGS = """

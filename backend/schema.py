@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"
 REQUIRED_META_KEYS = ("schema_version", "code_version", "created_at", "models")
 

@@ -53,6 +53,38 @@ def add_build_parser(sub) -> None:
     p.add_argument("--per-bin", type=int, default=3, help="contexts sampled per quantile bin")
 
 
+def add_card_parser(sub) -> None:
+    p = sub.add_parser("card", help="measure a trained SAE (explained variance, L0, dead latents, CE loss "
+                                    "recovered) and write card.json + README.md into its folder")
+    p.add_argument("folder", type=Path, help="sae-lens SAE folder, e.g. assets/saes/smollm2-l6-topk-4k-k32")
+    p.add_argument("--recipe", type=Path, default=None, help="the recipe it was trained from (for the card)")
+    p.add_argument("--model", default="smollm2-135m-embedded", help="model the SAE reads")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus Parquet")
+    p.add_argument("--rows", default="100000:101024", metavar="START:STOP", help="held-out rows for EV/L0/dead")
+    p.add_argument("--ce-rows", type=int, default=64, help="rows (from START) for the CE-loss comparison")
+
+
+def run_card(args) -> int:
+    import json
+
+    from precompute.card import measure_card, write_card
+    from precompute.corpus import load_corpus_rows
+    from precompute.model_loading import load_model
+    from precompute.sae_loading import SAESpec, load_sae
+
+    start, stop = parse_rows(args.rows)
+    rows = load_corpus_rows(args.corpus)[start:stop]
+    training_tokens = None
+    if args.recipe:
+        training_tokens = json.loads(args.recipe.read_text()).get("training_tokens")
+    sae = load_sae(SAESpec(key=args.folder.name, path=args.folder))
+    card = measure_card(args.folder.name, load_model(args.model), sae, rows, rows[: args.ce_rows],
+                        f"{start}:{stop}", training_tokens, args.model)
+    write_card(card, args.folder, str(args.recipe) if args.recipe else None)
+    print(json.dumps(card.__dict__, indent=2))
+    return 0
+
+
 def parse_rows(text: str) -> tuple[int, int]:
     try:
         start, stop = (int(part) for part in text.split(":"))
@@ -118,7 +150,7 @@ def run_train(args) -> int:
     return 0
 
 
-COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build}
+COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build, "card": run_card}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_corpus_parser(sub)
     add_train_parser(sub)
     add_build_parser(sub)
+    add_card_parser(sub)
     return parser
 
 

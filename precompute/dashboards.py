@@ -227,32 +227,38 @@ def concat_refs(parts: list[ContextRefs]) -> ContextRefs:
 
 
 @dataclass
-class ContextWindows:
-    positions: list[np.ndarray]  # per context: positions (in its row) where the latent fired
-    levels: list[np.ndarray]  # per context: uint8 activation levels relative to the latent's max
+class WindowActivations:
+    """The latent's activations on every token of its contexts' windows, deduplicated."""
+
+    latent: np.ndarray  # int32
+    token_index: np.ndarray  # int64 (row * seq_len + pos)
+    level: np.ndarray  # uint8: round(255 * value / max_act), >= 1
 
 
-def context_windows(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarray, left: int, right: int,
-                    first_position: int) -> ContextWindows:
-    """The latent's activations on every token of each context's window, via binary search
-    in the codes sorted by (latent, token)."""
-    key = codes.latent.astype(np.int64) * (codes.n_rows * codes.seq_len) + codes.token_index
+def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarray, left: int, right: int,
+                       first_position: int) -> WindowActivations:
+    """Codes that fall in a window of one of the latent's contexts, found by binary search in the
+    codes sorted by (latent, token), so the cost is O(contexts * log nnz) however many latents."""
+    n_total = codes.n_rows * codes.seq_len
+    key = codes.latent.astype(np.int64) * n_total + codes.token_index
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     row = refs.token_index // codes.seq_len
     pos = refs.token_index % codes.seq_len
-    lo_pos = np.maximum(pos - left, first_position)
-    hi_pos = np.minimum(pos + right, codes.seq_len - 1)
-    base = refs.latent.astype(np.int64) * (codes.n_rows * codes.seq_len) + row * codes.seq_len
-    lo = np.searchsorted(sorted_key, base + lo_pos, side="left")
-    hi = np.searchsorted(sorted_key, base + hi_pos, side="right")
-    positions, levels = [], []
-    for i in range(len(lo)):
-        idx = order[lo[i] : hi[i]]
-        peak = max_act[refs.latent[i]] or 1.0
-        positions.append((codes.token_index[idx] % codes.seq_len).astype(np.uint16))
-        levels.append(np.clip(np.rint(codes.value[idx] / peak * 255), 1, 255).astype(np.uint8))
-    return ContextWindows(positions=positions, levels=levels)
+    base = refs.latent.astype(np.int64) * n_total + row * codes.seq_len
+    lo = np.searchsorted(sorted_key, base + np.maximum(pos - left, first_position), side="left")
+    hi = np.searchsorted(sorted_key, base + np.minimum(pos + right, codes.seq_len - 1), side="right")
+    # Expand each [lo, hi) range into indices without a Python loop.
+    lengths = hi - lo
+    starts = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    picked = np.unique(order[starts + np.arange(lengths.sum())])  # overlapping windows stored once
+    latent = codes.latent[picked]
+    peak = np.where(max_act > 0, max_act, 1.0)[latent]
+    return WindowActivations(
+        latent=latent,
+        token_index=codes.token_index[picked],
+        level=np.clip(np.rint(codes.value[picked] / peak * 255), 1, 255).astype(np.uint8),
+    )
 
 
 @torch.no_grad()

@@ -73,30 +73,44 @@ def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Ta
         "latent": np.arange(d_sae, dtype=np.int32),
         "n_fired": stats.n_fired.astype(np.int64),
         "density": stats.density,
-        "max_act": stats.max_act,
-        "mean_act": stats.mean_act,
+        "max_act": rounded(stats.max_act),
+        "mean_act": rounded(stats.mean_act),
         "hist_counts": as_lists(stats.hist_counts.astype(np.int32), pa.int32()),
         "top_logit_ids": as_lists(top_i.astype(np.int32), pa.int32()),
-        "top_logit_values": as_lists(top_v.astype(np.float32), pa.float32()),
+        "top_logit_values": as_lists(rounded(top_v), pa.float32()),
         "bottom_logit_ids": as_lists(bot_i.astype(np.int32), pa.int32()),
-        "bottom_logit_values": as_lists(bot_v.astype(np.float32), pa.float32()),
+        "bottom_logit_values": as_lists(rounded(bot_v), pa.float32()),
         "neighbor_ids": as_lists(nb_i.astype(np.int32), pa.int32()),
-        "neighbor_cosines": as_lists(nb_c.astype(np.float32), pa.float32()),
+        "neighbor_cosines": as_lists(rounded(nb_c), pa.float32()),
     })
 
 
-def contexts_table(key: str, refs: dash.ContextRefs, windows: dash.ContextWindows, seq_len: int,
-                   first_row: int) -> pa.Table:
+def rounded(values: np.ndarray, decimals: int = 3) -> np.ndarray:
+    """Display values rounded to decimals: exact short decimals compress several-fold in DuckDB (ALP)."""
+    return np.round(values.astype(np.float64), decimals).astype(np.float32)
+
+
+def contexts_table(key: str, refs: dash.ContextRefs, seq_len: int, first_row: int) -> pa.Table:
+    order = np.lexsort((refs.rank, refs.kind, refs.latent))  # sorted rows bit-pack and RLE well
     return pa.table({
-        "sae_key": [key] * len(refs.latent),
-        "latent": refs.latent.astype(np.int32),
-        "kind": refs.kind.astype(np.uint8),
-        "rank": refs.rank.astype(np.uint16),
-        "seq_id": (refs.token_index // seq_len + first_row).astype(np.int32),
-        "pos": (refs.token_index % seq_len).astype(np.uint16),
-        "act": refs.act.astype(np.float32),
-        "act_positions": pa.array(windows.positions, type=pa.list_(pa.uint16())),
-        "act_levels": pa.array(windows.levels, type=pa.list_(pa.uint8())),
+        "sae_key": [key] * len(order),
+        "latent": refs.latent[order].astype(np.int32),
+        "kind": refs.kind[order].astype(np.uint8),
+        "rank": refs.rank[order].astype(np.uint16),
+        "seq_id": (refs.token_index[order] // seq_len + first_row).astype(np.int32),
+        "pos": (refs.token_index[order] % seq_len).astype(np.uint16),
+        "act": rounded(refs.act[order]),
+    })
+
+
+def window_acts_table(key: str, windows: dash.WindowActivations, seq_len: int, first_row: int) -> pa.Table:
+    order = np.lexsort((windows.token_index, windows.latent))
+    return pa.table({
+        "sae_key": [key] * len(order),
+        "latent": windows.latent[order].astype(np.int32),
+        "seq_id": (windows.token_index[order] // seq_len + first_row).astype(np.int32),
+        "pos": (windows.token_index[order] % seq_len).astype(np.uint16),
+        "level": windows.level[order].astype(np.uint8),
     })
 
 
@@ -130,7 +144,8 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
         dash.top_contexts(codes, cfg.n_top),
         dash.quantile_contexts(codes, stats.max_act, cfg.n_quantile_bins, cfg.n_per_quantile, cfg.seed),
     ])
-    windows = dash.context_windows(codes, refs, stats.max_act, cfg.context_left, cfg.context_right, cfg.first_position)
+    windows = dash.window_activations(codes, refs, stats.max_act, cfg.context_left, cfg.context_right,
+                                      cfg.first_position)
     logits = dash.logit_lens(sae, model, cfg.n_logits)
     neighbors = dash.decoder_neighbors(sae, cfg.n_neighbors)
     t2 = time.perf_counter()
@@ -139,7 +154,8 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
     tables = {
         "saes": sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg),
         "latents": latents_table(spec.key, stats, logits, neighbors),
-        "contexts": contexts_table(spec.key, refs, windows, codes.seq_len, config.corpus_rows[0]),
+        "contexts": contexts_table(spec.key, refs, codes.seq_len, config.corpus_rows[0]),
+        "window_acts": window_acts_table(spec.key, windows, codes.seq_len, config.corpus_rows[0]),
     }
     referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]
     return tables, SAETiming(spec.key, t1 - t0, t2 - t1, codes.n_tokens), referenced

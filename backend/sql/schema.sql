@@ -65,15 +65,24 @@ CREATE TABLE latents (
     PRIMARY KEY (sae_key, latent)
 );
 
--- Example contexts: references into `sequences` plus the latent's sparse activations in the window.
+-- Example contexts: references into `sequences` (no copies of text).
 CREATE TABLE contexts (
     sae_key     VARCHAR NOT NULL,
     latent      INTEGER NOT NULL,
     kind        UTINYINT NOT NULL,   -- 0 = top activations, b >= 1 = quantile bin b (1 = lowest)
     rank        USMALLINT NOT NULL,  -- order within (latent, kind)
     seq_id      INTEGER NOT NULL,
-    pos         USMALLINT NOT NULL,  -- position of the highlighted (max) token in the sequence
-    act         REAL NOT NULL,       -- activation at pos
-    act_positions USMALLINT[] NOT NULL, -- positions in the window where the latent fired
-    act_levels    UTINYINT[] NOT NULL   -- their activations as round(255 * act / max_act)
+    pos         USMALLINT NOT NULL,  -- position of the highlighted token in the sequence
+    act         REAL NOT NULL        -- activation at pos
+);
+
+-- The latent's sparse activations on every token of its contexts' windows (for highlighting).
+-- Flat and sorted rather than per-context lists: overlapping windows are stored once and the
+-- columns bit-pack well.
+CREATE TABLE window_acts (
+    sae_key VARCHAR NOT NULL,
+    latent  INTEGER NOT NULL,
+    seq_id  INTEGER NOT NULL,
+    pos     USMALLINT NOT NULL,
+    level   UTINYINT NOT NULL        -- round(255 * activation / max_act), >= 1
 );

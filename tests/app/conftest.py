@@ -12,3 +12,17 @@ def tiny_db(tmp_path_factory):
 def app_env(tiny_db, monkeypatch):
     monkeypatch.setenv("EXPLORER_DB", str(tiny_db))
     return tiny_db
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_cached_connections():
+    """Close the app's cached DuckDB connections before interpreter exit (else duckdb's bindings
+    report leaked objects at shutdown)."""
+    yield
+    import gc
+
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    gc.collect()

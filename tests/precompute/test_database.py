@@ -15,10 +15,10 @@ def test_ddl_creates_every_table(tmp_path):
     with duckdb.connect(str(tmp_path / "x.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    assert tables == {"meta", "vocab", "sequences", "saes", "latents", "contexts"}
+    assert tables == {"meta", "vocab", "sequences", "saes", "latents", "contexts", "window_acts"}
     assert meta["schema_version"] == SCHEMA_VERSION
     assert meta["models"] == "m" and meta["code_version"] and meta["created_at"]
-    assert len(ddl_statements()) == 6
+    assert len(ddl_statements()) == 7
 
 
 def test_crash_leaves_previous_database_untouched(tmp_path):

@@ -62,13 +62,18 @@ def test_position_zero_never_appears_in_contexts(built):
 
 def test_window_activations_mark_every_planted_token_in_the_window(built):
     rows, db_path, _ = built
-    contexts = query(db_path, "SELECT seq_id, pos, act_positions, act_levels FROM contexts "
-                              "WHERE sae_key = 'planted' AND latent = ?", [helpers.PLANTED_LATENT])
-    for seq_id, pos, positions, levels in contexts:
+    contexts = query(db_path, "SELECT seq_id, pos FROM contexts WHERE sae_key = 'planted' AND latent = ?",
+                     [helpers.PLANTED_LATENT])
+    acts = query(db_path, "SELECT seq_id, pos, level FROM window_acts WHERE sae_key = 'planted' AND latent = ?",
+                 [helpers.PLANTED_LATENT])
+    stored = {(seq_id, pos): level for seq_id, pos, level in acts}
+    expected: set[tuple[int, int]] = set()
+    for seq_id, pos in contexts:
         lo, hi = max(pos - 4, 1), min(pos + 2, rows.shape[1] - 1)
-        expected = [p for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN]
-        assert positions == expected
-        assert all(level == 255 for level in levels)
+        expected |= {(seq_id, p) for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN}
+    assert set(stored) == expected, "exactly the planted tokens inside the windows"
+    assert set(stored.values()) == {255}
+    assert len(acts) == len(stored), "overlapping windows stored once"
 
 
 def test_quantile_contexts_and_histogram(built):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from views import common
 
-st.set_page_config(page_title="absorption-explorer", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="absorption-explorer", page_icon=":material/manage_search:", layout="wide")
 
 navigation = st.navigation([
-    st.Page("pages/overview.py", title="Overview", icon="🗂️", url_path="overview", default=True),
-    st.Page("pages/latent.py", title="Latent", icon="🔬", url_path="latent"),
-    st.Page("pages/browse.py", title="Browse", icon="🔍", url_path="browse"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("views/latent.py", title="Latent", icon=":material/biotech:", url_path="latent"),
+    st.Page("views/browse.py", title="Browse", icon=":material/search:", url_path="browse"),
 ])
 common.redirect_bare_links(navigation)
 common.render_sidebar()

@@ -50,7 +50,7 @@ def add_build_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="corpus rows per model call")
     p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
     p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
-    p.add_argument("--per-bin", type=int, default=3, help="contexts sampled per quantile bin")
+    p.add_argument("--per-bin", type=int, default=2, help="contexts sampled per quantile bin")
 
 
 def add_card_parser(sub) -> None:

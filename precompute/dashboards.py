@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 class DashboardConfig:
     n_top: int = 20  # top-activating contexts per latent (at most one per corpus row)
     n_quantile_bins: int = 5  # equal-width activation bins over (0, max_act]
-    n_per_quantile: int = 3  # random contexts sampled per bin
+    n_per_quantile: int = 2  # random contexts sampled per bin
     context_left: int = 16  # tokens shown before the highlighted token
     context_right: int = 8  # and after it
     hist_bins: int = 24

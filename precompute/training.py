@@ -38,6 +38,8 @@ class TrainingRecipe:
     lr_decay_steps: int = 250
     n_batches_in_buffer: int = 34  # must be >= 33 for 4096-token batches at context 128
     store_batch_size_prompts: int = 32
+    dead_feature_window: int = 50  # steps without firing before TopK's auxiliary loss revives a latent;
+    # sae-lens's default (1000) exceeds a 5 M-token run's ~1,200 steps, leaving ~75 % of latents dead.
     seed: int = 42
     corpus_rows: tuple[int, int] = (0, 60_000)  # training rows of the corpus; dashboards use rows after these
     extra: dict = field(default_factory=dict)
@@ -102,6 +104,7 @@ def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: P
         lr=recipe.lr,
         lr_warm_up_steps=recipe.lr_warm_up_steps,
         lr_decay_steps=min(recipe.lr_decay_steps, n_steps // 2),
+        dead_feature_window=recipe.dead_feature_window,
         device=device,
         seed=recipe.seed,
         n_checkpoints=5,

@@ -20,7 +20,7 @@ def run_page(page_name: str, **params) -> AppTest:
         at.query_params[key] = value
     at.run()
     if page_name != "overview":
-        at.switch_page(f"pages/{page_name}.py")
+        at.switch_page(f"views/{page_name}.py")
         for key, value in params.items():
             at.query_params[key] = value
         at.run()
@@ -120,3 +120,10 @@ def test_missing_database_shows_a_message(monkeypatch, tmp_path):
     at = run_page("overview")
     assert not at.exception
     assert any("No explorer database" in e.value for e in at.error)
+
+
+def test_browse_opens_a_latent_by_id(app_env):
+    at = run_page("browse", sae="planted")
+    at.number_input(key="browse_latent_id").set_value(4).run()
+    assert not at.exception
+    assert at.title[0].value == "Latent 4"

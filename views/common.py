@@ -9,7 +9,7 @@ import streamlit as st
 from backend.database import DatabaseError, ExplorerDB, database_path
 from backend.params import ParamError, parse_sae_key
 
-PAGE_FILES = {"overview": "pages/overview.py", "latent": "pages/latent.py", "browse": "pages/browse.py"}
+PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "browse": "views/browse.py"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -101,5 +101,9 @@ def context_html(tokens: list[str], activations: list[float], max_act: float, hi
         style = f"background:{activation_color(act / max_act if max_act else 0)};"
         if i == highlight_index:
             style += "border-bottom:2px solid #c00;font-weight:600;"
+        if token.startswith("<|") and token.endswith("|>"):
+            style += "color:#999;font-style:italic;"  # special tokens (document separators)
         spans.append(f'<span class="{classes}" style="{style}" title="{act:.3f}">{text}</span>')
-    return f'<div class="ctx" style="font-family:monospace;line-height:1.9;white-space:nowrap;overflow-x:auto">{"".join(spans)}</div>'
+    # Zero-width spaces between tokens let a long context wrap instead of hiding its peak.
+    return ('<div class="ctx" style="font-family:monospace;font-size:0.85em;line-height:1.8">'
+            f'{"&#8203;".join(spans)}</div>')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
-from pages import common
+from views import common
 
 PAGE_SIZE = 50
 
@@ -31,6 +31,13 @@ def set_param(name: str, widget_key: str) -> None:
         st.query_params[name] = str(value)
     st.query_params.pop("page", None)
 
+
+latent_to_open = st.session_state.pop("browse_latent_id", None)
+if latent_to_open is not None:  # switch_page is not allowed inside a widget callback, so it happens here
+    st.switch_page(common.PAGE_FILES["latent"], query_params={"sae": sae["sae_key"], "latent": str(int(latent_to_open))})
+
+st.number_input("open latent by id", min_value=0, max_value=int(sae["d_sae"]) - 1, value=None, step=1,
+                key="browse_latent_id", placeholder=f"0 – {int(sae['d_sae']) - 1}")
 
 top = st.columns([3, 2, 2])
 top[0].text_input("token", value=query, key="browse_q", on_change=set_param, args=("q", "browse_q"),

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import common
+from views import common
 
 st.title("SAEs in this database")
 db = common.get_db()

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.params import ParamError, parse_latent
-from pages import common
+from views import common
 
 db = common.get_db()
 sae = common.current_sae()
@@ -44,7 +44,7 @@ nav[0].button("← previous", on_click=go_to, args=(max(latent_id - 1, 0),), dis
               key="latent_prev", width="stretch")
 nav[1].button("next →", on_click=go_to, args=(min(latent_id + 1, d_sae - 1),), disabled=latent_id >= d_sae - 1,
               key="latent_next", width="stretch")
-nav[2].button("🎲 random live", on_click=random_live_latent, key="latent_random", width="stretch")
+nav[2].button(":material/casino: random live", on_click=random_live_latent, key="latent_random", width="stretch")
 nav[3].number_input("jump to latent", min_value=0, max_value=d_sae - 1, value=latent_id, step=1,
                     key="latent_jump", on_change=jump, label_visibility="collapsed")
 
@@ -54,7 +54,8 @@ if latent is None:
     st.stop()
 
 cols = st.columns(4)
-cols[0].metric("density", f"{latent.density:.3%}", help="fraction of corpus tokens where it is > 0")
+cols[0].metric("density", f"{latent.density:.2e}" if 0 < latent.density < 1e-3 else f"{latent.density:.3%}",
+               help="fraction of corpus tokens where it is > 0")
 cols[1].metric("max activation", f"{latent.max_act:.2f}")
 cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}")
 cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae['n_tokens']:,} tokens measured")

@@ -34,7 +34,8 @@ WORDNET_DIR = Path("/usr/share/wordnet")
 class CorpusConfig:
     sources: tuple[str, ...] = ("debian",)  # "debian", a local .txt/.txt.gz/.parquet path, or a hub dataset name
     context_size: int = 128  # tokens per row; position 0 of each row is excluded downstream (attention sink)
-    separator_token_id: int = 0  # `<|endoftext|>` for SmolLM2: joins documents
+    separator_token_id: int | None = None  # joins documents; None: `<|endoftext|>` if in the vocabulary
+    # (id 0 for SmolLM2, 50256 for GPT-2), else the tokenizer's EOS
     seed: int = 0
     max_tokens: int | None = None  # stop tokenizing once this many tokens are collected
 
@@ -168,14 +169,26 @@ def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+def separator_token_id(tokenizer, configured: int | None) -> int:
+    if configured is not None:
+        return configured
+    endoftext = tokenizer.get_vocab().get("<|endoftext|>")
+    if endoftext is not None:
+        return endoftext
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no <|endoftext|> or EOS token: pass a separator token id")
+    return tokenizer.eos_token_id
+
+
 def tokenize_to_rows(tokenizer, texts: Iterable[str], config: CorpusConfig) -> np.ndarray:
     """Concatenate tokenized documents (separator between them) and cut into rows of `context_size`."""
+    separator = separator_token_id(tokenizer, config.separator_token_id)
     chunks: list[np.ndarray] = []
     total = 0
     progress = tqdm(desc="tokenizing corpus", unit="tok", unit_scale=True)
     for batch in batched(texts, 512):
         for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
-            chunks.append(np.asarray(ids + [config.separator_token_id], dtype=np.int32))
+            chunks.append(np.asarray(ids + [separator], dtype=np.int32))
             total += len(ids) + 1
             progress.update(len(ids) + 1)
         if config.max_tokens is not None and total >= config.max_tokens:

@@ -86,7 +86,7 @@ class FakeTokenizer:
         return "".join(f" t{i}" for i in ids)
 
 
-def build_tiny_database(root: Path, n_rows: int = 64, key: str = "planted") -> Path:
+def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("planted", "second")) -> Path:
     """A complete explorer database from the tiny model and the planted SAE."""
     from precompute.dashboards import DashboardConfig
     from precompute.job import JobConfig, run_job
@@ -98,6 +98,6 @@ def build_tiny_database(root: Path, n_rows: int = 64, key: str = "planted") -> P
     db_path = root / "explorer.duckdb"
     config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=db_path,
                        dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2))
-    run_job([SAESpec(key=key, path=folder)], config, model=tiny_model(), tokenizer=FakeTokenizer(),
+    run_job([SAESpec(key=key, path=folder) for key in keys], config, model=tiny_model(), tokenizer=FakeTokenizer(),
             log=lambda *_: None)
     return db_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,7 +15,7 @@ PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "bro
 
 @st.cache_resource(show_spinner=False)
 def _open_db(path: str) -> ExplorerDB:
-    return ExplorerDB(__import__("pathlib").Path(path))
+    return ExplorerDB(Path(path))
 
 
 def get_db() -> ExplorerDB:
@@ -38,7 +39,6 @@ def saes_frame():
 
 def current_sae() -> dict:
     """The SAE named by `?sae=` (the first SAE when absent); stops with a message when unknown."""
-    db = get_db()
     frame = saes_frame()
     try:
         key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist())
@@ -53,6 +53,11 @@ def show_param_error(error: ParamError) -> None:
     st.stop()
 
 
+def _on_sae_selected() -> None:
+    st.query_params["sae"] = st.session_state["sidebar_sae"]
+    st.query_params.pop("latent", None)  # latent ids do not carry over between SAEs
+
+
 def render_sidebar() -> None:
     with st.sidebar:
         try:
@@ -61,18 +66,17 @@ def render_sidebar() -> None:
             st.error(str(error))
             return
         keys = sae_table(str(database_path()))["sae_key"].tolist()
-        requested = st.query_params.get("sae")
         if not keys:
             st.warning("The database holds no SAEs.")
             return
-        index = keys.index(requested) if requested in keys else 0
-        choice = st.selectbox("SAE", keys, index=index, key="sidebar_sae",
-                              help="Every page shows this SAE; the choice is kept in the URL (?sae=).")
-        if requested is not None and requested not in keys:
-            pass  # the page reports the bad parameter; do not overwrite the URL silently
-        elif choice != requested:
-            st.query_params["sae"] = choice
-            st.query_params.pop("latent", None)
+        requested = st.query_params.get("sae")
+        if requested is None:
+            st.query_params["sae"] = keys[0]  # make the default explicit, so the URL can be shared
+        # The URL is the source of truth: the widget follows it (links may have changed it).
+        # An unknown ?sae= is reported by the page and not silently rewritten.
+        st.session_state["sidebar_sae"] = requested if requested in keys else keys[0]
+        st.selectbox("SAE", keys, key="sidebar_sae", on_change=_on_sae_selected,
+                     help="Every page shows this SAE; the choice is kept in the URL (?sae=).")
         st.caption(f"Database: `{db.path.name}` · schema v{db.meta['schema_version']} · "
                    f"code {db.meta['code_version']} · built {db.meta['created_at'][:10]}")
 

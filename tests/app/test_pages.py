@@ -38,7 +38,7 @@ def test_overview_lists_the_sae(app_env):
     at = run_page("overview")
     assert not at.exception
     assert any(s.value == "planted" for s in at.subheader)
-    assert at.dataframe[0].value["SAE"].tolist() == ["planted"]
+    assert at.dataframe[0].value["SAE"].tolist() == ["planted", "second"]
 
 
 def test_latent_page_shows_highlighted_contexts_histogram_logits_neighbours(app_env):
@@ -127,3 +127,25 @@ def test_browse_opens_a_latent_by_id(app_env):
     at.number_input(key="browse_latent_id").set_value(4).run()
     assert not at.exception
     assert at.title[0].value == "Latent 4"
+
+
+def test_sae_in_the_url_wins_over_the_sidebar_state(app_env):
+    at = run_page("latent", sae="second", latent="2")
+    assert at.selectbox(key="sidebar_sae").value == "second"
+    assert "`second`" in at.caption[0].value or "second" in all_text(at)
+    assert at.title[0].value == "Latent 2"
+
+
+def test_choosing_another_sae_resets_the_latent(app_env):
+    at = run_page("latent", sae="second", latent="2")
+    at.selectbox(key="sidebar_sae").set_value("planted").run()
+    assert not at.exception
+    assert at.query_params["sae"] in ("planted", ["planted"])
+    assert at.title[0].value == "Latent 0"
+
+
+def test_url_without_sae_opens_the_first_and_keeps_the_latent(app_env):
+    at = run_page("latent", latent="4")
+    assert not at.exception
+    assert at.title[0].value == "Latent 4"
+    assert at.query_params["sae"] in ("planted", ["planted"])

@@ -1,0 +1,69 @@
+"""The app's read-only, locked-down connection and its schema check."""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pytest
+
+from backend.database import DatabaseError, ExplorerDB
+from tests import helpers
+
+
+@pytest.fixture(scope="module")
+def tiny_db(tmp_path_factory):
+    return helpers.build_tiny_database(tmp_path_factory.mktemp("backend"))
+
+
+def test_reads_saes_latents_and_contexts(tiny_db):
+    db = ExplorerDB(tiny_db)
+    sae = db.sae("planted")
+    latent = db.latent(sae, helpers.PLANTED_LATENT)
+    contexts = db.contexts(sae, helpers.PLANTED_LATENT, latent.max_act)
+    assert db.sae_keys() == ["planted", "second"]
+    assert latent.n_fired > 0 and len(latent.neighbors) == 7
+    top = [c for c in contexts if c.kind == 0]
+    assert len(top) == 20
+    for c in top:
+        peak = c.token_positions.index(c.pos)
+        assert c.tokens[peak] == f" t{helpers.PLANTED_TOKEN}"
+        assert c.activations[peak] == pytest.approx(latent.max_act)
+    db.close()
+
+
+def test_connection_is_read_only_and_cannot_reach_files(tiny_db, tmp_path):
+    db = ExplorerDB(tiny_db)
+    with pytest.raises(duckdb.Error):
+        db._rows("DELETE FROM latents")
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a\n1\n")
+    with pytest.raises(duckdb.Error):
+        db._rows("SELECT * FROM read_csv(?)", [str(outside)])
+    db.close()
+
+
+def test_schema_version_mismatch_is_refused_with_a_message(tiny_db, tmp_path):
+    copy = tmp_path / "old.duckdb"
+    shutil.copyfile(tiny_db, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
+    with pytest.raises(DatabaseError, match="schema version 0"):
+        ExplorerDB(copy)
+
+
+def test_non_database_and_missing_files_get_messages(tmp_path):
+    junk = tmp_path / "junk.duckdb"
+    junk.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="not a readable DuckDB database"):
+        ExplorerDB(junk)
+    with pytest.raises(DatabaseError, match="No explorer database"):
+        ExplorerDB(tmp_path / "missing.duckdb")
+
+
+def test_database_without_meta_is_refused(tmp_path):
+    path = tmp_path / "foreign.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(DatabaseError, match="no `meta` table"):
+        ExplorerDB(path)

@@ -125,12 +125,25 @@ def training_dataset(corpus_path: Path, rows: tuple[int, int]):
     return dataset.select(range(rows[0], min(rows[1], len(dataset))))
 
 
-def save_fp16(sae, output_dir: Path) -> Path:
-    """sae-lens folder format, weights in fp16 to keep the shipped assets small."""
+def finalize_sae_folder(folder: Path) -> Path:
+    """Rewrite a saved SAE as a plain inference SAE: decoder norms folded into the encoder (unit-norm
+    decoder rows, as the absorption metrics assume; TopK selection is unchanged because the TopK
+    trainer already ranked latents by norm-scaled activations), weights in fp16 to keep assets small."""
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(str(folder), device="cpu")
+    try:
+        sae.fold_W_dec_norm()
+    except NotImplementedError:
+        pass  # TopK trained without norm rescaling: folding would change which latents win
+    sae.to(dtype=torch.float16).save_model(str(folder))
+    return folder
+
+
+def save_trained_sae(sae, output_dir: Path) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
-    sae = sae.to(dtype=torch.float16)
-    sae.save_model(str(output_dir))
-    return output_dir
+    sae.save_inference_model(str(output_dir))  # sae-lens's own training -> inference conversion
+    return finalize_sae_folder(output_dir)
 
 
 def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, device: str = "cpu", model=None) -> Path:
@@ -144,5 +157,4 @@ def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, devi
         cfg, override_model=model, override_dataset=training_dataset(corpus_path, recipe.corpus_rows)
     )
     sae = runner.run()
-    inference_sae = sae.to_inference_sae() if hasattr(sae, "to_inference_sae") else sae
-    return save_fp16(inference_sae, output_root / recipe.name)
+    return save_trained_sae(sae, output_root / recipe.name)

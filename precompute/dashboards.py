@@ -182,15 +182,17 @@ def rank_within_groups(sorted_groups: np.ndarray) -> np.ndarray:
 
 
 def top_contexts(codes: SparseCodes, n_top: int) -> ContextRefs:
-    """Per latent, the n_top highest activations with at most one context per corpus row."""
+    """Per latent, the n_top highest activations, preferring one context per corpus row: every row's
+    peak ranks before any second peak from an already-used row, so a rare latent that fires several
+    times in few rows still fills its n_top slots."""
     row = codes.token_index // codes.seq_len
-    # Sort by (latent, row, -value): the first entry of each (latent, row) run is that row's max.
+    # Sort by (latent, row, -value): the first entry of each (latent, row) run is that row's peak.
     order = np.lexsort((-codes.value, row, codes.latent))
     lat, row_sorted = codes.latent[order], row[order]
-    first = np.r_[True, (np.diff(lat) != 0) | (np.diff(row_sorted) != 0)]
-    per_row_max = order[first]
-    # Then rank those per-row maxima within each latent by value.
-    order2 = per_row_max[np.lexsort((-codes.value[per_row_max], codes.latent[per_row_max]))]
+    is_row_peak = np.zeros(len(order), dtype=bool)
+    is_row_peak[order[np.r_[True, (np.diff(lat) != 0) | (np.diff(row_sorted) != 0)]]] = True
+    # Then rank within each latent: row peaks first (by value), then the rest (by value).
+    order2 = np.lexsort((-codes.value, ~is_row_peak, codes.latent))
     ranks = rank_within_groups(codes.latent[order2])
     keep = order2[ranks < n_top]
     return ContextRefs(

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from backend import queries as q
-from backend.schema import REQUIRED_META_KEYS, SCHEMA_VERSION
+from backend.schema import ACTIVATION_LEVELS, REQUIRED_META_KEYS, SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
@@ -169,7 +169,7 @@ class ExplorerDB:
                 kind=kind, rank=rank, seq_id=seq_id, pos=pos, act=act,
                 tokens=[names.get(t, f"<{t}>") for t in window_tokens],
                 token_positions=list(range(lo, lo + len(window_tokens))),
-                activations=[levels.get((seq_id, p), 0) / 255 * max_act for p in range(lo, lo + len(window_tokens))],
+                activations=[levels.get((seq_id, p), 0) / ACTIVATION_LEVELS * max_act for p in range(lo, lo + len(window_tokens))],
             )
             for kind, rank, seq_id, pos, act, window_tokens, lo in windows
         ]

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from backend.schema import ACTIVATION_LEVELS
+
 
 @dataclass(frozen=True)
 class DashboardConfig:
@@ -234,7 +236,7 @@ class WindowActivations:
 
     latent: np.ndarray  # int32
     token_index: np.ndarray  # int64 (row * seq_len + pos)
-    level: np.ndarray  # uint8: round(255 * value / max_act), >= 1
+    level: np.ndarray  # uint8: round(ACTIVATION_LEVELS * value / max_act), in 1..ACTIVATION_LEVELS
 
 
 def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarray, left: int, right: int,
@@ -259,7 +261,7 @@ def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarra
     return WindowActivations(
         latent=latent,
         token_index=codes.token_index[picked],
-        level=np.clip(np.rint(codes.value[picked] / peak * 255), 1, 255).astype(np.uint8),
+        level=np.clip(np.rint(codes.value[picked] / peak * ACTIVATION_LEVELS), 1, ACTIVATION_LEVELS).astype(np.uint8),
     )
 
 

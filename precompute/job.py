@@ -77,9 +77,9 @@ def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Ta
         "mean_act": rounded(stats.mean_act),
         "hist_counts": as_lists(stats.hist_counts.astype(np.int32), pa.int32()),
         "top_logit_ids": as_lists(top_i.astype(np.int32), pa.int32()),
-        "top_logit_values": as_lists(rounded(top_v), pa.float32()),
+        "top_logit_values": as_lists(rounded(top_v, 2), pa.float32()),
         "bottom_logit_ids": as_lists(bot_i.astype(np.int32), pa.int32()),
-        "bottom_logit_values": as_lists(rounded(bot_v), pa.float32()),
+        "bottom_logit_values": as_lists(rounded(bot_v, 2), pa.float32()),
         "neighbor_ids": as_lists(nb_i.astype(np.int32), pa.int32()),
         "neighbor_cosines": as_lists(rounded(nb_c), pa.float32()),
     })
@@ -99,7 +99,7 @@ def contexts_table(key: str, refs: dash.ContextRefs, seq_len: int, first_row: in
         "rank": refs.rank[order].astype(np.uint16),
         "seq_id": (refs.token_index[order] // seq_len + first_row).astype(np.int32),
         "pos": (refs.token_index[order] % seq_len).astype(np.uint16),
-        "act": rounded(refs.act[order]),
+        "act": rounded(refs.act[order], 2),
     })
 
 

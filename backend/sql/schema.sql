@@ -84,5 +84,5 @@ CREATE TABLE window_acts (
     latent  INTEGER NOT NULL,
     seq_id  INTEGER NOT NULL,
     pos     USMALLINT NOT NULL,
-    level   UTINYINT NOT NULL        -- round(255 * activation / max_act), >= 1
+    level   UTINYINT NOT NULL        -- round(15 * activation / max_act) clipped to 1..15 (ACTIVATION_LEVELS)
 );

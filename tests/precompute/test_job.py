@@ -6,6 +6,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from backend.schema import ACTIVATION_LEVELS
 from precompute.dashboards import DashboardConfig
 from precompute.job import JobConfig, run_job
 from precompute.sae_loading import SAESpec
@@ -72,7 +73,7 @@ def test_window_activations_mark_every_planted_token_in_the_window(built):
         lo, hi = max(pos - 4, 1), min(pos + 2, rows.shape[1] - 1)
         expected |= {(seq_id, p) for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN}
     assert set(stored) == expected, "exactly the planted tokens inside the windows"
-    assert set(stored.values()) == {255}
+    assert set(stored.values()) == {ACTIVATION_LEVELS}
     assert len(acts) == len(stored), "overlapping windows stored once"
 
 

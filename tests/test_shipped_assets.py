@@ -1,0 +1,62 @@
+"""What ships in assets/: the embedded SAE (sae-lens folder format, with a measured card) and the
+demo database the README's first command opens."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backend.database import DEFAULT_DB_PATH, ExplorerDB
+
+SAE_DIR = Path(__file__).resolve().parent.parent / "assets" / "saes" / "smollm2-l6-topk-4k-k32"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    db = ExplorerDB(DEFAULT_DB_PATH)
+    yield db
+    db.close()
+
+
+def test_embedded_sae_loads_through_sae_lens():
+    import torch
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(str(SAE_DIR), device="cpu")
+    assert sae.cfg.d_sae >= 4096 and sae.cfg.d_in == 576
+    assert sae.cfg.metadata.hook_name == "blocks.6.hook_resid_post"
+    norms = sae.W_dec.float().norm(dim=-1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-2), "decoder norms are folded"
+
+
+def test_card_reports_measured_quality():
+    card = json.loads((SAE_DIR / "card.json").read_text())
+    assert card["training_tokens"] >= 5_000_000
+    assert 0.7 < card["explained_variance"] < 1.0
+    assert 20 < card["l0"] < 45
+    assert card["dead_fraction"] < 0.2
+    assert "explained variance" in (SAE_DIR / "README.md").read_text()
+
+
+def test_demo_database_holds_the_embedded_sae(demo):
+    saes = demo.saes()
+    assert "smollm2-l6-topk-4k-k32" in saes["sae_key"].tolist()
+    row = saes.set_index("sae_key").loc["smollm2-l6-topk-4k-k32"]
+    assert row["n_tokens"] >= 200_000 and row["d_sae"] == 4096
+
+
+def test_demo_database_is_at_most_1_mb_per_1000_latents(demo):
+    n_latents = int(demo.saes()["d_sae"].sum())
+    assert DEFAULT_DB_PATH.stat().st_size <= n_latents / 1000 * 1_000_000
+
+
+def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):
+    counts = demo._rows(
+        "SELECT l.latent, l.n_fired, count(c.latent) FILTER (WHERE c.kind = 0) "
+        "FROM latents l LEFT JOIN contexts c USING (sae_key, latent) "
+        "WHERE l.sae_key = ? GROUP BY ALL", ["smollm2-l6-topk-4k-k32"])
+    for latent, n_fired, n_top in counts:
+        assert n_top == min(n_fired, 20), f"latent {latent}: {n_top} contexts, fired {n_fired} times"
+    assert sum(1 for _, n, _ in counts if n >= 20) > 0.5 * len(counts)

@@ -43,8 +43,7 @@ def current_sae() -> dict:
     try:
         key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist())
     except ParamError as error:
-        st.error(str(error))
-        st.stop()
+        show_param_error(error)
     return frame.set_index("sae_key", drop=False).loc[key].to_dict()
 
 

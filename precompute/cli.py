@@ -51,6 +51,14 @@ def add_build_parser(sub) -> None:
     p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
     p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
     p.add_argument("--per-bin", type=int, default=2, help="contexts sampled per quantile bin")
+    p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the first-letter absorption stage")
+    p.add_argument("--absorption-words", type=int, default=None,
+                   help="seeded subset of the alphabetic vocabulary (default: all of it, as SAEBench)")
+    p.add_argument("--fresh-prefixes", action="store_true",
+                   help="a fresh in-context prefix per word (the references' way; several times slower)")
+    p.add_argument("--ablation-candidates", type=int, default=200,
+                   help="paper metric: at most this many candidate words per letter (sampled, rates rescaled)")
+    p.add_argument("--no-ablation-metric", action="store_true", help="skip the paper's integrated-gradients metric")
 
 
 def add_card_parser(sub) -> None:
@@ -119,10 +127,20 @@ def run_build(args) -> int:
         force=args.force,
         dashboard=DashboardConfig(batch_size=args.batch_size, n_top=args.n_top,
                                   n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin),
+        absorption=None if args.no_absorption else absorption_config(args),
     )
     run_job(specs, config)
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
     return 0
+
+
+def absorption_config(args):
+    from precompute.absorption.ablation import AblationMetricConfig
+    from precompute.absorption.run import AbsorptionConfig
+
+    return AbsorptionConfig(max_words=args.absorption_words, share_prefix=not args.fresh_prefixes,
+                            ablation=AblationMetricConfig(max_candidates=args.ablation_candidates),
+                            run_ablation_metric=not args.no_ablation_metric)
 
 
 def run_corpus(args) -> int:

@@ -26,6 +26,20 @@ DELETE_SAE_ROWS = {
     "saes": "DELETE FROM saes WHERE sae_key = ?",
 }
 SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
+ABSORPTION_KEYS = "SELECT sae_key FROM sae_absorption"
+DELETE_ABSORPTION_ROWS = {
+    table: f"DELETE FROM {table} WHERE sae_key = ?"
+    for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letters", "sae_absorption")
+}
+DELETE_HOOK_ROWS = {
+    table: f"DELETE FROM {table} WHERE model_name = ? AND hook_name = ?"
+    for table in ("probe_words", "probe_prefixes", "letter_probes", "probe_runs")
+}
+STORED_PROBE = """
+    SELECT p.letter, p.weight, p.bias FROM letter_probes p
+    JOIN probe_runs r USING (model_name, hook_name)
+    WHERE p.model_name = ? AND p.hook_name = ? AND r.config = ?
+    ORDER BY p.letter"""
 
 
 def code_version() -> str:
@@ -119,7 +133,7 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> 
 
 
 def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
-    for statement in DELETE_SAE_ROWS.values():
+    for statement in list(DELETE_ABSORPTION_ROWS.values()) + list(DELETE_SAE_ROWS.values()):
         con.execute(statement, [sae_key])
 
 
@@ -133,3 +147,22 @@ def has_vocab(con: duckdb.DuckDBPyConnection, model_name: str) -> bool:
 
 def existing_sequences(con: duckdb.DuckDBPyConnection, model_name: str) -> set[int]:
     return {row[0] for row in con.execute(EXISTING_SEQUENCES, [model_name]).fetchall()}
+
+
+def existing_absorption_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(ABSORPTION_KEYS).fetchall()}
+
+
+def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    for statement in DELETE_ABSORPTION_ROWS.values():
+        con.execute(statement, [sae_key])
+
+
+def delete_hook_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> None:
+    for statement in DELETE_HOOK_ROWS.values():
+        con.execute(statement, [model_name, hook_name])
+
+
+def stored_probe_rows(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str) -> list[tuple]:
+    """(letter, weight, bias) of the probe stored for this hook under exactly this config, if any."""
+    return con.execute(STORED_PROBE, [model_name, hook_name, config]).fetchall()

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from precompute import dashboards as dash
 from precompute import database as db
+from precompute.absorption.run import AbsorptionConfig
 from precompute.corpus import load_corpus_rows
 from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name
 
@@ -26,6 +27,7 @@ class JobConfig:
     append: bool = True  # keep SAEs already in the database
     force: bool = False  # recompute SAEs that are already there
     dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
+    absorption: AbsorptionConfig | None = field(default_factory=AbsorptionConfig)  # None: dashboards only
 
 
 def vocab_table(model_name: str, tokenizer, d_vocab: int) -> pa.Table:
@@ -189,5 +191,13 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             timings.append(timing)
             log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s "
                 f"({timing.n_tokens / timing.pass_seconds:.0f} tok/s), post-processing {timing.post_seconds:.1f}s")
+        if config.absorption is not None:
+            from precompute.absorption.stage import run_absorption_stage
+
+            if model is None and (config.force or set(s.key for s in specs) - db.existing_absorption_keys(con)):
+                model = load_model(config.model_name, device=config.device)
+            if model is not None:
+                run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
+                                     device=config.device, log=log)
         db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
     return timings

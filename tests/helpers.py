@@ -97,7 +97,7 @@ def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("
     folder = planted_sae_folder(root)
     db_path = root / "explorer.duckdb"
     config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=db_path,
-                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2))
+                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2), absorption=None)
     run_job([SAESpec(key=key, path=folder) for key in keys], config, model=tiny_model(), tokenizer=FakeTokenizer(),
             log=lambda *_: None)
     return db_path

@@ -86,3 +86,152 @@ CREATE TABLE window_acts (
     pos     USMALLINT NOT NULL,
     level   UTINYINT NOT NULL        -- round(15 * activation / max_act) clipped to 1..15 (ACTIVATION_LEVELS)
 );
+
+-- ---------------------------------------------------------------------------------------------
+-- First-letter absorption (../shared/reference/absorption-metrics.md).
+-- Shared by every SAE at a hook: the run's config, the probe, the words and the prompts.
+CREATE TABLE probe_runs (
+    model_name   VARCHAR NOT NULL,
+    hook_name    VARCHAR NOT NULL,
+    config       VARCHAR NOT NULL,   -- JSON of AbsorptionConfig: every default of both metrics
+    n_words      INTEGER NOT NULL,
+    n_train      INTEGER NOT NULL,
+    n_test       INTEGER NOT NULL,
+    n_dropped    INTEGER NOT NULL,   -- words whose prompt did not tokenize as prefix + word + tail
+    prompt_template VARCHAR NOT NULL,
+    seconds      VARCHAR NOT NULL,   -- JSON: time per stage of the shared work
+    created_at   TIMESTAMP NOT NULL,
+    PRIMARY KEY (model_name, hook_name)
+);
+
+-- Per letter: the ground-truth probe, its stability, the model's own accuracy and the
+-- single-direction baselines (best residual neuron, best PCA direction).
+CREATE TABLE letter_probes (
+    model_name   VARCHAR NOT NULL,
+    hook_name    VARCHAR NOT NULL,
+    letter       VARCHAR NOT NULL,   -- 'a'..'z'
+    weight       REAL[] NOT NULL,    -- probe row (d_model)
+    bias         REAL NOT NULL,
+    n_train      INTEGER NOT NULL,   -- words of this letter
+    n_test       INTEGER NOT NULL,
+    probe_precision DOUBLE NOT NULL, -- on test words, positive when the logit > 0
+    probe_recall    DOUBLE NOT NULL,
+    probe_f1        DOUBLE NOT NULL,
+    probe_auc       DOUBLE,
+    probe_stability DOUBLE NOT NULL, -- cosine of probes trained on two disjoint halves of the train words
+    n_probe_true_positives INTEGER NOT NULL,
+    model_accuracy  DOUBLE NOT NULL, -- the model's argmax over " A".." Z" is right
+    model_checked   INTEGER NOT NULL,
+    neuron          INTEGER NOT NULL,
+    neuron_sign     SMALLINT NOT NULL,
+    neuron_precision DOUBLE NOT NULL,
+    neuron_recall    DOUBLE NOT NULL,
+    neuron_f1        DOUBLE NOT NULL,
+    pca_component    INTEGER NOT NULL,
+    pca_sign         SMALLINT NOT NULL,
+    pca_precision    DOUBLE NOT NULL,
+    pca_recall       DOUBLE NOT NULL,
+    pca_f1           DOUBLE NOT NULL,
+    PRIMARY KEY (model_name, hook_name, letter)
+);
+
+-- Every word of the task with its split, prompt prefix and the probe's verdict.
+CREATE TABLE probe_words (
+    model_name    VARCHAR NOT NULL,
+    hook_name     VARCHAR NOT NULL,
+    token_id      INTEGER NOT NULL,
+    letter        VARCHAR NOT NULL,
+    is_test       BOOLEAN NOT NULL,  -- absorption is measured on test words only
+    prefix_id     INTEGER NOT NULL,  -- the in-context examples of its prompt (probe_prefixes)
+    probe_logit   REAL NOT NULL,     -- the probe's logit for the word's own letter
+    model_correct BOOLEAN            -- the model's own answer (NULL: not checked)
+    -- unique (model_name, hook_name, token_id); no PRIMARY KEY: its index would outweigh the table
+);
+
+CREATE TABLE probe_prefixes (
+    model_name VARCHAR NOT NULL,
+    hook_name  VARCHAR NOT NULL,
+    prefix_id  INTEGER NOT NULL,
+    text       VARCHAR NOT NULL,
+    PRIMARY KEY (model_name, hook_name, prefix_id)
+);
+
+-- Per SAE: headline numbers over letters whose probe F1 > min_probe_f1, with bootstrap intervals.
+CREATE TABLE sae_absorption (
+    sae_key  VARCHAR PRIMARY KEY,
+    hook_name VARCHAR NOT NULL,
+    n_letters INTEGER NOT NULL,      -- letters in the headline means
+    mean_absorption_fraction DOUBLE, mean_absorption_fraction_low DOUBLE, mean_absorption_fraction_high DOUBLE,
+    std_absorption_fraction  DOUBLE, -- sample std over letters (SAEBench's std_dev_absorption_fraction_score)
+    full_absorption_rate DOUBLE, full_absorption_rate_low DOUBLE, full_absorption_rate_high DOUBLE,
+    std_full_absorption  DOUBLE,
+    paper_absorption_rate DOUBLE, paper_absorption_rate_low DOUBLE, paper_absorption_rate_high DOUBLE,
+    std_paper_absorption  DOUBLE,
+    mean_num_split_latents DOUBLE, std_num_split_latents DOUBLE,
+    mean_main_precision DOUBLE, mean_main_recall DOUBLE, mean_main_f1 DOUBLE,
+    mean_probe_f1 DOUBLE,
+    config   VARCHAR NOT NULL,       -- JSON
+    seconds  VARCHAR NOT NULL,       -- JSON: time per stage of the per-SAE work
+    created_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE sae_letters (
+    sae_key VARCHAR NOT NULL,
+    letter  VARCHAR NOT NULL,
+    included BOOLEAN NOT NULL,       -- probe F1 > min_probe_f1: counted in the headline means
+    split_latents INTEGER[] NOT NULL,-- accepted by the tau rule (SAEBench counts all of them)
+    n_split INTEGER NOT NULL,
+    main_latent INTEGER NOT NULL, main_encoder_cos DOUBLE NOT NULL,
+    main_precision DOUBLE NOT NULL, main_recall DOUBLE NOT NULL, main_f1 DOUBLE NOT NULL,
+    best_latent INTEGER NOT NULL,    -- best single latent as "active" classifier (chosen on train words)
+    best_precision DOUBLE NOT NULL, best_recall DOUBLE NOT NULL, best_f1 DOUBLE NOT NULL,
+    n_probe_true_positives INTEGER NOT NULL,
+    mean_absorption_fraction DOUBLE, absorption_fraction_low DOUBLE, absorption_fraction_high DOUBLE,
+    full_absorption_rate DOUBLE, full_absorption_rate_low DOUBLE, full_absorption_rate_high DOUBLE,
+    n_full_absorption INTEGER NOT NULL,
+    paper_absorption_rate DOUBLE, paper_absorption_rate_low DOUBLE, paper_absorption_rate_high DOUBLE,
+    n_candidates INTEGER NOT NULL,   -- paper metric: probe right, k-sparse probe wrong, split latents silent
+    n_sampled INTEGER NOT NULL,
+    n_paper_absorption INTEGER NOT NULL,
+    PRIMARY KEY (sae_key, letter)
+);
+
+CREATE TABLE sae_letter_k (
+    sae_key VARCHAR NOT NULL,
+    letter  VARCHAR NOT NULL,
+    k       INTEGER NOT NULL,
+    latents INTEGER[] NOT NULL,      -- top-k by the L1 probe's positive weight
+    weights REAL[] NOT NULL,         -- LogisticRegression(class_weight="balanced") on those latents
+    bias    REAL NOT NULL,
+    precision DOUBLE NOT NULL,
+    recall    DOUBLE NOT NULL,
+    f1        DOUBLE NOT NULL,
+    PRIMARY KEY (sae_key, letter, k)
+);
+
+CREATE TABLE latent_letter_cos (
+    sae_key VARCHAR NOT NULL,
+    latent  INTEGER NOT NULL,
+    letter  VARCHAR NOT NULL,
+    decoder_cos REAL NOT NULL,       -- cosine of the latent's decoder row with the letter's probe direction
+    encoder_cos REAL NOT NULL
+    -- unique (sae_key, latent, letter); no PRIMARY KEY: its index would outweigh the table
+);
+
+-- Per word (probe true positives among test words): metric = 'projection' (SAEBench, every word)
+-- or 'ablation' (the paper's integrated-gradients metric, sampled candidates only).
+CREATE TABLE absorption_words (
+    sae_key  VARCHAR NOT NULL,
+    metric   VARCHAR NOT NULL,
+    letter   VARCHAR NOT NULL,
+    token_id INTEGER NOT NULL,
+    probe_projection REAL NOT NULL,  -- P = activation . unit probe direction
+    split_acts REAL[] NOT NULL,      -- activations of sae_letters.split_latents, same order
+    absorption_fraction REAL,        -- projection rows
+    is_full_absorption BOOLEAN,      -- projection rows
+    is_absorption BOOLEAN,           -- ablation rows
+    top_latents INTEGER[] NOT NULL,  -- by projection (highest first) or attribution (most negative first)
+    top_acts REAL[] NOT NULL,
+    top_scores REAL[] NOT NULL       -- projection z * cos, or attribution
+    -- unique (sae_key, metric, token_id); no PRIMARY KEY: its index would outweigh the table
+);

@@ -23,7 +23,7 @@ def built(tmp_path_factory):
     folder = helpers.planted_sae_folder(root)
     db_path = root / "explorer.duckdb"
     config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, N_ROWS), db_path=db_path,
-                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2))
+                       dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2), absorption=None)
     timings = run_job([SAESpec(key="planted", path=folder)], config, model=helpers.tiny_model(),
                       tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
     return rows, db_path, timings
@@ -121,7 +121,7 @@ def test_rerun_skips_existing_and_force_recomputes(built, tmp_path):
     shutil.copyfile(db_path, copy)
     folder = helpers.planted_sae_folder(tmp_path)
     config = JobConfig(model_name="tiny", corpus_path=db_path.parent / "corpus.parquet", corpus_rows=(0, N_ROWS),
-                       db_path=copy, dashboard=DashboardConfig(batch_size=16, context_left=4, context_right=2))
+                       db_path=copy, dashboard=DashboardConfig(batch_size=16, context_left=4, context_right=2), absorption=None)
     messages: list[str] = []
     timings = run_job([SAESpec(key="planted", path=folder), SAESpec(key="second", path=folder)], config,
                       model=helpers.tiny_model(), tokenizer=helpers.FakeTokenizer(), log=messages.append)

@@ -1,0 +1,92 @@
+"""The paper's metric: integrated-gradients ablation of SAE latents at the word position.
+
+For a candidate word (the probe knows its letter, the split latents are silent), splice the SAE in at
+the hook with its error term; at the word position only, scale every latent and the error term by
+(1 - alpha) for alpha = i / n_steps. The attribution of latent i is the mean over alpha of
+dm/dz_i * (0 - z_i), where m = logit(correct letter) - mean logit(other 25 letters) at the last
+position. The word is absorbed when the most negative attribution is clearly the largest
+(|top| - |second| >= gap) and that latent's decoder points some way along the probe (cos >= 0.025).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformer_lens import HookedTransformer
+
+from precompute.absorption.activations import expanded, prefix_cache
+
+
+@dataclass(frozen=True)
+class AblationMetricConfig:
+    max_candidates: int = 200  # per letter, sampled at random; rates are scaled by 200 / n
+    n_alpha_steps: int = 6  # alpha = i / n for i = 0..n-1
+    attribution_gap: float = 1.0  # |top| - |second| attribution needed for absorption
+    min_probe_cos: float = 0.025  # the top latent's decoder cosine with the probe
+    inactive_eps: float = 1e-8  # split latents must be below this at the word
+    top_k_latents: int = 10  # latents kept per word for display
+    batch_size: int = 8  # candidates per forward/backward (times n_alpha_steps rows)
+    seed: int = 42
+
+
+def letter_metric(logits: torch.Tensor, letter_ids: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+    """[batch] logit of the correct letter minus the mean logit of the other 25 (one token form)."""
+    letters = logits[:, letter_ids]  # [batch, 26]
+    own = letters.gather(1, correct[:, None])[:, 0]
+    others = (letters.sum(1) - own) / (letters.shape[1] - 1)
+    return own - others
+
+
+def ablation_attributions(model: HookedTransformer, sae, hook_name: str, prefix_ids: list[int], suffixes: torch.Tensor,
+                          correct: torch.Tensor, letter_ids: list[int], config: AblationMetricConfig) -> tuple[np.ndarray, np.ndarray]:
+    """suffixes [b, t] token ids (the word first, then the template tail) after a shared prefix;
+    correct [b] letter index. Returns (attributions [b, d_sae], codes at the word [b, d_sae])."""
+    steps = config.n_alpha_steps
+    b = suffixes.shape[0]
+    tokens = suffixes.repeat_interleave(steps, dim=0)  # [b * steps, t]
+    alphas = torch.arange(steps, dtype=torch.float32).repeat(b) / steps  # [b * steps]
+    keep = (1.0 - alphas)[:, None]
+    state: dict[str, torch.Tensor] = {}
+
+    def splice(activation: torch.Tensor, hook) -> torch.Tensor:
+        word = activation[:, 0]  # [b * steps, d_model]
+        with torch.no_grad():
+            codes = sae.encode(word)
+            error = word - sae.decode(codes)
+        scaled = (codes * keep).requires_grad_(True)
+        state["codes"], state["scaled"] = codes, scaled
+        patched = sae.decode(scaled) + error * keep
+        return torch.cat([patched[:, None], activation[:, 1:]], dim=1)
+
+    cache = expanded(prefix_cache(model, prefix_ids, stop_at_layer=None), len(tokens)) if prefix_ids else None
+    with torch.enable_grad():
+        logits = model.run_with_hooks(tokens, past_kv_cache=cache, attention_mask=torch.ones_like(tokens),
+                                      fwd_hooks=[(hook_name, splice)])
+        metric = letter_metric(logits[:, -1], torch.tensor(letter_ids), correct.repeat_interleave(steps))
+        (grad,) = torch.autograd.grad(metric.sum(), state["scaled"])
+    codes = state["codes"]
+    attributions = (grad * (0.0 - codes)).reshape(b, steps, -1).mean(dim=1)
+    return attributions.detach().numpy(), codes.reshape(b, steps, -1)[:, 0].detach().numpy()
+
+
+@dataclass
+class PaperAbsorption:
+    is_absorption: np.ndarray  # [n] bool
+    top_latents: np.ndarray  # [n, k] most negative attribution first
+    top_attributions: np.ndarray  # [n, k]
+    top_acts: np.ndarray  # [n, k] those latents' activations at the word
+
+
+def paper_absorption(attributions: np.ndarray, codes: np.ndarray, split_latents: list[int], decoder_cos: np.ndarray,
+                     config: AblationMetricConfig = AblationMetricConfig()) -> PaperAbsorption:
+    """attributions, codes [n, d_sae]; decoder_cos [d_sae] with this letter's probe direction."""
+    k = min(config.top_k_latents, attributions.shape[1])
+    order = np.argsort(attributions, axis=1, kind="stable")[:, :k]  # most negative first
+    top = np.take_along_axis(attributions, order, axis=1)
+    second = top[:, 1] if k > 1 else np.zeros(len(top))
+    split_silent = (np.abs(codes[:, split_latents]) < config.inactive_eps).all(axis=1)
+    is_absorption = (split_silent & (top[:, 0] <= 0) & (np.abs(top[:, 0]) - np.abs(second) >= config.attribution_gap)
+                     & (decoder_cos[order[:, 0]] >= config.min_probe_cos))
+    return PaperAbsorption(is_absorption, order, top, np.take_along_axis(codes, order, axis=1))

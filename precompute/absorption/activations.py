@@ -1,0 +1,86 @@
+"""Model passes over a prompt set: activations at the word position, and the model's own answer.
+
+A group of words sharing a prefix runs the prefix once (batch 1), keeps its keys/values in a frozen
+TransformerLens cache expanded to the group, then runs only the new tokens. Fresh per-word prefixes
+are the degenerate case of groups of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+from precompute.absorption.prompts import PromptSet
+
+
+def prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer: int | None) -> TransformerLensKeyValueCache:
+    """Keys/values of the prefix for the layers that will run (batch 1), frozen for reuse."""
+    device = model.cfg.device
+    cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch_size=1)
+    tokens = torch.tensor([prefix_ids], device=device)
+    model(tokens, past_kv_cache=cache, stop_at_layer=stop_at_layer, attention_mask=torch.ones_like(tokens),
+          return_type=None if stop_at_layer is None else "logits")
+    cache.freeze()
+    return cache
+
+
+def expanded(cache: TransformerLensKeyValueCache, batch_size: int) -> TransformerLensKeyValueCache:
+    """A view of a batch-1 cache for `batch_size` prompts (no copy)."""
+    entries = [type(e)(e.past_keys.expand(batch_size, -1, -1, -1), e.past_values.expand(batch_size, -1, -1, -1), frozen=True)
+               for e in cache.entries]
+    return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.expand(batch_size, -1), frozen=True)
+
+
+def batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(indices), size):
+        yield indices[start : start + size]
+
+
+def capture_hook(store: list[torch.Tensor]):
+    def hook(activation: torch.Tensor, hook) -> None:
+        store.append(activation.detach())
+    return hook
+
+
+@torch.no_grad()
+def word_activations(model: HookedTransformer, prompts: PromptSet, hook_name: str, layer: int,
+                     batch_size: int = 256, progress: bool = True) -> np.ndarray:
+    """[n_words, d_model] activation at `hook_name` on each word's token. Only the prefix and the word
+    run (the tail cannot influence the word position), and only up to the hook's layer."""
+    out = np.zeros((len(prompts), model.cfg.d_model), dtype=np.float32)
+    groups = prompts.groups()
+    for prefix_id, members in tqdm(groups, desc=f"word activations {hook_name}", disable=not progress):
+        cache = prefix_cache(model, prompts.prefixes[prefix_id], stop_at_layer=layer + 1)
+        for chunk in batches(members, batch_size):
+            tokens = torch.tensor([[prompts.words[i].token_id] for i in chunk], device=model.cfg.device)
+            store: list[torch.Tensor] = []
+            model.run_with_hooks(tokens, past_kv_cache=expanded(cache, len(chunk)), stop_at_layer=layer + 1,
+                                 attention_mask=torch.ones_like(tokens), fwd_hooks=[(hook_name, capture_hook(store))])
+            out[chunk] = store[0][:, -1].float().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def answer_logits(model: HookedTransformer, prompts: PromptSet, indices: np.ndarray, letter_ids: list[int],
+                  batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """[len(indices), 26] the model's logits for " A".." Z" after each full prompt (the model check)."""
+    out = np.zeros((len(indices), len(letter_ids)), dtype=np.float32)
+    position = {int(i): row for row, i in enumerate(indices)}
+    members_by_prefix: dict[int, list[int]] = {}
+    for i in indices:
+        members_by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(int(i))
+    suffix_len = 1 + len(prompts.tail_ids)
+    for prefix_id, members in tqdm(members_by_prefix.items(), desc="model check", disable=not progress):
+        cache = prefix_cache(model, prompts.prefixes[prefix_id], stop_at_layer=None)
+        for chunk in batches(np.array(members), batch_size):
+            tokens = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in chunk], device=model.cfg.device)
+            logits = model(tokens, past_kv_cache=expanded(cache, len(chunk)), attention_mask=torch.ones_like(tokens))
+            assert tokens.shape[1] == suffix_len
+            rows = [position[int(i)] for i in chunk]
+            out[rows] = logits[:, -1, letter_ids].float().cpu().numpy()
+    return out

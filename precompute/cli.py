@@ -47,6 +47,7 @@ def add_build_parser(sub) -> None:
     p.add_argument("--fresh", action="store_true", help="start a new database instead of adding to the existing one")
     p.add_argument("--force", action="store_true", help="recompute SAEs already in the database")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")
     p.add_argument("--batch-size", type=int, default=32, help="corpus rows per model call")
     p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
     p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
@@ -123,6 +124,7 @@ def run_build(args) -> int:
         corpus_rows=parse_rows(args.rows),
         db_path=args.db,
         device=args.device or default_device(),
+        dtype=args.dtype,
         append=not args.fresh,
         force=args.force,
         dashboard=DashboardConfig(batch_size=args.batch_size, n_top=args.n_top,
@@ -168,7 +170,27 @@ def run_train(args) -> int:
     return 0
 
 
-COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build, "card": run_card}
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="one SAE's absorption results as SAEBench-style JSON + Parquet/CSV tables")
+    p.add_argument("--sae", action="append", required=True, metavar="KEY", help="SAE key in the database (repeatable)")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to read")
+    p.add_argument("--out", type=Path, default=Path("exports"), help="output folder")
+
+
+def run_export(args) -> int:
+    from precompute.export import ExportError, export_sae
+
+    try:
+        for key in args.sae:
+            for path in export_sae(args.db, key, args.out):
+                print(f"wrote {path}")
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build, "card": run_card, "export": run_export}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_build_parser(sub)
     add_card_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

@@ -24,6 +24,7 @@ class JobConfig:
     corpus_rows: tuple[int, int]  # [start, stop) rows of the corpus file used for dashboards
     db_path: Path
     device: str = "cpu"
+    dtype: str = "float32"  # model dtype (bfloat16/float16 on a GPU for large models); SAEs run in float32
     append: bool = True  # keep SAEs already in the database
     force: bool = False  # recompute SAEs that are already there
     dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
@@ -174,7 +175,7 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         for skipped in (s for s in specs if s not in todo):
             log(f"skip {skipped.key}: already in {config.db_path} (use --force to recompute)")
         if todo and model is None:
-            model = load_model(config.model_name, device=config.device)
+            model = load_model(config.model_name, device=config.device, dtype=config.dtype)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         for spec in todo:
@@ -195,7 +196,7 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             from precompute.absorption.stage import run_absorption_stage
 
             if model is None and (config.force or set(s.key for s in specs) - db.existing_absorption_keys(con)):
-                model = load_model(config.model_name, device=config.device)
+                model = load_model(config.model_name, device=config.device, dtype=config.dtype)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)

@@ -47,9 +47,28 @@ def test_demo_database_holds_the_embedded_sae(demo):
     assert row["n_tokens"] >= 200_000 and row["d_sae"] == 4096
 
 
-def test_demo_database_is_at_most_1_mb_per_1000_latents(demo):
+def test_demo_database_is_at_most_1_6_mb_per_1000_latents(demo):
+    """Dashboards ~1 MB per 1,000 latents; absorption results (26 probe cosines per latent, per-word
+    rows, the shared probe and its words) add ~0.6 MB."""
     n_latents = int(demo.saes()["d_sae"].sum())
-    assert DEFAULT_DB_PATH.stat().st_size <= n_latents / 1000 * 1_000_000
+    assert DEFAULT_DB_PATH.stat().st_size <= n_latents / 1000 * 1_600_000
+
+
+def test_demo_database_holds_absorption_results_with_intervals(demo):
+    key = "smollm2-l6-topk-4k-k32"
+    (summary,) = demo._rows(
+        "SELECT n_letters, mean_absorption_fraction, mean_absorption_fraction_low, mean_absorption_fraction_high, "
+        "full_absorption_rate, paper_absorption_rate, mean_num_split_latents FROM sae_absorption WHERE sae_key = ?", [key])
+    n_letters, fraction, low, high, full, paper, n_split = summary
+    assert n_letters >= 20  # letters whose probe F1 > 0.6
+    assert low <= fraction <= high and high - low < 0.1
+    assert 0 <= full <= fraction + 0.1 and 0 <= paper <= 1 and n_split >= 1
+    letters = demo._rows("SELECT letter, n_probe_true_positives, main_f1 FROM sae_letters WHERE sae_key = ? ORDER BY letter", [key])
+    assert [row[0] for row in letters] == list("abcdefghijklmnopqrstuvwxyz")
+    (n_cos,) = demo._rows("SELECT count(*) FROM latent_letter_cos WHERE sae_key = ?", [key])[0]
+    assert n_cos == 4096 * 26
+    (n_words,) = demo._rows("SELECT count(*) FROM probe_words WHERE model_name = 'smollm2-135m-embedded'")[0]
+    assert n_words == 47_078  # the whole alphabetic vocabulary, as SAEBench uses
 
 
 def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):

@@ -45,30 +45,32 @@ def ablation_attributions(model: HookedTransformer, sae, hook_name: str, prefix_
     correct [b] letter index. Returns (attributions [b, d_sae], codes at the word [b, d_sae])."""
     steps = config.n_alpha_steps
     b = suffixes.shape[0]
-    tokens = suffixes.repeat_interleave(steps, dim=0)  # [b * steps, t]
-    alphas = torch.arange(steps, dtype=torch.float32).repeat(b) / steps  # [b * steps]
+    device = model.cfg.device
+    tokens = suffixes.to(device).repeat_interleave(steps, dim=0)  # [b * steps, t]
+    alphas = torch.arange(steps, dtype=torch.float32, device=device).repeat(b) / steps  # [b * steps]
     keep = (1.0 - alphas)[:, None]
     state: dict[str, torch.Tensor] = {}
 
     def splice(activation: torch.Tensor, hook) -> torch.Tensor:
-        word = activation[:, 0]  # [b * steps, d_model]
+        word = activation[:, 0].to(sae.W_dec.dtype)  # [b * steps, d_model]
         with torch.no_grad():
             codes = sae.encode(word)
             error = word - sae.decode(codes)
         scaled = (codes * keep).requires_grad_(True)
         state["codes"], state["scaled"] = codes, scaled
         patched = sae.decode(scaled) + error * keep
-        return torch.cat([patched[:, None], activation[:, 1:]], dim=1)
+        return torch.cat([patched[:, None].to(activation.dtype), activation[:, 1:]], dim=1)
 
     cache = expanded(prefix_cache(model, prefix_ids, stop_at_layer=None), len(tokens)) if prefix_ids else None
     with torch.enable_grad():
         logits = model.run_with_hooks(tokens, past_kv_cache=cache, attention_mask=torch.ones_like(tokens),
                                       fwd_hooks=[(hook_name, splice)])
-        metric = letter_metric(logits[:, -1], torch.tensor(letter_ids), correct.repeat_interleave(steps))
+        metric = letter_metric(logits[:, -1], torch.tensor(letter_ids, device=device),
+                               correct.to(device).repeat_interleave(steps))
         (grad,) = torch.autograd.grad(metric.sum(), state["scaled"])
     codes = state["codes"]
     attributions = (grad * (0.0 - codes)).reshape(b, steps, -1).mean(dim=1)
-    return attributions.detach().numpy(), codes.reshape(b, steps, -1)[:, 0].detach().numpy()
+    return attributions.detach().float().cpu().numpy(), codes.reshape(b, steps, -1)[:, 0].detach().float().cpu().numpy()
 
 
 @dataclass

@@ -54,6 +54,8 @@ def word_activations(model: HookedTransformer, prompts: PromptSet, hook_name: st
     run (the tail cannot influence the word position), and only up to the hook's layer."""
     out = np.zeros((len(prompts), model.cfg.d_model), dtype=np.float32)
     groups = prompts.groups()
+    if all(len(members) == 1 for _, members in groups):
+        return fresh_word_activations(model, prompts, hook_name, layer, max(1, batch_size // 8), progress)
     for prefix_id, members in tqdm(groups, desc=f"word activations {hook_name}", disable=not progress):
         cache = prefix_cache(model, prompts.prefixes[prefix_id], stop_at_layer=layer + 1)
         for chunk in batches(members, batch_size):
@@ -62,6 +64,22 @@ def word_activations(model: HookedTransformer, prompts: PromptSet, hook_name: st
             model.run_with_hooks(tokens, past_kv_cache=expanded(cache, len(chunk)), stop_at_layer=layer + 1,
                                  attention_mask=torch.ones_like(tokens), fwd_hooks=[(hook_name, capture_hook(store))])
             out[chunk] = store[0][:, -1].float().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def fresh_word_activations(model: HookedTransformer, prompts: PromptSet, hook_name: str, layer: int, batch_size: int,
+                           progress: bool) -> np.ndarray:
+    """Every word with its own prefix: whole prompts (prefix + word) batched by length."""
+    out = np.zeros((len(prompts), model.cfg.d_model), dtype=np.float32)
+    lengths = np.array([len(prompts.prefixes[p]) for p in prompts.prefix_index])
+    chunks = [chunk for length in np.unique(lengths) for chunk in batches(np.flatnonzero(lengths == length), batch_size)]
+    for chunk in tqdm(chunks, desc=f"word activations {hook_name} (fresh prefixes)", disable=not progress):
+        tokens = torch.tensor([prompts.prompt_ids(i)[: lengths[i] + 1] for i in chunk], device=model.cfg.device)
+        store: list[torch.Tensor] = []
+        model.run_with_hooks(tokens, stop_at_layer=layer + 1, attention_mask=torch.ones_like(tokens),
+                             fwd_hooks=[(hook_name, capture_hook(store))])
+        out[chunk] = store[0][:, -1].float().cpu().numpy()
     return out
 
 

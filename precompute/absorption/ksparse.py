@@ -54,6 +54,8 @@ def ranked_latents(sparse_probe: LinearProbe, letter: int, max_k: int) -> list[i
 def fit_k_sparse(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray, test_labels: np.ndarray,
                  letter: int, latents: list[int], config: KSparseConfig) -> KSparseFit:
     y_train = train_labels == letter
+    if y_train.all() or not y_train.any():  # too few words to have both classes: a probe that never fires
+        return KSparseFit(letter, len(latents), list(latents), [0.0] * len(latents), -1.0, 0.0, 0.0, 0.0)
     classifier = LogisticRegression(max_iter=config.max_iter, class_weight="balanced")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

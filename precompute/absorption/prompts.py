@@ -81,7 +81,10 @@ def build_prompt_set(tokenizer, train: list[Word], test: list[Word], config: Pro
     prefix_index: list[int] = []
     n_dropped = 0
     for split, pool in ((False, train), (True, test)):
-        size = group_size if share_prefix else 1
+        if len(pool) <= config.n_examples:
+            raise ValueError(f"{len(pool)} words in a split: too few for {config.n_examples} in-context examples")
+        # at most half the split shares a prefix, so the examples (never a target of the group) exist
+        size = max(1, min(group_size, len(pool) // 2)) if share_prefix else 1
         for start in range(0, len(pool), size):
             group = pool[start : start + size]
             examples = sample_examples(pool, {w.token_id for w in group}, rng, config.n_examples)

@@ -187,7 +187,8 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def encode_words(sae, acts: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    return np.concatenate([sae.encode(torch.from_numpy(acts[i : i + batch_size])).float().numpy()
+    device, dtype = sae.W_dec.device, sae.W_dec.dtype
+    return np.concatenate([sae.encode(torch.from_numpy(acts[i : i + batch_size]).to(device, dtype)).float().cpu().numpy()
                            for i in range(0, len(acts), batch_size)])
 
 
@@ -206,8 +207,8 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     sae = normalized_sae(sae)
     codes = encode_words(sae, hook.acts)
     directions = hook.probe.directions()  # [26, d_model]
-    W_dec = sae.W_dec.detach().float().numpy()  # [d_sae, d_model]
-    W_enc = sae.W_enc.detach().float().numpy().T  # [d_sae, d_model]
+    W_dec = sae.W_dec.detach().float().cpu().numpy()  # [d_sae, d_model]
+    W_enc = sae.W_enc.detach().float().cpu().numpy().T  # [d_sae, d_model]
     decoder_cos = unit_rows(W_dec) @ directions.T
     encoder_cos = unit_rows(W_enc) @ directions.T
     seconds["encode"] = time.perf_counter() - t

@@ -192,3 +192,124 @@ class ExplorerDB:
 
     def latents_by_logit_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
         return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
+
+    # --- first-letter absorption ------------------------------------------------------------
+    def has_absorption_tables(self) -> bool:
+        """False for a database written before the absorption tables existed."""
+        return self._rows(q.ABSORPTION_TABLES)[0][0] == 9
+
+    def has_absorption(self, sae_key: str) -> bool:
+        return self.has_absorption_tables() and self._rows(q.SAE_HAS_ABSORPTION, [sae_key])[0][0] > 0
+
+    def sae_absorption(self, sae_key: str) -> dict | None:
+        """The SAE's headline numbers (sae_absorption row), or None when it was not measured."""
+        frame = self._frame(q.SAE_ABSORPTION, [sae_key])
+        return None if frame.empty else plain_row(frame.iloc[0].to_dict())
+
+    def all_sae_absorption(self) -> pd.DataFrame:
+        return self._frame(q.ALL_SAE_ABSORPTION)
+
+    def sae_letters(self, sae_key: str) -> pd.DataFrame:
+        """One row per letter: split/main/best latents, absorption rates and the letter's probe."""
+        return self._frame(q.SAE_LETTERS, [sae_key])
+
+    def sae_letter(self, sae_key: str, letter: str) -> dict | None:
+        frame = self._frame(q.SAE_LETTER, [sae_key, letter])
+        return None if frame.empty else plain_row(frame.iloc[0].to_dict())
+
+    def all_sae_letters(self) -> pd.DataFrame:
+        return self._frame(q.ALL_SAE_LETTERS)
+
+    def letter_probes(self, model_name: str, hook_name: str) -> pd.DataFrame:
+        return self._frame(q.LETTER_PROBES, [model_name, hook_name])
+
+    def probe_run(self, model_name: str, hook_name: str) -> dict | None:
+        frame = self._frame(q.PROBE_RUN, [model_name, hook_name])
+        return None if frame.empty else plain_row(frame.iloc[0].to_dict())
+
+    def probe_run_count(self, model_name: str) -> int:
+        return self._rows(q.PROBE_RUN_COUNT, [model_name])[0][0]
+
+    def probe_models(self) -> list[str]:
+        return [row[0] for row in self._rows(q.PROBE_MODELS)]
+
+    def sae_letter_k(self, sae_key: str, letter: str) -> pd.DataFrame:
+        return self._frame(q.SAE_LETTER_K, [sae_key, letter])
+
+    def letter_latent_cos(self, sae_key: str, letter: str) -> pd.DataFrame:
+        """Every latent's decoder and encoder cosine with the letter's probe direction."""
+        return self._frame(q.LETTER_LATENT_COS, [sae_key, letter])
+
+    def latent_letter_cos(self, sae_key: str, latent: int) -> pd.DataFrame:
+        """One latent's cosines with the 26 probe directions."""
+        return self._frame(q.LATENT_LETTER_COS, [sae_key, latent])
+
+    def absorbed_words(self, sae_key: str, letter: str) -> pd.DataFrame:
+        """Projection rows with any absorption and every ablation row, with the word's text."""
+        return self._frame(q.ABSORBED_WORDS, [sae_key, letter])
+
+    def probe_words_by_text(self, model_name: str, word: str) -> pd.DataFrame:
+        """Task words spelled `word` or ` word` (one row per hook and token), with their prompt prefix."""
+        return self._frame(q.PROBE_WORDS_BY_TEXT, [model_name, word, word])
+
+    def vocab_tokens_by_text(self, model_name: str, word: str) -> pd.DataFrame:
+        return self._frame(q.VOCAB_TOKEN_IDS_BY_TEXT, [model_name, word, word])
+
+    def probe_vocabulary(self, model_name: str) -> list[str]:
+        return [row[0] for row in self._rows(q.PROBE_VOCABULARY, [model_name])]
+
+    def vocabulary_completions(self, model_name: str, prefix: str, limit: int = 12) -> list[str]:
+        return [row[0] for row in self._rows(q.VOCABULARY_PREFIX, [model_name, prefix, limit])]
+
+    def absorbed_examples(self, sae_key: str, limit: int = 12) -> list[str]:
+        return [row[0] for row in self._rows(q.ABSORBED_EXAMPLES, [sae_key, limit])]
+
+    def token_absorption(self, model_name: str, token_id: int) -> pd.DataFrame:
+        """One word across every SAE of the model: one row per SAE and metric."""
+        return self._frame(q.TOKEN_ABSORPTION, [model_name, token_id])
+
+    def latent_roles(self, sae_key: str, latent: int) -> LatentRoles:
+        return LatentRoles(
+            main=self._frame(q.LATENT_MAIN_LETTERS, [sae_key, latent]),
+            best=self._frame(q.LATENT_BEST_LETTERS, [sae_key, latent]),
+            split=self._frame(q.LATENT_SPLIT_LETTERS, [latent, sae_key, latent]),
+            absorbed=self._frame(q.LATENT_ABSORBED_WORDS, [sae_key, latent]),
+        )
+
+
+@dataclass(frozen=True)
+class LatentRoles:
+    """Where a latent shows up in the first-letter task."""
+
+    main: pd.DataFrame  # letters where it is the main latent (letter, main_f1)
+    best: pd.DataFrame  # letters where it is the best single latent (letter, best_f1)
+    split: pd.DataFrame  # letters where it is one of the split latents (letter, split_rank, n_split)
+    absorbed: pd.DataFrame  # words whose letter it absorbed as the top latent (letter, metric, word, act, ...)
+
+    @property
+    def empty(self) -> bool:
+        return self.main.empty and self.best.empty and self.split.empty and self.absorbed.empty
+
+
+def plain_row(row: dict) -> dict:
+    """A row as plain Python values: NaN/NA become None, numpy scalars and arrays become Python ones."""
+    out = {}
+    for key, value in row.items():
+        if hasattr(value, "tolist") and not isinstance(value, pd.Timestamp):
+            value = value.tolist()
+        if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+            value = None
+        out[key] = value
+    return out
+
+
+def absorber(top_latents: Sequence[int], top_acts: Sequence[float], top_scores: Sequence[float],
+             split_latents: Sequence[int]) -> tuple[int, float, float] | None:
+    """The word's absorbing latent: the first latent of its top list (by projection or attribution)
+    that is not a split latent, with its activation and score. For full absorption and the paper
+    metric this is top_latents[1]; for partial absorption the main latent may rank above it."""
+    split = {int(s) for s in split_latents}
+    for latent, act, score in zip(top_latents, top_acts, top_scores):
+        if int(latent) not in split:
+            return int(latent), float(act), float(score)
+    return None

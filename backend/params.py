@@ -72,3 +72,30 @@ def parse_text(value: str | None, name: str) -> str:
     if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value):
         raise ParamError(f"`{name}` contains control characters.")
     return value
+
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+MAX_WORD = 64
+
+
+def parse_letter(value: str | None, default: str | None = None) -> str:
+    """One letter a–z, case-insensitive, returned lower-case; `default` when absent (else an error)."""
+    if value is None or value.strip() == "":
+        if default is None:
+            raise ParamError("`letter` is missing: give one letter from a to z, e.g. `?letter=s`.")
+        return default
+    text = value.strip().lower()
+    if len(text) != 1 or text not in LETTERS:
+        raise ParamError(f"`letter` must be a single letter from a to z; got `{_shown(value)}`.")
+    return text
+
+
+def parse_word(value: str | None) -> str | None:
+    """None when absent or blank; otherwise the word without surrounding spaces (≤ 64 printable characters)."""
+    if value is None or value.strip() == "":
+        return None
+    if len(value) > MAX_WORD:
+        raise ParamError(f"`token` is longer than {MAX_WORD} characters.")
+    if not value.isprintable():
+        raise ParamError("`token` contains control or non-printable characters.")
+    return value.strip()

@@ -91,3 +91,174 @@ GROUP BY latent
 ORDER BY logit DESC
 LIMIT ?
 """
+
+# --- first-letter absorption (tables at the end of backend/sql/schema.sql) ----------------------
+ABSORPTION_TABLES = """
+SELECT count(*) FROM information_schema.tables
+WHERE table_name IN ('probe_runs', 'letter_probes', 'probe_words', 'probe_prefixes', 'sae_absorption',
+                     'sae_letters', 'sae_letter_k', 'latent_letter_cos', 'absorption_words')
+"""
+
+_SAE_ABSORPTION_COLUMNS = """
+a.sae_key, a.hook_name, a.n_letters,
+a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high, a.std_absorption_fraction,
+a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high, a.std_full_absorption,
+a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high, a.std_paper_absorption,
+a.mean_num_split_latents, a.std_num_split_latents,
+a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1, a.config, a.created_at
+"""
+SAE_ABSORPTION = f"SELECT {_SAE_ABSORPTION_COLUMNS} FROM sae_absorption a WHERE a.sae_key = ?"
+ALL_SAE_ABSORPTION = f"""
+SELECT {_SAE_ABSORPTION_COLUMNS}, s.model_name, s.l0, s.d_sae
+FROM sae_absorption a JOIN saes s ON s.sae_key = a.sae_key
+ORDER BY s.model_name, s.layer, s.d_sae, s.l0, a.sae_key
+"""
+
+# One row per letter: the SAE's latents for it, joined with the probe of the SAE's model and hook.
+_SAE_LETTERS = """
+SELECT l.letter, l.included, l.split_latents, l.n_split,
+       l.main_latent, l.main_encoder_cos, l.main_precision, l.main_recall, l.main_f1,
+       l.best_latent, l.best_precision, l.best_recall, l.best_f1, l.n_probe_true_positives,
+       l.mean_absorption_fraction, l.absorption_fraction_low, l.absorption_fraction_high,
+       l.full_absorption_rate, l.full_absorption_rate_low, l.full_absorption_rate_high, l.n_full_absorption,
+       l.paper_absorption_rate, l.paper_absorption_rate_low, l.paper_absorption_rate_high,
+       l.n_candidates, l.n_sampled, l.n_paper_absorption,
+       p.n_train, p.n_test, p.probe_precision, p.probe_recall, p.probe_f1, p.probe_auc, p.probe_stability,
+       p.model_accuracy, p.model_checked,
+       p.neuron, p.neuron_sign, p.neuron_precision, p.neuron_recall, p.neuron_f1,
+       p.pca_component, p.pca_sign, p.pca_precision, p.pca_recall, p.pca_f1
+FROM sae_letters l
+JOIN saes s ON s.sae_key = l.sae_key
+LEFT JOIN letter_probes p ON p.model_name = s.model_name AND p.hook_name = s.hook_name AND p.letter = l.letter
+WHERE l.sae_key = ?
+"""
+SAE_LETTERS = _SAE_LETTERS + " ORDER BY l.letter"
+SAE_LETTER = _SAE_LETTERS + " AND l.letter = ?"
+
+# Per-letter values of every SAE (the overview heatmap).
+ALL_SAE_LETTERS = """
+SELECT l.sae_key, l.letter, l.included, l.mean_absorption_fraction, l.full_absorption_rate, l.n_split,
+       p.probe_f1
+FROM sae_letters l
+JOIN saes s ON s.sae_key = l.sae_key
+LEFT JOIN letter_probes p ON p.model_name = s.model_name AND p.hook_name = s.hook_name AND p.letter = l.letter
+ORDER BY l.sae_key, l.letter
+"""
+
+LETTER_PROBES = """
+SELECT letter, n_train, n_test, probe_precision, probe_recall, probe_f1, probe_auc, probe_stability,
+       n_probe_true_positives, model_accuracy, model_checked,
+       neuron, neuron_sign, neuron_precision, neuron_recall, neuron_f1,
+       pca_component, pca_sign, pca_precision, pca_recall, pca_f1
+FROM letter_probes WHERE model_name = ? AND hook_name = ? ORDER BY letter
+"""
+
+PROBE_RUN = """
+SELECT model_name, hook_name, config, n_words, n_train, n_test, n_dropped, prompt_template, created_at
+FROM probe_runs WHERE model_name = ? AND hook_name = ?
+"""
+PROBE_RUN_COUNT = "SELECT count(*) FROM probe_runs WHERE model_name = ?"
+PROBE_MODELS = "SELECT DISTINCT model_name FROM probe_runs ORDER BY model_name"
+
+SAE_LETTER_K = """
+SELECT k, latents, weights, bias, precision, recall, f1
+FROM sae_letter_k WHERE sae_key = ? AND letter = ? ORDER BY k
+"""
+
+LETTER_LATENT_COS = """
+SELECT latent, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ? AND letter = ? ORDER BY latent
+"""
+LATENT_LETTER_COS = """
+SELECT letter, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ? AND latent = ? ORDER BY letter
+"""
+
+# Words of one letter that the SAE absorbed: projection rows with any absorption, and every
+# ablation row (the sampled paper-metric candidates, absorbed or not).
+ABSORBED_WORDS = """
+SELECT w.metric, w.token_id, v.token AS word, w.probe_projection, w.split_acts,
+       w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+       w.top_latents, w.top_acts, w.top_scores, pw.probe_logit
+FROM absorption_words w
+JOIN saes s ON s.sae_key = w.sae_key
+LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
+LEFT JOIN probe_words pw ON pw.model_name = s.model_name AND pw.hook_name = s.hook_name AND pw.token_id = w.token_id
+WHERE w.sae_key = ? AND w.letter = ?
+  AND (w.metric = 'ablation' OR w.is_full_absorption OR w.absorption_fraction > 0)
+ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DESC NULLS LAST,
+         w.absorption_fraction DESC NULLS LAST, w.probe_projection DESC
+"""
+
+# A word as the user types it: the token with or without one leading space (" snake", "snake").
+PROBE_WORDS_BY_TEXT = """
+SELECT pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.prefix_id, pw.probe_logit, pw.model_correct,
+       pp.text AS prefix_text, r.prompt_template
+FROM probe_words pw
+JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+LEFT JOIN probe_prefixes pp
+       ON pp.model_name = pw.model_name AND pp.hook_name = pw.hook_name AND pp.prefix_id = pw.prefix_id
+LEFT JOIN probe_runs r ON r.model_name = pw.model_name AND r.hook_name = pw.hook_name
+WHERE pw.model_name = ? AND (v.token = ? OR v.token = ' ' || ?)
+ORDER BY pw.hook_name, v.token
+"""
+VOCAB_TOKEN_IDS_BY_TEXT = """
+SELECT token_id, token FROM vocab WHERE model_name = ? AND (token = ? OR token = ' ' || ?) ORDER BY token
+"""
+# Autocomplete: the distinct words of the task (leading space removed).
+PROBE_VOCABULARY = """
+SELECT DISTINCT ltrim(v.token, ' ') AS word
+FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+WHERE pw.model_name = ?
+ORDER BY word
+"""
+
+# One word across every SAE of its model: one row per SAE and metric.
+TOKEN_ABSORPTION = """
+SELECT w.sae_key, s.hook_name, w.metric, w.letter, w.probe_projection, w.split_acts, l.split_latents,
+       l.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+       w.top_latents, w.top_acts, w.top_scores,
+       (SELECT list(c.decoder_cos ORDER BY u.i)
+        FROM (SELECT unnest(w.top_latents) AS latent, generate_subscripts(w.top_latents, 1) AS i) u
+        LEFT JOIN latent_letter_cos c ON c.sae_key = w.sae_key AND c.letter = w.letter AND c.latent = u.latent
+       ) AS top_cos
+FROM absorption_words w
+JOIN saes s ON s.sae_key = w.sae_key
+JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
+WHERE s.model_name = ? AND w.token_id = ?
+ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
+"""
+
+# A latent's roles in the first-letter task.
+LATENT_MAIN_LETTERS = "SELECT letter, main_f1 FROM sae_letters WHERE sae_key = ? AND main_latent = ? ORDER BY letter"
+LATENT_BEST_LETTERS = "SELECT letter, best_f1 FROM sae_letters WHERE sae_key = ? AND best_latent = ? ORDER BY letter"
+LATENT_SPLIT_LETTERS = """
+SELECT letter, list_position(split_latents, ?) AS split_rank, n_split
+FROM sae_letters WHERE sae_key = ? AND list_contains(split_latents, ?) ORDER BY letter
+"""
+LATENT_ABSORBED_WORDS = """
+SELECT w.letter, w.metric, w.token_id, v.token AS word, w.top_acts[1] AS act, w.top_scores[1] AS score,
+       w.absorption_fraction, w.is_full_absorption, w.is_absorption
+FROM absorption_words w
+JOIN saes s ON s.sae_key = w.sae_key
+LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
+WHERE w.sae_key = ? AND w.top_latents[1] = ? AND (w.is_full_absorption OR w.is_absorption)
+ORDER BY w.letter, w.metric DESC, v.token
+"""
+
+# Examples for the token page: fully absorbed words of an SAE.
+ABSORBED_EXAMPLES = """
+SELECT DISTINCT ltrim(v.token, ' ') AS word
+FROM absorption_words w
+JOIN saes s ON s.sae_key = w.sae_key
+JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
+WHERE w.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption
+ORDER BY word
+LIMIT ?
+"""
+VOCABULARY_PREFIX = """
+SELECT DISTINCT ltrim(v.token, ' ') AS word
+FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+WHERE pw.model_name = ? AND starts_with(lower(ltrim(v.token, ' ')), lower(?))
+ORDER BY length(word), word
+LIMIT ?
+"""
+SAE_HAS_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ?"

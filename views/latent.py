@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.params import ParamError, parse_latent
-from views import common
+from views import absorption_ui, common
 
 db = common.get_db()
 sae = common.current_sae()
@@ -122,3 +122,61 @@ with side:
     st.caption("By cosine similarity of decoder directions.")
     for neighbor, cosine in latent.neighbors:
         common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae["sae_key"], latent=neighbor)
+
+
+# --- first-letter absorption -----------------------------------------------------------------
+def letter_profile_chart(cos, highlighted: set[str]) -> go.Figure:
+    colors = [absorption_ui.SPLIT_COLOR if letter in highlighted else "rgb(160,160,160)" for letter in cos["letter"]]
+    fig = go.Figure(go.Bar(x=[letter.upper() for letter in cos["letter"]], y=cos["decoder_cos"], marker_color=colors,
+                           customdata=cos["encoder_cos"],
+                           hovertemplate="%{x}: decoder cos %{y:.3f}<br>encoder cos %{customdata:.3f}<extra></extra>"))
+    fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="decoder cos with probe",
+                      xaxis_title="letter probe", bargap=0.15)
+    return fig
+
+
+def render_roles(roles, sae_key: str) -> None:
+    if roles.empty:
+        st.caption("This latent is not a main, best or split latent of any letter and absorbed no measured word.")
+    for role in absorption_ui.records(roles.main):
+        common.page_link("letter", f"Main latent for letter {role['letter'].upper()} (F1 {role['main_f1']:.3f}) →",
+                         sae=sae_key, letter=role["letter"])
+    for role in absorption_ui.records(roles.best):
+        common.page_link("letter", f"Best single latent for letter {role['letter'].upper()} "
+                         f"(F1 {role['best_f1']:.3f}) →", sae=sae_key, letter=role["letter"])
+    for role in absorption_ui.records(roles.split):
+        common.page_link("letter", f"Split latent {role['split_rank']} of {role['n_split']} for letter "
+                         f"{role['letter'].upper()} →", sae=sae_key, letter=role["letter"])
+    for letter, words in roles.absorbed.groupby("letter", sort=True):
+        unique = sorted({w.strip() for w in words["word"].dropna()})
+        common.page_link("letter", f"Absorber of letter {letter.upper()} on {len(unique)} word(s): "
+                         f"{', '.join(unique[:8])}{' …' if len(unique) > 8 else ''} →", sae=sae_key, letter=letter)
+        cols = st.columns(3)
+        for i, word in enumerate(unique[:12]):
+            with cols[i % 3]:
+                common.page_link("token", f"“{word}”", sae=sae_key, token=word)
+
+
+def render_absorption_panel() -> None:
+    st.divider()
+    st.subheader("Absorption (first-letter task)")
+    if not absorption_ui.has_absorption(sae["sae_key"]):
+        absorption_ui.no_absorption_message(sae["sae_key"])
+        return
+    absorption_ui.caveat(sae)
+    absorption_ui.explainer()
+    roles = absorption_ui.cached("latent_roles", sae["sae_key"], latent_id)
+    cos = absorption_ui.cached("latent_letter_cos", sae["sae_key"], latent_id)
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Decoder cosine with each letter's probe direction**")
+        st.caption("Blue: letters where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
+                   "with the letter they absorb.")
+        highlighted = set(roles.main["letter"]) | set(roles.split["letter"]) | set(roles.absorbed["letter"])
+        st.plotly_chart(letter_profile_chart(cos, highlighted), width="stretch", key="latent_letter_profile")
+    with right:
+        st.markdown("**Roles**")
+        render_roles(roles, sae["sae_key"])
+
+
+render_absorption_panel()

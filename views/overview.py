@@ -1,8 +1,10 @@
 """Overview: the SAEs in the database and their statistics."""
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from views import common
+from views import absorption_ui, common
 
 st.title("SAEs in this database")
 db = common.get_db()
@@ -41,3 +43,101 @@ for sae in frame.to_dict("records"):
             common.page_link("latent", "Open latent 0 →", sae=sae["sae_key"], latent=0)
         with link_cols[1]:
             common.page_link("browse", "Browse latents →", sae=sae["sae_key"])
+
+
+# --- first-letter absorption -----------------------------------------------------------------
+def absorption_table(summary) -> pd.DataFrame:
+    def with_interval(s: dict, name: str) -> str:
+        return absorption_ui.interval(s[name], s[f"{name}_low"], s[f"{name}_high"])
+
+    rows = []
+    for s in absorption_ui.records(summary):
+        rows.append({
+            "SAE": s["sae_key"], "letters included": s["n_letters"],
+            "mean absorption fraction": with_interval(s, "mean_absorption_fraction"),
+            "full-absorption rate": with_interval(s, "full_absorption_rate"),
+            "paper absorption rate": with_interval(s, "paper_absorption_rate"),
+            "mean split latents": s["mean_num_split_latents"], "main latent P": s["mean_main_precision"],
+            "main latent R": s["mean_main_recall"], "main latent F1": s["mean_main_f1"], "probe F1": s["mean_probe_f1"],
+            "letter page": absorption_ui.letter_url(s["sae_key"], "s"),
+        })
+    return pd.DataFrame(rows)
+
+
+def letter_heatmap(letters: pd.DataFrame, sae_order: list[str]) -> go.Figure:
+    """Rows = SAEs, columns = letters, colour = mean absorption fraction; excluded letters greyed."""
+    grid = letters.pivot(index="sae_key", columns="letter", values="mean_absorption_fraction").reindex(sae_order)
+    included = letters.pivot(index="sae_key", columns="letter", values="included").reindex(sae_order)
+    included = included.fillna(False).astype(bool)
+    probe_f1 = letters.pivot(index="sae_key", columns="letter", values="probe_f1").reindex(sae_order)
+    columns = [c.upper() for c in grid.columns]
+    kept = grid.where(included)
+    excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=kept.values, x=columns, y=list(grid.index), colorscale="Reds", zmin=0, zmax=1,
+                             texttemplate="%{z:.0%}", textfont=dict(size=10),
+                             colorbar=dict(title="mean abs. fraction", tickformat=".0%"), xgap=1, ygap=1,
+                             hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=excluded.values, x=columns, y=list(grid.index), colorscale=[[0, "#ddd"], [1, "#ddd"]],
+                             showscale=False, xgap=1, ygap=1,
+                             text=[["" if kept_letter else "excl" for kept_letter in row] for row in included.values],
+                             textfont=dict(size=9, color="#666"),
+                             texttemplate="%{text}", hoverinfo="skip"))
+    # Invisible markers on every cell carry the hover text and make cells clickable (Streamlit's chart
+    # selection reports points of scatter traces, not heatmap cells).
+    cells = [(sae_key, letter) for sae_key in grid.index for letter in grid.columns]
+    hover = [f"{sae_key}<br>letter {letter.upper()}: {_fmt(grid.loc[sae_key, letter])}<br>probe F1 "
+             f"{_fmt(probe_f1.loc[sae_key, letter], '.2f')}"
+             + ("" if included.loc[sae_key, letter] else "<br>excluded: probe F1 ≤ 0.6")
+             for sae_key, letter in cells]
+    fig.add_trace(go.Scatter(x=[letter.upper() for _, letter in cells], y=[sae_key for sae_key, _ in cells],
+                             mode="markers", marker=dict(size=26, symbol="square", color="rgba(255,255,255,0.01)"),
+                             hovertext=hover, hoverinfo="text", showlegend=False))
+    fig.update_layout(height=140 + 40 * len(grid.index), margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      hovermode="closest", xaxis=dict(side="top"), yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def _fmt(value, fmt: str = ".3f") -> str:
+    return "—" if value is None or pd.isna(value) else format(float(value), fmt)
+
+
+def picked_cell(event) -> tuple[str, str] | None:
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    for point in points:
+        if point.get("x") and point.get("y"):
+            return str(point["y"]), str(point["x"]).lower()
+    return None
+
+
+st.header("First-letter absorption")
+absorption_ui.caveat()
+absorption_ui.explainer()
+summary = absorption_ui.cached("all_sae_absorption") if absorption_ui.cached("has_absorption_tables") else pd.DataFrame()
+if summary.empty:
+    st.info("No SAE in this database has absorption measurements yet (the precompute's absorption stage fills them).")
+    st.stop()
+
+st.caption("Headline means over letters whose probe F1 > 0.6, with 95% bootstrap intervals over words. "
+           "Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included letters.")
+number = st.column_config.NumberColumn(format="%.3f")
+st.dataframe(absorption_table(summary), hide_index=True, width="stretch", key="overview_absorption",
+             column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
+                            "main latent P": number, "main latent R": number, "main latent F1": number,
+                            "probe F1": number,
+                            "letter page": st.column_config.LinkColumn("letter page", display_text="letters →")})
+
+st.subheader("Mean absorption fraction per letter")
+st.caption("Grey cells: letters excluded from the headline means because the probe itself is unreliable "
+           "(F1 ≤ 0.6). Click a cell to open that letter.")
+heat_event = st.plotly_chart(letter_heatmap(absorption_ui.cached("all_sae_letters"), summary["sae_key"].tolist()),
+                             width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
+cell = picked_cell(heat_event)
+if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
+    st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
+for sae_key in summary["sae_key"]:
+    st.markdown(f"**{sae_key}** — open a letter:")
+    letter_cols = st.columns(13)
+    for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"):
+        with letter_cols[i % 13]:
+            common.page_link("letter", letter.upper(), sae=sae_key, letter=letter)

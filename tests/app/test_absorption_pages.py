@@ -1,0 +1,262 @@
+"""The absorption views (letter, token search, the latent page's panel, the overview's heatmap) rendered
+headless against a real database with absorption rows.
+
+The database is $EXPLORER_DB when set, else the shipped assets/demo.duckdb; the tests are skipped when it
+has no absorption measurements (an older demo file). The words and latents they open are read from
+that database, so they follow a rebuilt file."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backend.database import DEFAULT_DB_PATH, DatabaseError, ExplorerDB
+from tests.app.test_pages import run_page
+
+DB_PATH = Path(os.environ.get("EXPLORER_DB") or DEFAULT_DB_PATH)
+
+# Test fixtures read from the database (plain SQL is fine here: this is not app code).
+_WORDS_BY_STATUS = """
+WITH words AS (
+    SELECT ltrim(v.token, ' ') AS word, bool_and(NOT pw.is_test) AS all_train,
+           bool_or(pw.is_test AND pw.probe_logit <= 0) AS missed, bool_and(pw.is_test) AS all_test
+    FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+    WHERE pw.model_name = ? AND pw.hook_name = ?
+    GROUP BY 1
+)
+SELECT (SELECT min(word) FROM words WHERE all_train AND length(word) >= 4),
+       (SELECT min(word) FROM words WHERE missed AND all_test AND length(word) >= 4)
+"""
+_FULLY_ABSORBED_WORD = """
+SELECT ltrim(v.token, ' '), w.token_id, w.top_latents[1]
+FROM absorption_words w JOIN vocab v ON v.model_name = ? AND v.token_id = w.token_id
+JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
+WHERE w.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption AND l.included AND length(v.token) >= 5
+  AND (SELECT count(*) FROM vocab v2 WHERE v2.model_name = ? AND ltrim(v2.token, ' ') = ltrim(v.token, ' ')) = 1
+ORDER BY (SELECT count(*) FROM absorption_words w2 WHERE w2.sae_key = w.sae_key
+          AND w2.top_latents[1] = w.top_latents[1] AND (w2.is_full_absorption OR w2.is_absorption)),
+         w.probe_projection DESC
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Demo:
+    sae_key: str
+    model_name: str
+    letter_s: dict  # sae_letter(sae_key, "s")
+    excluded_letter: str | None  # a letter with probe F1 <= 0.6, if any
+    absorbed_word: str  # a fully absorbed test word that is a single vocabulary entry
+    absorbed_token_id: int
+    absorber: int
+    n_saes_for_word: int
+    train_word: str  # every vocabulary form of it is a probe-training word
+    missed_word: str | None  # a test word the probe gets wrong
+
+
+@pytest.fixture(scope="module")
+def demo() -> Demo:
+    try:
+        db = ExplorerDB(DB_PATH)
+    except DatabaseError as error:
+        pytest.skip(f"no usable database with absorption rows: {error}")
+    try:
+        summary = db.all_sae_absorption() if db.has_absorption_tables() else None
+        if summary is None or summary.empty:
+            pytest.skip(f"{DB_PATH} holds no absorption measurements")
+        sae = db.sae(summary["sae_key"].iloc[0])
+        key, model = sae["sae_key"], sae["model_name"]
+        letters = db.sae_letters(key)
+        excluded = letters.loc[~letters["included"], "letter"]
+        word, token_id, absorber = db._rows(_FULLY_ABSORBED_WORD, [model, key, model])[0]
+        train_word, missed_word = db._rows(_WORDS_BY_STATUS, [model, sae["hook_name"]])[0]
+        n_saes = db.token_absorption(model, token_id)["sae_key"].nunique()
+        return Demo(key, model, db.sae_letter(key, "s"), excluded.iloc[0] if len(excluded) else None,
+                    word, int(token_id), int(absorber), int(n_saes), train_word, missed_word)
+    finally:
+        db.close()
+
+
+@pytest.fixture()
+def demo_env(demo, monkeypatch) -> Demo:
+    monkeypatch.setenv("EXPLORER_DB", str(DB_PATH))
+    return demo
+
+
+def chart_specs(at) -> dict[str, dict]:
+    """Plotly charts on the page by widget key suffix -> figure spec."""
+    return {c.proto.id.split("-", 2)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def link_labels(at) -> list[str]:
+    return [p.proto.label for p in at.get("page_link")]
+
+
+# --- letter page ---------------------------------------------------------------------------------
+def test_letter_page_shows_probe_f1_intervals_table_and_charts(demo_env):
+    row = demo_env.letter_s
+    at = run_page("letter", sae=demo_env.sae_key, letter="s")
+    assert not at.exception
+    assert at.title[0].value == "Letter S"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["probe F1"] == f"{row['probe_f1']:.3f}"
+    assert metrics["probe stability"] == f"{row['probe_stability']:.3f}"
+    assert metrics["mean absorption fraction"] == f"{row['mean_absorption_fraction']:.3f}"
+    captions = [c.value for c in at.caption]
+    for low, high in [(row["absorption_fraction_low"], row["absorption_fraction_high"]),
+                      (row["full_absorption_rate_low"], row["full_absorption_rate_high"])]:
+        assert f"95% CI [{low:.3f}, {high:.3f}]" in captions
+    classifiers = at.dataframe[0].value
+    assert classifiers["F1"].iloc[0] == pytest.approx(row["probe_f1"])
+    assert classifiers["F1"].iloc[1] == pytest.approx(row["main_f1"])
+    assert len(classifiers) == 6  # probe, main, best, k-sparse, neuron, PCA
+    charts = chart_specs(at)
+    scatter = charts[f"letter_scatter_{demo_env.sae_key}_s"]
+    plotted = sorted(x for trace in scatter["data"] for x in trace["customdata"])
+    assert len(plotted) == len(set(plotted)) and len(plotted) > 100  # every latent once
+    assert any(t["name"].startswith("split latent") or t["name"].startswith("main latent") for t in scatter["data"])
+    k_bars = charts["letter_k_chart"]["data"][0]
+    assert k_bars["marker"]["color"].count(k_bars["marker"]["color"][0]) >= row["n_split"]
+    assert "How this is computed" in [e.proto.label for e in at.expander]
+    assert any("16k latents" in c for c in captions)
+
+
+def test_letter_page_links_absorbing_latents_and_lists_absorbed_words(demo_env):
+    at = run_page("letter", sae=demo_env.sae_key, letter="s")
+    words = at.dataframe[1].value
+    assert {"word", "metric", "absorber", "probe cos", "P", "score"} <= set(words.columns)
+    assert words["absorber"].str.contains(f"sae={demo_env.sae_key}&latent=").all()
+    absorber_links = [label for label in link_labels(at) if label.startswith("Latent ")]
+    absorbers = {int(label.split()[1]) for label in absorber_links}
+    full = words[words["full"] == True]  # noqa: E712 (object column with None)
+    assert len(full) > 0
+    assert {int(url.rsplit("=", 1)[1]) for url in full["absorber"]} <= absorbers
+
+
+@pytest.mark.parametrize("bad", ["7", "ss", "' OR 1=1 --", "é"])
+def test_bad_letter_shows_a_message(demo_env, bad):
+    at = run_page("letter", sae=demo_env.sae_key, letter=bad)
+    assert not at.exception
+    assert any("single letter from a to z" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_missing_letter_defaults_to_s_in_the_url(demo_env):
+    at = run_page("letter", sae=demo_env.sae_key)
+    assert not at.exception
+    assert at.query_params["letter"] in ("s", ["s"])
+    assert at.title[0].value == "Letter S"
+
+
+def test_choosing_a_letter_updates_the_url(demo_env):
+    at = run_page("letter", sae=demo_env.sae_key, letter="s")
+    at.selectbox(key="letter_select").set_value("t").run()
+    assert not at.exception
+    assert at.query_params["letter"] in ("t", ["t"])
+    assert at.title[0].value == "Letter T"
+
+
+def test_unreliable_letter_is_flagged(demo_env):
+    if demo_env.excluded_letter is None:
+        pytest.skip("every letter's probe has F1 > 0.6 in this database")
+    at = run_page("letter", sae=demo_env.sae_key, letter=demo_env.excluded_letter)
+    assert not at.exception
+    assert any("unreliable letter" in w.value and "excluded from the SAE's headline means" in w.value
+               for w in at.warning)
+
+
+# --- token page ----------------------------------------------------------------------------------
+def test_token_page_shows_one_row_per_sae_for_an_absorbed_word(demo_env):
+    at = run_page("token", sae=demo_env.sae_key, token=demo_env.absorbed_word)
+    assert not at.exception
+    tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    assert len(tables) == 1
+    table = tables[0]
+    assert len(table) == demo_env.n_saes_for_word
+    row = table[table["SAE"] == demo_env.sae_key].iloc[0]
+    assert row["full absorption"] == True  # noqa: E712
+    assert row["absorber"].endswith(f"latent={demo_env.absorber}")
+    assert 0 < row["absorber cos"] <= 1
+    assert row["split latents fired"].startswith("0/")
+    assert "Prompt" in [e.proto.label for e in at.expander]
+    prompt = [c.value for c in at.code]
+    assert any(f"{demo_env.absorbed_word} has the first letter:" in p for p in prompt)
+
+
+def test_unknown_word_is_explained(demo_env):
+    at = run_page("token", sae=demo_env.sae_key, token="xqzzy")
+    assert not at.exception
+    assert any("not a single-token alphabetic word" in e.value for e in at.error)
+
+
+def test_training_word_is_explained(demo_env):
+    at = run_page("token", sae=demo_env.sae_key, token=demo_env.train_word)
+    assert not at.exception
+    assert any("probe-training word" in i.value and "held-out test words" in i.value for i in at.info)
+    assert not [d for d in at.dataframe if "SAE" in d.value.columns]
+
+
+def test_word_the_probe_missed_is_explained(demo_env):
+    if demo_env.missed_word is None:
+        pytest.skip("the probe gets every test word right in this database")
+    at = run_page("token", sae=demo_env.sae_key, token=demo_env.missed_word)
+    assert not at.exception
+    assert any("probe missed" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("bad, message", [("a" * 65, "longer than"), ("sn\x00ake", "non-printable")])
+def test_bad_token_parameter_shows_a_message(demo_env, bad, message):
+    at = run_page("token", sae=demo_env.sae_key, token=bad)
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_typing_a_prefix_suggests_words(demo_env):
+    at = run_page("token", sae=demo_env.sae_key)
+    at.text_input(key="token_input").input(demo_env.absorbed_word[:3]).run()
+    assert not at.exception
+    assert at.query_params["token"] in (demo_env.absorbed_word[:3], [demo_env.absorbed_word[:3]])
+    assert any(label.lower().startswith(demo_env.absorbed_word[:3].lower()) for label in link_labels(at))
+
+
+# --- latent page and overview --------------------------------------------------------------------
+def test_latent_page_shows_letter_profile_and_main_latent_role(demo_env):
+    main = demo_env.letter_s["main_latent"]
+    at = run_page("latent", sae=demo_env.sae_key, latent=str(main))
+    assert not at.exception
+    assert "Absorption (first-letter task)" in [s.value for s in at.subheader]
+    profile = chart_specs(at)["latent_letter_profile"]["data"][0]
+    assert profile["x"] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert any(label.startswith("Main latent for letter S") for label in link_labels(at))
+
+
+def test_latent_page_shows_absorber_role_with_word_links(demo_env):
+    at = run_page("latent", sae=demo_env.sae_key, latent=str(demo_env.absorber))
+    assert not at.exception
+    labels = link_labels(at)
+    assert any(label.startswith("Absorber of letter") and demo_env.absorbed_word in label for label in labels)
+    assert f"“{demo_env.absorbed_word}”" in labels
+
+
+def test_overview_shows_absorption_table_and_heatmap(demo_env):
+    at = run_page("overview")
+    assert not at.exception
+    table = at.dataframe[1].value
+    assert demo_env.sae_key in table["SAE"].tolist()
+    assert table["mean absorption fraction"].str.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]").all()
+    heatmap = chart_specs(at)["overview_heatmap"]["data"]
+    assert heatmap[0]["type"] == "heatmap" and len(heatmap[0]["x"]) == 26
+    assert demo_env.sae_key in heatmap[0]["y"]
+    assert "First-letter absorption" in [h.value for h in at.header]
+
+
+# --- a database without absorption rows ------------------------------------------------------------
+def test_pages_say_so_when_there_are_no_absorption_rows(app_env):
+    for page, params in [("letter", {"letter": "s"}), ("token", {"token": "t7"}), ("latent", {"latent": "3"}),
+                         ("overview", {})]:
+        at = run_page(page, sae="planted", **params)
+        assert not at.exception, page
+        assert any("absorption" in i.value or "probe data" in i.value for i in at.info), page

@@ -1,0 +1,133 @@
+"""Shared pieces of the absorption views: cached queries, the explainer, caveats, links and formats.
+
+Not a page (it is not registered in app.py); the letter, token, latent and overview pages import it."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+from backend.database import database_path, plain_row
+from views import common
+
+MIN_PROBE_F1 = 0.6  # letters with probe F1 <= this are left out of the headline means (SAEBench)
+MIN_STABILITY = 0.7  # below this the two half-data probes disagree: the letter's direction is unreliable
+SPLIT_COLOR = "rgb(31,119,180)"
+ABSORBER_COLOR = "rgb(214,39,40)"
+MAIN_COLOR = "rgb(44,160,44)"
+OTHER_COLOR = "rgba(150,150,150,0.35)"
+
+EXPLAINER = """
+**Feature splitting.** For each letter a sparse logistic probe is trained on the SAE's latents; the
+top-k latents by positive weight are refit for k = 1, 2, …, and k grows while the F1 on held-out
+words improves by more than τ = 0.03. The accepted latents are the letter's *split latents* (their
+number is reported as SAEBench does, all of them). The *main latent* is the one whose encoder row is
+closest (cosine) to the probe direction.
+
+**Absorption.** A "starts with S" latent should fire on every S-word. Often it stays silent on some
+(" short") because another latent — one for that word or a group of words — fires instead and its
+decoder direction carries part of the "S" direction: that latent has *absorbed* the letter.
+Absorption is measured only on held-out test words that the ground-truth linear probe gets right.
+
+**Projection metric (SAEBench).** For each word, P is the activation's projection on the unit probe
+direction, and each latent contributes (activation × decoder cosine with the probe). The absorption
+fraction is the share of P carried by non-split latents (cosine ≥ 0.1, top 3) rather than by the
+split latents; it is 0 when the split latents already explain P or the others carry < 40 % of it.
+*Full absorption*: every split latent is silent and one latent (cosine ≥ 0.025) carries ≥ 40 % of P.
+
+**Ablation metric (paper, Chanin et al.).** Candidates are words the probe gets right but the
+k-sparse probe misses, with the split latents silent (at most 200 sampled). Integrated-gradients
+attribution of each latent on the model's own first-letter logit difference; a word is absorbed when
+the most negative attribution beats the second by ≥ 1 and that latent's decoder cosine with the
+probe is ≥ 0.025. The rate is scaled by the sampling proportion and divided by the probe's true positives.
+
+**Intervals** are 95 % bootstrap intervals, resampling words (within each letter for the SAE means).
+"""
+
+CAVEAT = ("A 135M-parameter model and a 4k-latent SAE (as in this demo) give noisier absorption numbers than "
+          "the published Gemma-2-2B / Gemma Scope results: SAEBench advises models of ≥ 1B parameters and SAEs "
+          "of ≥ 16k latents. Read every number with its interval.")
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _query(path: str, method: str, args: tuple) -> Any:
+    return getattr(common._open_db(path), method)(*args)
+
+
+def cached(method: str, *args) -> Any:
+    """`ExplorerDB.<method>(*args)` through st.cache_data (the database is read-only)."""
+    common.get_db()
+    return _query(str(database_path()), method, args)
+
+
+def has_absorption(sae_key: str) -> bool:
+    return bool(cached("has_absorption", sae_key))
+
+
+def explainer() -> None:
+    with st.expander("How this is computed", expanded=False):
+        st.markdown(EXPLAINER)
+
+
+def caveat(sae: dict | None = None) -> None:
+    """The small-model warning, shown as a caption on every absorption view."""
+    this = f" This SAE: {int(sae['d_sae']):,} latents on `{sae['model_name']}`." if sae else ""
+    st.caption(f":material/warning: {CAVEAT}{this}")
+
+
+def no_absorption_message(sae_key: str) -> None:
+    st.info(f"This database holds no absorption measurements for SAE `{sae_key}`. Build them with "
+            "`python -m precompute build` (absorption stage) or pick another SAE in the sidebar.")
+
+
+def interval(value: float | None, low: float | None, high: float | None, fmt: str = ".3f") -> str:
+    """`0.123 [0.100, 0.150]`, or `—` when the value was not measured."""
+    if value is None:
+        return "—"
+    if low is None or high is None:
+        return format(value, fmt)
+    return f"{value:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def ci_text(low: float | None, high: float | None, fmt: str = ".3f") -> str:
+    return "no interval" if low is None or high is None else f"95% CI [{low:{fmt}}, {high:{fmt}}]"
+
+
+def latent_url(sae_key: str, latent: int) -> str:
+    return "./latent?" + urlencode({"sae": sae_key, "latent": int(latent)})
+
+
+def letter_url(sae_key: str, letter: str) -> str:
+    return "./letter?" + urlencode({"sae": sae_key, "letter": letter})
+
+
+def token_url(sae_key: str, word: str) -> str:
+    return "./token?" + urlencode({"sae": sae_key, "token": word.strip()})
+
+
+def letter_unreliable(row: dict) -> str | None:
+    """Why a letter's numbers should not be trusted (probe F1 or stability), or None."""
+    reasons = []
+    f1, stability = row.get("probe_f1"), row.get("probe_stability")
+    if f1 is not None and f1 <= MIN_PROBE_F1:
+        reasons.append(f"probe F1 {f1:.2f} ≤ {MIN_PROBE_F1}")
+    if stability is not None and stability < MIN_STABILITY:
+        reasons.append(f"probe stability {stability:.2f} < {MIN_STABILITY} (probes fitted on two halves of "
+                       "the training words disagree)")
+    if not reasons:
+        return None
+    excluded = ("excluded from the SAE's headline means" if not row.get("included")
+                else "still counted in the headline means (only probe F1 ≤ 0.6 excludes a letter)")
+    return f"Unstable/unreliable letter: {'; '.join(reasons)}; {excluded}."
+
+
+def show_error(message: str) -> None:
+    st.error(message)
+    st.stop()
+
+
+def records(frame) -> list[dict]:
+    """A frame's rows as plain dicts (NA/NaN as None, arrays as lists), safe to test with `if`."""
+    return [plain_row(r) for r in frame.to_dict("records")]

@@ -1,0 +1,289 @@
+"""Letter: how well the SAE's "starts with X" latents track the probe, and which latents absorbed X."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend.database import absorber
+from backend.params import LETTERS, ParamError, parse_choice, parse_letter
+from views import absorption_ui as ui
+from views import common
+
+DEFAULT_LETTER = "s"
+SCATTER_X = {"encoder": "encoder cosine with the probe", "latent": "latent id"}
+
+db = common.get_db()
+sae = common.current_sae()
+sae_key = sae["sae_key"]
+try:
+    letter = parse_letter(st.query_params.get("letter"), default=DEFAULT_LETTER)
+    scatter_x = parse_choice(st.query_params.get("x"), SCATTER_X, "x", "encoder")
+except ParamError as error:
+    common.show_param_error(error)
+if st.query_params.get("letter") != letter:
+    st.query_params["letter"] = letter  # make the default (or the lower-cased letter) explicit in the URL
+
+
+def on_letter_selected() -> None:
+    st.query_params["letter"] = st.session_state["letter_select"]
+
+
+def on_x_selected() -> None:
+    st.query_params["x"] = st.session_state["letter_scatter_x"]
+
+
+st.title(f"Letter {letter.upper()}")
+st.caption(f"SAE `{sae_key}` · `{sae['hook_name']}` · words that start with “{letter.upper()}”")
+ui.caveat(sae)
+ui.explainer()
+
+st.session_state["letter_select"] = letter  # the URL is the source of truth; the widget follows it
+st.selectbox("letter", list(LETTERS), key="letter_select", format_func=str.upper, on_change=on_letter_selected,
+             help="The choice is kept in the URL (?letter=).")
+
+if not ui.has_absorption(sae_key):
+    ui.no_absorption_message(sae_key)
+    st.stop()
+row = ui.cached("sae_letter", sae_key, letter)
+if row is None:
+    st.info(f"No absorption measurements for letter {letter.upper()} in SAE `{sae_key}`.")
+    st.stop()
+
+split_latents = [int(x) for x in row["split_latents"]]
+
+
+def metric_with_interval(column, label: str, value, low, high, help_text: str) -> None:
+    column.metric(label, "—" if value is None else f"{value:.3f}", help=help_text)
+    column.caption(ui.ci_text(low, high) if value is not None else "not measured")
+
+
+# --- headline numbers -------------------------------------------------------------------------
+warning = ui.letter_unreliable(row)
+if warning:
+    st.warning(warning)
+
+top = st.columns(5)
+top[0].metric("probe F1", "—" if row["probe_f1"] is None else f"{row['probe_f1']:.3f}",
+              help="Ground-truth linear probe on held-out test words (positive when its logit > 0).")
+top[0].caption(f"P {row['probe_precision']:.3f} · R {row['probe_recall']:.3f}"
+               + (f" · AUC {row['probe_auc']:.3f}" if row["probe_auc"] is not None else ""))
+top[1].metric("probe stability", f"{row['probe_stability']:.3f}",
+              help="Cosine between probes trained on two disjoint halves of the training words.")
+top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
+              help="How often the model itself answers this letter right (argmax over “ A”…“ Z”).")
+top[2].caption(f"on {row['model_checked']:,} prompts")
+top[3].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
+top[4].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
+              help="Test words of this letter the probe gets right: the words absorption is measured on.")
+
+rates = st.columns(3)
+metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
+                     row["absorption_fraction_low"], row["absorption_fraction_high"],
+                     "Projection metric (SAEBench): mean over the probe's true positives.")
+metric_with_interval(rates[1], "full-absorption rate", row["full_absorption_rate"],
+                     row["full_absorption_rate_low"], row["full_absorption_rate_high"],
+                     f"{row['n_full_absorption']} words fully absorbed (split latents silent, one latent carries "
+                     "the letter).")
+metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_rate"],
+                     row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
+                     f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
+                     f"({row['n_candidates']} candidates).")
+st.caption("Intervals: 95% bootstrap over words." + ("" if row["included"] else
+           " This letter is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+
+
+# --- classifiers compared --------------------------------------------------------------------
+def k_row(ks: pd.DataFrame, k: int) -> dict | None:
+    match = ks[ks["k"] == k]
+    return None if match.empty else match.iloc[0].to_dict()
+
+
+def sign(value: int) -> str:
+    return "+" if value >= 0 else "−"
+
+
+def classifier_table(row: dict, ks: pd.DataFrame) -> pd.DataFrame:
+    k_split = k_row(ks, row["n_split"])
+    rows = [
+        ("linear probe (ground truth)", "d_model probe", row["probe_precision"], row["probe_recall"], row["probe_f1"]),
+        ("main latent (encoder closest to probe)", f"latent {row['main_latent']}", row["main_precision"],
+         row["main_recall"], row["main_f1"]),
+        ("best single latent", f"latent {row['best_latent']}", row["best_precision"], row["best_recall"], row["best_f1"]),
+    ]
+    if k_split is not None:
+        latents = ", ".join(str(int(x)) for x in k_split["latents"])
+        rows.append((f"k-sparse probe (k = n_split = {row['n_split']})", f"latents {latents}",
+                     k_split["precision"], k_split["recall"], k_split["f1"]))
+    rows += [
+        ("best residual neuron", f"neuron {row['neuron']} ({sign(row['neuron_sign'])})",
+         row["neuron_precision"], row["neuron_recall"], row["neuron_f1"]),
+        ("best PCA direction", f"PC {row['pca_component']} ({sign(row['pca_sign'])})",
+         row["pca_precision"], row["pca_recall"], row["pca_f1"]),
+    ]
+    return pd.DataFrame(rows, columns=["classifier", "direction", "precision", "recall", "F1"])
+
+
+ks = ui.cached("sae_letter_k", sae_key, letter)
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Probe vs latents vs baselines")
+    st.caption("Precision / recall / F1 on held-out test words. No latent should be expected to match the probe; "
+               "a large gap between the main latent's recall and the probe's is where absorption hides.")
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(classifier_table(row, ks), hide_index=True, width="stretch",
+                 column_config={"precision": number, "recall": number, "F1": number}, key="letter_classifiers")
+with right:
+    st.subheader("k-sparse probe F1 vs k")
+    if ks.empty:
+        st.caption("No k-sparse fits stored.")
+    else:
+        colors = [ui.SPLIT_COLOR if k <= row["n_split"] else "rgb(190,190,190)" for k in ks["k"]]
+        added = [f"+ latent {int(latents[-1])}" for latents in ks["latents"]]
+        fig = go.Figure(go.Bar(x=ks["k"], y=ks["f1"], marker_color=colors, text=added, textposition="none",
+                               hovertemplate="k = %{x}<br>F1 = %{y:.3f}<br>%{text}<extra></extra>"))
+        fig.add_hline(y=row["probe_f1"], line_dash="dot", annotation_text="probe F1", line_color="black")
+        fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="k (latents)",
+                          yaxis_title="F1", yaxis_range=[0, 1.02], showlegend=False)
+        st.plotly_chart(fig, width="stretch", key="letter_k_chart")
+        st.caption(f"Blue: the {row['n_split']} split latent(s) accepted while F1 improved by > τ = 0.03 "
+                   f"({', '.join(map(str, split_latents))}).")
+
+
+# --- absorbed words and absorbing latents ----------------------------------------------------
+def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataFrame:
+    """One display row per absorbed word: the first non-split latent of its top list is the absorber."""
+    out = []
+    for w in ui.records(words):
+        found = absorber(w["top_latents"], w["top_acts"], w["top_scores"], split_latents)
+        latent, act, score = found if found else (None, None, None)
+        out.append({
+            "word": w["word"].strip() if isinstance(w["word"], str) else f"<{w['token_id']}>",
+            "token": repr(w["word"]), "metric": w["metric"],
+            "absorption fraction": w["absorption_fraction"], "full": w["is_full_absorption"],
+            "paper absorption": w["is_absorption"], "P": w["probe_projection"],
+            "absorber id": latent, "absorber act": act,
+            "probe cos": cos.get(latent) if latent is not None else None, "score": score,
+            "absorber": ui.latent_url(sae_key, latent) if latent is not None else None,
+            "token link": ui.token_url(sae_key, w["word"]) if isinstance(w["word"], str) else None,
+        })
+    return pd.DataFrame(out)
+
+
+def absorbing_latents(table: pd.DataFrame) -> pd.DataFrame:
+    """Latents that are the top latent of a fully absorbed (projection) or absorbed (paper) word."""
+    absorbed = table if table.empty else table[(table["full"] == True) | (table["paper absorption"] == True)]  # noqa: E712
+    if absorbed.empty:
+        return pd.DataFrame(columns=["absorber id", "words", "probe cos", "examples"])
+    grouped = absorbed.groupby("absorber id").agg(words=("word", "nunique"), cos=("probe cos", "first"),
+                                               examples=("word", lambda s: ", ".join(sorted(set(s))[:6])))
+    return grouped.rename(columns={"cos": "probe cos"}).reset_index().sort_values("words", ascending=False)
+
+
+cos_frame = ui.cached("letter_latent_cos", sae_key, letter)
+cos_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["decoder_cos"].astype(float)))
+word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter), cos_by_latent)
+absorbers = absorbing_latents(word_table)
+absorber_ids = {int(a) for a in absorbers["absorber id"]}
+
+
+def latent_category(latent: int) -> str:
+    if latent == row["main_latent"]:
+        return "main latent (also split)" if latent in split_latents else "main latent"
+    if latent in split_latents:
+        return "split latent"
+    if latent in absorber_ids:
+        return "absorbing latent"
+    return "other"
+
+
+CATEGORY_STYLE = {  # drawn in this order, so the marked latents sit on top
+    "other": dict(color=ui.OTHER_COLOR, size=5, symbol="circle"),
+    "absorbing latent": dict(color=ui.ABSORBER_COLOR, size=10, symbol="diamond"),
+    "split latent": dict(color=ui.SPLIT_COLOR, size=11, symbol="circle"),
+    "main latent": dict(color=ui.MAIN_COLOR, size=14, symbol="star"),
+    "main latent (also split)": dict(color=ui.MAIN_COLOR, size=14, symbol="star"),
+}
+
+
+def cosine_scatter(cos_frame: pd.DataFrame, x_column: str) -> go.Figure:
+    frame = cos_frame.assign(category=[latent_category(int(x)) for x in cos_frame["latent"]])
+    fig = go.Figure()
+    for category, style in CATEGORY_STYLE.items():
+        part = frame[frame["category"] == category]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part[x_column], y=part["decoder_cos"], mode="markers", name=f"{category} ({len(part)})",
+            marker=dict(color=style["color"], size=style["size"], symbol=style["symbol"]),
+            customdata=part["latent"].astype(int).tolist(),
+            hovertemplate="latent %{customdata}<br>decoder cos %{y:.3f}<br>encoder cos %{x:.3f}<extra></extra>"
+            if x_column == "encoder_cos" else "latent %{customdata}<br>decoder cos %{y:.3f}<extra></extra>",
+        ))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="decoder cosine with the probe",
+                      xaxis_title=SCATTER_X[scatter_x], legend=dict(orientation="h", y=1.08), clickmode="event+select")
+    return fig
+
+
+def picked_latent(event) -> int | None:
+    """The latent of the clicked point, if any."""
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", [])
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list):
+            data = data[0] if data else None
+        if data is not None:
+            return int(data)
+    return None
+
+
+st.subheader("Every latent's decoder cosine with the probe")
+st.caption("Click a point to open that latent. Absorbing latents are the top latent of a word whose letter was "
+           "absorbed (full absorption or the paper's ablation test); typical absorbers have probe cosine 0.05–0.15.")
+st.session_state["letter_scatter_x"] = scatter_x
+st.radio("x axis", list(SCATTER_X), format_func=SCATTER_X.get, key="letter_scatter_x", horizontal=True,
+         on_change=on_x_selected)
+event = st.plotly_chart(cosine_scatter(cos_frame, "encoder_cos" if scatter_x == "encoder" else "latent"),
+                        width="stretch", key=f"letter_scatter_{sae_key}_{letter}", on_select="rerun",
+                        selection_mode="points")
+clicked = picked_latent(event)
+if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
+    st.switch_page(common.PAGE_FILES["latent"], query_params={"sae": sae_key, "latent": str(clicked)})
+
+st.subheader(f"Absorbing latents ({len(absorbers)})")
+if absorbers.empty:
+    st.caption("No word of this letter was fully absorbed or passed the paper's ablation test.")
+else:
+    for item in ui.records(absorbers.head(15)):
+        cos_text = f" · probe cos {item['probe cos']:.3f}" if item["probe cos"] is not None else ""
+        common.page_link("latent", f"Latent {int(item['absorber id'])} — absorbed {item['words']} word(s){cos_text}: "
+                         f"{item['examples']}", sae=sae_key, latent=int(item["absorber id"]))
+    if len(absorbers) > 15:
+        st.caption(f"… and {len(absorbers) - 15} more (see the table below).")
+
+st.subheader("Absorbed words")
+if word_table.empty:
+    st.caption("No word of this letter shows absorption under either metric.")
+else:
+    show_all = st.toggle("include sampled words the ablation metric did not call absorbed", key="letter_show_all")
+    shown = word_table if show_all else word_table[(word_table["metric"] == "projection")
+                                                   | (word_table["paper absorption"] == True)]  # noqa: E712
+    st.caption("projection rows: absorption fraction > 0 or full absorption (score = activation × probe cosine); "
+               "ablation rows: the paper's sampled candidates (score = attribution, most negative first). "
+               "P = the word's activation projected on the unit probe direction.")
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        shown[["word", "metric", "absorption fraction", "full", "paper absorption", "P", "absorber", "absorber act",
+               "probe cos", "score", "token link", "token"]],
+        hide_index=True, width="stretch", key="letter_words",
+        column_config={
+            "absorption fraction": number, "P": number, "absorber act": number, "probe cos": number, "score": number,
+            "absorber": st.column_config.LinkColumn(
+                "absorber", display_text=r"latent=(\d+)",
+                help="The word's top latent that is not a split latent (by projection, or by attribution for the "
+                     "ablation metric); click to open it."),
+            "token link": st.column_config.LinkColumn("word across SAEs", display_text="token page →"),
+            "token": st.column_config.TextColumn("token text", help="The exact token, with its leading space."),
+        })

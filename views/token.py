@@ -1,0 +1,171 @@
+"""Token search: one word across every SAE — did the letter latents fire, or was its first letter absorbed?"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from backend.database import absorber
+from backend.params import ParamError, parse_word
+from views import absorption_ui as ui
+from views import common
+
+N_SUGGESTIONS = 12
+
+db = common.get_db()
+sae = common.current_sae()
+sae_key, model_name = sae["sae_key"], sae["model_name"]
+try:
+    word = parse_word(st.query_params.get("token"))
+except ParamError as error:
+    common.show_param_error(error)
+
+
+def on_word_entered() -> None:
+    text = st.session_state["token_input"].strip()
+    if text:
+        st.query_params["token"] = text
+    else:
+        st.query_params.pop("token", None)
+
+
+st.title("Token search")
+st.caption(f"Words of `{model_name}` (the sidebar SAE's model), across every SAE of that model in this database.")
+ui.caveat(sae)
+ui.explainer()
+
+st.session_state["token_input"] = word or ""  # the URL is the source of truth; the widget follows it
+st.text_input("word", key="token_input", on_change=on_word_entered, placeholder="e.g. snake",
+              help="One token of the model's vocabulary, with or without its leading space; case-sensitive. "
+                   "The choice is kept in the URL (?token=).")
+
+if not ui.cached("has_absorption_tables") or ui.cached("probe_run_count", model_name) == 0:
+    st.info(f"This database holds no first-letter probe data for `{model_name}`: nothing to look up.")
+    st.stop()
+
+
+def suggestion_links(words: list[str], label: str) -> None:
+    if not words:
+        return
+    st.caption(label)
+    cols = st.columns(min(len(words), 6))
+    for i, suggestion in enumerate(words):
+        with cols[i % len(cols)]:
+            common.page_link("token", suggestion, sae=sae_key, token=suggestion)
+
+
+if word is None:
+    suggestion_links(ui.cached("absorbed_examples", sae_key, N_SUGGESTIONS),
+                     f"Type a word, or try one whose first letter `{sae_key}` fully absorbed:")
+    st.stop()
+
+completions = [w for w in ui.cached("vocabulary_completions", model_name, word, N_SUGGESTIONS + 1) if w != word]
+suggestion_links(completions[:N_SUGGESTIONS], "Task words starting with what you typed:")
+
+matches = ui.cached("probe_words_by_text", model_name, word)
+if matches.empty:
+    in_vocab = ui.cached("vocab_tokens_by_text", model_name, word)
+    if in_vocab.empty:
+        st.error(f"“{word}” is not a single-token alphabetic word of `{model_name}`'s vocabulary. The first-letter "
+                 "task only uses tokens that are a whole word of ASCII letters (with or without one leading space): "
+                 "words the tokenizer splits into several tokens, and tokens with digits or punctuation, are not "
+                 "measured. Matching is case-sensitive.")
+    else:
+        tokens = ", ".join(f"`{t!r}`" for t in in_vocab["token"])
+        st.error(f"“{word}” is a token of `{model_name}` ({tokens}) but not a word of the first-letter task: it is "
+                 "not a single-token alphabetic word (only ASCII letters, with an optional leading space), or its "
+                 "prompt did not tokenize as prefix + word + template and it was dropped.")
+    st.stop()
+
+
+def fired(values: list[float]) -> str:
+    return f"{sum(1 for v in values if v > 1e-8)}/{len(values)}"
+
+
+def split_text(latents: list[int], acts: list[float]) -> str:
+    return ", ".join(f"{int(lat)}: {act:.2f}" for lat, act in zip(latents, acts))
+
+
+def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per SAE: its projection row and (when sampled) its ablation row side by side."""
+    rows = []
+    for key, group in frame.groupby("sae_key", sort=False):
+        by_metric = {r["metric"]: r for r in ui.records(group)}
+        first = next(iter(by_metric.values()))
+        split = [int(x) for x in first["split_latents"]]
+        acts = [float(x) for x in first["split_acts"]]
+        main = int(first["main_latent"])
+        main_act = acts[split.index(main)] if main in split else None
+        row = {"SAE": key, "letter": first["letter"].upper(), "main latent": main,
+               "main act": main_act, "split latents fired": fired(acts), "split acts": split_text(split, acts),
+               "P": first["probe_projection"]}
+        projection, ablation = by_metric.get("projection"), by_metric.get("ablation")
+        if projection is not None:
+            found = absorber(projection["top_latents"], projection["top_acts"], projection["top_scores"], split)
+            row.update({"absorption fraction": projection["absorption_fraction"],
+                        "full absorption": projection["is_full_absorption"]})
+            row.update(absorber_columns(key, "", found, projection, first["letter"]))
+        row["paper absorption"] = ("not sampled" if ablation is None else
+                                   "absorbed" if ablation["is_absorption"] else "not absorbed")
+        if ablation is not None:
+            found = absorber(ablation["top_latents"], ablation["top_acts"], ablation["top_scores"], split)
+            row.update(absorber_columns(key, "ablation ", found, ablation, first["letter"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def absorber_columns(key: str, prefix: str, found, record: dict, letter: str) -> dict:
+    if found is None:
+        return {}
+    latent, act, score = found
+    cos = dict(zip((int(x) for x in record["top_latents"]), record["top_cos"]))
+    return {f"{prefix}absorber": ui.latent_url(key, latent), f"{prefix}absorber cos": cos.get(latent),
+            f"{prefix}absorber act": act, f"{prefix}absorber score": score}
+
+
+def render_word(match: dict) -> None:
+    token, letter = match["token"], match["letter"]
+    st.subheader(f"Token {token!r} · id {match['token_id']} · letter {letter.upper()}")
+    st.caption(f"hook `{match['hook_name']}` · probe logit {match['probe_logit']:.2f} · "
+               + ("held-out test word" if match["is_test"] else "probe-training word")
+               + ("" if match["model_correct"] is None else
+                  f" · the model answers {'right' if match['model_correct'] else 'wrong'}"))
+    with st.expander("Prompt", expanded=False):
+        if match["prefix_text"] is not None and match["prompt_template"] is not None:
+            st.code(match["prefix_text"] + match["prompt_template"].format(word=token), language=None)
+            st.caption("The activation is read at the word's token; the model's answer would follow the colon.")
+        else:
+            st.caption("The prompt is not stored.")
+    if not match["is_test"]:
+        st.info(f"{token!r} is a probe-training word: the probe was fitted on it, so absorption is not measured on "
+                "it. Absorption is measured only on held-out test words.")
+        return
+    if match["probe_logit"] <= 0:
+        st.warning(f"The probe missed {token!r} (its logit for “{letter.upper()}” is {match['probe_logit']:.2f} ≤ 0). "
+                   "Absorption is measured only on words the probe gets right (the SAE should then have found "
+                   "the letter too), so no SAE has a row for it.")
+        return
+    frame = ui.cached("token_absorption", model_name, int(match["token_id"]))
+    frame = frame[frame["hook_name"] == match["hook_name"]]
+    if frame.empty:
+        st.info(f"No SAE at `{match['hook_name']}` in this database has absorption rows for {token!r}.")
+        return
+    table = sae_rows(frame)
+    number = st.column_config.NumberColumn(format="%.3f")
+    config = {name: number for name in table.columns if name.endswith((" act", " cos", " score", "fraction")) or name == "P"}
+    for prefix in ("", "ablation "):
+        if f"{prefix}absorber" in table.columns:
+            config[f"{prefix}absorber"] = st.column_config.LinkColumn(
+                f"{prefix}absorber", display_text=r"latent=(\d+)",
+                help="The top non-split latent by projection (or by attribution for the ablation metric).")
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, key=f"token_table_{match['token_id']}")
+    st.caption("split latents fired: how many of the letter's split latents were active on this word (> 1e-8). "
+               "absorber score: activation × probe cosine (projection) or attribution (ablation, most negative first).")
+    for record in table.to_dict("records"):
+        common.page_link("letter", f"Letter {record['letter']} in {record['SAE']} →", sae=record["SAE"],
+                         letter=record["letter"].lower())
+
+
+for match in sorted(ui.records(matches), key=lambda m: not m["is_test"]):  # measured (test) words first
+    with st.container(border=True):
+        render_word(match)

@@ -101,6 +101,17 @@ Recipe: `{recipe_path or 'n/a'}` (`python -m precompute train {recipe_path or 'R
 """
 
 
+def measure_and_write_card(folder: Path, model, rows: np.ndarray, row_label: str, ce_rows: int = 64,
+                           recipe_path: Path | None = None, model_name: str = "smollm2-135m-embedded") -> SAECard:
+    from precompute.sae_loading import SAESpec, load_sae
+
+    training_tokens = json.loads(recipe_path.read_text()).get("training_tokens") if recipe_path else None
+    sae = load_sae(SAESpec(key=folder.name, path=folder))
+    card = measure_card(folder.name, model, sae, rows, rows[:ce_rows], row_label, training_tokens, model_name)
+    write_card(card, folder, str(recipe_path) if recipe_path else None)
+    return card
+
+
 def write_card(card: SAECard, folder: Path, recipe_path: str | None) -> None:
     (folder / "card.json").write_text(json.dumps(asdict(card), indent=2) + "\n")
     (folder / "README.md").write_text(card_markdown(card, recipe_path))

@@ -33,6 +33,17 @@ def add_train_parser(sub) -> None:
     p.add_argument("--training-tokens", type=int, default=None, help="override the recipe's token budget")
 
 
+def add_sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="train every SAE of a sweep from one shared activation cache (resumable)")
+    p.add_argument("sweep", type=Path, help="sweep file, e.g. recipes/sweeps/smollm2-embedded.json")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus (from `corpus`)")
+    p.add_argument("--output-root", type=Path, default=DEFAULT_SAE_ROOT, help="folder receiving <name>/")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--only", action="append", default=None, metavar="NAME", help="train only this recipe (repeatable)")
+    p.add_argument("--force", action="store_true", help="retrain SAEs that are already finished")
+    p.add_argument("--training-tokens", type=int, default=None, help="override every recipe's token budget")
+
+
 def add_build_parser(sub) -> None:
     p = sub.add_parser("build", help="precompute latent dashboards for SAEs into the explorer's DuckDB file")
     p.add_argument("--sae", action="append", required=True, metavar="SPEC",
@@ -76,20 +87,14 @@ def add_card_parser(sub) -> None:
 def run_card(args) -> int:
     import json
 
-    from precompute.card import measure_card, write_card
+    from precompute.card import measure_and_write_card
     from precompute.corpus import load_corpus_rows
     from precompute.model_loading import load_model
-    from precompute.sae_loading import SAESpec, load_sae
 
     start, stop = parse_rows(args.rows)
     rows = load_corpus_rows(args.corpus)[start:stop]
-    training_tokens = None
-    if args.recipe:
-        training_tokens = json.loads(args.recipe.read_text()).get("training_tokens")
-    sae = load_sae(SAESpec(key=args.folder.name, path=args.folder))
-    card = measure_card(args.folder.name, load_model(args.model), sae, rows, rows[: args.ce_rows],
-                        f"{start}:{stop}", training_tokens, args.model)
-    write_card(card, args.folder, str(args.recipe) if args.recipe else None)
+    card = measure_and_write_card(args.folder, load_model(args.model), rows, f"{start}:{stop}", args.ce_rows,
+                                  args.recipe, args.model)
     print(json.dumps(card.__dict__, indent=2))
     return 0
 
@@ -170,6 +175,23 @@ def run_train(args) -> int:
     return 0
 
 
+def run_sweep_command(args) -> int:
+    from precompute.model_loading import default_device
+    from precompute.sweep import Sweep, run_sweep
+
+    sweep = Sweep.from_file(args.sweep)
+    try:
+        written = run_sweep(sweep, args.corpus, args.output_root, device=args.device or default_device(),
+                            only=set(args.only) if args.only else None, force=args.force,
+                            training_tokens=args.training_tokens)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for folder in written:
+        print(f"wrote {folder}")
+    return 0
+
+
 def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="one SAE's absorption results as SAEBench-style JSON + Parquet/CSV tables")
     p.add_argument("--sae", action="append", required=True, metavar="KEY", help="SAE key in the database (repeatable)")
@@ -190,7 +212,7 @@ def run_export(args) -> int:
     return 0
 
 
-COMMANDS = {"corpus": run_corpus, "train": run_train, "build": run_build, "card": run_card, "export": run_export}
+COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card, "export": run_export}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_corpus_parser(sub)
     add_train_parser(sub)
+    add_sweep_parser(sub)
     add_build_parser(sub)
     add_card_parser(sub)
     add_export_parser(sub)

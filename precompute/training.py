@@ -30,6 +30,10 @@ class TrainingRecipe:
     k: int = 32  # target L0 for TopK/BatchTopK
     l1_coefficient: float = 5.0  # standard (L1) SAEs only
     l0_coefficient: float = 1.0  # JumpReLU only
+    target_l0: float | None = None  # JumpReLU: set -> sae-lens's "quadratic" L0 loss pulls L0 to this target
+    l0_warm_up_steps: int = 0  # JumpReLU: the L0 loss ramps up over these steps (an untrained SAE fires ~half its latents)
+    normalize_activations: str = "none"  # "expected_average_only_in": sae-lens scales inputs to norm sqrt(d_in)
+    # during training and folds the factor back into the saved weights
     training_tokens: int = 5_000_000
     train_batch_size_tokens: int = 4096
     context_size: int = 128
@@ -42,6 +46,7 @@ class TrainingRecipe:
     # sae-lens's default (1000) exceeds a 5 M-token run's ~1,200 steps, leaving ~75 % of latents dead.
     seed: int = 42
     corpus_rows: tuple[int, int] = (0, 60_000)  # training rows of the corpus; dashboards use rows after these
+    activation_cache: bool = False  # train from a sweep's shared activation cache instead of running the model
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -63,13 +68,16 @@ def sae_training_config(recipe: TrainingRecipe, d_in: int):
         TopKTrainingSAEConfig,
     )
 
-    common = dict(d_in=d_in, d_sae=recipe.d_sae, dtype="float32", device="cpu")
+    common = dict(d_in=d_in, d_sae=recipe.d_sae, dtype="float32", device="cpu",
+                  normalize_activations=recipe.normalize_activations)
     if recipe.architecture == "topk":
         return TopKTrainingSAEConfig(k=recipe.k, **common)
     if recipe.architecture == "batchtopk":
         return BatchTopKTrainingSAEConfig(k=recipe.k, **common)
     if recipe.architecture == "jumprelu":
-        return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient, **common)
+        loss_mode = {"jumprelu_sparsity_loss_mode": "quadratic", "target_l0": recipe.target_l0} if recipe.target_l0 else {}
+        return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient,
+                                         l0_warm_up_steps=recipe.l0_warm_up_steps, **loss_mode, **common)
     if recipe.architecture == "standard":
         return StandardTrainingSAEConfig(l1_coefficient=recipe.l1_coefficient, **common)
     raise ValueError(f"unknown architecture {recipe.architecture!r}")
@@ -83,10 +91,21 @@ def latest_checkpoint(name: str) -> Path | None:
     return states[-1].parent if states else None
 
 
-def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: Path | None):
+def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: Path | None,
+                  cached_activations: Path | None = None):
+    """sae-lens runner config. With `cached_activations` (a folder from `activation_cache`) the runner reads
+    activations from disk; the cache already dropped position 0, so its context is one shorter."""
     from sae_lens import LanguageModelSAERunnerConfig, LoggingConfig
 
     n_steps = recipe.training_tokens // recipe.train_batch_size_tokens
+    if cached_activations is not None:
+        spec = json.loads((cached_activations / "cache_spec.json").read_text())
+        source = dict(use_cached_activations=True, cached_activations_path=str(cached_activations),
+                      context_size=spec["context_size"], seqpos_slice=(None,))
+    else:
+        source = dict(context_size=recipe.context_size, seqpos_slice=(1, None))  # position 0: attention sink
+    # the mixing buffer must hold at least one training batch
+    n_batches_in_buffer = max(recipe.n_batches_in_buffer, -(-recipe.train_batch_size_tokens // source["context_size"]) + 1)
     return LanguageModelSAERunnerConfig(
         sae=sae_training_config(recipe, d_in),
         model_name=recipe.model_name,
@@ -94,12 +113,12 @@ def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: P
         dataset_path="",
         is_dataset_tokenized=True,
         streaming=False,
-        context_size=recipe.context_size,
         prepend_bos=False,  # SmolLM2 has no BOS; rows start mid-text
-        seqpos_slice=(1, None),  # position 0 is an attention sink with ~6x the residual norm
+        **source,
         training_tokens=recipe.training_tokens,
         train_batch_size_tokens=recipe.train_batch_size_tokens,
-        n_batches_in_buffer=recipe.n_batches_in_buffer,
+        n_batches_in_buffer=n_batches_in_buffer,
+        n_batches_for_norm_estimate=50,  # sae-lens's 1,000 would read 4 M tokens just to estimate one scale
         store_batch_size_prompts=recipe.store_batch_size_prompts,
         lr=recipe.lr,
         lr_warm_up_steps=recipe.lr_warm_up_steps,
@@ -146,13 +165,16 @@ def save_trained_sae(sae, output_dir: Path) -> Path:
     return finalize_sae_folder(output_dir)
 
 
-def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, device: str = "cpu", model=None) -> Path:
+def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, device: str = "cpu", model=None,
+              cached_activations: Path | None = None) -> Path:
+    """Train with sae-lens's runner. With `cached_activations` the model is never run (sae-lens only runs it
+    for wandb evals, which are off), but the runner still wants a model and token dataset to exist."""
     from sae_lens import LanguageModelSAETrainingRunner
 
     torch.manual_seed(recipe.seed)
     model = model if model is not None else load_model(recipe.model_name, device=device)
     resume_from = latest_checkpoint(recipe.name)
-    cfg = runner_config(recipe, model.cfg.d_model, device, resume_from)
+    cfg = runner_config(recipe, model.cfg.d_model, device, resume_from, cached_activations)
     runner = LanguageModelSAETrainingRunner(
         cfg, override_model=model, override_dataset=training_dataset(corpus_path, recipe.corpus_rows)
     )

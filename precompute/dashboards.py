@@ -58,8 +58,8 @@ class PassResult:
     stats: ReconstructionStats
 
 
-def encode_batch(model, sae, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int):
-    """Residual activations at the hook for positions >= first_position, and their SAE codes."""
+def hook_activations(model, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int) -> torch.Tensor:
+    """Residual activations at the hook for positions >= first_position: [batch * pos, d_in]."""
     _, cache = model.run_with_cache(
         tokens,
         names_filter=[hook_name],
@@ -67,9 +67,13 @@ def encode_batch(model, sae, hook_name: str, layer: int | None, tokens: torch.Te
         prepend_bos=False,
     )
     acts = cache[hook_name][:, first_position:, :]  # [batch, pos, d_in]
-    flat = acts.reshape(-1, acts.shape[-1]).to(sae.dtype)
-    codes = sae.encode(flat)  # [batch * pos, d_sae]
-    return flat, codes
+    return acts.reshape(-1, acts.shape[-1])
+
+
+def encode_batch(model, sae, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int):
+    """Residual activations at the hook for positions >= first_position, and their SAE codes."""
+    flat = hook_activations(model, hook_name, layer, tokens, first_position).to(sae.dtype)
+    return flat, sae.encode(flat)  # [batch * pos, d_in], [batch * pos, d_sae]
 
 
 class StatsAccumulator:
@@ -100,38 +104,65 @@ class StatsAccumulator:
         )
 
 
+class SparseCodeCollector:
+    """Accumulates one SAE's sparse codes (corpus token index, latent, value) over the pass."""
+
+    def __init__(self, sae, seq_len: int, first_position: int) -> None:
+        self.sae = sae
+        self.seq_len = seq_len
+        self.first_position = first_position
+        self.stats = StatsAccumulator(sae.cfg.d_in)
+        self.index: list[np.ndarray] = []
+        self.latent: list[np.ndarray] = []
+        self.value: list[np.ndarray] = []
+
+    def update(self, x: torch.Tensor, first_row: int) -> None:
+        x = x.to(self.sae.dtype)
+        codes = self.sae.encode(x)  # [batch * pos, d_sae]
+        self.stats.update(x, self.sae.decode(codes), codes)
+        flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
+        usable = self.seq_len - self.first_position
+        # flat index over [batch, usable] -> corpus token index (row * seq_len + pos)
+        row = first_row + torch.div(flat_idx, usable, rounding_mode="floor")
+        pos = flat_idx % usable + self.first_position
+        self.index.append((row * self.seq_len + pos).cpu().numpy().astype(np.int64))
+        self.latent.append(latent_idx.cpu().numpy().astype(np.int32))
+        self.value.append(codes[flat_idx, latent_idx].float().cpu().numpy())
+
+    def result(self, n_rows: int) -> PassResult:
+        codes = SparseCodes(
+            token_index=np.concatenate(self.index) if self.index else np.zeros(0, np.int64),
+            latent=np.concatenate(self.latent) if self.latent else np.zeros(0, np.int32),
+            value=np.concatenate(self.value) if self.value else np.zeros(0, np.float32),
+            n_rows=n_rows,
+            seq_len=self.seq_len,
+            n_tokens=n_rows * (self.seq_len - self.first_position),
+        )
+        return PassResult(codes=codes, stats=self.stats.result())
+
+
 @torch.no_grad()
-def collect_sparse_codes(model, sae, hook_name: str, layer: int | None, rows: np.ndarray,
-                         config: DashboardConfig, device: str = "cpu") -> PassResult:
-    """The single model pass: sparse codes of every token, and reconstruction statistics."""
+def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int | None, rows: np.ndarray,
+                                  config: DashboardConfig, device: str = "cpu") -> list[PassResult]:
+    """The single model pass for every SAE at one hook: each batch of activations is encoded by all of them."""
     n_rows, seq_len = rows.shape
+    collectors = [SparseCodeCollector(sae, seq_len, config.first_position) for sae in saes]
     usable = seq_len - config.first_position
-    parts_index, parts_latent, parts_value = [], [], []
-    stats = StatsAccumulator(sae.cfg.d_in)
-    progress = tqdm(total=n_rows * usable, desc=f"dashboards {hook_name}", unit="tok", unit_scale=True)
+    progress = tqdm(total=n_rows * usable, desc=f"dashboards {hook_name} ({len(saes)} SAEs)", unit="tok", unit_scale=True)
     for start in range(0, n_rows, config.batch_size):
         batch = torch.from_numpy(rows[start : start + config.batch_size]).long().to(device)
-        x, codes = encode_batch(model, sae, hook_name, layer, batch, config.first_position)
-        stats.update(x, sae.decode(codes), codes)
-        flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
-        values = codes[flat_idx, latent_idx]
-        # flat index over [batch, usable] -> corpus token index (row * seq_len + pos)
-        row = start + torch.div(flat_idx, usable, rounding_mode="floor")
-        pos = flat_idx % usable + config.first_position
-        parts_index.append((row * seq_len + pos).cpu().numpy().astype(np.int64))
-        parts_latent.append(latent_idx.cpu().numpy().astype(np.int32))
-        parts_value.append(values.float().cpu().numpy())
+        x = hook_activations(model, hook_name, layer, batch, config.first_position)
+        for collector in collectors:
+            collector.update(x, start)
         progress.update(batch.shape[0] * usable)
     progress.close()
-    codes = SparseCodes(
-        token_index=np.concatenate(parts_index) if parts_index else np.zeros(0, np.int64),
-        latent=np.concatenate(parts_latent) if parts_latent else np.zeros(0, np.int32),
-        value=np.concatenate(parts_value) if parts_value else np.zeros(0, np.float32),
-        n_rows=n_rows,
-        seq_len=seq_len,
-        n_tokens=n_rows * usable,
-    )
-    return PassResult(codes=codes, stats=stats.result())
+    return [collector.result(n_rows) for collector in collectors]
+
+
+def collect_sparse_codes(model, sae, hook_name: str, layer: int | None, rows: np.ndarray,
+                         config: DashboardConfig, device: str = "cpu") -> PassResult:
+    """The single model pass for one SAE: sparse codes of every token, and reconstruction statistics."""
+    return collect_sparse_codes_for_hook(model, [sae], hook_name, layer, rows, config, device)[0]
 
 
 @dataclass

@@ -26,6 +26,9 @@ DELETE_SAE_ROWS = {
     "saes": "DELETE FROM saes WHERE sae_key = ?",
 }
 SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
+SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
+MATCHED_PAIRS = "SELECT DISTINCT sae_key, other_sae_key FROM latent_matches"
+DELETE_MATCHES = "DELETE FROM latent_matches WHERE sae_key = ? OR other_sae_key = ?"
 ABSORPTION_KEYS = "SELECT sae_key FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
     table: f"DELETE FROM {table} WHERE sae_key = ?"
@@ -135,6 +138,7 @@ def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> 
 def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
     for statement in list(DELETE_ABSORPTION_ROWS.values()) + list(DELETE_SAE_ROWS.values()):
         con.execute(statement, [sae_key])
+    con.execute(DELETE_MATCHES, [sae_key, sae_key])
 
 
 def existing_sae_keys(con: duckdb.DuckDBPyConnection) -> set[str]:

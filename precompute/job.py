@@ -37,6 +37,12 @@ def vocab_table(model_name: str, tokenizer, d_vocab: int) -> pa.Table:
     return pa.table({"model_name": [model_name] * d_vocab, "token_id": ids, "token": tokens})
 
 
+def training_architecture(sae) -> str:
+    """How it was trained: sae-lens saves BatchTopK (and Matryoshka) SAEs as inference JumpReLU SAEs and
+    keeps the training architecture in the metadata."""
+    return getattr(sae.cfg.metadata, "training_architecture", None) or sae_architecture(sae)
+
+
 def sae_row(spec: SAESpec, sae, model_name: str, hook_name: str, corpus: str, stats: dash.ReconstructionStats,
             n_dead: int, config: dash.DashboardConfig) -> pa.Table:
     row = {
@@ -45,6 +51,7 @@ def sae_row(spec: SAESpec, sae, model_name: str, hook_name: str, corpus: str, st
         "hook_name": hook_name,
         "layer": hook_layer(hook_name),
         "architecture": sae_architecture(sae),
+        "training_architecture": training_architecture(sae),
         "d_in": sae.cfg.d_in,
         "d_sae": sae.cfg.d_sae,
         "source": spec.source,
@@ -133,14 +140,10 @@ class SAETiming:
     n_tokens: int
 
 
-def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig) -> tuple[dict[str, pa.Table], SAETiming, np.ndarray]:
-    """Everything the database holds for one SAE. Returns the tables, timings and referenced rows."""
+def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobConfig) -> tuple[dict[str, pa.Table], np.ndarray]:
+    """Everything the database holds for one SAE, from its codes. Returns the tables and referenced rows."""
     cfg = config.dashboard
-    sae = load_sae(spec, device=config.device)
     hook_name = sae_hook_name(sae)
-    t0 = time.perf_counter()
-    result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, cfg, config.device)
-    t1 = time.perf_counter()
     codes = result.codes
     stats = dash.latent_stats(codes, sae.cfg.d_sae, cfg.hist_bins)
     refs = dash.concat_refs([
@@ -151,9 +154,8 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
                                       cfg.first_position)
     logits = dash.logit_lens(sae, model, cfg.n_logits)
     neighbors = dash.decoder_neighbors(sae, cfg.n_neighbors)
-    t2 = time.perf_counter()
     n_dead = int((stats.n_fired == 0).sum())
-    corpus = f"{config.corpus_path.name}[{config.corpus_rows[0]}:{config.corpus_rows[0] + len(rows)}]"
+    corpus = f"{config.corpus_path.name}[{config.corpus_rows[0]}:{config.corpus_rows[0] + codes.n_rows}]"
     tables = {
         "saes": sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg),
         "latents": latents_table(spec.key, stats, logits, neighbors),
@@ -161,14 +163,65 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
         "window_acts": window_acts_table(spec.key, windows, codes.seq_len, config.corpus_rows[0]),
     }
     referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]
-    return tables, SAETiming(spec.key, t1 - t0, t2 - t1, codes.n_tokens), referenced
+    return tables, referenced
+
+
+def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig) -> tuple[dict[str, pa.Table], SAETiming, np.ndarray]:
+    """One SAE on its own (its own model pass). Returns the tables, timings and referenced rows."""
+    sae = load_sae(spec, device=config.device)
+    hook_name = sae_hook_name(sae)
+    t0 = time.perf_counter()
+    result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, config.dashboard, config.device)
+    t1 = time.perf_counter()
+    tables, referenced = sae_tables(spec, sae, result, model, config)
+    return tables, SAETiming(spec.key, t1 - t0, time.perf_counter() - t1, result.codes.n_tokens), referenced
+
+
+def group_by_hook(specs: list[SAESpec], device: str) -> dict[str, list[tuple[SAESpec, object]]]:
+    """Load each SAE and group them by hook, so the model runs once per hook for all of them."""
+    groups: dict[str, list[tuple[SAESpec, object]]] = {}
+    for spec in specs:
+        sae = load_sae(spec, device=device)
+        groups.setdefault(sae_hook_name(sae), []).append((spec, sae))
+    return groups
+
+
+def write_sae_tables(con, spec: SAESpec, tables: dict[str, pa.Table], referenced: np.ndarray, rows: np.ndarray,
+                     config: JobConfig) -> None:
+    """One SAE's rows in one transaction, replacing any earlier rows for its key."""
+    have = db.existing_sequences(con, config.model_name)
+    new_rows = np.array(sorted(set(referenced.tolist()) - have), dtype=np.int64)
+    con.execute("BEGIN TRANSACTION")
+    db.delete_sae(con, spec.key)
+    for name, table in tables.items():
+        db.insert_arrow(con, name, table)
+    if len(new_rows):
+        db.insert_arrow(con, "sequences", sequences_table(config.model_name, rows, new_rows, config.corpus_rows[0]))
+    con.execute("COMMIT")
+
+
+def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: JobConfig, log=print) -> list[SAETiming]:
+    timings: list[SAETiming] = []
+    for hook_name, members in group_by_hook(todo, config.device).items():
+        t0 = time.perf_counter()
+        results = dash.collect_sparse_codes_for_hook(model, [sae for _, sae in members], hook_name,
+                                                     hook_layer(hook_name), rows, config.dashboard, config.device)
+        pass_seconds = (time.perf_counter() - t0) / len(members)  # the shared pass, split evenly
+        for (spec, sae), result in zip(members, results):
+            t1 = time.perf_counter()
+            tables, referenced = sae_tables(spec, sae, result, model, config)
+            write_sae_tables(con, spec, tables, referenced, rows, config)
+            timing = SAETiming(spec.key, pass_seconds, time.perf_counter() - t1, result.codes.n_tokens)
+            timings.append(timing)
+            log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s (shared by {len(members)} "
+                f"SAEs at {hook_name}), post-processing {timing.post_seconds:.1f}s")
+    return timings
 
 
 def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
     from precompute.model_loading import load_model
 
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
-    timings: list[SAETiming] = []
     with db.atomic_database(config.db_path, start_from_existing=config.append) as con:
         done = db.existing_sae_keys(con)
         todo = [s for s in specs if config.force or s.key not in done]
@@ -178,20 +231,7 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             model = load_model(config.model_name, device=config.device, dtype=config.dtype)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
-        for spec in todo:
-            tables, timing, referenced = compute_sae_tables(spec, model, rows, config)
-            have = db.existing_sequences(con, config.model_name)
-            new_rows = np.array(sorted(set(referenced.tolist()) - have), dtype=np.int64)
-            con.execute("BEGIN TRANSACTION")
-            db.delete_sae(con, spec.key)
-            for name, table in tables.items():
-                db.insert_arrow(con, name, table)
-            if len(new_rows):
-                db.insert_arrow(con, "sequences", sequences_table(config.model_name, rows, new_rows, config.corpus_rows[0]))
-            con.execute("COMMIT")
-            timings.append(timing)
-            log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s "
-                f"({timing.n_tokens / timing.pass_seconds:.0f} tok/s), post-processing {timing.post_seconds:.1f}s")
+        timings = run_dashboards(con, todo, model, rows, config, log) if todo else []
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
 
@@ -200,5 +240,8 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)
+        from precompute.matching import run_matching_stage
+
+        run_matching_stage(con, device=config.device, log=log)
         db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
     return timings

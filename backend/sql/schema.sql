@@ -27,7 +27,8 @@ CREATE TABLE saes (
     model_name         VARCHAR NOT NULL,
     hook_name          VARCHAR NOT NULL,     -- full TransformerLens hook name
     layer              INTEGER,
-    architecture       VARCHAR NOT NULL,
+    architecture       VARCHAR NOT NULL,     -- inference architecture (cfg.json)
+    training_architecture VARCHAR NOT NULL,  -- e.g. batchtopk, which sae-lens saves as jumprelu
     d_in               INTEGER NOT NULL,
     d_sae              INTEGER NOT NULL,
     source             VARCHAR NOT NULL,     -- 'local' | 'release'
@@ -234,4 +235,15 @@ CREATE TABLE absorption_words (
     top_acts REAL[] NOT NULL,
     top_scores REAL[] NOT NULL       -- projection z * cos, or attribution
     -- unique (sae_key, metric, token_id); no PRIMARY KEY: its index would outweigh the table
+);
+
+-- Cross-SAE matching: for each latent, its best match by decoder cosine in every other SAE at the same
+-- model and hook (feature splitting across widths; is an absorber here a clean letter latent there?).
+CREATE TABLE latent_matches (
+    sae_key       VARCHAR NOT NULL,
+    latent        INTEGER NOT NULL,
+    other_sae_key VARCHAR NOT NULL,
+    other_latent  INTEGER NOT NULL,
+    cosine        REAL NOT NULL
+    -- unique (sae_key, latent, other_sae_key); no PRIMARY KEY: its index would outweigh the table
 );

@@ -18,7 +18,7 @@ def test_ddl_creates_every_table(tmp_path):
     dashboard_tables = {"meta", "vocab", "sequences", "saes", "latents", "contexts", "window_acts"}
     absorption_tables = {
         "probe_runs", "letter_probes", "probe_words", "probe_prefixes",
-        "sae_absorption", "sae_letters", "sae_letter_k", "latent_letter_cos", "absorption_words",
+        "sae_absorption", "sae_letters", "sae_letter_k", "latent_letter_cos", "absorption_words", "latent_matches",
     }
     assert tables == dashboard_tables | absorption_tables
     assert meta["schema_version"] == SCHEMA_VERSION

@@ -1,0 +1,117 @@
+"""Cross-SAE matching and the shared per-hook dashboard pass, on SAEs with a known relation."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+import torch
+from sae_lens import SAE
+
+from precompute import dashboards as dash
+from precompute.job import JobConfig, run_job
+from precompute.matching import best_matches, unit_decoder
+from precompute.sae_loading import SAESpec
+from tests import helpers
+
+N_ROWS = 48
+PERMUTATION = np.array([5, 2, 7, 0, 3, 1, 6, 4])  # latent i of "permuted" is latent PERMUTATION[i] of "planted"
+
+
+def permuted_copy(folder, root, name: str = "permuted"):
+    """The planted SAE with its latents reordered and four random latents appended (a wider SAE)."""
+    sae = SAE.load_from_disk(str(folder), device="cpu")
+    d_in = sae.cfg.d_in
+    extra_dec = torch.nn.functional.normalize(torch.randn(4, d_in, generator=torch.Generator().manual_seed(3)), dim=-1)
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    cfg = StandardSAEConfig(d_in=d_in, d_sae=12, dtype="float32", device="cpu")
+    cfg.metadata.hook_name = helpers.HOOK
+    cfg.metadata.model_name = "tiny"
+    wider = StandardSAE(cfg)
+    with torch.no_grad():
+        wider.W_enc.zero_()
+        wider.b_enc.fill_(-100.0)  # the extra latents never fire
+        wider.W_enc[:, :8] = sae.W_enc[:, PERMUTATION]
+        wider.b_enc[:8] = sae.b_enc[PERMUTATION]
+        wider.W_dec[:8] = sae.W_dec[PERMUTATION]
+        wider.W_dec[8:] = extra_dec
+        wider.b_dec.copy_(sae.b_dec)
+    out = root / name
+    wider.save_model(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep_db(tmp_path_factory):
+    root = tmp_path_factory.mktemp("matching")
+    corpus = root / "corpus.parquet"
+    helpers.random_corpus(corpus, N_ROWS)
+    planted = helpers.planted_sae_folder(root)
+    permuted = permuted_copy(planted, root)
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, N_ROWS), db_path=root / "x.duckdb",
+                       dashboard=dash.DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1),
+                       absorption=None)
+    run_job([SAESpec(key="planted", path=planted), SAESpec(key="permuted", path=permuted)], config,
+            model=helpers.tiny_model(), tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
+    return root, config, planted
+
+
+def rows(db_path, sql, params=()):
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def test_best_matches_recovers_a_permutation():
+    decoder = torch.nn.functional.normalize(torch.randn(8, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+    index, cosine = best_matches(decoder[PERMUTATION], decoder, chunk=3)
+    assert index.tolist() == PERMUTATION.tolist()
+    assert np.allclose(cosine, 1.0, atol=1e-5)
+
+
+def test_each_latent_is_matched_in_the_other_sae_at_the_hook(sweep_db):
+    root, config, _ = sweep_db
+    forward = dict(rows(config.db_path, "SELECT latent, other_latent FROM latent_matches "
+                                       "WHERE sae_key = 'permuted' AND other_sae_key = 'planted'"))
+    backward = rows(config.db_path, "SELECT latent, other_latent, cosine FROM latent_matches "
+                                    "WHERE sae_key = 'planted' AND other_sae_key = 'permuted' ORDER BY latent")
+    assert len(forward) == 12 and len(backward) == 8  # one row per latent of the first SAE
+    assert [forward[i] for i in range(8)] == PERMUTATION.tolist()
+    inverse = np.argsort(PERMUTATION)
+    assert [r[1] for r in backward] == inverse.tolist()
+    assert all(c == pytest.approx(1.0, abs=1e-3) for *_, c in backward)
+    assert rows(config.db_path, "SELECT count(*) FROM latent_matches WHERE sae_key = other_sae_key")[0][0] == 0
+
+
+def test_adding_an_sae_matches_only_the_new_pairs_and_force_rematches(sweep_db):
+    root, config, planted = sweep_db
+    third = permuted_copy(planted, root, "third")
+    before = rows(config.db_path, "SELECT sae_key, other_sae_key, count(*) FROM latent_matches GROUP BY ALL ORDER BY ALL")
+    run_job([SAESpec(key="third", path=third)], config, model=helpers.tiny_model(),
+            tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
+    pairs = rows(config.db_path, "SELECT sae_key, other_sae_key, count(*) FROM latent_matches GROUP BY ALL ORDER BY ALL")
+    assert set(before) < set(pairs)
+    assert {(a, b) for a, b, _ in pairs} == {(a, b) for a in ("planted", "permuted", "third")
+                                              for b in ("planted", "permuted", "third") if a != b}
+    assert all(n == (8 if a == "planted" else 12) for a, _, n in pairs)  # nothing duplicated
+
+
+def test_shared_hook_pass_gives_each_sae_what_its_own_pass_gives(sweep_db):
+    root, config, planted = sweep_db
+    model = helpers.tiny_model()
+    corpus_rows = helpers.random_corpus(root / "again.parquet", 16)
+    saes = [SAE.load_from_disk(str(p), device="cpu") for p in (planted, root / "permuted")]
+    shared = dash.collect_sparse_codes_for_hook(model, saes, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    for sae, together in zip(saes, shared):
+        alone = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+        assert np.array_equal(alone.codes.token_index, together.codes.token_index)
+        assert np.array_equal(alone.codes.latent, together.codes.latent)
+        assert np.allclose(alone.codes.value, together.codes.value)
+        assert alone.stats == together.stats
+    assert len(shared[0].codes.latent) > 0
+
+
+def test_unit_decoder_rows_have_unit_norm(sweep_db):
+    _, _, planted = sweep_db
+    decoder = unit_decoder(SAE.load_from_disk(str(planted), device="cpu"))
+    assert torch.allclose(decoder.norm(dim=-1), torch.ones(8))

@@ -32,6 +32,10 @@ class TrainingRecipe:
     l0_coefficient: float = 1.0  # JumpReLU only
     target_l0: float | None = None  # JumpReLU: set -> sae-lens's "quadratic" L0 loss pulls L0 to this target
     l0_warm_up_steps: int = 0  # JumpReLU: the L0 loss ramps up over these steps (an untrained SAE fires ~half its latents)
+    jumprelu_init_threshold: float = 0.01  # JumpReLU: Adam moves the threshold ~lr per step, so a short run needs a fair start
+    jumprelu_ste_to_input: bool = False  # JumpReLU: True also sends the L0 gradient to the encoder (Anthropic's setup),
+    # which lowers L0 far faster than the threshold alone can in a ~1,200-step CPU run
+    pre_act_loss_coefficient: float | None = None  # JumpReLU: Anthropic's pre-activation loss (3e-6) revives dead latents
     normalize_activations: str = "none"  # "expected_average_only_in": sae-lens scales inputs to norm sqrt(d_in)
     # during training and folds the factor back into the saved weights
     training_tokens: int = 5_000_000
@@ -76,8 +80,10 @@ def sae_training_config(recipe: TrainingRecipe, d_in: int):
         return BatchTopKTrainingSAEConfig(k=recipe.k, **common)
     if recipe.architecture == "jumprelu":
         loss_mode = {"jumprelu_sparsity_loss_mode": "quadratic", "target_l0": recipe.target_l0} if recipe.target_l0 else {}
-        return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient,
-                                         l0_warm_up_steps=recipe.l0_warm_up_steps, **loss_mode, **common)
+        return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient, l0_warm_up_steps=recipe.l0_warm_up_steps,
+                                         jumprelu_init_threshold=recipe.jumprelu_init_threshold,
+                                         jumprelu_ste_to_input=recipe.jumprelu_ste_to_input,
+                                         pre_act_loss_coefficient=recipe.pre_act_loss_coefficient, **loss_mode, **common)
     if recipe.architecture == "standard":
         return StandardTrainingSAEConfig(l1_coefficient=recipe.l1_coefficient, **common)
     raise ValueError(f"unknown architecture {recipe.architecture!r}")

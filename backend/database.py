@@ -268,6 +268,19 @@ class ExplorerDB:
         """One word across every SAE of the model: one row per SAE and metric."""
         return self._frame(q.TOKEN_ABSORPTION, [model_name, token_id])
 
+    # --- comparing SAEs --------------------------------------------------------------------
+    def sae_comparison(self) -> pd.DataFrame:
+        """One row per SAE: dashboard metrics, and headline absorption numbers (NaN where not measured)."""
+        return self._frame(q.COMPARE_SAES)
+
+    def latent_matches(self, sae_key: str, latent: int) -> pd.DataFrame:
+        """The latent's closest decoder direction in each other SAE at its hook, with that SAE's size."""
+        return self._frame(q.LATENT_MATCHES, [sae_key, latent])
+
+    def latent_match_roles(self, sae_key: str, latent: int) -> pd.DataFrame:
+        """First-letter roles of the matched latents: (sae_key, role main|split|absorber, letter, n_words)."""
+        return self._frame(q.LATENT_MATCH_ROLES, [sae_key, latent])
+
     def latent_roles(self, sae_key: str, latent: int) -> LatentRoles:
         return LatentRoles(
             main=self._frame(q.LATENT_MAIN_LETTERS, [sae_key, latent]),

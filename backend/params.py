@@ -35,6 +35,32 @@ def parse_sae_key(value: str | None, known: list[str]) -> str:
     return value
 
 
+MAX_SAES_PARAM = 2000
+
+
+def parse_sae_keys(value: str | None, known: list[str]) -> list[str]:
+    """`?saes=a,b`: the SAEs to compare, in database order; every SAE when absent or blank."""
+    if value is None or value.strip() == "":
+        if not known:
+            raise ParamError("The database holds no SAEs.")
+        return list(known)
+    if len(value) > MAX_SAES_PARAM:
+        raise ParamError(f"`saes` is longer than {MAX_SAES_PARAM} characters.")
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ParamError("`saes` contains control characters.")
+    items = [item.strip() for item in value.split(",")]
+    if "" in items:
+        raise ParamError(f"`saes` must be SAE keys separated by single commas, e.g. `?saes=a,b`; "
+                         f"got `{_shown(value)}`, which has an empty entry.")
+    unknown = [item for item in dict.fromkeys(items) if item not in known]
+    if unknown:
+        named = ", ".join(f"`{_shown(item)}`" for item in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        raise ParamError(f"Unknown SAE{'s' if len(unknown) > 1 else ''} {named} in `saes`. "
+                         f"Known SAEs: {', '.join(known)}.")
+    chosen = set(items)
+    return [key for key in known if key in chosen]
+
+
 def parse_latent(value: str | None, d_sae: int) -> int | None:
     """None when absent; otherwise an int in [0, d_sae)."""
     if value is None or value == "":

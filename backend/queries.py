@@ -4,13 +4,15 @@ META = "SELECT key, value FROM meta"
 TABLE_NAMES = "SELECT table_name FROM information_schema.tables"
 
 LIST_SAES = """
-SELECT sae_key, model_name, hook_name, layer, architecture, d_in, d_sae, source, path, release, sae_id,
+SELECT sae_key, model_name, hook_name, layer, architecture, training_architecture, d_in, d_sae, source, path,
+       release, sae_id,
        corpus, n_tokens, explained_variance, mse, l0, n_dead, dead_fraction,
        context_left, context_right, hist_bins, created_at
 FROM saes ORDER BY model_name, layer, d_sae, l0, sae_key
 """
 GET_SAE = """
-SELECT sae_key, model_name, hook_name, layer, architecture, d_in, d_sae, source, path, release, sae_id,
+SELECT sae_key, model_name, hook_name, layer, architecture, training_architecture, d_in, d_sae, source, path,
+       release, sae_id,
        corpus, n_tokens, explained_variance, mse, l0, n_dead, dead_fraction,
        context_left, context_right, hist_bins, created_at
 FROM saes WHERE sae_key = ?
@@ -213,7 +215,8 @@ ORDER BY word
 
 # One word across every SAE of its model: one row per SAE and metric.
 TOKEN_ABSORPTION = """
-SELECT w.sae_key, s.hook_name, w.metric, w.letter, w.probe_projection, w.split_acts, l.split_latents,
+SELECT w.sae_key, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
+       w.metric, w.letter, w.probe_projection, w.split_acts, l.split_latents,
        l.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.top_latents, w.top_acts, w.top_scores,
        (SELECT list(c.decoder_cos ORDER BY u.i)
@@ -262,3 +265,44 @@ ORDER BY length(word), word
 LIMIT ?
 """
 SAE_HAS_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ?"
+
+# --- comparing SAEs ----------------------------------------------------------------------------
+# Every SAE with its dashboard metrics and, when measured, its headline absorption numbers (NULL otherwise).
+COMPARE_SAES = """
+SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training_architecture, s.d_sae, s.l0,
+       s.explained_variance, s.dead_fraction, s.n_dead, a.sae_key IS NOT NULL AS has_absorption, a.n_letters,
+       a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high,
+       a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high,
+       a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high,
+       a.mean_num_split_latents, a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1
+FROM saes s LEFT JOIN sae_absorption a ON a.sae_key = s.sae_key
+ORDER BY s.model_name, s.layer, s.d_sae, s.l0, s.sae_key
+"""
+
+# A latent's best match (decoder cosine) in every other SAE at its hook, with that SAE and latent.
+LATENT_MATCHES = """
+SELECT m.other_sae_key, m.other_latent, m.cosine, s.layer, s.d_sae, s.l0, s.architecture, s.training_architecture,
+       l.density, l.n_fired
+FROM latent_matches m
+JOIN saes s ON s.sae_key = m.other_sae_key
+LEFT JOIN latents l ON l.sae_key = m.other_sae_key AND l.latent = m.other_latent
+WHERE m.sae_key = ? AND m.latent = ?
+ORDER BY s.layer, s.d_sae, s.l0, m.other_sae_key
+"""
+# The first-letter roles of those matched latents: main or split latent of a letter, absorber of a letter
+# (top latent of fully absorbed or paper-absorbed words, as LATENT_ABSORBED_WORDS counts them).
+LATENT_MATCH_ROLES = """
+WITH m AS (SELECT other_sae_key AS sae_key, other_latent AS latent FROM latent_matches WHERE sae_key = ? AND latent = ?)
+SELECT m.sae_key, 'main' AS role, l.letter, NULL::BIGINT AS n_words
+FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND l.main_latent = m.latent
+UNION ALL
+SELECT m.sae_key, 'split' AS role, l.letter, NULL::BIGINT AS n_words
+FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND list_contains(l.split_latents, m.latent)
+                          AND l.main_latent <> m.latent
+UNION ALL
+SELECT m.sae_key, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
+FROM m JOIN absorption_words w ON w.sae_key = m.sae_key AND w.top_latents[1] = m.latent
+WHERE w.is_full_absorption OR w.is_absorption
+GROUP BY m.sae_key, w.letter
+ORDER BY sae_key, role, letter
+"""

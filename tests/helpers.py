@@ -3,6 +3,8 @@ embedding, and an SAE with a planted latent that fires on one known token."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,28 +43,37 @@ def tiny_model(seed: int = 0) -> HookedTransformer:
     return model
 
 
-def planted_sae_folder(root: Path, d_sae: int = 8, seed: int = 0) -> Path:
-    """A standard (ReLU) sae-lens SAE saved in its folder format; latent PLANTED_LATENT reads only
-    the planted direction (fires with activation 5.0 on PLANTED_TOKEN, never elsewhere)."""
+def planted_sae_folder(root: Path, d_sae: int = 8, seed: int = 0, *, name: str = "planted-sae",
+                       hook: str = HOOK, planted_latent: int = PLANTED_LATENT, aligned_decoder: bool = False,
+                       training_architecture: str | None = None) -> Path:
+    """A standard (ReLU) sae-lens SAE saved in its folder format; latent `planted_latent` reads only
+    the planted direction (fires with activation 5.0 on PLANTED_TOKEN, never elsewhere).
+    aligned_decoder: its decoder row is the planted direction itself, so SAEs built with it share
+    exactly one direction (their planted latents match each other with cosine 1)."""
     from sae_lens import StandardSAE, StandardSAEConfig
 
     torch.manual_seed(seed)
     cfg = StandardSAEConfig(d_in=D_MODEL, d_sae=d_sae, dtype="float32", device="cpu")
-    cfg.metadata.hook_name = HOOK
+    cfg.metadata.hook_name = hook
     cfg.metadata.model_name = "tiny"
+    if training_architecture:
+        cfg.metadata.training_architecture = training_architecture
     sae = StandardSAE(cfg)
     with torch.no_grad():
         sae.W_enc.copy_(torch.randn(D_MODEL, d_sae) * 0.3)
         sae.W_enc[PLANTED_DIRECTION, :] = 0.0
         sae.b_enc.fill_(-0.2)
-        sae.W_enc[:, PLANTED_LATENT] = 0.0
-        sae.W_enc[PLANTED_DIRECTION, PLANTED_LATENT] = 1.0
-        sae.b_enc[PLANTED_LATENT] = -5.0
+        sae.W_enc[:, planted_latent] = 0.0
+        sae.W_enc[PLANTED_DIRECTION, planted_latent] = 1.0
+        sae.b_enc[planted_latent] = -5.0
         sae.W_enc[:, DEAD_LATENT] = 0.0
         sae.b_enc[DEAD_LATENT] = -1.0
         sae.W_dec.copy_(torch.nn.functional.normalize(torch.randn(d_sae, D_MODEL), dim=-1))
+        if aligned_decoder:
+            sae.W_dec[planted_latent] = 0.0
+            sae.W_dec[planted_latent, PLANTED_DIRECTION] = 1.0
         sae.b_dec.zero_()
-    folder = root / "planted-sae"
+    folder = root / name
     sae.save_model(str(folder))
     return folder
 
@@ -100,4 +111,149 @@ def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("
                        dashboard=DashboardConfig(batch_size=16, n_top=20, context_left=4, context_right=2), absorption=None)
     run_job([SAESpec(key=key, path=folder) for key in keys], config, model=tiny_model(), tokenizer=FakeTokenizer(),
             log=lambda *_: None)
+    return db_path
+
+
+# --- a small sweep: several SAEs of the tiny model, with synthetic absorption results ---------------
+EARLY_HOOK = "blocks.0.hook_resid_post"  # resid_post of block 0 is also embed + pos_embed
+
+
+@dataclass(frozen=True)
+class SweepSAE:
+    key: str
+    hook: str
+    d_sae: int
+    planted_latent: int  # the latent on the planted direction (matches across SAEs at a hook, cosine 1)
+    training_architecture: str
+    seed: int
+
+
+SWEEP = (
+    SweepSAE("w8", HOOK, 8, 3, "standard", 1),
+    SweepSAE("w16", HOOK, 16, 11, "topk", 2),
+    SweepSAE("w32", HOOK, 32, 20, "batchtopk", 3),  # no absorption rows: dashboard metrics only
+    SweepSAE("early-w8", EARLY_HOOK, 8, 3, "standard", 4),  # alone at its hook
+)
+SWEEP_WORD_TOKEN = 7  # " t7": a held-out test word of letter t at both hooks
+SWEEP_TRAIN_TOKEN = 8  # " t8": a probe-training word
+SWEEP_LETTERS = {"s": 0.85, "t": 0.9, "x": 0.4}  # letter -> probe F1 (x is excluded: F1 <= 0.6)
+
+# Headline numbers per SAE: (value, low, high) for the three rates, then split latents, main P, R.
+SWEEP_ABSORPTION = {
+    "w8": dict(frac=(0.10, 0.05, 0.15), full=(0.04, 0.02, 0.06), paper=(0.02, 0.01, 0.03), split=1.5, p=0.30, r=0.90),
+    "w16": dict(frac=(0.20, 0.15, 0.26), full=(0.08, 0.06, 0.11), paper=(0.03, 0.02, 0.05), split=2.0, p=0.35, r=0.80),
+    "early-w8": dict(frac=(0.05, 0.02, 0.08), full=(0.01, 0.00, 0.02), paper=(0.00, 0.00, 0.01), split=1.0,
+                     p=0.25, r=0.95),
+}
+# Per SAE and letter: (main latent, split latents, mean absorption fraction).
+SWEEP_SAE_LETTERS = {
+    "w8": {"s": (4, [4, 3], 0.08), "t": (1, [1, 2], 0.12), "x": (6, [6], 0.70)},
+    "w16": {"s": (0, [0, 1], 0.18), "t": (11, [11], 0.22), "x": (2, [2], 0.50)},
+    "early-w8": {"s": (4, [4], 0.04), "t": (1, [1], 0.06), "x": (6, [6], 0.30)},
+}
+# w8's planted latent 3 is thus a split latent of S (not its main latent) and absorbs T on the test word.
+# The test word per SAE: (absorption fraction, full absorption, top latents by projection).
+# w8: fully absorbed by its planted latent; w16: its planted latent is the letter's main latent and
+# carries it (no absorption); early-w8: partly absorbed by its planted latent.
+SWEEP_WORD = {"w8": (0.9, True, [3, 1]), "w16": (0.0, False, [11, 0]), "early-w8": (0.3, False, [3, 1])}
+
+
+def _insert(con, table: str, rows: list[dict]) -> None:
+    """Rows as dicts; column names come from this file, every value is a bound parameter."""
+    columns = list(rows[0])
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+    con.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+
+def _probe_rows(hook: str) -> dict[str, list[dict]]:
+    now = datetime(2025, 1, 1)
+    probe_runs = [dict(model_name="tiny", hook_name=hook, config="{}", n_words=2, n_train=1, n_test=1, n_dropped=0,
+                       prompt_template="{word} has the first letter:", seconds="{}", created_at=now)]
+    letter_probes = [dict(model_name="tiny", hook_name=hook, letter=letter, weight=[0.0] * D_MODEL, bias=0.0,
+                          n_train=10, n_test=5, probe_precision=f1, probe_recall=f1, probe_f1=f1, probe_auc=0.9,
+                          probe_stability=0.9, n_probe_true_positives=4, model_accuracy=0.8, model_checked=5,
+                          neuron=0, neuron_sign=1, neuron_precision=0.1, neuron_recall=0.1, neuron_f1=0.1,
+                          pca_component=0, pca_sign=1, pca_precision=0.1, pca_recall=0.1, pca_f1=0.1)
+                     for letter, f1 in SWEEP_LETTERS.items()]
+    probe_words = [dict(model_name="tiny", hook_name=hook, token_id=token, letter="t", is_test=is_test, prefix_id=0,
+                        probe_logit=2.5, model_correct=True)
+                   for token, is_test in ((SWEEP_WORD_TOKEN, True), (SWEEP_TRAIN_TOKEN, False))]
+    prefixes = [dict(model_name="tiny", hook_name=hook, prefix_id=0, text="cat has the first letter: C\n")]
+    return {"probe_runs": probe_runs, "letter_probes": letter_probes, "probe_words": probe_words,
+            "probe_prefixes": prefixes}
+
+
+def _absorption_rows(key: str, hook: str) -> dict[str, list[dict]]:
+    numbers = SWEEP_ABSORPTION[key]
+    now = datetime(2025, 1, 1)
+    summary = dict(sae_key=key, hook_name=hook, n_letters=2, config="{}", seconds="{}", created_at=now,
+                   mean_num_split_latents=numbers["split"], std_num_split_latents=0.5,
+                   mean_main_precision=numbers["p"], mean_main_recall=numbers["r"], mean_main_f1=0.5,
+                   mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1)
+    for name, column in (("frac", "mean_absorption_fraction"), ("full", "full_absorption_rate"),
+                         ("paper", "paper_absorption_rate")):
+        summary.update({column: numbers[name][0], f"{column}_low": numbers[name][1],
+                        f"{column}_high": numbers[name][2]})
+    letters = []
+    for letter, (main, split, fraction) in SWEEP_SAE_LETTERS[key].items():
+        letters.append(dict(
+            sae_key=key, letter=letter, included=SWEEP_LETTERS[letter] > 0.6, split_latents=split, n_split=len(split),
+            main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
+            best_latent=main, best_precision=0.3, best_recall=0.9, best_f1=0.45, n_probe_true_positives=4,
+            mean_absorption_fraction=fraction, absorption_fraction_low=fraction / 2, absorption_fraction_high=fraction,
+            full_absorption_rate=0.0, full_absorption_rate_low=0.0, full_absorption_rate_high=0.0,
+            n_full_absorption=0, paper_absorption_rate=0.0, paper_absorption_rate_low=0.0,
+            paper_absorption_rate_high=0.0, n_candidates=0, n_sampled=0, n_paper_absorption=0))
+    k_rows = [dict(sae_key=key, letter=letter, k=1, latents=[main], weights=[1.0], bias=0.0, precision=0.3,
+                   recall=0.9, f1=0.45) for letter, (main, _, _) in SWEEP_SAE_LETTERS[key].items()]
+    fraction, full, top = SWEEP_WORD[key]
+    split = SWEEP_SAE_LETTERS[key]["t"][1]
+    words = [dict(sae_key=key, metric="projection", letter="t", token_id=SWEEP_WORD_TOKEN, probe_projection=2.0,
+                  split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
+                  is_full_absorption=full, is_absorption=None, top_latents=top, top_acts=[2.0, 1.0],
+                  top_scores=[0.3, 0.1])]
+    d_sae = next(s.d_sae for s in SWEEP if s.key == key)
+    cos = [dict(sae_key=key, latent=latent, letter=letter, decoder_cos=sweep_letter_cos(latent, letter),
+                encoder_cos=sweep_letter_cos(latent, letter) / 2)
+           for latent in range(d_sae) for letter in SWEEP_LETTERS]
+    return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_k": k_rows, "absorption_words": words,
+            "latent_letter_cos": cos}
+
+
+def sweep_letter_cos(latent: int, letter: str) -> float:
+    """A latent's (synthetic) decoder cosine with a letter's probe: 0.00 .. 0.18 in steps of 0.02."""
+    return round(0.02 * ((latent + ord(letter)) % 10), 2)
+
+
+def build_sweep_database(root: Path, n_rows: int = 32) -> Path:
+    """SWEEP's SAEs run through the real precompute job (dashboards, `saes`, `latent_matches`), then
+    synthetic absorption rows with known numbers for every SAE but w32."""
+    import duckdb
+
+    from precompute.dashboards import DashboardConfig
+    from precompute.job import JobConfig, run_job
+    from precompute.sae_loading import SAESpec
+
+    corpus = root / "corpus.parquet"
+    random_corpus(corpus, n_rows)
+    specs = [SAESpec(key=s.key, path=planted_sae_folder(root, s.d_sae, s.seed, name=s.key, hook=s.hook,
+                                                        planted_latent=s.planted_latent, aligned_decoder=True,
+                                                        training_architecture=s.training_architecture))
+             for s in SWEEP]
+    db_path = root / "sweep.duckdb"
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=db_path,
+                       dashboard=DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1),
+                       absorption=None)
+    run_job(specs, config, model=tiny_model(), tokenizer=FakeTokenizer(), log=lambda *_: None)
+    tables: dict[str, list[dict]] = {}
+    for hook in (HOOK, EARLY_HOOK):
+        for table, rows in _probe_rows(hook).items():
+            tables.setdefault(table, []).extend(rows)
+    for sae in SWEEP:
+        if sae.key in SWEEP_ABSORPTION:
+            for table, rows in _absorption_rows(sae.key, sae.hook).items():
+                tables.setdefault(table, []).extend(rows)
+    with duckdb.connect(str(db_path)) as con:
+        for table, rows in tables.items():
+            _insert(con, table, rows)
     return db_path

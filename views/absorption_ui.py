@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import database_path, plain_row
@@ -95,6 +97,10 @@ def ci_text(low: float | None, high: float | None, fmt: str = ".3f") -> str:
     return "no interval" if low is None or high is None else f"95% CI [{low:{fmt}}, {high:{fmt}}]"
 
 
+def overview_url(sae_key: str) -> str:
+    return "./overview?" + urlencode({"sae": sae_key})
+
+
 def latent_url(sae_key: str, latent: int) -> str:
     return "./latent?" + urlencode({"sae": sae_key, "latent": int(latent)})
 
@@ -131,3 +137,75 @@ def show_error(message: str) -> None:
 def records(frame) -> list[dict]:
     """A frame's rows as plain dicts (NA/NaN as None, arrays as lists), safe to test with `if`."""
     return [plain_row(r) for r in frame.to_dict("records")]
+
+
+def architecture_label(training: str | None, inference: str | None) -> str:
+    """How the SAE was trained, and the saved form when it differs (BatchTopK is saved as JumpReLU)."""
+    if not training or training == inference:
+        return inference or "?"
+    return f"{training} (saved as {inference})"
+
+
+def selected_points(event) -> list[dict]:
+    """The points of a plotly_chart(on_select="rerun") event, or [] when nothing is selected."""
+    if isinstance(event, dict):
+        return event.get("selection", {}).get("points", []) or []
+    return list(getattr(getattr(event, "selection", None), "points", None) or [])
+
+
+def fmt(value, spec: str = ".3f") -> str:
+    return "—" if value is None or pd.isna(value) else format(float(value), spec)
+
+
+def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False) -> go.Figure:
+    """Mean absorption fraction per (SAE, letter), excluded letters greyed. Rows = SAEs and columns =
+    letters, or transposed (saes_as_columns) when many SAEs are compared. Cells are clickable: each
+    carries [sae_key, letter] as customdata (see picked_cell)."""
+    grid = letters.pivot(index="sae_key", columns="letter", values="mean_absorption_fraction").reindex(sae_order)
+    included = letters.pivot(index="sae_key", columns="letter", values="included").reindex(sae_order)
+    included = included.fillna(False).astype(bool)
+    probe_f1 = letters.pivot(index="sae_key", columns="letter", values="probe_f1").reindex(sae_order)
+    # Invisible markers on every cell carry the hover text and make cells clickable (Streamlit's chart
+    # selection reports points of scatter traces, not heatmap cells).
+    cells = [(sae_key, letter) for sae_key in grid.index for letter in grid.columns]
+    hover = [f"{sae_key}<br>letter {letter.upper()}: {fmt(grid.loc[sae_key, letter])}<br>probe F1 "
+             f"{fmt(probe_f1.loc[sae_key, letter], '.2f')}"
+             + ("" if included.loc[sae_key, letter] else f"<br>excluded: probe F1 ≤ {MIN_PROBE_F1}")
+             for sae_key, letter in cells]
+    if saes_as_columns:
+        grid, included = grid.T, included.T
+        x, y = list(grid.columns), [letter.upper() for letter in grid.index]
+        cell_x, cell_y = [sae_key for sae_key, _ in cells], [letter.upper() for _, letter in cells]
+    else:
+        x, y = [letter.upper() for letter in grid.columns], list(grid.index)
+        cell_x, cell_y = [letter.upper() for _, letter in cells], [sae_key for sae_key, _ in cells]
+    kept = grid.where(included)
+    excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=kept.values, x=x, y=y, colorscale="Reds", zmin=0, zmax=1,
+                             texttemplate="%{z:.0%}", textfont=dict(size=10),
+                             colorbar=dict(title="mean abs. fraction", tickformat=".0%"), xgap=1, ygap=1,
+                             hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=excluded.values, x=x, y=y, colorscale=[[0, "#ddd"], [1, "#ddd"]],
+                             showscale=False, xgap=1, ygap=1,
+                             text=[["" if kept_letter else "excl" for kept_letter in row] for row in included.values],
+                             textfont=dict(size=9, color="#666"),
+                             texttemplate="%{text}", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=cell_x, y=cell_y, mode="markers", customdata=[[k, letter] for k, letter in cells],
+                             marker=dict(size=18 if saes_as_columns else 26, symbol="square",
+                                         color="rgba(255,255,255,0.01)"),
+                             hovertext=hover, hoverinfo="text", showlegend=False))
+    height = 120 + 24 * len(y) if saes_as_columns else 140 + 40 * len(y)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      hovermode="closest", xaxis=dict(side="top", type="category"),
+                      yaxis=dict(autorange="reversed", type="category"))
+    return fig
+
+
+def picked_cell(event) -> tuple[str, str] | None:
+    """(sae_key, letter) of a clicked letter_heatmap cell, if any."""
+    for point in selected_points(event):
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)) and len(data) == 2:
+            return str(data[0]), str(data[1]).lower()
+    return None

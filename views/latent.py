@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -179,4 +180,80 @@ def render_absorption_panel() -> None:
         render_roles(roles, sae["sae_key"])
 
 
+# --- the same direction in other SAEs --------------------------------------------------------
+ROLE_ORDER = {"main": 0, "split": 1, "absorber": 2}
+
+
+def role_text(roles: pd.DataFrame, measured: bool) -> str:
+    """`main latent for S; split latent for T; absorber of X on 3 words` for one matched latent."""
+    if not measured:
+        return "— (no absorption measurements in that SAE)"
+    parts = []
+    for role in sorted(absorption_ui.records(roles), key=lambda r: (ROLE_ORDER[r["role"]], r["letter"])):
+        letter = role["letter"].upper()
+        if role["role"] == "main":
+            parts.append(f"main latent for {letter}")
+        elif role["role"] == "split":
+            parts.append(f"split latent for {letter}")
+        else:
+            parts.append(f"absorber of {letter} on {role['n_words']} word{'s' if role['n_words'] != 1 else ''}")
+    return "; ".join(parts) or "no first-letter role"
+
+
+def density_text(density) -> str | None:
+    return None if density is None else (f"{density:.2e}" if 0 < density < 1e-3 else f"{density:.3%}")
+
+
+def matches_table(matches: pd.DataFrame, roles: pd.DataFrame, measured_keys: set[str]) -> pd.DataFrame:
+    rows = []
+    for match in absorption_ui.records(matches):
+        other = match["other_sae_key"]
+        rows.append({
+            "SAE": other, "latent": absorption_ui.latent_url(other, match["other_latent"]),
+            "cosine": match["cosine"], "width": match["d_sae"], "L0": match["l0"],
+            "architecture": absorption_ui.architecture_label(match["training_architecture"], match["architecture"]),
+            "density": density_text(match["density"]),
+            "first-letter role": role_text(roles[roles["sae_key"] == other], other in measured_keys),
+        })
+    return pd.DataFrame(rows)
+
+
+def render_matches_panel() -> None:
+    st.divider()
+    st.subheader("Same direction in other SAEs")
+    frame = common.saes_frame()
+    others = frame[(frame["model_name"] == sae["model_name"]) & (frame["hook_name"] == sae["hook_name"])
+                   & (frame["sae_key"] != sae["sae_key"])]["sae_key"].tolist()
+    if not others:
+        st.info(f"No other SAE at `{sae['hook_name']}` of `{sae['model_name']}` in this database, so there is "
+                "nothing to match this latent against. Build SAEs of other widths or sparsities at this hook to see "
+                "where this direction goes.")
+        return
+    matches = absorption_ui.cached("latent_matches", sae["sae_key"], latent_id)
+    if matches.empty:
+        st.info(f"Matches for `{sae['sae_key']}` were not computed (the precompute's matching stage fills them when "
+                "it can load every SAE at the hook).")
+        return
+    st.caption("For each other SAE at this hook, the latent whose decoder direction is closest (cosine) to this "
+               "one's. Near 1: the same feature. A wider SAE may split it into several latents, each with a lower "
+               "cosine; an absorber here may be a clean letter latent there, or the reverse.")
+    measured = set(absorption_ui.cached("all_sae_absorption")["sae_key"]) \
+        if absorption_ui.cached("has_absorption_tables") else set()
+    roles = absorption_ui.cached("latent_match_roles", sae["sae_key"], latent_id)
+    st.dataframe(matches_table(matches, roles, measured), hide_index=True, width="stretch", key="latent_matches",
+                 column_config={"latent": st.column_config.LinkColumn("latent", display_text=r"latent=(\d+)"),
+                                "cosine": st.column_config.NumberColumn(format="%.3f"),
+                                "L0": st.column_config.NumberColumn(format="%.1f")})
+    link_cols = st.columns(min(len(matches), 4))
+    for i, match in enumerate(absorption_ui.records(matches)):
+        with link_cols[i % len(link_cols)]:
+            common.page_link("latent", f"{match['other_sae_key']}: latent {match['other_latent']} "
+                             f"(cos {match['cosine']:.2f}) →",
+                             sae=match["other_sae_key"], latent=match["other_latent"])
+    unmatched = sorted(set(others) - set(matches["other_sae_key"]))
+    if unmatched:
+        st.caption(f"Not matched yet: {', '.join(f'`{k}`' for k in unmatched)}.")
+
+
 render_absorption_panel()
+render_matches_panel()

@@ -1,7 +1,6 @@
 """Overview: the SAEs in the database and their statistics."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from views import absorption_ui, common
@@ -17,14 +16,18 @@ st.caption(
     "Each SAE was run over the same held-out corpus tokens; explained variance, L0 and dead latents are "
     "measured there by the precompute (`python -m precompute build`)."
 )
-shown = frame[["sae_key", "model_name", "hook_name", "architecture", "d_sae", "l0", "explained_variance",
-               "dead_fraction", "n_tokens", "source"]].rename(columns={
-    "sae_key": "SAE", "model_name": "model", "hook_name": "hook", "d_sae": "width", "l0": "L0",
+shown = frame[["sae_key", "model_name", "hook_name", "architecture", "training_architecture", "d_sae", "l0",
+               "explained_variance", "dead_fraction", "n_tokens", "source"]].rename(columns={
+    "sae_key": "SAE", "model_name": "model", "hook_name": "hook", "training_architecture": "trained as",
+    "d_sae": "width", "l0": "L0",
     "explained_variance": "explained variance", "dead_fraction": "dead fraction", "n_tokens": "tokens"})
 st.dataframe(shown, hide_index=True, width="stretch",
              column_config={"explained variance": st.column_config.NumberColumn(format="%.3f"),
                             "L0": st.column_config.NumberColumn(format="%.1f"),
                             "dead fraction": st.column_config.NumberColumn(format="%.3f")})
+if len(frame) > 1:
+    common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0 and "
+                     "width →")
 
 for sae in frame.to_dict("records"):
     with st.container(border=True):
@@ -36,7 +39,8 @@ for sae in frame.to_dict("records"):
         cols[3].metric("dead latents", f"{sae['n_dead']:,}", help=f"{sae['dead_fraction']:.1%} never fired")
         cols[4].metric("tokens measured", f"{sae['n_tokens']:,}")
         origin = sae["path"] if sae["source"] == "local" else f"{sae['release']} / {sae['sae_id']}"
-        st.caption(f"`{sae['hook_name']}` on `{sae['model_name']}` · {sae['architecture']} · from `{origin}` · "
+        architecture = absorption_ui.architecture_label(sae["training_architecture"], sae["architecture"])
+        st.caption(f"`{sae['hook_name']}` on `{sae['model_name']}` · {architecture} · from `{origin}` · "
                    f"corpus `{sae['corpus']}`")
         link_cols = st.columns(2)
         with link_cols[0]:
@@ -64,52 +68,6 @@ def absorption_table(summary) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def letter_heatmap(letters: pd.DataFrame, sae_order: list[str]) -> go.Figure:
-    """Rows = SAEs, columns = letters, colour = mean absorption fraction; excluded letters greyed."""
-    grid = letters.pivot(index="sae_key", columns="letter", values="mean_absorption_fraction").reindex(sae_order)
-    included = letters.pivot(index="sae_key", columns="letter", values="included").reindex(sae_order)
-    included = included.fillna(False).astype(bool)
-    probe_f1 = letters.pivot(index="sae_key", columns="letter", values="probe_f1").reindex(sae_order)
-    columns = [c.upper() for c in grid.columns]
-    kept = grid.where(included)
-    excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
-    fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=kept.values, x=columns, y=list(grid.index), colorscale="Reds", zmin=0, zmax=1,
-                             texttemplate="%{z:.0%}", textfont=dict(size=10),
-                             colorbar=dict(title="mean abs. fraction", tickformat=".0%"), xgap=1, ygap=1,
-                             hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=excluded.values, x=columns, y=list(grid.index), colorscale=[[0, "#ddd"], [1, "#ddd"]],
-                             showscale=False, xgap=1, ygap=1,
-                             text=[["" if kept_letter else "excl" for kept_letter in row] for row in included.values],
-                             textfont=dict(size=9, color="#666"),
-                             texttemplate="%{text}", hoverinfo="skip"))
-    # Invisible markers on every cell carry the hover text and make cells clickable (Streamlit's chart
-    # selection reports points of scatter traces, not heatmap cells).
-    cells = [(sae_key, letter) for sae_key in grid.index for letter in grid.columns]
-    hover = [f"{sae_key}<br>letter {letter.upper()}: {_fmt(grid.loc[sae_key, letter])}<br>probe F1 "
-             f"{_fmt(probe_f1.loc[sae_key, letter], '.2f')}"
-             + ("" if included.loc[sae_key, letter] else "<br>excluded: probe F1 ≤ 0.6")
-             for sae_key, letter in cells]
-    fig.add_trace(go.Scatter(x=[letter.upper() for _, letter in cells], y=[sae_key for sae_key, _ in cells],
-                             mode="markers", marker=dict(size=26, symbol="square", color="rgba(255,255,255,0.01)"),
-                             hovertext=hover, hoverinfo="text", showlegend=False))
-    fig.update_layout(height=140 + 40 * len(grid.index), margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                      hovermode="closest", xaxis=dict(side="top"), yaxis=dict(autorange="reversed"))
-    return fig
-
-
-def _fmt(value, fmt: str = ".3f") -> str:
-    return "—" if value is None or pd.isna(value) else format(float(value), fmt)
-
-
-def picked_cell(event) -> tuple[str, str] | None:
-    points = getattr(getattr(event, "selection", None), "points", None) or []
-    for point in points:
-        if point.get("x") and point.get("y"):
-            return str(point["y"]), str(point["x"]).lower()
-    return None
-
-
 st.header("First-letter absorption")
 absorption_ui.caveat()
 absorption_ui.explainer()
@@ -130,9 +88,10 @@ st.dataframe(absorption_table(summary), hide_index=True, width="stretch", key="o
 st.subheader("Mean absorption fraction per letter")
 st.caption("Grey cells: letters excluded from the headline means because the probe itself is unreliable "
            "(F1 ≤ 0.6). Click a cell to open that letter.")
-heat_event = st.plotly_chart(letter_heatmap(absorption_ui.cached("all_sae_letters"), summary["sae_key"].tolist()),
+heat_event = st.plotly_chart(absorption_ui.letter_heatmap(absorption_ui.cached("all_sae_letters"),
+                                                          summary["sae_key"].tolist()),
                              width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
-cell = picked_cell(heat_event)
+cell = absorption_ui.picked_cell(heat_event)
 if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
     st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
 for sae_key in summary["sae_key"]:

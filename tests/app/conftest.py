@@ -26,3 +26,14 @@ def release_cached_connections():
     st.cache_data.clear()
     st.cache_resource.clear()
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def sweep_db(tmp_path_factory):
+    return helpers.build_sweep_database(tmp_path_factory.mktemp("sweepdb"))
+
+
+@pytest.fixture()
+def sweep_env(sweep_db, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(sweep_db))
+    return sweep_db

@@ -1,5 +1,5 @@
-"""A real browser (Debian chromium via playwright) opens a shared latent URL and finds the
-highlighted contexts."""
+"""A real browser (Debian chromium via playwright) opens shared URLs: a latent's highlighted contexts,
+and the compare page's charts."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(tiny_db):
+@pytest.fixture(scope="module")
+def server(tiny_db):  # one server for the module: starting streamlit is most of a test's time
     port = free_port()
     env = {**os.environ, "EXPLORER_DB": str(tiny_db)}
     proc = subprocess.Popen(
@@ -52,9 +52,13 @@ def server(tiny_db):
     proc.wait(timeout=10)
 
 
-def test_shared_latent_url_shows_highlighted_contexts(server, tmp_path):
+def require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is required for the browser test (apt-get install chromium)")
+
+
+def test_shared_latent_url_shows_highlighted_contexts(server, tmp_path):
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -71,4 +75,23 @@ def test_shared_latent_url_shows_highlighted_contexts(server, tmp_path):
         page.goto(f"{server}/latent?sae=planted&latent=abc")
         page.wait_for_selector("text=must be a whole number", timeout=60_000)
         assert page.locator("text=Traceback").count() == 0
+        browser.close()
+
+
+def test_compare_url_shows_a_plotly_chart_and_the_chosen_saes(server):
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/compare?saes=planted,second")
+        page.wait_for_selector("div.js-plotly-plot svg", timeout=60_000)  # explained variance vs L0 and width
+        assert page.locator("div.js-plotly-plot").count() >= 1
+        for key in ("planted", "second"):  # their overview links
+            assert page.get_by_text(f"{key} →", exact=True).count() == 1
+        assert page.locator("text=Traceback").count() == 0
+        page.goto(f"{server}/compare?saes=planted,nope")
+        page.wait_for_selector("text=Unknown SAE", timeout=60_000)
+        assert page.locator("code", has_text="nope").count() >= 1  # the message names the bad key
         browser.close()

@@ -50,7 +50,10 @@ def test_latent_page_shows_highlighted_contexts_histogram_logits_neighbours(app_
     peak = re.compile(r'class="tok act peak"[^>]*>([^<]*)</span>')
     assert all(peak.search(c).group(1) == f"&nbsp;t{helpers.PLANTED_TOKEN}" for c in contexts[:20])
     assert len(at.get("plotly_chart")) == 1
-    assert len(at.dataframe) == 2  # promoted and suppressed logits
+    assert len([d for d in at.dataframe if "logit" in d.value.columns]) == 2  # promoted and suppressed logits
+    # "second" is the same SAE under another key: the latent matches itself there.
+    matches = next(d.value for d in at.dataframe if "first-letter role" in d.value.columns)
+    assert matches["latent"].tolist() == [f"./latent?sae=second&latent={helpers.PLANTED_LATENT}"]
     neighbour_links = [p for p in at.get("page_link") if p.proto.label.startswith("latent ")]
     assert len(neighbour_links) == 7
 

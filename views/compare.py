@@ -1,0 +1,254 @@
+"""Compare SAEs: absorption, feature splitting and reconstruction against L0 and width, per letter, side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from backend.params import ParamError, parse_sae_keys
+from views import absorption_ui as ui
+from views import common
+
+SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
+
+COMPARE_EXPLAINER = f"""
+Each point is one SAE: x is its L0 (mean active latents per token) or its width (latents, log scale);
+colour is its layer, the marker its training architecture. Error bars are 95 % bootstrap intervals
+over words. Click a point to open that SAE.
+
+- **Mean absorption fraction** (SAEBench's projection metric): for each held-out word the probe gets
+  right, the share of its probe projection carried by latents other than the letter's split latents;
+  averaged over words, then over the letters whose probe F1 > {ui.MIN_PROBE_F1}.
+- **Full-absorption rate**: the share of those words where every split latent is silent and one other
+  latent carries ≥ 40 % of the projection.
+- **Paper absorption rate** (Chanin et al.'s ablation metric): the share of the probe's true positives
+  where integrated-gradients ablation finds one non-split latent carrying the model's own letter answer.
+- **Main-latent precision / recall**: the latent closest to the letter's probe, used as a classifier
+  ("fires" = letter), on held-out words; averaged over included letters. Absorption shows up as lost recall.
+- **Split latents**: how many latents a k-sparse probe needs before F1 stops improving by > τ = 0.03
+  (feature splitting), averaged over letters.
+- **Explained variance**: reconstruction quality on the held-out corpus tokens; measured for every SAE,
+  with or without absorption results.
+
+**The trend to look for.** Chanin et al. ("A is for Absorption", 2024) find absorption *rises as L0
+falls* (sparser SAEs fold the letter into word latents to save an active latent) and *as width grows*
+(wider SAEs have more specific latents to fold it into). Read the trend within one colour and symbol
+(same layer, same architecture): layers and architectures differ in their own right.
+"""
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    interval: bool = False  # has _low/_high bootstrap columns
+    absorption: bool = True  # needs absorption results (else a dashboard metric, there for every SAE)
+
+
+METRICS = (
+    Metric("mean_absorption_fraction", "mean absorption fraction", interval=True),
+    Metric("full_absorption_rate", "full-absorption rate", interval=True),
+    Metric("paper_absorption_rate", "paper (ablation) absorption rate", interval=True),
+    Metric("mean_main_precision", "main-latent mean precision"),
+    Metric("mean_main_recall", "main-latent mean recall"),
+    Metric("mean_num_split_latents", "mean number of split latents"),
+    Metric("explained_variance", "explained variance", absorption=False),
+)
+X_AXES = (("l0", "L0", "linear"), ("d_sae", "width (latents)", "log"))
+
+db = common.get_db()
+comparison = ui.cached("sae_comparison")
+if comparison.empty:
+    st.title("Compare SAEs")
+    st.info("This database holds no SAEs yet. Add some with `python -m precompute build --sae ...`.")
+    st.stop()
+all_keys = comparison["sae_key"].tolist()
+try:
+    chosen = parse_sae_keys(st.query_params.get("saes"), all_keys)
+except ParamError as error:
+    common.show_param_error(error)
+
+
+def on_saes_selected() -> None:
+    selection = st.session_state["compare_saes"]
+    if selection:
+        st.query_params["saes"] = ",".join(selection)
+    else:
+        st.query_params.pop("saes", None)  # nothing chosen = every SAE, as a bare URL
+
+
+st.title("Compare SAEs")
+st.session_state["compare_saes"] = chosen  # the URL is the source of truth; the widget follows it
+st.multiselect("SAEs", all_keys, key="compare_saes", on_change=on_saes_selected,
+               help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE.")
+ui.caveat()
+with st.expander("What these metrics are, and the trend to look for", expanded=False):
+    st.markdown(COMPARE_EXPLAINER)
+ui.explainer()
+
+frame = comparison[comparison["sae_key"].isin(chosen)].reset_index(drop=True)
+measured = frame[frame["has_absorption"].astype(bool)]
+unmeasured = frame.loc[~frame["has_absorption"].astype(bool), "sae_key"].tolist()
+if unmeasured:
+    st.info(f"No absorption measurements for {', '.join(f'`{k}`' for k in unmeasured)}: "
+            f"{'it appears' if len(unmeasured) == 1 else 'they appear'} with dashboard metrics only (width, L0, "
+            "explained variance, dead latents). The precompute's absorption stage adds them.")
+
+
+# --- the table -------------------------------------------------------------------------------
+def sae_table(frame: pd.DataFrame) -> pd.DataFrame:
+    def with_interval(row: dict, name: str) -> str:
+        return ui.interval(row[name], row[f"{name}_low"], row[f"{name}_high"])
+
+    rows = []
+    for row in ui.records(frame):
+        rows.append({
+            "SAE": row["sae_key"], "layer": row["layer"],
+            "architecture": ui.architecture_label(row["training_architecture"], row["architecture"]),
+            "width": row["d_sae"], "L0": row["l0"], "explained variance": row["explained_variance"],
+            "dead fraction": row["dead_fraction"],
+            "mean absorption fraction": with_interval(row, "mean_absorption_fraction"),
+            "full-absorption rate": with_interval(row, "full_absorption_rate"),
+            "paper absorption rate": with_interval(row, "paper_absorption_rate"),
+            "mean split latents": row["mean_num_split_latents"], "main latent P": row["mean_main_precision"],
+            "main latent R": row["mean_main_recall"],
+            "overview": ui.overview_url(row["sae_key"]),
+        })
+    return pd.DataFrame(rows)
+
+
+st.subheader(f"{len(frame)} SAE{'s' if len(frame) != 1 else ''}")
+st.caption("Absorption columns: value [95% bootstrap interval]; — where not measured. Means over letters whose "
+           f"probe F1 > {ui.MIN_PROBE_F1}.")
+number = st.column_config.NumberColumn(format="%.3f")
+st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_table",
+             column_config={"explained variance": number, "dead fraction": number, "main latent P": number,
+                            "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
+                            "mean split latents": st.column_config.NumberColumn(format="%.2f"),
+                            "overview": st.column_config.LinkColumn("overview", display_text="open →")})
+link_cols = st.columns(min(len(frame), 6))
+for i, key in enumerate(frame["sae_key"]):
+    with link_cols[i % len(link_cols)]:
+        common.page_link("overview", f"{key} →", sae=key)
+
+
+# --- metric charts ---------------------------------------------------------------------------
+def hover_text(row: dict, metric: Metric) -> str:
+    value = ui.fmt(row[metric.column])
+    if metric.interval:
+        value = ui.interval(row[metric.column], row[f"{metric.column}_low"], row[f"{metric.column}_high"])
+    return (f"<b>{row['sae_key']}</b><br>layer {layer_name(row['layer'])} · "
+            f"{ui.architecture_label(row['training_architecture'], row['architecture'])}<br>"
+            f"width {row['d_sae']:,} · L0 {row['l0']:.1f}<br>{metric.label}: {value}")
+
+
+def error_bars(rows: list[dict], column: str) -> dict:
+    """Bootstrap intervals as asymmetric error bars (no bar where an interval is missing)."""
+    def half(row: dict, bound: str) -> float:
+        value, edge = row[column], row[f"{column}_{bound}"]
+        return 0.0 if value is None or edge is None else abs(edge - value)
+
+    return dict(type="data", symmetric=False, thickness=1.2, array=[half(r, "high") for r in rows],
+                arrayminus=[half(r, "low") for r in rows])
+
+
+def layer_name(layer) -> str:
+    return "?" if layer is None or pd.isna(layer) else str(int(layer))
+
+
+@dataclass(frozen=True)
+class Styles:
+    """Colour per layer and marker symbol per training architecture, fixed over every SAE in the database
+    so that a layer or an architecture looks the same in every chart and for every subset."""
+
+    colors: dict[str, str]
+    symbols: dict[str, str]
+
+    @classmethod
+    def of(cls, saes: pd.DataFrame) -> Styles:
+        layers = sorted({layer_name(x) for x in saes["layer"]}, key=lambda name: (not name.isdigit(), name.zfill(4)))
+        architectures = sorted(set(saes["training_architecture"].fillna("?")))
+        return cls({layer: qualitative.Plotly[i % len(qualitative.Plotly)] for i, layer in enumerate(layers)},
+                   {arch: SYMBOLS[i % len(SYMBOLS)] for i, arch in enumerate(architectures)})
+
+
+def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
+    """The metric against L0 (left) and width (right, log x); one trace per (layer, architecture)."""
+    frame = frame.assign(layer_group=[layer_name(x) for x in frame["layer"]],
+                         arch=frame["training_architecture"].fillna("?"))
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
+                        subplot_titles=[f"against {title}" for _, title, _ in X_AXES])
+    for (layer, arch), group in frame.groupby(["layer_group", "arch"], sort=True):
+        rows = ui.records(group)
+        color, symbol = styles.colors[layer], styles.symbols[arch]
+        for col, (x_column, _, _) in enumerate(X_AXES, start=1):
+            fig.add_trace(go.Scatter(
+                x=[r[x_column] for r in rows], y=[r[metric.column] for r in rows], mode="markers",
+                name=f"layer {layer} · {arch}", legendgroup=f"{layer}-{arch}", showlegend=col == 1,
+                marker=dict(color=color, symbol=symbol, size=12, line=dict(width=1, color="white")),
+                error_y=error_bars(rows, metric.column) if metric.interval else None,
+                customdata=[r["sae_key"] for r in rows],
+                hovertext=[hover_text(r, metric) for r in rows], hovertemplate="%{hovertext}<extra></extra>",
+            ), row=1, col=col)
+    for col, (_, title, axis_type) in enumerate(X_AXES, start=1):
+        fig.update_xaxes(title_text=title, type=axis_type, row=1, col=col)
+    fig.update_yaxes(title_text=metric.label, row=1, col=1)
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(title="layer · trained as"),
+                      clickmode="event+select")
+    return fig
+
+
+def picked_sae(event) -> str | None:
+    for point in ui.selected_points(event):
+        data = point.get("customdata")
+        if isinstance(data, list):
+            data = data[0] if data else None
+        if data:
+            return str(data)
+    return None
+
+
+def render_metric(metric: Metric) -> None:
+    data = (measured if metric.absorption else frame).dropna(subset=[metric.column])
+    if data.empty:
+        return
+    event = st.plotly_chart(metric_figure(data, metric, STYLES), width="stretch", key=f"compare_{metric.column}",
+                            on_select="rerun", selection_mode="points")
+    clicked = picked_sae(event)
+    if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
+        st.switch_page(common.PAGE_FILES["overview"], query_params={"sae": clicked})
+
+
+STYLES = Styles.of(comparison)
+st.header("Against L0 and width")
+if measured.empty:
+    st.info("None of the chosen SAEs has absorption measurements: only the dashboard metrics are plotted.")
+else:
+    st.subheader("Absorption")
+    for metric in METRICS[:3]:
+        render_metric(metric)
+    st.subheader("Main latents and feature splitting")
+    for metric in METRICS[3:6]:
+        render_metric(metric)
+st.subheader("Reconstruction")
+render_metric(METRICS[6])
+
+
+# --- per-letter heatmap ----------------------------------------------------------------------
+if not measured.empty:
+    st.header("Mean absorption fraction per letter")
+    st.caption(f"Columns: the chosen SAEs with absorption results. Grey “excl” cells: letters whose probe F1 ≤ "
+               f"{ui.MIN_PROBE_F1}, left out of the headline means (hover for the value). Click a cell to open that "
+               "letter.")
+    letters = ui.cached("all_sae_letters")
+    letters = letters[letters["sae_key"].isin(measured["sae_key"])]
+    heat_event = st.plotly_chart(ui.letter_heatmap(letters, measured["sae_key"].tolist(), saes_as_columns=True),
+                                 width="stretch", key="compare_heatmap", on_select="rerun", selection_mode="points")
+    cell = ui.picked_cell(heat_event)
+    if cell is not None:
+        st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})

@@ -46,9 +46,14 @@ def add_sweep_parser(sub) -> None:
 
 def add_build_parser(sub) -> None:
     p = sub.add_parser("build", help="precompute latent dashboards for SAEs into the explorer's DuckDB file")
-    p.add_argument("--sae", action="append", required=True, metavar="SPEC",
+    p.add_argument("--sae", action="append", default=[], metavar="SPEC",
                    help="a local sae-lens folder (assets/saes/NAME), or RELEASE:SAE_ID for SAE.from_pretrained "
                         "(e.g. gpt2-small-res-jb:blocks.8.hook_resid_pre); prefix KEY= to name it; repeatable")
+    p.add_argument("--sweep", type=Path, default=None,
+                   help="add every finished SAE of this sweep file (from --sae-root), e.g. recipes/sweeps/smollm2-embedded.json")
+    p.add_argument("--hook", action="append", default=None, metavar="HOOK",
+                   help="with --sweep: only its SAEs at this hook (repeatable); one build per hook keeps each commit small")
+    p.add_argument("--sae-root", type=Path, default=DEFAULT_SAE_ROOT, help="with --sweep: where its SAEs are")
     p.add_argument("--model", default="smollm2-135m-embedded",
                    help="'smollm2-135m-embedded' (shipped) or a TransformerLens model name (needs hub access)")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus Parquet (from `corpus`)")
@@ -117,8 +122,13 @@ def run_build(args) -> int:
 
     try:
         specs = [SAESpec.parse(text) for text in args.sae]
+        if args.sweep:
+            specs += sweep_specs(args.sweep, args.sae_root, set(args.hook) if args.hook else None)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not specs:
+        print("error: no SAEs to build: give --sae, or --sweep with finished SAEs", file=sys.stderr)
         return 2
     if not args.corpus.exists():
         print(f"error: corpus {args.corpus} not found; run `python -m precompute corpus` first", file=sys.stderr)
@@ -139,6 +149,19 @@ def run_build(args) -> int:
     run_job(specs, config)
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
     return 0
+
+
+def sweep_specs(sweep_path: Path, sae_root: Path, hooks: set[str] | None) -> list:
+    """The finished SAEs of a sweep (those with a card), optionally only at some hooks."""
+    from precompute.sae_loading import SAESpec
+    from precompute.sweep import Sweep, is_finished
+
+    sweep = Sweep.from_file(sweep_path)
+    recipes = [r for _, r in sweep.recipes() if hooks is None or r.hook_name in hooks]
+    missing = [r.name for r in recipes if not is_finished(r, sae_root)]
+    if missing:
+        print(f"not finished yet, left out: {', '.join(missing)}", file=sys.stderr)
+    return [SAESpec(key=r.name, path=sae_root / r.name) for r in recipes if is_finished(r, sae_root)]
 
 
 def absorption_config(args):

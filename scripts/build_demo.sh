@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Rebuilds everything the embedded default ships, from scratch, offline:
-# corpus -> SAE training (sae-lens runner, resumable) -> SAE card -> demo database.
-# CPU: ~1 h for the SAE (5 M tokens); the steps skip what already exists.
+# corpus -> SAE sweep (one shared activation cache, sae-lens training, cards) -> demo database.
+# Every step skips what already exists, so rerun it after an interruption. CPU (2 cores): ~1 h for
+# the activation cache, 10-25 min per SAE, ~5 min per SAE for the database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-RECIPE=recipes/saes/smollm2-l6-topk-4k-k32.json
-NAME=$(basename "$RECIPE" .json)
+SWEEP=recipes/sweeps/smollm2-embedded.json
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
-[ -f "assets/saes/$NAME/cfg.json" ] || python -m precompute train "$RECIPE"
-[ -f "assets/saes/$NAME/card.json" ] || python -m precompute card "assets/saes/$NAME" --recipe "$RECIPE"
-python -m precompute build --sae "assets/saes/$NAME" --db assets/demo.duckdb --fresh
+python -m precompute sweep "$SWEEP"
+# One build per hook: the model runs once per hook for all its SAEs, and each build commits atomically.
+for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
+  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db assets/demo.duckdb
+done

@@ -19,7 +19,7 @@ def test_every_build_option_is_documented():
 
 def test_help_runs_as_a_module():
     out = subprocess.run([sys.executable, "-m", "precompute", "--help"], capture_output=True, text=True, check=True)
-    for command in ("corpus", "train", "build", "card"):
+    for command in ("corpus", "train", "sweep", "build", "card", "export"):
         assert command in out.stdout
 
 
@@ -39,3 +39,27 @@ def test_missing_corpus_is_an_error_message(capsys, tmp_path):
 def test_bad_rows_exit_with_a_message(text):
     with pytest.raises(SystemExit, match="--rows"):
         parse_rows(text)
+
+
+def test_build_without_saes_is_an_error_message(capsys, tmp_path):
+    assert main(["build", "--corpus", str(tmp_path)]) == 2
+    assert "no SAEs to build" in capsys.readouterr().err
+
+
+def test_build_from_a_sweep_takes_its_finished_saes_at_the_chosen_hooks(capsys, tmp_path):
+    from precompute.cli import sweep_specs
+
+    sweep = "recipes/sweeps/smollm2-embedded.json"
+    for name in ("smollm2-l6-topk-1k-k16", "smollm2-l2-topk-1k-k32"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "card.json").write_text("{}")
+    specs = sweep_specs(sweep, tmp_path, None)
+    assert sorted(s.key for s in specs) == ["smollm2-l2-topk-1k-k32", "smollm2-l6-topk-1k-k16"]
+    assert "smollm2-l6-topk-4k-k64" in capsys.readouterr().err  # unfinished ones are named, not built
+    only_l6 = sweep_specs(sweep, tmp_path, {"blocks.6.hook_resid_post"})
+    assert [s.key for s in only_l6] == ["smollm2-l6-topk-1k-k16"] and only_l6[0].path == tmp_path / "smollm2-l6-topk-1k-k16"
+
+
+def test_sweep_with_an_unknown_recipe_name_is_an_error_message(capsys):
+    assert main(["sweep", "recipes/sweeps/smollm2-embedded.json", "--only", "nope"]) == 2
+    assert "not in sweep" in capsys.readouterr().err

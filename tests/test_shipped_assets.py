@@ -10,7 +10,9 @@ import pytest
 
 from backend.database import DEFAULT_DB_PATH, ExplorerDB
 
-SAE_DIR = Path(__file__).resolve().parent.parent / "assets" / "saes" / "smollm2-l6-topk-4k-k32"
+SAE_ROOT = Path(__file__).resolve().parent.parent / "assets" / "saes"
+SAE_DIR = SAE_ROOT / "smollm2-l6-topk-4k-k32"
+SHIPPED = sorted(p for p in SAE_ROOT.iterdir() if (p / "cfg.json").exists())
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +81,31 @@ def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):
     for latent, n_fired, n_top in counts:
         assert n_top == min(n_fired, 20), f"latent {latent}: {n_top} contexts, fired {n_fired} times"
     assert sum(1 for _, n, _ in counts if n >= 20) > 0.5 * len(counts)
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_sae_loads_in_fp16_with_a_measured_card(folder):
+    import torch
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(str(folder), device="cpu")
+    assert sae.W_dec.dtype == torch.float16  # stored in fp16: keeps assets small
+    card = json.loads((folder / "card.json").read_text())
+    assert card["name"] == folder.name and card["d_sae"] == sae.cfg.d_sae
+    assert card["hook_name"] == sae.cfg.metadata.hook_name
+    assert card["training_tokens"] >= 5_000_000
+    assert 0.5 < card["explained_variance"] < 1.0 and 0 < card["l0"] < 200
+    assert 0 <= card["dead_fraction"] < 1 and 0.5 < card["ce_loss_recovered"] <= 1.0
+    assert "CE loss recovered" in (folder / "README.md").read_text()
+
+
+def test_shipped_saes_fit_in_60_mb():
+    total = sum(f.stat().st_size for folder in SHIPPED for f in folder.iterdir())
+    assert total <= 60_000_000
+
+
+def test_every_shipped_sae_is_in_the_demo_database_with_absorption_results(demo):
+    keys = set(demo.saes()["sae_key"])
+    absorbed = {row[0] for row in demo._rows("SELECT sae_key FROM sae_absorption")}
+    for folder in SHIPPED:
+        assert folder.name in keys and folder.name in absorbed, f"{folder.name} is shipped but not in the demo database"

@@ -48,7 +48,7 @@ probe is ≥ 0.025. The rate is scaled by the sampling proportion and divided by
 **Intervals** are 95 % bootstrap intervals, resampling words (within each letter for the SAE means).
 """
 
-CAVEAT = ("A 135M-parameter model and a 4k-latent SAE (as in this demo) give noisier absorption numbers than "
+CAVEAT = ("A 135M-parameter model and SAEs of 1k–4k latents (as in this demo) give noisier absorption numbers than "
           "the published Gemma-2-2B / Gemma Scope results: SAEBench advises models of ≥ 1B parameters and SAEs "
           "of ≥ 16k latents. Read every number with its interval.")
 

@@ -1,6 +1,7 @@
 """The only writer of the explorer database. Builds atomically: everything is written to a
-temporary file next to the target, which replaces the target only after the last commit, so a
-crash or Ctrl-C never leaves a file that the app would trust."""
+work file next to the target, which replaces the target only after the last commit, so a crash or
+Ctrl-C never leaves a file that the app would trust. Each SAE is committed to the work file in its
+own transaction and the work file outlives a crash, so the next build resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import pyarrow as pa
 from backend.schema import SCHEMA_VERSION, ddl_statements
 
 INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+META_VALUE = "SELECT value FROM meta WHERE key = ?"
+DELETE_META = "DELETE FROM meta WHERE key = ?"
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
 DELETE_SAE_ROWS = {
@@ -65,6 +68,12 @@ def temporary_path(target: Path, stage: str = "tmp") -> Path:
     return target.with_name(f".{target.name}.{stage}-{os.getpid()}")
 
 
+def work_path(target: Path) -> Path:
+    """Where a build writes before the rename. Fixed (no PID) so an interrupted build can be resumed;
+    DuckDB's file lock keeps two builds from writing it at once."""
+    return target.with_name(f".{target.name}.building")
+
+
 def compact_copy(source: Path, destination: Path) -> None:
     """Rewrite the database into a fresh file with small blocks: no free space from deletes and
     re-inserts, and partly filled blocks cost 32 KiB instead of 256 KiB."""
@@ -85,33 +94,65 @@ def remove_database_files(path: Path) -> None:
     Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
+BUILD_BASE_KEY = "build_base"  # meta key in a work file: the created_at of the target it started from
+
+
+def target_created_at(target: Path) -> str:
+    """The target's meta created_at ('' when there is no target): identifies the version a build started from."""
+    if not target.exists():
+        return ""
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["created_at"]).fetchall()
+    return rows[0][0] if rows else ""
+
+
+def resumable_work(work: Path, target: Path) -> bool:
+    """An interrupted build's work file may be resumed only if it started from the target as it is now
+    (a build that finished in between would otherwise be overwritten)."""
+    if not work.exists():
+        return False
+    try:
+        with duckdb.connect(str(work)) as con:  # read-write: replays the work file's WAL
+            rows = con.execute(META_VALUE, [BUILD_BASE_KEY]).fetchall()
+    except duckdb.Error:
+        return False
+    return bool(rows) and rows[0][0] == target_created_at(target)
+
+
 @contextmanager
-def atomic_database(target: Path, start_from_existing: bool):
-    """Yields a writable connection on a temporary copy; renames it over `target` on success.
+def atomic_database(target: Path, start_from_existing: bool, log=print):
+    """Yields a writable connection on a work copy; renames it over `target` on success.
 
     With `start_from_existing`, the current target (if any) is copied first so SAEs can be added
-    without recomputing the others."""
+    without recomputing the others, and an interrupted build's work file is resumed instead: what it
+    committed (whole SAEs) is kept. On failure the work file stays for that; the target never changes."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp, compact = temporary_path(target), temporary_path(target, "compact")
-    remove_database_files(tmp)
-    if start_from_existing and target.exists():
-        shutil.copyfile(target, tmp)
-    con = duckdb.connect(str(tmp))
+    work, compact = work_path(target), temporary_path(target, "compact")
+    resume = start_from_existing and resumable_work(work, target)
+    if resume:
+        log(f"resuming the interrupted build in {work}")
+    else:
+        remove_database_files(work)
+        if start_from_existing and target.exists():
+            shutil.copyfile(target, work)
+    con = duckdb.connect(str(work))
     try:
-        if not start_from_existing or not target.exists():
-            for statement in ddl_statements():
-                con.execute(statement)
+        if not resume:
+            if not start_from_existing or not target.exists():
+                for statement in ddl_statements():
+                    con.execute(statement)
+            con.execute(INSERT_META, [BUILD_BASE_KEY, target_created_at(target) if start_from_existing else ""])
         yield con
+        con.execute(DELETE_META, [BUILD_BASE_KEY])
         con.execute("CHECKPOINT")
         con.close()
-        compact_copy(tmp, compact)
+        compact_copy(work, compact)
         os.replace(compact, target)  # the only moment the target changes
+        remove_database_files(work)
     except BaseException:
         con.close()
         remove_database_files(compact)
         raise
-    finally:
-        remove_database_files(tmp)
 
 
 def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[str, str] | None = None) -> None:

@@ -222,7 +222,7 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
     from precompute.model_loading import load_model
 
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
-    with db.atomic_database(config.db_path, start_from_existing=config.append) as con:
+    with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
         done = db.existing_sae_keys(con)
         todo = [s for s in specs if config.force or s.key not in done]
         for skipped in (s for s in specs if s not in todo):

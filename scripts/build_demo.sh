@@ -10,7 +10,8 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 SWEEP=recipes/sweeps/smollm2-embedded.json
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
 python -m precompute sweep "$SWEEP"
-# One build per hook: the model runs once per hook for all its SAEs, and each build commits atomically.
+# One build per hook: the model runs once per hook for all its SAEs; each build replaces the database
+# atomically, and an interrupted one resumes from its work file when rerun.
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db assets/demo.duckdb
 done

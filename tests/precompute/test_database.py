@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import pytest
 
@@ -26,17 +28,65 @@ def test_ddl_creates_every_table(tmp_path):
     assert len([s for s in ddl_statements() if s.lstrip().upper().startswith("CREATE TABLE")]) == len(tables)
 
 
+def build_with(target, keys: list[str], crash_after: bool = False, fresh: bool = False) -> list[str]:
+    """A stand-in build: commits one row per key in its own transaction, like a per-SAE write."""
+    messages: list[str] = []
+    with db.atomic_database(target, start_from_existing=not fresh, log=messages.append) as con:
+        if fresh:
+            con.execute("CREATE TABLE done_keys (key VARCHAR)")
+        for key in keys:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("INSERT INTO done_keys VALUES (?)", [key])
+            con.execute("COMMIT")
+        db.write_meta(con, ["m"])
+        if crash_after:
+            raise RuntimeError("simulated crash mid-build")
+    return messages
+
+
+def stored_keys(path) -> list[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return [r[0] for r in con.execute("SELECT key FROM done_keys ORDER BY key").fetchall()]
+
+
 def test_crash_leaves_previous_database_untouched(tmp_path):
     target = tmp_path / "x.duckdb"
-    with db.atomic_database(target, start_from_existing=False) as con:
-        db.write_meta(con, ["first"])
+    build_with(target, ["a"], fresh=True)
     before = target.read_bytes()
     with pytest.raises(RuntimeError):
-        with db.atomic_database(target, start_from_existing=True) as con:
-            db.write_meta(con, ["second"])
-            raise RuntimeError("simulated crash mid-build")
+        build_with(target, ["b"], crash_after=True)
     assert target.read_bytes() == before
-    assert not list(tmp_path.glob(".x.duckdb.tmp*")), "temporary file cleaned up"
+    assert db.work_path(target).exists(), "the interrupted build's work is kept for the next run"
+    assert not list(tmp_path.glob(".x.duckdb.compact*"))
+
+
+def test_next_build_resumes_what_the_crashed_one_committed(tmp_path):
+    target = tmp_path / "x.duckdb"
+    build_with(target, ["a"], fresh=True)
+    with pytest.raises(RuntimeError):
+        build_with(target, ["b"], crash_after=True)
+    messages = build_with(target, ["c"])
+    assert any("resuming" in m for m in messages)
+    assert stored_keys(target) == ["a", "b", "c"]
+    assert not db.work_path(target).exists()
+    with duckdb.connect(str(target), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM meta WHERE key = ?", [db.BUILD_BASE_KEY]).fetchone()[0] == 0
+
+
+def test_work_from_an_older_target_is_not_resumed(tmp_path):
+    """A build that finished after the crash changed the target: the stale work file must not overwrite it."""
+    target = tmp_path / "x.duckdb"
+    build_with(target, ["a"], fresh=True)
+    with pytest.raises(RuntimeError):
+        build_with(target, ["stale"], crash_after=True)
+    stale_work = tmp_path / "stale.duckdb"
+    db.work_path(target).rename(stale_work)
+    time.sleep(1.1)  # created_at has one-second resolution
+    build_with(target, ["b"])
+    stale_work.rename(db.work_path(target))
+    messages = build_with(target, ["c"])
+    assert not any("resuming" in m for m in messages)
+    assert stored_keys(target) == ["a", "b", "c"]
 
 
 def test_crash_on_first_build_leaves_no_database(tmp_path):

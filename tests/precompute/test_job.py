@@ -136,3 +136,35 @@ def test_dead_latent_is_counted_and_has_no_contexts(built):
     (n_contexts,), = query(db_path, "SELECT count(*) FROM contexts WHERE latent = ?", [helpers.DEAD_LATENT])
     (n_dead,), = query(db_path, "SELECT n_dead FROM saes")
     assert n_fired == 0 and n_contexts == 0 and n_dead >= 1
+
+
+def test_interrupted_build_resumes_without_redoing_finished_saes(tmp_path, monkeypatch):
+    """A build killed after one SAE's commit keeps that SAE: the rerun only computes the other."""
+    from precompute import job
+
+    corpus = tmp_path / "corpus.parquet"
+    helpers.random_corpus(corpus, N_ROWS)
+    specs = [SAESpec(key=key, path=helpers.planted_sae_folder(tmp_path, seed=i, name=key))
+             for i, key in enumerate(("first", "second"))]
+    db_path = tmp_path / "explorer.duckdb"
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, N_ROWS), db_path=db_path,
+                       dashboard=DashboardConfig(batch_size=16, n_top=5), absorption=None)
+    real_write = job.write_sae_tables
+    written: list[str] = []
+
+    def write_then_die_on_second(con, spec, *args, **kwargs):
+        if spec.key == "second" and "first" in written:
+            raise KeyboardInterrupt  # the process dies between two SAEs
+        real_write(con, spec, *args, **kwargs)
+        written.append(spec.key)
+
+    monkeypatch.setattr(job, "write_sae_tables", write_then_die_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_job(specs, config, model=helpers.tiny_model(), tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
+    assert not db_path.exists(), "nothing the app would open"
+    monkeypatch.setattr(job, "write_sae_tables", real_write)
+    messages: list[str] = []
+    timings = run_job(specs, config, model=helpers.tiny_model(), tokenizer=helpers.FakeTokenizer(), log=messages.append)
+    assert [t.key for t in timings] == ["second"]
+    assert any(m.startswith("resuming") for m in messages)
+    assert sorted(r[0] for r in query(db_path, "SELECT sae_key FROM saes")) == ["first", "second"]

@@ -1,15 +1,17 @@
 """Train an SAE on the embedded model (or any TransformerLens model) with sae-lens's own runner.
 
 A recipe is one JSON file (see `recipes/saes/`). Training is resumable: sae-lens checkpoints are
-written under `data/checkpoints/<name>/` and a rerun picks up the newest one. The finished SAE is
+written under `data/checkpoints/<name>/<recipe fingerprint>/` and a rerun of the same recipe picks up
+the newest one (an edited recipe starts over instead of resuming another configuration's state). The finished SAE is
 written in sae-lens's folder format (`cfg.json` + `sae_weights.safetensors`), in fp16, to
 `assets/saes/<name>/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -89,9 +91,20 @@ def sae_training_config(recipe: TrainingRecipe, d_in: int):
     raise ValueError(f"unknown architecture {recipe.architecture!r}")
 
 
-def latest_checkpoint(name: str) -> Path | None:
+def recipe_fingerprint(recipe: TrainingRecipe) -> str:
+    """Short hash of every recipe field: a checkpoint is resumed only by the recipe that wrote it."""
+    text = json.dumps(asdict(recipe), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def checkpoint_dir(recipe: TrainingRecipe) -> Path:
+    return CHECKPOINT_ROOT / recipe.name / recipe_fingerprint(recipe)
+
+
+def latest_checkpoint(recipe: TrainingRecipe) -> Path | None:
+    """The newest complete sae-lens checkpoint of this exact recipe (a folder killed mid-save has no trainer state)."""
     states = sorted(
-        (CHECKPOINT_ROOT / name).glob(f"*/*/{TRAINER_STATE_FILE}"),
+        checkpoint_dir(recipe).glob(f"*/*/{TRAINER_STATE_FILE}"),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else -1,
     )
     return states[-1].parent if states else None
@@ -133,7 +146,7 @@ def runner_config(recipe: TrainingRecipe, d_in: int, device: str, resume_from: P
         device=device,
         seed=recipe.seed,
         n_checkpoints=5,
-        checkpoint_path=str(CHECKPOINT_ROOT / recipe.name),
+        checkpoint_path=str(checkpoint_dir(recipe)),
         resume_from_checkpoint=str(resume_from) if resume_from else None,
         output_path=None,
         n_eval_batches=2,
@@ -179,7 +192,7 @@ def train_sae(recipe: TrainingRecipe, corpus_path: Path, output_root: Path, devi
 
     torch.manual_seed(recipe.seed)
     model = model if model is not None else load_model(recipe.model_name, device=device)
-    resume_from = latest_checkpoint(recipe.name)
+    resume_from = latest_checkpoint(recipe)
     cfg = runner_config(recipe, model.cfg.d_model, device, resume_from, cached_activations)
     runner = LanguageModelSAETrainingRunner(
         cfg, override_model=model, override_dataset=training_dataset(corpus_path, recipe.corpus_rows)

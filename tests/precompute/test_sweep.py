@@ -155,3 +155,20 @@ def test_shipped_sweep_recipes_all_load_and_fit_the_cache():
     assert {r.k for r in main_hook if r.architecture == "topk"} >= {16, 32, 64}
     assert len({r.hook_name for r in recipes}) >= 3
     assert all(r.training_tokens >= 5_000_000 for r in recipes)
+
+
+def test_a_checkpoint_is_resumed_only_by_the_recipe_that_wrote_it(tmp_path, monkeypatch):
+    """Editing a recipe (e.g. its L0 coefficient) must not resume the old configuration's trainer state."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(training, "CHECKPOINT_ROOT", tmp_path / "checkpoints")
+    recipe = training.TrainingRecipe.from_file(write_recipe(tmp_path, "tiny-jumprelu", architecture="jumprelu"))
+    for step in ("100", "200"):
+        state = training.checkpoint_dir(recipe) / "run-id" / step
+        state.mkdir(parents=True)
+        (state / training.TRAINER_STATE_FILE).write_bytes(b"")
+    (training.checkpoint_dir(recipe) / "run-id" / "300").mkdir()  # killed mid-save: no trainer state
+    assert training.latest_checkpoint(recipe) == training.checkpoint_dir(recipe) / "run-id" / "200"
+    edited = replace(recipe, l0_coefficient=recipe.l0_coefficient / 10)
+    assert training.recipe_fingerprint(edited) != training.recipe_fingerprint(recipe)
+    assert training.latest_checkpoint(edited) is None

@@ -69,8 +69,11 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     assert [row[0] for row in letters] == list("abcdefghijklmnopqrstuvwxyz")
     (n_cos,) = demo._rows("SELECT count(*) FROM latent_letter_cos WHERE sae_key = ?", [key])[0]
     assert n_cos == 4096 * 26
-    (n_words,) = demo._rows("SELECT count(*) FROM probe_words WHERE model_name = 'smollm2-135m-embedded'")[0]
-    assert n_words == 47_078  # the whole alphabetic vocabulary, as SAEBench uses
+    words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
+                                     "WHERE model_name = 'smollm2-135m-embedded' GROUP BY hook_name"))
+    hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes")}
+    assert set(words_per_hook) == hooks
+    assert set(words_per_hook.values()) == {47_078}  # the whole alphabetic vocabulary at every hook, as SAEBench
 
 
 def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -18,7 +19,7 @@ SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "
 
 COMPARE_EXPLAINER = f"""
 Each point is one SAE: x is its L0 (mean active latents per token) or its width (latents, log scale);
-colour is its layer, the marker its training architecture. Error bars are 95 % bootstrap intervals
+colour is its layer, the marker its training architecture, the marker size its width. Error bars are 95 % bootstrap intervals
 over words. Click a point to open that SAE.
 
 - **Mean absorption fraction** (SAEBench's projection metric): for each held-out word the probe gets
@@ -177,10 +178,16 @@ class Styles:
                    {arch: SYMBOLS[i % len(SYMBOLS)] for i, arch in enumerate(architectures)})
 
 
+def marker_size(width: int, smallest: int) -> float:
+    """Bigger markers for wider SAEs (+4 px per 4x), so widths stay apart in the against-L0 panel."""
+    return float(10 + 2 * np.log2(max(width, 1) / max(smallest, 1)))
+
+
 def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
     """The metric against L0 (left) and width (right, log x); one trace per (layer, architecture)."""
     frame = frame.assign(layer_group=[layer_name(x) for x in frame["layer"]],
                          arch=frame["training_architecture"].fillna("?"))
+    smallest = int(frame["d_sae"].min())
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
                         subplot_titles=[f"against {title}" for _, title, _ in X_AXES])
     for (layer, arch), group in frame.groupby(["layer_group", "arch"], sort=True):
@@ -190,13 +197,17 @@ def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Fig
             fig.add_trace(go.Scatter(
                 x=[r[x_column] for r in rows], y=[r[metric.column] for r in rows], mode="markers",
                 name=f"layer {layer} · {arch}", legendgroup=f"{layer}-{arch}", showlegend=col == 1,
-                marker=dict(color=color, symbol=symbol, size=12, line=dict(width=1, color="white")),
+                marker=dict(color=color, symbol=symbol, size=[marker_size(r["d_sae"], smallest) for r in rows],
+                            line=dict(width=1, color="white")),
                 error_y=error_bars(rows, metric.column) if metric.interval else None,
                 customdata=[r["sae_key"] for r in rows],
                 hovertext=[hover_text(r, metric) for r in rows], hovertemplate="%{hovertext}<extra></extra>",
             ), row=1, col=col)
-    for col, (_, title, axis_type) in enumerate(X_AXES, start=1):
+    for col, (x_column, title, axis_type) in enumerate(X_AXES, start=1):
         fig.update_xaxes(title_text=title, type=axis_type, row=1, col=col)
+        if axis_type == "log":  # ticks at the widths present: plotly's log ticks crowd a 1k-4k range
+            widths = sorted({int(w) for w in frame[x_column].dropna()})
+            fig.update_xaxes(tickvals=widths, ticktext=[f"{w:,}" for w in widths], row=1, col=col)
     fig.update_yaxes(title_text=metric.label, row=1, col=1)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(title="layer · trained as"),
                       clickmode="event+select")

@@ -13,24 +13,21 @@ import argparse
 import sys
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.database import DEFAULT_DB_PATH  # noqa: E402
+from backend.database import DEFAULT_DB_PATH, ExplorerDB  # noqa: E402
 
-SWEEP_ROWS = """
-SELECT s.sae_key, s.layer, s.training_architecture AS arch, s.d_sae AS width, round(s.l0, 1) AS l0,
-       round(s.explained_variance, 3) AS ev, round(s.dead_fraction, 3) AS dead,
-       a.mean_absorption_fraction AS frac, a.mean_absorption_fraction_low AS frac_lo, a.mean_absorption_fraction_high AS frac_hi,
-       a.full_absorption_rate AS full, a.full_absorption_rate_low AS full_lo, a.full_absorption_rate_high AS full_hi,
-       a.paper_absorption_rate AS paper, a.paper_absorption_rate_low AS paper_lo, a.paper_absorption_rate_high AS paper_hi,
-       a.mean_num_split_latents AS split, a.mean_main_precision AS main_p, a.mean_main_recall AS main_r,
-       a.n_letters, s.hook_name
-FROM saes s LEFT JOIN sae_absorption a USING (sae_key)
-ORDER BY s.layer, s.training_architecture, s.d_sae, s.l0
-"""
+# the compare page's per-SAE rows, under short names for the printed table
+SHORT_NAMES = {
+    "training_architecture": "arch", "d_sae": "width", "explained_variance": "ev",
+    "mean_absorption_fraction": "frac", "mean_absorption_fraction_low": "frac_lo",
+    "mean_absorption_fraction_high": "frac_hi", "full_absorption_rate": "full", "full_absorption_rate_low": "full_lo",
+    "full_absorption_rate_high": "full_hi", "paper_absorption_rate": "paper", "paper_absorption_rate_low": "paper_lo",
+    "paper_absorption_rate_high": "paper_hi", "mean_num_split_latents": "split", "mean_main_precision": "main_p",
+    "mean_main_recall": "main_r",
+}
 METRICS = ["frac", "full", "paper", "split", "main_p", "main_r", "ev"]
 
 
@@ -71,8 +68,8 @@ def main() -> None:
     parser.add_argument("--hook", default="blocks.6.hook_resid_post")
     parser.add_argument("--architecture", default="topk")
     args = parser.parse_args()
-    with duckdb.connect(str(args.db), read_only=True) as con:
-        frame = con.execute(SWEEP_ROWS).df()
+    frame = ExplorerDB(args.db).sae_comparison().rename(columns=SHORT_NAMES)
+    frame = frame.assign(l0=frame.l0.round(1), ev=frame.ev.round(3)).sort_values(["layer", "arch", "width", "l0"])
     print_table(frame)
     print_trends(frame, args.hook, args.architecture)
 

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from precompute.database import BuildInProgressError
+
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
 DEFAULT_DB = Path("assets/demo.duckdb")
@@ -253,4 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except (FileNotFoundError, BuildInProgressError) as error:  # a mistyped path, a second build: no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -106,6 +106,10 @@ def target_created_at(target: Path) -> str:
     return rows[0][0] if rows else ""
 
 
+class BuildInProgressError(RuntimeError):
+    """Another build holds the work file: starting over would delete what it is writing."""
+
+
 def resumable_work(work: Path, target: Path) -> bool:
     """An interrupted build's work file may be resumed only if it started from the target as it is now
     (a build that finished in between would otherwise be overwritten)."""
@@ -114,6 +118,10 @@ def resumable_work(work: Path, target: Path) -> bool:
     try:
         with duckdb.connect(str(work)) as con:  # read-write: replays the work file's WAL
             rows = con.execute(META_VALUE, [BUILD_BASE_KEY]).fetchall()
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise BuildInProgressError(f"another build is writing {work}: wait for it to finish, or stop it") from error
+        return False
     except duckdb.Error:
         return False
     return bool(rows) and rows[0][0] == target_created_at(target)

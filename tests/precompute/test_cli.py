@@ -63,3 +63,10 @@ def test_build_from_a_sweep_takes_its_finished_saes_at_the_chosen_hooks(capsys, 
 def test_sweep_with_an_unknown_recipe_name_is_an_error_message(capsys):
     assert main(["sweep", "recipes/sweeps/smollm2-embedded.json", "--only", "nope"]) == 2
     assert "not in sweep" in capsys.readouterr().err
+
+
+def test_a_missing_sweep_file_is_an_error_message_not_a_traceback(tmp_path, capsys):
+    from precompute.cli import main
+
+    assert main(["build", "--sweep", str(tmp_path / "nope.json"), "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert "nope.json" in capsys.readouterr().err

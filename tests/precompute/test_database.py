@@ -96,3 +96,25 @@ def test_crash_on_first_build_leaves_no_database(tmp_path):
             db.write_meta(con, ["m"])
             raise KeyboardInterrupt
     assert not target.exists()
+
+
+def test_a_second_build_stops_instead_of_deleting_the_running_ones_work(tmp_path):
+    """The work file has a fixed name; a build that finds it locked by another process must leave it alone."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "x.duckdb"
+    build_with(target, ["a"], fresh=True)
+    work = db.work_path(target)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time\n"
+                               f"con = duckdb.connect({str(work)!r}); print('ready', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(db.BuildInProgressError, match="another build"):
+            build_with(target, ["b"])
+        assert work.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert stored_keys(target) == ["a"]

@@ -1,9 +1,9 @@
 """Train an SAE on the embedded model (or any TransformerLens model) with sae-lens's own runner.
 
 A recipe is one JSON file (see `recipes/saes/`). Training is resumable: sae-lens checkpoints are
-written under `data/checkpoints/<name>/<recipe fingerprint>/` and a rerun of the same recipe picks up
-the newest one (an edited recipe starts over instead of resuming another configuration's state). The finished SAE is
-written in sae-lens's folder format (`cfg.json` + `sae_weights.safetensors`), in fp16, to
+written under `data/checkpoints/<name>/<recipe fingerprint>/` and a rerun of the same recipe picks
+up the newest one (an edited recipe starts over instead of resuming another configuration's state).
+The finished SAE is written in sae-lens's folder format (`cfg.json` + `sae_weights.safetensors`), in fp16, to
 `assets/saes/<name>/`.
 """
 

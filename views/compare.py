@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -180,7 +180,7 @@ class Styles:
 
 def marker_size(width: int, smallest: int) -> float:
     """Bigger markers for wider SAEs (+4 px per 4x), so widths stay apart in the against-L0 panel."""
-    return float(10 + 2 * np.log2(max(width, 1) / max(smallest, 1)))
+    return 10 + 2 * math.log2(max(width, 1) / max(smallest, 1))
 
 
 def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh app
 . .venv/bin/activate
-exec streamlit run app.py --server.headless true --browser.gatherUsageStats false "$@"
+# No file watcher: serving is not editing, and a watcher walks the whole tree (.venv included) again
+# whenever other jobs write under the repo (bench/concurrency.py measured 4x the server CPU per view).
+exec streamlit run app.py --server.headless true --browser.gatherUsageStats false --server.fileWatcherType none "$@"

@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything (Debian chromium for the browser test) and runs the whole test suite offline.
+# Installing chromium needs root or a sudo that works without a password; otherwise this says what to run.
+# TORCH_INDEX_URL: see scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+. scripts/common.sh
 if ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -q && apt-get install -y -q chromium) >/dev/null
-  else
-    sudo apt-get update -q && sudo apt-get install -y -q chromium >/dev/null
-  fi
+  apt_install "the browser test runs it" chromium || exit 1
 fi
 bash scripts/setup.sh all
 . .venv/bin/activate

@@ -1,56 +1,83 @@
 """Seconds for the absorption precompute on the embedded model: the shared per-hook work (prompts,
 model passes, probe, model check, baselines) and the per-SAE work (encode, k-sparse probing,
 projection metric; the paper's ablation metric separately), against the issue's targets
-(SAEBench 0.6.0 on the same setting: 1,033 s; ours: <= 100 s for the first SAE at a hook,
-<= 21 s for each further SAE).
+(<= 100 s for the first SAE at a hook, <= 21 s for each further SAE).
+
+With --peer it then runs SAEBench 0.6.0's absorption eval (in its own venv, bench/peers/.venv-saebench:
+run `bash bench/peers/setup.sh saebench` once) on the same model, SAE, words, seed and thread count, and
+prints both times, their ratio and both tools' headline metrics.
 
     python bench/absorption_eval.py                      # 20,000 words, shared prefixes
     python bench/absorption_eval.py --compare-fresh 6000 # also: shared vs fresh prefixes on 6,000 words
+    python bench/absorption_eval.py --peer --words 5000 --no-ablation  # vs SAEBench on the same 5,000 words
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+
+def _threads_from_argv() -> None:
+    """--threads N also caps numpy's and OpenMP's threads; they read these before numpy/torch are imported."""
+    for i, arg in enumerate(sys.argv):
+        value = sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else (
+            arg.split("=", 1)[1] if arg.startswith("--threads=") else None)
+        if value:
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ[name] = value
+
+
+_threads_from_argv()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption  # noqa: E402
+from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption, select_words  # noqa: E402
 from precompute.model_loading import load_model  # noqa: E402
-from precompute.sae_loading import SAESpec, load_sae  # noqa: E402
+from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
-HOOK, LAYER = "blocks.6.hook_resid_post", 6
 SAE_PATH = "assets/saes/smollm2-l6-topk-4k-k32"
+LOAD_AT_START = os.getloadavg()[0]  # the machine's 1-minute load average, printed with a peer comparison
+
+
+CPU: dict[str, float] = {}  # this process's CPU seconds (all threads) for the spans timed_run / report_speed time
 
 
 def timed_run(model, sae, config: AbsorptionConfig, quiet=lambda *_: None):
-    start = time.perf_counter()
-    hook = compute_hook_data(model, "smollm2-135m-embedded", HOOK, LAYER, config, log=quiet)
+    start, cpu = time.perf_counter(), time.process_time()
+    hook_name = sae_hook_name(sae)
+    hook = compute_hook_data(model, "smollm2-135m-embedded", hook_name, hook_layer(hook_name), config, log=quiet)
     shared = time.perf_counter() - start
-    start = time.perf_counter()
+    CPU["shared"] = time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
     no_ablation = dataclasses.replace(config, run_ablation_metric=False)
     result = compute_sae_absorption("bench", sae, model, hook, no_ablation, log=quiet)
     per_sae = time.perf_counter() - start
+    CPU["per_sae"] = time.process_time() - cpu
     return hook, result, shared, per_sae
 
 
-def report_speed(model, sae, words: int, ablation: bool) -> None:
-    config = AbsorptionConfig(max_words=words)
+def report_speed(model, sae, config: AbsorptionConfig, ablation: bool) -> dict:
+    words = config.max_words
     hook, result, shared, per_sae = timed_run(model, sae, config)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     again = compute_sae_absorption("bench", sae, model, hook, dataclasses.replace(config, run_ablation_metric=False),
                                    log=lambda *_: None)
     further = time.perf_counter() - start
-    print(f"\n== absorption precompute, {words:,} words ({int(hook.prompts.is_test.sum()):,} test), "
+    CPU["further"] = time.process_time() - cpu
+    print(f"\n== absorption precompute, {len(hook.prompts):,} words ({int(hook.prompts.is_test.sum()):,} test; "
+          f"{f'{words:,}' if words else 'all'} sampled with seed {config.prompts.seed}), "
           f"{torch.get_num_threads()} threads ==")
     print("shared per-hook work: " + ", ".join(f"{k} {v:.1f}s" for k, v in hook.seconds.items()) + f"  = {shared:.1f}s")
     print("per-SAE work:         " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "ablation")
@@ -58,7 +85,6 @@ def report_speed(model, sae, words: int, ablation: bool) -> None:
     first = shared + per_sae
     print(f"first SAE at the hook: {first:.1f}s (target <= 100 s: {'met' if first <= 100 else 'NOT met'}); "
           f"each further SAE: {further:.1f}s (target <= 21 s: {'met' if further <= 21 else 'NOT met'})")
-    print(f"SAEBench 0.6.0 on the same setting: 1,033 s per SAE -> {1033 / first:.1f}x faster for the first SAE")
     f, full = again.fraction[1], again.full[1]
     print(f"mean absorption fraction {f.value:.3f} [{f.low:.3f}, {f.high:.3f}], full-absorption rate {full.value:.3f} "
           f"[{full.low:.3f}, {full.high:.3f}] over {len(again.included_letters)} letters")
@@ -69,6 +95,66 @@ def report_speed(model, sae, words: int, ablation: bool) -> None:
         print(f"paper ablation metric (extra, not in SAEBench): {paper.seconds['ablation']:.1f}s for {n} candidate words "
               f"({paper.seconds['ablation'] / max(n, 1):.2f} s/word); rate {paper.paper_rate[1].value:.3f} "
               f"[{paper.paper_rate[1].low:.3f}, {paper.paper_rate[1].high:.3f}]")
+    return {"hook": hook, "result": again, "shared": shared, "per_sae": per_sae, "first": first, "further": further}
+
+
+def compare_with_saebench(model, sae, sae_path: str, config: AbsorptionConfig, ours: dict, threads: int,
+                          llm_batch_size: int | None) -> None:
+    """SAEBench's absorption eval on the same words (the seeded sample our precompute uses), seed and
+    threads. Prints both times, the ratios and both tools' headline metrics."""
+    from bench.peers.bench_peer import run_peer
+
+    train, test = select_words(model.tokenizer, config)
+    words = sorted({(w.token_id, w.text) for w in train + test})
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="peer-words-") as tmp:
+        path = Path(tmp) / "words.json"
+        path.write_text(json.dumps(words))
+        args = ["--sae", sae_path, "--words", str(path), "--seed", str(config.prompts.seed)]
+        if llm_batch_size:
+            args += ["--llm-batch-size", str(llm_batch_size)]
+        peer = run_peer("saebench", "run_saebench_absorption.py", args, threads)
+    s, r = peer["seconds"], peer["results"]
+    hook, result = ours["hook"], ours["result"]
+    print(f"\n== vs SAEBench {peer['versions']['sae-bench']} absorption eval (transformer-lens "
+          f"{peer['versions']['transformer-lens']}), same {peer['n_words']:,} words, seed {peer['seed']}, "
+          f"SAE {peer['sae']}, {peer['threads']} threads (ours {threads}) ==")
+    print(f"machine load average (1 min): {LOAD_AT_START:.1f} at the start, {load_before:.1f} when SAEBench started, "
+          f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(f"SAEBench: prompts {s['prompts']:.1f}s, probe activations {s['probe_activations']:.1f}s, probe training "
+          f"{s['probe_training']:.1f}s, k-sparse probing {s['k_sparse_probing']:.1f}s, absorption "
+          f"{s.get('absorption', 0.0):.1f}s  = {s['eval_total']:.1f}s ({peer['n_train']:,} train / {peer['n_test']:,} "
+          f"test words; prompts {peer['checks']['prompt_lengths'][0]} tokens)")
+    c = peer["cpu_seconds"]
+    extras = sum(hook.seconds.get(k, 0.0) for k in ("probe_stability", "model_check", "baselines"))
+    first_cpu = CPU["shared"] + CPU["per_sae"]
+    print(f"          CPU time: probe activations {c['probe_activations']:.1f}s, k-sparse probing "
+          f"{c['k_sparse_probing']:.1f}s, absorption {c.get('absorption', 0.0):.1f}s, all {c['eval_total']:.1f}s")
+    print(f"ours:     first SAE at the hook {ours['first']:.1f}s (shared {ours['shared']:.1f}s + per SAE "
+          f"{ours['per_sae']:.1f}s; {extras:.1f}s of it is work SAEBench does not do: probe stability, model check, "
+          f"baselines), each further SAE {ours['further']:.1f}s; CPU time: first SAE {first_cpu:.1f}s, each further "
+          f"SAE {CPU['further']:.1f}s")
+    if peer["stopped"]:
+        print(peer["stopped"] + ": no ratio")
+    else:
+        per_sae, per_sae_cpu = s["k_sparse_probing"] + s["absorption"], c["k_sparse_probing"] + c["absorption"]
+        print(f"ratio SAEBench / ours, first SAE: {s['eval_total'] / ours['first']:.1f}x wall-clock "
+              f"({s['eval_total'] / (ours['first'] - extras):.1f}x against ours without those extras), "
+              f"{c['eval_total'] / first_cpu:.1f}x CPU time")
+        print(f"ratio SAEBench / ours, each further SAE at the hook (SAEBench reuses its probe, reruns k-sparse "
+              f"probing and the absorption step's model passes: {per_sae:.1f}s): {per_sae / ours['further']:.1f}x "
+              f"wall-clock, {per_sae_cpu / CPU['further']:.1f}x CPU time")
+    included = set(result.included_letters)
+    split = [len(l.split.split_latents) for l in result.letters if l.letter in included]
+    f, full = result.fraction[1], result.full[1]
+    if "mean_absorption_fraction" in r:
+        print(f"sanity, SAEBench: mean absorption fraction {r['mean_absorption_fraction']:.3f}, full absorption "
+              f"{r['mean_full_absorption']:.3f}, split latents {r['mean_num_split_features']:.2f}, over "
+              f"{r['n_letters']} letters; probe F1 {r['mean_probe_f1_all_letters']:.3f} (mean of 26)")
+    print(f"sanity, ours:     mean absorption fraction {f.value:.3f} [{f.low:.3f}, {f.high:.3f}], full absorption "
+          f"{full.value:.3f} [{full.low:.3f}, {full.high:.3f}], split latents {np.mean(split):.2f}, over "
+          f"{len(included)} letters; probe F1 {hook.test_scores.f1.mean():.3f} (mean of 26)")
+    print("SAEBench settings that differ from its defaults: " + "; ".join(peer["deviations"]))
 
 
 def compare_fresh(model, sae, words: int) -> None:
@@ -102,11 +188,27 @@ def main() -> None:
     parser.add_argument("--compare-fresh", type=int, default=0, metavar="WORDS",
                         help="also compare shared and fresh prefixes on this many words (fresh is slow)")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--sae", default=SAE_PATH)
+    parser.add_argument("--seed", type=int, default=None, help="word sample and split seed (default: AbsorptionConfig's, 42)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads, ours and the peer's (default: torch's)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also run SAEBench 0.6.0's absorption eval on the same words, seed and threads")
+    parser.add_argument("--peer-llm-batch-size", type=int, default=None,
+                        help="--peer: SAEBench's llm_batch_size (default: its AbsorptionEvalConfig's)")
     args = parser.parse_args()
+    if args.peer and args.skip_speed:
+        parser.error("--peer compares with the speed run: drop --skip-speed")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = load_model()
-    sae = load_sae(SAESpec.parse(SAE_PATH))
+    sae = load_sae(SAESpec.parse(args.sae))
+    config = AbsorptionConfig(max_words=args.words)
+    if args.seed is not None:
+        config = dataclasses.replace(config, prompts=dataclasses.replace(config.prompts, seed=args.seed))
     if not args.skip_speed:
-        report_speed(model, sae, args.words, ablation=not args.no_ablation)
+        ours = report_speed(model, sae, config, ablation=not args.no_ablation)
+        if args.peer:
+            compare_with_saebench(model, sae, args.sae, config, ours, torch.get_num_threads(), args.peer_llm_batch_size)
     if args.compare_fresh:
         compare_fresh(model, sae, args.compare_fresh)
 

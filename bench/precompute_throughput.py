@@ -4,17 +4,38 @@ The floor is one bare pass: model to the hook (`stop_at_layer`) plus SAE encode 
 tokens. The dashboard precompute does that pass once for all latents and then builds every
 dashboard from the sparse codes. Prints tokens/s for both and their ratio (target <= 1.5x).
 
+With --peer it then runs SAEDashboard 0.8.0 (in its own venv, bench/peers/.venv-saedashboard: run
+`bash bench/peers/setup.sh saedashboard` once) on the same model, SAE, corpus rows and thread count, over
+latents 0..--latents-1 (default: all, as our precompute), and prints both times and their ratio.
+
     python bench/precompute_throughput.py [--sae assets/saes/NAME] [--rows 256]
+    python bench/precompute_throughput.py --peer [--rows 256] [--latents 4096] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
+
+def _threads_from_argv() -> None:
+    """--threads N also caps numpy's and OpenMP's threads; they read these before numpy/torch are imported."""
+    for i, arg in enumerate(sys.argv):
+        value = sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else (
+            arg.split("=", 1)[1] if arg.startswith("--threads=") else None)
+        if value:
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ[name] = value
+
+
+_threads_from_argv()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -24,7 +45,7 @@ from precompute.job import JobConfig, compute_sae_tables  # noqa: E402
 from precompute.model_loading import load_model  # noqa: E402
 from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
-PEER_SECONDS_ALL_LATENTS = 300.0  # SAEDashboard 0.8.0, same setting (from the issue): ~20 s per 256 latents
+LOAD_AT_START = os.getloadavg()[0]  # the machine's 1-minute load average, printed with a peer comparison
 
 
 @torch.no_grad()
@@ -44,8 +65,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=256, help="corpus rows (x128 tokens); 256 = 32,768 tokens")
     parser.add_argument("--first-row", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads, ours and the peer's (default: torch's)")
+    parser.add_argument("--peer", action="store_true", help="also run SAEDashboard 0.8.0 on the same inputs")
+    parser.add_argument("--latents", type=int, default=None,
+                        help="--peer: SAEDashboard computes latents 0..N-1 (default: all); ours always computes all")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     model = load_model()
     spec = SAESpec(key=args.sae.name, path=args.sae)
@@ -58,17 +85,65 @@ def main() -> None:
     config = JobConfig(model_name="smollm2-135m-embedded", corpus_path=args.corpus,
                        corpus_rows=(args.first_row, args.first_row + args.rows), db_path=Path("/dev/null"),
                        dashboard=DashboardConfig(batch_size=args.batch_size))
-    start = time.perf_counter()
-    _, timing, _ = compute_sae_tables(spec, model, rows, config)
-    total = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    tables, timing, _ = compute_sae_tables(spec, model, rows, config)
+    total, total_cpu = time.perf_counter() - start, time.process_time() - cpu_start
 
     print(f"SAE {args.sae.name}: {sae.cfg.d_sae} latents, {n_tokens:,} tokens ({args.rows} rows x {rows.shape[1]}), "
           f"{torch.get_num_threads()} threads")
     print(f"bare pass (model to hook + encode): {floor:7.1f} s  {n_tokens / floor:8.0f} tok/s")
     print(f"dashboard precompute, all latents:  {total:7.1f} s  {n_tokens / total:8.0f} tok/s "
           f"(pass {timing.pass_seconds:.1f} s + dashboards {timing.post_seconds:.1f} s)")
-    print(f"ratio to the floor: {total / floor:.2f}x (target <= 1.5x); "
-          f"vs SAEDashboard ~{PEER_SECONDS_ALL_LATENTS:.0f} s: {PEER_SECONDS_ALL_LATENTS / total:.1f}x faster")
+    print(f"ratio to the floor: {total / floor:.2f}x (target <= 1.5x)")
+    if args.peer:
+        latents = tables["latents"]
+        compare_with_saedashboard(args, rows, sae.cfg.d_sae, total, total_cpu, floor,
+                                  latents.column("max_act").to_numpy(), latents.column("n_fired").to_numpy())
+
+
+def compare_with_saedashboard(args, rows: np.ndarray, d_sae: int, ours: float, ours_cpu: float, floor: float,
+                              our_max_act: np.ndarray, our_n_fired: np.ndarray) -> None:
+    """SAEDashboard on the same rows, SAE, threads; latents 0..N-1. Prints both times, the ratio, and how
+    far the two tools' per-latent firing counts and max activations agree."""
+    from bench.peers.bench_peer import run_peer
+
+    threads = torch.get_num_threads()
+    n_latents = min(args.latents or d_sae, d_sae)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="peer-rows-") as tmp:
+        tokens = Path(tmp) / "rows.npy"
+        np.save(tokens, rows.astype(np.int64))
+        peer = run_peer("saedashboard", "run_saedashboard.py",
+                        ["--sae", str(args.sae), "--tokens", str(tokens), "--latents", str(n_latents), "--bare-pass"],
+                        threads)
+    seconds = peer["seconds"]
+    theirs = seconds["dashboards"]
+    versions = peer["versions"]
+    print(f"\n== vs SAEDashboard {versions['sae-dashboard']} (transformer-lens {versions['transformer-lens']}), "
+          f"same {peer['n_tokens']:,} tokens, SAE {peer['sae']}, {peer['threads']} threads (ours {threads}) ==")
+    print(f"machine load average (1 min): {LOAD_AT_START:.1f} at the start, {load_before:.1f} when SAEDashboard "
+          f"started, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    theirs_cpu = peer["cpu_seconds"]["dashboards"]
+    print(f"SAEDashboard, latents 0..{n_latents - 1}: {theirs:7.1f} s  {peer['n_tokens'] / theirs:8.0f} tok/s  "
+          f"CPU {theirs_cpu:7.1f} s ({peer['model_passes']} model passes; one bare pass in its venv: "
+          f"{seconds['bare_pass']:.1f} s, ours: {floor:.1f} s)")
+    print(f"ours, all {d_sae} latents:{'':>{max(0, 9 - len(str(d_sae)))}}{ours:7.1f} s  {rows.size / ours:8.0f} tok/s  "
+          f"CPU {ours_cpu:7.1f} s")
+    scope = "same latents" if n_latents == d_sae else f"SAEDashboard {n_latents} latents, ours all {d_sae}"
+    print(f"ratio SAEDashboard / ours ({scope}): {theirs / ours:.1f}x wall-clock, {theirs_cpu / ours_cpu:.1f}x CPU time")
+    if n_latents != d_sae:
+        print(f"  SAEDashboard's time grows with the latents (one model pass per "
+              f"{-(-n_latents // peer['model_passes'])}), ours does not: run --latents {d_sae} for the full ratio")
+    peer_max = np.asarray(peer["sanity"]["max_act"], dtype=np.float64)
+    peer_fired = np.asarray(peer["sanity"]["n_fired"], dtype=np.int64)
+    mine_max, mine_fired = our_max_act[:n_latents].astype(np.float64), our_n_fired[:n_latents]
+    live = (mine_fired > 0) | (peer_fired > 0)
+    close = np.abs(peer_max - mine_max) <= 1e-3 + 1e-3 * np.abs(mine_max)
+    print(f"sanity (latents 0..{n_latents - 1}, positions >= 1 in both): firing count identical for "
+          f"{int((peer_fired == mine_fired).sum())}/{n_latents} latents (max |diff| {int(np.abs(peer_fired - mine_fired).max())}); "
+          f"max activation within 0.1 % for {int((close & live).sum())}/{int(live.sum())} live latents "
+          f"(max |diff| {np.abs(peer_max - mine_max).max():.1e}); dead in both: {int((~live).sum())}")
+    print("SAEDashboard settings that differ from its defaults: " + "; ".join(peer["deviations"]))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
@@ -50,7 +52,7 @@ top[2].selectbox("sort by", list(SORTS), index=list(SORTS).index(sort), format_f
 
 def latent_links(frame, extra_columns: list[str]) -> None:
     frame = frame.copy()
-    frame["open"] = [f"./latent?sae={sae['sae_key']}&latent={lat}" for lat in frame["latent"]]
+    frame["open"] = ["./latent?" + urlencode({"sae": sae["sae_key"], "latent": int(lat)}) for lat in frame["latent"]]
     st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
                                 "density": st.column_config.NumberColumn(format="%.5f")})

@@ -87,8 +87,10 @@ def redirect_bare_links(current) -> None:
         st.switch_page(PAGE_FILES["latent"], query_params=st.query_params.to_dict())
 
 
-def page_link(page: str, label: str, **params) -> None:
-    st.page_link(PAGE_FILES[page], label=label, query_params={k: str(v) for k, v in params.items()})
+def page_link(target: str, label: str, /, **params: object) -> None:
+    """A link to page `target` (a key of PAGE_FILES) with `params` as its query string. `target` and
+    `label` are positional-only, so every query-parameter name (`page`, `label`, ...) is free to use."""
+    st.page_link(PAGE_FILES[target], label=label, query_params={k: str(v) for k, v in params.items()})
 
 
 def activation_color(fraction: float) -> str:

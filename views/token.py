@@ -71,7 +71,8 @@ if matches.empty:
                  "words the tokenizer splits into several tokens, and tokens with digits or punctuation, are not "
                  "measured. Matching is case-sensitive.")
     else:
-        tokens = ", ".join(f"`{t!r}`" for t in in_vocab["token"])
+        forms = list(dict.fromkeys(f"`{t!r}`" for t in in_vocab["token"]))  # byte tokens may print alike
+        tokens = ", ".join(forms[:5]) + (f" and {len(forms) - 5} more" if len(forms) > 5 else "")
         st.error(f"“{word}” is a token of `{model_name}` ({tokens}) but not a word of the first-letter task: it is "
                  "not a single-token alphabetic word (only ASCII letters, with an optional leading space), or its "
                  "prompt did not tokenize as prefix + word + template and it was dropped.")

@@ -16,6 +16,9 @@ import pytest
 
 from tests import helpers
 
+# Run under pytest-xdist with `--dist loadgroup` (`-n 2 --dist loadgroup`), both tests go to one worker: one server.
+pytestmark = pytest.mark.xdist_group("browser")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

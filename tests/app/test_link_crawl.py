@@ -1,0 +1,112 @@
+"""Link crawl: from the overview, follow every link the pages render (st.page_link, and the URLs of
+st.dataframe LinkColumns) and render each target in a fresh session, as a click on a shared link would.
+Every target must render without an exception, and the crawl must reach every page kind and the browse
+pager's next page.
+
+The order is breadth-first within each link *shape* (target page + parameter names), always taking from the
+least-visited shape: a plain breadth-first order would spend the whole budget on the overview's hundreds of
+letter links and never reach the links that only deeper pages render (the browse pager, a latent's letter
+roles)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests import helpers
+from tests.app.urls import PAGES, Params, assert_clean, describe, links, render
+
+MAX_VIEWS = {"demo": 300, "sweep": 120}  # renders per crawl
+HAS_SECOND_BROWSE_PAGE = {"demo": True, "sweep": False}  # the sweep's SAEs have ≤ 32 latents: one page of 50
+ODD_KEYS_VIEWS = 40
+START = ("overview", {})
+
+Shape = tuple[str, tuple[str, ...]]
+
+
+def shape(page: str, params: Params) -> Shape:
+    return page, tuple(sorted(params))
+
+
+def url_key(page: str, params: Params) -> tuple:
+    return page, tuple(sorted((key, tuple(value) if isinstance(value, list) else value)
+                              for key, value in params.items()))
+
+
+@dataclass
+class Frontier:
+    """Links waiting to be opened: one FIFO queue per shape; `pop` serves the least-visited shape first."""
+    queues: dict[Shape, deque] = field(default_factory=dict)  # insertion order: shapes in discovery order
+    visits: Counter = field(default_factory=Counter)
+    seen: set = field(default_factory=set)
+
+    def push(self, page: str, params: Params) -> None:
+        key = url_key(page, params)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.queues.setdefault(shape(page, params), deque()).append((page, dict(params)))
+
+    def pop(self) -> tuple[str, dict] | None:
+        waiting = [s for s, queue in self.queues.items() if queue]
+        if not waiting:
+            return None
+        chosen = min(waiting, key=lambda s: self.visits[s])  # min keeps discovery order among ties
+        self.visits[chosen] += 1
+        return self.queues[chosen].popleft()
+
+
+@dataclass
+class Crawl:
+    opened: list[tuple[str, dict]] = field(default_factory=list)  # in the order rendered
+    linked: list[tuple[str, dict]] = field(default_factory=list)  # every link seen, with repeats
+
+
+def crawl(max_views: int) -> Crawl:
+    """Open up to `max_views` URLs reachable from the overview, each checked by `assert_clean`."""
+    frontier, done = Frontier(), Crawl()
+    frontier.push(*START)
+    while len(done.opened) < max_views and (url := frontier.pop()) is not None:
+        page, params = url
+        at = render(page, params)
+        done.opened.append(url)
+        where = describe(page, params)
+        assert_clean(at, where)
+        for target, target_params in links(at):
+            assert target in PAGES, f"{where} links to an unknown page {target!r}"
+            done.linked.append((target, target_params))
+            frontier.push(target, target_params)
+    return done
+
+
+def is_next_page(page: str, params: dict) -> bool:
+    """The browse pager's link past the first page (`page` ≥ 1, with no search)."""
+    number = params.get("page", "0")
+    return page == "browse" and "q" not in params and number.isdigit() and int(number) >= 1
+
+
+def test_every_link_from_the_overview_renders(named_db: tuple[str, Path]):
+    name, _ = named_db
+    opened = crawl(MAX_VIEWS[name]).opened
+    assert len(opened) == MAX_VIEWS[name], f"the crawl ran out of links after {len(opened)} views"
+    assert {page for page, _ in opened} == set(PAGES), "a page kind was never reached by a link"
+    if HAS_SECOND_BROWSE_PAGE[name]:
+        assert any(is_next_page(*url) for url in opened), "the browse pager's next-page link was not followed"
+
+
+ODD_KEYS = ("planted&latent=1", "second #2 ?/%+")  # SAE keys are free text: links must encode them
+
+
+@pytest.fixture(scope="module")
+def odd_keys_db(tmp_path_factory) -> Path:
+    return helpers.build_tiny_database(tmp_path_factory.mktemp("oddkeys"), keys=ODD_KEYS)
+
+
+def test_links_carry_sae_keys_with_url_characters(odd_keys_db: Path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(odd_keys_db))
+    done = crawl(ODD_KEYS_VIEWS)
+    assert {page for page, _ in done.opened} >= {"overview", "latent", "browse"}
+    named = [(page, params["sae"]) for page, params in done.linked if "sae" in params]
+    assert named and all(key in ODD_KEYS for _, key in named), sorted({n for n in named if n[1] not in ODD_KEYS})

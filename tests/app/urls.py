@@ -1,0 +1,107 @@
+"""Rendering one URL (page + query parameters) headless, checking what it shows, and reading the links
+it renders: shared by the URL fuzz (test_url_fuzz.py) and the link crawl (test_link_crawl.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from streamlit.testing.v1 import AppTest
+
+from views.common import PAGE_FILES
+
+TIMEOUT = 60
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+PAGES = tuple(PAGE_FILES)
+DEFAULT_PAGE = "overview"  # `/` and a page link with an empty page name
+Params = Mapping[str, str | list[str]]  # a list: the key repeated in the query string, one value each
+
+# What a traceback or a raw exception looks like when it leaks into a message.
+TRACEBACK = re.compile(r"Traceback|\b\w*(?:Error|Exception)\b|\b\w+ Error:|File \"[^\"]*\", line \d+")
+MAX_MESSAGE = 1000
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+# st.Page hashes its url_path and AppTest.switch_page before the first run hashes the file name: the two
+# agree because every url_path in app.py is its file's stem, so a URL renders in one run, like a browser.
+assert all(Path(path).stem == page for page, path in PAGE_FILES.items())
+
+
+def render(page: str, params: Params) -> AppTest:
+    """`/<page>?<params>` opened in a fresh session (a fresh AppTest), as a pasted URL would be."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE_FILES[page])
+    at.query_params = {key: list(value) if isinstance(value, list) else value for key, value in params.items()}
+    return at.run()
+
+
+def describe(page: str, params: Params) -> str:
+    return f"/{page}?{dict(params)!r}"
+
+
+def shown_messages(at: AppTest) -> list[str]:
+    return [str(element.value) for element in (*at.error, *at.warning)]
+
+
+def message_problem(message: str) -> str | None:
+    """Why an st.error/st.warning text is not a readable message for a person, or None."""
+    if not message.strip():
+        return "empty message"
+    if TRACEBACK.search(message):
+        return f"traceback or exception text: {TRACEBACK.search(message).group(0)!r}"
+    if len(message) > MAX_MESSAGE:
+        return f"{len(message)} characters long"
+    if CONTROL.search(message):
+        return "control characters"
+    return None
+
+
+def exception_text(element) -> str:
+    return "\n".join([str(element.value), *element.stack_trace])
+
+
+def assert_clean(at: AppTest, where: str) -> None:
+    """No exception on the page; every error and warning it shows is a readable message."""
+    assert not at.exception, f"{where}: " + "\n".join(exception_text(e) for e in at.exception)
+    for message in shown_messages(at):
+        problem = message_problem(message)
+        assert problem is None, f"{where}: {problem} in {message[:300]!r}"
+    assert at.title or at.error or at.info, f"{where}: the page showed neither a title nor a message"
+
+
+def parse_url(url: str) -> tuple[str, dict[str, str | list[str]]]:
+    """`./latent?sae=a&latent=3` -> ("latent", {"sae": "a", "latent": "3"}): the page and its parameters."""
+    parts = urlsplit(url)
+    page = parts.path.removeprefix("./").strip("/") or DEFAULT_PAGE
+    return page, query_params(parts.query)
+
+
+def query_params(query_string: str) -> dict[str, str | list[str]]:
+    parsed = parse_qs(query_string, keep_blank_values=True)
+    return {key: values[0] if len(values) == 1 else values for key, values in parsed.items()}
+
+
+def page_links(at: AppTest) -> list[tuple[str, dict[str, str | list[str]]]]:
+    """Every st.page_link on the page, as (page, parameters); the default page's links have no page name."""
+    return [(link.proto.page or DEFAULT_PAGE, query_params(link.proto.query_string))
+            for link in at.get("page_link")]
+
+
+def link_column_urls(at: AppTest) -> list[str]:
+    """The URLs in every st.dataframe column configured as a LinkColumn."""
+    urls = []
+    for frame in at.dataframe:
+        config = json.loads(frame.proto.columns or "{}")
+        linked = [name for name, column in config.items()
+                  if column.get("type_config", {}).get("type") == "link"]
+        for name in linked:
+            if name in frame.value.columns:
+                urls += [str(url) for url in frame.value[name].dropna() if str(url)]
+    return urls
+
+
+def links(at: AppTest) -> list[tuple[str, dict[str, str | list[str]]]]:
+    """Every link a page renders: page links, then link-column URLs, as (page, parameters)."""
+    return page_links(at) + [parse_url(url) for url in link_column_urls(at)]

@@ -118,3 +118,17 @@ def test_a_second_build_stops_instead_of_deleting_the_running_ones_work(tmp_path
         holder.kill()
         holder.wait()
     assert stored_keys(target) == ["a"]
+
+
+def test_adding_to_a_database_of_another_schema_version_is_refused_with_a_message(tmp_path):
+    target = tmp_path / "old.duckdb"
+    with duckdb.connect(str(target)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    with pytest.raises(db.SchemaMismatchError, match="--fresh"):
+        with db.atomic_database(target, start_from_existing=True):
+            pass
+    with db.atomic_database(target, start_from_existing=False) as con:  # --fresh starts over
+        db.write_meta(con, ["m"])
+    assert dict(duckdb.connect(str(target), read_only=True).execute("SELECT * FROM meta").fetchall())["schema_version"] \
+        == SCHEMA_VERSION

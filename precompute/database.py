@@ -42,16 +42,20 @@ DELETE_PROBE_RUN_ROWS = {
     table: f"DELETE FROM {table} WHERE probe_run_id = ?"
     for table in ("probe_words", "probe_prefixes", "letter_probes", "probe_runs")
 }
-# The run at a hook measured with exactly this config that some SAE still references (newest first).
+# A stored run at a hook with exactly this config that is not referenced only by SAEs being remeasured:
+# one that other SAEs still point at, or one no SAE points at yet (left by a build killed after writing it).
 STORED_PROBE_RUN = """
+    WITH refs AS (SELECT probe_run_id, sae_key NOT IN (SELECT unnest(?::VARCHAR[])) AS kept FROM sae_absorption)
     SELECT r.probe_run_id FROM probe_runs r
     WHERE r.model_name = ? AND r.hook_name = ? AND r.config = ?
-      AND EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id AND a.sae_key NOT IN (SELECT unnest(?::VARCHAR[])))
+      AND (NOT EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id)
+           OR EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id AND refs.kept))
     ORDER BY r.created_at DESC LIMIT 1"""
 STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_id = ? ORDER BY letter"
 UNREFERENCED_PROBE_RUNS = """
     SELECT probe_run_id FROM probe_runs r
-    WHERE NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
+    WHERE r.model_name = ? AND r.hook_name = ?
+      AND NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
 
 
 def code_version() -> str:
@@ -265,9 +269,10 @@ def delete_probe_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         con.execute(statement, [run_id])
 
 
-def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Drop probe runs no SAE result points at any more (all their SAEs were remeasured or removed)."""
-    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS).fetchall()]
+def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> list[str]:
+    """Drop the hook's probe runs no SAE result points at any more (all their SAEs were remeasured). Called
+    once an SAE's results point at the hook's current run, so that run is never among them."""
+    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS, [model_name, hook_name]).fetchall()]
     for run_id in unused:
         delete_probe_run(con, run_id)
     return unused
@@ -275,9 +280,9 @@ def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def stored_probe_run(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str,
                      excluding: list[str]) -> tuple[str, list[tuple]] | None:
-    """(run id, [(letter, weight, bias)]) of a stored run at this hook with exactly this config that an SAE
-    outside `excluding` (those being remeasured) still references; None when there is none."""
-    rows = con.execute(STORED_PROBE_RUN, [model_name, hook_name, config, excluding]).fetchall()
+    """(run id, [(letter, weight, bias)]) of a stored run at this hook with exactly this config, unless only SAEs
+    in `excluding` (those being remeasured) point at it; None when there is none."""
+    rows = con.execute(STORED_PROBE_RUN, [excluding, model_name, hook_name, config]).fetchall()
     if not rows:
         return None
     return rows[0][0], con.execute(STORED_PROBE, [rows[0][0]]).fetchall()

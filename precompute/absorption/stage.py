@@ -68,8 +68,9 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
     by_hook = lambda item: sae_hook_name(item[1])  # noqa: E731
     for hook_name, group in groupby(sorted(loaded, key=by_hook), key=by_hook):
         group = list(group)
-        # Reuse the stored probe of this config while another SAE's results still point at it, so SAEs
-        # measured in different builds share one probe run.
+        # Reuse the stored probe of this config (while SAEs other than these point at it, or a killed build
+        # left it), so SAEs measured in different builds share one probe run and a resumed build skips the
+        # shared per-hook work.
         reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec, _ in group])
         hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
                                  stored_probe=reuse[1] if reuse else None, log=log)
@@ -82,7 +83,7 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
             db.delete_absorption(con, spec.key)
             for table, data in sae_tables(result, config, run_id).items():
                 db.insert_arrow(con, table, data)
-            db.delete_unreferenced_probe_runs(con)
+            db.delete_unreferenced_probe_runs(con, model_name, hook_name)
             con.execute("COMMIT")
             crash_point(f"after-absorption:{spec.key}")
             timings[spec.key] = result.seconds

@@ -32,7 +32,7 @@ def run_build(command: list[str], crash_at: str | None) -> tuple[int, list[str]]
     env.pop(CRASH_ENV, None)
     if crash_at:
         env[CRASH_ENV] = crash_at
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1500)
     if crash_at is None and done.returncode != 0:
         raise AssertionError(done.stdout + done.stderr)
     return done.returncode, done.stdout.splitlines()

@@ -220,12 +220,16 @@ class ExplorerDB:
     def all_sae_letters(self) -> pd.DataFrame:
         return self._frame(q.ALL_SAE_LETTERS)
 
-    def letter_probes(self, model_name: str, hook_name: str) -> pd.DataFrame:
-        return self._frame(q.LETTER_PROBES, [model_name, hook_name])
+    def letter_probes(self, probe_run_id: str) -> pd.DataFrame:
+        return self._frame(q.LETTER_PROBES, [probe_run_id])
 
-    def probe_run(self, model_name: str, hook_name: str) -> dict | None:
-        frame = self._frame(q.PROBE_RUN, [model_name, hook_name])
+    def probe_run(self, probe_run_id: str) -> dict | None:
+        frame = self._frame(q.PROBE_RUN, [probe_run_id])
         return None if frame.empty else plain_row(frame.iloc[0].to_dict())
+
+    def hook_probe_runs(self, model_name: str, hook_name: str) -> pd.DataFrame:
+        """Every probe run at a hook, newest first, with the SAEs measured against each."""
+        return self._frame(q.HOOK_PROBE_RUNS, [model_name, hook_name])
 
     def probe_run_count(self, model_name: str) -> int:
         return self._rows(q.PROBE_RUN_COUNT, [model_name])[0][0]

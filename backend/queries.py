@@ -102,7 +102,7 @@ WHERE table_name IN ('probe_runs', 'letter_probes', 'probe_words', 'probe_prefix
 """
 
 _SAE_ABSORPTION_COLUMNS = """
-a.sae_key, a.hook_name, a.n_letters,
+a.sae_key, a.probe_run_id, a.hook_name, a.n_letters,
 a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high, a.std_absorption_fraction,
 a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high, a.std_full_absorption,
 a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high, a.std_paper_absorption,
@@ -130,8 +130,7 @@ SELECT l.letter, l.included, l.split_latents, l.n_split,
        p.neuron, p.neuron_sign, p.neuron_precision, p.neuron_recall, p.neuron_f1,
        p.pca_component, p.pca_sign, p.pca_precision, p.pca_recall, p.pca_f1
 FROM sae_letters l
-JOIN saes s ON s.sae_key = l.sae_key
-LEFT JOIN letter_probes p ON p.model_name = s.model_name AND p.hook_name = s.hook_name AND p.letter = l.letter
+LEFT JOIN letter_probes p ON p.probe_run_id = l.probe_run_id AND p.letter = l.letter
 WHERE l.sae_key = ?
 """
 SAE_LETTERS = _SAE_LETTERS + " ORDER BY l.letter"
@@ -142,8 +141,7 @@ ALL_SAE_LETTERS = """
 SELECT l.sae_key, l.letter, l.included, l.mean_absorption_fraction, l.full_absorption_rate, l.n_split,
        p.probe_f1
 FROM sae_letters l
-JOIN saes s ON s.sae_key = l.sae_key
-LEFT JOIN letter_probes p ON p.model_name = s.model_name AND p.hook_name = s.hook_name AND p.letter = l.letter
+LEFT JOIN letter_probes p ON p.probe_run_id = l.probe_run_id AND p.letter = l.letter
 ORDER BY l.sae_key, l.letter
 """
 
@@ -152,12 +150,22 @@ SELECT letter, n_train, n_test, probe_precision, probe_recall, probe_f1, probe_a
        n_probe_true_positives, model_accuracy, model_checked,
        neuron, neuron_sign, neuron_precision, neuron_recall, neuron_f1,
        pca_component, pca_sign, pca_precision, pca_recall, pca_f1
-FROM letter_probes WHERE model_name = ? AND hook_name = ? ORDER BY letter
+FROM letter_probes WHERE probe_run_id = ? ORDER BY letter
 """
 
 PROBE_RUN = """
-SELECT model_name, hook_name, config, n_words, n_train, n_test, n_dropped, prompt_template, created_at
-FROM probe_runs WHERE model_name = ? AND hook_name = ?
+SELECT probe_run_id, model_name, hook_name, config, n_words, n_train, n_test, n_dropped, prompt_template, created_at
+FROM probe_runs WHERE probe_run_id = ?
+"""
+# Every probe run at a hook, with the SAEs whose results point at it (a hook holds several after builds
+# with different absorption configs).
+HOOK_PROBE_RUNS = """
+SELECT r.probe_run_id, r.n_words, r.n_train, r.n_test, r.created_at,
+       list(a.sae_key ORDER BY a.sae_key) FILTER (WHERE a.sae_key IS NOT NULL) AS sae_keys
+FROM probe_runs r LEFT JOIN sae_absorption a ON a.probe_run_id = r.probe_run_id
+WHERE r.model_name = ? AND r.hook_name = ?
+GROUP BY ALL
+ORDER BY r.created_at DESC, r.probe_run_id
 """
 PROBE_RUN_COUNT = "SELECT count(*) FROM probe_runs WHERE model_name = ?"
 PROBE_MODELS = "SELECT DISTINCT model_name FROM probe_runs ORDER BY model_name"
@@ -183,7 +191,7 @@ SELECT w.metric, w.token_id, v.token AS word, w.probe_projection, w.split_acts,
 FROM absorption_words w
 JOIN saes s ON s.sae_key = w.sae_key
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-LEFT JOIN probe_words pw ON pw.model_name = s.model_name AND pw.hook_name = s.hook_name AND pw.token_id = w.token_id
+LEFT JOIN probe_words pw ON pw.probe_run_id = w.probe_run_id AND pw.token_id = w.token_id
 WHERE w.sae_key = ? AND w.letter = ?
   AND (w.metric = 'ablation' OR w.is_full_absorption OR w.absorption_fraction > 0)
 ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DESC NULLS LAST,
@@ -192,15 +200,14 @@ ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DE
 
 # A word as the user types it: the token with or without one leading space (" snake", "snake").
 PROBE_WORDS_BY_TEXT = """
-SELECT pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.prefix_id, pw.probe_logit, pw.model_correct,
+SELECT pw.probe_run_id, pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.prefix_id, pw.probe_logit, pw.model_correct,
        pp.text AS prefix_text, r.prompt_template
 FROM probe_words pw
 JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
-LEFT JOIN probe_prefixes pp
-       ON pp.model_name = pw.model_name AND pp.hook_name = pw.hook_name AND pp.prefix_id = pw.prefix_id
-LEFT JOIN probe_runs r ON r.model_name = pw.model_name AND r.hook_name = pw.hook_name
+LEFT JOIN probe_prefixes pp ON pp.probe_run_id = pw.probe_run_id AND pp.prefix_id = pw.prefix_id
+LEFT JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
 WHERE pw.model_name = ? AND (v.token = ? OR v.token = ' ' || ?)
-ORDER BY pw.hook_name, v.token
+ORDER BY pw.hook_name, r.created_at DESC, pw.probe_run_id, v.token
 """
 VOCAB_TOKEN_IDS_BY_TEXT = """
 SELECT token_id, token FROM vocab WHERE model_name = ? AND (token = ? OR token = ' ' || ?) ORDER BY token
@@ -215,7 +222,7 @@ ORDER BY word
 
 # One word across every SAE of its model: one row per SAE and metric.
 TOKEN_ABSORPTION = """
-SELECT w.sae_key, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
+SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
        w.metric, w.letter, w.probe_projection, w.split_acts, l.split_latents,
        l.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.top_latents, w.top_acts, w.top_scores,
@@ -270,7 +277,8 @@ SAE_HAS_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ?"
 # Every SAE with its dashboard metrics and, when measured, its headline absorption numbers (NULL otherwise).
 COMPARE_SAES = """
 SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training_architecture, s.d_sae, s.l0,
-       s.explained_variance, s.dead_fraction, s.n_dead, a.sae_key IS NOT NULL AS has_absorption, a.n_letters,
+       s.explained_variance, s.dead_fraction, s.n_dead, a.sae_key IS NOT NULL AS has_absorption, a.probe_run_id,
+       a.n_letters,
        a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high,
        a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high,
        a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high,

@@ -5,6 +5,7 @@ width grows).
 
     python bench/sweep_report.py                       # assets/demo.duckdb
     python bench/sweep_report.py --db data/x.duckdb --hook blocks.6.hook_resid_post --architecture topk
+    python bench/sweep_report.py --letters smollm2-l6-topk-4k-k32   # one SAE's headline and per-letter numbers
 """
 
 from __future__ import annotations
@@ -62,12 +63,37 @@ def print_trends(frame: pd.DataFrame, hook: str, architecture: str) -> None:
               ", ".join(f"L0 {l0:.0f}: {f:.3f}" for l0, f in zip(ordered.l0, ordered.frac)))
 
 
+def print_letters(db: ExplorerDB, sae_key: str) -> None:
+    """One SAE's headline numbers and, per letter, probe F1 / stability and the absorption fraction with its interval."""
+    summary = db.sae_absorption(sae_key)
+    if summary is None:
+        raise SystemExit(f"no absorption results for {sae_key!r} in {db.path}")
+    print(f"{sae_key} (probe run {summary['probe_run_id']}, {summary['n_letters']} letters with probe F1 > 0.6):")
+    for name, column in (("mean absorption fraction", "mean_absorption_fraction"),
+                         ("full-absorption rate", "full_absorption_rate"), ("paper absorption rate", "paper_absorption_rate")):
+        print(f"  {name}: {interval(summary[column], summary[f'{column}_low'], summary[f'{column}_high'])}")
+    print(f"  std of the fraction over letters {summary['std_absorption_fraction']:.2f}; split latents per letter "
+          f"{summary['mean_num_split_latents']:.2f}; main latent P {summary['mean_main_precision']:.2f} / "
+          f"R {summary['mean_main_recall']:.2f} / F1 {summary['mean_main_f1']:.2f}; probe F1 {summary['mean_probe_f1']:.2f}")
+    letters = db.sae_letters(sae_key)
+    print(f"  test words: {int(letters.n_test.sum()):,}; best single neuron F1 {letters.neuron_f1.min():.2f}-"
+          f"{letters.neuron_f1.max():.2f}; best PCA direction F1 {letters.pca_f1.min():.2f}-{letters.pca_f1.max():.2f}")
+    for row in letters.itertuples():
+        flag = "" if row.included else "  (excluded: probe F1 <= 0.6)"
+        print(f"  {row.letter.upper()}: probe F1 {row.probe_f1:.2f} stability {row.probe_stability:.2f} fraction "
+              f"{interval(row.mean_absorption_fraction, row.absorption_fraction_low, row.absorption_fraction_high)}{flag}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
     parser.add_argument("--hook", default="blocks.6.hook_resid_post")
     parser.add_argument("--architecture", default="topk")
+    parser.add_argument("--letters", metavar="SAE_KEY", default=None, help="print one SAE's per-letter numbers instead")
     args = parser.parse_args()
+    if args.letters:
+        print_letters(ExplorerDB(args.db), args.letters)
+        return
     frame = ExplorerDB(args.db).sae_comparison().rename(columns=SHORT_NAMES)
     frame = frame.assign(l0=frame.l0.round(1), ev=frame.ev.round(3)).sort_values(["layer", "arch", "width", "l0"])
     print_table(frame)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from precompute.database import BuildInProgressError
+from precompute.database import BuildInProgressError, SchemaMismatchError
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
@@ -257,6 +257,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (FileNotFoundError, BuildInProgressError) as error:  # a mistyped path, a second build: no traceback
+    except (FileNotFoundError, BuildInProgressError, SchemaMismatchError) as error:  # a mistyped path, a second build: no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

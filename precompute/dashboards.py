@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.schema import ACTIVATION_LEVELS
+from precompute.faults import crash_point
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int 
         for collector in collectors:
             collector.update(x, start)
         progress.update(batch.shape[0] * usable)
+        crash_point(f"model-pass:{hook_name}")  # only after a batch: a kill in the middle of the shared pass
     progress.close()
     return [collector.result(n_rows) for collector in collectors]
 

@@ -16,10 +16,11 @@ import duckdb
 import pyarrow as pa
 
 from backend.schema import SCHEMA_VERSION, ddl_statements
+from precompute.faults import crash_point
 
 INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 META_VALUE = "SELECT value FROM meta WHERE key = ?"
-DELETE_META = "DELETE FROM meta WHERE key = ?"
+DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_copy's attached copy
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
 DELETE_SAE_ROWS = {
@@ -32,20 +33,29 @@ SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
 SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
 MATCHED_PAIRS = "SELECT DISTINCT sae_key, other_sae_key FROM latent_matches"
 DELETE_MATCHES = "DELETE FROM latent_matches WHERE sae_key = ? OR other_sae_key = ?"
-ABSORPTION_KEYS = "SELECT sae_key FROM sae_absorption"
+ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
     table: f"DELETE FROM {table} WHERE sae_key = ?"
     for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letters", "sae_absorption")
 }
-DELETE_HOOK_ROWS = {
-    table: f"DELETE FROM {table} WHERE model_name = ? AND hook_name = ?"
+DELETE_PROBE_RUN_ROWS = {
+    table: f"DELETE FROM {table} WHERE probe_run_id = ?"
     for table in ("probe_words", "probe_prefixes", "letter_probes", "probe_runs")
 }
-STORED_PROBE = """
-    SELECT p.letter, p.weight, p.bias FROM letter_probes p
-    JOIN probe_runs r USING (model_name, hook_name)
-    WHERE p.model_name = ? AND p.hook_name = ? AND r.config = ?
-    ORDER BY p.letter"""
+# A stored run at a hook with exactly this config that is not referenced only by SAEs being remeasured:
+# one that other SAEs still point at, or one no SAE points at yet (left by a build killed after writing it).
+STORED_PROBE_RUN = """
+    WITH refs AS (SELECT probe_run_id, sae_key NOT IN (SELECT unnest(?::VARCHAR[])) AS kept FROM sae_absorption)
+    SELECT r.probe_run_id FROM probe_runs r
+    WHERE r.model_name = ? AND r.hook_name = ? AND r.config = ?
+      AND (NOT EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id)
+           OR EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id AND refs.kept))
+    ORDER BY r.created_at DESC LIMIT 1"""
+STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_id = ? ORDER BY letter"
+UNREFERENCED_PROBE_RUNS = """
+    SELECT probe_run_id FROM probe_runs r
+    WHERE r.model_name = ? AND r.hook_name = ?
+      AND NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
 
 
 def code_version() -> str:
@@ -83,6 +93,10 @@ def compact_copy(source: Path, destination: Path) -> None:
         con.execute(f"ATTACH '{source}' AS source_db (READ_ONLY)")  # our own temp paths, not user input
         con.execute(f"ATTACH '{destination}' AS compact_db (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
         con.execute("COPY FROM DATABASE source_db TO compact_db")
+        crash_point("compaction")
+        # The work file keeps its resume marker until the rename, so a crash before it loses nothing;
+        # the finished copy must not carry it.
+        con.execute(DELETE_COMPACT_META, [BUILD_BASE_KEY])
         con.execute("DETACH compact_db")
         con.execute("DETACH source_db")
     finally:
@@ -92,6 +106,25 @@ def compact_copy(source: Path, destination: Path) -> None:
 def remove_database_files(path: Path) -> None:
     path.unlink(missing_ok=True)
     Path(str(path) + ".wal").unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path, log=print) -> None:
+    """Compaction copies left by killed builds (`.NAME.compact-PID` whose process is gone)."""
+    for path in target.parent.glob(f".{target.name}.compact-*"):
+        pid = path.name.rsplit("-", 1)[-1].removesuffix(".wal")
+        if pid.isdigit() and not process_alive(int(pid)):
+            log(f"removing {path.name}, left by a killed build")
+            path.unlink(missing_ok=True)
 
 
 BUILD_BASE_KEY = "build_base"  # meta key in a work file: the created_at of the target it started from
@@ -108,6 +141,21 @@ def target_created_at(target: Path) -> str:
 
 class BuildInProgressError(RuntimeError):
     """Another build holds the work file: starting over would delete what it is writing."""
+
+
+class SchemaMismatchError(RuntimeError):
+    """The target was written with another schema version: rows of this version cannot be added to it."""
+
+
+def check_target_schema(target: Path) -> None:
+    if not target.exists():
+        return
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
+    found = rows[0][0] if rows else "unknown"
+    if found != SCHEMA_VERSION:
+        raise SchemaMismatchError(f"{target} has schema v{found}; this build writes v{SCHEMA_VERSION}. Rebuild it with "
+                                  "--fresh (or write to another --db): SAEs cannot be added to an older database.")
 
 
 def resumable_work(work: Path, target: Path) -> bool:
@@ -136,6 +184,9 @@ def atomic_database(target: Path, start_from_existing: bool, log=print):
     committed (whole SAEs) is kept. On failure the work file stays for that; the target never changes."""
     target.parent.mkdir(parents=True, exist_ok=True)
     work, compact = work_path(target), temporary_path(target, "compact")
+    remove_stale_temporaries(target, log)
+    if start_from_existing:
+        check_target_schema(target)
     resume = start_from_existing and resumable_work(work, target)
     if resume:
         log(f"resuming the interrupted build in {work}")
@@ -151,11 +202,12 @@ def atomic_database(target: Path, start_from_existing: bool, log=print):
                     con.execute(statement)
             con.execute(INSERT_META, [BUILD_BASE_KEY, target_created_at(target) if start_from_existing else ""])
         yield con
-        con.execute(DELETE_META, [BUILD_BASE_KEY])
         con.execute("CHECKPOINT")
         con.close()
         compact_copy(work, compact)
+        crash_point("before-rename")
         os.replace(compact, target)  # the only moment the target changes
+        crash_point("after-rename")
         remove_database_files(work)
     except BaseException:
         con.close()
@@ -202,8 +254,9 @@ def existing_sequences(con: duckdb.DuckDBPyConnection, model_name: str) -> set[i
     return {row[0] for row in con.execute(EXISTING_SEQUENCES, [model_name]).fetchall()}
 
 
-def existing_absorption_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {row[0] for row in con.execute(ABSORPTION_KEYS).fetchall()}
+def absorption_configs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """SAE key -> the AbsorptionConfig JSON its stored results were measured with."""
+    return dict(con.execute(ABSORPTION_CONFIGS).fetchall())
 
 
 def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
@@ -211,11 +264,25 @@ def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
         con.execute(statement, [sae_key])
 
 
-def delete_hook_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> None:
-    for statement in DELETE_HOOK_ROWS.values():
-        con.execute(statement, [model_name, hook_name])
+def delete_probe_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    for statement in DELETE_PROBE_RUN_ROWS.values():
+        con.execute(statement, [run_id])
 
 
-def stored_probe_rows(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str) -> list[tuple]:
-    """(letter, weight, bias) of the probe stored for this hook under exactly this config, if any."""
-    return con.execute(STORED_PROBE, [model_name, hook_name, config]).fetchall()
+def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> list[str]:
+    """Drop the hook's probe runs no SAE result points at any more (all their SAEs were remeasured). Called
+    once an SAE's results point at the hook's current run, so that run is never among them."""
+    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS, [model_name, hook_name]).fetchall()]
+    for run_id in unused:
+        delete_probe_run(con, run_id)
+    return unused
+
+
+def stored_probe_run(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str,
+                     excluding: list[str]) -> tuple[str, list[tuple]] | None:
+    """(run id, [(letter, weight, bias)]) of a stored run at this hook with exactly this config, unless only SAEs
+    in `excluding` (those being remeasured) point at it; None when there is none."""
+    rows = con.execute(STORED_PROBE_RUN, [excluding, model_name, hook_name, config]).fetchall()
+    if not rows:
+        return None
+    return rows[0][0], con.execute(STORED_PROBE, [rows[0][0]]).fetchall()

@@ -28,8 +28,8 @@ SAE_TABLE_EXPORTS = {
         JOIN saes s USING (sae_key) JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
         WHERE w.sae_key = ? ORDER BY w.metric, w.letter, w.token_id""",
     "letter_probes": """
-        SELECT p.* EXCLUDE (weight) FROM letter_probes p JOIN saes s USING (model_name, hook_name)
-        WHERE s.sae_key = ? ORDER BY p.letter""",
+        SELECT p.* EXCLUDE (weight) FROM letter_probes p JOIN sae_absorption a USING (probe_run_id)
+        WHERE a.sae_key = ? ORDER BY p.letter""",
 }
 
 
@@ -75,6 +75,7 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str) -> dict:
         "sae_cfg_dict": {k: sae_row[k] for k in ("architecture", "d_in", "d_sae", "hook_name", "model_name")},
         # Ours, beyond SAEBench: intervals, the paper's metric and which letters entered the means.
         "absorption_explorer": {
+            "probe_run_id": row["probe_run_id"],  # the probe run (probe_runs) every number was measured against
             "n_letters_in_means": int(row["n_letters"]),
             "letters_in_means": letters.loc[letters["included"], "letter"].tolist(),
             "mean_absorption_fraction_ci95": [none_if_nan(row["mean_absorption_fraction_low"]), none_if_nan(row["mean_absorption_fraction_high"])],

@@ -14,6 +14,7 @@ from precompute import dashboards as dash
 from precompute import database as db
 from precompute.absorption.run import AbsorptionConfig
 from precompute.corpus import load_corpus_rows
+from precompute.faults import crash_point
 from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name
 
 
@@ -215,6 +216,7 @@ def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: Jo
             timings.append(timing)
             log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s (shared by {len(members)} "
                 f"SAEs at {hook_name}), post-processing {timing.post_seconds:.1f}s")
+            crash_point(f"after-dashboards:{spec.key}")
     return timings
 
 
@@ -235,13 +237,14 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
 
-            if model is None and (config.force or set(s.key for s in specs) - db.existing_absorption_keys(con)):
+            if model is None and (config.force or set(s.key for s in specs) - set(db.absorption_configs(con))):
                 model = load_model(config.model_name, device=config.device, dtype=config.dtype)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)
         from precompute.matching import run_matching_stage
 
+        crash_point("before-matching")
         run_matching_stage(con, device=config.device, log=log)
         db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
     return timings

@@ -10,8 +10,11 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 SWEEP=recipes/sweeps/smollm2-embedded.json
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
 python -m precompute sweep "$SWEEP"
-# One build per hook: the model runs once per hook for all its SAEs; each build replaces the database
-# atomically, and an interrupted one resumes from its work file when rerun.
+# One build per hook into data/ (the model runs once per hook for all its SAEs; each build adds its SAEs
+# atomically, skips those already there, and an interrupted one resumes from its work file when rerun),
+# then the finished database replaces the shipped one. Commit first: meta.code_version names the commit.
+DB=data/demo-build.duckdb
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
-  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db assets/demo.duckdb
+  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB"
 done
+cp "$DB" assets/demo.duckdb

@@ -165,25 +165,34 @@ def _insert(con, table: str, rows: list[dict]) -> None:
     con.executemany(sql, [[row[c] for c in columns] for row in rows])
 
 
-def _probe_rows(hook: str) -> dict[str, list[dict]]:
+def sweep_probe_run_id(hook: str, variant: str = "") -> str:
+    return f"run-{hook.split('.')[1]}{variant}"
+
+
+def _probe_rows(hook: str, run_id: str) -> dict[str, list[dict]]:
     now = datetime(2025, 1, 1)
-    probe_runs = [dict(model_name="tiny", hook_name=hook, config="{}", n_words=2, n_train=1, n_test=1, n_dropped=0,
+    probe_runs = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, config="{}", n_words=2, n_train=1, n_test=1, n_dropped=0,
                        prompt_template="{word} has the first letter:", seconds="{}", created_at=now)]
-    letter_probes = [dict(model_name="tiny", hook_name=hook, letter=letter, weight=[0.0] * D_MODEL, bias=0.0,
+    letter_probes = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, letter=letter, weight=[0.0] * D_MODEL, bias=0.0,
                           n_train=10, n_test=5, probe_precision=f1, probe_recall=f1, probe_f1=f1, probe_auc=0.9,
                           probe_stability=0.9, n_probe_true_positives=4, model_accuracy=0.8, model_checked=5,
                           neuron=0, neuron_sign=1, neuron_precision=0.1, neuron_recall=0.1, neuron_f1=0.1,
                           pca_component=0, pca_sign=1, pca_precision=0.1, pca_recall=0.1, pca_f1=0.1)
                      for letter, f1 in SWEEP_LETTERS.items()]
-    probe_words = [dict(model_name="tiny", hook_name=hook, token_id=token, letter="t", is_test=is_test, prefix_id=0,
+    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter="t", is_test=is_test, prefix_id=0,
                         probe_logit=2.5, model_correct=True)
                    for token, is_test in ((SWEEP_WORD_TOKEN, True), (SWEEP_TRAIN_TOKEN, False))]
-    prefixes = [dict(model_name="tiny", hook_name=hook, prefix_id=0, text="cat has the first letter: C\n")]
+    prefixes = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, prefix_id=0, text="cat has the first letter: C\n")]
     return {"probe_runs": probe_runs, "letter_probes": letter_probes, "probe_words": probe_words,
             "probe_prefixes": prefixes}
 
 
-def _absorption_rows(key: str, hook: str) -> dict[str, list[dict]]:
+def _absorption_rows(key: str, hook: str, run_id: str) -> dict[str, list[dict]]:
+    rows = _absorption_rows_without_run(key, hook)
+    return {table: [{**row, "probe_run_id": run_id} for row in table_rows] for table, table_rows in rows.items()}
+
+
+def _absorption_rows_without_run(key: str, hook: str) -> dict[str, list[dict]]:
     numbers = SWEEP_ABSORPTION[key]
     now = datetime(2025, 1, 1)
     summary = dict(sae_key=key, hook_name=hook, n_letters=2, config="{}", seconds="{}", created_at=now,
@@ -225,9 +234,10 @@ def sweep_letter_cos(latent: int, letter: str) -> float:
     return round(0.02 * ((latent + ord(letter)) % 10), 2)
 
 
-def build_sweep_database(root: Path, n_rows: int = 32) -> Path:
+def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ...] = ()) -> Path:
     """SWEEP's SAEs run through the real precompute job (dashboards, `saes`, `latent_matches`), then
-    synthetic absorption rows with known numbers for every SAE but w32."""
+    synthetic absorption rows with known numbers for every SAE but w32. Every hook has one probe run;
+    the SAEs in `second_run` are measured against a second run at their hook (another config)."""
     import duckdb
 
     from precompute.dashboards import DashboardConfig
@@ -246,12 +256,15 @@ def build_sweep_database(root: Path, n_rows: int = 32) -> Path:
                        absorption=None)
     run_job(specs, config, model=tiny_model(), tokenizer=FakeTokenizer(), log=lambda *_: None)
     tables: dict[str, list[dict]] = {}
-    for hook in (HOOK, EARLY_HOOK):
-        for table, rows in _probe_rows(hook).items():
+    runs = {sweep_probe_run_id(hook): hook for hook in (HOOK, EARLY_HOOK)}
+    runs.update({sweep_probe_run_id(s.hook, "b"): s.hook for s in SWEEP if s.key in second_run})
+    for run_id, hook in runs.items():
+        for table, rows in _probe_rows(hook, run_id).items():
             tables.setdefault(table, []).extend(rows)
     for sae in SWEEP:
         if sae.key in SWEEP_ABSORPTION:
-            for table, rows in _absorption_rows(sae.key, sae.hook).items():
+            run_id = sweep_probe_run_id(sae.hook, "b" if sae.key in second_run else "")
+            for table, rows in _absorption_rows(sae.key, sae.hook, run_id).items():
                 tables.setdefault(table, []).extend(rows)
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():

@@ -112,3 +112,23 @@ def test_every_shipped_sae_is_in_the_demo_database_with_absorption_results(demo)
     absorbed = {row[0] for row in demo._rows("SELECT sae_key FROM sae_absorption")}
     for folder in SHIPPED:
         assert folder.name in keys and folder.name in absorbed, f"{folder.name} is shipped but not in the demo database"
+
+
+def test_the_demo_database_was_built_from_a_committed_tree(demo):
+    """Its meta.code_version names a clean commit that this checkout contains, so the build is reproducible."""
+    import subprocess
+
+    repo = SAE_ROOT.parent.parent
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    version = demo.meta["code_version"]
+    assert version != "unknown" and not version.endswith("-dirty"), f"built from an uncommitted tree: {version}"
+    reachable = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", version, "HEAD"],
+                               capture_output=True, text=True)
+    assert reachable.returncode == 0, f"code_version {version} is not a commit reachable from HEAD"
+
+
+def test_every_sae_in_the_demo_database_names_a_stored_probe_run(demo):
+    missing = demo._rows("SELECT a.sae_key FROM sae_absorption a LEFT JOIN probe_runs r USING (probe_run_id) "
+                         "WHERE r.probe_run_id IS NULL")
+    assert missing == []

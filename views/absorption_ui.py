@@ -113,6 +113,31 @@ def token_url(sae_key: str, word: str) -> str:
     return "./token?" + urlencode({"sae": sae_key, "token": word.strip()})
 
 
+def probe_run_note(sae: dict, letter: str | None = None) -> None:
+    """Which probe run the SAE's numbers were measured against and, where the hook holds several runs
+    (builds with other absorption configs), the others with the SAEs measured against each."""
+    summary = cached("sae_absorption", sae["sae_key"])
+    if summary is None:
+        return
+    run_id = summary["probe_run_id"]
+    run = cached("probe_run", run_id)
+    words = f" · {run['n_words']:,} words ({run['n_train']:,} train / {run['n_test']:,} test)" if run else ""
+    st.caption(f"Measured against probe run `{run_id}`{words}.", help=PROBE_RUN_HELP)
+    runs = records(cached("hook_probe_runs", sae["model_name"], sae["hook_name"]))
+    others = [r for r in runs if r["probe_run_id"] != run_id and r["sae_keys"]]
+    if others:
+        with st.expander(f"{len(others)} other probe run(s) at `{sae['hook_name']}`: not comparable with these numbers"):
+            for other in others:
+                links = ", ".join(f"[{key}]({letter_url(key, letter) if letter else overview_url(key)})"
+                                  for key in other["sae_keys"])
+                st.markdown(f"`{other['probe_run_id']}` · {other['n_words']:,} words · measured: {links}")
+
+
+PROBE_RUN_HELP = ("A probe run is the shared per-hook part of the measurement: the word list and its train/test split, "
+                  "the prompts and the trained letter probe. Its id is a hash of the config, the words and the probe "
+                  "weights; SAEs measured against different runs are not directly comparable.")
+
+
 def letter_unreliable(row: dict) -> str | None:
     """Why a letter's numbers should not be trusted (probe F1 or stability), or None."""
     reasons = []

@@ -117,13 +117,23 @@ def sae_table(frame: pd.DataFrame) -> pd.DataFrame:
             "full-absorption rate": with_interval(row, "full_absorption_rate"),
             "paper absorption rate": with_interval(row, "paper_absorption_rate"),
             "mean split latents": row["mean_num_split_latents"], "main latent P": row["mean_main_precision"],
-            "main latent R": row["mean_main_recall"],
+            "main latent R": row["mean_main_recall"], "probe run": row["probe_run_id"],
             "overview": ui.overview_url(row["sae_key"]),
         })
     return pd.DataFrame(rows)
 
 
+def mixed_probe_runs(measured: pd.DataFrame) -> list[str]:
+    """Hooks whose compared SAEs were measured against different probe runs (other absorption configs)."""
+    runs = measured.groupby("hook_name")["probe_run_id"].nunique()
+    return runs[runs > 1].index.tolist()
+
+
 st.subheader(f"{len(frame)} SAE{'s' if len(frame) != 1 else ''}")
+for hook in mixed_probe_runs(measured):
+    st.warning(f"The SAEs at `{hook}` were measured against different probe runs (builds with other absorption "
+               "configs: other words, split or probe); their absorption numbers are not directly comparable. "
+               "See the `probe run` column.")
 st.caption("Absorption columns: value [95% bootstrap interval]; — where not measured. Means over letters whose "
            f"probe F1 > {ui.MIN_PROBE_F1}.")
 number = st.column_config.NumberColumn(format="%.3f")

@@ -51,6 +51,7 @@ if row is None:
     st.info(f"No absorption measurements for letter {letter.upper()} in SAE `{sae_key}`.")
     st.stop()
 
+ui.probe_run_note(sae, letter)
 split_latents = [int(x) for x in row["split_latents"]]
 
 

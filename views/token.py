@@ -115,7 +115,7 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
                "architecture": first["training_architecture"], "absorbed": absorption_status(projection, ablation),
                "absorber": None, "letter": first["letter"].upper(), "main latent": main,
                "main act": main_act, "split latents fired": fired(acts), "split acts": split_text(split, acts),
-               "P": first["probe_projection"]}
+               "P": first["probe_projection"], "probe run": first["probe_run_id"]}
         if projection is not None:
             row.update({"absorption fraction": projection["absorption_fraction"],
                         "full absorption": projection["is_full_absorption"]})
@@ -151,7 +151,7 @@ def hook_status(match: dict) -> str | None:
 
 def render_hook(match: dict) -> None:
     """The word's probe verdict and prompt at one hook (each hook has its own probe)."""
-    st.caption(f"hook `{match['hook_name']}` · probe logit {match['probe_logit']:.2f} · "
+    st.caption(f"hook `{match['hook_name']}` · probe run `{match['probe_run_id']}` · probe logit {match['probe_logit']:.2f} · "
                + ("held-out test word" if match["is_test"] else "probe-training word")
                + ("" if match["model_correct"] is None else
                   f" · the model answers {'right' if match['model_correct'] else 'wrong'}"))
@@ -184,18 +184,20 @@ def explain_unmeasured(token: str, letter: str, matches: list[dict]) -> None:
 def other_saes_note(shown: set[str], matches: list[dict]) -> None:
     """Why the model's other SAEs are not in the table: one row per SAE that measured the word."""
     saes = common.saes_frame()
-    measured = set(ui.cached("all_sae_absorption")["sae_key"])
-    status = {m["hook_name"]: hook_status(m) for m in matches}
+    summaries = ui.cached("all_sae_absorption")
+    run_of = dict(zip(summaries["sae_key"], summaries["probe_run_id"]))  # the probe run each SAE was measured against
+    status = {m["probe_run_id"]: hook_status(m) for m in matches}
     reasons: dict[str, list[str]] = {}
     for other in ui.records(saes[saes["model_name"] == model_name]):
         if other["sae_key"] in shown:
             continue
-        if other["sae_key"] not in measured:
+        run = run_of.get(other["sae_key"])
+        if run is None:
             reason = "no absorption measurements"
-        elif other["hook_name"] not in status:
-            reason = "not a word of the task at its hook"
-        elif status[other["hook_name"]]:
-            reason = f"not measured at its hook: {status[other['hook_name']]}"
+        elif run not in status:
+            reason = "not a word of the task in the probe run it was measured against"
+        elif status[run]:
+            reason = f"not measured in its probe run: {status[run]}"
         else:
             reason = "no row for this word"
         reasons.setdefault(reason, []).append(other["sae_key"])
@@ -212,11 +214,12 @@ def render_word(matches: list[dict]) -> None:
     for match in matches:
         render_hook(match)
     explain_unmeasured(token, letter, matches)
-    hooks = [m["hook_name"] for m in matches if hook_status(m) is None]
-    if not hooks:
+    runs = [m["probe_run_id"] for m in matches if hook_status(m) is None]
+    hooks = sorted({m["hook_name"] for m in matches if hook_status(m) is None})
+    if not runs:
         return
     frame = ui.cached("token_absorption", model_name, token_id)
-    frame = frame[frame["hook_name"].isin(hooks)]
+    frame = frame[frame["probe_run_id"].isin(runs)]
     if frame.empty:
         st.info(f"No SAE at {', '.join(f'`{h}`' for h in hooks)} in this database has absorption rows for {token!r}.")
         return

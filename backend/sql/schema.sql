@@ -90,8 +90,11 @@ CREATE TABLE window_acts (
 
 -- ---------------------------------------------------------------------------------------------
 -- First-letter absorption (../shared/reference/absorption-metrics.md).
--- Shared by every SAE at a hook: the run's config, the probe, the words and the prompts.
+-- Shared by the SAEs at a hook that were measured with the same config: the run's config, the
+-- probe, the words and the prompts. A hook may hold several runs (builds with other configs); every
+-- per-SAE row names the run it was measured against, and a run is kept while any SAE references it.
 CREATE TABLE probe_runs (
+    probe_run_id VARCHAR PRIMARY KEY, -- hash of the config, the words (and split) and the probe weights
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
     config       VARCHAR NOT NULL,   -- JSON of AbsorptionConfig: every default of both metrics
@@ -101,13 +104,13 @@ CREATE TABLE probe_runs (
     n_dropped    INTEGER NOT NULL,   -- words whose prompt did not tokenize as prefix + word + tail
     prompt_template VARCHAR NOT NULL,
     seconds      VARCHAR NOT NULL,   -- JSON: time per stage of the shared work
-    created_at   TIMESTAMP NOT NULL,
-    PRIMARY KEY (model_name, hook_name)
+    created_at   TIMESTAMP NOT NULL
 );
 
 -- Per letter: the ground-truth probe, its stability, the model's own accuracy and the
 -- single-direction baselines (best residual neuron, best PCA direction).
 CREATE TABLE letter_probes (
+    probe_run_id VARCHAR NOT NULL,
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
     letter       VARCHAR NOT NULL,   -- 'a'..'z'
@@ -133,11 +136,12 @@ CREATE TABLE letter_probes (
     pca_precision    DOUBLE NOT NULL,
     pca_recall       DOUBLE NOT NULL,
     pca_f1           DOUBLE NOT NULL,
-    PRIMARY KEY (model_name, hook_name, letter)
+    PRIMARY KEY (probe_run_id, letter)
 );
 
 -- Every word of the task with its split, prompt prefix and the probe's verdict.
 CREATE TABLE probe_words (
+    probe_run_id  VARCHAR NOT NULL,
     model_name    VARCHAR NOT NULL,
     hook_name     VARCHAR NOT NULL,
     token_id      INTEGER NOT NULL,
@@ -146,20 +150,22 @@ CREATE TABLE probe_words (
     prefix_id     INTEGER NOT NULL,  -- the in-context examples of its prompt (probe_prefixes)
     probe_logit   REAL NOT NULL,     -- the probe's logit for the word's own letter
     model_correct BOOLEAN            -- the model's own answer (NULL: not checked)
-    -- unique (model_name, hook_name, token_id); no PRIMARY KEY: its index would outweigh the table
+    -- unique (probe_run_id, token_id); no PRIMARY KEY: its index would outweigh the table
 );
 
 CREATE TABLE probe_prefixes (
+    probe_run_id VARCHAR NOT NULL,
     model_name VARCHAR NOT NULL,
     hook_name  VARCHAR NOT NULL,
     prefix_id  INTEGER NOT NULL,
     text       VARCHAR NOT NULL,
-    PRIMARY KEY (model_name, hook_name, prefix_id)
+    PRIMARY KEY (probe_run_id, prefix_id)
 );
 
 -- Per SAE: headline numbers over letters whose probe F1 > min_probe_f1, with bootstrap intervals.
 CREATE TABLE sae_absorption (
     sae_key  VARCHAR PRIMARY KEY,
+    probe_run_id VARCHAR NOT NULL,   -- the probe run (probe_runs) every number of this SAE was measured against
     hook_name VARCHAR NOT NULL,
     n_letters INTEGER NOT NULL,      -- letters in the headline means
     mean_absorption_fraction DOUBLE, mean_absorption_fraction_low DOUBLE, mean_absorption_fraction_high DOUBLE,
@@ -178,6 +184,7 @@ CREATE TABLE sae_absorption (
 
 CREATE TABLE sae_letters (
     sae_key VARCHAR NOT NULL,
+    probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     included BOOLEAN NOT NULL,       -- probe F1 > min_probe_f1: counted in the headline means
     split_latents INTEGER[] NOT NULL,-- accepted by the tau rule (SAEBench counts all of them)
@@ -199,6 +206,7 @@ CREATE TABLE sae_letters (
 
 CREATE TABLE sae_letter_k (
     sae_key VARCHAR NOT NULL,
+    probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     k       INTEGER NOT NULL,
     latents INTEGER[] NOT NULL,      -- top-k by the L1 probe's positive weight
@@ -212,6 +220,7 @@ CREATE TABLE sae_letter_k (
 
 CREATE TABLE latent_letter_cos (
     sae_key VARCHAR NOT NULL,
+    probe_run_id VARCHAR NOT NULL,
     latent  INTEGER NOT NULL,
     letter  VARCHAR NOT NULL,
     decoder_cos REAL NOT NULL,       -- cosine of the latent's decoder row with the letter's probe direction
@@ -223,6 +232,7 @@ CREATE TABLE latent_letter_cos (
 -- or 'ablation' (the paper's integrated-gradients metric, sampled candidates only).
 CREATE TABLE absorption_words (
     sae_key  VARCHAR NOT NULL,
+    probe_run_id VARCHAR NOT NULL,
     metric   VARCHAR NOT NULL,
     letter   VARCHAR NOT NULL,
     token_id INTEGER NOT NULL,

@@ -9,51 +9,82 @@ import duckdb
 import numpy as np
 
 from precompute import database as db
+from precompute.faults import crash_point
 from precompute.absorption.probe import LinearProbe
 from precompute.absorption.prompts import LETTERS
 from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption
-from precompute.absorption.tables import config_json, hook_tables, sae_tables
+from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
 from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name
 
 
-def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: AbsorptionConfig) -> LinearProbe | None:
-    rows = db.stored_probe_rows(con, model_name, hook_name, config_json(config))
+def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: AbsorptionConfig,
+                 excluding: list[str]) -> tuple[str, LinearProbe] | None:
+    stored = db.stored_probe_run(con, model_name, hook_name, config_json(config), excluding)
+    if stored is None:
+        return None
+    run_id, rows = stored
     if [letter for letter, _, _ in rows] != list(LETTERS):
         return None
-    return LinearProbe(np.array([w for _, w, _ in rows], dtype=np.float32), np.array([b for _, _, b in rows], dtype=np.float32))
+    probe = LinearProbe(np.array([w for _, w, _ in rows], dtype=np.float32), np.array([b for _, _, b in rows], dtype=np.float32))
+    return run_id, probe
+
+
+def absorption_todo(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], config: AbsorptionConfig, force: bool,
+                    log=print) -> list[SAESpec]:
+    """SAEs to measure: those without results, or all with force. An SAE measured with another config keeps
+    its results (and the probe run they point at) unless forced."""
+    measured = db.absorption_configs(con)
+    wanted = config_json(config)
+    todo = []
+    for spec in specs:
+        if force or spec.key not in measured:
+            todo.append(spec)
+        elif measured[spec.key] == wanted:
+            log(f"skip absorption for {spec.key}: already in the database (use --force to recompute)")
+        else:
+            log(f"skip absorption for {spec.key}: already measured with another absorption config, against its own "
+                "probe run (use --force to remeasure it with this one)")
+    return todo
+
+
+def write_probe_run(con: duckdb.DuckDBPyConnection, hook, config: AbsorptionConfig, tokenizer) -> str:
+    """A new probe run beside any other at the hook, in one transaction. Returns its id."""
+    run_id = probe_run_id(hook, config)
+    con.execute("BEGIN TRANSACTION")
+    db.delete_probe_run(con, run_id)  # the same id holds the same rows (a rerun after a crash)
+    for table, data in hook_tables(hook, config, tokenizer, run_id).items():
+        db.insert_arrow(con, table, data)
+    con.execute("COMMIT")
+    return run_id
 
 
 def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_name: str,
                          config: AbsorptionConfig, force: bool, device: str = "cpu", log=print) -> dict[str, dict[str, float]]:
     """Absorption results for every SAE in `specs` that lacks them (or all, with force).
     Returns the seconds per stage, keyed 'hook:<name>' for shared work and by SAE key."""
-    done = db.existing_absorption_keys(con)
-    todo = [s for s in specs if force or s.key not in done]
-    for spec in specs:
-        if spec not in todo:
-            log(f"skip absorption for {spec.key}: already in the database (use --force to recompute)")
+    todo = absorption_todo(con, specs, config, force, log)
     loaded = [(spec, load_sae(spec, device=device)) for spec in todo]
     timings: dict[str, dict[str, float]] = {}
     by_hook = lambda item: sae_hook_name(item[1])  # noqa: E731
     for hook_name, group in groupby(sorted(loaded, key=by_hook), key=by_hook):
         group = list(group)
-        # Reuse the stored probe unless every SAE measured against it is being recomputed.
-        others_keep_probe = bool(done - {spec.key for spec, _ in group}) and not force
-        reuse = stored_probe(con, model_name, hook_name, config) if others_keep_probe else None
-        hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config, stored_probe=reuse, log=log)
+        # Reuse the stored probe of this config (while SAEs other than these point at it, or a killed build
+        # left it), so SAEs measured in different builds share one probe run and a resumed build skips the
+        # shared per-hook work.
+        reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec, _ in group])
+        hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
+                                 stored_probe=reuse[1] if reuse else None, log=log)
         timings[f"hook:{hook_name}"] = hook.seconds
-        if reuse is None:
-            con.execute("BEGIN TRANSACTION")
-            db.delete_hook_probe(con, model_name, hook_name)
-            for table, data in hook_tables(hook, config, model.tokenizer).items():
-                db.insert_arrow(con, table, data)
-            con.execute("COMMIT")
+        run_id = reuse[0] if reuse else write_probe_run(con, hook, config, model.tokenizer)
+        log(f"{hook_name}: probe run {run_id} ({'reused' if reuse else 'new'})")
         for spec, sae in group:
             result = compute_sae_absorption(spec.key, sae, model, hook, config, log=log)
             con.execute("BEGIN TRANSACTION")
             db.delete_absorption(con, spec.key)
-            for table, data in sae_tables(result, config).items():
+            for table, data in sae_tables(result, config, run_id).items():
                 db.insert_arrow(con, table, data)
+            db.delete_unreferenced_probe_runs(con, model_name, hook_name)
             con.execute("COMMIT")
+            crash_point(f"after-absorption:{spec.key}")
             timings[spec.key] = result.seconds
     return timings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -21,6 +22,20 @@ def config_json(config: AbsorptionConfig) -> str:
     return json.dumps(asdict(config), sort_keys=True)
 
 
+def probe_run_id(hook: HookProbeData, config: AbsorptionConfig) -> str:
+    """The id of a probe run: a hash of its config, its words with their split and prefix, and the probe
+    weights it produced. Two runs share an id only if every per-SAE number would be measured alike."""
+    digest = hashlib.sha256(config_json(config).encode())
+    digest.update(hook.model_name.encode() + b"\0" + hook.hook_name.encode() + b"\0")
+    prompts = hook.prompts
+    digest.update(np.array([w.token_id for w in prompts.words], dtype=np.int64).tobytes())
+    digest.update(np.asarray(prompts.is_test, dtype=np.bool_).tobytes())
+    digest.update(np.asarray(prompts.prefix_index, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(hook.probe.weight, dtype=np.float32).tobytes())
+    digest.update(np.ascontiguousarray(hook.probe.bias, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:12]
+
+
 def r(value: float, decimals: int = 4) -> float | None:
     """Rounded display value; NaN becomes NULL."""
     return None if value is None or not np.isfinite(value) else round(float(value), decimals)
@@ -30,10 +45,10 @@ def float_list(values, decimals: int = 4) -> list[float]:
     return [round(float(v), decimals) for v in values]
 
 
-def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer) -> dict[str, pa.Table]:
+def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id: str) -> dict[str, pa.Table]:
     prompts = hook.prompts
     run = {
-        "model_name": hook.model_name, "hook_name": hook.hook_name, "config": config_json(config),
+        "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "config": config_json(config),
         "n_words": len(prompts), "n_train": int((~prompts.is_test).sum()), "n_test": int(prompts.is_test.sum()),
         "n_dropped": prompts.n_dropped, "prompt_template": config.prompts.template,
         "seconds": json.dumps({k: round(v, 2) for k, v in hook.seconds.items()}), "created_at": now(),
@@ -43,7 +58,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer) -> dic
     for j, letter in enumerate(LETTERS):
         neuron, pca = hook.neuron_baseline[j], hook.pca_baseline[j]
         letters.append({
-            "model_name": hook.model_name, "hook_name": hook.hook_name, "letter": letter,
+            "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "letter": letter,
             "weight": float_list(hook.probe.weight[j], 6), "bias": float(hook.probe.bias[j]),
             "n_train": int(((labels == j) & ~prompts.is_test).sum()), "n_test": int(((labels == j) & prompts.is_test).sum()),
             "probe_precision": float(hook.test_scores.precision[j]), "probe_recall": float(hook.test_scores.recall[j]),
@@ -57,7 +72,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer) -> dic
         })
     own_logits = hook.probe_logits[np.arange(len(prompts)), labels]
     words = pa.table({
-        "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
+        "probe_run_id": [run_id] * len(prompts), "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
         "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
         "letter": [LETTERS[j] for j in labels], "is_test": prompts.is_test,
         "prefix_id": pa.array(prompts.prefix_index, pa.int32()),
@@ -65,7 +80,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer) -> dic
         "model_correct": pa.array([hook.model_correct.get(i) for i in range(len(prompts))], pa.bool_()),
     })
     prefixes = pa.table({
-        "model_name": [hook.model_name] * len(prompts.prefixes), "hook_name": [hook.hook_name] * len(prompts.prefixes),
+        "probe_run_id": [run_id] * len(prompts.prefixes), "model_name": [hook.model_name] * len(prompts.prefixes), "hook_name": [hook.hook_name] * len(prompts.prefixes),
         "prefix_id": pa.array(range(len(prompts.prefixes)), pa.int32()),
         "text": [tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts.prefixes],
     })
@@ -73,7 +88,14 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer) -> dic
             "probe_words": words, "probe_prefixes": prefixes}
 
 
-def sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa.Table]:
+def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> dict[str, pa.Table]:
+    """One SAE's rows; every row names the probe run it was measured against."""
+    tables = _sae_tables(result, config)
+    return {name: table.add_column(1, "probe_run_id", pa.array([run_id] * len(table), pa.string()))
+            for name, table in tables.items()}
+
+
+def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa.Table]:
     key, hook = result.sae_key, result.hook
     fraction_by_letter, fraction = result.fraction
     full_by_letter, full = result.full

@@ -247,3 +247,38 @@ def test_token_search_training_word_has_no_table(sweep_env):
     assert not at.exception
     assert any("probe-training word" in i.value for i in at.info)
     assert not [d for d in at.dataframe if "SAE" in d.value.columns]
+
+
+# --- probe runs: every number names the run it was measured against ----------------------------------
+@pytest.fixture(scope="module")
+def two_runs_db(tmp_path_factory):
+    """The sweep with w16 measured against a second probe run at its hook (another absorption config)."""
+    return helpers.build_sweep_database(tmp_path_factory.mktemp("tworuns"), second_run=("w16",))
+
+
+def test_pages_name_the_probe_run_and_offer_the_others(two_runs_db, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(two_runs_db))
+    w8_run, w16_run = helpers.sweep_probe_run_id(helpers.HOOK), helpers.sweep_probe_run_id(helpers.HOOK, "b")
+    at = run_page("letter", sae="w8", letter="t")
+    assert not at.exception
+    assert f"Measured against probe run `{w8_run}`" in all_text(at)
+    expander = [e for e in at.expander if "other probe run" in e.label]
+    assert len(expander) == 1 and w16_run in all_text(at) and "letter=t" in all_text(at)
+
+    at = run_page("compare")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("SAE")
+    assert table.loc["w8", "probe run"] == w8_run and table.loc["w16", "probe run"] == w16_run
+    assert any("different probe runs" in w.value for w in at.warning)
+
+    at = run_page("token", token="t7")
+    assert not at.exception
+    rows = at.dataframe[0].value.set_index("SAE")
+    assert rows.loc["w8", "probe run"] == w8_run and rows.loc["w16", "probe run"] == w16_run
+
+
+def test_one_probe_run_per_hook_shows_no_warning(sweep_env):
+    at = run_page("compare")
+    assert not any("different probe runs" in w.value for w in at.warning)
+    at = run_page("letter", sae="w8", letter="t")
+    assert not [e for e in at.expander if "other probe run" in e.label]

@@ -118,3 +118,40 @@ def test_a_second_build_stops_instead_of_deleting_the_running_ones_work(tmp_path
         holder.kill()
         holder.wait()
     assert stored_keys(target) == ["a"]
+
+
+def test_adding_to_a_database_of_another_schema_version_is_refused_with_a_message(tmp_path):
+    target = tmp_path / "old.duckdb"
+    with duckdb.connect(str(target)) as con:
+        con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    with pytest.raises(db.SchemaMismatchError, match="--fresh"):
+        with db.atomic_database(target, start_from_existing=True):
+            pass
+    with db.atomic_database(target, start_from_existing=False) as con:  # --fresh starts over
+        db.write_meta(con, ["m"])
+    assert dict(duckdb.connect(str(target), read_only=True).execute("SELECT * FROM meta").fetchall())["schema_version"] \
+        == SCHEMA_VERSION
+
+
+def probe_run_row(con, run_id: str, config: str) -> None:
+    con.execute("INSERT INTO probe_runs VALUES (?, 'm', 'h', ?, 1, 1, 0, 0, 't', '{}', now())", [run_id, config])
+
+
+def absorption_row(con, sae_key: str, run_id: str) -> None:
+    con.execute("INSERT INTO sae_absorption (sae_key, probe_run_id, hook_name, n_letters, config, seconds, created_at) "
+                "VALUES (?, ?, 'h', 0, 'c', '{}', now())", [sae_key, run_id])
+
+
+def test_a_stored_probe_run_is_reused_unless_only_remeasured_saes_point_at_it(tmp_path):
+    with db.atomic_database(tmp_path / "x.duckdb", start_from_existing=False) as con:
+        probe_run_row(con, "orphan", "c1")  # written by a build killed before its first SAE committed
+        assert db.stored_probe_run(con, "m", "h", "c1", [])[0] == "orphan"
+        assert db.stored_probe_run(con, "m", "h", "other config", []) is None
+        probe_run_row(con, "shared", "c2")
+        absorption_row(con, "a", "shared")
+        absorption_row(con, "b", "shared")
+        assert db.stored_probe_run(con, "m", "h", "c2", ["a"])[0] == "shared"  # b keeps pointing at it
+        assert db.stored_probe_run(con, "m", "h", "c2", ["a", "b"]) is None  # both remeasured: a new probe
+        assert db.delete_unreferenced_probe_runs(con, "m", "h") == ["orphan"]
+        assert db.delete_unreferenced_probe_runs(con, "m", "other hook") == []

@@ -4,6 +4,7 @@ the export writes SAEBench's field names."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -99,3 +100,47 @@ def test_export_uses_saebench_field_names(built, tmp_path):
                            "num_probe_true_positives", "num_split_features"}
     assert (tmp_path / "first" / "absorption_words.parquet").exists()
     assert (tmp_path / "first" / "sae_letter_k.csv").exists()
+
+
+def probe_run_of(con, key: str) -> str:
+    return con.execute("SELECT probe_run_id FROM sae_absorption WHERE sae_key = ?", [key]).fetchall()[0][0]
+
+
+def test_a_build_with_another_config_adds_a_probe_run_and_keeps_the_old_one(built, tmp_path):
+    """Results name the probe run they were measured against, and a build with another config at the same
+    hook never leaves them pointing at a probe that is gone (it used to replace the hook's probe and words)."""
+    import shutil
+
+    import duckdb
+
+    model, path, _ = built
+    shutil.copyfile(path, tmp_path / "abs.duckdb")
+    other = dataclasses.replace(CONFIG, max_words=900, run_ablation_metric=False)
+    config = dataclasses.replace(job_config(tmp_path), absorption=other)
+    shutil.copyfile(path.parent / "corpus.parquet", tmp_path / "corpus.parquet")
+    messages: list[str] = []
+    run_job([SAESpec(key="first", path=SAE_DIR), SAESpec(key="third", path=SAE_DIR)], config, model=model,
+            log=messages.append)
+    assert any("skip absorption for first: already measured with another absorption config" in m for m in messages)
+    con = duckdb.connect(str(tmp_path / "abs.duckdb"), read_only=True)
+    first, third = probe_run_of(con, "first"), probe_run_of(con, "third")
+    assert first != third
+    runs = dict(con.execute("SELECT probe_run_id, config FROM probe_runs").fetchall())
+    assert set(runs) == {first, third}
+    assert json.loads(runs[first])["max_words"] == 1300 and json.loads(runs[third])["max_words"] == 900
+    words = dict(con.execute("SELECT probe_run_id, count(*) FROM probe_words GROUP BY ALL").fetchall())
+    assert words == {first: 1300, third: 900}
+    assert count(con, "SELECT count(*) FROM letter_probes WHERE probe_run_id = ?", [first]) == 26
+    for table in ("sae_letters", "sae_letter_k", "latent_letter_cos", "absorption_words"):  # every per-SAE row names it
+        assert dict(con.execute(f"SELECT sae_key, probe_run_id FROM {table} GROUP BY ALL").fetchall()) == \
+            {"first": first, "third": third}
+    con.close()
+
+    # Remeasuring the old run's only SAE with the new config drops the old run and keeps one run at the hook.
+    run_job([SAESpec(key="first", path=SAE_DIR)], dataclasses.replace(config, force=True), model=model,
+            log=lambda *_: None)
+    con = duckdb.connect(str(tmp_path / "abs.duckdb"), read_only=True)
+    assert probe_run_of(con, "first") == third  # the stored probe of this config is reused
+    assert [r[0] for r in con.execute("SELECT probe_run_id FROM probe_runs").fetchall()] == [third]
+    assert count(con, "SELECT count(*) FROM probe_words WHERE probe_run_id = ?", [first]) == 0
+    con.close()

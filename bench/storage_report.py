@@ -1,0 +1,82 @@
+"""What a database holds and what it costs on disk: rows and compressed bytes per table (each table
+copied alone into a fresh file with the build's block size, so the bytes are that table's own), bytes per
+1,000 latents, the dashboard token counts, and the build's own seconds per stage as it stored them.
+
+    python bench/storage_report.py                    # assets/demo.duckdb
+    python bench/storage_report.py --db data/x.duckdb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend.database import DEFAULT_DB_PATH  # noqa: E402
+from precompute.database import COMPACT_BLOCK_SIZE  # noqa: E402
+
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
+SAE_TOKENS = "SELECT sae_key, n_tokens, corpus, d_sae FROM saes ORDER BY layer, d_sae, l0, sae_key"
+PROBE_RUN_SECONDS = "SELECT probe_run_id, hook_name, n_words, seconds FROM probe_runs ORDER BY hook_name"
+SAE_SECONDS = "SELECT sae_key, seconds FROM sae_absorption ORDER BY sae_key"
+
+
+def table_bytes(source: Path, table: str, scratch: Path) -> int:
+    """Bytes of one table on its own: copied into an empty file with the build's block size."""
+    target = scratch / f"{table}.duckdb"
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")  # our own path and table names
+        con.execute(f"ATTACH '{target}' AS one (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute(f"CREATE TABLE one.{table} AS SELECT * FROM src.{table}")
+        con.execute("DETACH one")
+        empty = scratch / "empty.duckdb"
+        con.execute(f"ATTACH '{empty}' AS blank (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute("DETACH blank")
+        size = target.stat().st_size - empty.stat().st_size
+        empty.unlink()
+        return size
+    finally:
+        con.close()
+        target.unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
+    args = parser.parse_args()
+    con = duckdb.connect(str(args.db), read_only=True)
+    tables = [row[0] for row in con.execute(TABLES).fetchall()]
+    saes = con.execute(SAE_TOKENS).fetchall()
+    n_latents = sum(row[3] for row in saes)
+    print(f"{args.db}: {args.db.stat().st_size / 1e6:.2f} MB, {len(saes)} SAEs, {n_latents:,} latents")
+    with tempfile.TemporaryDirectory() as scratch:
+        sizes = {t: table_bytes(args.db, t, Path(scratch)) for t in tables}
+    print(f"\n{'table':20s} {'rows':>12s} {'MB':>8s}")
+    for table in tables:
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]  # names from the catalog
+        print(f"{table:20s} {rows:12,d} {sizes[table] / 1e6:8.2f}")
+    total = sum(sizes.values())
+    print(f"{'all tables':20s} {'':12s} {total / 1e6:8.2f}   ({total / 1e6 / (n_latents / 1000):.3f} MB per 1,000 latents)")
+    print("\ndashboard tokens per SAE:")
+    for key, n_tokens, corpus, _ in saes:
+        print(f"  {key}: {n_tokens:,} tokens ({corpus})")
+    if "probe_runs" in tables:
+        print("\nbuild seconds as stored (shared per probe run / per SAE):")
+        for run_id, hook, n_words, seconds in con.execute(PROBE_RUN_SECONDS).fetchall():
+            stages = json.loads(seconds)
+            print(f"  run {run_id} {hook} ({n_words:,} words): {sum(stages.values()):.0f} s  {stages}")
+        for key, seconds in con.execute(SAE_SECONDS).fetchall():
+            stages = json.loads(seconds)
+            print(f"  {key}: {sum(stages.values()):.0f} s  {stages}")
+    con.close()
+
+
+if __name__ == "__main__":
+    main()

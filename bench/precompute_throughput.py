@@ -21,18 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from thread_limits import cap_threads_from_argv  # noqa: E402  (bench/, the script's folder)
 
-def _threads_from_argv() -> None:
-    """--threads N also caps numpy's and OpenMP's threads; they read these before numpy/torch are imported."""
-    for i, arg in enumerate(sys.argv):
-        value = sys.argv[i + 1] if arg == "--threads" and i + 1 < len(sys.argv) else (
-            arg.split("=", 1)[1] if arg.startswith("--threads=") else None)
-        if value:
-            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ[name] = value
-
-
-_threads_from_argv()
+cap_threads_from_argv()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

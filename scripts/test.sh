@@ -13,6 +13,4 @@ bash scripts/setup.sh all
 . .venv/bin/activate
 echo "setup: $(( $(date +%s) - start )) s"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-# Two workers (pytest-xdist): the suite is mostly independent AppTest renders and model runs; the browser
-# tests share one worker (xdist_group) so they share one server.
-exec python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests "$@"
+exec python -m pytest -q -p no:cacheprovider tests "$@"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,8 @@ def built(tmp_path_factory):
     pq.write_table(pa.table({"input_ids": pa.array(list(rows), type=pa.list_(pa.int32()))}), folder / "corpus.parquet")
     messages: list[str] = []
     run_job([SAESpec(key="first", path=SAE_DIR)], job_config(folder), model=model, log=messages.append)
+    # Tests that add SAEs start from this copy so they do not depend on which tests ran before them.
+    shutil.copyfile(folder / "abs.duckdb", folder / "first-only.duckdb")
     return model, folder / "abs.duckdb", messages
 
 
@@ -109,12 +112,10 @@ def probe_run_of(con, key: str) -> str:
 def test_a_build_with_another_config_adds_a_probe_run_and_keeps_the_old_one(built, tmp_path):
     """Results name the probe run they were measured against, and a build with another config at the same
     hook never leaves them pointing at a probe that is gone (it used to replace the hook's probe and words)."""
-    import shutil
-
     import duckdb
 
     model, path, _ = built
-    shutil.copyfile(path, tmp_path / "abs.duckdb")
+    shutil.copyfile(path.parent / "first-only.duckdb", tmp_path / "abs.duckdb")
     other = dataclasses.replace(CONFIG, max_words=900, run_ablation_metric=False)
     config = dataclasses.replace(job_config(tmp_path), absorption=other)
     shutil.copyfile(path.parent / "corpus.parquet", tmp_path / "corpus.parquet")

@@ -15,6 +15,7 @@ navigation = st.navigation([
     st.Page("views/letter.py", title="Letter", icon=":material/match_case:", url_path="letter"),
     st.Page("views/token.py", title="Token search", icon=":material/spellcheck:", url_path="token"),
     st.Page("views/compare.py", title="Compare SAEs", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("views/live.py", title="Live text", icon=":material/keyboard:", url_path="live"),
 ])
 common.redirect_bare_links(navigation)
 common.render_sidebar()

@@ -113,7 +113,8 @@ class ExplorerDB:
         if meta["schema_version"] != SCHEMA_VERSION:
             raise DatabaseError(
                 f"{self.path} has schema version {meta['schema_version']}, this explorer reads version "
-                f"{SCHEMA_VERSION}. Rebuild it with this version's `python -m precompute build`."
+                f"{SCHEMA_VERSION}. Upgrade it with `python -m precompute migrate --db {self.path}` (no model pass), "
+                "or rebuild it with this version's `python -m precompute build`."
             )
         if EXPECTED_TABLES - tables:
             raise DatabaseError(f"{self.path} lacks tables {sorted(EXPECTED_TABLES - tables)}; rebuild it.")
@@ -187,16 +188,75 @@ class ExplorerDB:
     def count_browse(self, sae_key: str, min_density: float, max_density: float) -> int:
         return self._rows(q.COUNT_BROWSE, [sae_key, min_density, max_density])[0][0]
 
-    def latents_by_context_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
-        return self._frame(q.LATENTS_BY_CONTEXT_TOKEN, [sae["model_name"], token, sae["model_name"], sae["sae_key"], limit])
-
     def latents_by_logit_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
         return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
+
+    # --- running text (token_latents, token_letters) -------------------------------------------
+    def has_table(self, name: str) -> bool:
+        return self._rows(q.TABLE_EXISTS, [name])[0][0] > 0
+
+    def has_running_text(self) -> bool:
+        """False for a database built before the token index existed."""
+        return self.has_table("token_latents") and self.has_table("token_occurrences")
+
+    def running_text_sae_keys(self) -> list[str]:
+        """SAEs with running-text rows ([] when the tables are missing, or empty after a migration)."""
+        return [row[0] for row in self._rows(q.RUNNING_TEXT_SAES)] if self.has_running_text() else []
+
+    def has_token_letters(self) -> bool:
+        return self.has_table("token_letters")
+
+    def latents_by_running_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+        """Latents among the top latents (by mean activation in running text) of tokens spelled like `token`
+        (case-insensitive, surrounding spaces ignored): one row per (latent, token)."""
+        return self._frame(q.LATENTS_BY_RUNNING_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
+
+    def token_occurrences(self, sae: dict, token: str, first_position: int = 1, max_rows: int = 50,
+                          limit: int = 10) -> list[Context]:
+        """Up to `limit` occurrences of tokens spelled like `token` in the stored corpus rows, as contexts of the
+        SAE's window size with the token highlighted (act = 0: the latents' values there are not stored)."""
+        rows = self._rows(q.TOKEN_OCCURRENCES_BY_TEXT,
+                          [sae["model_name"], token, sae["model_name"], max_rows, first_position, limit])
+        left, right = sae["context_left"], sae["context_right"]
+        windows = [(seq_id, pos, tokens, max(pos - left, first_position), min(pos + right, len(tokens) - 1))
+                   for seq_id, pos, tokens in rows]
+        names = self.token_strings(sae["model_name"], [t for *_, tokens, lo, hi in windows for t in tokens[lo : hi + 1]])
+        return [Context(kind=0, rank=i, seq_id=seq_id, pos=pos, act=0.0,
+                        tokens=[names.get(t, f"<{t}>") for t in tokens[lo : hi + 1]],
+                        token_positions=list(range(lo, hi + 1)), activations=[0.0] * (hi + 1 - lo))
+                for i, (seq_id, pos, tokens, lo, hi) in enumerate(windows)]
+
+    def token_running_text(self, model_name: str, token_id: int) -> list[TokenRunningText]:
+        """The token in every SAE of the model where it occurs in the dashboard corpus."""
+        return [running_text_row(row) for row in self._rows(q.TOKEN_RUNNING_TEXT, [model_name, token_id])]
+
+    def tokens_running_text(self, sae_key: str, token_ids: Sequence[int]) -> dict[int, TokenRunningText]:
+        """Several tokens in one SAE, by token id (tokens that do not occur are absent)."""
+        ids = sorted({int(t) for t in token_ids})
+        if not ids:
+            return {}
+        return {int(row[0]): running_text_row((sae_key, *row[1:]))
+                for row in self._rows(q.TOKENS_RUNNING_TEXT, [sae_key, ids])}
+
+    def token_letter_rates(self, model_name: str, token_id: int) -> list[TokenLetterRates]:
+        """How often the token's first-letter latents fire on it in running text, per SAE with absorption results."""
+        return [TokenLetterRates(key, letter, int(main), float(main_rate), [int(x) for x in split],
+                                 [float(x) for x in rates], float(any_split))
+                for key, letter, main, main_rate, split, rates, any_split
+                in self._rows(q.TOKEN_LETTER_RATES, [model_name, token_id])]
+
+    def longest_vocab_prefix(self, model_name: str, text: str) -> tuple[int, str] | None:
+        rows = self._rows(q.LONGEST_VOCAB_PREFIX, [model_name, text])
+        return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def nearest_task_words(self, model_name: str, word: str, limit: int = 8) -> list[str]:
+        """Task words (probe words, leading space removed) most similar to `word`, itself excluded."""
+        return [row[0] for row in self._rows(q.NEAREST_TASK_WORDS, [model_name, word, word, word, limit])]
 
     # --- first-letter absorption ------------------------------------------------------------
     def has_absorption_tables(self) -> bool:
         """False for a database written before the absorption tables existed."""
-        return self._rows(q.ABSORPTION_TABLES)[0][0] == 9
+        return self._rows(q.ABSORPTION_TABLES)[0][0] == 11
 
     def has_absorption(self, sae_key: str) -> bool:
         return self.has_absorption_tables() and self._rows(q.SAE_HAS_ABSORPTION, [sae_key])[0][0] > 0
@@ -239,6 +299,9 @@ class ExplorerDB:
 
     def sae_letter_k(self, sae_key: str, letter: str) -> pd.DataFrame:
         return self._frame(q.SAE_LETTER_K, [sae_key, letter])
+
+    def sae_letter_folds(self, sae_key: str, letter: str) -> pd.DataFrame:
+        return self._frame(q.SAE_LETTER_FOLDS, [sae_key, letter])
 
     def letter_latent_cos(self, sae_key: str, letter: str) -> pd.DataFrame:
         """Every latent's decoder and encoder cosine with the letter's probe direction."""
@@ -292,6 +355,39 @@ class ExplorerDB:
             split=self._frame(q.LATENT_SPLIT_LETTERS, [latent, sae_key, latent]),
             absorbed=self._frame(q.LATENT_ABSORBED_WORDS, [sae_key, latent]),
         )
+
+
+@dataclass(frozen=True)
+class TokenRunningText:
+    """One token in one SAE's dashboard corpus: its occurrences and its top latents by mean activation."""
+
+    sae_key: str
+    n_occurrences: int
+    latents: list[int]
+    mean_acts: list[float]  # over every occurrence (0 where the latent is silent)
+    fire_rates: list[float]  # share of occurrences where the latent is > 0
+
+    def fire_rate(self, latent: int) -> float | None:
+        """The latent's firing rate on the token, or None when it is not among the stored top latents."""
+        return self.fire_rates[self.latents.index(latent)] if latent in self.latents else None
+
+
+def running_text_row(row: Sequence) -> TokenRunningText:
+    key, n, latents, acts, rates = row
+    return TokenRunningText(key, int(n), [int(x) for x in latents], [float(x) for x in acts], [float(x) for x in rates])
+
+
+@dataclass(frozen=True)
+class TokenLetterRates:
+    """How often a token's first-letter latents fire on it in running text (one SAE)."""
+
+    sae_key: str
+    letter: str
+    main_latent: int
+    main_fire_rate: float
+    split_latents: list[int]
+    split_fire_rates: list[float]
+    any_split_fire_rate: float
 
 
 @dataclass(frozen=True)

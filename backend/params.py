@@ -125,3 +125,19 @@ def parse_word(value: str | None) -> str | None:
     if not value.isprintable():
         raise ParamError("`token` contains control or non-printable characters.")
     return value.strip()
+
+
+MAX_LIVE_TEXT = 2000  # characters of `text` on the live page (its tokens are bounded in backend/live.py)
+
+
+def parse_live_text(value: str | None) -> str:
+    """`text` of the live page: "" when absent; free text up to 2,000 characters, where line breaks and
+    tabs are fine but other control characters are not."""
+    if value is None:
+        return ""
+    if len(value) > MAX_LIVE_TEXT:
+        raise ParamError(f"`text` is {len(value):,} characters long; the live page runs at most "
+                         f"{MAX_LIVE_TEXT:,} characters. Shorten it.")
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
+        raise ParamError("`text` contains control characters (only line breaks and tabs are allowed).")
+    return value

@@ -63,20 +63,6 @@ BROWSE_LATENTS = {
 }
 COUNT_BROWSE = "SELECT count(*) FROM latents WHERE sae_key = ? AND density >= ? AND density <= ?"
 
-# Latents whose top contexts peak on a token spelled like the query.
-LATENTS_BY_CONTEXT_TOKEN = """
-WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?)))
-SELECT c.latent, count(*) AS hits, max(c.act) AS best_act, any_value(l.density) AS density,
-       any_value(l.max_act) AS max_act
-FROM contexts c
-JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
-JOIN latents l ON l.sae_key = c.sae_key AND l.latent = c.latent
-WHERE c.sae_key = ? AND c.kind = 0 AND s.tokens[c.pos + 1] IN (SELECT token_id FROM matches)
-GROUP BY c.latent
-ORDER BY hits DESC, best_act DESC
-LIMIT ?
-"""
-
 # Latents whose decoder direction promotes a token spelled like the query (top logits).
 LATENTS_BY_LOGIT_TOKEN = """
 WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?))),
@@ -97,8 +83,8 @@ LIMIT ?
 # --- first-letter absorption (tables at the end of backend/sql/schema.sql) ----------------------
 ABSORPTION_TABLES = """
 SELECT count(*) FROM information_schema.tables
-WHERE table_name IN ('probe_runs', 'letter_probes', 'probe_words', 'probe_prefixes', 'sae_absorption',
-                     'sae_letters', 'sae_letter_k', 'latent_letter_cos', 'absorption_words')
+WHERE table_name IN ('probe_runs', 'letter_probes', 'probe_folds', 'probe_words', 'probe_prefixes', 'sae_absorption',
+                     'sae_letters', 'sae_letter_folds', 'sae_letter_k', 'latent_letter_cos', 'absorption_words')
 """
 
 _SAE_ABSORPTION_COLUMNS = """
@@ -107,7 +93,9 @@ a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fr
 a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high, a.std_full_absorption,
 a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high, a.std_paper_absorption,
 a.mean_num_split_latents, a.std_num_split_latents,
-a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1, a.config, a.created_at
+a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
+a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.fold_sd_full_absorption, a.fold_sd_paper_absorption,
+a.n_unstable_letters, a.config, a.created_at
 """
 SAE_ABSORPTION = f"SELECT {_SAE_ABSORPTION_COLUMNS} FROM sae_absorption a WHERE a.sae_key = ?"
 ALL_SAE_ABSORPTION = f"""
@@ -118,7 +106,7 @@ ORDER BY s.model_name, s.layer, s.d_sae, s.l0, a.sae_key
 
 # One row per letter: the SAE's latents for it, joined with the probe of the SAE's model and hook.
 _SAE_LETTERS = """
-SELECT l.letter, l.included, l.split_latents, l.n_split,
+SELECT l.letter, l.included, l.split_latents, l.n_split, l.split_stability, l.main_stability,
        l.main_latent, l.main_encoder_cos, l.main_precision, l.main_recall, l.main_f1,
        l.best_latent, l.best_precision, l.best_recall, l.best_f1, l.n_probe_true_positives,
        l.mean_absorption_fraction, l.absorption_fraction_low, l.absorption_fraction_high,
@@ -126,7 +114,7 @@ SELECT l.letter, l.included, l.split_latents, l.n_split,
        l.paper_absorption_rate, l.paper_absorption_rate_low, l.paper_absorption_rate_high,
        l.n_candidates, l.n_sampled, l.n_paper_absorption,
        p.n_train, p.n_test, p.probe_precision, p.probe_recall, p.probe_f1, p.probe_auc, p.probe_stability,
-       p.model_accuracy, p.model_checked,
+       p.fold_direction_cos, p.model_accuracy, p.model_checked,
        p.neuron, p.neuron_sign, p.neuron_precision, p.neuron_recall, p.neuron_f1,
        p.pca_component, p.pca_sign, p.pca_precision, p.pca_recall, p.pca_f1
 FROM sae_letters l
@@ -139,7 +127,7 @@ SAE_LETTER = _SAE_LETTERS + " AND l.letter = ?"
 # Per-letter values of every SAE (the overview heatmap).
 ALL_SAE_LETTERS = """
 SELECT l.sae_key, l.letter, l.included, l.mean_absorption_fraction, l.full_absorption_rate, l.n_split,
-       p.probe_f1
+       l.split_stability, p.probe_f1
 FROM sae_letters l
 LEFT JOIN letter_probes p ON p.probe_run_id = l.probe_run_id AND p.letter = l.letter
 ORDER BY l.sae_key, l.letter
@@ -154,13 +142,14 @@ FROM letter_probes WHERE probe_run_id = ? ORDER BY letter
 """
 
 PROBE_RUN = """
-SELECT probe_run_id, model_name, hook_name, config, n_words, n_train, n_test, n_dropped, prompt_template, created_at
+SELECT probe_run_id, model_name, hook_name, config, split_mode, n_folds, n_words, n_train, n_test, n_dropped,
+       prompt_template, created_at
 FROM probe_runs WHERE probe_run_id = ?
 """
 # Every probe run at a hook, with the SAEs whose results point at it (a hook holds several after builds
 # with different absorption configs).
 HOOK_PROBE_RUNS = """
-SELECT r.probe_run_id, r.n_words, r.n_train, r.n_test, r.created_at,
+SELECT r.probe_run_id, r.split_mode, r.n_folds, r.n_words, r.n_train, r.n_test, r.created_at,
        list(a.sae_key ORDER BY a.sae_key) FILTER (WHERE a.sae_key IS NOT NULL) AS sae_keys
 FROM probe_runs r LEFT JOIN sae_absorption a ON a.probe_run_id = r.probe_run_id
 WHERE r.model_name = ? AND r.hook_name = ?
@@ -171,8 +160,14 @@ PROBE_RUN_COUNT = "SELECT count(*) FROM probe_runs WHERE model_name = ?"
 PROBE_MODELS = "SELECT DISTINCT model_name FROM probe_runs ORDER BY model_name"
 
 SAE_LETTER_K = """
-SELECT k, latents, weights, bias, precision, recall, f1
-FROM sae_letter_k WHERE sae_key = ? AND letter = ? ORDER BY k
+SELECT fold, k, latents, weights, bias, precision, recall, f1
+FROM sae_letter_k WHERE sae_key = ? AND letter = ? ORDER BY fold, k
+"""
+# What each fold chose for a letter and its numbers on that fold's words alone.
+SAE_LETTER_FOLDS = """
+SELECT fold, split_latents, main_latent, main_f1, n_probe_true_positives, mean_absorption_fraction,
+       full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
+FROM sae_letter_folds WHERE sae_key = ? AND letter = ? ORDER BY fold
 """
 
 LETTER_LATENT_COS = """
@@ -185,11 +180,12 @@ SELECT letter, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ?
 # Words of one letter that the SAE absorbed: projection rows with any absorption, and every
 # ablation row (the sampled paper-metric candidates, absorbed or not).
 ABSORBED_WORDS = """
-SELECT w.metric, w.token_id, v.token AS word, w.probe_projection, w.split_acts,
-       w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+SELECT w.metric, w.token_id, v.token AS word, w.fold, f.split_latents AS fold_split_latents, w.probe_projection,
+       w.split_acts, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.top_latents, w.top_acts, w.top_scores, pw.probe_logit
 FROM absorption_words w
 JOIN saes s ON s.sae_key = w.sae_key
+LEFT JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
 LEFT JOIN probe_words pw ON pw.probe_run_id = w.probe_run_id AND pw.token_id = w.token_id
 WHERE w.sae_key = ? AND w.letter = ?
@@ -200,8 +196,8 @@ ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DE
 
 # A word as the user types it: the token with or without one leading space (" snake", "snake").
 PROBE_WORDS_BY_TEXT = """
-SELECT pw.probe_run_id, pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.prefix_id, pw.probe_logit, pw.model_correct,
-       pp.text AS prefix_text, r.prompt_template
+SELECT pw.probe_run_id, pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.fold, pw.prefix_id, pw.probe_logit,
+       pw.model_correct, pp.text AS prefix_text, r.prompt_template, r.split_mode, r.n_folds
 FROM probe_words pw
 JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
 LEFT JOIN probe_prefixes pp ON pp.probe_run_id = pw.probe_run_id AND pp.prefix_id = pw.prefix_id
@@ -223,8 +219,10 @@ ORDER BY word
 # One word across every SAE of its model: one row per SAE and metric.
 TOKEN_ABSORPTION = """
 SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
-       w.metric, w.letter, w.probe_projection, w.split_acts, l.split_latents,
-       l.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+       w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+       f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
+       l.split_latents AS modal_split_latents, l.split_stability,
+       f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.top_latents, w.top_acts, w.top_scores,
        (SELECT list(c.decoder_cos ORDER BY u.i)
         FROM (SELECT unnest(w.top_latents) AS latent, generate_subscripts(w.top_latents, 1) AS i) u
@@ -233,6 +231,7 @@ SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.trainin
 FROM absorption_words w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
+JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
 WHERE s.model_name = ? AND w.token_id = ?
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
 """
@@ -282,7 +281,8 @@ SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training
        a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high,
        a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high,
        a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high,
-       a.mean_num_split_latents, a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1
+       a.mean_num_split_latents, a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
+       a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.n_unstable_letters
 FROM saes s LEFT JOIN sae_absorption a ON a.sae_key = s.sae_key
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, s.sae_key
 """
@@ -313,4 +313,113 @@ FROM m JOIN absorption_words w ON w.sae_key = m.sae_key AND w.top_latents[1] = m
 WHERE w.is_full_absorption OR w.is_absorption
 GROUP BY m.sae_key, w.letter
 ORDER BY sae_key, role, letter
+"""
+
+# Live text
+# The tables the live page's letter readings read (older databases lack them).
+LIVE_LETTER_TABLES = """
+SELECT count(*) FROM information_schema.tables WHERE table_name IN ('sae_absorption', 'sae_letters', 'letter_probes')
+"""
+# One row per letter of an SAE measured for absorption: its split and main latents, and the probe (of the
+# probe run the SAE was measured against) whose unit direction the projection metric reads.
+LIVE_LETTER_PROBES = """
+SELECT l.letter, l.split_latents, l.main_latent, p.weight, p.bias
+FROM sae_absorption a
+JOIN sae_letters l ON l.sae_key = a.sae_key
+JOIN letter_probes p ON p.probe_run_id = a.probe_run_id AND p.letter = l.letter
+WHERE a.sae_key = ?
+ORDER BY l.letter
+"""
+
+# Running text ----------------------------------------------------------------------------------
+# (token_latents and token_letters, at the end of backend/sql/schema.sql; a database built before them lacks them)
+TABLE_EXISTS = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+# SAEs whose running text was computed (a database migrated from an older schema has the tables, empty).
+RUNNING_TEXT_SAES = "SELECT DISTINCT sae_key FROM token_occurrences ORDER BY sae_key"
+
+# Browse's token search: the latents that fire most on tokens spelled like the query, from the token index.
+LATENTS_BY_RUNNING_TOKEN = """
+WITH matches AS (SELECT token_id, token FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?)))
+SELECT t.latent, m.token, o.n_occurrences, t.mean_act, t.fire_rate, l.density, l.max_act
+FROM token_latents t
+JOIN matches m ON m.token_id = t.token_id
+JOIN token_occurrences o ON o.sae_key = t.sae_key AND o.token_id = t.token_id
+JOIN latents l ON l.sae_key = t.sae_key AND l.latent = t.latent
+WHERE t.sae_key = ?
+ORDER BY t.mean_act DESC, t.latent, m.token
+LIMIT ?
+"""
+# Occurrences of tokens spelled like the query in the stored corpus rows (positions >= ?), first rows first.
+TOKEN_OCCURRENCES_BY_TEXT = """
+WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?))),
+rows_with AS (
+    SELECT s.seq_id, s.tokens FROM sequences s
+    WHERE s.model_name = ? AND list_has_any(s.tokens, (SELECT list(token_id) FROM matches))
+    ORDER BY s.seq_id LIMIT ?
+),
+positions AS (
+    SELECT seq_id, tokens, unnest(tokens) AS token_id, generate_subscripts(tokens, 1) - 1 AS pos FROM rows_with
+)
+SELECT seq_id, pos, tokens FROM positions
+WHERE token_id IN (SELECT token_id FROM matches) AND pos >= ?
+ORDER BY seq_id, pos
+LIMIT ?
+"""
+# A token's occurrences and its latents (highest mean activation first) in every SAE of a model where it occurs.
+_TOKEN_LATENT_LISTS = """
+coalesce(list(t.latent ORDER BY t.mean_act DESC, t.latent) FILTER (WHERE t.latent IS NOT NULL), []) AS latents,
+coalesce(list(t.mean_act ORDER BY t.mean_act DESC, t.latent) FILTER (WHERE t.latent IS NOT NULL), []) AS mean_acts,
+coalesce(list(t.fire_rate ORDER BY t.mean_act DESC, t.latent) FILTER (WHERE t.latent IS NOT NULL), []) AS fire_rates
+"""
+TOKEN_RUNNING_TEXT = f"""
+SELECT o.sae_key, o.n_occurrences, {_TOKEN_LATENT_LISTS}
+FROM token_occurrences o
+JOIN saes s ON s.sae_key = o.sae_key
+LEFT JOIN token_latents t ON t.sae_key = o.sae_key AND t.token_id = o.token_id
+WHERE s.model_name = ? AND o.token_id = ?
+GROUP BY o.sae_key, o.n_occurrences, s.layer, s.d_sae, s.l0
+ORDER BY s.layer, s.d_sae, s.l0, o.sae_key
+"""
+# Several tokens in one SAE (the pieces of a multi-token word).
+TOKENS_RUNNING_TEXT = f"""
+SELECT o.token_id, o.n_occurrences, {_TOKEN_LATENT_LISTS}
+FROM token_occurrences o
+LEFT JOIN token_latents t ON t.sae_key = o.sae_key AND t.token_id = o.token_id
+WHERE o.sae_key = ? AND o.token_id IN (SELECT unnest(?::INTEGER[]))
+GROUP BY o.token_id, o.n_occurrences
+"""
+# The token's first-letter latents in running text, per SAE with absorption results: the split latents from
+# sae_letters, each one's rate from token_latents (no row there: it never fires on the token).
+TOKEN_LETTER_RATES = """
+SELECT t.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
+       coalesce((SELECT list(coalesce(r.fire_rate, 0) ORDER BY u.i)
+                 FROM (SELECT unnest(l.split_latents) AS latent, generate_subscripts(l.split_latents, 1) AS i) u
+                 LEFT JOIN token_latents r ON r.sae_key = t.sae_key AND r.token_id = t.token_id AND r.latent = u.latent
+                ), []) AS split_fire_rates,
+       t.any_split_fire_rate
+FROM token_letters t
+JOIN saes s ON s.sae_key = t.sae_key
+LEFT JOIN sae_letters l ON l.sae_key = t.sae_key AND l.letter = t.letter
+WHERE s.model_name = ? AND t.token_id = ?
+ORDER BY s.layer, s.d_sae, s.l0, t.sae_key
+"""
+# The token page's fallback tokenizer: the longest vocabulary token that starts `text`.
+LONGEST_VOCAB_PREFIX = """
+SELECT token_id, token FROM vocab
+WHERE model_name = ? AND length(token) > 0 AND starts_with(?, token)
+ORDER BY length(token) DESC, token_id
+LIMIT 1
+"""
+# The task words closest to a typed string (Jaro-Winkler, then edit distance), case-insensitive.
+NEAREST_TASK_WORDS = """
+WITH words AS (
+    SELECT DISTINCT ltrim(v.token, ' ') AS word
+    FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+    WHERE pw.model_name = ?
+)
+SELECT word, jaro_winkler_similarity(lower(word), lower(?)) AS similarity
+FROM words
+WHERE word <> ?
+ORDER BY similarity DESC, levenshtein(lower(word), lower(?)), word
+LIMIT ?
 """

@@ -67,7 +67,8 @@ def report_speed(model, sae, config: AbsorptionConfig, ablation: bool) -> dict:
                                    log=lambda *_: None)
     further = time.perf_counter() - start
     CPU["further"] = time.process_time() - cpu
-    print(f"\n== absorption precompute, {len(hook.prompts):,} words ({int(hook.prompts.is_test.sum()):,} test; "
+    print(f"\n== absorption precompute, {len(hook.prompts):,} words ({len(hook.measured):,} measured, {config.split_mode}, "
+          f"{config.fold_count} fold(s); "
           f"{f'{words:,}' if words else 'all'} sampled with seed {config.prompts.seed}), "
           f"{torch.get_num_threads()} threads ==")
     print("shared per-hook work: " + ", ".join(f"{k} {v:.1f}s" for k, v in hook.seconds.items()) + f"  = {shared:.1f}s")
@@ -82,7 +83,7 @@ def report_speed(model, sae, config: AbsorptionConfig, ablation: bool) -> dict:
     if ablation:
         start = time.perf_counter()
         paper = compute_sae_absorption("bench", sae, model, hook, config, log=lambda *_: None)
-        n = sum(len(l.sampled) for l in paper.letters)
+        n = sum(l.n_sampled for l in paper.letters)
         print(f"paper ablation metric (extra, not in SAEBench): {paper.seconds['ablation']:.1f}s for {n} candidate words "
               f"({paper.seconds['ablation'] / max(n, 1):.2f} s/word); rate {paper.paper_rate[1].value:.3f} "
               f"[{paper.paper_rate[1].low:.3f}, {paper.paper_rate[1].high:.3f}]")
@@ -136,7 +137,7 @@ def compare_with_saebench(model, sae, sae_path: str, config: AbsorptionConfig, o
               f"probing and the absorption step's model passes: {per_sae:.1f}s): {per_sae / ours['further']:.1f}x "
               f"wall-clock, {per_sae_cpu / CPU['further']:.1f}x CPU time")
     included = set(result.included_letters)
-    split = [len(l.split.split_latents) for l in result.letters if l.letter in included]
+    split = [len(l.split_latents) for l in result.letters if l.letter in included]
     f, full = result.fraction[1], result.full[1]
     if "mean_absorption_fraction" in r:
         print(f"sanity, SAEBench: mean absorption fraction {r['mean_absorption_fraction']:.3f}, full absorption "
@@ -154,7 +155,7 @@ def compare_fresh(model, sae, words: int) -> None:
     for share in (True, False):
         # the model check is not part of the comparison: 2 words a letter keeps it from dominating the time
         config = AbsorptionConfig(max_words=words, share_prefix=share, run_ablation_metric=False,
-                                  model_check_per_letter=2)
+                                  model_check_per_letter=2, split_mode="holdout")
         hook, result, shared, per_sae = timed_run(model, sae, config)
         rows[share] = (hook, result, shared)
     (h1, r1, t1), (h0, r0, t0) = rows[True], rows[False]
@@ -180,6 +181,8 @@ def main() -> None:
                         help="also compare shared and fresh prefixes on this many words (fresh is slow)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--sae", default=SAE_PATH)
+    parser.add_argument("--split-mode", choices=["holdout", "crossfit"], default="holdout",
+                        help="holdout (default here): SAEBench's 80/20 protocol, the one --peer compares with")
     parser.add_argument("--seed", type=int, default=None, help="word sample and split seed (default: AbsorptionConfig's, 42)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads, ours and the peer's (default: torch's)")
     parser.add_argument("--peer", action="store_true",
@@ -193,7 +196,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = load_model()
     sae = load_sae(SAESpec.parse(args.sae))
-    config = AbsorptionConfig(max_words=args.words)
+    config = AbsorptionConfig(max_words=args.words, split_mode=args.split_mode)
+    if args.peer and args.split_mode != "holdout":
+        parser.error("--peer runs SAEBench's 80/20 protocol: use --split-mode holdout")
     if args.seed is not None:
         config = dataclasses.replace(config, prompts=dataclasses.replace(config.prompts, seed=args.seed))
     if not args.skip_speed:

@@ -78,6 +78,10 @@ def add_build_parser(sub) -> None:
     p.add_argument("--ablation-candidates", type=int, default=200,
                    help="paper metric: at most this many candidate words per letter (sampled, rates rescaled)")
     p.add_argument("--no-ablation-metric", action="store_true", help="skip the paper's integrated-gradients metric")
+    p.add_argument("--split-mode", choices=["crossfit", "holdout"], default="crossfit",
+                   help="crossfit (default): every word measured against a probe fitted on the other folds; "
+                        "holdout: SAEBench's 80/20 split (what its reference numbers use)")
+    p.add_argument("--folds", type=int, default=5, help="crossfit folds (at least 2)")
 
 
 def add_card_parser(sub) -> None:
@@ -172,7 +176,8 @@ def absorption_config(args):
 
     return AbsorptionConfig(max_words=args.absorption_words, share_prefix=not args.fresh_prefixes,
                             ablation=AblationMetricConfig(max_candidates=args.ablation_candidates),
-                            run_ablation_metric=not args.no_ablation_metric)
+                            run_ablation_metric=not args.no_ablation_metric, split_mode=args.split_mode,
+                            n_folds=args.folds)
 
 
 def run_corpus(args) -> int:
@@ -237,7 +242,21 @@ def run_export(args) -> int:
     return 0
 
 
-COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card, "export": run_export}
+def add_migrate_parser(sub) -> None:
+    p = sub.add_parser("migrate", help="bring a database written by an older schema version to this one (no model "
+                                       "pass; running-text tables stay empty until `build --force`)")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to upgrade in place (crash-safe)")
+
+
+def run_migrate(args) -> int:
+    from precompute.migrate import migrate
+
+    migrate(args.db)
+    return 0
+
+
+COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card,
+            "export": run_export, "migrate": run_migrate}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_build_parser(sub)
     add_card_parser(sub)
     add_export_parser(sub)
+    add_migrate_parser(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ class DashboardConfig:
     hist_bins: int = 24
     n_logits: int = 10  # top and bottom logit tokens
     n_neighbors: int = 10  # nearest latents by decoder cosine
+    n_token_latents: int = 4  # per vocabulary token in the corpus: its top latents by mean activation (token_latents)
     batch_size: int = 32  # corpus rows per model call
     first_position: int = 1  # position 0 is an attention sink (~6x residual norm): excluded
     seed: int = 0

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from backend.schema import SCHEMA_VERSION, ddl_statements
@@ -24,23 +25,37 @@ DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
 DELETE_SAE_ROWS = {
+    "token_letters": "DELETE FROM token_letters WHERE sae_key = ?",
+    "token_latents": "DELETE FROM token_latents WHERE sae_key = ?",
+    "token_occurrences": "DELETE FROM token_occurrences WHERE sae_key = ?",
     "window_acts": "DELETE FROM window_acts WHERE sae_key = ?",
     "contexts": "DELETE FROM contexts WHERE sae_key = ?",
     "latents": "DELETE FROM latents WHERE sae_key = ?",
     "saes": "DELETE FROM saes WHERE sae_key = ?",
 }
 SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
+# Running text: each letter's latents (written by the absorption stage, read by the dashboards pass), the
+# model's alphabetic tokens (one optional leading space, then ASCII letters: precompute/absorption/vocab.py),
+# and SAEs whose absorption results are newer than their dashboards (their token_letters are missing or stale).
+SAE_LETTER_LATENTS = "SELECT letter, main_latent, split_latents FROM sae_letters WHERE sae_key = ? ORDER BY letter"
+ALPHABETIC_TOKENS = """
+    SELECT token_id, lower(regexp_extract(token, '^ ?([A-Za-z])', 1)) AS letter FROM vocab
+    WHERE model_name = ? AND regexp_full_match(token, ' ?[A-Za-z]+') ORDER BY token_id"""
+LETTERS_NEWER_THAN_DASHBOARDS = """
+    SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key
+    WHERE a.created_at > s.created_at ORDER BY s.sae_key"""
 SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
 MATCHED_PAIRS = "SELECT DISTINCT sae_key, other_sae_key FROM latent_matches"
 DELETE_MATCHES = "DELETE FROM latent_matches WHERE sae_key = ? OR other_sae_key = ?"
 ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
     table: f"DELETE FROM {table} WHERE sae_key = ?"
-    for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letters", "sae_absorption")
+    for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letter_folds", "sae_letters",
+                  "sae_absorption")
 }
 DELETE_PROBE_RUN_ROWS = {
     table: f"DELETE FROM {table} WHERE probe_run_id = ?"
-    for table in ("probe_words", "probe_prefixes", "letter_probes", "probe_runs")
+    for table in ("probe_words", "probe_prefixes", "probe_folds", "letter_probes", "probe_runs")
 }
 # A stored run at a hook with exactly this config that is not referenced only by SAEs being remeasured:
 # one that other SAEs still point at, or one no SAE points at yet (left by a build killed after writing it).
@@ -52,6 +67,7 @@ STORED_PROBE_RUN = """
            OR EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id AND refs.kept))
     ORDER BY r.created_at DESC LIMIT 1"""
 STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_id = ? ORDER BY letter"
+STORED_FOLD_PROBES = "SELECT fold, letter, weight, bias FROM probe_folds WHERE probe_run_id = ? ORDER BY fold, letter"
 UNREFERENCED_PROBE_RUNS = """
     SELECT probe_run_id FROM probe_runs r
     WHERE r.model_name = ? AND r.hook_name = ?
@@ -242,6 +258,29 @@ def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
     con.execute(DELETE_MATCHES, [sae_key, sae_key])
 
 
+def delete_sae_dashboards(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    """The SAE's dashboard rows (and its matches, recomputed by the matching stage); its absorption rows stay."""
+    for statement in DELETE_SAE_ROWS.values():
+        con.execute(statement, [sae_key])
+    con.execute(DELETE_MATCHES, [sae_key, sae_key])
+
+
+def sae_letter_latents(con: duckdb.DuckDBPyConnection, sae_key: str) -> list[tuple[str, int, list[int]]]:
+    """(letter, main latent, split latents) per letter of the SAE's absorption results; [] when it has none."""
+    return [(letter, int(main), [int(x) for x in split])
+            for letter, main, split in con.execute(SAE_LETTER_LATENTS, [sae_key]).fetchall()]
+
+
+def alphabetic_tokens(con: duckdb.DuckDBPyConnection, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(token ids, lower-case first letters) of the model's alphabetic tokens, from its vocab rows."""
+    columns = con.execute(ALPHABETIC_TOKENS, [model_name]).fetchnumpy()
+    return np.asarray(columns["token_id"], dtype=np.int64), np.asarray(columns["letter"], dtype="U1")
+
+
+def letters_newer_than_dashboards(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(LETTERS_NEWER_THAN_DASHBOARDS).fetchall()}
+
+
 def existing_sae_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute(SAE_KEYS).fetchall()}
 
@@ -279,10 +318,12 @@ def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: s
 
 
 def stored_probe_run(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str,
-                     excluding: list[str]) -> tuple[str, list[tuple]] | None:
-    """(run id, [(letter, weight, bias)]) of a stored run at this hook with exactly this config, unless only SAEs
-    in `excluding` (those being remeasured) point at it; None when there is none."""
+                     excluding: list[str]) -> tuple[str, list[tuple], list[tuple]] | None:
+    """(run id, [(letter, weight, bias)] of the shown probe, [(fold, letter, weight, bias)] of the fold probes)
+    of a stored run at this hook with exactly this config, unless only SAEs in `excluding` (those being
+    remeasured) point at it; None when there is none."""
     rows = con.execute(STORED_PROBE_RUN, [excluding, model_name, hook_name, config]).fetchall()
     if not rows:
         return None
-    return rows[0][0], con.execute(STORED_PROBE, [rows[0][0]]).fetchall()
+    run_id = rows[0][0]
+    return run_id, con.execute(STORED_PROBE, [run_id]).fetchall(), con.execute(STORED_FOLD_PROBES, [run_id]).fetchall()

@@ -21,7 +21,8 @@ SAE_LETTERS = "SELECT * FROM sae_letters WHERE sae_key = ? ORDER BY letter"
 # Per-SAE tables exported as files: name -> query (one bound parameter, the SAE key).
 SAE_TABLE_EXPORTS = {
     "sae_letters": SAE_LETTERS,
-    "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY letter, k",
+    "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY letter, fold",
+    "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY letter, fold, k",
     "latent_letter_cos": "SELECT * FROM latent_letter_cos WHERE sae_key = ? ORDER BY latent, letter",
     "absorption_words": """
         SELECT w.*, v.token AS word FROM absorption_words w
@@ -76,6 +77,14 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str) -> dict:
         # Ours, beyond SAEBench: intervals, the paper's metric and which letters entered the means.
         "absorption_explorer": {
             "probe_run_id": row["probe_run_id"],  # the probe run (probe_runs) every number was measured against
+            # crossfit: every word measured against a probe (and split latents) fitted on the other folds;
+            # holdout: SAEBench's 80/20 protocol (comparable with its reference numbers)
+            "split_mode": row["split_mode"],
+            "n_folds": int(row["n_folds"]),
+            "between_fold_sd": {"mean_absorption_fraction": none_if_nan(row["fold_sd_absorption_fraction"]),
+                                "full_absorption_rate": none_if_nan(row["fold_sd_full_absorption"]),
+                                "paper_absorption_rate": none_if_nan(row["fold_sd_paper_absorption"])},
+            "letters_with_unstable_split_latents": letters.loc[letters["split_stability"] < 1, "letter"].tolist(),
             "n_letters_in_means": int(row["n_letters"]),
             "letters_in_means": letters.loc[letters["included"], "letter"].tolist(),
             "mean_absorption_fraction_ci95": [none_if_nan(row["mean_absorption_fraction_low"]), none_if_nan(row["mean_absorption_fraction_high"])],

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from precompute import dashboards as dash
 from precompute import database as db
+from precompute import token_stats as ts
 from precompute.absorption.run import AbsorptionConfig
 from precompute.corpus import load_corpus_rows
 from precompute.faults import crash_point
@@ -141,8 +142,34 @@ class SAETiming:
     n_tokens: int
 
 
-def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobConfig) -> tuple[dict[str, pa.Table], np.ndarray]:
-    """Everything the database holds for one SAE, from its codes. Returns the tables and referenced rows."""
+@dataclass(frozen=True)
+class LetterInputs:
+    """What token_letters needs besides the codes: the model's alphabetic tokens and the SAE's letter latents."""
+
+    alphabetic_ids: np.ndarray  # token ids
+    alphabetic_letters: np.ndarray  # their lower-case first letters
+    letters: list[ts.LetterLatents]  # the SAE's sae_letters rows; [] when it has no absorption results
+
+
+def running_text_tables(key: str, codes: dash.SparseCodes, rows: np.ndarray, d_sae: int, cfg: dash.DashboardConfig,
+                        letters: LetterInputs | None) -> dict[str, pa.Table]:
+    """token_occurrences and token_latents for every SAE; token_letters only for an SAE with absorption results."""
+    counts = ts.token_counts(codes, rows, cfg.first_position, d_sae)
+    index = None
+    if letters is not None and letters.letters:
+        index = ts.letter_index(len(counts.n_occurrences), d_sae, letters.alphabetic_ids, letters.alphabetic_letters,
+                                letters.letters)
+    tables = {"token_occurrences": ts.token_occurrences_table(key, counts),
+              "token_latents": ts.token_latents_table(key, ts.top_token_latents(counts, cfg.n_token_latents, index))}
+    if index is not None:
+        tables["token_letters"] = ts.token_letters_table(key, ts.token_letters(codes, rows, counts, index))
+    return tables
+
+
+def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobConfig, rows: np.ndarray,
+               letters: LetterInputs | None = None) -> tuple[dict[str, pa.Table], np.ndarray]:
+    """Everything the database holds for one SAE, from its codes over `rows` (the pass's corpus rows).
+    Returns the tables and referenced rows."""
     cfg = config.dashboard
     hook_name = sae_hook_name(sae)
     codes = result.codes
@@ -162,6 +189,7 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
         "latents": latents_table(spec.key, stats, logits, neighbors),
         "contexts": contexts_table(spec.key, refs, codes.seq_len, config.corpus_rows[0]),
         "window_acts": window_acts_table(spec.key, windows, codes.seq_len, config.corpus_rows[0]),
+        **running_text_tables(spec.key, codes, rows, sae.cfg.d_sae, cfg, letters),
     }
     referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]
     return tables, referenced
@@ -174,7 +202,7 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
     t0 = time.perf_counter()
     result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, config.dashboard, config.device)
     t1 = time.perf_counter()
-    tables, referenced = sae_tables(spec, sae, result, model, config)
+    tables, referenced = sae_tables(spec, sae, result, model, config, rows)
     return tables, SAETiming(spec.key, t1 - t0, time.perf_counter() - t1, result.codes.n_tokens), referenced
 
 
@@ -189,11 +217,16 @@ def group_by_hook(specs: list[SAESpec], device: str) -> dict[str, list[tuple[SAE
 
 def write_sae_tables(con, spec: SAESpec, tables: dict[str, pa.Table], referenced: np.ndarray, rows: np.ndarray,
                      config: JobConfig) -> None:
-    """One SAE's rows in one transaction, replacing any earlier rows for its key."""
+    """One SAE's rows in one transaction, replacing any earlier rows for its key. Its absorption results stay
+    when this build ran the absorption stage (it runs first, and has just written or kept them); a
+    dashboards-only build drops them (a recomputed SAE may have changed since it was measured)."""
     have = db.existing_sequences(con, config.model_name)
     new_rows = np.array(sorted(set(referenced.tolist()) - have), dtype=np.int64)
     con.execute("BEGIN TRANSACTION")
-    db.delete_sae(con, spec.key)
+    if config.absorption is None:
+        db.delete_sae(con, spec.key)
+    else:
+        db.delete_sae_dashboards(con, spec.key)
     for name, table in tables.items():
         db.insert_arrow(con, name, table)
     if len(new_rows):
@@ -201,8 +234,17 @@ def write_sae_tables(con, spec: SAESpec, tables: dict[str, pa.Table], referenced
     con.execute("COMMIT")
 
 
+def letter_inputs(con, key: str, alphabetic: tuple[np.ndarray, np.ndarray] | None) -> LetterInputs | None:
+    """The SAE's letter latents as the absorption stage wrote them (None in a dashboards-only build)."""
+    if alphabetic is None:
+        return None
+    letters = [ts.LetterLatents(letter, main, split) for letter, main, split in db.sae_letter_latents(con, key)]
+    return LetterInputs(alphabetic[0], alphabetic[1], letters)
+
+
 def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: JobConfig, log=print) -> list[SAETiming]:
     timings: list[SAETiming] = []
+    alphabetic = None if config.absorption is None else db.alphabetic_tokens(con, config.model_name)
     for hook_name, members in group_by_hook(todo, config.device).items():
         t0 = time.perf_counter()
         results = dash.collect_sparse_codes_for_hook(model, [sae for _, sae in members], hook_name,
@@ -210,7 +252,7 @@ def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: Jo
         pass_seconds = (time.perf_counter() - t0) / len(members)  # the shared pass, split evenly
         for (spec, sae), result in zip(members, results):
             t1 = time.perf_counter()
-            tables, referenced = sae_tables(spec, sae, result, model, config)
+            tables, referenced = sae_tables(spec, sae, result, model, config, rows, letter_inputs(con, spec.key, alphabetic))
             write_sae_tables(con, spec, tables, referenced, rows, config)
             timing = SAETiming(spec.key, pass_seconds, time.perf_counter() - t1, result.codes.n_tokens)
             timings.append(timing)
@@ -220,20 +262,30 @@ def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: Jo
     return timings
 
 
+def dashboards_todo(con, specs: list[SAESpec], config: JobConfig, log=print) -> list[SAESpec]:
+    """SAEs without dashboards (or all, with force), and SAEs whose absorption results are newer than their
+    dashboards (measured after a dashboards-only build, or a build killed between the two): their token_letters
+    need the pass again."""
+    done = db.existing_sae_keys(con)
+    stale = db.letters_newer_than_dashboards(con) if config.absorption is not None else set()
+    todo = []
+    for spec in specs:
+        if config.force or spec.key not in done:
+            todo.append(spec)
+        elif spec.key in stale:
+            log(f"recompute {spec.key}: its absorption results are newer than its dashboards (token_letters)")
+            todo.append(spec)
+        else:
+            log(f"skip {spec.key}: already in {config.db_path} (use --force to recompute)")
+    return todo
+
+
 def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
     from precompute.model_loading import load_model
 
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
     with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
-        done = db.existing_sae_keys(con)
-        todo = [s for s in specs if config.force or s.key not in done]
-        for skipped in (s for s in specs if s not in todo):
-            log(f"skip {skipped.key}: already in {config.db_path} (use --force to recompute)")
-        if todo and model is None:
-            model = load_model(config.model_name, device=config.device, dtype=config.dtype)
-        if todo and not db.has_vocab(con, config.model_name):
-            db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
-        timings = run_dashboards(con, todo, model, rows, config, log) if todo else []
+        # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
 
@@ -242,6 +294,12 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)
+        todo = dashboards_todo(con, specs, config, log)
+        if todo and model is None:
+            model = load_model(config.model_name, device=config.device, dtype=config.dtype)
+        if todo and not db.has_vocab(con, config.model_name):
+            db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
+        timings = run_dashboards(con, todo, model, rows, config, log) if todo else []
         from precompute.matching import run_matching_stage
 
         crash_point("before-matching")

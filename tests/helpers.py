@@ -169,33 +169,58 @@ def sweep_probe_run_id(hook: str, variant: str = "") -> str:
     return f"run-{hook.split('.')[1]}{variant}"
 
 
-def _probe_rows(hook: str, run_id: str) -> dict[str, list[dict]]:
+# The second probe run ("b", second_run=...) is cross-fitted over two folds, and in it letter s of SAE w16 gets
+# other split latents in fold 1 than in fold 0 (an unstable selection); the main runs are SAEBench's holdout.
+SWEEP_FOLDS_B = 2
+SWEEP_UNSTABLE = ("w16", "s")
+
+
+def _probe_rows(hook: str, run_id: str, folds: int = 1) -> dict[str, list[dict]]:
     now = datetime(2025, 1, 1)
-    probe_runs = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, config="{}", n_words=2, n_train=1, n_test=1, n_dropped=0,
+    crossfit = folds > 1
+    probe_runs = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, config="{}",
+                       split_mode="crossfit" if crossfit else "holdout", n_folds=folds, n_words=2,
+                       n_train=0 if crossfit else 1, n_test=2 if crossfit else 1, n_dropped=0,
                        prompt_template="{word} has the first letter:", seconds="{}", created_at=now)]
     letter_probes = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, letter=letter, weight=[0.0] * D_MODEL, bias=0.0,
                           n_train=10, n_test=5, probe_precision=f1, probe_recall=f1, probe_f1=f1, probe_auc=0.9,
-                          probe_stability=0.9, n_probe_true_positives=4, model_accuracy=0.8, model_checked=5,
+                          probe_stability=0.9, fold_direction_cos=0.95 if crossfit else None,
+                          n_probe_true_positives=4, model_accuracy=0.8, model_checked=5,
                           neuron=0, neuron_sign=1, neuron_precision=0.1, neuron_recall=0.1, neuron_f1=0.1,
                           pca_component=0, pca_sign=1, pca_precision=0.1, pca_recall=0.1, pca_f1=0.1)
                      for letter, f1 in SWEEP_LETTERS.items()]
-    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter="t", is_test=is_test, prefix_id=0,
+    probe_folds = [dict(probe_run_id=run_id, fold=fold, letter=letter, weight=[0.0] * D_MODEL, bias=0.0, n_words=5,
+                        n_probe_true_positives=2) for fold in range(folds) for letter in SWEEP_LETTERS]
+    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter="t",
+                        is_test=is_test or crossfit, fold=0 if is_test else (1 if crossfit else None), prefix_id=0,
                         probe_logit=2.5, model_correct=True)
                    for token, is_test in ((SWEEP_WORD_TOKEN, True), (SWEEP_TRAIN_TOKEN, False))]
     prefixes = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, prefix_id=0, text="cat has the first letter: C\n")]
-    return {"probe_runs": probe_runs, "letter_probes": letter_probes, "probe_words": probe_words,
-            "probe_prefixes": prefixes}
+    return {"probe_runs": probe_runs, "letter_probes": letter_probes, "probe_folds": probe_folds,
+            "probe_words": probe_words, "probe_prefixes": prefixes}
 
 
-def _absorption_rows(key: str, hook: str, run_id: str) -> dict[str, list[dict]]:
-    rows = _absorption_rows_without_run(key, hook)
+def _absorption_rows(key: str, hook: str, run_id: str, folds: int = 1) -> dict[str, list[dict]]:
+    rows = _absorption_rows_without_run(key, hook, folds)
     return {table: [{**row, "probe_run_id": run_id} for row in table_rows] for table, table_rows in rows.items()}
 
 
-def _absorption_rows_without_run(key: str, hook: str) -> dict[str, list[dict]]:
+def fold_split(key: str, letter: str, fold: int, split: list[int]) -> list[int]:
+    """A fold's split latents: the letter's, except fold 1 of SWEEP_UNSTABLE (its first latent only)."""
+    return split[:1] if (key, letter) == SWEEP_UNSTABLE and fold == 1 else split
+
+
+def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[str, list[dict]]:
     numbers = SWEEP_ABSORPTION[key]
     now = datetime(2025, 1, 1)
+    unstable = [letter for letter, (_, split, _) in SWEEP_SAE_LETTERS[key].items()
+                if any(fold_split(key, letter, f, split) != split for f in range(folds))]
     summary = dict(sae_key=key, hook_name=hook, n_letters=2, config="{}", seconds="{}", created_at=now,
+                   split_mode="crossfit" if folds > 1 else "holdout", n_folds=folds,
+                   fold_sd_absorption_fraction=0.02 if folds > 1 else None,
+                   fold_sd_full_absorption=0.01 if folds > 1 else None,
+                   fold_sd_paper_absorption=0.01 if folds > 1 else None,
+                   n_unstable_letters=len([u for u in unstable if SWEEP_LETTERS[u] > 0.6]),
                    mean_num_split_latents=numbers["split"], std_num_split_latents=0.5,
                    mean_main_precision=numbers["p"], mean_main_recall=numbers["r"], mean_main_f1=0.5,
                    mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1)
@@ -207,17 +232,22 @@ def _absorption_rows_without_run(key: str, hook: str) -> dict[str, list[dict]]:
     for letter, (main, split, fraction) in SWEEP_SAE_LETTERS[key].items():
         letters.append(dict(
             sae_key=key, letter=letter, included=SWEEP_LETTERS[letter] > 0.6, split_latents=split, n_split=len(split),
-            main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
+            split_stability=sum(fold_split(key, letter, f, split) == split for f in range(folds)) / folds,
+            main_stability=1.0, main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
             best_latent=main, best_precision=0.3, best_recall=0.9, best_f1=0.45, n_probe_true_positives=4,
             mean_absorption_fraction=fraction, absorption_fraction_low=fraction / 2, absorption_fraction_high=fraction,
             full_absorption_rate=0.0, full_absorption_rate_low=0.0, full_absorption_rate_high=0.0,
             n_full_absorption=0, paper_absorption_rate=0.0, paper_absorption_rate_low=0.0,
             paper_absorption_rate_high=0.0, n_candidates=0, n_sampled=0, n_paper_absorption=0))
-    k_rows = [dict(sae_key=key, letter=letter, k=1, latents=[main], weights=[1.0], bias=0.0, precision=0.3,
-                   recall=0.9, f1=0.45) for letter, (main, _, _) in SWEEP_SAE_LETTERS[key].items()]
+    fold_rows = [dict(sae_key=key, letter=letter, fold=fold, split_latents=fold_split(key, letter, fold, split),
+                      main_latent=main, main_f1=0.45, n_probe_true_positives=2, mean_absorption_fraction=fraction,
+                      full_absorption_rate=0.0, paper_absorption_rate=0.0, n_candidates=0, n_sampled=0)
+                 for letter, (main, split, fraction) in SWEEP_SAE_LETTERS[key].items() for fold in range(folds)]
+    k_rows = [dict(sae_key=key, letter=letter, fold=fold, k=1, latents=[main], weights=[1.0], bias=0.0, precision=0.3,
+                   recall=0.9, f1=0.45) for letter, (main, _, _) in SWEEP_SAE_LETTERS[key].items() for fold in range(folds)]
     fraction, full, top = SWEEP_WORD[key]
     split = SWEEP_SAE_LETTERS[key]["t"][1]
-    words = [dict(sae_key=key, metric="projection", letter="t", token_id=SWEEP_WORD_TOKEN, probe_projection=2.0,
+    words = [dict(sae_key=key, metric="projection", letter="t", token_id=SWEEP_WORD_TOKEN, fold=0, probe_projection=2.0,
                   split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
                   is_full_absorption=full, is_absorption=None, top_latents=top, top_acts=[2.0, 1.0],
                   top_scores=[0.3, 0.1])]
@@ -225,8 +255,8 @@ def _absorption_rows_without_run(key: str, hook: str) -> dict[str, list[dict]]:
     cos = [dict(sae_key=key, latent=latent, letter=letter, decoder_cos=sweep_letter_cos(latent, letter),
                 encoder_cos=sweep_letter_cos(latent, letter) / 2)
            for latent in range(d_sae) for letter in SWEEP_LETTERS]
-    return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_k": k_rows, "absorption_words": words,
-            "latent_letter_cos": cos}
+    return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_folds": fold_rows, "sae_letter_k": k_rows,
+            "absorption_words": words, "latent_letter_cos": cos}
 
 
 def sweep_letter_cos(latent: int, letter: str) -> float:
@@ -259,14 +289,133 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     runs = {sweep_probe_run_id(hook): hook for hook in (HOOK, EARLY_HOOK)}
     runs.update({sweep_probe_run_id(s.hook, "b"): s.hook for s in SWEEP if s.key in second_run})
     for run_id, hook in runs.items():
-        for table, rows in _probe_rows(hook, run_id).items():
+        for table, rows in _probe_rows(hook, run_id, SWEEP_FOLDS_B if run_id.endswith("b") else 1).items():
             tables.setdefault(table, []).extend(rows)
     for sae in SWEEP:
         if sae.key in SWEEP_ABSORPTION:
             run_id = sweep_probe_run_id(sae.hook, "b" if sae.key in second_run else "")
-            for table, rows in _absorption_rows(sae.key, sae.hook, run_id).items():
+            folds = SWEEP_FOLDS_B if sae.key in second_run else 1
+            for table, rows in _absorption_rows(sae.key, sae.hook, run_id, folds).items():
                 tables.setdefault(table, []).extend(rows)
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():
             _insert(con, table, rows)
     return db_path
+
+
+# --- running text: builds whose absorption stage is a fake with known letter latents -------------------------
+RUNNING_WORDS = {PLANTED_TOKEN: " snake", 8: " sun", 9: "Tea", 10: " xylophone", 11: " zebra", 13: "skin"}
+RUNNING_ABSENT_TOKEN = 11  # alphabetic, but never in running_text_corpus
+
+
+class WordTokenizer(FakeTokenizer):
+    """Tokens of RUNNING_WORDS decode as those words (alphabetic tokens); the others as ' t<i>'."""
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(RUNNING_WORDS.get(i, f" t{i}") for i in ids)
+
+
+def running_text_corpus(path: Path, n_rows: int) -> np.ndarray:
+    """random_corpus without RUNNING_ABSENT_TOKEN."""
+    rows = random_corpus(path, n_rows)
+    rows[rows == RUNNING_ABSENT_TOKEN] = RUNNING_ABSENT_TOKEN + 1
+    pq.write_table(pa.table({"input_ids": pa.array(list(rows), type=pa.list_(pa.int32()))}), path)
+    return rows
+
+
+def insert_row(con, table: str, values: dict) -> None:
+    """One row with `values`; every other NOT NULL column gets a placeholder (0, '', false, [], 2000-01-01), so
+    the fake keeps working while the absorption tables change. Column names come from the catalog."""
+    row = dict(values)
+    for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                                            "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
+        if name not in row and nullable == "NO":
+            row[name] = ([] if kind.endswith("[]") else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
+                         else datetime(2000, 1, 1) if kind.startswith("TIMESTAMP") else 0)
+    columns = list(row)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                [row[c] for c in columns])
+
+
+@dataclass(frozen=True)
+class FakeAbsorption:
+    """What the fake absorption stage writes for each SAE in `measured`: letter -> (main latent, split latents)
+    in sae_letters, and, with `probe_words` (token -> (letter, fully absorbed by top_latents[0] or not,
+    top_latents)), one probe run at HOOK with those test words and their projection rows."""
+
+    measured: tuple[str, ...]
+    letters: dict[str, tuple[int, list[int]]]
+    probe_words: dict[int, tuple[str, bool, list[int]]] | None = None
+
+
+def has_table(con, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()[0][0] > 0
+
+
+def fake_absorption_stage(fake: FakeAbsorption, calls: list):
+    """A stand-in for precompute.absorption.stage.run_absorption_stage; records which SAEs had dashboards."""
+    from datetime import timezone
+
+    def stage(con, specs, model, model_name, config, force, device="cpu", log=print):
+        calls.append(("absorption", {row[0] for row in con.execute("SELECT sae_key FROM saes").fetchall()}))
+        done = {row[0] for row in con.execute("SELECT sae_key FROM sae_absorption").fetchall()}
+        if fake.probe_words and not con.execute("SELECT count(*) FROM probe_runs").fetchall()[0][0]:
+            insert_row(con, "probe_runs", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
+                                           "prompt_template": "{word} has the first letter:"})
+            insert_row(con, "probe_prefixes", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
+                                               "prefix_id": 0, "text": "cat has the first letter: C\n"})
+            for token, (letter, _, _) in fake.probe_words.items():
+                insert_row(con, "probe_words", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
+                                                "token_id": token, "letter": letter, "is_test": True,
+                                                "prefix_id": 0, "probe_logit": 2.0})
+        for spec in specs:
+            if spec.key not in fake.measured or (spec.key in done and not force):
+                continue
+            for table in ("absorption_words", "sae_letter_folds", "sae_letters", "sae_absorption"):
+                if has_table(con, table):
+                    con.execute(f"DELETE FROM {table} WHERE sae_key = ?", [spec.key])  # names from this file
+            insert_row(con, "sae_absorption", {"sae_key": spec.key, "probe_run_id": "run", "hook_name": HOOK,
+                                               "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
+            for letter, (main, split) in fake.letters.items():
+                insert_row(con, "sae_letters", {"sae_key": spec.key, "probe_run_id": "run", "letter": letter,
+                                                "split_latents": split, "n_split": len(split), "main_latent": main,
+                                                "best_latent": main, "included": True})
+                if has_table(con, "sae_letter_folds"):  # cross-fitted results: one fold holds every word here
+                    insert_row(con, "sae_letter_folds", {"sae_key": spec.key, "probe_run_id": "run", "letter": letter,
+                                                         "fold": 0, "split_latents": split, "main_latent": main})
+            for token, (letter, full, top) in (fake.probe_words or {}).items():
+                insert_row(con, "absorption_words", {
+                    "sae_key": spec.key, "probe_run_id": "run", "metric": "projection", "letter": letter,
+                    "token_id": token, "probe_projection": 2.0, "split_acts": [0.0] * len(fake.letters[letter][1]),
+                    "absorption_fraction": 0.9 if full else 0.0, "is_full_absorption": full,
+                    "top_latents": top, "top_acts": [5.0] * len(top), "top_scores": [0.5] * len(top)})
+        return {}
+
+    return stage
+
+
+def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, calls: list | None = None,
+                                keys: tuple[str, ...] = ("measured", "unmeasured"), n_rows: int = 48,
+                                absorption: bool = True, force: bool = False, n_token_latents: int = 3,
+                                log=None) -> Path:
+    """The real job on the tiny model and the planted SAE (under `keys`) over running_text_corpus (written once),
+    with WordTokenizer's vocabulary and the fake absorption stage (absorption=False: a dashboards-only build)."""
+    from precompute.absorption import stage
+    from precompute.absorption.run import AbsorptionConfig
+    from precompute.dashboards import DashboardConfig
+    from precompute.job import JobConfig, run_job
+    from precompute.sae_loading import SAESpec
+
+    monkeypatch.setattr(stage, "run_absorption_stage", fake_absorption_stage(fake, [] if calls is None else calls))
+    corpus, folder = root / "corpus.parquet", root / "planted-sae"
+    if not corpus.exists():
+        running_text_corpus(corpus, n_rows)
+    if not folder.exists():
+        planted_sae_folder(root)
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=root / "explorer.duckdb",
+                       force=force, absorption=AbsorptionConfig() if absorption else None,
+                       dashboard=DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1,
+                                                 n_token_latents=n_token_latents))
+    run_job([SAESpec(key=key, path=folder) for key in keys], config, model=tiny_model(), tokenizer=WordTokenizer(),
+            log=log or (lambda *_: None))
+    return config.db_path

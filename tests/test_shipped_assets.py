@@ -132,3 +132,27 @@ def test_every_sae_in_the_demo_database_names_a_stored_probe_run(demo):
     missing = demo._rows("SELECT a.sae_key FROM sae_absorption a LEFT JOIN probe_runs r USING (probe_run_id) "
                          "WHERE r.probe_run_id IS NULL")
     assert missing == []
+
+
+def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
+    """Cross-fitting: each probe run covers the whole alphabetic vocabulary (no word left out as probe training),
+    every word has a fold, and every SAE measured against the run has a projection row for each word its
+    out-of-fold probe gets right (the post's `snake` included)."""
+    vocabulary = demo._rows("SELECT count(*) FROM vocab WHERE model_name = 'smollm2-135m-embedded' "
+                            "AND regexp_full_match(token, ' ?[A-Za-z]+')")[0][0]
+    for run_id, split_mode, n_words, n_dropped in demo._rows(
+            "SELECT probe_run_id, split_mode, n_words, n_dropped FROM probe_runs"):
+        assert split_mode == "crossfit"
+        assert n_words + n_dropped == vocabulary
+        without_fold = demo._rows("SELECT count(*) FROM probe_words WHERE probe_run_id = ? AND (fold IS NULL OR NOT is_test)",
+                                  [run_id])[0][0]
+        assert without_fold == 0
+        right = demo._rows("SELECT count(*) FROM probe_words WHERE probe_run_id = ? AND probe_logit > 0", [run_id])[0][0]
+        for key, rows in demo._rows("""
+                SELECT a.sae_key, count(w.token_id) FROM sae_absorption a
+                LEFT JOIN absorption_words w ON w.sae_key = a.sae_key AND w.metric = 'projection'
+                WHERE a.probe_run_id = ? GROUP BY ALL""", [run_id]):
+            assert rows == right, key
+    snake = demo.token_absorption("smollm2-135m-embedded", demo._rows(
+        "SELECT token_id FROM vocab WHERE model_name = 'smollm2-135m-embedded' AND token = ' snake'")[0][0])
+    assert set(snake["sae_key"]) == set(demo.saes()["sae_key"])

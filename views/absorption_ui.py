@@ -190,15 +190,21 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     included = letters.pivot(index="sae_key", columns="letter", values="included").reindex(sae_order)
     included = included.fillna(False).astype(bool)
     probe_f1 = letters.pivot(index="sae_key", columns="letter", values="probe_f1").reindex(sae_order)
+    stability = (letters.pivot(index="sae_key", columns="letter", values="split_stability").reindex(sae_order)
+                 if "split_stability" in letters.columns else None)
     # Invisible markers on every cell carry the hover text and make cells clickable (Streamlit's chart
     # selection reports points of scatter traces, not heatmap cells).
     cells = [(sae_key, letter) for sae_key in grid.index for letter in grid.columns]
     hover = [f"{sae_key}<br>letter {letter.upper()}: {fmt(grid.loc[sae_key, letter])}<br>probe F1 "
              f"{fmt(probe_f1.loc[sae_key, letter], '.2f')}"
              + ("" if included.loc[sae_key, letter] else f"<br>excluded: probe F1 ≤ {MIN_PROBE_F1}")
+             + (f"<br>† split latents change between folds ({stability.loc[sae_key, letter]:.0%} agree)"
+                if is_unstable(stability, sae_key, letter) else "")
              for sae_key, letter in cells]
+    unstable = [[is_unstable(stability, sae_key, letter) for letter in grid.columns] for sae_key in grid.index]
     if saes_as_columns:
         grid, included = grid.T, included.T
+        unstable = [list(column) for column in zip(*unstable)]
         x, y = list(grid.columns), [letter.upper() for letter in grid.index]
         cell_x, cell_y = [sae_key for sae_key, _ in cells], [letter.upper() for _, letter in cells]
     else:
@@ -207,8 +213,9 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     kept = grid.where(included)
     excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
     fig = go.Figure()
+    marked = [[("†" if flag else "") for flag in row] for row in unstable]
     fig.add_trace(go.Heatmap(z=kept.values, x=x, y=y, colorscale="Reds", zmin=0, zmax=1,
-                             texttemplate="%{z:.0%}", textfont=dict(size=10),
+                             text=marked, texttemplate="%{z:.0%}%{text}", textfont=dict(size=10),
                              colorbar=dict(title="mean abs. fraction", tickformat=".0%"), xgap=1, ygap=1,
                              hoverinfo="skip"))
     fig.add_trace(go.Heatmap(z=excluded.values, x=x, y=y, colorscale=[[0, "#ddd"], [1, "#ddd"]],
@@ -234,3 +241,59 @@ def picked_cell(event) -> tuple[str, str] | None:
         if isinstance(data, (list, tuple)) and len(data) == 2:
             return str(data[0]), str(data[1]).lower()
     return None
+
+
+# --- folds (cross-fitting) -----------------------------------------------------------------------
+def latent_list(latents) -> str:
+    return ", ".join(str(int(x)) for x in latents) or "none"
+
+
+def fold_table(folds: pd.DataFrame) -> pd.DataFrame:
+    """One display row per fold: what it selected and its numbers on its own words."""
+    return pd.DataFrame([{
+        "fold": int(f["fold"]), "split latents": latent_list(f["split_latents"]), "main latent": int(f["main_latent"]),
+        "main latent F1": f["main_f1"], "probe true positives": int(f["n_probe_true_positives"]),
+        "absorption fraction": f["mean_absorption_fraction"], "full-absorption rate": f["full_absorption_rate"],
+        "paper absorption rate": f["paper_absorption_rate"], "paper metric sampled": int(f["n_sampled"]),
+    } for f in records(folds)])
+
+
+def selection_counts(folds: pd.DataFrame, column: str) -> dict[int, int]:
+    """Latent -> number of folds whose `column` (split_latents, or main_latent) holds it, most selected first."""
+    counts: dict[int, int] = {}
+    for value in folds[column]:
+        for latent in (value if column == "split_latents" else [value]):
+            counts[int(latent)] = counts.get(int(latent), 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def selection_text(folds: pd.DataFrame) -> str:
+    n = len(folds)
+    split = "; ".join(f"{latent} in {count}/{n}" for latent, count in selection_counts(folds, "split_latents").items())
+    main = "; ".join(f"{latent} in {count}/{n}" for latent, count in selection_counts(folds, "main_latent").items())
+    return f"Split latents: {split}. Main latent: {main}."
+
+
+def unstable_split_text(row: dict, folds: pd.DataFrame) -> str:
+    return (f"The split latents change between folds: only {row['split_stability']:.0%} of the {len(folds)} folds "
+            f"selected {latent_list(row['split_latents'])} (shown as this letter's split latents). Which latents a "
+            "word sample makes look like the letter is itself uncertain here; the interval covers it, and "
+            "numbers measured on one 80/20 split (SAEBench) can land far from these.")
+
+
+def modal_fold_fits(ks: pd.DataFrame, folds: pd.DataFrame, split_latents: list[int]) -> pd.DataFrame:
+    """The k-sparse fits of the first fold whose selection is the letter's split latents (all fits when the
+    database has no folds)."""
+    if "fold" not in ks.columns or ks.empty:
+        return ks
+    chosen = next((int(f["fold"]) for f in records(folds) if [int(x) for x in f["split_latents"]] == split_latents),
+                  int(ks["fold"].min()))
+    return ks[ks["fold"] == chosen].reset_index(drop=True)
+
+
+def is_unstable(stability: pd.DataFrame | None, sae_key: str, letter: str) -> bool:
+    """The letter's split latents change between folds in this SAE (the heatmap marks it †)."""
+    if stability is None:
+        return False
+    value = stability.loc[sae_key, letter]
+    return bool(pd.notna(value) and value < 1)

@@ -1,4 +1,5 @@
-"""Browse: find latents by id, by a token in their top contexts or top logits; sort by density/max."""
+"""Browse: find latents by id, by a token in running text (the latents that fire most on it) or in their top
+logits; sort by density/max."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_pag
 from views import common
 
 PAGE_SIZE = 50
+N_EXAMPLES = 10  # occurrences of the searched token shown under its latents
+FIRST_POSITION = 1  # the dashboards skip position 0 (an attention sink), so its occurrences do not count
+SEARCH_LABELS = {"contexts": "running text", "logits": "top logits"}  # the `in` choices, as the radio shows them
 
 db = common.get_db()
 sae = common.current_sae()
@@ -44,7 +48,7 @@ st.number_input("open latent by id", min_value=0, max_value=int(sae["d_sae"]) - 
 top = st.columns([3, 2, 2])
 top[0].text_input("token", value=query, key="browse_q", on_change=set_param, args=("q", "browse_q"),
                   placeholder="e.g. snake, the, ing", help="Exact token text (case-insensitive, surrounding spaces ignored).")
-top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_IN.get,
+top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_LABELS.get,
              key="browse_in", on_change=set_param, args=("in", "browse_in"), horizontal=True)
 top[2].selectbox("sort by", list(SORTS), index=list(SORTS).index(sort), format_func=SORTS.get,
                  key="browse_sort", on_change=set_param, args=("sort", "browse_sort"))
@@ -55,27 +59,65 @@ def latent_links(frame, extra_columns: list[str]) -> None:
     frame["open"] = ["./latent?" + urlencode({"sae": sae["sae_key"], "latent": int(lat)}) for lat in frame["latent"]]
     st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
-                                "density": st.column_config.NumberColumn(format="%.5f")})
+                                "density": st.column_config.NumberColumn(format="%.5f"),
+                                "fire_rate": st.column_config.NumberColumn("fire rate", format="percent"),
+                                "mean_act": st.column_config.NumberColumn("mean act", format="%.2f"),
+                                "n_occurrences": st.column_config.NumberColumn(
+                                    "occurrences", help="The token's occurrences in the dashboard corpus")})
+
+
+def show_occurrences(text: str) -> None:
+    """Where the token occurs: a few windows of the stored corpus rows, the token underlined."""
+    examples = db.token_occurrences(sae, text, FIRST_POSITION, limit=N_EXAMPLES)
+    st.subheader(f"Where “{text}” occurs")
+    if not examples:
+        st.caption("None of its occurrences is in the corpus rows this database stores (it keeps the rows that "
+                   "some latent's example contexts come from).")
+        return
+    st.caption(f"The first {len(examples)} occurrences in the corpus rows this database stores (those the latents' "
+               "example contexts come from), in corpus order.")
+    for example in examples:
+        highlight = example.token_positions.index(example.pos)
+        st.markdown(common.context_html(example.tokens, example.activations, 1.0, highlight), unsafe_allow_html=True)
+
+
+def running_text_search(text: str):
+    """The latents that fire most on tokens spelled `text`, from the token index; None when it is not built."""
+    if sae["sae_key"] not in db.running_text_sae_keys():
+        st.info(f"The running-text token index is not computed for `{sae['sae_key']}` in this database (built or "
+                "migrated from a version without it): `python -m precompute build --force` computes it with the "
+                "dashboards. Or search the top logits instead.")
+        common.page_link("browse", f"Search “{text}” in top logits →", sae=sae["sae_key"], q=text, **{"in": "logits"})
+        return None
+    st.subheader(f"Latents that fire most on “{text}” in running text")
+    st.caption("For each token spelled so (ignoring case and surrounding spaces): its top latents by mean activation "
+               "over its occurrences in the dashboard corpus; fire rate: the share of its occurrences where the "
+               "latent is active.")
+    return db.latents_by_running_token(sae, text)
 
 
 if query:
     if search_in == "contexts":
-        found = db.latents_by_context_token(sae, query)
-        st.subheader(f"Latents whose top contexts peak on “{query}”")
-        columns = ["hits", "best_act", "density", "max_act"]
+        found = running_text_search(query)
+        columns = ["token", "n_occurrences", "mean_act", "fire_rate", "density", "max_act"]
     else:
         found = db.latents_by_logit_token(sae, query)
         st.subheader(f"Latents that promote “{query}” among their top logits")
         columns = ["logit_rank", "logit", "density", "max_act"]
-    if found.empty:
+    if found is None:
+        pass
+    elif found.empty:
         st.info(f"No latent matches “{query}”. Tokens match exactly (ignoring case and surrounding spaces); "
                 "try the other search, or a shorter piece of the word as the tokenizer splits it.")
+        common.page_link("token", f"What is “{query}” to the model? Token page →", sae=sae["sae_key"], token=query)
     else:
         sort_column = {"density_desc": ("density", False), "density_asc": ("density", True),
                        "max_act_desc": ("max_act", False), "latent": ("latent", True)}[sort]
         if "sort" in st.query_params:
             found = found.sort_values(sort_column[0], ascending=sort_column[1])
         latent_links(found, columns)
+    if search_in == "contexts" and found is not None:
+        show_occurrences(query)
 else:
     total = db.count_browse(sae["sae_key"], 0.0, 1.0)
     n_pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)

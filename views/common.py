@@ -11,7 +11,8 @@ from backend.database import DatabaseError, ExplorerDB, database_path
 from backend.params import ParamError, parse_sae_key
 
 PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "browse": "views/browse.py",
-              "letter": "views/letter.py", "token": "views/token.py", "compare": "views/compare.py"}
+              "letter": "views/letter.py", "token": "views/token.py", "compare": "views/compare.py",
+              "live": "views/live.py"}
 
 
 @st.cache_resource(show_spinner=False)

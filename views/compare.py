@@ -117,7 +117,11 @@ def sae_table(frame: pd.DataFrame) -> pd.DataFrame:
             "full-absorption rate": with_interval(row, "full_absorption_rate"),
             "paper absorption rate": with_interval(row, "paper_absorption_rate"),
             "mean split latents": row["mean_num_split_latents"], "main latent P": row["mean_main_precision"],
-            "main latent R": row["mean_main_recall"], "probe run": row["probe_run_id"],
+            "main latent R": row["mean_main_recall"],
+            "split mode": f"{row['split_mode']} ({int(row['n_folds'])} folds)" if row["split_mode"] == "crossfit"
+            else row["split_mode"],
+            "between-fold SD": row["fold_sd_absorption_fraction"],
+            "letters with unstable split latents": row["n_unstable_letters"], "probe run": row["probe_run_id"],
             "overview": ui.overview_url(row["sae_key"]),
         })
     return pd.DataFrame(rows)
@@ -134,8 +138,13 @@ for hook in mixed_probe_runs(measured):
     st.warning(f"The SAEs at `{hook}` were measured against different probe runs (builds with other absorption "
                "configs: other words, split or probe); their absorption numbers are not directly comparable. "
                "See the `probe run` column.")
-st.caption("Absorption columns: value [95% bootstrap interval]; — where not measured. Means over letters whose "
-           f"probe F1 > {ui.MIN_PROBE_F1}.")
+if measured["split_mode"].nunique() > 1:
+    st.warning("These SAEs were measured in different split modes (cross-fitted: every word measured against a "
+               "probe fitted on the other folds; holdout: SAEBench's 80/20 split). See the `split mode` column.")
+st.caption("Absorption columns: value [95% bootstrap interval over folds and words]; — where not measured. Means "
+           f"over letters whose probe F1 > {ui.MIN_PROBE_F1}. between-fold SD: how much the mean absorption "
+           "fraction moves between folds (each fold has its own probe and split latents). In the heatmap, † marks "
+           "a letter whose split latents change between folds.")
 number = st.column_config.NumberColumn(format="%.3f")
 st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_table",
              column_config={"explained variance": number, "dead fraction": number, "main latent P": number,

@@ -67,7 +67,8 @@ if warning:
 
 top = st.columns(5)
 top[0].metric("probe F1", "—" if row["probe_f1"] is None else f"{row['probe_f1']:.3f}",
-              help="Ground-truth linear probe on held-out test words (positive when its logit > 0).")
+              help="Ground-truth linear probe, out of fold: each word scored by a probe that never saw it "
+                   "(positive when its logit > 0).")
 top[0].caption(f"P {row['probe_precision']:.3f} · R {row['probe_recall']:.3f}"
                + (f" · AUC {row['probe_auc']:.3f}" if row["probe_auc"] is not None else ""))
 top[1].metric("probe stability", f"{row['probe_stability']:.3f}",
@@ -77,7 +78,7 @@ top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
 top[2].caption(f"on {row['model_checked']:,} prompts")
 top[3].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
 top[4].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
-              help="Test words of this letter the probe gets right: the words absorption is measured on.")
+              help="Words of this letter their out-of-fold probe gets right: the words absorption is measured on.")
 
 rates = st.columns(3)
 metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
@@ -91,8 +92,21 @@ metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_ra
                      row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
                      f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
                      f"({row['n_candidates']} candidates).")
-st.caption("Intervals: 95% bootstrap over words." + ("" if row["included"] else
-           " This letter is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
+           "latents a word sample produces as well as which words were measured."
+           + ("" if row["included"] else " This letter is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+
+folds = ui.cached("sae_letter_folds", sae_key, letter)
+if len(folds) > 1:
+    st.subheader("Across folds")
+    if row["split_stability"] < 1:
+        st.warning(ui.unstable_split_text(row, folds))
+    st.dataframe(ui.fold_table(folds), hide_index=True, width="stretch", key="letter_folds",
+                 column_config={name: st.column_config.NumberColumn(format="%.3f")
+                                for name in ("main latent F1", "absorption fraction", "full-absorption rate",
+                                             "paper absorption rate")})
+    st.caption("Each fold's words are measured against a probe, an L1 probe and k-sparse probes fitted on the other "
+               "folds. Selected in: how many folds chose each latent. " + ui.selection_text(folds))
 
 
 # --- classifiers compared --------------------------------------------------------------------
@@ -126,7 +140,7 @@ def classifier_table(row: dict, ks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["classifier", "direction", "precision", "recall", "F1"])
 
 
-ks = ui.cached("sae_letter_k", sae_key, letter)
+ks = ui.modal_fold_fits(ui.cached("sae_letter_k", sae_key, letter), folds, split_latents)
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Probe vs latents vs baselines")
@@ -157,11 +171,13 @@ def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataF
     """One display row per absorbed word: the first non-split latent of its top list is the absorber."""
     out = []
     for w in ui.records(words):
-        found = absorber(w["top_latents"], w["top_acts"], w["top_scores"], split_latents)
+        own_split = w.get("fold_split_latents")  # the word was measured with its fold's split latents
+        found = absorber(w["top_latents"], w["top_acts"], w["top_scores"],
+                         split_latents if own_split is None else own_split)
         latent, act, score = found if found else (None, None, None)
         out.append({
             "word": w["word"].strip() if isinstance(w["word"], str) else f"<{w['token_id']}>",
-            "token": repr(w["word"]), "metric": w["metric"],
+            "token": repr(w["word"]), "metric": w["metric"], "fold": w.get("fold"),
             "absorption fraction": w["absorption_fraction"], "full": w["is_full_absorption"],
             "paper absorption": w["is_absorption"], "P": w["probe_projection"],
             "absorber id": latent, "absorber act": act,
@@ -276,7 +292,7 @@ else:
                "P = the word's activation projected on the unit probe direction.")
     number = st.column_config.NumberColumn(format="%.3f")
     st.dataframe(
-        shown[["word", "metric", "absorption fraction", "full", "paper absorption", "P", "absorber", "absorber act",
+        shown[["word", "metric", "fold", "absorption fraction", "full", "paper absorption", "P", "absorber", "absorber act",
                "probe cos", "score", "token link", "token"]],
         hide_index=True, width="stretch", key="letter_words",
         column_config={

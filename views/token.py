@@ -1,16 +1,22 @@
-"""Token search: one word across every SAE — did the letter latents fire, or was its first letter absorbed?"""
+"""Token search: one word across every SAE — did the letter latents fire, or was its first letter absorbed? In the
+prompt of the first-letter task, and in running text (the dashboard corpus). Any other string: how the model
+tokenizes it, what can be measured of its tokens, and the nearest words of the task."""
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
 
-from backend.database import absorber
+from backend.database import TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
+from backend.tokenizer import TokenizerUnavailable, tokenize
 from views import absorption_ui as ui
 from views import common
 
 N_SUGGESTIONS = 12
+N_NEAREST = 8
 
 db = common.get_db()
 sae = common.current_sae()
@@ -39,9 +45,18 @@ st.text_input("word", key="token_input", on_change=on_word_entered, placeholder=
               help="One token of the model's vocabulary, with or without its leading space; case-sensitive. "
                    "The choice is kept in the URL (?token=).")
 
-if not ui.cached("has_absorption_tables") or ui.cached("probe_run_count", model_name) == 0:
-    st.info(f"This database holds no first-letter probe data for `{model_name}`: nothing to look up.")
-    st.stop()
+HAS_PROBES = bool(ui.cached("has_absorption_tables")) and ui.cached("probe_run_count", model_name) > 0
+RUNNING_TEXT_SAES = set(ui.cached("running_text_sae_keys"))  # empty: not computed (an older or migrated database)
+HAS_RUNNING_TEXT = bool(RUNNING_TEXT_SAES)
+NOT_COMPUTED = ("not computed for this SAE in this database (`python -m precompute build --force` computes it with "
+                "the dashboards)")
+if not HAS_PROBES:
+    if not HAS_RUNNING_TEXT:
+        st.info(f"This database holds no first-letter probe data for `{model_name}`, and its running-text token "
+                "index is not computed: nothing to look up. Rebuild it with `python -m precompute build`.")
+        st.stop()
+    st.info(f"This database holds no first-letter probe data for `{model_name}`: only how its tokens occur in "
+            "running text (the dashboard corpus) can be looked up.")
 
 
 def suggestion_links(words: list[str], label: str) -> None:
@@ -54,28 +69,246 @@ def suggestion_links(words: list[str], label: str) -> None:
             common.page_link("token", suggestion, sae=sae_key, token=suggestion)
 
 
-if word is None:
-    suggestion_links(ui.cached("absorbed_examples", sae_key, N_SUGGESTIONS),
-                     f"Type a word, or try one whose first letter `{sae_key}` fully absorbed:")
-    st.stop()
+# --- running text: one line per SAE -----------------------------------------------------------------
+def percent(rate: float) -> str:
+    return f"{rate:.1%}" if 0 < rate < 0.01 else f"{rate:.0%}"
 
-completions = [w for w in ui.cached("vocabulary_completions", model_name, word, N_SUGGESTIONS + 1) if w != word]
-suggestion_links(completions[:N_SUGGESTIONS], "Task words starting with what you typed:")
 
-matches = ui.cached("probe_words_by_text", model_name, word)
-if matches.empty:
+def latent_link(key: str, latent: int) -> str:
+    return f"[{int(latent)}]({ui.latent_url(key, latent)})"
+
+
+def examples_url(key: str, token: str) -> str | None:
+    """Browse's running-text search for the token: its latents and where it occurs. None for a blank token."""
+    text = token.strip()
+    return "./browse?" + urlencode({"sae": key, "q": text, "in": "contexts"}) if text else None
+
+
+def occurrences_text(key: str, token: str, n: int) -> str:
+    label = f"{n:,} occurrence{'' if n == 1 else 's'}"
+    url = examples_url(key, token)
+    return f"[{label}]({url})" if url else label
+
+
+def letter_parts(key: str, letters: TokenLetterRates, occurrences: str) -> list[str]:
+    parts = [f"its letter's main latent {latent_link(key, letters.main_latent)} fires on "
+             f"{percent(letters.main_fire_rate)} of its {occurrences}"]
+    others = [(lat, rate) for lat, rate in zip(letters.split_latents, letters.split_fire_rates)
+              if lat != letters.main_latent]
+    if others:
+        named = ", ".join(f"{latent_link(key, lat)} on {percent(rate)}" for lat, rate in others)
+        parts.append(f"split latent{'s' if len(others) > 1 else ''} {named} (any split latent: "
+                     f"{percent(letters.any_split_fire_rate)})")
+    return parts
+
+
+def running_text_line(key: str, token: str, found: TokenRunningText | None, letters: TokenLetterRates | None,
+                      absorber_latent: int | None) -> str:
+    """“in running text: main latent fires on x % of its y occurrences; latent N fires on z %”."""
+    if found is None:
+        return "in running text: does not occur in its dashboard corpus"
+    occurrences = occurrences_text(key, token, found.n_occurrences)
+    parts = letter_parts(key, letters, occurrences) if letters is not None else [occurrences]
+    shown = {letters.main_latent, *letters.split_latents} if letters is not None else set()
+    if absorber_latent is not None and absorber_latent not in shown:
+        rate = found.fire_rate(absorber_latent)
+        parts.append(f"the absorber {latent_link(key, absorber_latent)} "
+                     + (f"fires on {percent(rate)}" if rate is not None else "is not among its top latents there"))
+        shown.add(absorber_latent)
+    if found.latents and found.latents[0] not in shown:
+        parts.append(f"latent {latent_link(key, found.latents[0])} fires most (on {percent(found.fire_rates[0])}, "
+                     f"mean activation {found.mean_acts[0]:.1f})")
+    return "in running text: " + "; ".join(parts)
+
+
+def prompt_line(records: list[dict]) -> tuple[str, int | None]:
+    """“in the prompt: absorbed by latent N” from the SAE's rows for the word, and the absorbing latent."""
+    key = records[0]["sae_key"]
+    by_metric = {r["metric"]: r for r in records}
+    split = [int(x) for x in records[0]["split_latents"]]
+    for metric, label in (("projection", None), ("ablation", "absorbed (paper metric)")):
+        row = by_metric.get(metric)
+        if row is None or not (row["is_full_absorption"] or (row["absorption_fraction"] or 0) > 0
+                               or row["is_absorption"]):
+            continue
+        found = absorber(row["top_latents"], row["top_acts"], row["top_scores"], split)
+        status = label or absorption_status(row, None)
+        if found is None:
+            return f"in the prompt: {status}", None
+        return f"in the prompt: {status} by latent {latent_link(key, found[0])}", found[0]
+    return (f"in the prompt: not absorbed (its letter's main latent {latent_link(key, int(records[0]['main_latent']))} "
+            "carries it)"), None
+
+
+def render_per_sae(token: str, token_id: int, absorption: pd.DataFrame | None, reasons: dict[str, str],
+                   default_reason: str) -> None:
+    """One line per SAE of the model: the prompt's verdict, then how the token fares in running text."""
+    st.markdown("**In the prompt and in running text, per SAE**")
+    rows = {key: group for key, group in absorption.groupby("sae_key", sort=False)} if absorption is not None else {}
+    running = {r.sae_key: r for r in ui.cached("token_running_text", model_name, token_id)} if HAS_RUNNING_TEXT else {}
+    letters = ({r.sae_key: r for r in ui.cached("token_letter_rates", model_name, token_id)}
+               if HAS_RUNNING_TEXT and ui.cached("has_token_letters") else {})
+    lines = []
+    saes = common.saes_frame()
+    for key in saes.loc[saes["model_name"] == model_name, "sae_key"]:
+        if key in rows:
+            prompt, absorbing = prompt_line(ui.records(rows[key]))
+        else:
+            prompt, absorbing = f"in the prompt: {reasons.get(key, default_reason)}", None
+        running_text = (running_text_line(key, token, running.get(key), letters.get(key), absorbing)
+                        if key in RUNNING_TEXT_SAES else f"in running text: {NOT_COMPUTED}")
+        lines.append(f"- `{key}` — {prompt} · {running_text}")
+    st.markdown("\n".join(lines))
+    st.caption("Running text: the SAE's dashboard corpus, every occurrence of the token. Fire rate: the share of its "
+               "occurrences where the latent is active. The occurrence counts open Browse on the token: the latents "
+               "that fire most on it, and where it occurs.")
+
+
+# --- any other string: its tokens, what can be measured of them, the nearest task words --------------------
+def vocabulary_tokenization(text: str) -> list[tuple[int | None, str]]:
+    """Longest match over the stored vocabulary, left to right (BPE may split differently); characters no token
+    starts with are kept with id None."""
+    pieces: list[tuple[int | None, str]] = []
+    rest = text
+    while rest:
+        found = ui.cached("longest_vocab_prefix", model_name, rest)
+        if found is None:
+            pieces.append((None, rest[0]))
+            rest = rest[1:]
+        else:
+            pieces.append(found)
+            rest = rest[len(found[1]):]
+    return pieces
+
+
+def tokenization(text: str) -> tuple[list[tuple[int | None, str]], str | None]:
+    """`text` as the model's tokenizer splits it, or, when that tokenizer cannot be loaded here, as the stored
+    vocabulary allows; with a note saying which."""
+    try:
+        return tokenize(model_name, text), None
+    except TokenizerUnavailable as error:
+        reason = str(error)
+    except Exception as error:  # noqa: BLE001 - a failing tokenizer must not take the page down
+        reason = f"The tokenizer of `{model_name}` failed on this text ({type(error).__name__})."
+    return vocabulary_tokenization(text), (f"{reason} Split here by longest match over the stored vocabulary instead "
+                                           "(an approximation: the model's tokenizer may split it differently).")
+
+
+def token_link(token: str) -> str | None:
+    """A token-page URL for the token, when it is a word of the task (the page has its verdict)."""
+    if not HAS_PROBES or not token.strip() or ui.cached("probe_words_by_text", model_name, token.strip()).empty:
+        return None
+    return ui.token_url(sae_key, token)
+
+
+def pieces_table(forms: dict[str, list[tuple[int | None, str]]]) -> pd.DataFrame:
+    """One row per token of each form, with what the sidebar SAE's running text says about it."""
+    ids = [t for pieces in forms.values() for t, _ in pieces if t is not None]
+    running = ui.cached("tokens_running_text", sae_key, tuple(ids)) if sae_key in RUNNING_TEXT_SAES else {}
+    rows = []
+    for form, pieces in forms.items():
+        for position, (token_id, text) in enumerate(pieces, start=1):
+            found = running.get(token_id) if token_id is not None else None
+            top = found.latents[0] if found is not None and found.latents else None
+            row = {"form": form, "#": position, "token": repr(text), "id": token_id,
+                   "task word": token_link(text) if token_id is not None else None}
+            if sae_key in RUNNING_TEXT_SAES:
+                row.update({"occurrences": found.n_occurrences if found is not None else 0,
+                            "top latent": ui.latent_url(sae_key, top) if top is not None else None,
+                            "its fire rate": found.fire_rates[0] if top is not None else None,
+                            "examples": examples_url(sae_key, text) if found is not None else None})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render_pieces(word: str) -> list[tuple[int | None, str]]:
+    """How the model splits the word, mid-sentence (after a space) and at the start of a text. Returns the
+    mid-sentence tokens."""
+    forms: dict[str, list[tuple[int | None, str]]] = {}
+    notes = []
+    for form, text in ((f"mid-sentence ({' ' + word!r})", " " + word), (f"at the start ({word!r})", word)):
+        pieces, note = tokenization(text)
+        if pieces not in forms.values():
+            forms[form] = pieces
+        if note and note not in notes:
+            notes.append(note)
+    st.markdown("**How the model splits it**")
+    for form, pieces in forms.items():
+        shown = " · ".join(repr(text) for _, text in pieces)
+        st.caption(f"{form}: {len(pieces)} token{'' if len(pieces) == 1 else 's'}: {shown}")
+    for note in notes:
+        st.caption(note)
+    table = pieces_table(forms)
+    config = {"task word": st.column_config.LinkColumn("task word", display_text="open →",
+                                                       help="The token is a word of the first-letter task: its page"),
+              "top latent": st.column_config.LinkColumn("top latent", display_text=r"latent=(\d+)",
+                                                        help=f"The latent that fires most on the token in `{sae_key}`'s "
+                                                             "running text (highest mean activation)"),
+              "its fire rate": st.column_config.NumberColumn(format="percent"),
+              "examples": st.column_config.LinkColumn("examples", display_text="where it occurs →")}
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config, key="token_pieces")
+    st.caption(f"Occurrences and top latent: in the running text of `{sae_key}` (the sidebar SAE)."
+               if sae_key in RUNNING_TEXT_SAES else
+               f"Running text of `{sae_key}` (occurrences, the latents that fire on each token): {NOT_COMPUTED}.")
+    return next(iter(forms.values()))
+
+
+def render_first_token(word: str, pieces: list[tuple[int | None, str]]) -> None:
+    """A word of several tokens: the model reads its first letter from its first token."""
+    if len(pieces) < 2 or pieces[0][0] is None:
+        return
+    first = pieces[0][1]
+    if token_link(first) is not None:
+        st.markdown(f"Its first letter is the first letter of its first token {first!r}, a word of the task:")
+        common.page_link("token", f"{first.strip()} →", sae=sae_key, token=first.strip())
+    elif HAS_PROBES:
+        st.caption(f"Its first token {first!r} is not a word of the task, so its first letter is not measured in the "
+                   "prompt; its running text is in the table above.")
+
+
+def render_other_string(word: str) -> None:
+    """Anything that is not a word of the task: what it is, what can be measured, where to go next."""
     in_vocab = ui.cached("vocab_tokens_by_text", model_name, word)
     if in_vocab.empty:
         st.error(f"“{word}” is not a single-token alphabetic word of `{model_name}`'s vocabulary. The first-letter "
                  "task only uses tokens that are a whole word of ASCII letters (with or without one leading space): "
                  "words the tokenizer splits into several tokens, and tokens with digits or punctuation, are not "
-                 "measured. Matching is case-sensitive.")
+                 "measured in the prompt. Matching is case-sensitive. Below: its tokens, what running text says "
+                 "about them, and the nearest words of the task.")
     else:
         forms = list(dict.fromkeys(f"`{t!r}`" for t in in_vocab["token"]))  # byte tokens may print alike
         tokens = ", ".join(forms[:5]) + (f" and {len(forms) - 5} more" if len(forms) > 5 else "")
-        st.error(f"“{word}” is a token of `{model_name}` ({tokens}) but not a word of the first-letter task: it is "
-                 "not a single-token alphabetic word (only ASCII letters, with an optional leading space), or its "
-                 "prompt did not tokenize as prefix + word + template and it was dropped.")
+        task = (" but not a word of the first-letter task: it is not a single-token alphabetic word (only ASCII "
+                "letters, with an optional leading space), or its prompt did not tokenize as prefix + word + "
+                "template and it was dropped" if HAS_PROBES else "")
+        st.info(f"“{word}” is a token of `{model_name}` ({tokens}){task}.")
+        for record in ui.records(in_vocab)[:2]:
+            with st.container(border=True):
+                st.markdown(f"Token {record['token']!r} · id {int(record['token_id'])}")
+                render_per_sae(record["token"], int(record["token_id"]), None, {},
+                               "not a word of the task" if HAS_PROBES else "no probe data")
+    pieces = render_pieces(word)
+    render_first_token(word, pieces)
+    if HAS_PROBES:
+        suggestion_links(ui.cached("nearest_task_words", model_name, word, N_NEAREST),
+                         "The nearest words of the task (by spelling):")
+
+
+if word is None:
+    if HAS_PROBES:
+        suggestion_links(ui.cached("absorbed_examples", sae_key, N_SUGGESTIONS),
+                         f"Type a word, or try one whose first letter `{sae_key}` fully absorbed:")
+    else:
+        st.caption("Type a token, e.g. one you saw in a latent's contexts.")
+    st.stop()
+
+if HAS_PROBES:
+    completions = [w for w in ui.cached("vocabulary_completions", model_name, word, N_SUGGESTIONS + 1) if w != word]
+    suggestion_links(completions[:N_SUGGESTIONS], "Task words starting with what you typed:")
+
+matches = ui.cached("probe_words_by_text", model_name, word) if HAS_PROBES else pd.DataFrame()
+if matches.empty:
+    render_other_string(word)
     st.stop()
 
 
@@ -183,11 +416,21 @@ def explain_unmeasured(token: str, letter: str, matches: list[dict]) -> None:
 
 def other_saes_note(shown: set[str], matches: list[dict]) -> None:
     """Why the model's other SAEs are not in the table: one row per SAE that measured the word."""
+    reasons: dict[str, list[str]] = {}
+    for key, reason in unmeasured_reasons(shown, matches).items():
+        reasons.setdefault(reason, []).append(key)
+    if reasons:
+        st.caption("Not in the table: " + "; ".join(f"{', '.join(f'`{k}`' for k in keys)} ({reason})"
+                                                   for reason, keys in reasons.items()) + ".")
+
+
+def unmeasured_reasons(shown: set[str], matches: list[dict]) -> dict[str, str]:
+    """For each SAE of the model not in `shown`, why it has no row for the word."""
     saes = common.saes_frame()
     summaries = ui.cached("all_sae_absorption")
     run_of = dict(zip(summaries["sae_key"], summaries["probe_run_id"]))  # the probe run each SAE was measured against
     status = {m["probe_run_id"]: hook_status(m) for m in matches}
-    reasons: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
     for other in ui.records(saes[saes["model_name"] == model_name]):
         if other["sae_key"] in shown:
             continue
@@ -200,10 +443,8 @@ def other_saes_note(shown: set[str], matches: list[dict]) -> None:
             reason = f"not measured in its probe run: {status[run]}"
         else:
             reason = "no row for this word"
-        reasons.setdefault(reason, []).append(other["sae_key"])
-    if reasons:
-        st.caption("Not in the table: " + "; ".join(f"{', '.join(f'`{k}`' for k in keys)} ({reason})"
-                                                   for reason, keys in reasons.items()) + ".")
+        reasons[other["sae_key"]] = reason
+    return reasons
 
 
 def render_word(matches: list[dict]) -> None:
@@ -216,10 +457,11 @@ def render_word(matches: list[dict]) -> None:
     explain_unmeasured(token, letter, matches)
     runs = [m["probe_run_id"] for m in matches if hook_status(m) is None]
     hooks = sorted({m["hook_name"] for m in matches if hook_status(m) is None})
-    if not runs:
-        return
     frame = ui.cached("token_absorption", model_name, token_id)
     frame = frame[frame["probe_run_id"].isin(runs)]
+    render_per_sae(token, token_id, frame, unmeasured_reasons(set(frame["sae_key"]), matches), "no row for this word")
+    if not runs:
+        return
     if frame.empty:
         st.info(f"No SAE at {', '.join(f'`{h}`' for h in hooks)} in this database has absorption rows for {token!r}.")
         return

@@ -98,17 +98,20 @@ CREATE TABLE probe_runs (
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
     config       VARCHAR NOT NULL,   -- JSON of AbsorptionConfig: every default of both metrics
+    split_mode   VARCHAR NOT NULL,   -- 'crossfit' (every word measured out of fold) or 'holdout' (SAEBench 80/20)
+    n_folds      INTEGER NOT NULL,   -- measured folds: n_folds (crossfit) or 1 (holdout)
     n_words      INTEGER NOT NULL,
-    n_train      INTEGER NOT NULL,
-    n_test       INTEGER NOT NULL,
+    n_train      INTEGER NOT NULL,   -- holdout: probe-training words; crossfit: 0 (every word is measured)
+    n_test       INTEGER NOT NULL,   -- words with an out-of-fold verdict
     n_dropped    INTEGER NOT NULL,   -- words whose prompt did not tokenize as prefix + word + tail
     prompt_template VARCHAR NOT NULL,
     seconds      VARCHAR NOT NULL,   -- JSON: time per stage of the shared work
     created_at   TIMESTAMP NOT NULL
 );
 
--- Per letter: the ground-truth probe, its stability, the model's own accuracy and the
--- single-direction baselines (best residual neuron, best PCA direction).
+-- Per letter: the probe shown on the pages (crossfit: fitted on every word, used for decoder cosines
+-- only; holdout: the one probe), the out-of-fold scores of the fold probes, the model's own accuracy
+-- and the single-direction baselines (best residual neuron, best PCA direction; fold 0 as test).
 CREATE TABLE letter_probes (
     probe_run_id VARCHAR NOT NULL,
     model_name   VARCHAR NOT NULL,
@@ -116,13 +119,14 @@ CREATE TABLE letter_probes (
     letter       VARCHAR NOT NULL,   -- 'a'..'z'
     weight       REAL[] NOT NULL,    -- probe row (d_model)
     bias         REAL NOT NULL,
-    n_train      INTEGER NOT NULL,   -- words of this letter
-    n_test       INTEGER NOT NULL,
-    probe_precision DOUBLE NOT NULL, -- on test words, positive when the logit > 0
+    n_train      INTEGER NOT NULL,   -- words of this letter the probe was fitted on (holdout) or 0 (crossfit)
+    n_test       INTEGER NOT NULL,   -- words of this letter with an out-of-fold verdict
+    probe_precision DOUBLE NOT NULL, -- out of fold, positive when the logit > 0
     probe_recall    DOUBLE NOT NULL,
     probe_f1        DOUBLE NOT NULL,
     probe_auc       DOUBLE,
-    probe_stability DOUBLE NOT NULL, -- cosine of probes trained on two disjoint halves of the train words
+    probe_stability DOUBLE NOT NULL, -- cosine of probes trained on two disjoint halves of fold 0's train words
+    fold_direction_cos DOUBLE,       -- lowest cosine between two fold probes' directions (NULL: one fold)
     n_probe_true_positives INTEGER NOT NULL,
     model_accuracy  DOUBLE NOT NULL, -- the model's argmax over " A".." Z" is right
     model_checked   INTEGER NOT NULL,
@@ -139,16 +143,30 @@ CREATE TABLE letter_probes (
     PRIMARY KEY (probe_run_id, letter)
 );
 
--- Every word of the task with its split, prompt prefix and the probe's verdict.
+-- The fold probes: fold f's probe is fitted on every word outside fold f (crossfit) or on the
+-- training words (holdout, fold 0 only), and measures the words of fold f.
+CREATE TABLE probe_folds (
+    probe_run_id VARCHAR NOT NULL,
+    fold     SMALLINT NOT NULL,
+    letter   VARCHAR NOT NULL,
+    weight   REAL[] NOT NULL,
+    bias     REAL NOT NULL,
+    n_words  INTEGER NOT NULL,       -- the fold's words of this letter
+    n_probe_true_positives INTEGER NOT NULL,
+    PRIMARY KEY (probe_run_id, fold, letter)
+);
+
+-- Every word of the task with its fold, prompt prefix and the probe's verdict.
 CREATE TABLE probe_words (
     probe_run_id  VARCHAR NOT NULL,
     model_name    VARCHAR NOT NULL,
     hook_name     VARCHAR NOT NULL,
     token_id      INTEGER NOT NULL,
     letter        VARCHAR NOT NULL,
-    is_test       BOOLEAN NOT NULL,  -- absorption is measured on test words only
+    is_test       BOOLEAN NOT NULL,  -- has an out-of-fold verdict (every word in crossfit; the 20 % in holdout)
+    fold          SMALLINT,          -- the fold whose probe measured it; NULL: a holdout probe-training word
     prefix_id     INTEGER NOT NULL,  -- the in-context examples of its prompt (probe_prefixes)
-    probe_logit   REAL NOT NULL,     -- the probe's logit for the word's own letter
+    probe_logit   REAL NOT NULL,     -- its own letter's logit from its fold's probe (holdout training: in-sample)
     model_correct BOOLEAN            -- the model's own answer (NULL: not checked)
     -- unique (probe_run_id, token_id); no PRIMARY KEY: its index would outweigh the table
 );
@@ -177,6 +195,12 @@ CREATE TABLE sae_absorption (
     mean_num_split_latents DOUBLE, std_num_split_latents DOUBLE,
     mean_main_precision DOUBLE, mean_main_recall DOUBLE, mean_main_f1 DOUBLE,
     mean_probe_f1 DOUBLE,
+    split_mode VARCHAR NOT NULL,     -- 'crossfit' or 'holdout' (probe_runs.split_mode)
+    n_folds  INTEGER NOT NULL,
+    -- SD over folds of the headline number computed within each fold (NULL: one fold); the intervals
+    -- above resample folds and then words, so they cover the probe and split-latent choice too
+    fold_sd_absorption_fraction DOUBLE, fold_sd_full_absorption DOUBLE, fold_sd_paper_absorption DOUBLE,
+    n_unstable_letters INTEGER NOT NULL, -- included letters whose split latents change between folds
     config   VARCHAR NOT NULL,       -- JSON
     seconds  VARCHAR NOT NULL,       -- JSON: time per stage of the per-SAE work
     created_at TIMESTAMP NOT NULL
@@ -187,11 +211,14 @@ CREATE TABLE sae_letters (
     probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     included BOOLEAN NOT NULL,       -- probe F1 > min_probe_f1: counted in the headline means
-    split_latents INTEGER[] NOT NULL,-- accepted by the tau rule (SAEBench counts all of them)
+    split_latents INTEGER[] NOT NULL,-- accepted by the tau rule (SAEBench counts all of them); the folds' most
+                                     -- frequent selection (sae_letter_folds has each fold's)
     n_split INTEGER NOT NULL,
-    main_latent INTEGER NOT NULL, main_encoder_cos DOUBLE NOT NULL,
-    main_precision DOUBLE NOT NULL, main_recall DOUBLE NOT NULL, main_f1 DOUBLE NOT NULL,
-    best_latent INTEGER NOT NULL,    -- best single latent as "active" classifier (chosen on train words)
+    split_stability DOUBLE NOT NULL, -- share of folds that selected exactly split_latents (1: stable)
+    main_latent INTEGER NOT NULL, main_encoder_cos DOUBLE NOT NULL, -- the folds' most frequent main latent
+    main_stability DOUBLE NOT NULL,  -- share of folds that chose it
+    main_precision DOUBLE NOT NULL, main_recall DOUBLE NOT NULL, main_f1 DOUBLE NOT NULL, -- over every measured word
+    best_latent INTEGER NOT NULL,    -- best single latent as "active" classifier (chosen on fold 0's train words)
     best_precision DOUBLE NOT NULL, best_recall DOUBLE NOT NULL, best_f1 DOUBLE NOT NULL,
     n_probe_true_positives INTEGER NOT NULL,
     mean_absorption_fraction DOUBLE, absorption_fraction_low DOUBLE, absorption_fraction_high DOUBLE,
@@ -204,10 +231,30 @@ CREATE TABLE sae_letters (
     PRIMARY KEY (sae_key, letter)
 );
 
+-- Per SAE, letter and fold: what that fold's probe, L1 probe and k-sparse probing chose, and the
+-- numbers on that fold's words alone (the spread the headline intervals cover).
+CREATE TABLE sae_letter_folds (
+    sae_key VARCHAR NOT NULL,
+    probe_run_id VARCHAR NOT NULL,
+    letter  VARCHAR NOT NULL,
+    fold    SMALLINT NOT NULL,
+    split_latents INTEGER[] NOT NULL,
+    main_latent INTEGER NOT NULL,
+    main_f1 DOUBLE NOT NULL,         -- on the fold's words
+    n_probe_true_positives INTEGER NOT NULL,
+    mean_absorption_fraction DOUBLE,
+    full_absorption_rate DOUBLE,
+    paper_absorption_rate DOUBLE,    -- NULL without the ablation metric
+    n_candidates INTEGER NOT NULL,
+    n_sampled INTEGER NOT NULL,
+    PRIMARY KEY (sae_key, letter, fold)
+);
+
 CREATE TABLE sae_letter_k (
     sae_key VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
+    fold    SMALLINT NOT NULL,
     k       INTEGER NOT NULL,
     latents INTEGER[] NOT NULL,      -- top-k by the L1 probe's positive weight
     weights REAL[] NOT NULL,         -- LogisticRegression(class_weight="balanced") on those latents
@@ -215,7 +262,7 @@ CREATE TABLE sae_letter_k (
     precision DOUBLE NOT NULL,
     recall    DOUBLE NOT NULL,
     f1        DOUBLE NOT NULL,
-    PRIMARY KEY (sae_key, letter, k)
+    PRIMARY KEY (sae_key, letter, fold, k)
 );
 
 CREATE TABLE latent_letter_cos (
@@ -223,12 +270,12 @@ CREATE TABLE latent_letter_cos (
     probe_run_id VARCHAR NOT NULL,
     latent  INTEGER NOT NULL,
     letter  VARCHAR NOT NULL,
-    decoder_cos REAL NOT NULL,       -- cosine of the latent's decoder row with the letter's probe direction
+    decoder_cos REAL NOT NULL,       -- cosine of the latent's decoder row with the letter's (shown) probe direction
     encoder_cos REAL NOT NULL
     -- unique (sae_key, latent, letter); no PRIMARY KEY: its index would outweigh the table
 );
 
--- Per word (probe true positives among test words): metric = 'projection' (SAEBench, every word)
+-- Per word (probe true positives among measured words, each in its fold): metric = 'projection' (SAEBench, every word)
 -- or 'ablation' (the paper's integrated-gradients metric, sampled candidates only).
 CREATE TABLE absorption_words (
     sae_key  VARCHAR NOT NULL,
@@ -236,8 +283,9 @@ CREATE TABLE absorption_words (
     metric   VARCHAR NOT NULL,
     letter   VARCHAR NOT NULL,
     token_id INTEGER NOT NULL,
-    probe_projection REAL NOT NULL,  -- P = activation . unit probe direction
-    split_acts REAL[] NOT NULL,      -- activations of sae_letters.split_latents, same order
+    fold     SMALLINT NOT NULL,      -- measured against this fold's probe and split latents (sae_letter_folds)
+    probe_projection REAL NOT NULL,  -- P = activation . unit direction of its fold's probe
+    split_acts REAL[] NOT NULL,      -- activations of its fold's split latents (sae_letter_folds), same order
     absorption_fraction REAL,        -- projection rows
     is_full_absorption BOOLEAN,      -- projection rows
     is_absorption BOOLEAN,           -- ablation rows
@@ -256,4 +304,39 @@ CREATE TABLE latent_matches (
     other_latent  INTEGER NOT NULL,
     cosine        REAL NOT NULL
     -- unique (sae_key, latent, other_sae_key); no PRIMARY KEY: its index would outweigh the table
+);
+
+-- Each token in running text: the dashboard corpus at the positions the dashboards encode. Flat, sorted tables
+-- rather than per-token lists: measured on the demo build, DuckDB stores these lists at about twice the size.
+-- One row per SAE and vocabulary token that occurs.
+CREATE TABLE token_occurrences (
+    sae_key       VARCHAR NOT NULL,
+    token_id      INTEGER NOT NULL,
+    n_occurrences INTEGER NOT NULL
+    -- unique (sae_key, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
+);
+
+-- Per occurring token, its top DashboardConfig.n_token_latents latents by mean activation over its occurrences,
+-- plus, for an alphabetic token of an SAE with absorption results, every split latent of its first letter
+-- (sae_letters) that fires on it at least once: a split latent without a row never fires on the token.
+CREATE TABLE token_latents (
+    sae_key   VARCHAR NOT NULL,
+    token_id  INTEGER NOT NULL,
+    latent    INTEGER NOT NULL,
+    mean_act  REAL NOT NULL,        -- mean over every occurrence (0 where the latent is silent)
+    fire_rate REAL NOT NULL         -- share of the token's occurrences where the latent is > 0
+    -- unique (sae_key, token_id, latent); sorted by (sae_key, token_id, mean_act DESC, latent)
+);
+
+-- The first-letter task in running text: for each alphabetic token (ASCII letters, one optional leading space)
+-- that occurs, how often its first letter's latents fire on it. Only for SAEs with absorption results, written
+-- with their dashboards; the split latents are sae_letters.split_latents, their rates in token_latents.
+CREATE TABLE token_letters (
+    sae_key        VARCHAR NOT NULL,
+    token_id       INTEGER NOT NULL,
+    letter         VARCHAR NOT NULL, -- 'a'..'z'
+    main_latent    INTEGER NOT NULL,
+    main_fire_rate REAL NOT NULL,    -- share of the token's occurrences where the main latent is > 0
+    any_split_fire_rate REAL NOT NULL -- share of occurrences where at least one split latent is > 0
+    -- unique (sae_key, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
 );

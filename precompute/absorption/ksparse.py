@@ -69,15 +69,21 @@ def fit_k_sparse(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: 
 
 
 def k_sparse_probing(sparse_probe: LinearProbe, train_codes: np.ndarray, train_labels: np.ndarray,
-                     test_codes: np.ndarray, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig()) -> list[LetterSplit]:
-    """For each letter: fits for k = 1..max_k on the top-k latents, and the split latents (tau rule)."""
+                     test_codes: np.ndarray, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
+                     full_curve: bool = True) -> list[LetterSplit]:
+    """For each letter: fits for k = 1..max_k on the top-k latents, and the split latents (tau rule). Without
+    full_curve the fits stop at the first k the tau rule rejects: the same split latents, fewer fits (the
+    curve past that k is only shown, and cross-fitting shows one fold's)."""
     results = []
     for letter in range(N_LETTERS):
         ranking = ranked_latents(sparse_probe, letter, config.max_k)
         if not ranking:  # no latent has a positive weight: fall back to the single strongest one
             ranking = [int(np.argmax(sparse_probe.weight[letter]))]
-        fits = [fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config)
-                for k in range(1, len(ranking) + 1)]
+        fits: list[KSparseFit] = []
+        for k in range(1, len(ranking) + 1):
+            fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config))
+            if not full_curve and len(select_split_latents([f.f1 for f in fits], ranking, config.split_tau)) < k:
+                break
         split = select_split_latents([f.f1 for f in fits], ranking, config.split_tau)
         results.append(LetterSplit(letter, fits, split))
     return results

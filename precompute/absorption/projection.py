@@ -23,7 +23,7 @@ class ProjectionMetricConfig:
     projection_proportion_threshold: float = 0.4  # SAEBench probe_projection_proportion_threshold
     max_absorbing_latents: int = 3  # SAEBench absorption_fraction_max_absorbing_latents
     inactive_eps: float = 1e-8  # a split latent "does not fire" below this
-    top_k_latents: int = 10  # latents kept per word for display
+    top_k_latents: int = 5  # latents kept per word for display (the absorber is the first non-split one)
 
 
 @dataclass

@@ -81,6 +81,8 @@ def build_prompt_set(tokenizer, train: list[Word], test: list[Word], config: Pro
     prefix_index: list[int] = []
     n_dropped = 0
     for split, pool in ((False, train), (True, test)):
+        if not pool:  # cross-fitting puts every word in the measured pool
+            continue
         if len(pool) <= config.n_examples:
             raise ValueError(f"{len(pool)} words in a split: too few for {config.n_examples} in-context examples")
         # at most half the split shares a prefix, so the examples (never a target of the group) exist

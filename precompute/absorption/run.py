@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,10 +20,14 @@ from precompute.absorption import baselines as base
 from precompute.absorption import ksparse as ks
 from precompute.absorption import probe as pr
 from precompute.absorption.activations import answer_logits, word_activations
-from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
+from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
 from precompute.absorption.prompts import LETTERS, PromptSet, build_prompt_set, letter_token_ids
-from precompute.absorption.stats import BootstrapConfig, Interval, letter_and_overall_intervals
+from precompute.absorption.stats import BootstrapConfig, Interval, between_fold_sd, fold_and_word_intervals
 from precompute.absorption.vocab import PromptConfig, alphabetic_vocabulary, split_words
+
+
+SPLIT_MODES = ("crossfit", "holdout")
+TRAINING_ONLY = -1  # fold of a holdout-mode probe-training word: never measured
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,22 @@ class AbsorptionConfig:
     model_check_per_letter: int = 50  # test words per letter on which the model's own answer is checked
     min_probe_f1: float = 0.6  # letters with probe F1 <= this are left out of the headline means (SAEBench)
     run_ablation_metric: bool = True  # the paper's metric needs gradients through the model (slowest part)
+    # "crossfit": the words fall into n_folds seeded folds; each fold is measured against a probe (and split
+    # latents) fitted on the other folds, so every word of the vocabulary gets an out-of-fold verdict.
+    # "holdout": SAEBench's protocol, one probe on 1 - test_fraction of the words, the rest measured.
+    split_mode: str = "crossfit"
+    n_folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.split_mode not in SPLIT_MODES:
+            raise ValueError(f"split_mode must be one of {SPLIT_MODES}, not {self.split_mode!r}")
+        if self.split_mode == "crossfit" and self.n_folds < 2:
+            raise ValueError("crossfit needs n_folds >= 2")
+
+    @property
+    def fold_count(self) -> int:
+        """Folds that are measured: n_folds, or the one held-out fold."""
+        return self.n_folds if self.split_mode == "crossfit" else 1
 
 
 @dataclass
@@ -53,8 +74,10 @@ class HookProbeData:
     layer: int
     prompts: PromptSet
     acts: np.ndarray  # [n, d_model] at the word position
-    probe: pr.LinearProbe
-    probe_logits: np.ndarray  # [n, 26]
+    folds: np.ndarray  # [n] the fold a word is measured in (its probe never saw it), or TRAINING_ONLY
+    fold_probes: list[pr.LinearProbe]  # one per measured fold, fitted on the words of the other folds
+    probe: pr.LinearProbe  # for display (decoder cosines): fitted on every word (crossfit) or the holdout probe
+    probe_logits: np.ndarray  # [n, 26] out-of-fold (each measured word by its fold's probe)
     test_scores: pr.ClassifierScores
     aucs: np.ndarray  # [26]
     stability: np.ndarray  # [26]
@@ -67,32 +90,75 @@ class HookProbeData:
     seconds: dict[str, float]
 
     @property
-    def train(self) -> np.ndarray:
-        return np.flatnonzero(~self.prompts.is_test)
+    def measured(self) -> np.ndarray:
+        """Words with an out-of-fold verdict: every word (crossfit) or the held-out test words."""
+        return np.flatnonzero(self.folds != TRAINING_ONLY)
 
-    @property
-    def test(self) -> np.ndarray:
-        return np.flatnonzero(self.prompts.is_test)
+    def fold_words(self, fold: int) -> np.ndarray:
+        return np.flatnonzero(self.folds == fold)
 
-    def probe_true_positives(self, letter: int) -> np.ndarray:
-        """Test words of this letter that the probe classifies correctly (where absorption is measured)."""
-        test = self.test
-        return test[(self.prompts.labels[test] == letter) & (self.probe_logits[test, letter] > 0)]
+    def training_words(self, fold: int) -> np.ndarray:
+        """The words fold `fold`'s probe (and split latents) are fitted on."""
+        return fold_training_words(self.folds, fold)
+
+    def probe_true_positives(self, letter: int, fold: int | None = None) -> np.ndarray:
+        """Measured words of this letter (of one fold, or all) that their out-of-fold probe classifies
+        correctly: where absorption is measured."""
+        words = self.measured if fold is None else self.fold_words(fold)
+        return words[(self.prompts.labels[words] == letter) & (self.probe_logits[words, letter] > 0)]
 
 
 def select_words(tokenizer, config: AbsorptionConfig):
+    """(probe-train, measured) word pools: the 80/20 split (holdout) or every word in one pool (crossfit,
+    whose folds are assigned after the prompts are built)."""
     words = alphabetic_vocabulary(tokenizer)
     if config.max_words is not None and config.max_words < len(words):
         words = random.Random(config.prompts.seed).sample(words, config.max_words)
+    if config.split_mode == "crossfit":
+        shuffled = list(words)
+        random.Random(config.prompts.seed).shuffle(shuffled)
+        return [], shuffled
     return split_words(words, config.prompts)
 
 
-def model_check(model: HookedTransformer, prompts: PromptSet, letter_ids: list[int], config: AbsorptionConfig):
-    """The model's own answer (argmax over " A".." Z") on up to model_check_per_letter test words a letter."""
+def assign_folds(prompts: PromptSet, config: AbsorptionConfig) -> np.ndarray:
+    """[n] fold per word: seeded and balanced per letter (each letter's words dealt round-robin in a
+    seeded order), so every fold's probe sees every letter; TRAINING_ONLY for holdout training words."""
+    if config.split_mode == "holdout":
+        return np.where(prompts.is_test, 0, TRAINING_ONLY)
+    rng = np.random.default_rng(config.prompts.seed)
+    folds = np.empty(len(prompts), dtype=np.int64)
+    for letter in range(26):
+        members = rng.permutation(np.flatnonzero(prompts.labels == letter))
+        folds[members] = (np.arange(len(members)) + letter) % config.n_folds
+    return folds
+
+
+def fold_training_words(folds: np.ndarray, fold: int) -> np.ndarray:
+    """Holdout: the training-only words. Crossfit: every word of the other folds."""
+    if (folds == TRAINING_ONLY).any():
+        return np.flatnonzero(folds == TRAINING_ONLY)
+    return np.flatnonzero(folds != fold)
+
+
+def out_of_fold_logits(acts: np.ndarray, folds: np.ndarray, fold_probes: list[pr.LinearProbe],
+                       display_probe: pr.LinearProbe) -> np.ndarray:
+    """[n, 26]: each measured word scored by its own fold's probe; holdout training words by the probe
+    they trained (in-sample, shown but never measured)."""
+    logits = display_probe.logits(acts)
+    for fold, probe in enumerate(fold_probes):
+        words = np.flatnonzero(folds == fold)
+        logits[words] = probe.logits(acts[words])
+    return logits
+
+
+def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray, letter_ids: list[int],
+                config: AbsorptionConfig):
+    """The model's own answer (argmax over " A".." Z") on up to model_check_per_letter measured words a letter."""
     rng = np.random.default_rng(config.prompts.seed)
     chosen = []
     for letter in range(26):
-        members = np.flatnonzero(prompts.is_test & (prompts.labels == letter))
+        members = np.flatnonzero((folds != TRAINING_ONLY) & (prompts.labels == letter))
         chosen.extend(rng.permutation(members)[: config.model_check_per_letter].tolist())
     chosen = np.array(sorted(chosen), dtype=np.int64)
     logits = answer_logits(model, prompts, chosen, letter_ids, batch_size=max(1, config.batch_size // 2))
@@ -102,83 +168,165 @@ def model_check(model: HookedTransformer, prompts: PromptSet, letter_ids: list[i
     return accuracy, checked, {int(i): bool(c) for i, c in zip(chosen, correct)}
 
 
+@dataclass
+class StoredProbes:
+    """A probe run already in the database for the same config: its display probe and fold probes."""
+    probe: pr.LinearProbe
+    fold_probes: list[pr.LinearProbe]
+
+
+def train_fold_probes(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray, config: AbsorptionConfig) -> list[pr.LinearProbe]:
+    return [pr.train_letter_probe(acts[idx], labels[idx], config.probe)
+            for idx in (fold_training_words(folds, fold) for fold in range(config.fold_count))]
+
+
+def display_probe(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray, fold_probes: list[pr.LinearProbe],
+                  config: AbsorptionConfig) -> pr.LinearProbe:
+    """Holdout: its one probe. Crossfit: a probe on every word, for what has no fold (decoder cosines on the
+    Letter and Latent pages); no measured number uses it."""
+    if config.split_mode == "holdout":
+        return fold_probes[0]
+    return pr.train_letter_probe(acts, labels, config.probe)
+
+
 def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str, layer: int,
-                      config: AbsorptionConfig, stored_probe: pr.LinearProbe | None = None, log=print) -> HookProbeData:
-    """The shared work at one hook. With `stored_probe` (the probe already in the database for the same
-    config), the probe is reused instead of retrained, so every SAE at the hook is measured against the
-    same directions; the per-hook tables are then not rewritten and their extras are skipped."""
+                      config: AbsorptionConfig, stored: StoredProbes | None = None, log=print) -> HookProbeData:
+    """The shared work at one hook. With `stored` (the probes already in the database for the same config),
+    the probes are reused instead of retrained, so every SAE at the hook is measured against the same
+    directions; the per-hook tables are then not rewritten and their extras are skipped."""
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     tokenizer = model.tokenizer
-    train_words, test_words = select_words(tokenizer, config)
+    train_words, measured_words = select_words(tokenizer, config)
     bos = tokenizer.bos_token_id if model.cfg.default_prepend_bos else None
-    prompts = build_prompt_set(tokenizer, train_words, test_words, config.prompts, config.share_prefix,
+    prompts = build_prompt_set(tokenizer, train_words, measured_words, config.prompts, config.share_prefix,
                                config.prefix_group_size, bos)
+    folds = assign_folds(prompts, config)
     letter_ids = letter_token_ids(tokenizer, config.prompts)
     seconds["prompts"] = time.perf_counter() - t
-    log(f"{hook_name}: {len(prompts)} words ({prompts.is_test.sum()} test, {prompts.n_dropped} dropped), "
-        f"{len(prompts.prefixes)} prefixes")
+    log(f"{hook_name}: {len(prompts)} words ({(folds != TRAINING_ONLY).sum()} measured in {config.fold_count} "
+        f"fold(s), {config.split_mode}; {prompts.n_dropped} dropped), {len(prompts.prefixes)} prefixes")
 
     t = time.perf_counter()
     acts = word_activations(model, prompts, hook_name, layer, batch_size=config.batch_size)
     seconds["activations"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    train, test = np.flatnonzero(~prompts.is_test), np.flatnonzero(prompts.is_test)
     labels = prompts.labels
-    probe = stored_probe or pr.train_letter_probe(acts[train], labels[train], config.probe)
-    logits = probe.logits(acts)
-    test_scores = pr.classifier_scores(logits[test] > 0, labels[test])
-    aucs = pr.letter_aucs(logits[test], labels[test])
+    if stored is not None:
+        fold_probes, probe = stored.fold_probes, stored.probe
+    else:
+        fold_probes = train_fold_probes(acts, labels, folds, config)
+        probe = display_probe(acts, labels, folds, fold_probes, config)
+    logits = out_of_fold_logits(acts, folds, fold_probes, probe)
+    measured = np.flatnonzero(folds != TRAINING_ONLY)
+    test_scores = pr.classifier_scores(logits[measured] > 0, labels[measured])
+    aucs = pr.letter_aucs(logits[measured], labels[measured])
     seconds["probe"] = time.perf_counter() - t
-    if stored_probe is not None:
-        return HookProbeData(model_name, hook_name, layer, prompts, acts, probe, logits, test_scores, aucs,
-                             np.full(26, np.nan), np.zeros(26), np.zeros(26, dtype=np.int64), {}, [], [], letter_ids, seconds)
+    common = dict(model_name=model_name, hook_name=hook_name, layer=layer, prompts=prompts, acts=acts, folds=folds,
+                  fold_probes=fold_probes, probe=probe, probe_logits=logits, test_scores=test_scores, aucs=aucs,
+                  letter_ids=letter_ids, seconds=seconds)
+    if stored is not None:
+        return HookProbeData(**common, stability=np.full(26, np.nan), model_accuracy=np.zeros(26),
+                             model_checked=np.zeros(26, dtype=np.int64), model_correct={}, neuron_baseline=[],
+                             pca_baseline=[])
     t = time.perf_counter()
+    train = fold_training_words(folds, 0)
     stability = pr.probe_stability(acts[train], labels[train], config.probe)
     seconds["probe_stability"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    accuracy, checked, correct = model_check(model, prompts, letter_ids, config)
+    accuracy, checked, correct = model_check(model, prompts, folds, letter_ids, config)
     seconds["model_check"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # one split is enough for a baseline: fold 0's words against the words its probe was trained on
+    test = np.flatnonzero(folds == 0)
     neuron = base.best_direction_baseline("neuron", acts[train], labels[train], acts[test], labels[test])
     pca_train, pca_test = base.pca_projections(acts[train], acts[test])
     pca = base.best_direction_baseline("pca", pca_train, labels[train], pca_test, labels[test])
     seconds["baselines"] = time.perf_counter() - t
-    return HookProbeData(model_name, hook_name, layer, prompts, acts, probe, logits, test_scores, aucs, stability,
-                         accuracy, checked, correct, neuron, pca, letter_ids, seconds)
+    return HookProbeData(**common, stability=stability, model_accuracy=accuracy, model_checked=checked,
+                         model_correct=correct, neuron_baseline=neuron, pca_baseline=pca)
+
+
+@dataclass
+class LetterFold:
+    """One letter measured in one fold: against that fold's probe, split latents and main latent."""
+    fold: int
+    split: ks.LetterSplit
+    main: ks.MainLatent
+    true_positives: np.ndarray  # word indices: the fold's words of this letter its probe gets right
+    projection: ProjectionResult  # over true_positives
+    split_acts: np.ndarray  # [n_tp, n_split]
+    top_acts: np.ndarray  # [n_tp, k] activations of the top latents by projection
+    decoder_cos: np.ndarray  # [d_sae] decoder rows against this fold's probe direction
+    candidates: np.ndarray  # word indices eligible for the paper metric
+    sampled: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))  # candidates measured
+    paper: abl.PaperAbsorption | None = None
+    paper_weights: np.ndarray | None = None  # [n_tp]: is_absorption / sample portion, 0 where not sampled
 
 
 @dataclass
 class LetterAbsorption:
     letter: int
-    split: ks.LetterSplit
-    main: ks.MainLatent
+    folds: list[LetterFold]
+    split_latents: list[int]  # the selection most folds made (ties: the earliest fold's)
+    split_stability: float  # share of folds whose split latents are exactly split_latents
+    main: ks.MainLatent  # the main latent most folds chose, scored over every measured word
+    main_stability: float  # share of folds choosing it
     best_latent: base.BaselineScore
-    true_positives: np.ndarray  # word indices (probe true positives among test words)
-    projection: object  # ProjectionResult over true_positives
-    split_acts: np.ndarray  # [n_tp, n_split]
-    top_acts: np.ndarray  # [n_tp, k] activations of the top latents by projection
-    candidates: np.ndarray  # word indices eligible for the paper metric
-    sampled: np.ndarray  # the candidates actually measured (<= max_candidates)
-    paper: abl.PaperAbsorption | None
-    paper_weights: np.ndarray  # [n_tp] per true positive: is_absorption / sample_portion, 0 elsewhere
+
+    @property
+    def true_positives(self) -> np.ndarray:
+        return np.concatenate([f.true_positives for f in self.folds])
+
+    def per_fold(self, name: str) -> list[np.ndarray]:
+        """A per-word quantity, one array per fold: 'fraction', 'full' or 'paper'."""
+        pick = {"fraction": lambda f: f.projection.absorption_fraction,
+                "full": lambda f: f.projection.is_full_absorption.astype(float),
+                "paper": lambda f: f.paper_weights if f.paper_weights is not None else np.zeros(len(f.true_positives))}
+        return [pick[name](f) for f in self.folds]
+
+    @property
+    def n_full_absorption(self) -> int:
+        return int(sum(f.projection.is_full_absorption.sum() for f in self.folds))
+
+    @property
+    def n_candidates(self) -> int:
+        return int(sum(len(f.candidates) for f in self.folds))
+
+    @property
+    def n_sampled(self) -> int:
+        return int(sum(len(f.sampled) for f in self.folds))
+
+    @property
+    def n_paper_absorption(self) -> int:
+        return int(sum(f.paper.is_absorption.sum() for f in self.folds if f.paper is not None))
+
+    @property
+    def has_paper(self) -> bool:
+        return any(f.paper is not None for f in self.folds)
 
 
 @dataclass
 class SAEAbsorption:
     sae_key: str
     hook: HookProbeData
-    decoder_cos: np.ndarray  # [d_sae, 26]
+    decoder_cos: np.ndarray  # [d_sae, 26] against the display probe
     encoder_cos: np.ndarray  # [d_sae, 26]
     letters: list[LetterAbsorption]
     fraction: tuple[dict[int, Interval], Interval]
     full: tuple[dict[int, Interval], Interval]
     paper_rate: tuple[dict[int, Interval], Interval]
+    fold_sd: dict[str, float]  # 'fraction' / 'full' / 'paper': between-fold SD of the headline number
     included_letters: list[int]
     seconds: dict[str, float]
+
+    @property
+    def unstable_letters(self) -> list[int]:
+        """Included letters whose split latents change between folds."""
+        return [j for j in self.included_letters if self.letters[j].split_stability < 1.0]
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -200,84 +348,137 @@ def normalized_sae(sae):
     return folded
 
 
+def modal(choices: list[tuple]) -> tuple[tuple, float]:
+    """The most frequent choice (ties: the earliest) and the share of choices equal to it."""
+    counts = Counter(choices)
+    best = max(counts.values())
+    winner = next(c for c in choices if counts[c] == best)
+    return winner, best / len(choices)
+
+
+def latent_as_classifier(latent: int, letter: int, encoder_cos: float, codes: np.ndarray, labels: np.ndarray) -> ks.MainLatent:
+    """A latent scored as a classifier that says `letter` whenever it is active (> 0)."""
+    decisions = np.zeros((len(labels), 26), dtype=bool)
+    decisions[:, letter] = codes[:, latent] > 0
+    scores = pr.classifier_scores(decisions, labels)
+    return ks.MainLatent(letter, latent, encoder_cos, float(scores.precision[letter]), float(scores.recall[letter]),
+                         float(scores.f1[letter]))
+
+
+def measure_fold(fold: int, sae_codes: np.ndarray, W_dec: np.ndarray, W_enc_unit: np.ndarray, hook: HookProbeData,
+                 config: AbsorptionConfig) -> list[LetterFold]:
+    """Every letter in one fold: the L1 probe, k-sparse probing and main latents fitted on the fold's
+    training words, then both metrics' inputs on the fold's words. Split latents are chosen per fold, like
+    the probe, so no word is measured against latents selected on it (and the folds' choices can be compared)."""
+    labels = hook.prompts.labels
+    train, test = hook.training_words(fold), hook.fold_words(fold)
+    probe = hook.fold_probes[fold]
+    sparse = pr.train_sparse_probe(sae_codes[train], labels[train], config.sparse_probe)
+    # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
+    splits = ks.k_sparse_probing(sparse, sae_codes[train], labels[train], sae_codes[test], labels[test], config.k_sparse,
+                                 full_curve=fold == 0)
+    mains = ks.main_latents(W_enc_unit @ probe.directions().T, sae_codes[test], labels[test])
+    decoder_cos = unit_rows(W_dec) @ probe.directions().T  # [d_sae, 26]
+    result = []
+    for j in range(26):
+        tp = hook.probe_true_positives(j, fold)
+        split = splits[j].split_latents
+        projection = projection_absorption(hook.acts[tp], sae_codes[tp], probe.weight[j], W_dec, split, config.projection)
+        not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, sae_codes[tp])
+        silent = sae_codes[tp][:, split].sum(axis=1) < config.ablation.inactive_eps
+        top_acts = np.take_along_axis(sae_codes[tp], projection.top_latents, axis=1)
+        result.append(LetterFold(fold, splits[j], mains[j], tp, projection, sae_codes[tp][:, split], top_acts,
+                                 decoder_cos[:, j], tp[not_k_sparse & silent], paper_weights=np.zeros(len(tp))))
+    return result
+
+
+def combine_folds(letter: int, folds: list[LetterFold], encoder_cos: np.ndarray, codes: np.ndarray, hook: HookProbeData,
+                  best: base.BaselineScore) -> LetterAbsorption:
+    split, split_stability = modal([tuple(f.split.split_latents) for f in folds])
+    (main_latent,), main_stability = modal([(f.main.latent,) for f in folds])
+    measured = hook.measured
+    main = latent_as_classifier(main_latent, letter, float(encoder_cos[main_latent, letter]), codes[measured],
+                                hook.prompts.labels[measured])
+    return LetterAbsorption(letter, folds, list(split), split_stability, main, main_stability, best)
+
+
 def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: HookProbeData, config: AbsorptionConfig,
                            log=print) -> SAEAbsorption:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     sae = normalized_sae(sae)
     codes = encode_words(sae, hook.acts)
-    directions = hook.probe.directions()  # [26, d_model]
     W_dec = sae.W_dec.detach().float().cpu().numpy()  # [d_sae, d_model]
-    W_enc = sae.W_enc.detach().float().cpu().numpy().T  # [d_sae, d_model]
+    W_enc_unit = unit_rows(sae.W_enc.detach().float().cpu().numpy().T)  # [d_sae, d_model]
+    directions = hook.probe.directions()  # [26, d_model] display probe
     decoder_cos = unit_rows(W_dec) @ directions.T
-    encoder_cos = unit_rows(W_enc) @ directions.T
+    encoder_cos = W_enc_unit @ directions.T
     seconds["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    train, test, labels = hook.train, hook.test, hook.prompts.labels
-    sparse = pr.train_sparse_probe(codes[train], labels[train], config.sparse_probe)
-    splits = ks.k_sparse_probing(sparse, codes[train], labels[train], codes[test], labels[test], config.k_sparse)
-    mains = ks.main_latents(encoder_cos, codes[test], labels[test])
-    best = base.best_active_latent(codes[train], labels[train], codes[test], labels[test])
+    by_fold = [measure_fold(fold, codes, W_dec, W_enc_unit, hook, config) for fold in range(config.fold_count)]
+    labels = hook.prompts.labels
+    train0, test0 = hook.training_words(0), hook.fold_words(0)
+    best = base.best_active_latent(codes[train0], labels[train0], codes[test0], labels[test0])  # a baseline: one split
+    letters = [combine_folds(j, [fold[j] for fold in by_fold], encoder_cos, codes, hook, best[j]) for j in range(26)]
     seconds["k_sparse"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    letters = []
-    for j in range(26):
-        tp = hook.probe_true_positives(j)
-        split = splits[j].split_latents
-        result = projection_absorption(hook.acts[tp], codes[tp], hook.probe.weight[j], W_dec, split, config.projection)
-        not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, codes[tp])
-        silent = codes[tp][:, split].sum(axis=1) < config.ablation.inactive_eps
-        candidates = tp[not_k_sparse & silent]
-        top_acts = np.take_along_axis(codes[tp], result.top_latents, axis=1)
-        letters.append(LetterAbsorption(j, splits[j], mains[j], best[j], tp, result, codes[tp][:, split], top_acts,
-                                        candidates, np.array([], dtype=np.int64), None, np.zeros(len(tp))))
-    seconds["projection"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if config.run_ablation_metric:
         for letter in tqdm(letters, desc=f"{sae_key} ablation metric"):
-            run_paper_metric(letter, sae, model, hook, codes, decoder_cos[:, letter.letter], config)
+            run_paper_metric(letter, sae, model, hook, codes, config)
     seconds["ablation"] = time.perf_counter() - t
 
     t = time.perf_counter()
     included = [j for j in range(26) if hook.test_scores.f1[j] > config.min_probe_f1]
-    fraction = letter_and_overall_intervals({l.letter: l.projection.absorption_fraction for l in letters}, included, config.bootstrap)
-    full = letter_and_overall_intervals({l.letter: l.projection.is_full_absorption.astype(float) for l in letters}, included, config.bootstrap)
-    paper = letter_and_overall_intervals({l.letter: l.paper_weights for l in letters}, included, config.bootstrap)
+    values = {name: {l.letter: l.per_fold(name) for l in letters} for name in ("fraction", "full", "paper")}
+    fraction, full, paper = (fold_and_word_intervals(values[name], included, config.bootstrap)
+                             for name in ("fraction", "full", "paper"))
+    fold_sd = {name: between_fold_sd(values[name], included) for name in values}
     seconds["bootstrap"] = time.perf_counter() - t
-    log(f"{sae_key}: mean absorption fraction {fraction[1].value:.3f} [{fraction[1].low:.3f}, {fraction[1].high:.3f}], "
-        f"full-absorption rate {full[1].value:.3f}, paper absorption rate {paper[1].value:.3f} over {len(included)} letters; "
+    result = SAEAbsorption(sae_key, hook, decoder_cos, encoder_cos, letters, fraction, full, paper, fold_sd, included, seconds)
+    log(f"{sae_key}: mean absorption fraction {fraction[1].value:.3f} [{fraction[1].low:.3f}, {fraction[1].high:.3f}] "
+        f"(between folds SD {fold_sd['fraction']:.3f}), full-absorption rate {full[1].value:.3f}, paper absorption rate "
+        f"{paper[1].value:.3f} over {len(included)} letters ({config.split_mode}, {config.fold_count} fold(s)); split "
+        f"latents change between folds for {len(result.unstable_letters)} letters; "
         + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
-    return SAEAbsorption(sae_key, hook, decoder_cos, encoder_cos, letters, fraction, full, paper, included, seconds)
+    return result
 
 
 def run_paper_metric(letter: LetterAbsorption, sae, model: HookedTransformer, hook: HookProbeData, codes: np.ndarray,
-                     decoder_cos: np.ndarray, config: AbsorptionConfig) -> None:
+                     config: AbsorptionConfig) -> None:
+    """The paper's ablation metric on at most max_candidates of the letter's candidates (pooled over folds,
+    sampled at random); each sampled word is judged with its own fold's split latents and probe."""
     cfg = config.ablation
     rng = np.random.default_rng(cfg.seed + letter.letter)
-    candidates = letter.candidates
-    sampled = np.sort(rng.permutation(candidates)[: cfg.max_candidates]) if len(candidates) else candidates
-    portion = len(sampled) / len(candidates) if len(candidates) else 1.0
+    pool = np.concatenate([f.candidates for f in letter.folds])
+    sampled = set(rng.permutation(pool)[: cfg.max_candidates].tolist()) if len(pool) else set()
+    portion = len(sampled) / len(pool) if len(pool) else 1.0
+    for fold in letter.folds:
+        fold.sampled = np.array(sorted(int(w) for w in fold.candidates if int(w) in sampled), dtype=np.int64)
+        attributions = word_attributions(fold.sampled, letter.letter, sae, model, hook, codes.shape[1], cfg)
+        fold.paper = abl.paper_absorption(attributions, codes[fold.sampled], fold.split.split_latents, fold.decoder_cos, cfg)
+        position = {int(w): n for n, w in enumerate(fold.true_positives)}
+        for row, word in enumerate(fold.sampled):
+            fold.paper_weights[position[int(word)]] = float(fold.paper.is_absorption[row]) / portion
+
+
+def word_attributions(words: np.ndarray, letter: int, sae, model: HookedTransformer, hook: HookProbeData, d_sae: int,
+                      cfg: abl.AblationMetricConfig) -> np.ndarray:
+    """[len(words), d_sae] attribution of every latent to the letter metric, words batched by shared prefix."""
     prompts = hook.prompts
-    attributions = np.zeros((len(sampled), codes.shape[1]), dtype=np.float32)
+    attributions = np.zeros((len(words), d_sae), dtype=np.float32)
     by_prefix: dict[int, list[int]] = {}
-    for row, i in enumerate(sampled):
+    for row, i in enumerate(words):
         by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(row)
     for prefix_id, rows in by_prefix.items():
         for start in range(0, len(rows), cfg.batch_size):
             chunk = rows[start : start + cfg.batch_size]
-            words = sampled[chunk]
-            suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words])
-            correct = torch.full((len(words),), letter.letter, dtype=torch.long)
+            suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words[chunk]])
+            correct = torch.full((len(chunk),), letter, dtype=torch.long)
             attributions[chunk], _ = abl.ablation_attributions(model, sae, hook.hook_name, prompts.prefixes[prefix_id],
                                                                suffixes, correct, hook.letter_ids, cfg)
-    letter.sampled = sampled
-    letter.paper = abl.paper_absorption(attributions, codes[sampled], letter.split.split_latents, decoder_cos, cfg)
-    position = {int(w): n for n, w in enumerate(letter.true_positives)}
-    for row, word in enumerate(sampled):
-        letter.paper_weights[position[int(word)]] = float(letter.paper.is_absorption[row]) / portion
+    return attributions
 
 
 def letter_name(index: int) -> str:

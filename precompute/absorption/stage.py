@@ -12,21 +12,30 @@ from precompute import database as db
 from precompute.faults import crash_point
 from precompute.absorption.probe import LinearProbe
 from precompute.absorption.prompts import LETTERS
-from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption
+from precompute.absorption.run import AbsorptionConfig, StoredProbes, compute_hook_data, compute_sae_absorption
 from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
 from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name
 
 
+def probe_from_rows(rows: list[tuple]) -> LinearProbe | None:
+    """A probe from (letter, weight, bias) rows, or None unless they are exactly the 26 letters in order."""
+    if [letter for letter, _, _ in rows] != list(LETTERS):
+        return None
+    return LinearProbe(np.array([w for _, w, _ in rows], dtype=np.float32), np.array([b for _, _, b in rows], dtype=np.float32))
+
+
 def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: AbsorptionConfig,
-                 excluding: list[str]) -> tuple[str, LinearProbe] | None:
+                 excluding: list[str]) -> tuple[str, StoredProbes] | None:
     stored = db.stored_probe_run(con, model_name, hook_name, config_json(config), excluding)
     if stored is None:
         return None
-    run_id, rows = stored
-    if [letter for letter, _, _ in rows] != list(LETTERS):
+    run_id, shown_rows, fold_rows = stored
+    probe = probe_from_rows(shown_rows)
+    folds = [probe_from_rows([(letter, w, b) for f, letter, w, b in fold_rows if f == fold])
+             for fold in range(config.fold_count)]
+    if probe is None or any(p is None for p in folds):
         return None
-    probe = LinearProbe(np.array([w for _, w, _ in rows], dtype=np.float32), np.array([b for _, _, b in rows], dtype=np.float32))
-    return run_id, probe
+    return run_id, StoredProbes(probe, folds)
 
 
 def absorption_todo(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], config: AbsorptionConfig, force: bool,
@@ -73,7 +82,7 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
         # shared per-hook work.
         reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec, _ in group])
         hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
-                                 stored_probe=reuse[1] if reuse else None, log=log)
+                                 stored=reuse[1] if reuse else None, log=log)
         timings[f"hook:{hook_name}"] = hook.seconds
         run_id = reuse[0] if reuse else write_probe_run(con, hook, config, model.tokenizer)
         log(f"{hook_name}: probe run {run_id} ({'reused' if reuse else 'new'})")

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from precompute.absorption.prompts import LETTERS
-from precompute.absorption.run import AbsorptionConfig, HookProbeData, SAEAbsorption
+from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
 
 def now() -> datetime:
@@ -29,10 +29,11 @@ def probe_run_id(hook: HookProbeData, config: AbsorptionConfig) -> str:
     digest.update(hook.model_name.encode() + b"\0" + hook.hook_name.encode() + b"\0")
     prompts = hook.prompts
     digest.update(np.array([w.token_id for w in prompts.words], dtype=np.int64).tobytes())
-    digest.update(np.asarray(prompts.is_test, dtype=np.bool_).tobytes())
+    digest.update(np.asarray(hook.folds, dtype=np.int64).tobytes())
     digest.update(np.asarray(prompts.prefix_index, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(hook.probe.weight, dtype=np.float32).tobytes())
-    digest.update(np.ascontiguousarray(hook.probe.bias, dtype=np.float32).tobytes())
+    for probe in [hook.probe, *hook.fold_probes]:
+        digest.update(np.ascontiguousarray(probe.weight, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(probe.bias, dtype=np.float32).tobytes())
     return digest.hexdigest()[:12]
 
 
@@ -47,23 +48,27 @@ def float_list(values, decimals: int = 4) -> list[float]:
 
 def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id: str) -> dict[str, pa.Table]:
     prompts = hook.prompts
+    measured = hook.folds != TRAINING_ONLY
     run = {
         "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "config": config_json(config),
-        "n_words": len(prompts), "n_train": int((~prompts.is_test).sum()), "n_test": int(prompts.is_test.sum()),
+        "split_mode": config.split_mode, "n_folds": config.fold_count,
+        "n_words": len(prompts), "n_train": int((~measured).sum()), "n_test": int(measured.sum()),
         "n_dropped": prompts.n_dropped, "prompt_template": config.prompts.template,
         "seconds": json.dumps({k: round(v, 2) for k, v in hook.seconds.items()}), "created_at": now(),
     }
     labels = prompts.labels
+    fold_direction_cos = lowest_pairwise_cos([p.directions() for p in hook.fold_probes])
     letters = []
     for j, letter in enumerate(LETTERS):
         neuron, pca = hook.neuron_baseline[j], hook.pca_baseline[j]
         letters.append({
             "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "letter": letter,
             "weight": float_list(hook.probe.weight[j], 6), "bias": float(hook.probe.bias[j]),
-            "n_train": int(((labels == j) & ~prompts.is_test).sum()), "n_test": int(((labels == j) & prompts.is_test).sum()),
+            "n_train": int(((labels == j) & ~measured).sum()), "n_test": int(((labels == j) & measured).sum()),
             "probe_precision": float(hook.test_scores.precision[j]), "probe_recall": float(hook.test_scores.recall[j]),
             "probe_f1": float(hook.test_scores.f1[j]), "probe_auc": r(hook.aucs[j]),
-            "probe_stability": float(hook.stability[j]), "n_probe_true_positives": int(len(hook.probe_true_positives(j))),
+            "probe_stability": float(hook.stability[j]), "fold_direction_cos": r(fold_direction_cos[j]),
+            "n_probe_true_positives": int(len(hook.probe_true_positives(j))),
             "model_accuracy": float(hook.model_accuracy[j]), "model_checked": int(hook.model_checked[j]),
             "neuron": neuron.index, "neuron_sign": neuron.sign, "neuron_precision": neuron.precision,
             "neuron_recall": neuron.recall, "neuron_f1": neuron.f1,
@@ -74,7 +79,8 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
     words = pa.table({
         "probe_run_id": [run_id] * len(prompts), "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
         "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
-        "letter": [LETTERS[j] for j in labels], "is_test": prompts.is_test,
+        "letter": [LETTERS[j] for j in labels], "is_test": measured,
+        "fold": pa.array([None if f == TRAINING_ONLY else int(f) for f in hook.folds], pa.int16()),
         "prefix_id": pa.array(prompts.prefix_index, pa.int32()),
         "probe_logit": pa.array(np.round(own_logits, 3), pa.float32()),
         "model_correct": pa.array([hook.model_correct.get(i) for i in range(len(prompts))], pa.bool_()),
@@ -84,8 +90,25 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         "prefix_id": pa.array(range(len(prompts.prefixes)), pa.int32()),
         "text": [tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts.prefixes],
     })
+    folds = [{"probe_run_id": run_id, "fold": fold, "letter": letter, "weight": float_list(probe.weight[j], 6),
+              "bias": float(probe.bias[j]), "n_words": int(((labels == j) & (hook.folds == fold)).sum()),
+              "n_probe_true_positives": int(len(hook.probe_true_positives(j, fold)))}
+             for fold, probe in enumerate(hook.fold_probes) for j, letter in enumerate(LETTERS)]
     return {"probe_runs": pa.Table.from_pylist([run]), "letter_probes": pa.Table.from_pylist(letters),
-            "probe_words": words, "probe_prefixes": prefixes}
+            "probe_folds": pa.Table.from_pylist(folds, schema=PROBE_FOLDS_SCHEMA), "probe_words": words,
+            "probe_prefixes": prefixes}
+
+
+PROBE_FOLDS_SCHEMA = pa.schema([("probe_run_id", pa.string()), ("fold", pa.int16()), ("letter", pa.string()),
+                                ("weight", pa.list_(pa.float32())), ("bias", pa.float32()), ("n_words", pa.int32()),
+                                ("n_probe_true_positives", pa.int32())])
+
+
+def lowest_pairwise_cos(directions: list[np.ndarray]) -> np.ndarray:
+    """[26] the lowest cosine between any two folds' unit probe directions (NaN with one fold)."""
+    if len(directions) < 2:
+        return np.full(26, np.nan)
+    return np.min([(a * b).sum(axis=1) for i, a in enumerate(directions) for b in directions[i + 1:]], axis=0)
 
 
 def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> dict[str, pa.Table]:
@@ -101,11 +124,12 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
     full_by_letter, full = result.full
     paper_by_letter, paper = result.paper_rate
     included = result.included_letters
+    ablation = config.run_ablation_metric
 
     def spread(values: list[float]) -> float | None:
         return r(float(np.std(values, ddof=1))) if len(values) > 1 else None
 
-    n_split = [len(result.letters[j].split.split_latents) for j in included]
+    n_split = [len(result.letters[j].split_latents) for j in included]
     summary = {
         "sae_key": key, "hook_name": hook.hook_name, "n_letters": len(included),
         "mean_absorption_fraction": r(fraction.value), "mean_absorption_fraction_low": r(fraction.low),
@@ -113,26 +137,32 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
         "std_absorption_fraction": spread([fraction_by_letter[j].value for j in included]),
         "full_absorption_rate": r(full.value), "full_absorption_rate_low": r(full.low), "full_absorption_rate_high": r(full.high),
         "std_full_absorption": spread([full_by_letter[j].value for j in included]),
-        "paper_absorption_rate": r(paper.value) if config.run_ablation_metric else None,
-        "paper_absorption_rate_low": r(paper.low) if config.run_ablation_metric else None,
-        "paper_absorption_rate_high": r(paper.high) if config.run_ablation_metric else None,
-        "std_paper_absorption": spread([paper_by_letter[j].value for j in included]) if config.run_ablation_metric else None,
+        "paper_absorption_rate": r(paper.value) if ablation else None,
+        "paper_absorption_rate_low": r(paper.low) if ablation else None,
+        "paper_absorption_rate_high": r(paper.high) if ablation else None,
+        "std_paper_absorption": spread([paper_by_letter[j].value for j in included]) if ablation else None,
         "mean_num_split_latents": r(float(np.mean(n_split))) if n_split else None, "std_num_split_latents": spread(n_split),
         "mean_main_precision": r(np.mean([result.letters[j].main.precision for j in included])) if included else None,
         "mean_main_recall": r(np.mean([result.letters[j].main.recall for j in included])) if included else None,
         "mean_main_f1": r(np.mean([result.letters[j].main.f1 for j in included])) if included else None,
         "mean_probe_f1": r(np.mean([hook.test_scores.f1[j] for j in included])) if included else None,
+        "split_mode": config.split_mode, "n_folds": config.fold_count,
+        "fold_sd_absorption_fraction": r(result.fold_sd["fraction"]), "fold_sd_full_absorption": r(result.fold_sd["full"]),
+        "fold_sd_paper_absorption": r(result.fold_sd["paper"]) if ablation else None,
+        "n_unstable_letters": len(result.unstable_letters),
         "config": config_json(config), "seconds": json.dumps({k: round(v, 2) for k, v in result.seconds.items()}),
         "created_at": now(),
     }
-    letters, ks_rows = [], []
+    letters, fold_rows, ks_rows = [], [], []
     for letter in result.letters:
         j, name = letter.letter, LETTERS[letter.letter]
-        paper_rows = letter.paper.is_absorption if letter.paper is not None else np.array([], dtype=bool)
+        has_paper = letter.has_paper
         letters.append({
             "sae_key": key, "letter": name, "included": j in included,
-            "split_latents": letter.split.split_latents, "n_split": len(letter.split.split_latents),
+            "split_latents": letter.split_latents, "n_split": len(letter.split_latents),
+            "split_stability": letter.split_stability,
             "main_latent": letter.main.latent, "main_encoder_cos": letter.main.encoder_cos,
+            "main_stability": letter.main_stability,
             "main_precision": letter.main.precision, "main_recall": letter.main.recall, "main_f1": letter.main.f1,
             "best_latent": letter.best_latent.index, "best_precision": letter.best_latent.precision,
             "best_recall": letter.best_latent.recall, "best_f1": letter.best_latent.f1,
@@ -141,16 +171,26 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
             "absorption_fraction_high": r(fraction_by_letter[j].high),
             "full_absorption_rate": r(full_by_letter[j].value), "full_absorption_rate_low": r(full_by_letter[j].low),
             "full_absorption_rate_high": r(full_by_letter[j].high),
-            "n_full_absorption": int(letter.projection.is_full_absorption.sum()),
-            "paper_absorption_rate": r(paper_by_letter[j].value) if letter.paper is not None else None,
-            "paper_absorption_rate_low": r(paper_by_letter[j].low) if letter.paper is not None else None,
-            "paper_absorption_rate_high": r(paper_by_letter[j].high) if letter.paper is not None else None,
-            "n_candidates": len(letter.candidates), "n_sampled": len(letter.sampled), "n_paper_absorption": int(paper_rows.sum()),
+            "n_full_absorption": letter.n_full_absorption,
+            "paper_absorption_rate": r(paper_by_letter[j].value) if has_paper else None,
+            "paper_absorption_rate_low": r(paper_by_letter[j].low) if has_paper else None,
+            "paper_absorption_rate_high": r(paper_by_letter[j].high) if has_paper else None,
+            "n_candidates": letter.n_candidates, "n_sampled": letter.n_sampled, "n_paper_absorption": letter.n_paper_absorption,
         })
-        for fit in letter.split.fits:
-            ks_rows.append({"sae_key": key, "letter": name, "k": fit.k, "latents": fit.latents,
-                            "weights": float_list(fit.weights), "bias": fit.bias,
-                            "precision": fit.precision, "recall": fit.recall, "f1": fit.f1})
+        for fold in letter.folds:
+            tp = len(fold.true_positives)
+            fold_rows.append({
+                "sae_key": key, "letter": name, "fold": fold.fold, "split_latents": fold.split.split_latents,
+                "main_latent": fold.main.latent, "main_f1": fold.main.f1, "n_probe_true_positives": tp,
+                "mean_absorption_fraction": r(fold.projection.absorption_fraction.mean()) if tp else None,
+                "full_absorption_rate": r(fold.projection.is_full_absorption.mean()) if tp else None,
+                "paper_absorption_rate": r(fold.paper_weights.mean()) if fold.paper is not None and tp else None,
+                "n_candidates": len(fold.candidates), "n_sampled": len(fold.sampled),
+            })
+            for fit in fold.split.fits:
+                ks_rows.append({"sae_key": key, "letter": name, "fold": fold.fold, "k": fit.k, "latents": fit.latents,
+                                "weights": float_list(fit.weights), "bias": fit.bias,
+                                "precision": fit.precision, "recall": fit.recall, "f1": fit.f1})
     d_sae = result.decoder_cos.shape[0]
     cos = pa.table({
         "sae_key": [key] * (d_sae * 26),
@@ -160,8 +200,20 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
         "encoder_cos": pa.array(np.round(result.encoder_cos.reshape(-1), 4), pa.float32()),
     })
     return {"sae_absorption": pa.Table.from_pylist([summary]), "sae_letters": pa.Table.from_pylist(letters),
-            "sae_letter_k": pa.Table.from_pylist(ks_rows), "latent_letter_cos": cos,
+            "sae_letter_folds": pa.Table.from_pylist(fold_rows, schema=SAE_LETTER_FOLDS_SCHEMA),
+            "sae_letter_k": pa.Table.from_pylist(ks_rows, schema=SAE_LETTER_K_SCHEMA), "latent_letter_cos": cos,
             "absorption_words": word_rows(result)}
+
+
+SAE_LETTER_FOLDS_SCHEMA = pa.schema([
+    ("sae_key", pa.string()), ("letter", pa.string()), ("fold", pa.int16()), ("split_latents", pa.list_(pa.int32())),
+    ("main_latent", pa.int32()), ("main_f1", pa.float64()), ("n_probe_true_positives", pa.int32()),
+    ("mean_absorption_fraction", pa.float64()), ("full_absorption_rate", pa.float64()),
+    ("paper_absorption_rate", pa.float64()), ("n_candidates", pa.int32()), ("n_sampled", pa.int32())])
+SAE_LETTER_K_SCHEMA = pa.schema([
+    ("sae_key", pa.string()), ("letter", pa.string()), ("fold", pa.int16()), ("k", pa.int32()),
+    ("latents", pa.list_(pa.int32())), ("weights", pa.list_(pa.float32())), ("bias", pa.float32()),
+    ("precision", pa.float64()), ("recall", pa.float64()), ("f1", pa.float64())])
 
 
 def word_rows(result: SAEAbsorption) -> pa.Table:
@@ -169,36 +221,36 @@ def word_rows(result: SAEAbsorption) -> pa.Table:
     words = result.hook.prompts.words
     for letter in result.letters:
         name = LETTERS[letter.letter]
-        proj = letter.projection
-        for n, word in enumerate(letter.true_positives):
-            top = proj.top_latents[n]
-            rows.append({
-                "sae_key": result.sae_key, "metric": "projection", "letter": name, "token_id": words[word].token_id,
-                "probe_projection": round(float(proj.probe_projection[n]), 3),
-                "split_acts": float_list(letter.split_acts[n], 3),
-                "absorption_fraction": round(float(proj.absorption_fraction[n]), 4),
-                "is_full_absorption": bool(proj.is_full_absorption[n]), "is_absorption": None,
-                "top_latents": [int(i) for i in top], "top_acts": float_list(letter.top_acts[n], 3),
-                "top_scores": float_list(proj.top_projections[n], 3),
-            })
-        if letter.paper is None:
-            continue
-        position = {int(w): n for n, w in enumerate(letter.true_positives)}
-        for row, word in enumerate(letter.sampled):
-            n = position[int(word)]
-            rows.append({
-                "sae_key": result.sae_key, "metric": "ablation", "letter": name, "token_id": words[word].token_id,
-                "probe_projection": round(float(proj.probe_projection[n]), 3),
-                "split_acts": float_list(letter.split_acts[n], 3),
-                "absorption_fraction": None, "is_full_absorption": None,
-                "is_absorption": bool(letter.paper.is_absorption[row]),
-                "top_latents": [int(i) for i in letter.paper.top_latents[row]],
-                "top_acts": float_list(letter.paper.top_acts[row], 3),
-                "top_scores": float_list(letter.paper.top_attributions[row], 3),
-            })
+        for fold in letter.folds:
+            proj = fold.projection
+            for n, word in enumerate(fold.true_positives):
+                rows.append({
+                    "sae_key": result.sae_key, "metric": "projection", "letter": name, "token_id": words[word].token_id,
+                    "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
+                    "split_acts": float_list(fold.split_acts[n], 3),
+                    "absorption_fraction": round(float(proj.absorption_fraction[n]), 4),
+                    "is_full_absorption": bool(proj.is_full_absorption[n]), "is_absorption": None,
+                    "top_latents": [int(i) for i in proj.top_latents[n]], "top_acts": float_list(fold.top_acts[n], 3),
+                    "top_scores": float_list(proj.top_projections[n], 3),
+                })
+            if fold.paper is None:
+                continue
+            position = {int(w): n for n, w in enumerate(fold.true_positives)}
+            for row, word in enumerate(fold.sampled):
+                n = position[int(word)]
+                rows.append({
+                    "sae_key": result.sae_key, "metric": "ablation", "letter": name, "token_id": words[word].token_id,
+                    "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
+                    "split_acts": float_list(fold.split_acts[n], 3),
+                    "absorption_fraction": None, "is_full_absorption": None,
+                    "is_absorption": bool(fold.paper.is_absorption[row]),
+                    "top_latents": [int(i) for i in fold.paper.top_latents[row]],
+                    "top_acts": float_list(fold.paper.top_acts[row], 3),
+                    "top_scores": float_list(fold.paper.top_attributions[row], 3),
+                })
     schema = pa.schema([
         ("sae_key", pa.string()), ("metric", pa.string()), ("letter", pa.string()), ("token_id", pa.int32()),
-        ("probe_projection", pa.float32()), ("split_acts", pa.list_(pa.float32())),
+        ("fold", pa.int16()), ("probe_projection", pa.float32()), ("split_acts", pa.list_(pa.float32())),
         ("absorption_fraction", pa.float32()), ("is_full_absorption", pa.bool_()), ("is_absorption", pa.bool_()),
         ("top_latents", pa.list_(pa.int32())), ("top_acts", pa.list_(pa.float32())), ("top_scores", pa.list_(pa.float32())),
     ])

@@ -4,6 +4,7 @@ and the compare page's charts."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,9 +12,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from backend.database import DEFAULT_DB_PATH
 from tests import helpers
 
 # Run under pytest-xdist with `--dist loadgroup` (`-n 2 --dist loadgroup`), both tests go to one worker: one server.
@@ -31,10 +34,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_db):  # one server for the module: starting streamlit is most of a test's time
+def serve(db_path: Path):
+    """A streamlit server of the app on `db_path`, on a free port: yields its URL, then stops it."""
     port = free_port()
-    env = {**os.environ, "EXPLORER_DB": str(tiny_db)}
+    env = {**os.environ, "EXPLORER_DB": str(db_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -53,6 +56,16 @@ def server(tiny_db):  # one server for the module: starting streamlit is most of
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_db):  # one server for the module: starting streamlit is most of a test's time
+    yield from serve(tiny_db)
+
+
+@pytest.fixture(scope="module")
+def demo_server():  # the live page runs an SAE, so its database's SAE folders must exist: the shipped demo's do
+    yield from serve(DEFAULT_DB_PATH)
 
 
 def require_chromium() -> None:
@@ -97,4 +110,30 @@ def test_compare_url_shows_a_plotly_chart_and_the_chosen_saes(server):
         page.goto(f"{server}/compare?saes=planted,nope")
         page.wait_for_selector("text=Unknown SAE", timeout=60_000)
         assert page.locator("code", has_text="nope").count() >= 1  # the message names the bad key
+        browser.close()
+
+
+def test_live_url_runs_the_text_and_shows_the_per_token_table(demo_server):
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    query = urlencode({"sae": "smollm2-l6-topk-4k-k32", "text": "The snake slid under the warm rock."})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{demo_server}/live?{query}")
+        # The server's first live run loads the model (10-30 s; minutes on a busy 2-core machine), then the
+        # tables render; a message (the model or SAE cannot load) fails the test with its text.
+        alerts = page.locator('[data-testid="stAlertContainer"]')
+        page.get_by_text("Per token", exact=True).or_(alerts).first.wait_for(timeout=420_000)
+        assert alerts.count() == 0, alerts.all_inner_texts()
+        tables = page.locator('[data-testid="stDataFrame"]')
+        expect(tables).to_have_count(2, timeout=60_000)  # per token, and the word tokens' first letters
+        per_token = tables.first  # drawn on a canvas; its cells are also in the grid's (hidden) accessible table
+        cells = per_token.locator('[role="gridcell"]')
+        expect(cells.filter(has_text=re.compile(r"^' snake'$"))).to_have_count(1, timeout=60_000)
+        assert per_token.locator('[role="columnheader"]').filter(has_text=re.compile("^top 1$")).count() == 1
+        assert per_token.locator('[role="row"]').count() == 10  # the header and the text's 9 tokens
+        assert page.locator("div.ctx span.tok").count() == 9  # the highlighted latent across the text
+        assert page.locator("text=Traceback").count() == 0
         browser.close()

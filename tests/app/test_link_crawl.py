@@ -1,4 +1,4 @@
-"""Link crawl: from the overview, follow every link the pages render (st.page_link, and the URLs of
+"""Link crawl: from the overview and the live page, follow every link the pages render (st.page_link, and the URLs of
 st.dataframe LinkColumns) and render each target in a fresh session, as a click on a shared link would.
 Every target must render without an exception, and the crawl must reach every page kind and the browse
 pager's next page.
@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests import helpers
-from tests.app.urls import PAGES, Params, assert_clean, describe, links, render
+from tests.app.urls import PAGES, Params, assert_clean, describe, links, render, warm_live_model
 
 MAX_VIEWS = {"demo": 300, "sweep": 120}  # renders per crawl
 HAS_SECOND_BROWSE_PAGE = {"demo": True, "sweep": False}  # the sweep's SAEs have ≤ 32 latents: one page of 50
 ODD_KEYS_VIEWS = 40
-START = ("overview", {})
+# The overview, and the live page: no page links to it (the navigation menu, which is not an st.page_link,
+# does), and its example links lead on to its latents and letters.
+STARTS = (("overview", {}), ("live", {}))
 
 Shape = tuple[str, tuple[str, ...]]
 
@@ -67,7 +69,8 @@ class Crawl:
 def crawl(max_views: int) -> Crawl:
     """Open up to `max_views` URLs reachable from the overview, each checked by `assert_clean`."""
     frontier, done = Frontier(), Crawl()
-    frontier.push(*START)
+    for page, params in STARTS:
+        frontier.push(page, params)
     while len(done.opened) < max_views and (url := frontier.pop()) is not None:
         page, params = url
         at = render(page, params)
@@ -88,7 +91,8 @@ def is_next_page(page: str, params: dict) -> bool:
 
 
 def test_every_link_from_the_overview_renders(named_db: tuple[str, Path]):
-    name, _ = named_db
+    name, path = named_db
+    warm_live_model(path)  # the live page's first render would otherwise load the model within its timeout
     opened = crawl(MAX_VIEWS[name]).opened
     assert len(opened) == MAX_VIEWS[name], f"the crawl ran out of links after {len(opened)} views"
     assert {page for page, _ in opened} == set(PAGES), "a page kind was never reached by a link"

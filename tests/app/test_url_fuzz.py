@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 
 from backend.database import ExplorerDB
 from backend.params import LETTERS, SEARCH_IN, SORTS
-from tests.app.urls import PAGES, Params, assert_clean, describe, message_problem, render
+from tests.app.urls import PAGES, Params, assert_clean, describe, message_problem, render, warm_live_model
 
 FUZZ_RENDERS = 1000  # renders per test run, over every (database, page) case together
 DATABASES = ("demo", "sweep")  # conftest.py: named_db
 CASES = [(database, page) for database in DATABASES for page in PAGES]
 # Each page's share of the renders: more for the pages that read more parameters, less for compare (one
 # parameter, and its charts make it the slowest page to render).
-WEIGHTS = {"overview": 0.8, "latent": 1.2, "browse": 1.3, "letter": 1.1, "token": 1.1, "compare": 0.5}
+WEIGHTS = {"overview": 0.8, "latent": 1.2, "browse": 1.3, "letter": 1.1, "token": 1.1, "compare": 0.5, "live": 1.0}
 RENDERS = {case: math.ceil(FUZZ_RENDERS * WEIGHTS[case[1]] / (len(DATABASES) * sum(WEIGHTS.values())))
            for case in CASES}
 assert sum(RENDERS.values()) >= FUZZ_RENDERS
@@ -34,7 +34,7 @@ SEED = 20240611
 
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
-KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k")
+KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -124,6 +124,14 @@ def words(facts: Facts) -> st.SearchStrategy[str]:
     return mostly(pool, pool.map(str.upper), pool.map(lambda w: w[:2]), edge_text(), free_text(80))
 
 
+def live_texts(facts: Facts) -> st.SearchStrategy[str]:
+    """`text=` of the live page: sentences of vocabulary words (run through the model), and texts past its
+    character and token limits."""
+    sentence = st.lists(st.sampled_from(facts.words + facts.tokens), min_size=1, max_size=12).map(" ".join)
+    over_limits = st.sampled_from(("x," * 700, " snake" * 340, "s" * 2001))  # 1,400 tokens; 2,040 chars; 2,001
+    return mostly(sentence, over_limits, edge_text(), free_text(80))
+
+
 def letters() -> st.SearchStrategy[str]:
     letter = st.sampled_from(LETTERS)
     return mostly(letter, letter.map(str.upper), letter.map(lambda c: f" {c} "),
@@ -139,7 +147,7 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
               numbers(facts)), "k": numbers(facts), "q": words(facts), "token": words(facts),
               "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X), "letter": letters(),
-              "saes": sae_lists(facts)}
+              "saes": sae_lists(facts), "text": live_texts(facts)}
     return by_key[key]
 
 
@@ -180,13 +188,16 @@ def fuzz(page: str, facts: Facts, max_examples: int, case: int = 0) -> int:
 @pytest.mark.parametrize("page", PAGES)
 def test_generated_urls_render_without_a_traceback(named_db: tuple[str, Path], page: str):
     name, path = named_db
+    if page == "live":
+        warm_live_model(path)  # the model's cold load would not fit a render's timeout
     wanted = RENDERS[name, page]
     done = fuzz(page, read_facts(path), wanted, CASES.index((name, page)))
     assert done >= wanted, f"only {done} of {wanted} renders of {page} ran"
 
 
 def test_fuzz_cases_cover_every_page_and_reach_the_render_count():
-    assert {page for _, page in CASES} == set(PAGES) == {"overview", "latent", "browse", "letter", "token", "compare"}
+    assert {page for _, page in CASES} == set(PAGES) == {"overview", "latent", "browse", "letter", "token", "compare",
+                                                           "live"}
     assert set(WEIGHTS) == set(PAGES)
     assert sum(RENDERS.values()) >= FUZZ_RENDERS >= 1000
 

@@ -105,3 +105,23 @@ def link_column_urls(at: AppTest) -> list[str]:
 def links(at: AppTest) -> list[tuple[str, dict[str, str | list[str]]]]:
     """Every link a page renders: page links, then link-column URLs, as (page, parameters)."""
     return page_links(at) + [parse_url(url) for url in link_column_urls(at)]
+
+
+def warm_live_model(db_path: Path) -> None:
+    """Load the embedded model once in this process before the live page renders with a 60 s timeout: the
+    page's st.cache_resource loader reaches precompute.model_loading's per-process cache, so its first
+    render does not pay the cold load (tens of seconds on a busy CPU). Nothing to do when the database's
+    SAEs use another model or the model packages are missing (the page then says why)."""
+    from backend.database import ExplorerDB
+    from backend.live import EMBEDDED_MODEL, LiveUnavailable, load_model
+
+    db = ExplorerDB(db_path)
+    try:
+        uses_embedded = EMBEDDED_MODEL in set(db.saes()["model_name"])
+    finally:
+        db.close()
+    if uses_embedded:
+        try:
+            load_model(EMBEDDED_MODEL)
+        except LiveUnavailable:
+            pass

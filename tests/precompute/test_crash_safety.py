@@ -100,8 +100,9 @@ def test_a_stale_compaction_copy_of_a_killed_build_is_removed(tiny_build: Path):
 
 
 def test_a_build_killed_after_one_sae_absorption_keeps_it(tmp_path: Path):
-    """The real CLI on the embedded model: two SAEs at one hook, killed after the first SAE's absorption
-    results are committed; the rerun measures only the second, against the same probe run."""
+    """The real CLI on the embedded model: two SAEs at one hook. The absorption stage runs before the dashboards
+    (their token_letters read its letter latents). Killed after the first SAE's absorption results are committed,
+    then after the first SAE's dashboards: each rerun computes only what was not committed, against one probe run."""
     rows = np.random.default_rng(0).integers(100, 40_000, size=(8, 64)).astype(np.int32)
     pq.write_table(pa.table({"input_ids": pa.array(list(rows), type=pa.list_(pa.int32()))}), tmp_path / "corpus.parquet")
     target = tmp_path / "db" / "explorer.duckdb"
@@ -111,10 +112,16 @@ def test_a_build_killed_after_one_sae_absorption_keeps_it(tmp_path: Path):
                "--batch-size", "8", "--device", "cpu", "--db", str(target)]
     code, lines = run_build(command, "after-absorption:a")
     assert code == -signal.SIGKILL, "\n".join(lines)
-    assert computed(lines, ABSORPTION_DONE) == {"a"} and not target.exists()
+    assert computed(lines, ABSORPTION_DONE) == {"a"} and computed(lines, DASHBOARDS_DONE) == set()
+    assert not target.exists()
+    code, lines = run_build(command, "after-dashboards:a")
+    assert code == -signal.SIGKILL, "\n".join(lines)
+    assert computed(lines, ABSORPTION_DONE) == {"b"} and computed(lines, DASHBOARDS_DONE) == {"a"}
     code, lines = run_build(command, None)
-    assert computed(lines, DASHBOARDS_DONE) == set() and computed(lines, ABSORPTION_DONE) == {"b"}
+    assert computed(lines, DASHBOARDS_DONE) == {"b"} and computed(lines, ABSORPTION_DONE) == set()
     with duckdb.connect(str(target), read_only=True) as con:
         runs = con.execute("SELECT DISTINCT probe_run_id FROM sae_absorption").fetchall()
         assert len(runs) == 1 and con.execute("SELECT count(*) FROM probe_runs").fetchall() == [(1,)]
+        letters = dict(con.execute("SELECT sae_key, count(*) FROM token_letters GROUP BY ALL").fetchall())
+        assert set(letters) == {"a", "b"} and letters["a"] == letters["b"] > 0  # the same SAE twice
     assert leftovers(target.parent, target) == []

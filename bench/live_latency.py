@@ -1,0 +1,83 @@
+"""Latency of the live-text page's backend on the embedded default: the cold load (tokenizer, model, SAE and
+letter probes, as a fresh server process pays once), then text of 64 and 512 tokens through the warm model
+and SAE (median of a few runs; what each new text costs the page).
+
+    python bench/live_latency.py                       # the demo SAE, 5 runs per length
+    python bench/live_latency.py --sae smollm2-l6-topk-1k-k32 --runs 9 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from backend import live  # noqa: E402
+from backend.database import DEFAULT_DB_PATH, ExplorerDB  # noqa: E402
+from backend.tokenizer import context_token_id, tokenize  # noqa: E402
+
+LENGTHS = (64, 512)
+PASSAGE = ("The snake slid under the warm rock while the children watched quietly from the garden wall. "
+           "Under a yellow umbrella we waited while the wind howled across the harbour, and the boats knocked "
+           "against the quay. ")
+
+
+def text_tokens(model_name: str, n_tokens: int) -> list[tuple[int, str]]:
+    """The first `n_tokens` tokens of the passage repeated."""
+    tokens = tokenize(model_name, PASSAGE * (n_tokens // 20 + 1))
+    return tokens[:n_tokens]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
+    parser.add_argument("--sae", default="smollm2-l6-topk-4k-k32")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    imported = time.perf_counter() - start
+    db = ExplorerDB(args.db)
+    source = live.SAESource.from_row(db.sae(args.sae))
+    t = time.perf_counter()
+    context = context_token_id(source.model_name)
+    tokenizer_s = time.perf_counter() - t
+    t = time.perf_counter()
+    model = live.load_model(source.model_name)
+    model_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sae = live.load_sae(source, args.db)
+    probes = live.letter_probes(db, source.sae_key)
+    sae_s = time.perf_counter() - t
+    cold = time.perf_counter() - start
+    print(f"cold load {cold:.1f} s (torch import {imported:.1f} s, tokenizer {tokenizer_s:.1f} s, model "
+          f"{model_s:.1f} s, SAE and probes {sae_s:.1f} s) · {torch.get_num_threads()} torch threads · "
+          f"{os.cpu_count()} CPUs · SAE {args.sae}")
+    for n_tokens in LENGTHS:
+        tokens = text_tokens(source.model_name, n_tokens)
+        live.run_text(model, sae, probes, tokens, context)  # warm-up
+        totals, forwards = [], []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            result = live.run_text(model, sae, probes, tokens, context)
+            totals.append(time.perf_counter() - t)
+            forwards.append(result.seconds)
+        print(f"{n_tokens:4d} tokens: {statistics.median(totals) * 1000:.0f} ms median of {args.runs} "
+              f"(model + SAE {statistics.median(forwards) * 1000:.0f} ms; {len(result.letters)} word tokens read)")
+    db.close()
+
+
+if __name__ == "__main__":
+    main()

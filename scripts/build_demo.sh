@@ -17,7 +17,7 @@ python -m precompute sweep "$SWEEP"
 # ablation metric samples at most ABLATION_CANDIDATES words per letter (default 200 in `build`) to keep a
 # CPU rebuild near an hour.
 DB=data/demo-build.duckdb
-ABLATION_CANDIDATES="${ABLATION_CANDIDATES:-20}"
+ABLATION_CANDIDATES="${ABLATION_CANDIDATES:-10}"
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES"
 done

@@ -348,7 +348,8 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
                "architecture": first["training_architecture"], "absorbed": absorption_status(projection, ablation),
                "absorber": None, "letter": first["letter"].upper(), "main latent": main,
                "main act": main_act, "split latents fired": fired(acts), "split acts": split_text(split, acts),
-               "P": first["probe_projection"], "probe run": first["probe_run_id"]}
+               "P": first["probe_projection"], "fold": first["fold"],
+               "split latents stable": split_stability_text(first), "probe run": first["probe_run_id"]}
         if projection is not None:
             row.update({"absorption fraction": projection["absorption_fraction"],
                         "full absorption": projection["is_full_absorption"]})
@@ -362,6 +363,15 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
             row.update(absorber_columns(key, "ablation ", found, ablation))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def split_stability_text(record: dict) -> str:
+    """Whether the letter's split latents are the same in every fold (else the word's verdict depends on
+    which fold it fell in: flagged)."""
+    stability = record.get("split_stability")
+    if stability is None or stability >= 1:
+        return "yes"
+    return f"no: {stability:.0%} of folds agree †"
 
 
 def absorber_columns(key: str, prefix: str, found, record: dict) -> dict:
@@ -382,10 +392,19 @@ def hook_status(match: dict) -> str | None:
     return None
 
 
+def measured_text(match: dict) -> str:
+    """How the word's verdict at this hook was obtained: its fold (cross-fitting) or SAEBench's 80/20 split."""
+    if not match["is_test"]:
+        return "probe-training word (SAEBench's 80/20 split: not measured)"
+    if match.get("split_mode") == "crossfit":
+        return f"fold {int(match['fold'])} of {int(match['n_folds'])} (its probe was fitted on the other folds)"
+    return "held-out test word (SAEBench's 80/20 split)"
+
+
 def render_hook(match: dict) -> None:
     """The word's probe verdict and prompt at one hook (each hook has its own probe)."""
     st.caption(f"hook `{match['hook_name']}` · probe run `{match['probe_run_id']}` · probe logit {match['probe_logit']:.2f} · "
-               + ("held-out test word" if match["is_test"] else "probe-training word")
+               + measured_text(match)
                + ("" if match["model_correct"] is None else
                   f" · the model answers {'right' if match['model_correct'] else 'wrong'}"))
     with st.expander("Prompt", expanded=False):
@@ -406,7 +425,8 @@ def explain_unmeasured(token: str, letter: str, matches: list[dict]) -> None:
     missed = [m for m in matches if m["is_test"] and m["probe_logit"] <= 0]
     if training:
         st.info(f"{token!r} is a probe-training word{hooks_text(training, matches)}: the probe was fitted on it, so "
-                "absorption is not measured on it. Absorption is measured only on held-out test words.")
+                "absorption is not measured on it. This probe run used SAEBench's 80/20 split (a holdout build); a "
+                "cross-fitted build (the default) measures every word out of fold.")
     if missed:
         logits = ", ".join(f"{m['probe_logit']:.2f}" for m in missed)
         st.warning(f"The probe missed {token!r}{hooks_text(missed, matches)} (its logit for “{letter.upper()}” is "

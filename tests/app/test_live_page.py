@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from backend.database import DEFAULT_DB_PATH
-from tests.app.urls import assert_clean, link_column_urls, page_links, parse_url, render, warm_live_model
+from tests.app.urls import APP, assert_clean, link_column_urls, page_links, parse_url, render, warm_live_model
 
 SAE = "smollm2-l6-topk-4k-k32"
 SENTENCE = "The snake slid under the warm rock while the children watched."
@@ -166,3 +169,23 @@ def test_an_sae_without_absorption_results_shows_its_latents_and_says_what_the_l
     assert "' snake'" in frame_with(at, "top 1")["token"].tolist()
     assert "needs absorption results" in messages(at)
     assert not any("absorption fraction" in frame.value.columns for frame in at.dataframe)
+
+
+NO_TORCH_SCRIPT = """
+import sys
+from streamlit.testing.v1 import AppTest
+for page, params in (("views/overview.py", {}), ("views/latent.py", {"latent": "1"}), ("views/live.py", {})):
+    at = AppTest.from_file(sys.argv[1], default_timeout=60)
+    at.switch_page(page)
+    at.query_params = params
+    at.run()
+    assert not at.exception, (page, [e.value for e in at.exception])
+print(sorted(name for name in ("torch", "transformer_lens", "sae_lens", "transformers") if name in sys.modules))
+"""
+
+
+def test_the_other_pages_and_the_empty_live_page_never_import_torch():
+    done = subprocess.run([sys.executable, "-c", NO_TORCH_SCRIPT, APP], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "EXPLORER_DB": str(DEFAULT_DB_PATH)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

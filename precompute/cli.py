@@ -255,8 +255,26 @@ def run_migrate(args) -> int:
     return 0
 
 
+def add_merge_parser(sub) -> None:
+    p = sub.add_parser("merge", help="copy the SAEs of other databases (e.g. one build per hook, run apart) into "
+                                     "one (crash-safe)")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to merge into")
+    p.add_argument("--from", dest="sources", type=Path, action="append", required=True, metavar="DB",
+                   help="database to copy SAEs from (repeatable)")
+
+
+def run_merge(args) -> int:
+    from precompute.merge import merge
+
+    for source in args.sources:
+        if not source.exists():
+            raise FileNotFoundError(f"no database at {source}")
+        merge(args.db, source)
+    return 0
+
+
 COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card,
-            "export": run_export, "migrate": run_migrate}
+            "export": run_export, "migrate": run_migrate, "merge": run_merge}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_card_parser(sub)
     add_export_parser(sub)
     add_migrate_parser(sub)
+    add_merge_parser(sub)
     return parser
 
 

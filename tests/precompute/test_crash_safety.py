@@ -108,7 +108,7 @@ def test_a_build_killed_after_one_sae_absorption_keeps_it(tmp_path: Path):
     target = tmp_path / "db" / "explorer.duckdb"
     sae = REPO / "assets" / "saes" / "smollm2-l6-topk-1k-k16"
     command = [sys.executable, "-m", "precompute", "build", "--corpus", str(tmp_path / "corpus.parquet"), "--rows", "0:8",
-               "--sae", f"a={sae}", "--sae", f"b={sae}", "--absorption-words", "300", "--no-ablation-metric",
+               "--sae", f"a={sae}", "--sae", f"b={sae}", "--absorption-words", "300", "--folds", "2", "--no-ablation-metric",
                "--batch-size", "8", "--device", "cpu", "--db", str(target)]
     code, lines = run_build(command, "after-absorption:a")
     assert code == -signal.SIGKILL, "\n".join(lines)

@@ -24,7 +24,9 @@ from precompute.model_loading import load_model_cached
 from precompute.sae_loading import SAESpec
 
 SAE_DIR = Path(__file__).resolve().parents[3] / "assets" / "saes" / "smollm2-l6-topk-4k-k32"
-CONFIG = AbsorptionConfig(max_words=1300, model_check_per_letter=2, ablation=AblationMetricConfig(max_candidates=2))
+# two folds: cross-fitting exercised at half the cost of the default five
+CONFIG = AbsorptionConfig(max_words=1300, model_check_per_letter=2, ablation=AblationMetricConfig(max_candidates=2),
+                          n_folds=2)
 
 
 def job_config(folder: Path) -> JobConfig:

@@ -188,6 +188,10 @@ class ExplorerDB:
     def count_browse(self, sae_key: str, min_density: float, max_density: float) -> int:
         return self._rows(q.COUNT_BROWSE, [sae_key, min_density, max_density])[0][0]
 
+    def latents_by_top_context_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+        """The search for databases without the running-text index: top contexts peaking on the token."""
+        return self._frame(q.LATENTS_BY_TOP_CONTEXT_TOKEN, [sae["model_name"], token, sae["model_name"], sae["sae_key"], limit])
+
     def latents_by_logit_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
         return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
 

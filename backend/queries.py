@@ -63,6 +63,21 @@ BROWSE_LATENTS = {
 }
 COUNT_BROWSE = "SELECT count(*) FROM latents WHERE sae_key = ? AND density >= ? AND density <= ?"
 
+# Without the running-text index (a database migrated from v6): latents whose top contexts peak on a token
+# spelled like the query (case and surrounding spaces ignored).
+LATENTS_BY_TOP_CONTEXT_TOKEN = """
+WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?)))
+SELECT c.latent, count(*) AS hits, max(c.act) AS best_act, any_value(l.density) AS density,
+       any_value(l.max_act) AS max_act
+FROM contexts c
+JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
+JOIN latents l ON l.sae_key = c.sae_key AND l.latent = c.latent
+WHERE c.sae_key = ? AND c.kind = 0 AND s.tokens[c.pos + 1] IN (SELECT token_id FROM matches)
+GROUP BY c.latent
+ORDER BY hits DESC, best_act DESC
+LIMIT ?
+"""
+
 # Latents whose decoder direction promotes a token spelled like the query (top logits).
 LATENTS_BY_LOGIT_TOKEN = """
 WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?))),

@@ -81,14 +81,25 @@ def show_occurrences(text: str) -> None:
         st.markdown(common.context_html(example.tokens, example.activations, 1.0, highlight), unsafe_allow_html=True)
 
 
+RUNNING_TEXT_COLUMNS = ["token", "n_occurrences", "mean_act", "fire_rate", "density", "max_act"]
+TOP_CONTEXT_COLUMNS = ["hits", "best_act", "density", "max_act"]
+
+
+def top_context_search(text: str):
+    """Without the running-text index: the latents whose top contexts peak on the token (a narrower search)."""
+    st.info(f"The running-text token index is not computed for `{sae['sae_key']}` in this database (built or "
+            "migrated from a version without it; `python -m precompute build --force` computes it with the "
+            "dashboards). Shown instead: latents whose top-activating contexts peak on this token.")
+    common.page_link("browse", f"Search “{text}” in top logits →", sae=sae["sae_key"], q=text, **{"in": "logits"})
+    st.subheader(f"Latents whose top contexts peak on “{text}”")
+    return db.latents_by_top_context_token(sae, text)
+
+
 def running_text_search(text: str):
-    """The latents that fire most on tokens spelled `text`, from the token index; None when it is not built."""
+    """The latents that fire most on tokens spelled `text`, from the token index (or, without it, from the
+    stored top contexts)."""
     if sae["sae_key"] not in db.running_text_sae_keys():
-        st.info(f"The running-text token index is not computed for `{sae['sae_key']}` in this database (built or "
-                "migrated from a version without it): `python -m precompute build --force` computes it with the "
-                "dashboards. Or search the top logits instead.")
-        common.page_link("browse", f"Search “{text}” in top logits →", sae=sae["sae_key"], q=text, **{"in": "logits"})
-        return None
+        return top_context_search(text)
     st.subheader(f"Latents that fire most on “{text}” in running text")
     st.caption("For each token spelled so (ignoring case and surrounding spaces): its top latents by mean activation "
                "over its occurrences in the dashboard corpus; fire rate: the share of its occurrences where the "
@@ -98,8 +109,9 @@ def running_text_search(text: str):
 
 if query:
     if search_in == "contexts":
+        indexed = sae["sae_key"] in db.running_text_sae_keys()
         found = running_text_search(query)
-        columns = ["token", "n_occurrences", "mean_act", "fire_rate", "density", "max_act"]
+        columns = RUNNING_TEXT_COLUMNS if indexed else TOP_CONTEXT_COLUMNS
     else:
         found = db.latents_by_logit_token(sae, query)
         st.subheader(f"Latents that promote “{query}” among their top logits")
@@ -116,7 +128,7 @@ if query:
         if "sort" in st.query_params:
             found = found.sort_values(sort_column[0], ascending=sort_column[1])
         latent_links(found, columns)
-    if search_in == "contexts" and found is not None:
+    if search_in == "contexts" and found is not None and indexed:
         show_occurrences(query)
 else:
     total = db.count_browse(sae["sae_key"], 0.0, 1.0)

@@ -152,3 +152,26 @@ def test_url_without_sae_opens_the_first_and_keeps_the_latent(app_env):
     assert not at.exception
     assert at.title[0].value == "Latent 4"
     assert at.query_params["sae"] in ("planted", ["planted"])
+
+
+def test_browse_token_search_falls_back_to_top_contexts_without_the_running_text_index(sweep_db, tmp_path, monkeypatch):
+    """A database without the running-text index (migrated from v6) still answers a token search, from the
+    stored top contexts, and says which search it ran."""
+    import shutil
+
+    import duckdb
+
+    path = tmp_path / "no-index.duckdb"
+    shutil.copyfile(sweep_db, path)
+    with duckdb.connect(str(path)) as con:
+        for table in ("token_latents", "token_occurrences", "token_letters"):
+            con.execute(f"DELETE FROM {table}")
+        token = con.execute("""SELECT v.token FROM contexts c JOIN sequences s ON s.seq_id = c.seq_id
+                               JOIN vocab v ON v.token_id = s.tokens[c.pos + 1]
+                               WHERE c.sae_key = 'w8' AND c.kind = 0 LIMIT 1""").fetchall()[0][0]
+    monkeypatch.setenv("EXPLORER_DB", str(path))
+    at = run_page("browse", sae="w8", q=token.strip(), **{"in": "contexts"})
+    assert not at.exception
+    assert any("not computed" in i.value for i in at.info)
+    assert any(f"top contexts peak on “{token.strip()}”" in h.value for h in at.subheader)
+    assert at.dataframe and "hits" in at.dataframe[0].value.columns

@@ -74,6 +74,24 @@ UNREFERENCED_PROBE_RUNS = """
       AND NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
 
 
+CATALOG_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name"
+CATALOG_COLUMNS = """SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?
+                     ORDER BY ordinal_position"""
+
+
+def current_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The connection's own database name (an ATTACHed one has the alias it was given)."""
+    return con.execute("SELECT current_database()").fetchall()[0][0]
+
+
+def catalog_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    return [row[0] for row in con.execute(CATALOG_TABLES, [catalog]).fetchall()]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
+    return [row[0] for row in con.execute(CATALOG_COLUMNS, [catalog, table]).fetchall()]
+
+
 def code_version() -> str:
     """The git commit the precompute ran from (with '-dirty' for local edits), else 'unknown'."""
     root = Path(__file__).resolve().parent.parent

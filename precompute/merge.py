@@ -12,11 +12,9 @@ from pathlib import Path
 
 import duckdb
 
-from precompute.database import SchemaMismatchError, atomic_database, check_target_schema
+from precompute.database import (SchemaMismatchError, atomic_database, catalog_tables, check_target_schema,
+                                 current_catalog, table_columns)
 
-TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name"
-COLUMNS = """SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?
-             ORDER BY ordinal_position"""
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
 SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id")}
 NEW_SAE_KEYS = "SELECT sae_key FROM other.saes WHERE sae_key NOT IN (SELECT sae_key FROM saes) ORDER BY sae_key"
@@ -46,9 +44,8 @@ def merge(target: Path, other: Path, log=print) -> list[str]:
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    own = con.execute("SELECT current_database()").fetchall()[0][0]
-    mine = [row[0] for row in con.execute(TABLES, [own]).fetchall()]
-    theirs = {row[0] for row in con.execute(TABLES, ["other"]).fetchall()}
+    mine = catalog_tables(con, current_catalog(con))
+    theirs = set(catalog_tables(con, "other"))
     if set(mine) != theirs:
         raise SchemaMismatchError("the two databases hold different tables: rebuild the older one")
     return [t for t in mine if t != "meta"]
@@ -57,7 +54,7 @@ def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> None:
     """Rows of `table` in `other` that belong to the new SAEs (or their probe runs), or are missing shared rows.
     Table and column names come from the catalog, values are bound."""
-    columns = [row[0] for row in con.execute(COLUMNS, ["other", table]).fetchall()]
+    columns = table_columns(con, "other", table)
     names = ", ".join(columns)
     if table in SHARED_KEYS:
         a, b = SHARED_KEYS[table]

@@ -9,12 +9,14 @@ the pages say so, and `build --force` fills them.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
 
 from backend.schema import SCHEMA_VERSION
-from precompute.database import BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database
+from precompute.database import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database, catalog_tables,
+                                 current_catalog, table_columns)
 
 # Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
 V6_DEFAULTS: dict[tuple[str, str], str] = {
@@ -43,11 +45,6 @@ V6_DERIVED: dict[str, str] = {
 }
 MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED)}
 
-TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name"
-COLUMNS = """SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?
-             ORDER BY ordinal_position"""
-
-
 def stored_version(path: Path) -> str:
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
@@ -66,7 +63,7 @@ def migrate(path: Path, log=print) -> bool:
                                   "Rebuild it with `python -m precompute build --fresh`.")
     defaults, derived = MIGRATIONS[version]
     source = path.with_name(f".{path.name}.migrating-from")
-    source.write_bytes(path.read_bytes())  # the target is replaced at the end; read from a stable copy
+    shutil.copyfile(path, source)  # the target is replaced at the end; read from a stable copy
     try:
         with atomic_database(path, start_from_existing=False, log=log) as con:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
@@ -84,22 +81,19 @@ def migrate(path: Path, log=print) -> bool:
 
 def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], str], derived: dict[str, str],
                 log=print) -> None:
-    old_tables = {row[0] for row in con.execute(TABLES, ["old"]).fetchall()}
-    new_tables = [row[0] for row in con.execute(TABLES, [current_catalog(con)]).fetchall()]
-    for table in new_tables:
+    own = current_catalog(con)
+    old_tables = set(catalog_tables(con, "old"))
+    for table in catalog_tables(con, own):
         if table == "meta":
             continue
         if table in derived and table not in old_tables:
             con.execute(derived[table])
         elif table in old_tables:
-            old_columns = {row[0] for row in con.execute(COLUMNS, ["old", table]).fetchall()}
-            columns = [row[0] for row in con.execute(COLUMNS, [current_catalog(con), table]).fetchall()]
+            old_columns = set(table_columns(con, "old", table))
+            columns = table_columns(con, own, table)
             values = [column if column in old_columns else defaults.get((table, column), "NULL") for column in columns]
             # names and expressions come from the two schemas and the tables above, never from data
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table}")
         else:
             log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: `build --force` fills it)")
 
-
-def current_catalog(con: duckdb.DuckDBPyConnection) -> str:
-    return con.execute("SELECT current_database()").fetchall()[0][0]

@@ -356,10 +356,12 @@ def modal(choices: list[tuple]) -> tuple[tuple, float]:
     return winner, best / len(choices)
 
 
-def latent_as_classifier(latent: int, letter: int, encoder_cos: float, codes: np.ndarray, labels: np.ndarray) -> ks.MainLatent:
-    """A latent scored as a classifier that says `letter` whenever it is active (> 0)."""
+def latent_as_classifier(latent: int, letter: int, encoder_cos: float, activations: np.ndarray,
+                         labels: np.ndarray) -> ks.MainLatent:
+    """A latent scored as a classifier that says `letter` whenever it is active (> 0). activations: [n], the
+    latent's codes on the scored words."""
     decisions = np.zeros((len(labels), 26), dtype=bool)
-    decisions[:, letter] = codes[:, latent] > 0
+    decisions[:, letter] = activations > 0
     scores = pr.classifier_scores(decisions, labels)
     return ks.MainLatent(letter, latent, encoder_cos, float(scores.precision[letter]), float(scores.recall[letter]),
                          float(scores.f1[letter]))
@@ -383,11 +385,12 @@ def measure_fold(fold: int, sae_codes: np.ndarray, W_dec: np.ndarray, W_enc_unit
     for j in range(26):
         tp = hook.probe_true_positives(j, fold)
         split = splits[j].split_latents
-        projection = projection_absorption(hook.acts[tp], sae_codes[tp], probe.weight[j], W_dec, split, config.projection)
-        not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, sae_codes[tp])
-        silent = sae_codes[tp][:, split].sum(axis=1) < config.ablation.inactive_eps
-        top_acts = np.take_along_axis(sae_codes[tp], projection.top_latents, axis=1)
-        result.append(LetterFold(fold, splits[j], mains[j], tp, projection, sae_codes[tp][:, split], top_acts,
+        tp_codes = sae_codes[tp]  # [n_tp, d_sae], gathered once
+        projection = projection_absorption(hook.acts[tp], tp_codes, probe.weight[j], W_dec, split, config.projection)
+        not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, tp_codes)
+        silent = tp_codes[:, split].sum(axis=1) < config.ablation.inactive_eps
+        top_acts = np.take_along_axis(tp_codes, projection.top_latents, axis=1)
+        result.append(LetterFold(fold, splits[j], mains[j], tp, projection, tp_codes[:, split], top_acts,
                                  decoder_cos[:, j], tp[not_k_sparse & silent], paper_weights=np.zeros(len(tp))))
     return result
 
@@ -397,8 +400,9 @@ def combine_folds(letter: int, folds: list[LetterFold], encoder_cos: np.ndarray,
     split, split_stability = modal([tuple(f.split.split_latents) for f in folds])
     (main_latent,), main_stability = modal([(f.main.latent,) for f in folds])
     measured = hook.measured
-    main = latent_as_classifier(main_latent, letter, float(encoder_cos[main_latent, letter]), codes[measured],
-                                hook.prompts.labels[measured])
+    # one column, not codes[measured]: that would copy every measured word's codes once per letter
+    main = latent_as_classifier(main_latent, letter, float(encoder_cos[main_latent, letter]),
+                                codes[measured, main_latent], hook.prompts.labels[measured])
     return LetterAbsorption(letter, folds, list(split), split_stability, main, main_stability, best)
 
 

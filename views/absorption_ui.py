@@ -31,7 +31,8 @@ closest (cosine) to the probe direction.
 **Absorption.** A "starts with S" latent should fire on every S-word. Often it stays silent on some
 (" short") because another latent — one for that word or a group of words — fires instead and its
 decoder direction carries part of the "S" direction: that latent has *absorbed* the letter.
-Absorption is measured only on held-out test words that the ground-truth linear probe gets right.
+Absorption is measured on words the ground-truth linear probe gets right, each scored by a probe that never
+saw it: every word in a cross-fitted build (5 folds), the 20 % test words in a holdout (80/20) build.
 
 **Projection metric (SAEBench).** For each word, P is the activation's projection on the unit probe
 direction, and each latent contributes (activation × decoder cosine with the probe). The absorption

@@ -144,7 +144,7 @@ ks = ui.modal_fold_fits(ui.cached("sae_letter_k", sae_key, letter), folds, split
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Probe vs latents vs baselines")
-    st.caption("Precision / recall / F1 on held-out test words. No latent should be expected to match the probe; "
+    st.caption("Precision / recall / F1 on measured words (each out of fold). No latent should be expected to match the probe; "
                "a large gap between the main latent's recall and the probe's is where absorption hides.")
     number = st.column_config.NumberColumn(format="%.3f")
     st.dataframe(classifier_table(row, ks), hide_index=True, width="stretch",

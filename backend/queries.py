@@ -231,8 +231,23 @@ WHERE pw.model_name = ?
 ORDER BY word
 """
 
-# One word across every SAE of its model: one row per SAE and metric.
+# One word across every SAE of its model: one row per SAE and metric. Projection rows are stored only for
+# absorbed words: an SAE measured against a probe run whose (out-of-fold) probe gets the word right, with no
+# projection row for it, gets one here with absorption fraction 0 and no per-word activations (NULL split_acts).
 TOKEN_ABSORPTION = """
+WITH stored AS (
+    SELECT w.sae_key, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+           w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.top_latents, w.top_acts, w.top_scores
+    FROM absorption_words w JOIN saes s ON s.sae_key = w.sae_key
+    WHERE s.model_name = $1 AND w.token_id = $2
+), not_absorbed AS (
+    SELECT a.sae_key, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold, NULL::REAL AS probe_projection,
+           NULL::REAL[] AS split_acts, 0.0::REAL AS absorption_fraction, false AS is_full_absorption,
+           NULL::BOOLEAN AS is_absorption, []::INTEGER[] AS top_latents, []::REAL[] AS top_acts, []::REAL[] AS top_scores
+    FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
+    WHERE pw.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
+      AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.metric = 'projection')
+)
 SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
        w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
        f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
@@ -243,11 +258,10 @@ SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.trainin
         FROM (SELECT unnest(w.top_latents) AS latent, generate_subscripts(w.top_latents, 1) AS i) u
         LEFT JOIN latent_letter_cos c ON c.sae_key = w.sae_key AND c.letter = w.letter AND c.latent = u.latent
        ) AS top_cos
-FROM absorption_words w
+FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
 JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
-WHERE s.model_name = ? AND w.token_id = ?
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
 """
 

@@ -151,11 +151,16 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
                                   [run_id])[0][0]
         assert without_fold == 0
         right = demo._rows("SELECT count(*) FROM probe_words WHERE probe_run_id = ? AND probe_logit > 0", [run_id])[0][0]
-        for key, rows in demo._rows("""
-                SELECT a.sae_key, count(w.token_id) FROM sae_absorption a
+        for key, rows, absorbed, true_positives in demo._rows("""
+                SELECT a.sae_key, count(w.token_id),
+                       count(w.token_id) FILTER (WHERE w.is_full_absorption OR w.absorption_fraction > 0),
+                       (SELECT sum(n_probe_true_positives) FROM sae_letters l WHERE l.sae_key = a.sae_key)
+                FROM sae_absorption a
                 LEFT JOIN absorption_words w ON w.sae_key = a.sae_key AND w.metric = 'projection'
                 WHERE a.probe_run_id = ? GROUP BY ALL""", [run_id]):
-            assert rows == right, key
+            # every word the out-of-fold probe gets right is measured; only the absorbed ones keep a row
+            assert true_positives == right, key
+            assert rows == absorbed <= right, key
     snake = demo.token_absorption("smollm2-135m-embedded", demo._rows(
         "SELECT token_id FROM vocab WHERE model_name = 'smollm2-135m-embedded' AND token = ' snake'")[0][0])
     assert set(snake["sae_key"]) == set(demo.saes()["sae_key"])

@@ -338,16 +338,19 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in frame.groupby("sae_key", sort=False):
         by_metric = {r["metric"]: r for r in ui.records(group)}
-        first = next(iter(by_metric.values()))
+        # the row that has the word's activations (an ablation row, when the projection row was not stored)
+        first = next((r for r in by_metric.values() if r["split_acts"] is not None), next(iter(by_metric.values())))
         split = [int(x) for x in first["split_latents"]]
-        acts = [float(x) for x in first["split_acts"]]
+        # a not-absorbed word's projection row is not stored (fraction 0): its activations are unknown here
+        acts = None if first["split_acts"] is None else [float(x) for x in first["split_acts"]]
         main = int(first["main_latent"])
-        main_act = acts[split.index(main)] if main in split else None
+        main_act = acts[split.index(main)] if acts is not None and main in split else None
         projection, ablation = by_metric.get("projection"), by_metric.get("ablation")
         row = {"SAE": key, "layer": first["layer"], "width": first["d_sae"], "L0": first["l0"],
                "architecture": first["training_architecture"], "absorbed": absorption_status(projection, ablation),
                "absorber": None, "letter": first["letter"].upper(), "main latent": main,
-               "main act": main_act, "split latents fired": fired(acts), "split acts": split_text(split, acts),
+               "main act": main_act, "split latents fired": fired(acts) if acts is not None else "—",
+               "split acts": split_text(split, acts) if acts is not None else "not stored (not absorbed)",
                "P": first["probe_projection"], "fold": first["fold"],
                "split latents stable": split_stability_text(first), "probe run": first["probe_run_id"]}
         if projection is not None:

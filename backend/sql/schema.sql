@@ -275,8 +275,9 @@ CREATE TABLE latent_letter_cos (
     -- unique (sae_key, latent, letter); no PRIMARY KEY: its index would outweigh the table
 );
 
--- Per word (probe true positives among measured words, each in its fold): metric = 'projection' (SAEBench, every word)
--- or 'ablation' (the paper's integrated-gradients metric, sampled candidates only).
+-- Per word (probe true positives among measured words, each in its fold): metric = 'projection' (SAEBench; only
+-- words with absorption fraction > 0 or full absorption: a true positive without a row was not absorbed, read
+-- from probe_words) or 'ablation' (the paper's integrated-gradients metric, every sampled candidate).
 CREATE TABLE absorption_words (
     sae_key  VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,

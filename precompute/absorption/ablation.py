@@ -21,7 +21,7 @@ from precompute.absorption.activations import expanded, prefix_cache
 
 @dataclass(frozen=True)
 class AblationMetricConfig:
-    max_candidates: int = 200  # per letter, sampled at random; rates are scaled by 200 / n
+    max_candidates: int = 200  # per letter, a sample of whole prefix groups (random sets of words); rates scaled by n / 200
     n_alpha_steps: int = 6  # alpha = i / n for i = 0..n-1
     attribution_gap: float = 1.0  # |top| - |second| attribution needed for absorption
     min_probe_cos: float = 0.025  # the top latent's decoder cosine with the probe

@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -51,16 +52,22 @@ def ranked_latents(sparse_probe: LinearProbe, letter: int, max_k: int) -> list[i
     return [int(i) for i in order if weights[i] > 0]
 
 
-def fit_k_sparse(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray, test_labels: np.ndarray,
-                 letter: int, latents: list[int], config: KSparseConfig) -> KSparseFit:
+def columns(codes: np.ndarray | sp.csr_matrix, latents: list[int]) -> np.ndarray:
+    """[n, len(latents)] dense, from dense or CSR codes."""
+    picked = codes[:, latents]
+    return picked.toarray() if sp.issparse(picked) else picked
+
+
+def fit_k_sparse(train_codes: np.ndarray | sp.csr_matrix, train_labels: np.ndarray, test_codes: np.ndarray | sp.csr_matrix,
+                 test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig) -> KSparseFit:
     y_train = train_labels == letter
     if y_train.all() or not y_train.any():  # too few words to have both classes: a probe that never fires
         return KSparseFit(letter, len(latents), list(latents), [0.0] * len(latents), -1.0, 0.0, 0.0, 0.0)
     classifier = LogisticRegression(max_iter=config.max_iter, class_weight="balanced")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(train_codes[:, latents], y_train)
-    predicted = classifier.decision_function(test_codes[:, latents]) > 0
+        classifier.fit(columns(train_codes, latents), y_train)
+    predicted = classifier.decision_function(columns(test_codes, latents)) > 0
     decisions = np.zeros((len(test_labels), N_LETTERS), dtype=bool)
     decisions[:, letter] = predicted
     scores = classifier_scores(decisions, test_labels)
@@ -68,8 +75,8 @@ def fit_k_sparse(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: 
                       float(scores.precision[letter]), float(scores.recall[letter]), float(scores.f1[letter]))
 
 
-def k_sparse_probing(sparse_probe: LinearProbe, train_codes: np.ndarray, train_labels: np.ndarray,
-                     test_codes: np.ndarray, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
+def k_sparse_probing(sparse_probe: LinearProbe, train_codes: np.ndarray | sp.csr_matrix, train_labels: np.ndarray,
+                     test_codes: np.ndarray | sp.csr_matrix, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
                      full_curve: bool = True) -> list[LetterSplit]:
     """For each letter: fits for k = 1..max_k on the top-k latents, and the split latents (tau rule). Without
     full_curve the fits stop at the first k the tau rule rejects: the same split latents, fewer fits (the

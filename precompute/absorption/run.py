@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
@@ -154,12 +155,14 @@ def out_of_fold_logits(acts: np.ndarray, folds: np.ndarray, fold_probes: list[pr
 
 def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray, letter_ids: list[int],
                 config: AbsorptionConfig):
-    """The model's own answer (argmax over " A".." Z") on up to model_check_per_letter measured words a letter."""
+    """The model's own answer (argmax over " A".." Z") on up to model_check_per_letter measured words a letter,
+    taken from few prefix groups (a cluster sample: the words of a group are random) so few prefixes run."""
     rng = np.random.default_rng(config.prompts.seed)
+    rank = prefix_order(prompts, config.ablation.seed)  # the ablation metric's order: their prefixes overlap
     chosen = []
     for letter in range(26):
         members = np.flatnonzero((folds != TRAINING_ONLY) & (prompts.labels == letter))
-        chosen.extend(rng.permutation(members)[: config.model_check_per_letter].tolist())
+        chosen.extend(prefix_clustered_sample(members, prompts, rank, config.model_check_per_letter, rng).tolist())
     chosen = np.array(sorted(chosen), dtype=np.int64)
     logits = answer_logits(model, prompts, chosen, letter_ids, batch_size=max(1, config.batch_size // 2))
     correct = logits.argmax(axis=1) == prompts.labels[chosen]
@@ -368,18 +371,21 @@ def latent_as_classifier(latent: int, letter: int, encoder_cos: float, activatio
 
 
 def measure_fold(fold: int, sae_codes: np.ndarray, W_dec: np.ndarray, W_enc_unit: np.ndarray, hook: HookProbeData,
-                 config: AbsorptionConfig) -> list[LetterFold]:
+                 config: AbsorptionConfig, sparse_codes: sp.csr_matrix | None = None) -> list[LetterFold]:
     """Every letter in one fold: the L1 probe, k-sparse probing and main latents fitted on the fold's
     training words, then both metrics' inputs on the fold's words. Split latents are chosen per fold, like
     the probe, so no word is measured against latents selected on it (and the folds' choices can be compared)."""
     labels = hook.prompts.labels
     train, test = hook.training_words(fold), hook.fold_words(fold)
     probe = hook.fold_probes[fold]
-    sparse = pr.train_sparse_probe(sae_codes[train], labels[train], config.sparse_probe)
+    # codes are sparse (L0 of tens over thousands of latents): the L1 probe and the k-sparse fits read CSR rows
+    codes = sp.csr_matrix(sae_codes) if sparse_codes is None else sparse_codes
+    train_codes, test_codes = codes[train], sae_codes[test]
+    sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe)
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
-    splits = ks.k_sparse_probing(sparse, sae_codes[train], labels[train], sae_codes[test], labels[test], config.k_sparse,
+    splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
                                  full_curve=fold == 0)
-    mains = ks.main_latents(W_enc_unit @ probe.directions().T, sae_codes[test], labels[test])
+    mains = ks.main_latents(W_enc_unit @ probe.directions().T, test_codes, labels[test])
     decoder_cos = unit_rows(W_dec) @ probe.directions().T  # [d_sae, 26]
     result = []
     for j in range(26):
@@ -420,7 +426,9 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     seconds["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    by_fold = [measure_fold(fold, codes, W_dec, W_enc_unit, hook, config) for fold in range(config.fold_count)]
+    sparse_codes = sp.csr_matrix(codes)
+    by_fold = [measure_fold(fold, codes, W_dec, W_enc_unit, hook, config, sparse_codes)
+               for fold in range(config.fold_count)]
     labels = hook.prompts.labels
     train0, test0 = hook.training_words(0), hook.fold_words(0)
     best = base.best_active_latent(codes[train0], labels[train0], codes[test0], labels[test0])  # a baseline: one split
@@ -429,8 +437,7 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
 
     t = time.perf_counter()
     if config.run_ablation_metric:
-        for letter in tqdm(letters, desc=f"{sae_key} ablation metric"):
-            run_paper_metric(letter, sae, model, hook, codes, config)
+        run_paper_metric(letters, sae, model, hook, codes, config, sae_key)
     seconds["ablation"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -449,39 +456,76 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     return result
 
 
-def run_paper_metric(letter: LetterAbsorption, sae, model: HookedTransformer, hook: HookProbeData, codes: np.ndarray,
-                     config: AbsorptionConfig) -> None:
-    """The paper's ablation metric on at most max_candidates of the letter's candidates (pooled over folds,
-    sampled at random); each sampled word is judged with its own fold's split latents and probe."""
-    cfg = config.ablation
-    rng = np.random.default_rng(cfg.seed + letter.letter)
+def prefix_order(prompts: PromptSet, seed: int) -> np.ndarray:
+    """[n_prefixes] a seeded rank per prefix group. Words fall into prefix groups at random (groups are
+    consecutive chunks of a shuffled word list), so taking whole groups in this order is a cluster sample of
+    the words; sharing the order between letters (and with the model check) makes their samples share
+    prefixes, and each prefix's keys/values are computed once for all of them."""
+    return np.random.default_rng(seed).permutation(len(prompts.prefixes))
+
+
+def prefix_clustered_sample(pool: np.ndarray, prompts: PromptSet, rank: np.ndarray, size: int,
+                            rng: np.random.Generator) -> np.ndarray:
+    """At most `size` of `pool` (word indices): whole prefix groups in `rank` order, the last one cut at
+    random."""
+    shuffled = rng.permutation(pool)
+    order = np.argsort(rank[prompts.prefix_index[shuffled]], kind="stable")
+    return shuffled[order][:size]
+
+
+def sample_paper_candidates(letter: LetterAbsorption, prompts: PromptSet, rank: np.ndarray,
+                            cfg: abl.AblationMetricConfig) -> float:
+    """Chooses each fold's `sampled` words: at most max_candidates of the letter's candidates pooled over
+    folds. Returns the sampled portion of the pool (the weight of a sampled word is 1 / portion)."""
     pool = np.concatenate([f.candidates for f in letter.folds])
-    sampled = set(rng.permutation(pool)[: cfg.max_candidates].tolist()) if len(pool) else set()
-    portion = len(sampled) / len(pool) if len(pool) else 1.0
+    chosen = set(prefix_clustered_sample(pool, prompts, rank, cfg.max_candidates,
+                                         np.random.default_rng(cfg.seed + letter.letter)).tolist())
     for fold in letter.folds:
-        fold.sampled = np.array(sorted(int(w) for w in fold.candidates if int(w) in sampled), dtype=np.int64)
-        attributions = word_attributions(fold.sampled, letter.letter, sae, model, hook, codes.shape[1], cfg)
-        fold.paper = abl.paper_absorption(attributions, codes[fold.sampled], fold.split.split_latents, fold.decoder_cos, cfg)
-        position = {int(w): n for n, w in enumerate(fold.true_positives)}
-        for row, word in enumerate(fold.sampled):
-            fold.paper_weights[position[int(word)]] = float(fold.paper.is_absorption[row]) / portion
+        fold.sampled = np.array(sorted(int(w) for w in fold.candidates if int(w) in chosen), dtype=np.int64)
+    return len(chosen) / len(pool) if len(pool) else 1.0
 
 
-def word_attributions(words: np.ndarray, letter: int, sae, model: HookedTransformer, hook: HookProbeData, d_sae: int,
-                      cfg: abl.AblationMetricConfig) -> np.ndarray:
-    """[len(words), d_sae] attribution of every latent to the letter metric, words batched by shared prefix."""
+def run_paper_metric(letters: list[LetterAbsorption], sae, model: HookedTransformer, hook: HookProbeData,
+                     codes: np.ndarray, config: AbsorptionConfig, sae_key: str = "") -> None:
+    """The paper's ablation metric on at most max_candidates of each letter's candidates (pooled over folds);
+    each sampled word is judged with its own fold's split latents and probe. All letters' words run
+    together, batched by shared prefix (the attribution of a word does not depend on its letter, only the
+    metric's correct answer does)."""
+    cfg = config.ablation
+    rank = prefix_order(hook.prompts, cfg.seed)
+    portions = [sample_paper_candidates(letter, hook.prompts, rank, cfg) for letter in letters]
+    words = np.concatenate([f.sampled for letter in letters for f in letter.folds] + [np.array([], dtype=np.int64)])
+    answers = np.concatenate([np.full(len(f.sampled), letter.letter) for letter in letters for f in letter.folds]
+                             + [np.array([], dtype=np.int64)])
+    attributions = word_attributions(words, answers, sae, model, hook, codes.shape[1], cfg, desc=f"{sae_key} ablation metric")
+    start = 0
+    for letter, portion in zip(letters, portions):
+        for fold in letter.folds:
+            rows = slice(start, start + len(fold.sampled))
+            start += len(fold.sampled)
+            fold.paper = abl.paper_absorption(attributions[rows], codes[fold.sampled], fold.split.split_latents,
+                                              fold.decoder_cos, cfg)
+            position = {int(w): n for n, w in enumerate(fold.true_positives)}
+            for row, word in enumerate(fold.sampled):
+                fold.paper_weights[position[int(word)]] = float(fold.paper.is_absorption[row]) / portion
+
+
+def word_attributions(words: np.ndarray, answers: np.ndarray, sae, model: HookedTransformer, hook: HookProbeData,
+                      d_sae: int, cfg: abl.AblationMetricConfig, desc: str = "ablation metric") -> np.ndarray:
+    """[len(words), d_sae] attribution of every latent to each word's letter metric (answers [len(words)]:
+    the letter index), words batched by shared prefix."""
     prompts = hook.prompts
     attributions = np.zeros((len(words), d_sae), dtype=np.float32)
     by_prefix: dict[int, list[int]] = {}
     for row, i in enumerate(words):
         by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(row)
-    for prefix_id, rows in by_prefix.items():
-        for start in range(0, len(rows), cfg.batch_size):
-            chunk = rows[start : start + cfg.batch_size]
-            suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words[chunk]])
-            correct = torch.full((len(chunk),), letter, dtype=torch.long)
-            attributions[chunk], _ = abl.ablation_attributions(model, sae, hook.hook_name, prompts.prefixes[prefix_id],
-                                                               suffixes, correct, hook.letter_ids, cfg)
+    chunks = [(prefix_id, rows[start : start + cfg.batch_size]) for prefix_id, rows in by_prefix.items()
+              for start in range(0, len(rows), cfg.batch_size)]
+    for prefix_id, chunk in tqdm(chunks, desc=desc, disable=not chunks):
+        suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words[chunk]])
+        correct = torch.as_tensor(answers[chunk], dtype=torch.long)
+        attributions[chunk], _ = abl.ablation_attributions(model, sae, hook.hook_name, prompts.prefixes[prefix_id],
+                                                           suffixes, correct, hook.letter_ids, cfg)
     return attributions
 
 

@@ -42,6 +42,13 @@ def r(value: float, decimals: int = 4) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), decimals)
 
 
+def sign_keeping_round(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Rounded, except that a positive value never rounds to 0: `probe_logit > 0` (the probe gets the word right)
+    must read the same from the table as it did in the run."""
+    rounded = np.round(values, decimals)
+    return np.where((values > 0) & (rounded <= 0), 10.0 ** -decimals, rounded)
+
+
 def float_list(values, decimals: int = 4) -> list[float]:
     return [round(float(v), decimals) for v in values]
 
@@ -82,7 +89,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         "letter": [LETTERS[j] for j in labels], "is_test": measured,
         "fold": pa.array([None if f == TRAINING_ONLY else int(f) for f in hook.folds], pa.int16()),
         "prefix_id": pa.array(prompts.prefix_index, pa.int32()),
-        "probe_logit": pa.array(np.round(own_logits, 3), pa.float32()),
+        "probe_logit": pa.array(sign_keeping_round(own_logits, 3), pa.float32()),
         "model_correct": pa.array([hook.model_correct.get(i) for i in range(len(prompts))], pa.bool_()),
     })
     prefixes = pa.table({
@@ -217,6 +224,9 @@ SAE_LETTER_K_SCHEMA = pa.schema([
 
 
 def word_rows(result: SAEAbsorption) -> pa.Table:
+    """Projection rows for the words with any absorption (about 1 in 4 probe true positives; a cross-fitted
+    build measures every word, and storing the rest would outweigh every other table), and every ablation
+    row (the sampled candidates)."""
     rows = []
     words = result.hook.prompts.words
     for letter in result.letters:
@@ -224,6 +234,8 @@ def word_rows(result: SAEAbsorption) -> pa.Table:
         for fold in letter.folds:
             proj = fold.projection
             for n, word in enumerate(fold.true_positives):
+                if not (proj.is_full_absorption[n] or proj.absorption_fraction[n] > 0):
+                    continue  # not absorbed: no row (TOKEN_ABSORPTION reads fraction 0 from probe_words)
                 rows.append({
                     "sae_key": result.sae_key, "metric": "projection", "letter": name, "token_id": words[word].token_id,
                     "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),

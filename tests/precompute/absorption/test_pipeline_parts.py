@@ -99,6 +99,19 @@ def test_k_sparse_probing_finds_split_latents():
     assert ks.k_sparse_decision(splits[18].split_fit, codes[2080:])[labels[2080:] == 18].mean() > 0.95
 
 
+def test_sparse_codes_train_the_same_l1_probe_and_split_latents_as_dense_codes():
+    import scipy.sparse as sp
+    codes, labels = planted_codes()
+    config = pr.SparseProbeConfig(batch_size=512, epochs=20)
+    dense = pr.train_sparse_probe(codes[:2080], labels[:2080], config)
+    sparse = pr.train_sparse_probe(sp.csr_matrix(codes[:2080]), labels[:2080], config)
+    np.testing.assert_allclose(sparse.weight, dense.weight, atol=1e-4)
+    np.testing.assert_allclose(sparse.bias, dense.bias, atol=1e-4)
+    train = sp.csr_matrix(codes[:2080])
+    from_csr = ks.k_sparse_probing(sparse, train, labels[:2080], codes[2080:], labels[2080:], ks.KSparseConfig(max_k=4))
+    assert sorted(from_csr[18].split_latents) == [18, 40]
+
+
 def test_ranked_latents_ignore_negative_weights():
     probe = pr.LinearProbe(np.array([[0.5, -2.0, 0.1, 0.0]] * 26), np.zeros(26))
     assert ks.ranked_latents(probe, 0, max_k=4) == [0, 2]

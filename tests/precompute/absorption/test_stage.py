@@ -63,13 +63,36 @@ def test_every_absorption_table_is_filled(built):
     assert count(con, "SELECT count(*) FROM sae_letter_k WHERE sae_key = 'first'") >= 26
     assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE sae_key = 'first'") == 4096 * 26
     projection_rows = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection'")
+    absorbed = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection' "
+                          "AND (is_full_absorption OR absorption_fraction > 0)")
     true_positives = count(con, "SELECT sum(n_probe_true_positives) FROM sae_letters")
-    assert projection_rows == true_positives > 0
+    assert projection_rows == absorbed  # a word that was not absorbed has no projection row
+    assert 0 < projection_rows < true_positives
     assert count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'ablation'") <= 2 * 26
     # the prompt can be rebuilt from the stored prefix and the template
     text = con.execute("SELECT text FROM probe_prefixes LIMIT 1").fetchall()[0][0]
     assert text.startswith("\n") and text.count(" has the first letter:") == 10
     con.close()
+
+
+def test_a_true_positive_without_a_row_reads_as_not_absorbed(built):
+    _, path, _ = built
+    from backend.database import ExplorerDB
+
+    db = ExplorerDB(path)
+    token_id, model = db._rows("""
+        SELECT pw.token_id, pw.model_name FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
+        WHERE a.sae_key = 'first' AND pw.probe_logit > 0 AND pw.token_id NOT IN
+              (SELECT token_id FROM absorption_words WHERE sae_key = 'first' AND metric = 'projection')
+        LIMIT 1""")[0]
+    frame = db.token_absorption(model, token_id)
+    row = frame[(frame["sae_key"] == "first") & (frame["metric"] == "projection")]
+    assert len(row) == 1
+    assert row["absorption_fraction"].iloc[0] == 0 and not row["is_full_absorption"].iloc[0]
+    assert row["split_acts"].isna().iloc[0] and row["fold"].iloc[0] >= 0
+    stored = db._rows("SELECT token_id FROM absorption_words WHERE sae_key = 'first' AND metric = 'projection' LIMIT 1")[0][0]
+    absorbed = db.token_absorption(model, stored)
+    assert (absorbed[(absorbed["sae_key"] == "first")]["metric"] == "projection").sum() == 1  # no duplicate
 
 
 def test_rerun_skips_and_second_sae_reuses_the_probe(built):

@@ -367,7 +367,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
             for token, (letter, _, _) in fake.probe_words.items():
                 insert_row(con, "probe_words", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
                                                 "token_id": token, "letter": letter, "is_test": True,
-                                                "prefix_id": 0, "probe_logit": 2.0})
+                                                "fold": 0, "prefix_id": 0, "probe_logit": 2.0})
         for spec in specs:
             if spec.key not in fake.measured or (spec.key in done and not force):
                 continue
@@ -384,6 +384,8 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
                     insert_row(con, "sae_letter_folds", {"sae_key": spec.key, "probe_run_id": "run", "letter": letter,
                                                          "fold": 0, "split_latents": split, "main_latent": main})
             for token, (letter, full, top) in (fake.probe_words or {}).items():
+                if not full:
+                    continue  # as the real stage: a word that was not absorbed keeps no projection row
                 insert_row(con, "absorption_words", {
                     "sae_key": spec.key, "probe_run_id": "run", "metric": "projection", "letter": letter,
                     "token_id": token, "probe_projection": 2.0, "split_acts": [0.0] * len(fake.letters[letter][1]),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import duckdb
@@ -420,13 +421,10 @@ def plain_row(row: dict) -> dict:
     return out
 
 
-def absorber(top_latents: Sequence[int], top_acts: Sequence[float], top_scores: Sequence[float],
-             split_latents: Sequence[int]) -> tuple[int, float, float] | None:
-    """The word's absorbing latent: the first latent of its top list (by projection or attribution)
-    that is not a split latent, with its activation and score. For full absorption and the paper
-    metric this is top_latents[1]; for partial absorption the main latent may rank above it."""
-    split = {int(s) for s in split_latents}
-    for latent, act, score in zip(top_latents, top_acts, top_scores):
-        if int(latent) not in split:
-            return int(latent), float(act), float(score)
-    return None
+def absorber(record: Mapping[str, Any]) -> tuple[int, float, float] | None:
+    """The word's absorbing latent with its activation and score, from an absorption_words row (the build
+    stored the first of its top latents that is not one of its fold's split latents); None when it has none."""
+    latent = record.get("absorber")
+    if latent is None or pd.isna(latent):
+        return None
+    return int(latent), float(record["absorber_act"]), float(record["absorber_score"])

@@ -195,12 +195,11 @@ SELECT letter, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ?
 # Words of one letter that the SAE absorbed: projection rows with any absorption, and every
 # ablation row (the sampled paper-metric candidates, absorbed or not).
 ABSORBED_WORDS = """
-SELECT w.metric, w.token_id, v.token AS word, w.fold, f.split_latents AS fold_split_latents, w.probe_projection,
+SELECT w.metric, w.token_id, v.token AS word, w.fold, w.probe_projection,
        w.split_acts, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
-       w.top_latents, w.top_acts, w.top_scores, pw.probe_logit
+       w.absorber, w.absorber_act, w.absorber_score, pw.probe_logit
 FROM absorption_words w
 JOIN saes s ON s.sae_key = w.sae_key
-LEFT JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
 LEFT JOIN probe_words pw ON pw.probe_run_id = w.probe_run_id AND pw.token_id = w.token_id
 WHERE w.sae_key = ? AND w.letter = ?
@@ -237,13 +236,14 @@ ORDER BY word
 TOKEN_ABSORPTION = """
 WITH stored AS (
     SELECT w.sae_key, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
-           w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.top_latents, w.top_acts, w.top_scores
+           w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.absorber, w.absorber_act, w.absorber_score
     FROM absorption_words w JOIN saes s ON s.sae_key = w.sae_key
     WHERE s.model_name = $1 AND w.token_id = $2
 ), not_absorbed AS (
     SELECT a.sae_key, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold, NULL::REAL AS probe_projection,
            NULL::REAL[] AS split_acts, 0.0::REAL AS absorption_fraction, false AS is_full_absorption,
-           NULL::BOOLEAN AS is_absorption, []::INTEGER[] AS top_latents, []::REAL[] AS top_acts, []::REAL[] AS top_scores
+           NULL::BOOLEAN AS is_absorption, NULL::INTEGER AS absorber, NULL::REAL AS absorber_act,
+           NULL::REAL AS absorber_score
     FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
     WHERE pw.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
       AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.metric = 'projection')
@@ -253,15 +253,12 @@ SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.trainin
        f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
-       w.top_latents, w.top_acts, w.top_scores,
-       (SELECT list(c.decoder_cos ORDER BY u.i)
-        FROM (SELECT unnest(w.top_latents) AS latent, generate_subscripts(w.top_latents, 1) AS i) u
-        LEFT JOIN latent_letter_cos c ON c.sae_key = w.sae_key AND c.letter = w.letter AND c.latent = u.latent
-       ) AS top_cos
+       w.absorber, w.absorber_act, w.absorber_score, c.decoder_cos AS absorber_cos
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
 JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
+LEFT JOIN latent_letter_cos c ON c.sae_key = w.sae_key AND c.letter = w.letter AND c.latent = w.absorber
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
 """
 
@@ -273,12 +270,12 @@ SELECT letter, list_position(split_latents, ?) AS split_rank, n_split
 FROM sae_letters WHERE sae_key = ? AND list_contains(split_latents, ?) ORDER BY letter
 """
 LATENT_ABSORBED_WORDS = """
-SELECT w.letter, w.metric, w.token_id, v.token AS word, w.top_acts[1] AS act, w.top_scores[1] AS score,
+SELECT w.letter, w.metric, w.token_id, v.token AS word, w.absorber_act AS act, w.absorber_score AS score,
        w.absorption_fraction, w.is_full_absorption, w.is_absorption
 FROM absorption_words w
 JOIN saes s ON s.sae_key = w.sae_key
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-WHERE w.sae_key = ? AND w.top_latents[1] = ? AND (w.is_full_absorption OR w.is_absorption)
+WHERE w.sae_key = ? AND w.absorber = ? AND (w.is_full_absorption OR w.is_absorption)
 ORDER BY w.letter, w.metric DESC, v.token
 """
 
@@ -338,7 +335,7 @@ FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND list_contains(l.split_lat
                           AND l.main_latent <> m.latent
 UNION ALL
 SELECT m.sae_key, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
-FROM m JOIN absorption_words w ON w.sae_key = m.sae_key AND w.top_latents[1] = m.latent
+FROM m JOIN absorption_words w ON w.sae_key = m.sae_key AND w.absorber = m.latent
 WHERE w.is_full_absorption OR w.is_absorption
 GROUP BY m.sae_key, w.letter
 ORDER BY sae_key, role, letter

@@ -1,6 +1,6 @@
 """Upgrading a database written at an older schema version, instead of rebuilding it: a fresh database with
 this version's DDL is filled from the old one (crash-safe: the same work-copy-and-rename as a build), every
-column it shares copied, new columns given the value that states what the old build did, new tables derived
+column it shares copied (or rewritten where this version stores it differently), new columns given the value that states what the old build did, new tables derived
 where the old rows determine them. Tables that need a model pass (running-text token statistics) stay empty:
 the pages say so, and `build --force` fills them.
 
@@ -43,7 +43,32 @@ V6_DERIVED: dict[str, str] = {
                mean_absorption_fraction, full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
         FROM old.sae_letters""",
 }
-MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED)}
+
+# Schema v8 keeps each absorbed word's absorber (the first of its top latents that is not one of its fold's
+# split latents, as the views computed it) instead of the three top lists, and the letter cosines to 3 decimals.
+def absorber_rows(split_source: str) -> str:
+    """absorption_words at v8 from a v6/v7 table: `split_source` gives each row's split latents as `f`."""
+    first = "list_position(list_transform(w.top_latents, lambda x: NOT list_contains(f.split_latents, x)), true)"
+    return f"""
+        INSERT INTO absorption_words (sae_key, probe_run_id, metric, letter, token_id, fold, probe_projection,
+            split_acts, absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
+        SELECT w.sae_key, w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
+               w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+               w.top_latents[i], round(w.top_acts[i], 3), round(w.top_scores[i], 3)
+        FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w"""
+
+
+COSINES_TO_3_DECIMALS: dict[tuple[str, str], str] = {
+    ("latent_letter_cos", "decoder_cos"): "round(decoder_cos, 3)",
+    ("latent_letter_cos", "encoder_cos"): "round(encoder_cos, 3)",
+}
+V6_DERIVED["absorption_words"] = absorber_rows(
+    "LEFT JOIN old.sae_letters f ON f.sae_key = w.sae_key AND f.letter = w.letter").format(fold="0")
+V7_DERIVED: dict[str, str] = {"absorption_words": absorber_rows(
+    "LEFT JOIN old.sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold"
+).format(fold="w.fold")}
+MIGRATIONS = {"6": ({**V6_DEFAULTS, **COSINES_TO_3_DECIMALS}, V6_DERIVED),
+              "7": (COSINES_TO_3_DECIMALS, V7_DERIVED)}
 
 def stored_version(path: Path) -> str:
     with duckdb.connect(str(path), read_only=True) as con:
@@ -86,12 +111,13 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
     for table in catalog_tables(con, own):
         if table == "meta":
             continue
-        if table in derived and table not in old_tables:
+        if table in derived:
             con.execute(derived[table])
         elif table in old_tables:
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)
-            values = [column if column in old_columns else defaults.get((table, column), "NULL") for column in columns]
+            values = [defaults[(table, column)] if (table, column) in defaults else column if column in old_columns
+                      else "NULL" for column in columns]
             # names and expressions come from the two schemas and the tables above, never from data
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table}")
         else:

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from precompute.absorption.tables import first_non_split
+
 D_MODEL = 16
 D_VOCAB = 60
 N_CTX = 32
@@ -22,6 +24,12 @@ DEAD_LATENT = 5  # never fires (encoder reads nothing, negative bias)
 PLANTED_DIRECTION = 0  # residual dimension that only the planted token writes to
 HOOK = "blocks.1.hook_resid_post"
 
+
+
+def stored_absorber(top: list[int], acts: list[float], scores: list[float], split: list[int]) -> dict:
+    """An absorption_words row's absorber columns for a word with these top latents, as the build stores them."""
+    absorber, act, score = first_non_split(np.array(top), np.array(acts), np.array(scores), split)
+    return {"absorber": absorber, "absorber_act": act, "absorber_score": score}
 
 def tiny_model(seed: int = 0) -> HookedTransformer:
     """2-layer model with zeroed attention/MLP outputs, so resid_post == embed + pos_embed."""
@@ -249,8 +257,7 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[st
     split = SWEEP_SAE_LETTERS[key]["t"][1]
     words = [dict(sae_key=key, metric="projection", letter="t", token_id=SWEEP_WORD_TOKEN, fold=0, probe_projection=2.0,
                   split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
-                  is_full_absorption=full, is_absorption=None, top_latents=top, top_acts=[2.0, 1.0],
-                  top_scores=[0.3, 0.1])]
+                  is_full_absorption=full, is_absorption=None, **stored_absorber(top, [2.0, 1.0], [0.3, 0.1], split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
     cos = [dict(sae_key=key, latent=latent, letter=letter, decoder_cos=sweep_letter_cos(latent, letter),
                 encoder_cos=sweep_letter_cos(latent, letter) / 2)
@@ -390,7 +397,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
                     "sae_key": spec.key, "probe_run_id": "run", "metric": "projection", "letter": letter,
                     "token_id": token, "probe_projection": 2.0, "split_acts": [0.0] * len(fake.letters[letter][1]),
                     "absorption_fraction": 0.9 if full else 0.0, "is_full_absorption": full,
-                    "top_latents": top, "top_acts": [5.0] * len(top), "top_scores": [0.5] * len(top)})
+                    **stored_absorber(top, [5.0] * len(top), [0.5] * len(top), fake.letters[letter][1])})
         return {}
 
     return stage

@@ -168,12 +168,11 @@ with right:
 
 # --- absorbed words and absorbing latents ----------------------------------------------------
 def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataFrame:
-    """One display row per absorbed word: the first non-split latent of its top list is the absorber."""
+    """One display row per absorbed word and metric, with its absorber (the build's: the first of its top
+    latents that is not one of its fold's split latents)."""
     out = []
     for w in ui.records(words):
-        own_split = w.get("fold_split_latents")  # the word was measured with its fold's split latents
-        found = absorber(w["top_latents"], w["top_acts"], w["top_scores"],
-                         split_latents if own_split is None else own_split)
+        found = absorber(w)
         latent, act, score = found if found else (None, None, None)
         out.append({
             "word": w["word"].strip() if isinstance(w["word"], str) else f"<{w['token_id']}>",

@@ -125,13 +125,12 @@ def prompt_line(records: list[dict]) -> tuple[str, int | None]:
     """“in the prompt: absorbed by latent N” from the SAE's rows for the word, and the absorbing latent."""
     key = records[0]["sae_key"]
     by_metric = {r["metric"]: r for r in records}
-    split = [int(x) for x in records[0]["split_latents"]]
     for metric, label in (("projection", None), ("ablation", "absorbed (paper metric)")):
         row = by_metric.get(metric)
         if row is None or not (row["is_full_absorption"] or (row["absorption_fraction"] or 0) > 0
                                or row["is_absorption"]):
             continue
-        found = absorber(row["top_latents"], row["top_acts"], row["top_scores"], split)
+        found = absorber(row)
         status = label or absorption_status(row, None)
         if found is None:
             return f"in the prompt: {status}", None
@@ -357,12 +356,12 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
             row.update({"absorption fraction": projection["absorption_fraction"],
                         "full absorption": projection["is_full_absorption"]})
             if projection["is_full_absorption"] or (projection["absorption_fraction"] or 0) > 0:
-                found = absorber(projection["top_latents"], projection["top_acts"], projection["top_scores"], split)
+                found = absorber(projection)
                 row.update(absorber_columns(key, "", found, projection))
         row["paper absorption"] = ("not sampled" if ablation is None else
                                    "absorbed" if ablation["is_absorption"] else "not absorbed")
         if ablation is not None and ablation["is_absorption"]:
-            found = absorber(ablation["top_latents"], ablation["top_acts"], ablation["top_scores"], split)
+            found = absorber(ablation)
             row.update(absorber_columns(key, "ablation ", found, ablation))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -381,8 +380,7 @@ def absorber_columns(key: str, prefix: str, found, record: dict) -> dict:
     if found is None:
         return {}
     latent, act, score = found
-    cos = dict(zip((int(x) for x in record["top_latents"]), record["top_cos"]))
-    return {f"{prefix}absorber": ui.latent_url(key, latent), f"{prefix}absorber cos": cos.get(latent),
+    return {f"{prefix}absorber": ui.latent_url(key, latent), f"{prefix}absorber cos": record["absorber_cos"],
             f"{prefix}absorber act": act, f"{prefix}absorber score": score}
 
 

@@ -203,8 +203,8 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
         "sae_key": [key] * (d_sae * 26),
         "latent": pa.array(np.repeat(np.arange(d_sae), 26), pa.int32()),
         "letter": list(LETTERS) * d_sae,
-        "decoder_cos": pa.array(np.round(result.decoder_cos.reshape(-1), 4), pa.float32()),
-        "encoder_cos": pa.array(np.round(result.encoder_cos.reshape(-1), 4), pa.float32()),
+        "decoder_cos": pa.array(np.round(result.decoder_cos.reshape(-1), COS_DECIMALS), pa.float32()),
+        "encoder_cos": pa.array(np.round(result.encoder_cos.reshape(-1), COS_DECIMALS), pa.float32()),
     })
     return {"sae_absorption": pa.Table.from_pylist([summary]), "sae_letters": pa.Table.from_pylist(letters),
             "sae_letter_folds": pa.Table.from_pylist(fold_rows, schema=SAE_LETTER_FOLDS_SCHEMA),
@@ -223,6 +223,22 @@ SAE_LETTER_K_SCHEMA = pa.schema([
     ("precision", pa.float64()), ("recall", pa.float64()), ("f1", pa.float64())])
 
 
+COS_DECIMALS = 3  # latent_letter_cos: what the pages show
+
+
+def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: np.ndarray,
+                    split_latents: list[int]) -> tuple[int | None, float | None, float | None]:
+    """The word's absorbing latent: the first of its top latents (by projection or attribution) that is not a
+    split latent, with its activation and score; (None, None, None) when every top latent is a split latent.
+    For full absorption and the paper metric this is the top latent; for partial absorption a split latent
+    (the main latent) may rank above it."""
+    split = set(split_latents)
+    for latent, act, score in zip(top_latents, top_acts, top_scores):
+        if int(latent) not in split:
+            return int(latent), round(float(act), 3), round(float(score), 3)
+    return None, None, None
+
+
 def word_rows(result: SAEAbsorption) -> pa.Table:
     """Projection rows for the words with any absorption (about 1 in 4 probe true positives; a cross-fitted
     build measures every word, and storing the rest would outweigh every other table), and every ablation
@@ -233,37 +249,38 @@ def word_rows(result: SAEAbsorption) -> pa.Table:
         name = LETTERS[letter.letter]
         for fold in letter.folds:
             proj = fold.projection
+            split = [int(i) for i in fold.split.split_latents]
             for n, word in enumerate(fold.true_positives):
                 if not (proj.is_full_absorption[n] or proj.absorption_fraction[n] > 0):
                     continue  # not absorbed: no row (TOKEN_ABSORPTION reads fraction 0 from probe_words)
+                absorber, act, score = first_non_split(proj.top_latents[n], fold.top_acts[n], proj.top_projections[n], split)
                 rows.append({
                     "sae_key": result.sae_key, "metric": "projection", "letter": name, "token_id": words[word].token_id,
                     "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
                     "split_acts": float_list(fold.split_acts[n], 3),
                     "absorption_fraction": round(float(proj.absorption_fraction[n]), 4),
                     "is_full_absorption": bool(proj.is_full_absorption[n]), "is_absorption": None,
-                    "top_latents": [int(i) for i in proj.top_latents[n]], "top_acts": float_list(fold.top_acts[n], 3),
-                    "top_scores": float_list(proj.top_projections[n], 3),
+                    "absorber": absorber, "absorber_act": act, "absorber_score": score,
                 })
             if fold.paper is None:
                 continue
             position = {int(w): n for n, w in enumerate(fold.true_positives)}
             for row, word in enumerate(fold.sampled):
                 n = position[int(word)]
+                absorber, act, score = first_non_split(fold.paper.top_latents[row], fold.paper.top_acts[row],
+                                                       fold.paper.top_attributions[row], split)
                 rows.append({
                     "sae_key": result.sae_key, "metric": "ablation", "letter": name, "token_id": words[word].token_id,
                     "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
                     "split_acts": float_list(fold.split_acts[n], 3),
                     "absorption_fraction": None, "is_full_absorption": None,
                     "is_absorption": bool(fold.paper.is_absorption[row]),
-                    "top_latents": [int(i) for i in fold.paper.top_latents[row]],
-                    "top_acts": float_list(fold.paper.top_acts[row], 3),
-                    "top_scores": float_list(fold.paper.top_attributions[row], 3),
+                    "absorber": absorber, "absorber_act": act, "absorber_score": score,
                 })
     schema = pa.schema([
         ("sae_key", pa.string()), ("metric", pa.string()), ("letter", pa.string()), ("token_id", pa.int32()),
         ("fold", pa.int16()), ("probe_projection", pa.float32()), ("split_acts", pa.list_(pa.float32())),
         ("absorption_fraction", pa.float32()), ("is_full_absorption", pa.bool_()), ("is_absorption", pa.bool_()),
-        ("top_latents", pa.list_(pa.int32())), ("top_acts", pa.list_(pa.float32())), ("top_scores", pa.list_(pa.float32())),
+        ("absorber", pa.int32()), ("absorber_act", pa.float32()), ("absorber_score", pa.float32()),
     ])
     return pa.Table.from_pylist(rows, schema=schema)

@@ -37,7 +37,11 @@ def test_invalid_words(value, message):
         parse_word(value)
 
 
-def test_absorber_is_the_first_non_split_latent():
-    assert absorber([5, 9, 2], [1.0, 2.0, 3.0], [0.9, 0.5, 0.1], split_latents=[5]) == (9, 2.0, 0.5)
-    assert absorber([9, 5], [2.0, 1.0], [0.5, 0.9], split_latents=[5]) == (9, 2.0, 0.5)
-    assert absorber([5], [1.0], [0.9], split_latents=[5]) is None
+def test_absorber_reads_the_stored_absorber_columns():
+    assert absorber({"absorber": 9, "absorber_act": 2.0, "absorber_score": 0.5}) == (9, 2.0, 0.5)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan")])
+def test_a_word_whose_top_latents_are_all_split_latents_has_no_absorber(missing):
+    assert absorber({"absorber": missing, "absorber_act": None, "absorber_score": None}) is None
+    assert absorber({}) is None

@@ -1,5 +1,6 @@
-"""`python -m precompute migrate`: a schema-v6 database (SAEBench's 80/20 split, no folds) opens in this
-version's explorer after the upgrade, with every row kept and the fold columns saying what v6 did."""
+"""`python -m precompute migrate`: a schema-v6 database (SAEBench's 80/20 split, no folds) or v7 (top-latent lists
+per absorbed word) opens in this version's explorer after the upgrade, with every row kept, the fold columns saying
+what v6 did and each word's absorber what v7's views computed from its lists."""
 
 from __future__ import annotations
 
@@ -20,9 +21,32 @@ V7_ONLY_COLUMNS = {
 V7_ONLY_TABLES = ["probe_folds", "sae_letter_folds", "token_latents", "token_letters", "token_occurrences"]
 
 
+ABSORBERS = "SELECT sae_key, metric, token_id, absorber, absorber_act, absorber_score FROM absorption_words ORDER BY ALL"
+
+
+def as_v7(path) -> None:
+    """The database as schema v7 wrote it: each word's top latents, activations and scores as lists, from which
+    the views took the first latent that is not a split latent. Here every list starts with the word's split
+    latents (as a partial absorption's can), so only that rule finds the absorber; cosines carry a 4th decimal."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("""
+            CREATE TABLE w7 AS
+            SELECT w.* EXCLUDE (absorber, absorber_act, absorber_score),
+                   list_concat(f.split_latents, [w.absorber]) AS top_latents,
+                   list_concat(list_transform(f.split_latents, lambda x: 9.0), [w.absorber_act]) AS top_acts,
+                   list_concat(list_transform(f.split_latents, lambda x: 0.9), [w.absorber_score]) AS top_scores
+            FROM absorption_words w
+            JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold""")
+        con.execute("DROP TABLE absorption_words")
+        con.execute("ALTER TABLE w7 RENAME TO absorption_words")
+        con.execute("UPDATE latent_letter_cos SET decoder_cos = decoder_cos + 0.0004, encoder_cos = encoder_cos - 0.0004")
+        con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+
 def as_v6(path) -> None:
     """The database as schema v6 wrote it: without the fold columns and tables (sae_letter_k's fold is part
     of its primary key, so that table is rebuilt without it)."""
+    as_v7(path)
     with duckdb.connect(str(path)) as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         for table in V7_ONLY_TABLES:
@@ -78,3 +102,21 @@ def test_no_migration_from_an_unknown_version(v6_database):
         con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with pytest.raises(SchemaMismatchError, match="--fresh"):
         migrate(path, log=lambda *_: None)
+
+
+def test_migrate_from_v7_keeps_each_word_s_absorber_and_rounds_the_cosines(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        absorbers = con.execute(ABSORBERS).fetchall()
+        cosines = con.execute("SELECT decoder_cos, encoder_cos FROM latent_letter_cos ORDER BY ALL").fetchall()
+    assert any(row[3] is not None for row in absorbers)
+    as_v7(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(ABSORBERS) == absorbers  # the split latents ahead of it in the list are skipped
+        migrated = db._rows("SELECT decoder_cos, encoder_cos FROM latent_letter_cos ORDER BY ALL")
+        assert migrated == cosines
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("7",)]
+    finally:
+        db.close()

@@ -14,6 +14,7 @@ from precompute.absorption import probe as pr
 from precompute.absorption.activations import answer_logits, word_activations
 from precompute.absorption.prompts import PromptSet
 from precompute.absorption.stats import BootstrapConfig, letter_and_overall_intervals
+from precompute.absorption.tables import first_non_split
 from precompute.absorption.vocab import Word
 
 
@@ -151,3 +152,10 @@ def test_bootstrap_intervals_cover_the_mean_and_shrink_with_more_words():
     assert overall_large.high - overall_large.low < (overall.high - overall.low) / 3
     letters, overall = letter_and_overall_intervals({0: np.array([]), 1: np.ones(5)}, [0, 1], BootstrapConfig())
     assert np.isnan(letters[0].value) and overall.value == 1.0
+
+
+def test_absorber_is_the_first_top_latent_that_is_not_a_split_latent():
+    acts, scores = np.array([1.0, 2.0, 3.0]), np.array([0.9, 0.5, 0.1])
+    assert first_non_split(np.array([5, 9, 2]), acts, scores, split_latents=[5]) == (9, 2.0, 0.5)
+    assert first_non_split(np.array([9, 5, 2]), acts, scores, split_latents=[5]) == (9, 1.0, 0.9)
+    assert first_non_split(np.array([5]), acts[:1], scores[:1], split_latents=[5]) == (None, None, None)

@@ -13,12 +13,12 @@ from plotly.subplots import make_subplots
 
 from backend.params import ParamError, parse_sae_keys
 from views import absorption_ui as ui
-from views import common
+from views import common, sae_list
 
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
 
 COMPARE_EXPLAINER = f"""
-Each point is one SAE: x is its L0 (mean active latents per token) or its width (latents, log scale);
+Each point is one SAE: x is its L0 (mean active latents per token), its width (latents, log scale) or its layer;
 colour is its layer, the marker its training architecture, the marker size its width. Error bars are 95 % bootstrap intervals
 over words. Click a point to open that SAE.
 
@@ -60,7 +60,8 @@ METRICS = (
     Metric("mean_num_split_latents", "mean number of split latents"),
     Metric("explained_variance", "explained variance", absorption=False),
 )
-X_AXES = (("l0", "L0", "linear"), ("d_sae", "width (latents)", "log"))
+# Layer is an axis too: a release such as Gemma Scope sweeps layers as much as L0 and width.
+X_AXES = (("l0", "L0", "linear"), ("d_sae", "width (latents)", "log"), ("layer", "layer", "linear"))
 
 db = common.get_db()
 comparison = ui.cached("sae_comparison")
@@ -73,6 +74,7 @@ try:
     chosen = parse_sae_keys(st.query_params.get("saes"), all_keys)
 except ParamError as error:
     common.show_param_error(error)
+flt, group = sae_list.read_state(comparison)
 
 
 def on_saes_selected() -> None:
@@ -87,12 +89,17 @@ st.title("Compare SAEs")
 st.session_state["compare_saes"] = chosen  # the URL is the source of truth; the widget follows it
 st.multiselect("SAEs", all_keys, key="compare_saes", on_change=on_saes_selected,
                help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE.")
+sae_list.filter_controls(comparison, flt, group, "compare")
 ui.caveat()
 with st.expander("What these metrics are, and the trend to look for", expanded=False):
     st.markdown(COMPARE_EXPLAINER)
 ui.explainer()
 
-frame = comparison[comparison["sae_key"].isin(chosen)].reset_index(drop=True)
+frame = flt.apply(comparison[comparison["sae_key"].isin(chosen)]).reset_index(drop=True)
+if frame.empty:
+    st.info(f"None of the chosen SAEs matches the filter ({flt.describe()}).")
+    common.page_link("compare", "Compare every SAE →")
+    st.stop()
 measured = frame[frame["has_absorption"].astype(bool)]
 unmeasured = frame.loc[~frame["has_absorption"].astype(bool), "sae_key"].tolist()
 if unmeasured:
@@ -134,6 +141,8 @@ def mixed_probe_runs(measured: pd.DataFrame) -> list[str]:
 
 
 st.subheader(f"{len(frame)} SAE{'s' if len(frame) != 1 else ''}")
+keep = sae_list.link_params(flt, group, **({"saes": st.query_params["saes"]} if "saes" in st.query_params else {}))
+sae_list.show_groups(frame, group, "compare", measured if not measured.empty else None, keep=keep)
 for hook in mixed_probe_runs(measured):
     st.warning(f"The SAEs at `{hook}` were measured against different probe runs (builds with other absorption "
                "configs: other words, split or probe); their absorption numbers are not directly comparable. "
@@ -151,8 +160,12 @@ st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_ta
                             "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
                             "mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "overview": st.column_config.LinkColumn("overview", display_text="open →")})
-link_cols = st.columns(min(len(frame), 6))
-for i, key in enumerate(frame["sae_key"]):
+# The table lists every chosen SAE; links and heatmap columns are drawn for one page of them.
+page = sae_list.read_page(len(frame))
+paged = page.of(frame)
+sae_list.pager(page, "compare", keep, len(frame))
+link_cols = st.columns(min(len(paged), 6))
+for i, key in enumerate(paged["sae_key"]):
     with link_cols[i % len(link_cols)]:
         common.page_link("overview", f"{key} →", sae=key)
 
@@ -203,11 +216,11 @@ def marker_size(width: int, smallest: int) -> float:
 
 
 def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
-    """The metric against L0 (left) and width (right, log x); one trace per (layer, architecture)."""
+    """The metric against L0, width (log x) and layer, one point per SAE; one trace per (layer, architecture)."""
     frame = frame.assign(layer_group=[layer_name(x) for x in frame["layer"]],
                          arch=frame["training_architecture"].fillna("?"))
     smallest = int(frame["d_sae"].min())
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.05,
+    fig = make_subplots(rows=1, cols=len(X_AXES), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"against {title}" for _, title, _ in X_AXES])
     for (layer, arch), group in frame.groupby(["layer_group", "arch"], sort=True):
         rows = ui.records(group)
@@ -255,7 +268,7 @@ def render_metric(metric: Metric) -> None:
 
 
 STYLES = Styles.of(comparison)
-st.header("Against L0 and width")
+st.header("Against L0, width and layer")
 if measured.empty:
     st.info("None of the chosen SAEs has absorption measurements: only the dashboard metrics are plotted.")
 else:
@@ -270,14 +283,17 @@ render_metric(METRICS[6])
 
 
 # --- per-letter heatmap ----------------------------------------------------------------------
-if not measured.empty:
+if not measured.empty and measured["sae_key"].isin(paged["sae_key"]).any():
     st.header("Mean absorption fraction per letter")
     st.caption(f"Columns: the chosen SAEs with absorption results. Grey “excl” cells: letters whose probe F1 ≤ "
                f"{ui.MIN_PROBE_F1}, left out of the headline means (hover for the value). Click a cell to open that "
                "letter.")
     letters = ui.cached("all_sae_letters")
-    letters = letters[letters["sae_key"].isin(measured["sae_key"])]
-    heat_event = st.plotly_chart(ui.letter_heatmap(letters, measured["sae_key"].tolist(), saes_as_columns=True),
+    columns = measured[measured["sae_key"].isin(paged["sae_key"])]["sae_key"].tolist()
+    if page.count > 1:
+        st.caption(f"This page's SAEs ({page.start + 1}–{page.stop} of {len(frame):,}); the pager above moves on.")
+    letters = letters[letters["sae_key"].isin(columns)]
+    heat_event = st.plotly_chart(ui.letter_heatmap(letters, columns, saes_as_columns=True),
                                  width="stretch", key="compare_heatmap", on_select="rerun", selection_mode="points")
     cell = ui.picked_cell(heat_event)
     if cell is not None:

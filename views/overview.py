@@ -3,13 +3,20 @@
 import pandas as pd
 import streamlit as st
 
-from views import absorption_ui, common
+from views import absorption_ui, common, sae_list
 
 st.title("SAEs in this database")
 db = common.get_db()
 frame = common.saes_frame()
 if frame.empty:
     st.info("This database holds no SAEs yet. Add one with `python -m precompute build --sae ...`.")
+    st.stop()
+flt, group = sae_list.read_state(frame)
+sae_list.filter_controls(frame, flt, group, "overview")
+frame = flt.apply(frame)
+if frame.empty:
+    st.info(f"No SAE matches the filter ({flt.describe()}).")
+    common.page_link("overview", "Show every SAE →")
     st.stop()
 
 st.caption(
@@ -26,10 +33,19 @@ st.dataframe(shown, hide_index=True, width="stretch",
                             "L0": st.column_config.NumberColumn(format="%.1f"),
                             "dead fraction": st.column_config.NumberColumn(format="%.3f")})
 if len(frame) > 1:
-    common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0 and "
-                     "width →")
+    common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0, "
+                     "width and layer →", **sae_list.link_params(flt, "none"))
+has_absorption = absorption_ui.cached("has_absorption_tables")
+summary = absorption_ui.cached("all_sae_absorption") if has_absorption else pd.DataFrame()
+summary = summary[summary["sae_key"].isin(frame["sae_key"])] if not summary.empty else summary
+sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None,
+                     keep=sae_list.link_params(flt, group))
+page = sae_list.read_page(len(frame))
+paged = page.of(frame)
+here = sae_list.link_params(flt, group)
+sae_list.pager(page, "overview", here, len(frame))
 
-for sae in frame.to_dict("records"):
+for sae in paged.to_dict("records"):
     with st.container(border=True):
         st.subheader(sae["sae_key"])
         cols = st.columns(5)
@@ -71,9 +87,10 @@ def absorption_table(summary) -> pd.DataFrame:
 st.header("First-letter absorption")
 absorption_ui.caveat()
 absorption_ui.explainer()
-summary = absorption_ui.cached("all_sae_absorption") if absorption_ui.cached("has_absorption_tables") else pd.DataFrame()
 if summary.empty:
-    st.info("No SAE in this database has absorption measurements yet (the precompute's absorption stage fills them).")
+    st.info("No SAE in this database has absorption measurements yet (the precompute's absorption stage fills them)."
+            if not has_absorption or flt == sae_list.SAEFilter() else
+            f"No SAE of this filter ({flt.describe()}) has absorption measurements.")
     st.stop()
 
 st.caption("Headline means over letters whose probe F1 > 0.6, with 95% bootstrap intervals over words. "
@@ -88,15 +105,23 @@ st.dataframe(absorption_table(summary), hide_index=True, width="stretch", key="o
 st.subheader("Mean absorption fraction per letter")
 st.caption("Grey cells: letters excluded from the headline means because the probe itself is unreliable "
            "(F1 ≤ 0.6). Click a cell to open that letter.")
-heat_event = st.plotly_chart(absorption_ui.letter_heatmap(absorption_ui.cached("all_sae_letters"),
-                                                          summary["sae_key"].tolist()),
-                             width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
-cell = absorption_ui.picked_cell(heat_event)
+paged_summary = summary[summary["sae_key"].isin(paged["sae_key"])]
+if page.count > 1:
+    st.caption(f"The heatmap and the letter links below cover this page's SAEs ({page.start + 1}–{page.stop}).")
+cell = None
+if paged_summary.empty:
+    st.info("No SAE on this page has absorption measurements.")
+else:
+    heat_event = st.plotly_chart(absorption_ui.letter_heatmap(absorption_ui.cached("all_sae_letters"),
+                                                              paged_summary["sae_key"].tolist()),
+                                 width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
+    cell = absorption_ui.picked_cell(heat_event)
 if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
     st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
-for sae_key in summary["sae_key"]:
+for sae_key in paged_summary["sae_key"]:
     st.markdown(f"**{sae_key}** — open a letter:")
     letter_cols = st.columns(13)
     for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"):
         with letter_cols[i % 13]:
             common.page_link("letter", letter.upper(), sae=sae_key, letter=letter)
+sae_list.pager(page, "overview", here, len(frame))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.sae_filter import FILTER_KEYS
 from tests import helpers
 from tests.app.urls import PAGES, Params, assert_clean, describe, links, render, warm_live_model
 
@@ -23,8 +24,9 @@ MAX_VIEWS = {"demo": 300, "sweep": 120}  # renders per crawl
 HAS_SECOND_BROWSE_PAGE = {"demo": True, "sweep": False}  # the sweep's SAEs have ≤ 32 latents: one page of 50
 ODD_KEYS_VIEWS = 40
 # The overview, and the live page: no page links to it (the navigation menu, which is not an st.page_link,
-# does), and its example links lead on to its latents and letters.
-STARTS = (("overview", {}), ("live", {}))
+# does), and its example links lead on to its latents and letters. The grouped overview and compare pages:
+# their group links (filters) appear only once a grouping is chosen.
+STARTS = (("overview", {}), ("live", {}), ("overview", {"group": "layer"}), ("compare", {"group": "arch"}))
 
 Shape = tuple[str, tuple[str, ...]]
 
@@ -98,6 +100,8 @@ def test_every_link_from_the_overview_renders(named_db: tuple[str, Path]):
     assert {page for page, _ in opened} == set(PAGES), "a page kind was never reached by a link"
     if HAS_SECOND_BROWSE_PAGE[name]:
         assert any(is_next_page(*url) for url in opened), "the browse pager's next-page link was not followed"
+    filtered = {page for page, params in opened if set(params) & set(FILTER_KEYS)}
+    assert filtered == {"overview", "compare"}, "a group's filter link was not followed from both list pages"
 
 
 ODD_KEYS = ("planted&latent=1", "second #2 ?/%+")  # SAE keys are free text: links must encode them

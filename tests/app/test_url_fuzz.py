@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from backend.database import ExplorerDB
 from backend.params import LETTERS, SEARCH_IN, SORTS
+from backend.sae_filter import GROUPS
 from tests.app.urls import PAGES, Params, assert_clean, describe, message_problem, render, warm_live_model
 
 FUZZ_RENDERS = 1000  # renders per test run, over every (database, page) case together
@@ -34,7 +35,8 @@ SEED = 20240611
 
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
-KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text")
+KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
+              "layer", "width", "arch", "l0", "group")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -62,6 +64,11 @@ class Facts:
     d_sae: tuple[int, ...]
     words: tuple[str, ...]  # probe words and absorbed examples (token page)
     tokens: tuple[str, ...]  # vocabulary tokens as stored, leading spaces included (browse search)
+    models: tuple[str, ...] = ()  # the SAE list filters (overview, compare)
+    hooks: tuple[str, ...] = ()
+    layers: tuple[int, ...] = ()
+    archs: tuple[str, ...] = ()
+    l0s: tuple[float, ...] = ()
 
 
 def read_facts(path: Path) -> Facts:
@@ -74,7 +81,10 @@ def read_facts(path: Path) -> Facts:
         absorbed = [w for key in keys[:3] for w in db.absorbed_examples(key, 5)] if db.has_absorption_tables() else []
         tokens = db.token_strings(model, range(400)).values()
         return Facts(keys, tuple(int(d) for d in saes["d_sae"]), tuple(vocabulary[::max(len(vocabulary) // 200, 1)])
-                     + tuple(absorbed), tuple(tokens))
+                     + tuple(absorbed), tuple(tokens), models=tuple(sorted(set(saes["model_name"]))),
+                     hooks=tuple(sorted(set(saes["hook_name"]))),
+                     layers=tuple(sorted({int(x) for x in saes["layer"].dropna()})),
+                     archs=tuple(sorted(set(saes["training_architecture"]))), l0s=tuple(float(x) for x in saes["l0"]))
     finally:
         db.close()
 
@@ -132,6 +142,23 @@ def live_texts(facts: Facts) -> st.SearchStrategy[str]:
     return mostly(sentence, over_limits, edge_text(), free_text(80))
 
 
+def filter_values(known: tuple) -> st.SearchStrategy[str]:
+    """A filter value (model, hook, layer, width, architecture) the database has, or one it lacks."""
+    value = st.sampled_from(tuple(map(str, known)))
+    return mostly(value, value.map(str.upper), value.map(lambda v: f" {v} "), value.map(lambda v: v[:-1]),
+                  st.sampled_from(NUMERIC_EDGES + HUGE), edge_text(), free_text(12))
+
+
+def l0_ranges(facts: Facts) -> st.SearchStrategy[str]:
+    """`l0=`: ranges around the SAEs' L0s, open ends, reversed and malformed ranges."""
+    end = st.one_of(st.sampled_from(facts.l0s), st.floats(0, 500, allow_nan=False)).map(lambda x: f"{x:g}")
+    valid = st.one_of(st.tuples(end, end).map(lambda p: f"{min(p, key=float)}-{max(p, key=float)}"),
+                      end.map(lambda x: f"{x}-"), end.map(lambda x: f"-{x}"), end.map(lambda x: f"{x}..{x}"))
+    other = st.one_of(st.tuples(end, end).map("-".join), st.sampled_from(("-", "..", "1-2-3", "nan-inf", "1e3-",
+                                                                          "-1-5", "5 - 7", "0-0")))
+    return mostly(valid, other, st.sampled_from(NUMERIC_EDGES + HUGE), edge_text(), free_text(12))
+
+
 def letters() -> st.SearchStrategy[str]:
     letter = st.sampled_from(LETTERS)
     return mostly(letter, letter.map(str.upper), letter.map(lambda c: f" {c} "),
@@ -147,7 +174,10 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
               numbers(facts)), "k": numbers(facts), "q": words(facts), "token": words(facts),
               "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X), "letter": letters(),
-              "saes": sae_lists(facts), "text": live_texts(facts)}
+              "saes": sae_lists(facts), "text": live_texts(facts), "model": filter_values(facts.models),
+              "hook": filter_values(facts.hooks), "layer": filter_values(facts.layers),
+              "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
+              "l0": l0_ranges(facts), "group": choices(GROUPS)}
     return by_key[key]
 
 

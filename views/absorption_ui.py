@@ -235,6 +235,13 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     return fig
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False) -> go.Figure:
+    """letter_heatmap built once per (letters, SAEs): its per-cell hover text costs hundreds of ms for a page
+    of SAEs. A resource, not data: a pickled Figure is validated again on every load; pages only read it."""
+    return letter_heatmap(letters, sae_order, saes_as_columns)
+
+
 def picked_cell(event) -> tuple[str, str] | None:
     """(sae_key, letter) of a clicked letter_heatmap cell, if any."""
     for point in selected_points(event):

@@ -215,25 +215,42 @@ def marker_size(width: int, smallest: int) -> float:
     return 10 + 2 * math.log2(max(width, 1) / max(smallest, 1))
 
 
+MAX_LAYER_COLOURS = 10  # more layers than this: one colour scale over layers instead of a colour (and trace) each
+
+
 def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
-    """The metric against L0, width (log x) and layer, one point per SAE; one trace per (layer, architecture)."""
-    frame = frame.assign(layer_group=[layer_name(x) for x in frame["layer"]],
-                         arch=frame["training_architecture"].fillna("?"))
+    """The metric against L0, width (log x) and layer, one point per SAE. Few layers: one trace per (layer,
+    architecture), a colour per layer. Many (a release sweeps every layer): one trace per architecture coloured
+    on a layer scale, so a chart of hundreds of SAEs stays a handful of traces (plotly builds each slowly)."""
+    rows = ui.records(frame)  # once: a frame's rows are slow to read per group
+    per_layer = len({layer_name(r["layer"]) for r in rows}) <= MAX_LAYER_COLOURS
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        arch = row["training_architecture"] or "?"
+        groups.setdefault((layer_name(row["layer"]) if per_layer else "", arch), []).append(row)
+    layers = [r["layer"] for r in rows if r["layer"] is not None]
     smallest = int(frame["d_sae"].min())
     fig = make_subplots(rows=1, cols=len(X_AXES), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"against {title}" for _, title, _ in X_AXES])
-    for (layer, arch), group in frame.groupby(["layer_group", "arch"], sort=True):
-        rows = ui.records(group)
-        color, symbol = styles.colors[layer], styles.symbols[arch]
+    for i, ((layer, arch), group) in enumerate(sorted(groups.items())):
+        if per_layer:
+            name, color = f"layer {layer} · {arch}", styles.colors[layer]
+        else:
+            name = arch
+            color = dict(color=[r["layer"] for r in group], colorscale="Viridis", cmin=min(layers, default=0),
+                         cmax=max(layers, default=1), showscale=i == 0, colorbar=dict(title="layer", x=1.02))
         for col, (x_column, _, _) in enumerate(X_AXES, start=1):
+            marker = dict(symbol=styles.symbols[arch], size=[marker_size(r["d_sae"], smallest) for r in group],
+                          line=dict(width=1, color="white"))
+            marker.update(color if isinstance(color, dict) else dict(color=color))
+            if isinstance(color, dict) and col > 1:
+                marker["showscale"] = False
             fig.add_trace(go.Scatter(
-                x=[r[x_column] for r in rows], y=[r[metric.column] for r in rows], mode="markers",
-                name=f"layer {layer} · {arch}", legendgroup=f"{layer}-{arch}", showlegend=col == 1,
-                marker=dict(color=color, symbol=symbol, size=[marker_size(r["d_sae"], smallest) for r in rows],
-                            line=dict(width=1, color="white")),
-                error_y=error_bars(rows, metric.column) if metric.interval else None,
-                customdata=[r["sae_key"] for r in rows],
-                hovertext=[hover_text(r, metric) for r in rows], hovertemplate="%{hovertext}<extra></extra>",
+                x=[r[x_column] for r in group], y=[r[metric.column] for r in group], mode="markers",
+                name=name, legendgroup=f"{layer}-{arch}", showlegend=col == 1, marker=marker,
+                error_y=error_bars(group, metric.column) if metric.interval else None,
+                customdata=[r["sae_key"] for r in group],
+                hovertext=[hover_text(r, metric) for r in group], hovertemplate="%{hovertext}<extra></extra>",
             ), row=1, col=col)
     for col, (x_column, title, axis_type) in enumerate(X_AXES, start=1):
         fig.update_xaxes(title_text=title, type=axis_type, row=1, col=col)
@@ -241,9 +258,18 @@ def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Fig
             widths = sorted({int(w) for w in frame[x_column].dropna()})
             fig.update_xaxes(tickvals=widths, ticktext=[f"{w:,}" for w in widths], row=1, col=col)
     fig.update_yaxes(title_text=metric.label, row=1, col=1)
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(title="layer · trained as"),
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(title="layer · trained as" if per_layer else "trained as"),
                       clickmode="event+select")
     return fig
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
+    """Built once per (SAEs, metric): plotly validates every point as a figure is built (hundreds of ms for
+    hundreds of SAEs). A resource, not data: a pickled Figure would be validated again on every load. Pages only
+    read it (st.plotly_chart copies it to a dict)."""
+    return metric_figure(frame, metric, styles)
 
 
 def picked_sae(event) -> str | None:
@@ -260,7 +286,7 @@ def render_metric(metric: Metric) -> None:
     data = (measured if metric.absorption else frame).dropna(subset=[metric.column])
     if data.empty:
         return
-    event = st.plotly_chart(metric_figure(data, metric, STYLES), width="stretch", key=f"compare_{metric.column}",
+    event = st.plotly_chart(cached_metric_figure(data, metric, STYLES), width="stretch", key=f"compare_{metric.column}",
                             on_select="rerun", selection_mode="points")
     clicked = picked_sae(event)
     if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
@@ -293,7 +319,7 @@ if not measured.empty and measured["sae_key"].isin(paged["sae_key"]).any():
     if page.count > 1:
         st.caption(f"This page's SAEs ({page.start + 1}–{page.stop} of {len(frame):,}); the pager above moves on.")
     letters = letters[letters["sae_key"].isin(columns)]
-    heat_event = st.plotly_chart(ui.letter_heatmap(letters, columns, saes_as_columns=True),
+    heat_event = st.plotly_chart(ui.cached_letter_heatmap(letters, columns, saes_as_columns=True),
                                  width="stretch", key="compare_heatmap", on_select="rerun", selection_mode="points")
     cell = ui.picked_cell(heat_event)
     if cell is not None:

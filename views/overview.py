@@ -112,7 +112,7 @@ cell = None
 if paged_summary.empty:
     st.info("No SAE on this page has absorption measurements.")
 else:
-    heat_event = st.plotly_chart(absorption_ui.letter_heatmap(absorption_ui.cached("all_sae_letters"),
+    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(absorption_ui.cached("all_sae_letters"),
                                                               paged_summary["sae_key"].tolist()),
                                  width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
     cell = absorption_ui.picked_cell(heat_event)

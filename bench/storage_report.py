@@ -26,6 +26,25 @@ SAE_TOKENS = "SELECT sae_key, n_tokens, corpus, d_sae FROM saes ORDER BY layer, 
 PROBE_RUN_SECONDS = "SELECT probe_run_id, hook_name, n_words, seconds FROM probe_runs ORDER BY hook_name"
 SAE_SECONDS = "SELECT sae_key, seconds FROM sae_absorption ORDER BY sae_key"
 
+# What each table's size grows with: the latents (one or more rows per latent), the SAEs (rows per SAE sized by
+# the vocabulary or the words, not by the width), or neither (once per model or hook: shared by its SAEs).
+PER_LATENT = ("latents", "contexts", "window_acts", "latent_letter_cos", "latent_matches")
+PER_SAE = ("saes", "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "absorption_words",
+           "token_occurrences", "token_latents", "token_letters")
+PROJECTED_WIDTHS = (1_024, 4_096, 16_384, 65_536, 1_048_576)
+
+
+def print_growth(sizes: dict[str, int], n_saes: int, n_latents: int) -> None:
+    """The database split by what it grows with, and what one more SAE of a given width would add at these
+    rates (a projection from this database's measured parts, not a measurement at that width)."""
+    per_latent = sum(sizes.get(t, 0) for t in PER_LATENT) / 1e6 / (n_latents / 1000)
+    per_sae = sum(sizes.get(t, 0) for t in PER_SAE) / 1e6 / n_saes
+    shared = sum(v for t, v in sizes.items() if t not in PER_LATENT + PER_SAE) / 1e6
+    print(f"\ngrowth: {per_latent:.3f} MB per 1,000 latents ({', '.join(PER_LATENT)}) + {per_sae:.3f} MB per SAE "
+          f"(absorption words, running-text token tables, per-letter rows) + {shared:.2f} MB once per model/hook")
+    projected = ", ".join(f"{w:,}: {per_latent + per_sae / (w / 1000):.3f}" for w in PROJECTED_WIDTHS)
+    print(f"projected MB per 1,000 latents for one more SAE of width (at these rates): {projected}")
+
 
 def table_bytes(source: Path, table: str, scratch: Path) -> int:
     """Bytes of one table on its own: copied into an empty file with the build's block size."""
@@ -64,6 +83,7 @@ def main() -> None:
         print(f"{table:20s} {rows:12,d} {sizes[table] / 1e6:8.2f}")
     total = sum(sizes.values())
     print(f"{'all tables':20s} {'':12s} {total / 1e6:8.2f}   ({total / 1e6 / (n_latents / 1000):.3f} MB per 1,000 latents)")
+    print_growth(sizes, len(saes), n_latents)
     print("\ndashboard tokens per SAE:")
     for key, n_tokens, corpus, _ in saes:
         print(f"  {key}: {n_tokens:,} tokens ({corpus})")

@@ -31,7 +31,7 @@ Bounded: `--timeout` caps the whole run (server start included); the server (its
 stopped at the end in every case, on errors and Ctrl-C too.
 
     python bench/concurrency.py [--sessions 20] [--rounds 1] [--timeout 300] [--db assets/demo.duckdb]
-                                [--kinds token,browse] [--file-watcher none]
+                                [--kinds token,browse] [--file-watcher none] [--link '/compare?layer=6' ...]
 
 `--rounds 2` opens a second wave of fresh sessions on the same server: warm caches. `--file-watcher none`
 measures the server without Streamlit's file watcher: with the default (watchdog, recursive from the
@@ -65,6 +65,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 # What each page's main content is (condition 3 of a full render).
 MAIN_CONTENT = {
+    "overview": '[data-testid="stDataFrame"]',
     "latent": "div.ctx span.peak",
     "letter": '[data-testid="stDataFrame"]',
     "token": '[data-testid="stDataFrame"]',
@@ -318,7 +319,8 @@ async def main_async(args: argparse.Namespace, deadline: float) -> int:
     if not Path(CHROMIUM).exists():
         print("Debian chromium is required (apt-get install chromium)", file=sys.stderr)
         return 2
-    pool = [link for link in LINKS if not args.kinds or link.split("?")[0].strip("/") in args.kinds.split(",")]
+    pool = [link for link in (args.link or LINKS)
+            if not args.kinds or (link.split("?")[0].strip("/") or "overview") in args.kinds.split(",")]
     links = [pool[i % len(pool)] for i in range(args.sessions)]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -357,6 +359,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20, help="concurrent sessions (links repeat past 20)")
     parser.add_argument("--rounds", type=int, default=1, help="waves of fresh sessions on the same server")
     parser.add_argument("--kinds", default="", help="only these pages, e.g. token,browse (default: all five)")
+    parser.add_argument("--link", action="append", default=None, metavar="URL",
+                        help="open this deep link instead of the 20 demo links (repeatable), e.g. '/?group=layer'")
     parser.add_argument("--file-watcher", default="default", choices=["default", "auto", "watchdog", "poll", "none"],
                         help="--server.fileWatcherType (default: not set, as scripts/explore.sh)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")

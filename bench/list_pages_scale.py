@@ -5,7 +5,12 @@ pages read) into N SAEs spread over 26 layers, then renders each page in AppTest
 and filtered to one layer, and prints p50/p95 server-side render time. The per-latent tables are not
 replicated: these two pages do not read them.
 
-    python bench/list_pages_scale.py [--saes 400] [--renders 15]
+    python bench/list_pages_scale.py [--saes 400] [--renders 15] [--keep data/many.duckdb]
+
+Browser time to a full render on the same database (headless chromium, one session per link):
+
+    python bench/concurrency.py --db data/many.duckdb --sessions 6 --rounds 2 --link / --link '/?layer=6' \
+        --link '/?group=layer' --link /compare --link '/compare?layer=6' --link '/compare?group=width'
 """
 
 from __future__ import annotations
@@ -87,9 +92,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--saes", type=int, default=400)
     parser.add_argument("--renders", type=int, default=15)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write the replicated database here and keep it (e.g. for bench/concurrency.py --db)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "many.duckdb"
+        path = args.keep or Path(scratch) / "many.duckdb"
         total = replicated_database(DEFAULT_DB_PATH, path, args.saes)
         os.environ["EXPLORER_DB"] = str(path)
         scan_component_manifests_once()

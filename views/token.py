@@ -139,11 +139,19 @@ def prompt_line(records: list[dict]) -> tuple[str, int | None]:
             "carries it)"), None
 
 
+def by_sae(records: list[dict]) -> dict[str, list[dict]]:
+    """Records grouped by their SAE, in first-seen order (one conversion of the frame, not one per SAE)."""
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["sae_key"], []).append(record)
+    return groups
+
+
 def render_per_sae(token: str, token_id: int, absorption: pd.DataFrame | None, reasons: dict[str, str],
                    default_reason: str) -> None:
     """One line per SAE of the model: the prompt's verdict, then how the token fares in running text."""
     st.markdown("**In the prompt and in running text, per SAE**")
-    rows = {key: group for key, group in absorption.groupby("sae_key", sort=False)} if absorption is not None else {}
+    rows = by_sae(ui.records(absorption)) if absorption is not None else {}
     running = {r.sae_key: r for r in ui.cached("token_running_text", model_name, token_id)} if HAS_RUNNING_TEXT else {}
     letters = ({r.sae_key: r for r in ui.cached("token_letter_rates", model_name, token_id)}
                if HAS_RUNNING_TEXT and ui.cached("has_token_letters") else {})
@@ -151,7 +159,7 @@ def render_per_sae(token: str, token_id: int, absorption: pd.DataFrame | None, r
     saes = common.saes_frame()
     for key in saes.loc[saes["model_name"] == model_name, "sae_key"]:
         if key in rows:
-            prompt, absorbing = prompt_line(ui.records(rows[key]))
+            prompt, absorbing = prompt_line(rows[key])
         else:
             prompt, absorbing = f"in the prompt: {reasons.get(key, default_reason)}", None
         running_text = (running_text_line(key, token, running.get(key), letters.get(key), absorbing)
@@ -335,8 +343,8 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per SAE: its size, whether it absorbed the word, its projection row and (when sampled) its
     ablation row side by side."""
     rows = []
-    for key, group in frame.groupby("sae_key", sort=False):
-        by_metric = {r["metric"]: r for r in ui.records(group)}
+    for key, group in by_sae(ui.records(frame)).items():
+        by_metric = {r["metric"]: r for r in group}
         # the row that has the word's activations (an ablation row, when the projection row was not stored)
         first = next((r for r in by_metric.values() if r["split_acts"] is not None), next(iter(by_metric.values())))
         split = [int(x) for x in first["split_latents"]]

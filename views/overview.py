@@ -118,10 +118,14 @@ else:
     cell = absorption_ui.picked_cell(heat_event)
 if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
     st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
-for sae_key in paged_summary["sae_key"]:
-    st.markdown(f"**{sae_key}** — open a letter:")
-    letter_cols = st.columns(13)
-    for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"):
-        with letter_cols[i % 13]:
-            common.page_link("letter", letter.upper(), sae=sae_key, letter=letter)
+if not paged_summary.empty:
+    # One table of links (a row per SAE, a column per letter) rather than 26 page links per SAE: hundreds of
+    # page links were most of this page's render time.
+    st.markdown("**Open a letter** (this page's SAEs):")
+    letter_links = pd.DataFrame({"SAE": paged_summary["sae_key"].tolist(), **{
+        letter.upper(): [absorption_ui.letter_url(key, letter) for key in paged_summary["sae_key"]]
+        for letter in "abcdefghijklmnopqrstuvwxyz"}})
+    st.dataframe(letter_links, hide_index=True, width="stretch", key="overview_letter_links", column_config={
+        letter.upper(): st.column_config.LinkColumn(letter.upper(), display_text=letter.upper(), width="small")
+        for letter in "abcdefghijklmnopqrstuvwxyz"})
 sae_list.pager(page, "overview", here, len(frame))

@@ -204,12 +204,12 @@ absorbers = absorbing_latents(word_table)
 absorber_ids = {int(a) for a in absorbers["absorber id"]}
 
 
-def latent_category(latent: int) -> str:
-    if latent == row["main_latent"]:
-        return "main latent (also split)" if latent in split_latents else "main latent"
-    if latent in split_latents:
+def latent_category(latent: int, main_latent: int, split: frozenset[int], absorbing: frozenset[int]) -> str:
+    if latent == main_latent:
+        return "main latent (also split)" if latent in split else "main latent"
+    if latent in split:
         return "split latent"
-    if latent in absorber_ids:
+    if latent in absorbing:
         return "absorbing latent"
     return "other"
 
@@ -223,8 +223,14 @@ CATEGORY_STYLE = {  # drawn in this order, so the marked latents sit on top
 }
 
 
-def cosine_scatter(cos_frame: pd.DataFrame, x_column: str) -> go.Figure:
-    frame = cos_frame.assign(category=[latent_category(int(x)) for x in cos_frame["latent"]])
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cosine_scatter(cos_frame: pd.DataFrame, x_column: str, main_latent: int, split: frozenset[int],
+                   absorbing: frozenset[int]) -> go.Figure:
+    """Every latent as a point, the letter's main, split and absorbing latents marked. Built once per letter and
+    cached as a resource: plotly validates each of a wide SAE's points (a quarter second at 16k latents); a
+    pickled Figure would be validated again on every load. The page only reads it."""
+    frame = cos_frame.assign(category=[latent_category(int(x), main_latent, split, absorbing)
+                                       for x in cos_frame["latent"]])
     fig = go.Figure()
     for category, style in CATEGORY_STYLE.items():
         part = frame[frame["category"] == category]
@@ -238,7 +244,8 @@ def cosine_scatter(cos_frame: pd.DataFrame, x_column: str) -> go.Figure:
             if x_column == "encoder_cos" else "latent %{customdata}<br>decoder cos %{y:.3f}<extra></extra>",
         ))
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="decoder cosine with the probe",
-                      xaxis_title=SCATTER_X[scatter_x], legend=dict(orientation="h", y=1.08), clickmode="event+select")
+                      xaxis_title=SCATTER_X["encoder" if x_column == "encoder_cos" else "latent"],
+                      legend=dict(orientation="h", y=1.08), clickmode="event+select")
     return fig
 
 
@@ -261,7 +268,8 @@ st.caption("Click a point to open that latent. Absorbing latents are the top lat
 st.session_state["letter_scatter_x"] = scatter_x
 st.radio("x axis", list(SCATTER_X), format_func=SCATTER_X.get, key="letter_scatter_x", horizontal=True,
          on_change=on_x_selected)
-event = st.plotly_chart(cosine_scatter(cos_frame, "encoder_cos" if scatter_x == "encoder" else "latent"),
+event = st.plotly_chart(cosine_scatter(cos_frame, "encoder_cos" if scatter_x == "encoder" else "latent",
+                                       int(row["main_latent"]), frozenset(split_latents), frozenset(absorber_ids)),
                         width="stretch", key=f"letter_scatter_{sae_key}_{letter}", on_select="rerun",
                         selection_mode="points")
 clicked = picked_latent(event)

@@ -80,6 +80,7 @@ class ReleaseCache:
 
     hf_home: Path
     corpus_text: Path  # local text file for `python -m precompute corpus --source`
+    vocab_size: int  # the tokenizer's, = the model's d_vocab
 
     @property
     def env(self) -> dict[str, str]:
@@ -229,4 +230,4 @@ def build_release_cache(root: Path) -> ReleaseCache:
     tokenizer = build_tokenizer()
     write_gpt2_repo(hf_home, tokenizer)
     write_sae_repo(hf_home)
-    return ReleaseCache(hf_home=hf_home, corpus_text=write_corpus_text(root / "corpus.txt"))
+    return ReleaseCache(hf_home=hf_home, corpus_text=write_corpus_text(root / "corpus.txt"), vocab_size=len(tokenizer))

@@ -1,0 +1,138 @@
+"""The release path end to end, offline: `python -m precompute corpus` and `build --model gpt2-small --sae
+gpt2-small-res-jb:blocks.0.hook_resid_pre` in subprocesses whose HF_HOME is a hub cache holding tiny
+stand-ins for what those names resolve to (tests/release_fixtures.py), so `HookedTransformer.from_pretrained`
+and `SAE.from_pretrained` run unchanged; then the explorer renders the database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests import release_fixtures as rf
+from tests.app.urls import assert_clean, render
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAE_ID = rf.SAE_IDS[0]
+SAE_KEY = "gpt2-small-res-jb-blocks.0.hook-resid-pre"  # sae_key_from("gpt2-small-res-jb-blocks.0.hook_resid_pre")
+CONTEXT_SIZE = 128
+BUILD_ROWS = 64
+ABSORPTION_WORDS = 800  # of the ~1,600 alphabetic tokens: halves the k-sparse probing time
+
+
+def run_cli(cache: rf.ReleaseCache, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "precompute", *args], cwd=REPO_ROOT, env=cache.env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{args[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> rf.ReleaseCache:
+    return rf.build_release_cache(tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture(scope="module")
+def corpus(cache) -> Path:
+    output = cache.hf_home.parent / "corpus.parquet"
+    run_cli(cache, "corpus", "--source", str(cache.corpus_text), "--model", "gpt2-small",
+            "--context-size", str(CONTEXT_SIZE), "--output", str(output))
+    return output
+
+
+@pytest.fixture(scope="module")
+def build(cache, corpus) -> tuple[Path, str]:
+    db_path = cache.hf_home.parent / "release.duckdb"
+    result = run_cli(cache, "build", "--model", "gpt2-small", "--sae", f"{rf.SAE_RELEASE}:{SAE_ID}",
+                     "--corpus", str(corpus), "--rows", f"0:{BUILD_ROWS}", "--db", str(db_path), "--fresh",
+                     "--batch-size", "16", "--absorption-words", str(ABSORPTION_WORDS), "--ablation-candidates", "5")
+    return db_path, result.stdout + result.stderr
+
+
+@pytest.fixture()
+def con(build):
+    connection = duckdb.connect(str(build[0]), read_only=True)
+    yield connection
+    connection.close()
+
+
+def test_corpus_is_tokenized_by_the_cached_gpt2_tokenizer(cache, corpus):
+    from transformers import AutoTokenizer
+
+    rows = pq.read_table(corpus).column("input_ids").to_pylist()
+    assert len(rows) >= BUILD_ROWS and {len(r) for r in rows} == {CONTEXT_SIZE}
+    tokenizer = AutoTokenizer.from_pretrained(str(rf.snapshot_dir(cache.hf_home, rf.MODEL_REPO)))
+    ids = np.concatenate(rows)
+    assert ids.max() < cache.vocab_size
+    assert (ids == tokenizer.convert_tokens_to_ids(rf.ENDOFTEXT)).any(), "documents are joined by <|endoftext|>"
+    words = set(tokenizer.decode(rows[0]).replace("<|endoftext|>", " ").replace(".", " ").lower().split())
+    assert words <= set(rf.WORDS), "every row decodes to the corpus words"
+
+
+def test_build_loaded_the_release_names_from_the_cache(build):
+    assert "Loaded pretrained model gpt2-small into HookedTransformer" in build[1]
+
+
+def test_saes_row_records_the_release(con):
+    row = con.execute("SELECT source, release, sae_id, path, model_name, hook_name, layer, architecture, d_in, d_sae, "
+                      "n_tokens FROM saes WHERE sae_key = ?", [SAE_KEY]).fetchone()
+    assert row == ("release", rf.SAE_RELEASE, SAE_ID, None, "gpt2-small", SAE_ID, 0, "standard", rf.D_MODEL, rf.D_SAE,
+                   BUILD_ROWS * (CONTEXT_SIZE - 1))  # position 0 of each row is left out
+
+
+def test_dashboards_cover_every_latent(con, cache):
+    assert con.execute("SELECT count(*), count(DISTINCT latent), max(latent) FROM latents WHERE sae_key = ?",
+                       [SAE_KEY]).fetchone() == (rf.D_SAE, rf.D_SAE, rf.D_SAE - 1)
+    n_contexts, n_latents = con.execute("SELECT count(*), count(DISTINCT latent) FROM contexts WHERE sae_key = ?",
+                                        [SAE_KEY]).fetchone()
+    assert n_contexts > 0 and n_latents > 26
+    assert con.execute("SELECT count(*) FROM vocab WHERE model_name = 'gpt2-small'").fetchone()[0] == cache.vocab_size
+    assert con.execute("SELECT count(*) FROM sequences WHERE model_name = 'gpt2-small'").fetchone()[0] > 0
+
+
+def test_absorption_ran_and_finds_the_planted_letter_latents(con):
+    """Latents 0..25 read the letter directions planted in the embeddings: each is its letter's main latent."""
+    n_letters, split_mode = con.execute("SELECT n_letters, split_mode FROM sae_absorption WHERE sae_key = ?",
+                                        [SAE_KEY]).fetchone()
+    assert n_letters >= 1 and split_mode == "crossfit"
+    main = dict(con.execute("SELECT letter, main_latent FROM sae_letters WHERE sae_key = ?", [SAE_KEY]).fetchall())
+    assert main == {chr(ord("a") + i): i for i in range(26)}
+    assert con.execute("SELECT count(*) FROM probe_words").fetchone()[0] == ABSORPTION_WORDS
+
+
+@pytest.fixture()
+def release_app(build, monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(build[0]))
+    yield
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()  # the app's DuckDB connection to this module's temporary file
+
+
+def test_overview_shows_the_release_sae(release_app):
+    at = render("overview", {})
+    assert_clean(at, "overview")
+    assert any(s.value == SAE_KEY for s in at.subheader)
+    assert any(f"from `{rf.SAE_RELEASE} / {SAE_ID}`" in c.value for c in at.caption)
+
+
+def test_latent_page_shows_the_release_and_its_neuronpedia_link(release_app):
+    at = render("latent", {"sae": SAE_KEY, "latent": "3"})
+    assert_clean(at, "latent")
+    assert at.title[0].value == "Latent 3"
+    caption = at.caption[0].value
+    assert f"from `{rf.SAE_RELEASE}` / `{SAE_ID}`" in caption
+    # sae-lens's yaml names this SAE gpt2-small/0-res-jb on Neuronpedia.
+    assert "[Neuronpedia](https://www.neuronpedia.org/gpt2-small/0-res-jb/3)" in caption
+    assert any('class="ctx"' in m.value for m in at.markdown), "the latent's contexts are shown"
+
+
+def test_letter_page_renders_the_release_absorption(release_app):
+    at = render("letter", {"sae": SAE_KEY, "letter": "c"})
+    assert_clean(at, "letter")

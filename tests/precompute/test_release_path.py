@@ -5,6 +5,7 @@ and `SAE.from_pretrained` run unchanged; then the explorer renders the database.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,42 @@ def test_latent_page_shows_the_release_and_its_neuronpedia_link(release_app):
 def test_letter_page_renders_the_release_absorption(release_app):
     at = render("letter", {"sae": SAE_KEY, "letter": "c"})
     assert_clean(at, "letter")
+
+
+LIVE_TEXT = "The cat saw a big red boat on the river."
+
+
+@pytest.fixture()
+def live_app(release_app, cache, monkeypatch):
+    """The live page loads the model, tokenizer and SAE in this process: point huggingface_hub's cache (read
+    at import time from HF_HOME, and used by transformers and sae-lens alike) at the fake one. The model is
+    loaded once before rendering so the page's 60 s timeout does not include it; every per-process cache
+    that now holds the fake gpt2 is emptied afterwards."""
+    import huggingface_hub.constants
+
+    from backend import tokenizer
+    from backend.live import load_model
+    from precompute.model_loading import load_model_cached
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache.hf_home / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    load_model("gpt2-small")
+    yield
+    load_model_cached.cache_clear()
+    tokenizer._load.cache_clear()
+
+
+def test_live_page_runs_the_release_sae_on_free_text(live_app):
+    at = render("live", {"sae": SAE_KEY, "text": LIVE_TEXT})
+    assert_clean(at, "live")
+    assert not at.error
+    tokens = next(frame.value for frame in at.dataframe if "top 1" in frame.value.columns)
+    assert "".join(ast.literal_eval(token) for token in tokens["token"]) == LIVE_TEXT
+    letters = next(frame.value for frame in at.dataframe if "absorption fraction" in frame.value.columns)
+    cat = letters[letters["token"] == "' cat'"].iloc[0]
+    assert cat["letter"] == f"./letter?sae={SAE_KEY}&letter=c"
+    # The planted letter latent 2 ('c') reads the embedding's letter direction: the top latent on ' cat',
+    # and the letter's main latent, which fires there.
+    top = tokens[tokens["token"] == "' cat'"].iloc[0]
+    assert top["top 1"] == f"./latent?sae={SAE_KEY}&latent=2"
+    assert cat["main latent"] == f"./latent?sae={SAE_KEY}&latent=2" and cat["main fired"]

@@ -122,7 +122,7 @@ def parse_rows(text: str) -> tuple[int, int]:
 
 def run_build(args) -> int:
     from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
+    from precompute.job import JobConfig, ModelKwargsConflict, run_job
     from precompute.model_loading import default_device
     from precompute.sae_loading import SAESpec
 
@@ -152,7 +152,11 @@ def run_build(args) -> int:
                                   n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin),
         absorption=None if args.no_absorption else absorption_config(args),
     )
-    run_job(specs, config)
+    try:
+        run_job(specs, config)
+    except ModelKwargsConflict as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
     return 0
 

@@ -280,23 +280,59 @@ def dashboards_todo(con, specs: list[SAESpec], config: JobConfig, log=print) -> 
     return todo
 
 
-def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
+class ModelKwargsConflict(ValueError):
+    """The build's SAEs want the model loaded in different ways: one build cannot serve them all."""
+
+
+def shared_model_kwargs(specs: list[SAESpec]) -> tuple:
+    """The SAEs' common sae-lens `model_from_pretrained_kwargs` (without no-processing defaults), sorted pairs."""
+    from precompute.model_loading import model_kwargs_key
+    from precompute.sae_loading import model_from_pretrained_kwargs
+
+    keys_by_kwargs: dict[tuple, list[str]] = {}
+    for spec in specs:
+        keys_by_kwargs.setdefault(model_kwargs_key(model_from_pretrained_kwargs(spec)), []).append(spec.key)
+    if len(keys_by_kwargs) > 1:
+        ways = "; ".join(f"{dict(kwargs) or 'no processing'}: {', '.join(keys)}" for kwargs, keys in keys_by_kwargs.items())
+        raise ModelKwargsConflict(f"these SAEs read the model loaded in different ways (their sae-lens "
+                                  f"model_from_pretrained_kwargs): {ways}. Build them in separate runs.")
+    return next(iter(keys_by_kwargs), ())
+
+
+def build_model_kwargs(specs: list[SAESpec], config: JobConfig) -> tuple:
+    """How this build loads the model; the embedded model has one fixed processing."""
+    from precompute.model_loading import EMBEDDED_MODEL_NAME
+
+    return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(specs)
+
+
+def load_model_for(kwargs: tuple, config: JobConfig, log=print):
+    """The model as the SAEs were trained on it: a release such as gpt2-small-res-jb names processing
+    (centred writing weights) that its activations assume."""
     from precompute.model_loading import load_model
 
+    if kwargs:
+        log(f"{config.model_name}: loaded with {', '.join(f'{k}={v}' for k, v in kwargs)} "
+            "(the SAEs' model_from_pretrained_kwargs)")
+    return load_model(config.model_name, device=config.device, dtype=config.dtype, from_pretrained_kwargs=dict(kwargs))
+
+
+def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
+    model_kwargs = build_model_kwargs(specs, config) if model is None else ()  # a conflict stops before any work
     with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
 
             if model is None and (config.force or set(s.key for s in specs) - set(db.absorption_configs(con))):
-                model = load_model(config.model_name, device=config.device, dtype=config.dtype)
+                model = load_model_for(model_kwargs, config, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
-            model = load_model(config.model_name, device=config.device, dtype=config.dtype)
+            model = load_model_for(model_kwargs, config, log)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         timings = run_dashboards(con, todo, model, rows, config, log) if todo else []

@@ -53,6 +53,22 @@ def load_sae(spec: SAESpec, device: str = "cpu") -> SAE:
     return sae
 
 
+def model_from_pretrained_kwargs(spec: SAESpec) -> dict:
+    """How the SAE's model must be loaded (sae-lens's `model_from_pretrained_kwargs`), from its config alone:
+    a release's cfg.json and the overrides in sae-lens's yaml, or a local folder's cfg.json."""
+    from sae_lens.loading.pretrained_sae_loaders import (
+        get_sae_lens_config_from_disk,
+        handle_config_defaulting,
+        load_sae_config_from_huggingface,
+    )
+
+    if spec.path is not None:
+        cfg = handle_config_defaulting(get_sae_lens_config_from_disk(spec.path))
+    else:
+        cfg = load_sae_config_from_huggingface(spec.release, spec.sae_id)
+    return dict((cfg.get("metadata") or {}).get("model_from_pretrained_kwargs") or {})
+
+
 def sae_architecture(sae: SAE) -> str:
     return sae.cfg.architecture() if callable(getattr(sae.cfg, "architecture", None)) else type(sae).__name__
 

@@ -168,3 +168,23 @@ def test_interrupted_build_resumes_without_redoing_finished_saes(tmp_path, monke
     assert [t.key for t in timings] == ["second"]
     assert any(m.startswith("resuming") for m in messages)
     assert sorted(r[0] for r in query(db_path, "SELECT sae_key FROM saes")) == ["first", "second"]
+
+
+def test_saes_wanting_the_model_loaded_differently_cannot_share_a_build(tmp_path):
+    """sae-lens's model_from_pretrained_kwargs: the no-processing defaults ask for nothing; a real request
+    (centred writing weights) is passed on; two different requests stop the build before it starts."""
+    import json
+
+    from precompute.job import ModelKwargsConflict, shared_model_kwargs
+    from precompute.sae_loading import SAESpec
+
+    plain = helpers.planted_sae_folder(tmp_path, name="plain")
+    centred = helpers.planted_sae_folder(tmp_path, name="centred")
+    for folder, kwargs in ((plain, {"center_writing_weights": False}), (centred, {"center_writing_weights": True})):
+        cfg = json.loads((folder / "cfg.json").read_text())
+        cfg["metadata"]["model_from_pretrained_kwargs"] = kwargs
+        (folder / "cfg.json").write_text(json.dumps(cfg))
+    assert shared_model_kwargs([SAESpec(key="plain", path=plain)]) == ()
+    assert shared_model_kwargs([SAESpec(key="centred", path=centred)]) == (("center_writing_weights", True),)
+    with pytest.raises(ModelKwargsConflict, match="centred"):
+        shared_model_kwargs([SAESpec(key="plain", path=plain), SAESpec(key="centred", path=centred)])

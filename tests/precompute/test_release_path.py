@@ -77,6 +77,8 @@ def test_corpus_is_tokenized_by_the_cached_gpt2_tokenizer(cache, corpus):
 
 def test_build_loaded_the_release_names_from_the_cache(build):
     assert "Loaded pretrained model gpt2-small into HookedTransformer" in build[1]
+    # sae-lens's yaml gives gpt2-small-res-jb model_from_pretrained_kwargs: the model is loaded that way.
+    assert "gpt2-small: loaded with center_writing_weights=True (the SAEs' model_from_pretrained_kwargs)" in build[1]
 
 
 def test_saes_row_records_the_release(con):
@@ -140,26 +142,46 @@ def test_letter_page_renders_the_release_absorption(release_app):
 
 
 LIVE_TEXT = "The cat saw a big red boat on the river."
+CENTRED = (("center_writing_weights", True),)  # gpt2-small-res-jb's model_from_pretrained_kwargs
 
 
 @pytest.fixture()
-def live_app(release_app, cache, monkeypatch):
-    """The live page loads the model, tokenizer and SAE in this process: point huggingface_hub's cache (read
-    at import time from HF_HOME, and used by transformers and sae-lens alike) at the fake one. The model is
-    loaded once before rendering so the page's 60 s timeout does not include it; every per-process cache
-    that now holds the fake gpt2 is emptied afterwards."""
+def in_process_cache(cache, monkeypatch):
+    """Point huggingface_hub's cache (read from HF_HOME at import time; transformers and sae-lens use it)
+    at the fake one in this process; afterwards empty every per-process cache that may hold the fake gpt2."""
     import huggingface_hub.constants
 
     from backend import tokenizer
-    from backend.live import load_model
     from precompute.model_loading import load_model_cached
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache.hf_home / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    load_model("gpt2-small")
     yield
     load_model_cached.cache_clear()
     tokenizer._load.cache_clear()
+
+
+def test_the_release_sae_asks_for_centred_writing_weights(in_process_cache):
+    from precompute.job import shared_model_kwargs
+    from precompute.model_loading import load_model_cached
+    from precompute.sae_loading import SAESpec, model_from_pretrained_kwargs
+
+    spec = SAESpec.parse(f"{rf.SAE_RELEASE}:{SAE_ID}")
+    assert model_from_pretrained_kwargs(spec) == {"center_writing_weights": True}
+    assert shared_model_kwargs([spec]) == CENTRED
+    centred = load_model_cached("gpt2-small", from_pretrained_kwargs=CENTRED)
+    # Centred writing weights: every vector written into the residual stream has mean 0 over d_model.
+    assert centred.W_E.mean(-1).abs().max() < 1e-6 and centred.W_pos.mean(-1).abs().max() < 1e-6
+    assert load_model_cached("gpt2-small").W_E.mean(-1).abs().max() > 1e-3, "no processing by default"
+
+
+@pytest.fixture()
+def live_app(release_app, in_process_cache):
+    """The live page loads the model, tokenizer and SAE in this process; the model is loaded (as the SAE
+    asks) before rendering so the page's 60 s timeout does not include it."""
+    from backend.live import load_model
+
+    load_model("gpt2-small", CENTRED)
 
 
 def test_live_page_runs_the_release_sae_on_free_text(live_app):

@@ -103,6 +103,9 @@ def run_card(args) -> int:
     from precompute.model_loading import load_model
 
     start, stop = parse_rows(args.rows)
+    if message := rows_outside_corpus(args.corpus, (start, stop)):
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     rows = load_corpus_rows(args.corpus)[start:stop]
     card = measure_and_write_card(args.folder, load_model(args.model), rows, f"{start}:{stop}", args.ce_rows,
                                   args.recipe, args.model)
@@ -118,6 +121,18 @@ def parse_rows(text: str) -> tuple[int, int]:
     if not 0 <= start < stop:
         raise SystemExit(f"--rows needs 0 <= START < STOP, got {text!r}")
     return start, stop
+
+
+def rows_outside_corpus(corpus: Path, rows: tuple[int, int]) -> str | None:
+    """An error message when the corpus has no row in [START, STOP): the defaults suit the shipped 100k-row
+    corpus, and a smaller one would otherwise fail deep in the model pass, after the absorption stage."""
+    import pyarrow.parquet as pq
+
+    n_rows = pq.ParquetFile(corpus).metadata.num_rows
+    if rows[0] < n_rows:
+        return None
+    return (f"--rows {rows[0]}:{rows[1]} starts past the end of {corpus} ({n_rows:,} rows); "
+            f"pass --rows START:STOP with START < {n_rows:,}")
 
 
 def run_build(args) -> int:
@@ -138,6 +153,9 @@ def run_build(args) -> int:
         return 2
     if not args.corpus.exists():
         print(f"error: corpus {args.corpus} not found; run `python -m precompute corpus` first", file=sys.stderr)
+        return 2
+    if message := rows_outside_corpus(args.corpus, parse_rows(args.rows)):
+        print(f"error: {message}", file=sys.stderr)
         return 2
     config = JobConfig(
         model_name=args.model,

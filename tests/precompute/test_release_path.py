@@ -198,3 +198,20 @@ def test_live_page_runs_the_release_sae_on_free_text(live_app):
     top = tokens[tokens["token"] == "' cat'"].iloc[0]
     assert top["top 1"] == f"./latent?sae={SAE_KEY}&latent=2"
     assert cat["main latent"] == f"./latent?sae={SAE_KEY}&latent=2" and cat["main fired"]
+
+
+@pytest.mark.parametrize("page, params", [
+    ("browse", {"sae": SAE_KEY}),
+    ("browse", {"sae": SAE_KEY, "q": "cat", "in": "contexts"}),
+    ("compare", {}),
+])
+def test_other_pages_render_the_release_database(release_app, page, params):
+    assert_clean(render(page, params), page)
+
+
+def test_token_page_reads_the_release_absorption_for_a_word(release_app):
+    at = render("token", {"sae": SAE_KEY, "token": "cat"})
+    assert_clean(at, "token")
+    lines = [m.value for m in at.markdown if m.value.startswith(f"- `{SAE_KEY}`")]
+    assert lines, "one line per SAE for the word"
+    assert all(f"[2](./latent?sae={SAE_KEY}&latent=2)" in line for line in lines), "'c''s planted latent"

@@ -21,6 +21,8 @@ from tests.app.urls import assert_clean, render
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAE_ID = rf.SAE_IDS[0]
 SAE_KEY = "gpt2-small-res-jb-blocks.0.hook-resid-pre"  # sae_key_from("gpt2-small-res-jb-blocks.0.hook_resid_pre")
+SECOND_SAE_ID = rf.SAE_IDS[1]  # another hook: the model runs once per hook
+SECOND_SAE_KEY = "gpt2-small-res-jb-blocks.1.hook-resid-pre"
 CONTEXT_SIZE = 128
 BUILD_ROWS = 64
 ABSORPTION_WORDS = 800  # of the ~1,600 alphabetic tokens: halves the k-sparse probing time
@@ -50,6 +52,7 @@ def corpus(cache) -> Path:
 def build(cache, corpus) -> tuple[Path, str]:
     db_path = cache.hf_home.parent / "release.duckdb"
     result = run_cli(cache, "build", "--model", "gpt2-small", "--sae", f"{rf.SAE_RELEASE}:{SAE_ID}",
+                     "--sae", f"{rf.SAE_RELEASE}:{SECOND_SAE_ID}",
                      "--corpus", str(corpus), "--rows", f"0:{BUILD_ROWS}", "--db", str(db_path), "--fresh",
                      "--batch-size", "16", "--absorption-words", str(ABSORPTION_WORDS), "--ablation-candidates", "5")
     return db_path, result.stdout + result.stderr
@@ -88,6 +91,13 @@ def test_saes_row_records_the_release(con):
                    BUILD_ROWS * (CONTEXT_SIZE - 1))  # position 0 of each row is left out
 
 
+def test_both_hooks_are_built(con):
+    rows = con.execute("SELECT sae_key, sae_id, hook_name, layer FROM saes ORDER BY layer").fetchall()
+    assert rows == [(SAE_KEY, SAE_ID, SAE_ID, 0), (SECOND_SAE_KEY, SECOND_SAE_ID, SECOND_SAE_ID, 1)]
+    assert con.execute("SELECT count(*) FROM sae_absorption").fetchone()[0] == 2
+    assert con.execute("SELECT count(DISTINCT hook_name) FROM probe_runs").fetchone()[0] == 2
+
+
 def test_dashboards_cover_every_latent(con, cache):
     assert con.execute("SELECT count(*), count(DISTINCT latent), max(latent) FROM latents WHERE sae_key = ?",
                        [SAE_KEY]).fetchone() == (rf.D_SAE, rf.D_SAE, rf.D_SAE - 1)
@@ -105,7 +115,8 @@ def test_absorption_ran_and_finds_the_planted_letter_latents(con):
     assert n_letters >= 1 and split_mode == "crossfit"
     main = dict(con.execute("SELECT letter, main_latent FROM sae_letters WHERE sae_key = ?", [SAE_KEY]).fetchall())
     assert main == {chr(ord("a") + i): i for i in range(26)}
-    assert con.execute("SELECT count(*) FROM probe_words").fetchone()[0] == ABSORPTION_WORDS
+    assert {n for (n,) in con.execute("SELECT count(*) FROM probe_words GROUP BY probe_run_id").fetchall()} == {
+        ABSORPTION_WORDS}, "each hook's probe run measured the seeded subset"
 
 
 @pytest.fixture()

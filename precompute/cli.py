@@ -137,7 +137,7 @@ def rows_outside_corpus(corpus: Path, rows: tuple[int, int]) -> str | None:
 
 def run_build(args) -> int:
     from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, ModelKwargsConflict, run_job
+    from precompute.job import JobConfig, ModelMismatch, run_job
     from precompute.model_loading import default_device
     from precompute.sae_loading import SAESpec
 
@@ -172,7 +172,7 @@ def run_build(args) -> int:
     )
     try:
         run_job(specs, config)
-    except ModelKwargsConflict as error:
+    except ModelMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")

@@ -280,30 +280,56 @@ def dashboards_todo(con, specs: list[SAESpec], config: JobConfig, log=print) -> 
     return todo
 
 
-class ModelKwargsConflict(ValueError):
-    """The build's SAEs want the model loaded in different ways: one build cannot serve them all."""
+class ModelMismatch(ValueError):
+    """The build's SAEs cannot run on the model it would load: another model, or other processing."""
 
 
-def shared_model_kwargs(specs: list[SAESpec]) -> tuple:
+def same_model(a: str, b: str) -> bool:
+    """Equal names, or TransformerLens aliases of one model (gpt2-small and gpt2)."""
+    if a == b:
+        return True
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(a) == get_official_model_name(b)
+    except ValueError:  # not a TransformerLens name
+        return False
+
+
+def check_sae_models(metadata: dict[str, dict], model_name: str) -> None:
+    """Every SAE was trained on `model_name` (its metadata.model_name, where it has one). The default --model
+    is the embedded SmolLM2: a gpt2-small release on it used to fail only after the whole absorption stage."""
+    wrong = {key: m["model_name"] for key, m in metadata.items()
+             if m.get("model_name") and not same_model(m["model_name"], model_name)}
+    if wrong:
+        named = ", ".join(f"`{key}` on `{name}`" for key, name in wrong.items())
+        raise ModelMismatch(f"the build's model is `{model_name}` (--model), but these SAEs were trained on "
+                            f"another: {named}. Pass --model with their model (one build per model).")
+
+
+def shared_model_kwargs(metadata: dict[str, dict]) -> tuple:
     """The SAEs' common sae-lens `model_from_pretrained_kwargs` (without no-processing defaults), sorted pairs."""
     from precompute.model_loading import model_kwargs_key
-    from precompute.sae_loading import model_from_pretrained_kwargs
 
     keys_by_kwargs: dict[tuple, list[str]] = {}
-    for spec in specs:
-        keys_by_kwargs.setdefault(model_kwargs_key(model_from_pretrained_kwargs(spec)), []).append(spec.key)
+    for key, m in metadata.items():
+        keys_by_kwargs.setdefault(model_kwargs_key(m.get("model_from_pretrained_kwargs")), []).append(key)
     if len(keys_by_kwargs) > 1:
         ways = "; ".join(f"{dict(kwargs) or 'no processing'}: {', '.join(keys)}" for kwargs, keys in keys_by_kwargs.items())
-        raise ModelKwargsConflict(f"these SAEs read the model loaded in different ways (their sae-lens "
-                                  f"model_from_pretrained_kwargs): {ways}. Build them in separate runs.")
+        raise ModelMismatch(f"these SAEs read the model loaded in different ways (their sae-lens "
+                            f"model_from_pretrained_kwargs): {ways}. Build them in separate runs.")
     return next(iter(keys_by_kwargs), ())
 
 
 def build_model_kwargs(specs: list[SAESpec], config: JobConfig) -> tuple:
-    """How this build loads the model; the embedded model has one fixed processing."""
+    """Checked before any work, from the SAEs' configs: they all read this build's model and want it loaded
+    the same way, returned (the embedded model has one fixed processing)."""
     from precompute.model_loading import EMBEDDED_MODEL_NAME
+    from precompute.sae_loading import sae_metadata
 
-    return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(specs)
+    metadata = {spec.key: sae_metadata(spec) for spec in specs}
+    check_sae_models(metadata, config.model_name)
+    return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(metadata)
 
 
 def load_model_for(kwargs: tuple, config: JobConfig, log=print):
@@ -318,8 +344,8 @@ def load_model_for(kwargs: tuple, config: JobConfig, log=print):
 
 
 def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
+    model_kwargs = build_model_kwargs(specs, config) if model is None else ()  # a mismatch stops before any work
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
-    model_kwargs = build_model_kwargs(specs, config) if model is None else ()  # a conflict stops before any work
     with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:

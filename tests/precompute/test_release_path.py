@@ -58,6 +58,18 @@ def build(cache, corpus) -> tuple[Path, str]:
     return db_path, result.stdout + result.stderr
 
 
+def test_a_release_on_the_default_model_is_an_error_before_any_work(cache, corpus, tmp_path):
+    """Without --model the build's model is the embedded SmolLM2; a gpt2-small release used to run the whole
+    absorption stage on it (ten minutes and more) before failing on the SAE's d_in."""
+    db_path = tmp_path / "wrong.duckdb"
+    result = subprocess.run([sys.executable, "-m", "precompute", "build", "--sae", f"{rf.SAE_RELEASE}:{SAE_ID}",
+                             "--corpus", str(corpus), "--rows", "0:16", "--db", str(db_path)],
+                            cwd=REPO_ROOT, env=cache.env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"`{SAE_KEY}` on `gpt2-small`. Pass --model" in result.stderr
+    assert "Traceback" not in result.stderr and not db_path.exists()
+
+
 @pytest.fixture()
 def con(build):
     connection = duckdb.connect(str(build[0]), read_only=True)
@@ -173,13 +185,16 @@ def in_process_cache(cache, monkeypatch):
 
 
 def test_the_release_sae_asks_for_centred_writing_weights(in_process_cache):
-    from precompute.job import shared_model_kwargs
+    from precompute.job import JobConfig, build_model_kwargs
     from precompute.model_loading import load_model_cached
-    from precompute.sae_loading import SAESpec, model_from_pretrained_kwargs
+    from precompute.sae_loading import SAESpec, sae_metadata
 
     spec = SAESpec.parse(f"{rf.SAE_RELEASE}:{SAE_ID}")
-    assert model_from_pretrained_kwargs(spec) == {"center_writing_weights": True}
-    assert shared_model_kwargs([spec]) == CENTRED
+    metadata = sae_metadata(spec)  # cfg.json from the cache, with sae-lens's yaml overrides
+    assert metadata["model_from_pretrained_kwargs"] == {"center_writing_weights": True}
+    assert (metadata["model_name"], metadata["neuronpedia_id"]) == ("gpt2-small", "gpt2-small/0-res-jb")
+    config = JobConfig(model_name="gpt2-small", corpus_path=Path("unused"), corpus_rows=(0, 1), db_path=Path("unused"))
+    assert build_model_kwargs([spec], config) == CENTRED
     centred = load_model_cached("gpt2-small", from_pretrained_kwargs=CENTRED)
     # Centred writing weights: every vector written into the residual stream has mean 0 over d_model.
     assert centred.W_E.mean(-1).abs().max() < 1e-6 and centred.W_pos.mean(-1).abs().max() < 1e-6

@@ -7,15 +7,21 @@ Both only read the hub cache when `HF_HUB_OFFLINE=1`, so writing these repos in 
 (`hub/models--ORG--NAME/snapshots/<commit>/...` and `refs/main` naming the commit) makes the real code
 paths run offline, unchanged:
 
-- `gpt2`: a 2-layer GPT-2 (d_model 64) with random weights and a byte-level BPE tokenizer trained here
-  on first-letter prompts over ~400 common English words, so every word is one token (with and without
-  its leading space) and so are the answers " A" ... " Z";
+- `gpt2`: a 2-layer GPT-2 (d_model 64) with random weights, plus a first-letter direction planted in each
+  alphabetic token's embedding (so the first-letter probes have something to find), and a byte-level BPE
+  tokenizer trained here on first-letter prompts over ~400 common English words, so every word is one token
+  (with and without its leading space) and so are the answers " A" ... " Z";
 - `jbloom/GPT2-Small-SAEs-Reformatted`: the release's pre-6.0 sae-lens layout (cfg.json with
   `hook_point`, sae_weights.safetensors, sparsity.safetensors) for a ReLU SAE of width 256 at
-  blocks.0.hook_resid_pre and blocks.1.hook_resid_pre.
+  blocks.0.hook_resid_pre and blocks.1.hook_resid_pre, latents 0..25 reading the planted letter directions.
 
-The corpus is a local text file of seeded sentences over the same words (`corpus --source` reads hub
-datasets only with hub access: `datasets` streaming resolves data files online).
+Not here: Gemma-2 / Gemma Scope. TransformerLens builds gemma-2-2b's config from its name (d_model 2304,
+26 layers, a 256k vocabulary), not from config.json, and sae-lens's gemma_2 loader fixes d_in at 2304 and
+d_sae from the folder's width, so no tiny stand-in can pass through those paths unchanged.
+
+The corpus is a local text file of seeded sentences over the same words: `corpus --source NAME` reads a hub
+dataset only with hub access (`datasets.load_dataset` raises ConnectionError under HF_HUB_OFFLINE=1 even with
+the dataset repo in the hub cache, streaming or not; its offline mode needs its own prepared-dataset cache).
 """
 
 from __future__ import annotations

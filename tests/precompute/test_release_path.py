@@ -59,8 +59,9 @@ def build(cache, corpus) -> tuple[Path, str]:
 
 
 def test_a_release_on_the_default_model_is_an_error_before_any_work(cache, corpus, tmp_path):
-    """Without --model the build's model is the embedded SmolLM2; a gpt2-small release used to run the whole
-    absorption stage on it (ten minutes and more) before failing on the SAE's d_in."""
+    """Without --model the build's model is the embedded SmolLM2: a gpt2-small release used to start the
+    absorption stage on it (SmolLM2's 47k-word vocabulary: still running after ten minutes on 2 CPU cores)
+    with an SAE whose d_in (64) cannot read it."""
     db_path = tmp_path / "wrong.duckdb"
     result = subprocess.run([sys.executable, "-m", "precompute", "build", "--sae", f"{rf.SAE_RELEASE}:{SAE_ID}",
                              "--corpus", str(corpus), "--rows", "0:16", "--db", str(db_path)],

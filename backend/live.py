@@ -115,13 +115,15 @@ def check_packages(model_name: str) -> None:
 
 
 # --- loading (once per process: the caller caches) --------------------------------------------------
-def load_model(model_name: str):
-    """The TransformerLens model on the CPU, from `precompute.model_loading` (its own per-process cache)."""
+def load_model(model_name: str, from_pretrained_kwargs: tuple = ()):
+    """The TransformerLens model on the CPU, from `precompute.model_loading` (its own per-process cache),
+    loaded as the SAE asks (`LoadedSAE.model_kwargs`), as the build loaded it."""
     check_packages(model_name)
     try:
         from precompute.model_loading import load_model_cached
 
-        return load_model_cached(model_name, device=DEVICE)
+        kwargs = () if model_name == EMBEDDED_MODEL else from_pretrained_kwargs  # one fixed processing
+        return load_model_cached(model_name, device=DEVICE, from_pretrained_kwargs=kwargs)
     except ImportError as error:
         raise LiveUnavailable(f"The model `{model_name}` needs the package `{error.name}`, which is not installed. "
                               f"Install the model packages with `{FULL_INSTALL}`.", short(error)) from error
@@ -139,6 +141,7 @@ class LoadedSAE:
     unit_decoder: np.ndarray  # [d_sae, d_model] unit-norm decoder rows
     hook_name: str
     layer: int | None
+    model_kwargs: tuple = ()  # its sae-lens model_from_pretrained_kwargs, as model_loading.model_kwargs_key
 
 
 def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
@@ -146,6 +149,7 @@ def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
     check_packages(source.model_name)
     try:
         from precompute.absorption.run import normalized_sae
+        from precompute.model_loading import model_kwargs_key
         from precompute.sae_loading import SAESpec
         from precompute.sae_loading import load_sae as load
 
@@ -153,6 +157,7 @@ def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
                 else SAESpec(key=source.sae_key, release=source.release, sae_id=source.sae_id))
         sae = load(spec, device=DEVICE)
         unit = normalized_sae(sae)
+        model_kwargs = model_kwargs_key(getattr(sae.cfg.metadata, "model_from_pretrained_kwargs", None))
     except ImportError as error:
         raise LiveUnavailable(f"The SAE `{source.sae_key}` needs the package `{error.name}`, which is not "
                               f"installed. Install the model packages with `{FULL_INSTALL}`.", short(error)) from error
@@ -162,7 +167,8 @@ def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
         raise LiveUnavailable(f"The SAE `{source.sae_key}` cannot be loaded from its {where}. Rebuild or "
                               "re-download it, or pick another SAE in the sidebar.", short(error)) from error
     decoder = unit.W_dec.detach().float().cpu().numpy()  # [d_sae, d_model], unit rows after folding
-    return LoadedSAE(sae=sae, unit=unit, unit_decoder=decoder, hook_name=source.hook_name, layer=source.layer)
+    return LoadedSAE(sae=sae, unit=unit, unit_decoder=decoder, hook_name=source.hook_name, layer=source.layer,
+                     model_kwargs=model_kwargs)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,9 @@ def run_card(args) -> int:
     from precompute.model_loading import load_model
 
     start, stop = parse_rows(args.rows)
+    if message := rows_outside_corpus(args.corpus, (start, stop)):
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     rows = load_corpus_rows(args.corpus)[start:stop]
     card = measure_and_write_card(args.folder, load_model(args.model), rows, f"{start}:{stop}", args.ce_rows,
                                   args.recipe, args.model)
@@ -120,9 +123,21 @@ def parse_rows(text: str) -> tuple[int, int]:
     return start, stop
 
 
+def rows_outside_corpus(corpus: Path, rows: tuple[int, int]) -> str | None:
+    """An error message when the corpus has no row in [START, STOP): the defaults suit the shipped 100k-row
+    corpus, and a smaller one would otherwise fail deep in the model pass, after the absorption stage."""
+    import pyarrow.parquet as pq
+
+    n_rows = pq.ParquetFile(corpus).metadata.num_rows
+    if rows[0] < n_rows:
+        return None
+    return (f"--rows {rows[0]}:{rows[1]} starts past the end of {corpus} ({n_rows:,} rows); "
+            f"pass --rows START:STOP with START < {n_rows:,}")
+
+
 def run_build(args) -> int:
     from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
+    from precompute.job import JobConfig, ModelMismatch, run_job
     from precompute.model_loading import default_device
     from precompute.sae_loading import SAESpec
 
@@ -139,6 +154,9 @@ def run_build(args) -> int:
     if not args.corpus.exists():
         print(f"error: corpus {args.corpus} not found; run `python -m precompute corpus` first", file=sys.stderr)
         return 2
+    if message := rows_outside_corpus(args.corpus, parse_rows(args.rows)):
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     config = JobConfig(
         model_name=args.model,
         corpus_path=args.corpus,
@@ -152,7 +170,11 @@ def run_build(args) -> int:
                                   n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin),
         absorption=None if args.no_absorption else absorption_config(args),
     )
-    run_job(specs, config)
+    try:
+        run_job(specs, config)
+    except ModelMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
     return 0
 

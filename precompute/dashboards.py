@@ -226,7 +226,9 @@ def top_contexts(codes: SparseCodes, n_top: int) -> ContextRefs:
     order = np.lexsort((-codes.value, row, codes.latent))
     lat, row_sorted = codes.latent[order], row[order]
     is_row_peak = np.zeros(len(order), dtype=bool)
-    is_row_peak[order[np.r_[True, (np.diff(lat) != 0) | (np.diff(row_sorted) != 0)]]] = True
+    # prepend=-1 marks each run's first entry (latents and rows are >= 0) and keeps an SAE that never fired
+    # on these rows (no codes at all) an empty selection instead of an IndexError.
+    is_row_peak[order[(np.diff(lat, prepend=-1) != 0) | (np.diff(row_sorted, prepend=-1) != 0)]] = True
     # Then rank within each latent: row peaks first (by value), then the rest (by value).
     order2 = np.lexsort((-codes.value, ~is_row_peak, codes.latent))
     ranks = rank_within_groups(codes.latent[order2])

@@ -280,9 +280,71 @@ def dashboards_todo(con, specs: list[SAESpec], config: JobConfig, log=print) -> 
     return todo
 
 
-def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
+class ModelMismatch(ValueError):
+    """The build's SAEs cannot run on the model it would load: another model, or other processing."""
+
+
+def same_model(a: str, b: str) -> bool:
+    """Equal names, or TransformerLens aliases of one model (gpt2-small and gpt2)."""
+    if a == b:
+        return True
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        return get_official_model_name(a) == get_official_model_name(b)
+    except ValueError:  # not a TransformerLens name
+        return False
+
+
+def check_sae_models(metadata: dict[str, dict], model_name: str) -> None:
+    """Every SAE was trained on `model_name` (its metadata.model_name, where it has one). The default --model
+    is the embedded SmolLM2: a gpt2-small release on it used to fail only after the whole absorption stage."""
+    wrong = {key: m["model_name"] for key, m in metadata.items()
+             if m.get("model_name") and not same_model(m["model_name"], model_name)}
+    if wrong:
+        named = ", ".join(f"`{key}` on `{name}`" for key, name in wrong.items())
+        raise ModelMismatch(f"the build's model is `{model_name}` (--model), but these SAEs were trained on "
+                            f"another: {named}. Pass --model with their model (one build per model).")
+
+
+def shared_model_kwargs(metadata: dict[str, dict]) -> tuple:
+    """The SAEs' common sae-lens `model_from_pretrained_kwargs` (without no-processing defaults), sorted pairs."""
+    from precompute.model_loading import model_kwargs_key
+
+    keys_by_kwargs: dict[tuple, list[str]] = {}
+    for key, m in metadata.items():
+        keys_by_kwargs.setdefault(model_kwargs_key(m.get("model_from_pretrained_kwargs")), []).append(key)
+    if len(keys_by_kwargs) > 1:
+        ways = "; ".join(f"{dict(kwargs) or 'no processing'}: {', '.join(keys)}" for kwargs, keys in keys_by_kwargs.items())
+        raise ModelMismatch(f"these SAEs read the model loaded in different ways (their sae-lens "
+                            f"model_from_pretrained_kwargs): {ways}. Build them in separate runs.")
+    return next(iter(keys_by_kwargs), ())
+
+
+def build_model_kwargs(specs: list[SAESpec], config: JobConfig) -> tuple:
+    """Checked before any work, from the SAEs' configs: they all read this build's model and want it loaded
+    the same way, returned (the embedded model has one fixed processing)."""
+    from precompute.model_loading import EMBEDDED_MODEL_NAME
+    from precompute.sae_loading import sae_metadata
+
+    metadata = {spec.key: sae_metadata(spec) for spec in specs}
+    check_sae_models(metadata, config.model_name)
+    return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(metadata)
+
+
+def load_model_for(kwargs: tuple, config: JobConfig, log=print):
+    """The model as the SAEs were trained on it: a release such as gpt2-small-res-jb names processing
+    (centred writing weights) that its activations assume."""
     from precompute.model_loading import load_model
 
+    if kwargs:
+        log(f"{config.model_name}: loaded with {', '.join(f'{k}={v}' for k, v in kwargs)} "
+            "(the SAEs' model_from_pretrained_kwargs)")
+    return load_model(config.model_name, device=config.device, dtype=config.dtype, from_pretrained_kwargs=dict(kwargs))
+
+
+def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
+    model_kwargs = build_model_kwargs(specs, config) if model is None else ()  # a mismatch stops before any work
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
     with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
@@ -290,13 +352,13 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             from precompute.absorption.stage import run_absorption_stage
 
             if model is None and (config.force or set(s.key for s in specs) - set(db.absorption_configs(con))):
-                model = load_model(config.model_name, device=config.device, dtype=config.dtype)
+                model = load_model_for(model_kwargs, config, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
-            model = load_model(config.model_name, device=config.device, dtype=config.dtype)
+            model = load_model_for(model_kwargs, config, log)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         timings = run_dashboards(con, todo, model, rows, config, log) if todo else []

@@ -12,8 +12,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -136,17 +138,34 @@ def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float3
     return model
 
 
-def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32") -> HookedTransformer:
-    """The one model loader: the embedded default or any TransformerLens model name."""
+# `from_pretrained_no_processing`'s own settings: an SAE asking for these asks for nothing.
+NO_PROCESSING = {"fold_ln": False, "center_writing_weights": False, "center_unembed": False,
+                 "refactor_factored_attn_matrices": False, "fold_value_biases": False}
+ModelKwargs = tuple[tuple[str, Any], ...]  # sorted (name, value) pairs: hashable, for the caches
+
+
+def model_kwargs_key(kwargs: Mapping[str, Any] | None) -> ModelKwargs:
+    """An SAE's sae-lens `model_from_pretrained_kwargs` without the no-processing defaults, sorted."""
+    return tuple(sorted((k, v) for k, v in (kwargs or {}).items() if NO_PROCESSING.get(k, object()) != v))
+
+
+def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32",
+               from_pretrained_kwargs: Mapping[str, Any] | None = None) -> HookedTransformer:
+    """The one model loader: the embedded default or any TransformerLens model name. `from_pretrained_kwargs`
+    are the SAEs' sae-lens `model_from_pretrained_kwargs` (the gpt2-small-res-jb SAEs read GPT-2 with centred
+    writing weights), passed to `from_pretrained_no_processing` as sae-lens's own evals do; the embedded
+    model has one fixed processing."""
     torch_dtype = getattr(torch, dtype)
     if name == EMBEDDED_MODEL_NAME:
         return load_embedded_smollm2(device=device, dtype=torch_dtype)
-    return HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype)
+    return HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
+                                                           **dict(model_kwargs_key(from_pretrained_kwargs)))
 
 
 @lru_cache(maxsize=2)
-def load_model_cached(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32") -> HookedTransformer:
-    return load_model(name, device=device, dtype=dtype)
+def load_model_cached(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str = "float32",
+                      from_pretrained_kwargs: ModelKwargs = ()) -> HookedTransformer:
+    return load_model(name, device=device, dtype=dtype, from_pretrained_kwargs=dict(from_pretrained_kwargs))
 
 
 def default_device() -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from backend import neuronpedia
 from backend.params import ParamError, parse_latent
 from views import absorption_ui, common
 
@@ -37,8 +38,17 @@ def jump() -> None:
     go_to(int(st.session_state["latent_jump"]))
 
 
+def release_text(sae: dict, latent: int) -> str:
+    """For a sae-lens release SAE: where it comes from, and its Neuronpedia page when sae-lens names one."""
+    if sae["source"] != "release":
+        return ""
+    text = f" · from `{sae['release']}` / `{sae['sae_id']}`"
+    url = neuronpedia.feature_url(sae["release"], sae["sae_id"], latent)
+    return text + (f" · [Neuronpedia]({url})" if url else "")
+
+
 st.title(f"Latent {latent_id}")
-st.caption(f"SAE `{sae['sae_key']}` · `{sae['hook_name']}` · {d_sae:,} latents")
+st.caption(f"SAE `{sae['sae_key']}` · `{sae['hook_name']}` · {d_sae:,} latents" + release_text(sae, latent_id))
 
 nav = st.columns([1, 1, 1, 2])
 nav[0].button("← previous", on_click=go_to, args=(max(latent_id - 1, 0),), disabled=latent_id == 0,

@@ -21,8 +21,8 @@ MAX_CHOICES = 200  # latents offered for highlighting
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server process) …")
-def _model(model_name: str):
-    return live.load_model(model_name)
+def _model(model_name: str, from_pretrained_kwargs: tuple = ()):
+    return live.load_model(model_name, from_pretrained_kwargs)
 
 
 @st.cache_resource(show_spinner="Loading the SAE (once per server process) …")
@@ -37,7 +37,8 @@ def _probes(db_path: str, sae_key: str) -> dict[str, live.LetterProbe]:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _run(db_path: str, source: live.SAESource, tokens: tuple[tuple[int, str], ...]) -> live.LiveResult:
-    return live.run_text(_model(source.model_name), _sae(source, db_path), _probes(db_path, source.sae_key),
+    loaded = _sae(source, db_path)  # first: it says how the model is loaded
+    return live.run_text(_model(source.model_name, loaded.model_kwargs), loaded, _probes(db_path, source.sae_key),
                          list(tokens), context_token_id(source.model_name))
 
 

@@ -70,3 +70,18 @@ def test_a_missing_sweep_file_is_an_error_message_not_a_traceback(tmp_path, caps
 
     assert main(["build", "--sweep", str(tmp_path / "nope.json"), "--db", str(tmp_path / "x.duckdb")]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_rows_past_the_end_of_a_small_corpus_are_an_error_message(capsys, tmp_path):
+    """The default --rows 100000:102048 suits the shipped corpus; on a 10-row corpus the build used to fail
+    with ZeroDivisionError in the model pass (after the whole absorption stage)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    corpus = tmp_path / "small.parquet"
+    pq.write_table(pa.table({"input_ids": pa.array([[1, 2, 3]] * 10, type=pa.list_(pa.int32()))}), corpus)
+    assert main(["build", "--sae", "rel:id", "--corpus", str(corpus), "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert "--rows 100000:102048 starts past the end of" in capsys.readouterr().err
+    assert not (tmp_path / "x.duckdb").exists()
+    assert main(["card", str(tmp_path), "--corpus", str(corpus), "--rows", "10:20"]) == 2
+    assert "(10 rows); pass --rows START:STOP with START < 10" in capsys.readouterr().err

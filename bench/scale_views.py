@@ -26,11 +26,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
-from list_pages_scale import nearest_rank, scan_component_manifests_once  # noqa: E402
+from list_pages_scale import nearest_rank, render_ms, scan_component_manifests_once  # noqa: E402
 
 SOURCE = "smollm2-l6-topk-4k-k32"
 HOOKS, SAES_PER_HOOK, COPIES, WIDTH = 10, 5, 4, 4096
-APP = str(ROOT / "app.py")
 
 # $key: the new SAE, $hook/$layer its hook, $run the probe run it was measured against, $copy/$offset the latent copy.
 PER_LATENT = {  # table -> SELECT with every latent id shifted by $offset
@@ -106,21 +105,6 @@ def build(path: Path) -> None:
     con.execute("CHECKPOINT")
     con.close()
     work.rename(path)
-
-
-def render_ms(page: str, params: dict[str, str], renders: int) -> list[float]:
-    from streamlit.testing.v1 import AppTest
-
-    times = []
-    for _ in range(renders + 1):  # the first render fills the caches and is not counted
-        at = AppTest.from_file(APP, default_timeout=180)
-        at.switch_page(f"views/{page}.py")
-        at.query_params = dict(params)
-        start = time.perf_counter()
-        at.run()
-        times.append((time.perf_counter() - start) * 1000)
-        assert not at.exception, f"{page} {params}: {at.exception[0].message}"
-    return times[1:]
 
 
 VIEWS = (

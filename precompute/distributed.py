@@ -158,19 +158,26 @@ def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = 
     pending = {task.remote(g, config, shard_path(config.db_path, g.hook), model_factory): g for g in todo}
     built: list[str] = []
     task_seconds = 0.0
-    with tqdm(total=sum(len(g.specs) for g in todo), desc="SAEs", unit="SAE") as bar:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            group = pending.pop(ready[0])
-            try:
-                result: ShardResult = ray.get(ready[0])
-            except Exception as error:  # noqa: BLE001 - Ray wraps the task's own error; name the hook and SAEs
-                raise RuntimeError(f"hook {group.hook} (SAEs {', '.join(s.key for s in group.specs)}) failed after "
-                                   f"{MAX_RETRIES} retries: {error}") from error
-            built += register_shard(config.db_path, result.shard, log=log)
-            task_seconds += result.seconds
-            bar.update(len(group.specs))
-            bar.set_postfix_str(f"{group.hook} registered")
+    try:
+        with tqdm(total=sum(len(g.specs) for g in todo), desc="SAEs", unit="SAE") as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                group = pending.pop(ready[0])
+                try:
+                    result: ShardResult = ray.get(ready[0])
+                except Exception as error:  # noqa: BLE001 - Ray wraps the task's own error; name the hook and SAEs
+                    raise RuntimeError(f"hook {group.hook} (SAEs {', '.join(s.key for s in group.specs)}) failed "
+                                       f"after {MAX_RETRIES} retries: {error}") from error
+                built += register_shard(config.db_path, result.shard, log=log)
+                task_seconds += result.seconds
+                bar.update(len(group.specs))
+                bar.set_postfix_str(f"{group.hook} registered")
+    except BaseException:
+        # The driver is going away (an error, Ctrl-C): stop its tasks, so a rerun does not race them for a shard.
+        # What was registered stays; unfinished shards resume on the rerun.
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
     shutil.rmtree(config.db_path.parent / f"{config.db_path.name}.shards", ignore_errors=True)
     summary = RaySummary(sorted(built), skipped, time.perf_counter() - start, task_seconds)
     log(f"ray: {len(summary.built)} SAEs built in {len(todo)} tasks, {len(skipped)} already there; wall "

@@ -104,3 +104,32 @@ def test_a_task_that_fails_once_is_retried_with_the_same_result(sweep_inputs, lo
         f"{distributed.shard_path(target, hook).stem}.failed" for hook in {s.hook for s in helpers.SWEEP})
     assert summary.built == sorted(s.key for s in specs)
     assert table_rows(target) == table_rows(config.db_path)
+
+
+def test_a_driver_that_dies_after_registering_one_hook_resumes_without_redoing_it(sweep_inputs, local_ray, tmp_path,
+                                                                                 monkeypatch):
+    from precompute import distributed
+
+    specs, config = sweep_inputs
+    target = tmp_path / "resumed.duckdb"
+    register = distributed.register_shard
+    registered: list[list[str]] = []
+
+    def die_after_the_first(target_path, shard, log=print):
+        if registered:
+            raise KeyboardInterrupt("driver killed")  # as a Ctrl-C or a kill between two registrations
+        registered.append(register(target_path, shard, log=log))
+        return registered[-1]
+
+    monkeypatch.setattr(distributed, "register_shard", die_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        distributed.run_with_ray(specs, replace(config, db_path=target), model_factory=tiny_model_and_tokenizer,
+                                 log=lambda *_: None)
+    first = sorted(registered[0])
+    assert sorted(distributed.registered_keys(target)) == first  # the database holds exactly the registered hook
+    monkeypatch.setattr(distributed, "register_shard", register)
+    resumed = distributed.run_with_ray(specs, replace(config, db_path=target), model_factory=tiny_model_and_tokenizer,
+                                       log=lambda *_: None)
+    assert resumed.skipped == first  # not recomputed
+    assert sorted(resumed.built) == sorted(set(s.key for s in specs) - set(first))
+    assert table_rows(target) == table_rows(config.db_path)

@@ -132,7 +132,7 @@ def highlight(latent: int) -> None:
     where = (f"its corpus maximum, {stored.max_act:.2f}" if stored is not None and stored.max_act > 0
              else "its maximum in this text")
     st.caption(f"Latent {latent}: maximum {text_max:.2f} in this text" + (" (it never fires here)" if text_max <= 0
-               else f", underlined where it peaks") + f"; colour relative to {where}. Hover a token for its value.")
+               else ", underlined where it peaks") + f"; colour relative to {where}. Hover a token for its value.")
     common.page_link("latent", f"Latent {latent}'s dashboard →", sae=sae["sae_key"], latent=latent)
 
 

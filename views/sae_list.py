@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.params import ParamError
-from backend.sae_filter import (FILTER_KEYS, GROUPS, Page, SAEFilter, group_filter, group_summary, parse_filter,
+from backend.sae_filter import (GROUPS, Page, SAEFilter, group_filter, group_summary, parse_filter,
                                 parse_group, parse_list_page)
 from views import common
 
@@ -108,4 +108,4 @@ def pager(page: Page, target: str, params: dict[str, object], n_items: int) -> N
             common.page_link(target, "next SAEs →", **params, page=page.index + 1)
 
 
-__all__ = ["FILTER_KEYS", "SAEFilter", "filter_controls", "link_params", "pager", "read_page", "read_state", "show_groups"]
+__all__ = ["SAEFilter", "filter_controls", "link_params", "pager", "read_page", "read_state", "show_groups"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from backend.params import ParamError, _shown, parse_page
+from backend.params import ParamError, _shown, parse_page, parse_text
 
 FILTER_KEYS = ("model", "hook", "layer", "width", "arch", "l0")
 GROUPS = {"none": "no grouping", "model": "model", "layer": "layer", "width": "width", "arch": "architecture",
@@ -19,7 +19,6 @@ GROUPS = {"none": "no grouping", "model": "model", "layer": "layer", "width": "w
 GROUP_COLUMNS = {"model": "model_name", "layer": "layer", "width": "d_sae", "arch": "training_architecture",
                  "hook": "hook_name"}
 PAGE_SIZE = 20  # SAEs drawn in full (cards, letter links, heatmap columns) per page
-MAX_FILTER_PARAM = 200
 L0_RANGE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)?\s*(?:-|\.\.)\s*([0-9]+(?:\.[0-9]+)?)?\s*")
 
 
@@ -81,13 +80,8 @@ def _number(value: float | None) -> str:
 
 def _checked(value: str | None, name: str) -> str | None:
     """The parameter stripped, or None when absent or blank; a ParamError for what no value can be."""
-    if value is None or value.strip() == "":
-        return None
-    if len(value) > MAX_FILTER_PARAM:
-        raise ParamError(f"`{name}` is longer than {MAX_FILTER_PARAM} characters.")
-    if re.search(r"[\x00-\x1f\x7f]", value):
-        raise ParamError(f"`{name}` contains control characters.")
-    return value.strip()
+    text = parse_text(value, name).strip()
+    return text or None
 
 
 def _one_of(value: str | None, name: str, known: list[str]) -> str | None:
@@ -194,8 +188,8 @@ def _span(values: pd.Series, fmt: str) -> str:
 
 
 def group_filter(group: str, value: object) -> dict[str, str]:
-    """Query parameters that narrow the list to one group (for the summary's links)."""
-    key = {"model": "model", "hook": "hook", "layer": "layer", "width": "width", "arch": "arch"}.get(group)
-    if key is None or value is None or (isinstance(value, float) and math.isnan(value)):
+    """Query parameters that narrow the list to one group (for the summary's links); the filter parameters are
+    named like the groups."""
+    if group not in GROUP_COLUMNS or value is None or (isinstance(value, float) and math.isnan(value)):
         return {}
-    return {key: str(int(value)) if key in ("layer", "width") else str(value)}
+    return {group: str(int(value)) if group in ("layer", "width") else str(value)}

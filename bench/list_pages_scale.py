@@ -28,7 +28,10 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
+from concurrency import nearest_rank  # noqa: E402  (the same p50/p95 rule as the browser bench)
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 # Copy i of every SAE gets key `{key}-r{i}` and layer i % 26, so grouping and filtering by layer have work to do.
@@ -81,11 +84,6 @@ def render_ms(page: str, params: dict[str, str], renders: int) -> list[float]:
         times.append((time.perf_counter() - start) * 1000)
         assert not at.exception, f"{page} {params}: {at.exception[0].message}"
     return times[1:]
-
-
-def nearest_rank(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 1)) - 1))]
 
 
 def main() -> None:

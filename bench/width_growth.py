@@ -84,8 +84,10 @@ def main() -> None:
         noisy_copies_sae(SOURCE_SAE, folder, args.copies, args.noise)
         print(f"wrote {folder}")
     if not sae_built(db, key):
-        if not db.exists():
-            db.write_bytes(DEFAULT_DB_PATH.read_bytes())
+        if not db.exists():  # copied whole or not at all: a killed copy must not look like a started build
+            partial = db.with_name(f".{db.name}.copying")
+            partial.write_bytes(DEFAULT_DB_PATH.read_bytes())
+            partial.replace(db)
         subprocess.run([sys.executable, "-m", "precompute", "build", "--sae", f"{key}={folder}", "--db", str(db),
                         "--ablation-candidates", "10"], cwd=ROOT, check=True)
     con = duckdb.connect(str(db), read_only=True)

@@ -46,6 +46,14 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--training-tokens", type=int, default=None, help="override every recipe's token budget")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (argparse turns the ValueError into a usage message)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def add_build_parser(sub) -> None:
     p = sub.add_parser("build", help="precompute latent dashboards for SAEs into the explorer's DuckDB file")
     p.add_argument("--sae", action="append", default=[], metavar="SPEC",
@@ -66,7 +74,8 @@ def add_build_parser(sub) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="fan out over Ray, one task per hook (num_gpus=1 on cuda): no ADDRESS = a local Ray runtime, "
                         "'auto' = the cluster this runs in; needs `pip install ray`")
-    p.add_argument("--ray-cpus", type=int, default=None, help="with a local --ray runtime: its CPUs (default: all)")
+    p.add_argument("--ray-cpus", type=positive_int, default=None, metavar="N",
+                   help="with a local --ray runtime: its CPUs, 1 or more (default: all)")
     p.add_argument("--force", action="store_true", help="recompute SAEs already in the database")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")

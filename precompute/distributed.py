@@ -148,8 +148,11 @@ def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = 
         return RaySummary([], skipped, time.perf_counter() - start, 0.0)
     if not ray.is_initialized():
         root = str(Path(__file__).resolve().parent.parent)
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": root, **_passed_env()}})
+        try:
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                     log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": root, **_passed_env()}})
+        except (ConnectionError, ValueError, RuntimeError) as error:  # no cluster at that address, bad arguments
+            raise RayUnavailable(f"could not start or join Ray at {address or 'a local runtime'}: {error}") from error
     gpus = 1 if config.device.startswith("cuda") else 0
     options = dict(num_gpus=gpus, num_cpus=0 if gpus else 1, max_retries=MAX_RETRIES, retry_exceptions=True)
     if TASK_RUNTIME_ENV is not None:

@@ -154,7 +154,7 @@ class ExplorerDB:
             hist_counts=list(hist),
             top_logits=[(names.get(t, f"<{t}>"), v) for t, v in zip(top_ids, top_vals)],
             bottom_logits=[(names.get(t, f"<{t}>"), v) for t, v in zip(bot_ids, bot_vals)],
-            neighbors=list(zip(nb_ids, nb_cos)),
+            neighbors=[(n, c) for n, c in zip(nb_ids, nb_cos) if n >= 0],  # -1: padding of a tiny SAE
         )
 
     def contexts(self, sae: dict, latent: int, max_act: float) -> list[Context]:

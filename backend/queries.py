@@ -1,5 +1,10 @@
 """Every query the explorer runs, as named constants. Values are always bound parameters (`?`)."""
 
+# The large tables (a row per latent, context, word or token) name an SAE by its number (sae_numbers): a bound
+# SAE key is looked up by this subquery, which DuckDB turns into a filter on the scan, so the row groups of other
+# SAEs are skipped.
+NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+
 META = "SELECT key, value FROM meta"
 TABLE_NAMES = "SELECT table_name FROM information_schema.tables"
 
@@ -18,22 +23,22 @@ SELECT sae_key, model_name, hook_name, layer, architecture, training_architectur
 FROM saes WHERE sae_key = ?
 """
 
-GET_LATENT = """
+GET_LATENT = f"""
 SELECT latent, n_fired, density, max_act, mean_act, hist_counts,
        top_logit_ids, top_logit_values, bottom_logit_ids, bottom_logit_values,
        neighbor_ids, neighbor_cosines
-FROM latents WHERE sae_key = ? AND latent = ?
+FROM latents WHERE sae_num = {NUM} AND latent = ?
 """
 
-LATENT_CONTEXTS = """
+LATENT_CONTEXTS = f"""
 SELECT c.kind, c.rank, c.seq_id, c.pos, c.act, s.tokens
 FROM contexts c
 JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
-WHERE c.sae_key = ? AND c.latent = ?
+WHERE c.sae_num = {NUM} AND c.latent = ?
 ORDER BY c.kind, c.rank
 """
-LATENT_WINDOW_ACTS = """
-SELECT seq_id, pos, level FROM window_acts WHERE sae_key = ? AND latent = ?
+LATENT_WINDOW_ACTS = f"""
+SELECT seq_id, pos, level FROM window_acts WHERE sae_num = {NUM} AND latent = ?
 """
 
 TOKEN_STRINGS = """
@@ -44,16 +49,16 @@ TOKEN_IDS_MATCHING = """
 SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?))
 """
 
-LIVE_LATENT_AT = """
-SELECT latent FROM latents WHERE sae_key = ? AND n_fired > 0 ORDER BY latent LIMIT 1 OFFSET ?
+LIVE_LATENT_AT = f"""
+SELECT latent FROM latents WHERE sae_num = {NUM} AND n_fired > 0 ORDER BY latent LIMIT 1 OFFSET ?
 """
-COUNT_LIVE = "SELECT count(*) FROM latents WHERE sae_key = ? AND n_fired > 0"
+COUNT_LIVE = f"SELECT count(*) FROM latents WHERE sae_num = {NUM} AND n_fired > 0"
 
 # Browse: one statement per sort order keeps the SQL static (no string-built ORDER BY).
-_BROWSE_BASE = """
+_BROWSE_BASE = f"""
 SELECT latent, density, max_act, mean_act, n_fired
 FROM latents
-WHERE sae_key = ? AND density >= ? AND density <= ?
+WHERE sae_num = {NUM} AND density >= ? AND density <= ?
 """
 BROWSE_LATENTS = {
     "density_desc": _BROWSE_BASE + " ORDER BY density DESC, latent LIMIT ? OFFSET ?",
@@ -61,31 +66,31 @@ BROWSE_LATENTS = {
     "max_act_desc": _BROWSE_BASE + " ORDER BY max_act DESC, latent LIMIT ? OFFSET ?",
     "latent": _BROWSE_BASE + " ORDER BY latent LIMIT ? OFFSET ?",
 }
-COUNT_BROWSE = "SELECT count(*) FROM latents WHERE sae_key = ? AND density >= ? AND density <= ?"
+COUNT_BROWSE = f"SELECT count(*) FROM latents WHERE sae_num = {NUM} AND density >= ? AND density <= ?"
 
 # Without the running-text index (a database migrated from v6): latents whose top contexts peak on a token
 # spelled like the query (case and surrounding spaces ignored).
-LATENTS_BY_TOP_CONTEXT_TOKEN = """
+LATENTS_BY_TOP_CONTEXT_TOKEN = f"""
 WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?)))
 SELECT c.latent, count(*) AS hits, max(c.act) AS best_act, any_value(l.density) AS density,
        any_value(l.max_act) AS max_act
 FROM contexts c
 JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
-JOIN latents l ON l.sae_key = c.sae_key AND l.latent = c.latent
-WHERE c.sae_key = ? AND c.kind = 0 AND s.tokens[c.pos + 1] IN (SELECT token_id FROM matches)
+JOIN latents l ON l.sae_num = c.sae_num AND l.latent = c.latent
+WHERE c.sae_num = {NUM} AND c.kind = 0 AND s.tokens[c.pos + 1] IN (SELECT token_id FROM matches)
 GROUP BY c.latent
 ORDER BY hits DESC, best_act DESC
 LIMIT ?
 """
 
 # Latents whose decoder direction promotes a token spelled like the query (top logits).
-LATENTS_BY_LOGIT_TOKEN = """
+LATENTS_BY_LOGIT_TOKEN = f"""
 WITH matches AS (SELECT token_id FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?))),
 ranked AS (
     SELECT l.latent, l.density, l.max_act, u.token_id, u.idx AS logit_rank, l.top_logit_values[u.idx] AS logit
     FROM latents l,
          LATERAL (SELECT unnest(l.top_logit_ids) AS token_id, generate_subscripts(l.top_logit_ids, 1) AS idx) u
-    WHERE l.sae_key = ?
+    WHERE l.sae_num = {NUM}
 )
 SELECT latent, min(logit_rank) AS logit_rank, max(logit) AS logit, any_value(density) AS density,
        any_value(max_act) AS max_act
@@ -185,24 +190,27 @@ SELECT fold, split_latents, main_latent, main_f1, n_probe_true_positives, mean_a
 FROM sae_letter_folds WHERE sae_key = ? AND letter = ? ORDER BY fold
 """
 
+# latent_letter_cos holds each latent's 26 cosines as thousandths, element i for letter chr(96 + i::INTEGER).
 LETTER_LATENT_COS = """
-SELECT latent, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ? AND letter = ? ORDER BY latent
+SELECT latent, decoder_cos[ascii($2) - 96] / 1000 AS decoder_cos, encoder_cos[ascii($2) - 96] / 1000 AS encoder_cos
+FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) ORDER BY latent
 """
-LATENT_LETTER_COS = """
-SELECT letter, decoder_cos, encoder_cos FROM latent_letter_cos WHERE sae_key = ? AND latent = ? ORDER BY letter
+LATENT_LETTER_COS = f"""
+SELECT chr(96 + i::INTEGER) AS letter, decoder_cos[i] / 1000 AS decoder_cos, encoder_cos[i] / 1000 AS encoder_cos
+FROM latent_letter_cos, range(1, 27) AS letters(i) WHERE sae_num = {NUM} AND latent = ? ORDER BY i
 """
 
 # Words of one letter that the SAE absorbed: projection rows with any absorption, and every
 # ablation row (the sampled paper-metric candidates, absorbed or not).
-ABSORBED_WORDS = """
+ABSORBED_WORDS = f"""
 SELECT w.metric, w.token_id, v.token AS word, w.fold, w.probe_projection,
        w.split_acts, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.absorber, w.absorber_act, w.absorber_score, pw.probe_logit
 FROM absorption_words w
-JOIN saes s ON s.sae_key = w.sae_key
+JOIN saes s ON s.sae_num = w.sae_num
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
 LEFT JOIN probe_words pw ON pw.probe_run_id = w.probe_run_id AND pw.token_id = w.token_id
-WHERE w.sae_key = ? AND w.letter = ?
+WHERE w.sae_num = {NUM} AND w.letter = ?
   AND (w.metric = 'ablation' OR w.is_full_absorption OR w.absorption_fraction > 0)
 ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DESC NULLS LAST,
          w.absorption_fraction DESC NULLS LAST, w.probe_projection DESC
@@ -235,9 +243,9 @@ ORDER BY word
 # projection row for it, gets one here with absorption fraction 0 and no per-word activations (NULL split_acts).
 TOKEN_ABSORPTION = """
 WITH stored AS (
-    SELECT w.sae_key, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+    SELECT s.sae_key, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
            w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.absorber, w.absorber_act, w.absorber_score
-    FROM absorption_words w JOIN saes s ON s.sae_key = w.sae_key
+    FROM absorption_words w JOIN saes s ON s.sae_num = w.sae_num
     WHERE s.model_name = $1 AND w.token_id = $2
 ), not_absorbed AS (
     SELECT a.sae_key, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold, NULL::REAL AS probe_projection,
@@ -253,12 +261,12 @@ SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.trainin
        f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
-       w.absorber, w.absorber_act, w.absorber_score, c.decoder_cos AS absorber_cos
+       w.absorber, w.absorber_act, w.absorber_score, c.decoder_cos[ascii(w.letter) - 96] / 1000 AS absorber_cos
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
 JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
-LEFT JOIN latent_letter_cos c ON c.sae_key = w.sae_key AND c.letter = w.letter AND c.latent = w.absorber
+LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.latent = w.absorber
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
 """
 
@@ -269,23 +277,23 @@ LATENT_SPLIT_LETTERS = """
 SELECT letter, list_position(split_latents, ?) AS split_rank, n_split
 FROM sae_letters WHERE sae_key = ? AND list_contains(split_latents, ?) ORDER BY letter
 """
-LATENT_ABSORBED_WORDS = """
+LATENT_ABSORBED_WORDS = f"""
 SELECT w.letter, w.metric, w.token_id, v.token AS word, w.absorber_act AS act, w.absorber_score AS score,
        w.absorption_fraction, w.is_full_absorption, w.is_absorption
 FROM absorption_words w
-JOIN saes s ON s.sae_key = w.sae_key
+JOIN saes s ON s.sae_num = w.sae_num
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-WHERE w.sae_key = ? AND w.absorber = ? AND (w.is_full_absorption OR w.is_absorption)
+WHERE w.sae_num = {NUM} AND w.absorber = ? AND (w.is_full_absorption OR w.is_absorption)
 ORDER BY w.letter, w.metric DESC, v.token
 """
 
 # Examples for the token page: fully absorbed words of an SAE.
-ABSORBED_EXAMPLES = """
+ABSORBED_EXAMPLES = f"""
 SELECT DISTINCT ltrim(v.token, ' ') AS word
 FROM absorption_words w
-JOIN saes s ON s.sae_key = w.sae_key
+JOIN saes s ON s.sae_num = w.sae_num
 JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-WHERE w.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption
+WHERE w.sae_num = {NUM} AND w.metric = 'projection' AND w.is_full_absorption
 ORDER BY word
 LIMIT ?
 """
@@ -314,19 +322,20 @@ ORDER BY s.model_name, s.layer, s.d_sae, s.l0, s.sae_key
 """
 
 # A latent's best match (decoder cosine) in every other SAE at its hook, with that SAE and latent.
-LATENT_MATCHES = """
-SELECT m.other_sae_key, m.other_latent, m.cosine, s.layer, s.d_sae, s.l0, s.architecture, s.training_architecture,
-       l.density, l.n_fired
+LATENT_MATCHES = f"""
+SELECT s.sae_key AS other_sae_key, m.other_latent, m.cosine, s.layer, s.d_sae, s.l0, s.architecture,
+       s.training_architecture, l.density, l.n_fired
 FROM latent_matches m
-JOIN saes s ON s.sae_key = m.other_sae_key
-LEFT JOIN latents l ON l.sae_key = m.other_sae_key AND l.latent = m.other_latent
-WHERE m.sae_key = ? AND m.latent = ?
-ORDER BY s.layer, s.d_sae, s.l0, m.other_sae_key
+JOIN saes s ON s.sae_num = m.other_sae_num
+LEFT JOIN latents l ON l.sae_num = m.other_sae_num AND l.latent = m.other_latent
+WHERE m.sae_num = {NUM} AND m.latent = ?
+ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """
 # The first-letter roles of those matched latents: main or split latent of a letter, absorber of a letter
 # (top latent of fully absorbed or paper-absorbed words, as LATENT_ABSORBED_WORDS counts them).
-LATENT_MATCH_ROLES = """
-WITH m AS (SELECT other_sae_key AS sae_key, other_latent AS latent FROM latent_matches WHERE sae_key = ? AND latent = ?)
+LATENT_MATCH_ROLES = f"""
+WITH m AS (SELECT n.sae_key, n.sae_num, x.other_latent AS latent FROM latent_matches x
+           JOIN sae_numbers n ON n.sae_num = x.other_sae_num WHERE x.sae_num = {NUM} AND x.latent = ?)
 SELECT m.sae_key, 'main' AS role, l.letter, NULL::BIGINT AS n_words
 FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND l.main_latent = m.latent
 UNION ALL
@@ -335,7 +344,7 @@ FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND list_contains(l.split_lat
                           AND l.main_latent <> m.latent
 UNION ALL
 SELECT m.sae_key, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
-FROM m JOIN absorption_words w ON w.sae_key = m.sae_key AND w.absorber = m.latent
+FROM m JOIN absorption_words w ON w.sae_num = m.sae_num AND w.absorber = m.latent
 WHERE w.is_full_absorption OR w.is_absorption
 GROUP BY m.sae_key, w.letter
 ORDER BY sae_key, role, letter
@@ -361,17 +370,19 @@ ORDER BY l.letter
 # (token_latents and token_letters, at the end of backend/sql/schema.sql; a database built before them lacks them)
 TABLE_EXISTS = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
 # SAEs whose running text was computed (a database migrated from an older schema has the tables, empty).
-RUNNING_TEXT_SAES = "SELECT DISTINCT sae_key FROM token_occurrences ORDER BY sae_key"
+RUNNING_TEXT_SAES = """
+SELECT n.sae_key FROM (SELECT DISTINCT sae_num FROM token_occurrences) o JOIN sae_numbers n USING (sae_num) ORDER BY 1
+"""
 
 # Browse's token search: the latents that fire most on tokens spelled like the query, from the token index.
-LATENTS_BY_RUNNING_TOKEN = """
+LATENTS_BY_RUNNING_TOKEN = f"""
 WITH matches AS (SELECT token_id, token FROM vocab WHERE model_name = ? AND lower(trim(token)) = lower(trim(?)))
 SELECT t.latent, m.token, o.n_occurrences, t.mean_act, t.fire_rate, l.density, l.max_act
 FROM token_latents t
 JOIN matches m ON m.token_id = t.token_id
-JOIN token_occurrences o ON o.sae_key = t.sae_key AND o.token_id = t.token_id
-JOIN latents l ON l.sae_key = t.sae_key AND l.latent = t.latent
-WHERE t.sae_key = ?
+JOIN token_occurrences o ON o.sae_num = t.sae_num AND o.token_id = t.token_id
+JOIN latents l ON l.sae_num = t.sae_num AND l.latent = t.latent
+WHERE t.sae_num = {NUM}
 ORDER BY t.mean_act DESC, t.latent, m.token
 LIMIT ?
 """
@@ -398,36 +409,36 @@ coalesce(list(t.mean_act ORDER BY t.mean_act DESC, t.latent) FILTER (WHERE t.lat
 coalesce(list(t.fire_rate ORDER BY t.mean_act DESC, t.latent) FILTER (WHERE t.latent IS NOT NULL), []) AS fire_rates
 """
 TOKEN_RUNNING_TEXT = f"""
-SELECT o.sae_key, o.n_occurrences, {_TOKEN_LATENT_LISTS}
+SELECT s.sae_key, o.n_occurrences, {_TOKEN_LATENT_LISTS}
 FROM token_occurrences o
-JOIN saes s ON s.sae_key = o.sae_key
-LEFT JOIN token_latents t ON t.sae_key = o.sae_key AND t.token_id = o.token_id
+JOIN saes s ON s.sae_num = o.sae_num
+LEFT JOIN token_latents t ON t.sae_num = o.sae_num AND t.token_id = o.token_id
 WHERE s.model_name = ? AND o.token_id = ?
-GROUP BY o.sae_key, o.n_occurrences, s.layer, s.d_sae, s.l0
-ORDER BY s.layer, s.d_sae, s.l0, o.sae_key
+GROUP BY s.sae_key, o.n_occurrences, s.layer, s.d_sae, s.l0
+ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """
 # Several tokens in one SAE (the pieces of a multi-token word).
 TOKENS_RUNNING_TEXT = f"""
 SELECT o.token_id, o.n_occurrences, {_TOKEN_LATENT_LISTS}
 FROM token_occurrences o
-LEFT JOIN token_latents t ON t.sae_key = o.sae_key AND t.token_id = o.token_id
-WHERE o.sae_key = ? AND o.token_id IN (SELECT unnest(?::INTEGER[]))
+LEFT JOIN token_latents t ON t.sae_num = o.sae_num AND t.token_id = o.token_id
+WHERE o.sae_num = {NUM} AND o.token_id IN (SELECT unnest(?::INTEGER[]))
 GROUP BY o.token_id, o.n_occurrences
 """
 # The token's first-letter latents in running text, per SAE with absorption results: the split latents from
 # sae_letters, each one's rate from token_latents (no row there: it never fires on the token).
 TOKEN_LETTER_RATES = """
-SELECT t.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
+SELECT s.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
        coalesce((SELECT list(coalesce(r.fire_rate, 0) ORDER BY u.i)
                  FROM (SELECT unnest(l.split_latents) AS latent, generate_subscripts(l.split_latents, 1) AS i) u
-                 LEFT JOIN token_latents r ON r.sae_key = t.sae_key AND r.token_id = t.token_id AND r.latent = u.latent
+                 LEFT JOIN token_latents r ON r.sae_num = t.sae_num AND r.token_id = t.token_id AND r.latent = u.latent
                 ), []) AS split_fire_rates,
        t.any_split_fire_rate
 FROM token_letters t
-JOIN saes s ON s.sae_key = t.sae_key
-LEFT JOIN sae_letters l ON l.sae_key = t.sae_key AND l.letter = t.letter
+JOIN saes s ON s.sae_num = t.sae_num
+LEFT JOIN sae_letters l ON l.sae_key = s.sae_key AND l.letter = t.letter
 WHERE s.model_name = ? AND t.token_id = ?
-ORDER BY s.layer, s.d_sae, s.l0, t.sae_key
+ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """
 # The token page's fallback tokenizer: the longest vocabulary token that starts `text`.
 LONGEST_VOCAB_PREFIX = """

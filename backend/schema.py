@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
+# The fixed lengths of the latents table's arrays (backend/sql/schema.sql); the dashboards write exactly these.
+HIST_BINS = 24
+N_LOGITS = 10  # top and bottom logit tokens
+N_NEIGHBORS = 10  # nearest latents by decoder cosine
+COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"
 REQUIRED_META_KEYS = ("schema_version", "code_version", "created_at", "models")

@@ -37,7 +37,8 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 # Copy i of every SAE gets key `{key}-r{i}` and layer i % 26, so grouping and filtering by layer have work to do.
 # `$copy` is bound to the copy number.
 REPLICATE = {
-    "saes": "SELECT * REPLACE (sae_key || '-r' || $copy AS sae_key, ($copy % 26) AS layer, "
+    "sae_numbers": "SELECT sae_key || '-r' || $copy, sae_num + 1000 * $copy FROM sae_numbers WHERE sae_key NOT LIKE '%-r%'",
+    "saes": "SELECT * REPLACE (sae_key || '-r' || $copy AS sae_key, sae_num + 1000 * $copy AS sae_num, ($copy % 26) AS layer, "
             "'blocks.' || ($copy % 26) || '.hook_resid_post' AS hook_name) FROM saes WHERE sae_key NOT LIKE '%-r%'",
     "sae_absorption": "SELECT * REPLACE (sae_key || '-r' || $copy AS sae_key) FROM sae_absorption "
                       "WHERE sae_key NOT LIKE '%-r%'",

@@ -37,15 +37,15 @@ sys.path.insert(0, str(ROOT))
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
 
 SAES = "SELECT sae_key, path, d_sae FROM saes WHERE source = 'local' ORDER BY layer, d_sae, l0, sae_key"
-DENSITY = "SELECT latent, density, n_fired FROM latents WHERE sae_key = ? ORDER BY latent"
+DENSITY = "SELECT latent, density, n_fired FROM latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) ORDER BY latent"
 FULL_ABSORBERS = """
 SELECT absorber FROM absorption_words
-WHERE sae_key = ? AND metric = 'projection' AND is_full_absorption AND absorber IS NOT NULL
+WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) AND metric = 'projection' AND is_full_absorption AND absorber IS NOT NULL
 GROUP BY absorber HAVING count(*) >= ?
 """
 PAPER_ABSORBERS = """
 SELECT DISTINCT absorber FROM absorption_words
-WHERE sae_key = ? AND metric = 'ablation' AND is_absorption AND absorber IS NOT NULL
+WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) AND metric = 'ablation' AND is_absorption AND absorber IS NOT NULL
 """
 
 

@@ -31,17 +31,19 @@ from list_pages_scale import nearest_rank, render_ms, scan_component_manifests_o
 SOURCE = "smollm2-l6-topk-4k-k32"
 HOOKS, SAES_PER_HOOK, COPIES, WIDTH = 10, 5, 4, 4096
 
-# $key: the new SAE, $hook/$layer its hook, $run the probe run it was measured against, $copy/$offset the latent copy.
+# $key/$num: the new SAE and its number, $src_num the source SAE's, $hook/$layer its hook, $run the probe run it was
+# measured against, $copy/$offset the latent copy.
 PER_LATENT = {  # table -> SELECT with every latent id shifted by $offset
-    "latents": "SELECT * REPLACE ($key AS sae_key, latent + $offset AS latent) FROM latents WHERE sae_key = $source",
-    "contexts": "SELECT * REPLACE ($key AS sae_key, latent + $offset AS latent) FROM contexts WHERE sae_key = $source",
-    "window_acts": "SELECT * REPLACE ($key AS sae_key, latent + $offset AS latent) FROM window_acts "
-                   "WHERE sae_key = $source",
-    "latent_letter_cos": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id, latent + $offset AS latent) "
-                         "FROM latent_letter_cos WHERE sae_key = $source",
+    "latents": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM latents WHERE sae_num = $src_num",
+    "contexts": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM contexts WHERE sae_num = $src_num",
+    "window_acts": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM window_acts "
+                   "WHERE sae_num = $src_num",
+    "latent_letter_cos": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id, latent + $offset AS latent) "
+                         "FROM latent_letter_cos WHERE sae_num = $src_num",
 }
 PER_SAE = {  # table -> SELECT of the source SAE's rows renamed
-    "saes": "SELECT * REPLACE ($key AS sae_key, $hook AS hook_name, $layer AS layer, d_sae * 4 AS d_sae) "
+    "sae_numbers": "SELECT $key, $num",
+    "saes": "SELECT * REPLACE ($key AS sae_key, $num AS sae_num, $hook AS hook_name, $layer AS layer, d_sae * 4 AS d_sae) "
             "FROM saes WHERE sae_key = $source",
     "sae_absorption": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id, $hook AS hook_name) "
                       "FROM sae_absorption WHERE sae_key = $source",
@@ -49,11 +51,11 @@ PER_SAE = {  # table -> SELECT of the source SAE's rows renamed
     "sae_letter_folds": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_folds "
                         "WHERE sae_key = $source",
     "sae_letter_k": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_k WHERE sae_key = $source",
-    "absorption_words": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM absorption_words "
-                        "WHERE sae_key = $source",
-    "token_occurrences": "SELECT * REPLACE ($key AS sae_key) FROM token_occurrences WHERE sae_key = $source",
-    "token_latents": "SELECT * REPLACE ($key AS sae_key) FROM token_latents WHERE sae_key = $source",
-    "token_letters": "SELECT * REPLACE ($key AS sae_key) FROM token_letters WHERE sae_key = $source",
+    "absorption_words": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id) FROM absorption_words "
+                        "WHERE sae_num = $src_num",
+    "token_occurrences": "SELECT * REPLACE ($num AS sae_num) FROM token_occurrences WHERE sae_num = $src_num",
+    "token_latents": "SELECT * REPLACE ($num AS sae_num) FROM token_latents WHERE sae_num = $src_num",
+    "token_letters": "SELECT * REPLACE ($num AS sae_num) FROM token_letters WHERE sae_num = $src_num",
 }
 PER_HOOK = {  # the source SAE's probe run, copied for hook $hook as run $run
     "probe_runs": "SELECT * REPLACE ($run AS probe_run_id, $hook AS hook_name) FROM probe_runs WHERE probe_run_id = $src_run",
@@ -66,8 +68,8 @@ PER_HOOK = {  # the source SAE's probe run, copied for hook $hook as run $run
                       "WHERE probe_run_id = $src_run",
 }
 MATCHES = """
-SELECT $key AS sae_key, latent + $offset AS latent, $other AS other_sae_key, other_latent, cosine
-FROM latent_matches WHERE sae_key = $source AND other_sae_key = $demo_other
+SELECT $num AS sae_num, latent + $offset AS latent, $other AS other_sae_num, other_latent, cosine
+FROM latent_matches WHERE sae_num = $src_num AND other_sae_num = $demo_other
 """
 
 
@@ -81,16 +83,18 @@ def build(path: Path) -> None:
     work.write_bytes(DEFAULT_DB_PATH.read_bytes())
     con = duckdb.connect(str(work))
     src_run = con.execute("SELECT probe_run_id FROM sae_absorption WHERE sae_key = ?", [SOURCE]).fetchone()[0]
+    src_num = con.execute("SELECT sae_num FROM sae_numbers WHERE sae_key = ?", [SOURCE]).fetchone()[0]
     demo_others = [row[0] for row in con.execute(
-        "SELECT DISTINCT other_sae_key FROM latent_matches WHERE sae_key = ? ORDER BY 1", [SOURCE]).fetchall()]
+        "SELECT DISTINCT other_sae_num FROM latent_matches WHERE sae_num = ? ORDER BY 1", [src_num]).fetchall()]
     for h in range(HOOKS):
         hook, run = f"blocks.{h}.hook_resid_post", f"{src_run}-h{h}"
-        common = {"hook": hook, "layer": h, "run": run, "source": SOURCE, "src_run": src_run}
+        common = {"hook": hook, "layer": h, "run": run, "source": SOURCE, "src_run": src_run, "src_num": src_num}
         for table, sql in PER_HOOK.items():
             con.execute(f"INSERT INTO {table} {sql}", bound(sql, common))  # table names are our own constants
         keys = [f"scale-h{h}-s{s}" for s in range(SAES_PER_HOOK)]
+        numbers = {key: 1000 + SAES_PER_HOOK * h + s for s, key in enumerate(keys)}  # after the demo's own
         for s, key in enumerate(keys):
-            values = {**common, "key": key}
+            values = {**common, "key": key, "num": numbers[key]}
             for table, sql in PER_SAE.items():
                 con.execute(f"INSERT INTO {table} {sql}", bound(sql, values))
             for copy in range(COPIES):
@@ -100,7 +104,7 @@ def build(path: Path) -> None:
                 others = [k for k in keys if k != key]
                 for other, demo_other in zip(others, demo_others):
                     con.execute(f"INSERT INTO latent_matches {MATCHES}",
-                                bound(MATCHES, {**shifted, "other": other, "demo_other": demo_other}))
+                                bound(MATCHES, {**shifted, "other": numbers[other], "demo_other": demo_other}))
         print(f"  hook {h + 1}/{HOOKS} replicated", flush=True)
     con.execute("CHECKPOINT")
     con.close()

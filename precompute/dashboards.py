@@ -9,12 +9,13 @@ those codes with vectorised numpy, so cost is one model pass plus a sort, indepe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from backend.schema import ACTIVATION_LEVELS
+from backend.schema import ACTIVATION_LEVELS, HIST_BINS, N_LOGITS, N_NEIGHBORS
 from precompute.faults import crash_point
 
 
@@ -25,9 +26,10 @@ class DashboardConfig:
     n_per_quantile: int = 2  # random contexts sampled per bin
     context_left: int = 16  # tokens shown before the highlighted token
     context_right: int = 8  # and after it
-    hist_bins: int = 24
-    n_logits: int = 10  # top and bottom logit tokens
-    n_neighbors: int = 10  # nearest latents by decoder cosine
+    # The latents table stores these lists as fixed-length arrays: their lengths are the schema's
+    hist_bins: ClassVar[int] = HIST_BINS
+    n_logits: ClassVar[int] = N_LOGITS  # top and bottom logit tokens
+    n_neighbors: ClassVar[int] = N_NEIGHBORS  # nearest latents by decoder cosine
     n_token_latents: int = 4  # per vocabulary token in the corpus: its top latents by mean activation (token_latents)
     batch_size: int = 32  # corpus rows per model call
     first_position: int = 1  # position 0 is an attention sink (~6x residual norm): excluded

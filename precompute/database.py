@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backend.schema import SCHEMA_VERSION, ddl_statements
 from precompute.faults import crash_point
@@ -24,13 +25,18 @@ META_VALUE = "SELECT value FROM meta WHERE key = ?"
 DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_copy's attached copy
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
+SAE_NUMBER = "SELECT sae_num FROM sae_numbers WHERE sae_key = ?"
+NEW_SAE_NUMBER = "INSERT INTO sae_numbers SELECT ?, coalesce(max(sae_num), 0) + 1 FROM sae_numbers"
+# The large tables name an SAE by its number (sae_numbers): a bound key is looked up by this subquery, which
+# DuckDB pushes into the scan as a filter on sae_num (row groups of other SAEs are skipped).
+NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
 DELETE_SAE_ROWS = {
-    "token_letters": "DELETE FROM token_letters WHERE sae_key = ?",
-    "token_latents": "DELETE FROM token_latents WHERE sae_key = ?",
-    "token_occurrences": "DELETE FROM token_occurrences WHERE sae_key = ?",
-    "window_acts": "DELETE FROM window_acts WHERE sae_key = ?",
-    "contexts": "DELETE FROM contexts WHERE sae_key = ?",
-    "latents": "DELETE FROM latents WHERE sae_key = ?",
+    "token_letters": f"DELETE FROM token_letters WHERE sae_num = {NUM}",
+    "token_latents": f"DELETE FROM token_latents WHERE sae_num = {NUM}",
+    "token_occurrences": f"DELETE FROM token_occurrences WHERE sae_num = {NUM}",
+    "window_acts": f"DELETE FROM window_acts WHERE sae_num = {NUM}",
+    "contexts": f"DELETE FROM contexts WHERE sae_num = {NUM}",
+    "latents": f"DELETE FROM latents WHERE sae_num = {NUM}",
     "saes": "DELETE FROM saes WHERE sae_key = ?",
 }
 SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
@@ -45,13 +51,15 @@ LETTERS_NEWER_THAN_DASHBOARDS = """
     SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key
     WHERE a.created_at > s.created_at ORDER BY s.sae_key"""
 SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
-MATCHED_PAIRS = "SELECT DISTINCT sae_key, other_sae_key FROM latent_matches"
-DELETE_MATCHES = "DELETE FROM latent_matches WHERE sae_key = ? OR other_sae_key = ?"
+MATCHED_PAIRS = """
+SELECT DISTINCT a.sae_key, b.sae_key FROM (SELECT DISTINCT sae_num, other_sae_num FROM latent_matches) m
+JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num"""
+DELETE_MATCHES = f"DELETE FROM latent_matches WHERE sae_num = {NUM} OR other_sae_num = {NUM}"
 ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
-    table: f"DELETE FROM {table} WHERE sae_key = ?"
-    for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letter_folds", "sae_letters",
-                  "sae_absorption")
+    **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ("absorption_words", "latent_letter_cos")},
+    **{table: f"DELETE FROM {table} WHERE sae_key = ?"
+       for table in ("sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")},
 }
 DELETE_PROBE_RUN_ROWS = {
     table: f"DELETE FROM {table} WHERE probe_run_id = ?"
@@ -263,11 +271,40 @@ def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[st
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
-    """Bulk insert by column name from an Arrow table (no values in SQL text)."""
+    """Bulk insert by column name from an Arrow table (no values in SQL text), in the table's row order."""
+    data = with_sae_numbers(con, table, data)
     con.register("incoming", data)
     columns = ", ".join(data.column_names)
     con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # names are ours
     con.unregister("incoming")
+
+
+def with_sae_numbers(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> pa.Table:
+    """The writers name SAEs by key. A table that stores the SAE's number (sae_num, other_sae_num) gets it in
+    place of the key, and `saes` gets it beside the key; sae_numbers numbers a key it has not seen yet."""
+    stored = set(table_columns(con, current_catalog(con), table))
+    for column in [c for c in data.column_names if c.endswith("sae_key")]:
+        number = column.replace("sae_key", "sae_num")
+        if number not in stored or number in data.column_names:
+            continue
+        keys = data.column(column)
+        distinct = pc.unique(keys)
+        numbers = pa.array([sae_number(con, key) for key in distinct.to_pylist()], pa.int32())
+        values = pc.take(numbers, pc.index_in(keys, value_set=distinct))
+        position = data.column_names.index(column)
+        data = data.add_column(position, number, values)
+        if column not in stored:
+            data = data.drop_columns([column])
+    return data
+
+
+def sae_number(con: duckdb.DuckDBPyConnection, sae_key: str) -> int:
+    """The SAE's number in this database: the one it was given when first written, else the next free one."""
+    rows = con.execute(SAE_NUMBER, [sae_key]).fetchall()
+    if rows:
+        return rows[0][0]
+    con.execute(NEW_SAE_NUMBER, [sae_key])
+    return con.execute(SAE_NUMBER, [sae_key]).fetchall()[0][0]
 
 
 def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:

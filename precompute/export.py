@@ -23,11 +23,17 @@ SAE_TABLE_EXPORTS = {
     "sae_letters": SAE_LETTERS,
     "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY letter, fold",
     "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY letter, fold, k",
-    "latent_letter_cos": "SELECT * FROM latent_letter_cos WHERE sae_key = ? ORDER BY latent, letter",
+    # exported a row per latent and letter with plain cosines, as users read it (stored as thousandths arrays)
+    "latent_letter_cos": """
+        SELECT n.sae_key, c.probe_run_id, c.latent, chr(96 + i::INTEGER) AS letter, c.decoder_cos[i] / 1000 AS decoder_cos,
+               c.encoder_cos[i] / 1000 AS encoder_cos
+        FROM latent_letter_cos c JOIN sae_numbers n USING (sae_num), range(1, 27) AS letters(i)
+        WHERE n.sae_key = ? ORDER BY c.latent, i""",
     "absorption_words": """
-        SELECT w.*, v.token AS word FROM absorption_words w
-        JOIN saes s USING (sae_key) JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-        WHERE w.sae_key = ? ORDER BY w.metric, w.letter, w.token_id""",
+        SELECT n.sae_key, w.* EXCLUDE (sae_num), v.token AS word FROM absorption_words w
+        JOIN sae_numbers n USING (sae_num) JOIN saes s ON s.sae_key = n.sae_key
+        JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
+        WHERE n.sae_key = ? ORDER BY w.metric, w.letter, w.token_id""",
     "letter_probes": """
         SELECT p.* EXCLUDE (weight) FROM letter_probes p JOIN sae_absorption a USING (probe_run_id)
         WHERE a.sae_key = ? ORDER BY p.letter""",

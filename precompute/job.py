@@ -77,9 +77,8 @@ def sae_row(spec: SAESpec, sae, model_name: str, hook_name: str, corpus: str, st
 
 def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Table:
     top_i, top_v, bot_i, bot_v = logits
-    nb_i, nb_c = neighbors
+    nb_i, nb_c = padded_neighbors(*neighbors)
     d_sae = len(stats.n_fired)
-    as_lists = lambda a, t: pa.array(list(a), type=pa.list_(t))  # noqa: E731
     return pa.table({
         "sae_key": [key] * d_sae,
         "latent": np.arange(d_sae, dtype=np.int32),
@@ -87,14 +86,29 @@ def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Ta
         "density": stats.density,
         "max_act": rounded(stats.max_act),
         "mean_act": rounded(stats.mean_act),
-        "hist_counts": as_lists(stats.hist_counts.astype(np.int32), pa.int32()),
-        "top_logit_ids": as_lists(top_i.astype(np.int32), pa.int32()),
-        "top_logit_values": as_lists(rounded(top_v, 2), pa.float32()),
-        "bottom_logit_ids": as_lists(bot_i.astype(np.int32), pa.int32()),
-        "bottom_logit_values": as_lists(rounded(bot_v, 2), pa.float32()),
-        "neighbor_ids": as_lists(nb_i.astype(np.int32), pa.int32()),
-        "neighbor_cosines": as_lists(rounded(nb_c), pa.float32()),
+        "hist_counts": fixed_size_lists(stats.hist_counts.astype(np.int32), pa.int32()),
+        "top_logit_ids": fixed_size_lists(top_i.astype(np.int32), pa.int32()),
+        "top_logit_values": fixed_size_lists(rounded(top_v, 2), pa.float32()),
+        "bottom_logit_ids": fixed_size_lists(bot_i.astype(np.int32), pa.int32()),
+        "bottom_logit_values": fixed_size_lists(rounded(bot_v, 2), pa.float32()),
+        "neighbor_ids": fixed_size_lists(nb_i.astype(np.int32), pa.int32()),
+        "neighbor_cosines": fixed_size_lists(rounded(nb_c), pa.float32()),
     })
+
+
+def fixed_size_lists(rows: np.ndarray, value_type: pa.DataType) -> pa.FixedSizeListArray:
+    """[n, width] -> n arrays of `width` (the schema's ARRAY columns); NaN becomes NULL."""
+    values = pa.array(rows.reshape(-1), value_type, from_pandas=True)
+    return pa.FixedSizeListArray.from_arrays(values, rows.shape[1])
+
+
+def padded_neighbors(ids: np.ndarray, cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An SAE with at most N_NEIGHBORS latents has fewer neighbours than the array holds: id -1, cosine NULL."""
+    missing = dash.DashboardConfig.n_neighbors - ids.shape[1]
+    if missing <= 0:
+        return ids, cosines
+    return (np.pad(ids, ((0, 0), (0, missing)), constant_values=-1),
+            np.pad(cosines.astype(np.float32), ((0, 0), (0, missing)), constant_values=np.nan))
 
 
 def rounded(values: np.ndarray, decimals: int = 3) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from precompute.database import (SchemaMismatchError, atomic_database, catalog_tables, check_target_schema,
-                                 current_catalog, table_columns)
+                                 current_catalog, sae_number, table_columns)
 
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
 SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id")}
@@ -31,6 +31,8 @@ def merge(target: Path, other: Path, log=print) -> list[str]:
         if skipped:
             log(f"{skipped} SAE(s) of {other} are already in {target}: kept as they are")
         con.execute("BEGIN TRANSACTION")
+        for key in keys:  # numbered in the target, after its own SAEs
+            sae_number(con, key)
         for table in table_names(con):
             copy_rows(con, table, keys)
         con.execute("COMMIT")
@@ -56,10 +58,14 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> No
     Table and column names come from the catalog, values are bound."""
     columns = table_columns(con, "other", table)
     names = ", ".join(columns)
+    if table == "sae_numbers":
+        return  # the new SAEs were numbered in the target (merge)
     if table in SHARED_KEYS:
         a, b = SHARED_KEYS[table]
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} o "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{a} = o.{a} AND t.{b} = o.{b})")
+    elif "sae_num" in columns:
+        copy_renumbered(con, table, columns, keys)
     elif "sae_key" in columns:
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} "
                     "WHERE sae_key IN (SELECT unnest(?::VARCHAR[]))", [keys])
@@ -68,6 +74,20 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> No
                     f"WHERE probe_run_id NOT IN (SELECT probe_run_id FROM {table})")
     else:
         raise SchemaMismatchError(f"table {table} has no key merge knows: extend precompute/merge.py")
+
+
+def copy_renumbered(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], keys: list[str]) -> None:
+    """The new SAEs' rows of a table that names SAEs by number: the other database's numbers become the target's
+    (through each database's sae_numbers), in the other table's row order."""
+    joins = ["JOIN other.sae_numbers o_sae ON o_sae.sae_num = o.sae_num",
+             "JOIN sae_numbers t_sae ON t_sae.sae_key = o_sae.sae_key"]
+    if "other_sae_num" in columns:
+        joins += ["JOIN other.sae_numbers o_other ON o_other.sae_num = o.other_sae_num",
+                  "JOIN sae_numbers t_other ON t_other.sae_key = o_other.sae_key"]
+    renumbered = {"sae_num": "t_sae.sae_num", "other_sae_num": "t_other.sae_num"}
+    values = ", ".join(renumbered.get(column, f"o.{column}") for column in columns)
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM other.{table} o {' '.join(joins)} "
+                "WHERE o_sae.sae_key IN (SELECT unnest(?::VARCHAR[])) ORDER BY o.rowid", [keys])
 
 
 def merge_models_meta(con: duckdb.DuckDBPyConnection, other: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from backend.schema import SCHEMA_VERSION
+from backend.schema import COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
 from precompute.database import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database, catalog_tables,
                                  current_catalog, table_columns)
 
@@ -44,31 +44,61 @@ V6_DERIVED: dict[str, str] = {
         FROM old.sae_letters""",
 }
 
+def sae_num(alias: str, column: str = "sae_key") -> str:
+    """An old row's SAE number (v9: the large tables name SAEs by number), from its key; sae_numbers is filled
+    first (copy_tables)."""
+    return f"(SELECT n.sae_num FROM sae_numbers n WHERE n.sae_key = {alias}.{column})"
+
+
 # Schema v8 keeps each absorbed word's absorber (the first of its top latents that is not one of its fold's
 # split latents, as the views computed it) instead of the three top lists, and the letter cosines to 3 decimals.
 def absorber_rows(split_source: str) -> str:
     """absorption_words at v8 from a v6/v7 table: `split_source` gives each row's split latents as `f`."""
     first = "list_position(list_transform(w.top_latents, lambda x: NOT list_contains(f.split_latents, x)), true)"
     return f"""
-        INSERT INTO absorption_words (sae_key, probe_run_id, metric, letter, token_id, fold, probe_projection,
+        INSERT INTO absorption_words (sae_num, probe_run_id, metric, letter, token_id, fold, probe_projection,
             split_acts, absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
-        SELECT w.sae_key, w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
+        SELECT {sae_num("w")}, w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
                w.absorption_fraction, w.is_full_absorption, w.is_absorption,
                w.top_latents[i], round(w.top_acts[i], 3), round(w.top_scores[i], 3)
-        FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w"""
+        FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w
+        ORDER BY 1, w.metric, w.letter, w.token_id"""
 
 
-COSINES_TO_3_DECIMALS: dict[tuple[str, str], str] = {
-    ("latent_letter_cos", "decoder_cos"): "round(decoder_cos, 3)",
-    ("latent_letter_cos", "encoder_cos"): "round(encoder_cos, 3)",
+# Schema v9 numbers the SAEs (sae_numbers, in the order they were built) and names them by number in the large
+# tables; stores the latents' fixed-length lists as ARRAYs (a tiny SAE's neighbours padded with -1 / NULL) and
+# each latent's 26 letter cosines as two SMALLINT[26] in thousandths instead of a row per latent and letter.
+V9_DERIVED: dict[str, str] = {
+    "sae_numbers": """
+        INSERT INTO sae_numbers (sae_key, sae_num)
+        SELECT sae_key, row_number() OVER (ORDER BY created_at, sae_key) FROM old.saes""",
+    "latents": f"""
+        INSERT INTO latents (sae_num, latent, n_fired, density, max_act, mean_act, hist_counts, top_logit_ids,
+            top_logit_values, bottom_logit_ids, bottom_logit_values, neighbor_ids, neighbor_cosines)
+        SELECT {sae_num("o")}, latent, n_fired, density, max_act, mean_act, hist_counts, top_logit_ids,
+               top_logit_values, bottom_logit_ids, bottom_logit_values, list_resize(neighbor_ids, {N_NEIGHBORS}, -1),
+               list_resize(neighbor_cosines, {N_NEIGHBORS})
+        FROM old.latents o ORDER BY 1, latent""",
+    "latent_letter_cos": f"""
+        INSERT INTO latent_letter_cos (sae_num, probe_run_id, latent, decoder_cos, encoder_cos)
+        SELECT {sae_num("o")}, probe_run_id, latent,
+               list(round(decoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter),
+               list(round(encoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter)
+        FROM old.latent_letter_cos o GROUP BY sae_key, probe_run_id, latent ORDER BY 1, latent""",
 }
+V6_DERIVED.update(V9_DERIVED)
 V6_DERIVED["absorption_words"] = absorber_rows(
     "LEFT JOIN old.sae_letters f ON f.sae_key = w.sae_key AND f.letter = w.letter").format(fold="0")
 V7_DERIVED: dict[str, str] = {"absorption_words": absorber_rows(
     "LEFT JOIN old.sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold"
-).format(fold="w.fold")}
-MIGRATIONS = {"6": ({**V6_DEFAULTS, **COSINES_TO_3_DECIMALS}, V6_DERIVED),
-              "7": (COSINES_TO_3_DECIMALS, V7_DERIVED)}
+).format(fold="w.fold"), **V9_DERIVED}
+MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED)}
+
+def renumbered(column: str, old_columns: set[str]) -> str | None:
+    """sae_num (other_sae_num) of a table whose old rows name the SAE by key (other_sae_key)."""
+    key = column.replace("sae_num", "sae_key")
+    return sae_num("o", key) if column.endswith("sae_num") and key in old_columns else None
+
 
 def stored_version(path: Path) -> str:
     with duckdb.connect(str(path), read_only=True) as con:
@@ -94,7 +124,7 @@ def migrate(path: Path, log=print) -> bool:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
             copy_tables(con, defaults, derived, log)
             con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
-            con.execute("INSERT INTO meta SELECT key, value FROM old.meta WHERE key NOT IN ('schema_version', ?)",
+            con.execute("INSERT INTO meta SELECT key, value FROM old.meta WHERE key NOT IN ('schema_version', 'migrated_from', ?)",
                         [BUILD_BASE_KEY])
             con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
             con.execute("DETACH old")
@@ -108,7 +138,8 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
                 log=print) -> None:
     own = current_catalog(con)
     old_tables = set(catalog_tables(con, "old"))
-    for table in catalog_tables(con, own):
+    # sae_numbers first: the other tables' SAE numbers are looked up in it
+    for table in sorted(catalog_tables(con, own), key=lambda name: name != "sae_numbers"):
         if table == "meta":
             continue
         if table in derived:
@@ -117,9 +148,10 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)
             values = [defaults[(table, column)] if (table, column) in defaults else column if column in old_columns
-                      else "NULL" for column in columns]
+                      else renumbered(column, old_columns) or "NULL" for column in columns]
             # names and expressions come from the two schemas and the tables above, never from data
-            con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table}")
+            con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table} o "
+                        "ORDER BY o.rowid")
         else:
             log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: `build --force` fills it)")
 

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from precompute.absorption.prompts import LETTERS
+from precompute.database import sae_number
 from precompute.absorption.tables import first_non_split
 
 D_MODEL = 16
@@ -168,6 +170,7 @@ SWEEP_WORD = {"w8": (0.9, True, [3, 1]), "w16": (0.0, False, [11, 0]), "early-w8
 
 def _insert(con, table: str, rows: list[dict]) -> None:
     """Rows as dicts; column names come from this file, every value is a bound parameter."""
+    rows = [numbered(con, table, row) for row in rows]
     columns = list(rows[0])
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     con.executemany(sql, [[row[c] for c in columns] for row in rows])
@@ -259,9 +262,9 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[st
                   split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
                   is_full_absorption=full, is_absorption=None, **stored_absorber(top, [2.0, 1.0], [0.3, 0.1], split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
-    cos = [dict(sae_key=key, latent=latent, letter=letter, decoder_cos=sweep_letter_cos(latent, letter),
-                encoder_cos=sweep_letter_cos(latent, letter) / 2)
-           for latent in range(d_sae) for letter in SWEEP_LETTERS]
+    cos = [dict(sae_key=key, latent=latent, decoder_cos=[round(1000 * sweep_letter_cos(latent, letter)) for letter in LETTERS],
+                encoder_cos=[round(500 * sweep_letter_cos(latent, letter)) for letter in LETTERS])
+           for latent in range(d_sae)]
     return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_folds": fold_rows, "sae_letter_k": k_rows,
             "absorption_words": words, "latent_letter_cos": cos}
 
@@ -330,14 +333,30 @@ def running_text_corpus(path: Path, n_rows: int) -> np.ndarray:
     return rows
 
 
+def numbered(con, table: str, values: dict) -> dict:
+    """A row written by key (sae_key, other_sae_key) as the table stores it: by the SAE's number where the table
+    names SAEs by number (as precompute.database.insert_arrow does)."""
+    stored = {row[0] for row in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                            [table]).fetchall()}
+    row = dict(values)
+    for key_column in [c for c in values if c.endswith("sae_key")]:
+        number = key_column.replace("sae_key", "sae_num")
+        if number in stored and number not in row:
+            row[number] = sae_number(con, row[key_column])
+            if key_column not in stored:
+                del row[key_column]
+    return row
+
+
 def insert_row(con, table: str, values: dict) -> None:
     """One row with `values`; every other NOT NULL column gets a placeholder (0, '', false, [], 2000-01-01), so
     the fake keeps working while the absorption tables change. Column names come from the catalog."""
-    row = dict(values)
+    row = numbered(con, table, values)
     for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
         if name not in row and nullable == "NO":
-            row[name] = ([] if kind.endswith("[]") else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
+            row[name] = ([] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
+                         else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
                          else datetime(2000, 1, 1) if kind.startswith("TIMESTAMP") else 0)
     columns = list(row)
     con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
@@ -380,7 +399,9 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
                 continue
             for table in ("absorption_words", "sae_letter_folds", "sae_letters", "sae_absorption"):
                 if has_table(con, table):
-                    con.execute(f"DELETE FROM {table} WHERE sae_key = ?", [spec.key])  # names from this file
+                    by_key = ("sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+                              if table == "absorption_words" else "sae_key = ?")
+                    con.execute(f"DELETE FROM {table} WHERE {by_key}", [spec.key])  # names from this file
             insert_row(con, "sae_absorption", {"sae_key": spec.key, "probe_run_id": "run", "hook_name": HOOK,
                                                "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
             for letter, (main, split) in fake.letters.items():

@@ -69,8 +69,9 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     assert 0 <= full <= fraction + 0.1 and 0 <= paper <= 1 and n_split >= 1
     letters = demo._rows("SELECT letter, n_probe_true_positives, main_f1 FROM sae_letters WHERE sae_key = ? ORDER BY letter", [key])
     assert [row[0] for row in letters] == list("abcdefghijklmnopqrstuvwxyz")
-    (n_cos,) = demo._rows("SELECT count(*) FROM latent_letter_cos WHERE sae_key = ?", [key])[0]
-    assert n_cos == 4096 * 26
+    (n_cos, n_letters_each) = demo._rows("SELECT count(*), min(len(decoder_cos)) FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)",
+                                         [key])[0]
+    assert (n_cos, n_letters_each) == (4096, 26)
     words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
                                      "WHERE model_name = 'smollm2-135m-embedded' GROUP BY hook_name"))
     hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes")}
@@ -81,8 +82,8 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
 def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):
     counts = demo._rows(
         "SELECT l.latent, l.n_fired, count(c.latent) FILTER (WHERE c.kind = 0) "
-        "FROM latents l LEFT JOIN contexts c USING (sae_key, latent) "
-        "WHERE l.sae_key = ? GROUP BY ALL", ["smollm2-l6-topk-4k-k32"])
+        "FROM latents l LEFT JOIN contexts c USING (sae_num, latent) "
+        "WHERE l.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) GROUP BY ALL", ["smollm2-l6-topk-4k-k32"])
     for latent, n_fired, n_top in counts:
         assert n_top == min(n_fired, 20), f"latent {latent}: {n_top} contexts, fired {n_fired} times"
     assert sum(1 for _, n, _ in counts if n >= 20) > 0.5 * len(counts)
@@ -157,8 +158,8 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
                 SELECT a.sae_key, count(w.token_id),
                        count(w.token_id) FILTER (WHERE w.is_full_absorption OR w.absorption_fraction > 0),
                        (SELECT sum(n_probe_true_positives) FROM sae_letters l WHERE l.sae_key = a.sae_key)
-                FROM sae_absorption a
-                LEFT JOIN absorption_words w ON w.sae_key = a.sae_key AND w.metric = 'projection'
+                FROM sae_absorption a JOIN sae_numbers n ON n.sae_key = a.sae_key
+                LEFT JOIN absorption_words w ON w.sae_num = n.sae_num AND w.metric = 'projection'
                 WHERE a.probe_run_id = ? GROUP BY ALL""", [run_id]):
             # every word the out-of-fold probe gets right is measured; only the absorbed ones keep a row
             # the shipped build (f4bf4e9) stored probe_logit rounded to 3 decimals: a logit in (0, 0.0005) reads 0

@@ -22,8 +22,18 @@ CREATE TABLE sequences (
     PRIMARY KEY (model_name, seq_id)
 );
 
+-- Every SAE ever written to this database, numbered in the order it was first written; a rebuilt SAE keeps its
+-- number. The large tables (a row per latent, context, word or token) name their SAE by this number: an INTEGER's
+-- row-group statistics let a per-SAE lookup skip the other SAEs' rows, where a VARCHAR key's keep only its first
+-- 12 bytes (Gemma Scope's keys share far longer prefixes). Queries bind the key and look the number up here.
+CREATE TABLE sae_numbers (
+    sae_key VARCHAR PRIMARY KEY,
+    sae_num INTEGER NOT NULL UNIQUE
+);
+
 CREATE TABLE saes (
     sae_key            VARCHAR PRIMARY KEY,  -- short URL-safe id, e.g. smollm2-l6-topk-4k-k32
+    sae_num            INTEGER NOT NULL,     -- sae_numbers.sae_num
     model_name         VARCHAR NOT NULL,
     hook_name          VARCHAR NOT NULL,     -- full TransformerLens hook name
     layer              INTEGER,
@@ -48,27 +58,29 @@ CREATE TABLE saes (
     created_at         TIMESTAMP NOT NULL
 );
 
--- One row per latent: firing statistics, histogram, logit lens and decoder neighbours.
+-- One row per latent: firing statistics, histogram, logit lens and decoder neighbours. The per-latent lists
+-- have a fixed length (backend/schema.py: HIST_BINS, N_LOGITS, N_NEIGHBORS), so they are ARRAYs: a LIST would
+-- also store an 8-byte offset per row and value (measured on the demo: the table 4.2 MB as lists, 2.9 MB as arrays).
+-- No PRIMARY KEY: lookups are by (sae_num, latent) on rows sorted so, which zone maps serve without an index.
 CREATE TABLE latents (
-    sae_key        VARCHAR NOT NULL,
+    sae_num        INTEGER NOT NULL,
     latent         INTEGER NOT NULL,
     n_fired        BIGINT NOT NULL,
     density        DOUBLE NOT NULL,      -- fraction of tokens where the latent is > 0
     max_act        REAL NOT NULL,
     mean_act       REAL NOT NULL,        -- mean over tokens where it fired
-    hist_counts    INTEGER[] NOT NULL,   -- hist_bins equal bins over (0, max_act]
-    top_logit_ids     INTEGER[] NOT NULL,  -- decoder direction through W_U, highest first
-    top_logit_values  REAL[] NOT NULL,
-    bottom_logit_ids    INTEGER[] NOT NULL, -- lowest first
-    bottom_logit_values REAL[] NOT NULL,
-    neighbor_ids     INTEGER[] NOT NULL,   -- nearest latents by decoder cosine
-    neighbor_cosines REAL[] NOT NULL,
-    PRIMARY KEY (sae_key, latent)
+    hist_counts    INTEGER[24] NOT NULL,   -- HIST_BINS equal bins over (0, max_act]
+    top_logit_ids     INTEGER[10] NOT NULL,  -- decoder direction through W_U, highest first (N_LOGITS)
+    top_logit_values  REAL[10] NOT NULL,
+    bottom_logit_ids    INTEGER[10] NOT NULL, -- lowest first
+    bottom_logit_values REAL[10] NOT NULL,
+    neighbor_ids     INTEGER[10] NOT NULL,   -- nearest latents by decoder cosine (N_NEIGHBORS); an SAE with
+    neighbor_cosines REAL[10] NOT NULL       -- fewer other latents pads with id -1, cosine NULL
 );
 
 -- Example contexts: references into `sequences` (no copies of text).
 CREATE TABLE contexts (
-    sae_key     VARCHAR NOT NULL,
+    sae_num     INTEGER NOT NULL,
     latent      INTEGER NOT NULL,
     kind        UTINYINT NOT NULL,   -- 0 = top activations, b >= 1 = quantile bin b (1 = lowest)
     rank        USMALLINT NOT NULL,  -- order within (latent, kind)
@@ -81,7 +93,7 @@ CREATE TABLE contexts (
 -- Flat and sorted rather than per-context lists: overlapping windows are stored once and the
 -- columns bit-pack well.
 CREATE TABLE window_acts (
-    sae_key VARCHAR NOT NULL,
+    sae_num INTEGER NOT NULL,
     latent  INTEGER NOT NULL,
     seq_id  INTEGER NOT NULL,
     pos     USMALLINT NOT NULL,
@@ -265,21 +277,23 @@ CREATE TABLE sae_letter_k (
     PRIMARY KEY (sae_key, letter, fold, k)
 );
 
+-- Per latent, its cosines with the 26 letters' (shown) probe directions: element i is letter chr(96 + i), in
+-- thousandths (what the pages show: 3 decimals). One row of two SMALLINT[26] per latent rather than a row per
+-- latent and letter: measured on the demo, 1.2 MB instead of 2.6 MB.
 CREATE TABLE latent_letter_cos (
-    sae_key VARCHAR NOT NULL,
+    sae_num INTEGER NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     latent  INTEGER NOT NULL,
-    letter  VARCHAR NOT NULL,
-    decoder_cos REAL NOT NULL,       -- cosine of the latent's decoder row with the letter's (shown) probe direction,
-    encoder_cos REAL NOT NULL        -- both to 3 decimals (what the pages show; 4 cost 40 % more)
-    -- unique (sae_key, latent, letter); no PRIMARY KEY: its index would outweigh the table
+    decoder_cos SMALLINT[26] NOT NULL,   -- 1000 x cosine of the latent's decoder row with each letter's direction
+    encoder_cos SMALLINT[26] NOT NULL    -- 1000 x cosine of its encoder column
+    -- unique (sae_num, latent), sorted so; no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Per word (probe true positives among measured words, each in its fold): metric = 'projection' (SAEBench; only
 -- words with absorption fraction > 0 or full absorption: a true positive without a row was not absorbed, read
 -- from probe_words) or 'ablation' (the paper's integrated-gradients metric, every sampled candidate).
 CREATE TABLE absorption_words (
-    sae_key  VARCHAR NOT NULL,
+    sae_num  INTEGER NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     metric   VARCHAR NOT NULL,
     letter   VARCHAR NOT NULL,
@@ -297,51 +311,51 @@ CREATE TABLE absorption_words (
     absorber INTEGER,
     absorber_act REAL,               -- its activation on the word
     absorber_score REAL              -- projection z * cos, or attribution
-    -- unique (sae_key, metric, token_id); no PRIMARY KEY: its index would outweigh the table
+    -- unique (sae_num, metric, token_id); no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Cross-SAE matching: for each latent, its best match by decoder cosine in every other SAE at the same
 -- model and hook (feature splitting across widths; is an absorber here a clean letter latent there?).
 CREATE TABLE latent_matches (
-    sae_key       VARCHAR NOT NULL,
+    sae_num       INTEGER NOT NULL,
     latent        INTEGER NOT NULL,
-    other_sae_key VARCHAR NOT NULL,
+    other_sae_num INTEGER NOT NULL,
     other_latent  INTEGER NOT NULL,
     cosine        REAL NOT NULL
-    -- unique (sae_key, latent, other_sae_key); no PRIMARY KEY: its index would outweigh the table
+    -- unique (sae_num, latent, other_sae_num); no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Each token in running text: the dashboard corpus at the positions the dashboards encode. Flat, sorted tables
 -- rather than per-token lists: measured on the demo build, DuckDB stores these lists at about twice the size.
 -- One row per SAE and vocabulary token that occurs.
 CREATE TABLE token_occurrences (
-    sae_key       VARCHAR NOT NULL,
+    sae_num       INTEGER NOT NULL,
     token_id      INTEGER NOT NULL,
     n_occurrences INTEGER NOT NULL
-    -- unique (sae_key, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
+    -- unique (sae_num, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Per occurring token, its top DashboardConfig.n_token_latents latents by mean activation over its occurrences,
 -- plus, for an alphabetic token of an SAE with absorption results, every split latent of its first letter
 -- (sae_letters) that fires on it at least once: a split latent without a row never fires on the token.
 CREATE TABLE token_latents (
-    sae_key   VARCHAR NOT NULL,
+    sae_num   INTEGER NOT NULL,
     token_id  INTEGER NOT NULL,
     latent    INTEGER NOT NULL,
     mean_act  REAL NOT NULL,        -- mean over every occurrence (0 where the latent is silent)
     fire_rate REAL NOT NULL         -- share of the token's occurrences where the latent is > 0
-    -- unique (sae_key, token_id, latent); sorted by (sae_key, token_id, mean_act DESC, latent)
+    -- unique (sae_num, token_id, latent); sorted by (sae_num, token_id, mean_act DESC, latent)
 );
 
 -- The first-letter task in running text: for each alphabetic token (ASCII letters, one optional leading space)
 -- that occurs, how often its first letter's latents fire on it. Only for SAEs with absorption results, written
 -- with their dashboards; the split latents are sae_letters.split_latents, their rates in token_latents.
 CREATE TABLE token_letters (
-    sae_key        VARCHAR NOT NULL,
+    sae_num        INTEGER NOT NULL,
     token_id       INTEGER NOT NULL,
     letter         VARCHAR NOT NULL, -- 'a'..'z'
     main_latent    INTEGER NOT NULL,
     main_fire_rate REAL NOT NULL,    -- share of the token's occurrences where the main latent is > 0
     any_split_fire_rate REAL NOT NULL -- share of occurrences where at least one split latent is > 0
-    -- unique (sae_key, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
+    -- unique (sae_num, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
 );

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
+from backend.schema import COS_SCALE
 from precompute.absorption.prompts import LETTERS
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
@@ -198,14 +199,7 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
                 ks_rows.append({"sae_key": key, "letter": name, "fold": fold.fold, "k": fit.k, "latents": fit.latents,
                                 "weights": float_list(fit.weights), "bias": fit.bias,
                                 "precision": fit.precision, "recall": fit.recall, "f1": fit.f1})
-    d_sae = result.decoder_cos.shape[0]
-    cos = pa.table({
-        "sae_key": [key] * (d_sae * 26),
-        "latent": pa.array(np.repeat(np.arange(d_sae), 26), pa.int32()),
-        "letter": list(LETTERS) * d_sae,
-        "decoder_cos": pa.array(np.round(result.decoder_cos.reshape(-1), COS_DECIMALS), pa.float32()),
-        "encoder_cos": pa.array(np.round(result.encoder_cos.reshape(-1), COS_DECIMALS), pa.float32()),
-    })
+    cos = letter_cos_table(key, result.decoder_cos, result.encoder_cos)
     return {"sae_absorption": pa.Table.from_pylist([summary]), "sae_letters": pa.Table.from_pylist(letters),
             "sae_letter_folds": pa.Table.from_pylist(fold_rows, schema=SAE_LETTER_FOLDS_SCHEMA),
             "sae_letter_k": pa.Table.from_pylist(ks_rows, schema=SAE_LETTER_K_SCHEMA), "latent_letter_cos": cos,
@@ -223,7 +217,14 @@ SAE_LETTER_K_SCHEMA = pa.schema([
     ("precision", pa.float64()), ("recall", pa.float64()), ("f1", pa.float64())])
 
 
-COS_DECIMALS = 3  # latent_letter_cos: what the pages show
+def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
+    """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, 26] -> one row per latent of two SMALLINT[26] in
+    thousandths (what the pages show)."""
+    d_sae = decoder_cos.shape[0]
+    as_thousandths = lambda cos: pa.FixedSizeListArray.from_arrays(  # noqa: E731
+        pa.array(np.round(cos.reshape(-1) * COS_SCALE).astype(np.int16), pa.int16()), 26)
+    return pa.table({"sae_key": [key] * d_sae, "latent": pa.array(np.arange(d_sae), pa.int32()),
+                     "decoder_cos": as_thousandths(decoder_cos), "encoder_cos": as_thousandths(encoder_cos)})
 
 
 def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: np.ndarray,

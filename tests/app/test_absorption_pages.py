@@ -34,10 +34,11 @@ SELECT (SELECT min(word) FROM words WHERE all_train AND length(word) >= 4),
 _FULLY_ABSORBED_WORD = """
 SELECT ltrim(v.token, ' '), w.token_id, w.absorber
 FROM absorption_words w JOIN vocab v ON v.model_name = ? AND v.token_id = w.token_id
-JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
-WHERE w.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption AND l.included AND length(v.token) >= 5
+JOIN sae_numbers n ON n.sae_num = w.sae_num
+JOIN sae_letters l ON l.sae_key = n.sae_key AND l.letter = w.letter
+WHERE n.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption AND l.included AND length(v.token) >= 5
   AND (SELECT count(*) FROM vocab v2 WHERE v2.model_name = ? AND ltrim(v2.token, ' ') = ltrim(v.token, ' ')) = 1
-ORDER BY (SELECT count(*) FROM absorption_words w2 WHERE w2.sae_key = w.sae_key
+ORDER BY (SELECT count(*) FROM absorption_words w2 WHERE w2.sae_num = w.sae_num
           AND w2.absorber = w.absorber AND (w2.is_full_absorption OR w2.is_absorption)),
          w.probe_projection DESC
 LIMIT 1

@@ -36,7 +36,7 @@ def query(db_path, sql, params=()):
 
 def test_planted_latent_top_contexts_are_the_planted_token(built):
     rows, db_path, _ = built
-    contexts = query(db_path, "SELECT seq_id, pos, act FROM contexts WHERE sae_key = 'planted' AND latent = ? AND kind = 0",
+    contexts = query(db_path, "SELECT seq_id, pos, act FROM contexts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ? AND kind = 0",
                      [helpers.PLANTED_LATENT])
     assert len(contexts) == 20
     for seq_id, pos, act in contexts:
@@ -48,7 +48,7 @@ def test_planted_latent_density_matches_token_frequency(built):
     rows, db_path, _ = built
     expected = (rows[:, 1:] == helpers.PLANTED_TOKEN).mean()  # position 0 excluded
     (density, n_fired, max_act), = query(
-        db_path, "SELECT density, n_fired, max_act FROM latents WHERE sae_key = 'planted' AND latent = ?",
+        db_path, "SELECT density, n_fired, max_act FROM latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
         [helpers.PLANTED_LATENT])
     assert density == pytest.approx(expected)
     assert n_fired == (rows[:, 1:] == helpers.PLANTED_TOKEN).sum()
@@ -63,9 +63,9 @@ def test_position_zero_never_appears_in_contexts(built):
 
 def test_window_activations_mark_every_planted_token_in_the_window(built):
     rows, db_path, _ = built
-    contexts = query(db_path, "SELECT seq_id, pos FROM contexts WHERE sae_key = 'planted' AND latent = ?",
+    contexts = query(db_path, "SELECT seq_id, pos FROM contexts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
                      [helpers.PLANTED_LATENT])
-    acts = query(db_path, "SELECT seq_id, pos, level FROM window_acts WHERE sae_key = 'planted' AND latent = ?",
+    acts = query(db_path, "SELECT seq_id, pos, level FROM window_acts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
                  [helpers.PLANTED_LATENT])
     stored = {(seq_id, pos): level for seq_id, pos, level in acts}
     expected: set[tuple[int, int]] = set()
@@ -79,9 +79,9 @@ def test_window_activations_mark_every_planted_token_in_the_window(built):
 
 def test_quantile_contexts_and_histogram(built):
     rows, db_path, _ = built
-    kinds = {k for (k,) in query(db_path, "SELECT DISTINCT kind FROM contexts WHERE sae_key = 'planted'")}
+    kinds = {k for (k,) in query(db_path, "SELECT DISTINCT kind FROM contexts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted')")}
     assert 0 in kinds and kinds - {0}, "top and quantile contexts are both stored"
-    (hist,), = query(db_path, "SELECT hist_counts FROM latents WHERE sae_key = 'planted' AND latent = ?",
+    (hist,), = query(db_path, "SELECT hist_counts FROM latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
                      [helpers.PLANTED_LATENT])
     assert sum(hist) == (rows[:, 1:] == helpers.PLANTED_TOKEN).sum()
     assert hist[-1] == sum(hist), "a constant activation lands in the top bin"
@@ -99,10 +99,11 @@ def test_neighbors_and_logits_have_requested_sizes(built):
     _, db_path, _ = built
     for neighbors, cosines, top, bottom in query(
             db_path, "SELECT neighbor_ids, neighbor_cosines, top_logit_values, bottom_logit_values "
-                     "FROM latents WHERE sae_key = 'planted'"):
-        assert len(neighbors) == 7  # d_sae - 1 < 10: every other latent
-        assert cosines == sorted(cosines, reverse=True)
-        assert top == sorted(top, reverse=True) and bottom == sorted(bottom)
+                     "FROM latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted')"):
+        neighbors, cosines = list(neighbors), list(cosines)  # ARRAY columns come back as tuples
+        assert len(neighbors) == 10 and neighbors[7:] == [-1] * 3  # d_sae - 1 < 10: every other latent, then padding
+        assert cosines[7:] == [None] * 3 and cosines[:7] == sorted(cosines[:7], reverse=True)
+        assert list(top) == sorted(top, reverse=True) and list(bottom) == sorted(bottom)
 
 
 def test_sae_stats_are_recorded(built):

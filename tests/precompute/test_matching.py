@@ -80,16 +80,18 @@ def test_each_latent_is_matched_in_the_other_sae_at_the_hook(sweep_db):
     inverse = np.argsort(PERMUTATION)
     assert [r[1] for r in backward] == inverse.tolist()
     assert all(c == pytest.approx(1.0, abs=1e-3) for *_, c in backward)
-    assert rows(config.db_path, "SELECT count(*) FROM latent_matches WHERE sae_key = other_sae_key")[0][0] == 0
+    assert rows(config.db_path, "SELECT count(*) FROM latent_matches WHERE sae_num = other_sae_num")[0][0] == 0
 
 
 def test_adding_an_sae_matches_only_the_new_pairs_and_force_rematches(sweep_db):
     root, config, planted = sweep_db
     third = permuted_copy(planted, root, "third")
-    before = rows(config.db_path, "SELECT sae_key, other_sae_key, count(*) FROM latent_matches GROUP BY ALL ORDER BY ALL")
+    before = rows(config.db_path, "SELECT a.sae_key, b.sae_key, count(*) FROM latent_matches m JOIN sae_numbers a ON a.sae_num = m.sae_num "
+                  "JOIN sae_numbers b ON b.sae_num = m.other_sae_num GROUP BY ALL ORDER BY ALL")
     run_job([SAESpec(key="third", path=third)], config, model=helpers.tiny_model(),
             tokenizer=helpers.FakeTokenizer(), log=lambda *_: None)
-    pairs = rows(config.db_path, "SELECT sae_key, other_sae_key, count(*) FROM latent_matches GROUP BY ALL ORDER BY ALL")
+    pairs = rows(config.db_path, "SELECT a.sae_key, b.sae_key, count(*) FROM latent_matches m JOIN sae_numbers a ON a.sae_num = m.sae_num "
+                  "JOIN sae_numbers b ON b.sae_num = m.other_sae_num GROUP BY ALL ORDER BY ALL")
     assert set(before) < set(pairs)
     assert {(a, b) for a, b, _ in pairs} == {(a, b) for a in ("planted", "permuted", "third")
                                               for b in ("planted", "permuted", "third") if a != b}

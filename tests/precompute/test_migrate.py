@@ -21,13 +21,88 @@ V7_ONLY_COLUMNS = {
 V7_ONLY_TABLES = ["probe_folds", "sae_letter_folds", "token_latents", "token_letters", "token_occurrences"]
 
 
-ABSORBERS = "SELECT sae_key, metric, token_id, absorber, absorber_act, absorber_score FROM absorption_words ORDER BY ALL"
+ABSORBERS = ("SELECT sae_key, metric, token_id, absorber, absorber_act, absorber_score FROM absorption_words "
+             "JOIN sae_numbers USING (sae_num) ORDER BY ALL")
+
+
+LATENT_LISTS = ("hist_counts", "top_logit_ids", "top_logit_values", "bottom_logit_ids", "bottom_logit_values",
+                "neighbor_ids", "neighbor_cosines")
+LETTER_COSINES = ("SELECT sae_key, latent, letter, decoder_cos, encoder_cos FROM latent_letter_cos "
+                  "ORDER BY sae_key, latent, letter")
+KEYED_MATCHES = ("SELECT a.sae_key, m.latent, b.sae_key, m.other_latent, m.cosine FROM latent_matches m "
+                 "JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num "
+                 "ORDER BY ALL")
+# Rows by SAE key, whatever the SAEs' numbers (a migration numbers them anew)
+KEYED_LATENTS = "SELECT n.sae_key, l.* EXCLUDE (sae_num) FROM latents l JOIN sae_numbers n USING (sae_num) ORDER BY ALL"
+KEYED_COSINES = ("SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM latent_letter_cos c "
+                 "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
+
+
+def as_v8(path) -> None:
+    """The database as schema v8 wrote it: SAEs named by key everywhere (no sae_numbers), the latents' lists as
+    LISTs (a tiny SAE's neighbours unpadded) and a latent_letter_cos row per latent and letter, REAL cosines."""
+    with duckdb.connect(str(path)) as con:
+        numbered = [row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'sae_num' AND table_name <> 'saes' "
+            "AND table_name <> 'sae_numbers'").fetchall()]
+        for table in numbered:
+            other = table == "latent_matches"
+            con.execute(f"""CREATE TABLE keyed AS SELECT n.sae_key, t.* EXCLUDE (sae_num{", other_sae_num" if other else ""})
+                            {", o.sae_key AS other_sae_key" if other else ""}
+                            FROM {table} t JOIN sae_numbers n ON n.sae_num = t.sae_num
+                            {"JOIN sae_numbers o ON o.sae_num = t.other_sae_num" if other else ""}""")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE keyed RENAME TO {table}")
+        con.execute("DROP TABLE sae_numbers")
+        con.execute("ALTER TABLE saes DROP COLUMN sae_num")
+        lists = ", ".join(f"{c}::{'REAL' if 'values' in c or 'cosines' in c else 'INTEGER'}[] AS {c}"
+                          for c in LATENT_LISTS if not c.startswith("neighbor"))
+        con.execute(f"""CREATE TABLE l8 AS SELECT * REPLACE ({lists},
+                            list_filter(neighbor_ids::INTEGER[], lambda x: x >= 0) AS neighbor_ids,
+                            list_filter(neighbor_cosines::REAL[], lambda x: x IS NOT NULL) AS neighbor_cosines)
+                        FROM latents""")
+        con.execute("DROP TABLE latents")
+        con.execute("ALTER TABLE l8 RENAME TO latents")
+        con.execute("""CREATE TABLE c8 AS SELECT sae_key, probe_run_id, latent, chr(96 + i::INTEGER) AS letter,
+                            (decoder_cos[i] / 1000)::REAL AS decoder_cos, (encoder_cos[i] / 1000)::REAL AS encoder_cos
+                        FROM latent_letter_cos, range(1, 27) AS letters(i)""")
+        con.execute("DROP TABLE latent_letter_cos")
+        con.execute("ALTER TABLE c8 RENAME TO latent_letter_cos")
+        con.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+
+
+def test_migrate_from_v8_numbers_the_saes_and_keeps_every_latent_and_letter_cosine(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        latents = con.execute(KEYED_LATENTS).fetchall()
+        cosines = con.execute(KEYED_COSINES).fetchall()
+        matches = con.execute(KEYED_MATCHES).fetchall()
+    as_v8(path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        v8_cosines = con.execute(LETTER_COSINES).fetchall()
+        by_creation = [row[0] for row in con.execute("SELECT sae_key FROM saes ORDER BY created_at, sae_key").fetchall()]
+    assert len(v8_cosines) == 26 * len(cosines)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(KEYED_LATENTS) == latents
+        assert db._rows(KEYED_COSINES) == cosines
+        assert db._rows(KEYED_MATCHES) == matches and matches
+        assert [row[0] for row in db._rows("SELECT sae_key FROM sae_numbers ORDER BY sae_num")] == by_creation
+        assert db._rows("SELECT count(*) FROM saes s JOIN sae_numbers n USING (sae_key, sae_num)")[0][0] == len(by_creation)
+        key, latent, letter, decoder, encoder = v8_cosines[27]  # the second latent's letter 'b'
+        shown = db.latent_letter_cos(key, latent).set_index("letter").loc[letter]
+        assert (shown.decoder_cos, shown.encoder_cos) == pytest.approx((decoder, encoder), abs=5e-4)
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("8",)]
+    finally:
+        db.close()
 
 
 def as_v7(path) -> None:
     """The database as schema v7 wrote it: each word's top latents, activations and scores as lists, from which
     the views took the first latent that is not a split latent. Here every list starts with the word's split
     latents (as a partial absorption's can), so only that rule finds the absorber; cosines carry a 4th decimal."""
+    as_v8(path)
     with duckdb.connect(str(path)) as con:
         con.execute("""
             CREATE TABLE w7 AS
@@ -108,15 +183,14 @@ def test_migrate_from_v7_keeps_each_word_s_absorber_and_rounds_the_cosines(tmp_p
     path = helpers.build_sweep_database(tmp_path)
     with duckdb.connect(str(path), read_only=True) as con:
         absorbers = con.execute(ABSORBERS).fetchall()
-        cosines = con.execute("SELECT decoder_cos, encoder_cos FROM latent_letter_cos ORDER BY ALL").fetchall()
+        cosines = con.execute("SELECT * FROM latent_letter_cos ORDER BY ALL").fetchall()
     assert any(row[3] is not None for row in absorbers)
     as_v7(path)
     assert migrate(path, log=lambda *_: None)
     db = ExplorerDB(path)
     try:
         assert db._rows(ABSORBERS) == absorbers  # the split latents ahead of it in the list are skipped
-        migrated = db._rows("SELECT decoder_cos, encoder_cos FROM latent_letter_cos ORDER BY ALL")
-        assert migrated == cosines
+        assert db._rows("SELECT * FROM latent_letter_cos ORDER BY ALL") == cosines  # the 4th decimal dropped
         assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("7",)]
     finally:
         db.close()

@@ -63,7 +63,11 @@ def table_rows(path: Path) -> dict[str, list[tuple]]:
             columns = [c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
                                                  "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()
                        if c not in VOLATILE]
-            rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()  # names from the catalog
+            # an SAE's number depends on the order it was written in: compared by its key
+            values = [f"(SELECT sae_key FROM sae_numbers n WHERE n.sae_num = t.{c})"
+                      if c.endswith("sae_num") and table != "sae_numbers" else c for c in columns
+                      if not (table == "sae_numbers" and c == "sae_num")]
+            rows = con.execute(f"SELECT {', '.join(values)} FROM {table} t").fetchall()  # names from the catalog
             out[table] = sorted(rows, key=repr)
         return out
     finally:

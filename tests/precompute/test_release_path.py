@@ -112,9 +112,9 @@ def test_both_hooks_are_built(con):
 
 
 def test_dashboards_cover_every_latent(con, cache):
-    assert con.execute("SELECT count(*), count(DISTINCT latent), max(latent) FROM latents WHERE sae_key = ?",
+    assert con.execute("SELECT count(*), count(DISTINCT latent), max(latent) FROM latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)",
                        [SAE_KEY]).fetchone() == (rf.D_SAE, rf.D_SAE, rf.D_SAE - 1)
-    n_contexts, n_latents = con.execute("SELECT count(*), count(DISTINCT latent) FROM contexts WHERE sae_key = ?",
+    n_contexts, n_latents = con.execute("SELECT count(*), count(DISTINCT latent) FROM contexts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)",
                                         [SAE_KEY]).fetchone()
     assert n_contexts > 0 and n_latents > 26
     assert con.execute("SELECT count(*) FROM vocab WHERE model_name = 'gpt2-small'").fetchone()[0] == cache.vocab_size

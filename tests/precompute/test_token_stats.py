@@ -138,9 +138,9 @@ def test_planted_latent_tops_its_token_with_fire_rate_one(built):
     db = root / "explorer.duckdb"
     expected = int((rows[:, 1:] == SNAKE).sum())
     assert expected > 0
-    assert query(db, "SELECT n_occurrences FROM token_occurrences WHERE sae_key = 'unmeasured' AND token_id = ?",
+    assert query(db, "SELECT n_occurrences FROM token_occurrences WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured') AND token_id = ?",
                  [SNAKE]) == [(expected,)]
-    top = query(db, "SELECT latent, mean_act, fire_rate FROM token_latents WHERE sae_key = 'unmeasured' "
+    top = query(db, "SELECT latent, mean_act, fire_rate FROM token_latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured') "
                     "AND token_id = ?", [SNAKE])
     assert top[0] == (PLANTED, pytest.approx(5.0, abs=0.05), 1.0)
     assert len(top) <= 3 and [t[1] for t in top] == sorted((t[1] for t in top), reverse=True)
@@ -149,13 +149,13 @@ def test_planted_latent_tops_its_token_with_fire_rate_one(built):
 def test_every_occurring_token_is_counted_and_the_planted_latent_fires_on_no_other(built):
     root, rows, _, _ = built
     db = root / "explorer.duckdb"
-    counted = query(db, "SELECT token_id, n_occurrences FROM token_occurrences WHERE sae_key = 'measured'")
+    counted = query(db, "SELECT token_id, n_occurrences FROM token_occurrences WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')")
     ids, n = np.unique(rows[:, 1:], return_counts=True)
     assert counted == list(zip(ids.tolist(), n.tolist()))  # sorted by token id
     (n_tokens,), = query(db, "SELECT n_tokens FROM saes WHERE sae_key = 'measured'")
     assert sum(c for _, c in counted) == n_tokens
     assert query(db, "SELECT count(*) FROM token_latents WHERE token_id <> ? AND latent = ?", [SNAKE, PLANTED]) == [(0,)]
-    per_token = query(db, "SELECT max(n) FROM (SELECT count(*) AS n FROM token_latents WHERE sae_key = 'unmeasured' "
+    per_token = query(db, "SELECT max(n) FROM (SELECT count(*) AS n FROM token_latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured') "
                           "GROUP BY token_id)")
     assert per_token == [(3,)]  # n_token_latents = 3 (the random latents fire on every token here)
 
@@ -171,16 +171,16 @@ def test_token_letters_give_the_rates_of_the_letters_latents(built):
     assert found[SUN] == found[SKIN] == ("s", PLANTED, 0.0, 0.0)
     assert found[TEA] == ("t", DEAD, 0.0, 0.0)
     # The split latents' own rates are in token_latents (the dead split latent never fires: no row).
-    rates = query(db, "SELECT latent, fire_rate FROM token_latents WHERE sae_key = 'measured' AND token_id = ?", [SNAKE])
+    rates = query(db, "SELECT latent, fire_rate FROM token_latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured') AND token_id = ?", [SNAKE])
     assert (PLANTED, 1.0) in rates and DEAD not in [lat for lat, _ in rates]
 
 
 def test_an_sae_without_absorption_results_has_no_token_letters(built):
     root, _, _, _ = built
     db = root / "explorer.duckdb"
-    assert query(db, "SELECT count(*) FROM token_letters WHERE sae_key = 'unmeasured'") == [(0,)]
-    assert query(db, "SELECT count(*) FROM token_latents WHERE sae_key = 'unmeasured'")[0][0] > 0
-    assert query(db, "SELECT count(*) FROM token_occurrences WHERE sae_key = 'unmeasured'")[0][0] > 0
+    assert query(db, "SELECT count(*) FROM token_letters WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured')") == [(0,)]
+    assert query(db, "SELECT count(*) FROM token_latents WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured')")[0][0] > 0
+    assert query(db, "SELECT count(*) FROM token_occurrences WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'unmeasured')")[0][0] > 0
 
 
 def test_absorption_after_a_dashboards_only_build_recomputes_the_dashboards_once(tmp_path, monkeypatch):
@@ -191,7 +191,7 @@ def test_absorption_after_a_dashboards_only_build_recomputes_the_dashboards_once
     messages = build(tmp_path, monkeypatch, calls)
     assert any(m.startswith("recompute measured: its absorption results are newer") for m in messages)
     assert any(m.startswith("skip unmeasured") for m in messages)
-    assert query(db, "SELECT count(*) FROM token_letters WHERE sae_key = 'measured'")[0][0] > 0
+    assert query(db, "SELECT count(*) FROM token_letters WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')")[0][0] > 0
     again = build(tmp_path, monkeypatch, calls)
     assert not any(" tokens, pass " in m for m in again)  # nothing is recomputed the third time
 

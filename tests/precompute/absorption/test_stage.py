@@ -61,7 +61,7 @@ def test_every_absorption_table_is_filled(built):
     assert count(con, "SELECT count(*) FROM letter_probes") == 26
     assert count(con, "SELECT count(*) FROM sae_letters WHERE sae_key = 'first'") == 26
     assert count(con, "SELECT count(*) FROM sae_letter_k WHERE sae_key = 'first'") >= 26
-    assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE sae_key = 'first'") == 4096 * 26
+    assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'first')") == 4096  # 26 cosines each
     projection_rows = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection'")
     absorbed = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection' "
                           "AND (is_full_absorption OR absorption_fraction > 0)")
@@ -83,14 +83,14 @@ def test_a_true_positive_without_a_row_reads_as_not_absorbed(built):
     token_id, model = db._rows("""
         SELECT pw.token_id, pw.model_name FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
         WHERE a.sae_key = 'first' AND pw.probe_logit > 0 AND pw.token_id NOT IN
-              (SELECT token_id FROM absorption_words WHERE sae_key = 'first' AND metric = 'projection')
+              (SELECT token_id FROM absorption_words WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'first') AND metric = 'projection')
         LIMIT 1""")[0]
     frame = db.token_absorption(model, token_id)
     row = frame[(frame["sae_key"] == "first") & (frame["metric"] == "projection")]
     assert len(row) == 1
     assert row["absorption_fraction"].iloc[0] == 0 and not row["is_full_absorption"].iloc[0]
     assert row["split_acts"].isna().iloc[0] and row["fold"].iloc[0] >= 0
-    stored = db._rows("SELECT token_id FROM absorption_words WHERE sae_key = 'first' AND metric = 'projection' LIMIT 1")[0][0]
+    stored = db._rows("SELECT token_id FROM absorption_words WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'first') AND metric = 'projection' LIMIT 1")[0][0]
     absorbed = db.token_absorption(model, stored)
     assert (absorbed[(absorbed["sae_key"] == "first")]["metric"] == "projection").sum() == 1  # no duplicate
 
@@ -158,7 +158,8 @@ def test_a_build_with_another_config_adds_a_probe_run_and_keeps_the_old_one(buil
     assert words == {first: 1300, third: 900}
     assert count(con, "SELECT count(*) FROM letter_probes WHERE probe_run_id = ?", [first]) == 26
     for table in ("sae_letters", "sae_letter_k", "latent_letter_cos", "absorption_words"):  # every per-SAE row names it
-        assert dict(con.execute(f"SELECT sae_key, probe_run_id FROM {table} GROUP BY ALL").fetchall()) == \
+        keyed = f"{table} JOIN sae_numbers USING (sae_num)" if table in ("latent_letter_cos", "absorption_words") else table
+        assert dict(con.execute(f"SELECT sae_key, probe_run_id FROM {keyed} GROUP BY ALL").fetchall()) == \
             {"first": first, "third": third}
     con.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"
 REQUIRED_META_KEYS = ("schema_version", "code_version", "created_at", "models")

@@ -24,7 +24,12 @@ META_VALUE = "SELECT value FROM meta WHERE key = ?"
 DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_copy's attached copy
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
+DELETE_LATENT_SCORES = "DELETE FROM latent_scores WHERE sae_key = ?"
+DELETE_SCORE_VALIDATION = "DELETE FROM score_validation WHERE sae_key = ?"
+# Probe-free scores derive from the dashboards' density, their validation from both: each goes with its source.
 DELETE_SAE_ROWS = {
+    "score_validation": DELETE_SCORE_VALIDATION,
+    "latent_scores": DELETE_LATENT_SCORES,
     "token_letters": "DELETE FROM token_letters WHERE sae_key = ?",
     "token_latents": "DELETE FROM token_latents WHERE sae_key = ?",
     "token_occurrences": "DELETE FROM token_occurrences WHERE sae_key = ?",
@@ -50,7 +55,7 @@ DELETE_MATCHES = "DELETE FROM latent_matches WHERE sae_key = ? OR other_sae_key 
 ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
     table: f"DELETE FROM {table} WHERE sae_key = ?"
-    for table in ("absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letter_folds", "sae_letters",
+    for table in ("score_validation", "absorption_words", "latent_letter_cos", "sae_letter_k", "sae_letter_folds", "sae_letters",
                   "sae_absorption")
 }
 DELETE_PROBE_RUN_ROWS = {

@@ -18,7 +18,8 @@ SCORE_HELP = {
     "parent": "The largest cosine between the latent's decoder direction and a denser latent's: how much of a more "
               "general latent's direction it carries (a parent–child decomposition).",
 }
-LABEL_TITLES = {"full": "full absorbers (projection metric)", "paper": "absorbers (the paper's ablation metric)"}
+LABEL_TITLES = {"full": "full absorbers (projection metric, ≥ {min_words} fully absorbed words each)",
+                "paper": "absorbers (the paper's ablation metric)"}
 LABEL_PREFERENCE = ("full", "paper")  # the headline measurement: full absorbers where there are enough to rank
 
 
@@ -74,6 +75,10 @@ def headline(validations: list[ScoreValidation], score: str) -> ScoreValidation 
     return next((rows[labels] for labels in LABEL_PREFERENCE if labels in rows), None)
 
 
+def label_title(measured: ScoreValidation) -> str:
+    return LABEL_TITLES[measured.labels].format(min_words=measured.min_words)
+
+
 def order_verdict(measured: ScoreValidation, baseline: ScoreValidation | None) -> str:
     """The whole ranking (AUC): better than chance, and than density alone (its AUC interval above density's AUC)?"""
     if measured.auc.high < 0.5:
@@ -99,11 +104,11 @@ def top_verdict(measured: ScoreValidation) -> str:
 
 
 def verdict(measured: ScoreValidation, baseline: ScoreValidation | None) -> str:
-    """In words, for this SAE: the whole order against chance and density, and the head of the list."""
+    """One sentence, for this SAE: the whole order against chance and density, and the head of the list."""
     if measured.auc is None:
-        return (f"not measured: this SAE has {measured.n_absorbers} probe-found {LABEL_TITLES[measured.labels]}, "
-                "too few to rank")
-    return f"{order_verdict(measured, baseline)}; {top_verdict(measured)}"
+        return (f"Not measured in this SAE: it has {measured.n_absorbers} probe-found {label_title(measured)}, "
+                "too few to rank.")
+    return f"In this SAE the score is {order_verdict(measured, baseline)}; {top_verdict(measured)}."
 
 
 def summary(measured: ScoreValidation) -> str:
@@ -112,7 +117,7 @@ def summary(measured: ScoreValidation) -> str:
         return f"{measured.n_absorbers} absorbers among {measured.n_latents:,} alive latents: too few to rank"
     return (f"AUC {measured.auc} · precision {measured.precision} and recall {measured.recall} in the top "
             f"{measured.top_share:.0%} ({measured.n_top} latents; base rate {measured.base_rate:.2f}) — against "
-            f"{measured.n_absorbers} {LABEL_TITLES[measured.labels]}")
+            f"{measured.n_absorbers} {label_title(measured)}")
 
 
 def sort_label(score: str, measured: ScoreValidation | None) -> str:

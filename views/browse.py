@@ -73,8 +73,7 @@ def explain_score_sort(name: str) -> None:
                    "as unvalidated suspects.")
         return
     baseline = scores.headline(validations, "density")
-    st.caption(f"Measured on this SAE: {scores.summary(measured)}. The score is "
-               f"{scores.verdict(measured, baseline)}.")
+    st.caption(f"Measured on this SAE: {scores.summary(measured)}. {scores.verdict(measured, baseline)}")
 
 
 def require_scores(name: str) -> None:

@@ -271,7 +271,7 @@ def score_line(name: str, value: float, rank: int, n_alive: int) -> str:
     line = f"- **{scores.SCORE_TITLES[name]}** {value:.3f} — rank {rank:,} of {n_alive:,} alive latents"
     if measured is None:
         return line + " (not validated: this SAE has no probe-based absorption results)"
-    line += f"\n    - in this SAE the score is {scores.verdict(measured, scores.headline(validations, 'density'))}"
+    line += f"\n    - {scores.verdict(measured, scores.headline(validations, 'density'))}"
     return line if measured.auc is None else line + f"\n    - {scores.summary(measured)}"
 
 

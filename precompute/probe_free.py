@@ -87,12 +87,13 @@ class ValidationRow:
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(x.detach().float().cpu(), dim=-1)
+    """Rows scaled to unit norm, float32, on the weights' own device (a GPU build scores on the GPU)."""
+    return torch.nn.functional.normalize(x.detach().float(), dim=-1)
 
 
 def enc_dec_scores(W_enc: torch.Tensor, W_dec: torch.Tensor) -> np.ndarray:
     """W_enc [d_in, d_sae], W_dec [d_sae, d_in] -> 1 - cos(encoder column, decoder row), [d_sae]."""
-    return (1 - (unit_rows(W_enc.T) * unit_rows(W_dec)).sum(dim=1)).numpy()
+    return (1 - (unit_rows(W_enc.T) * unit_rows(W_dec)).sum(dim=1)).cpu().numpy()
 
 
 def block_rows(d_sae: int) -> int:
@@ -104,16 +105,16 @@ def parent_scores(W_dec: torch.Tensor, density: np.ndarray) -> tuple[np.ndarray,
     """Per latent, the largest decoder cosine with a strictly denser latent (clipped at 0) and that latent (-1 when
     none is denser). In blocks of rows: never a [d_sae, d_sae] matrix."""
     dec = unit_rows(W_dec)
-    dens = torch.as_tensor(np.asarray(density, dtype=np.float64))
+    dens = torch.as_tensor(np.asarray(density, dtype=np.float64), device=dec.device)
     score, parent = np.zeros(len(dec), np.float32), np.full(len(dec), -1, np.int64)
     step = block_rows(len(dec))
     for start in range(0, len(dec), step):
         cos = dec[start:start + step] @ dec.T  # [block, d_sae]
         denser = dens[None, :] > dens[start:start + step, None]
-        best = torch.where(denser, cos, torch.tensor(-2.0)).max(dim=1)
-        found = denser.any(dim=1).numpy()
-        score[start:start + step] = np.where(found, best.values.clamp(min=0).numpy(), 0.0)
-        parent[start:start + step] = np.where(found, best.indices.numpy(), -1)
+        best = torch.where(denser, cos, torch.tensor(-2.0, device=dec.device)).max(dim=1)
+        found = denser.any(dim=1).cpu().numpy()
+        score[start:start + step] = np.where(found, best.values.clamp(min=0).cpu().numpy(), 0.0)
+        parent[start:start + step] = np.where(found, best.indices.cpu().numpy(), -1)
     return score, parent
 
 

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from backend import queries as q
+from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
 from backend.schema import ACTIVATION_LEVELS, REQUIRED_META_KEYS, SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -186,8 +187,32 @@ class ExplorerDB:
     def browse(self, sae_key: str, sort: str, min_density: float, max_density: float, limit: int, offset: int) -> pd.DataFrame:
         return self._frame(q.BROWSE_LATENTS[sort], [sae_key, min_density, max_density, limit, offset])
 
-    def count_browse(self, sae_key: str, min_density: float, max_density: float) -> int:
-        return self._rows(q.COUNT_BROWSE, [sae_key, min_density, max_density])[0][0]
+    def count_browse(self, sae_key: str, min_density: float, max_density: float, sort: str | None = None) -> int:
+        """Latents a Browse listing pages through: every latent, or the alive scored ones for a score sort."""
+        sql = q.COUNT_BROWSE_BY_SCORE if sort in SCORE_SORTS else q.COUNT_BROWSE
+        return self._rows(sql, [sae_key, min_density, max_density])[0][0]
+
+    # --- probe-free absorption scores ------------------------------------------------------------
+    def scored_sae_keys(self) -> list[str]:
+        """SAEs with probe-free scores (the build could load their weights)."""
+        return [row[0] for row in self._rows(q.SCORED_SAES)]
+
+    def latent_scores(self, sae_key: str, latent: int) -> LatentScores | None:
+        rows = self._rows(q.LATENT_SCORES, [sae_key, sae_key, latent])
+        if not rows:
+            return None
+        enc_dec, parent, parent_latent, alive, enc_rank, parent_rank, density_rank, n_alive = rows[0]
+        return LatentScores(float(enc_dec), float(parent), None if parent_latent is None else int(parent_latent),
+                            bool(alive), int(enc_rank), int(parent_rank), int(density_rank), int(n_alive))
+
+    def score_validation(self, sae_key: str) -> list[ScoreValidation]:
+        """How each score ranked this SAE's probe-found absorbers ([] without absorption results)."""
+        return [validation_from_row(plain_row(row)) for row in
+                self._frame(q.SCORE_VALIDATION, [sae_key]).to_dict("records")]
+
+    def scores_of(self, sae_key: str, latents: Sequence[int]) -> pd.DataFrame:
+        """(latent, enc_dec_score, parent_score) of these latents."""
+        return self._frame(q.LATENT_SCORES_OF, [sae_key, [int(x) for x in latents]])
 
     def latents_by_top_context_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
         """The search for databases without the running-text index: top contexts peaking on the token."""
@@ -360,6 +385,20 @@ class ExplorerDB:
             split=self._frame(q.LATENT_SPLIT_LETTERS, [latent, sae_key, latent]),
             absorbed=self._frame(q.LATENT_ABSORBED_WORDS, [sae_key, latent]),
         )
+
+
+@dataclass(frozen=True)
+class LatentScores:
+    """A latent's probe-free absorption scores and their ranks (1 = most suspect) among its SAE's alive latents."""
+
+    enc_dec: float
+    parent: float
+    parent_latent: int | None  # the denser latent whose decoder direction it carries most; None: none is denser
+    alive: bool  # fired on the dashboard corpus (a dead latent is not ranked)
+    enc_dec_rank: int
+    parent_rank: int
+    density_rank: int
+    n_alive: int
 
 
 @dataclass(frozen=True)

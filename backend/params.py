@@ -11,6 +11,8 @@ SORTS = {
     "density_asc": "density (low to high)",
     "max_act_desc": "max activation",
     "latent": "latent id",
+    "enc_dec": "encoder–decoder divergence (probe-free absorption suspect)",
+    "parent": "denser-parent cosine (probe-free absorption suspect)",
 }
 SEARCH_IN = {"contexts": "top contexts", "logits": "top logits"}
 

@@ -67,6 +67,39 @@ BROWSE_LATENTS = {
     "latent": _BROWSE_BASE + " ORDER BY latent LIMIT ? OFFSET ?",
 }
 COUNT_BROWSE = f"SELECT count(*) FROM latents WHERE sae_num = {NUM} AND density >= ? AND density <= ?"
+# Browse by a probe-free absorption score: alive latents only (a latent that never fired absorbs nothing).
+_BROWSE_BY_SCORE = f"""
+SELECT l.latent, s.enc_dec_score, s.parent_score, s.parent_latent, l.density, l.max_act, l.mean_act, l.n_fired
+FROM latents l JOIN latent_scores s ON s.sae_num = l.sae_num AND s.latent = l.latent
+WHERE l.sae_num = {NUM} AND l.n_fired > 0 AND l.density >= ? AND l.density <= ?
+"""
+BROWSE_LATENTS["enc_dec"] = _BROWSE_BY_SCORE + " ORDER BY s.enc_dec_score DESC, l.latent LIMIT ? OFFSET ?"
+BROWSE_LATENTS["parent"] = _BROWSE_BY_SCORE + " ORDER BY s.parent_score DESC, l.latent LIMIT ? OFFSET ?"
+COUNT_BROWSE_BY_SCORE = f"""
+SELECT count(*) FROM latents l JOIN latent_scores s ON s.sae_num = l.sae_num AND s.latent = l.latent
+WHERE l.sae_num = {NUM} AND l.n_fired > 0 AND l.density >= ? AND l.density <= ?
+"""
+# One latent's scores with their rank (1 = most suspect) among the SAE's alive latents.
+LATENT_SCORES = f"""
+WITH alive AS (
+    SELECT s.enc_dec_score, s.parent_score, l.density FROM latent_scores s
+    JOIN latents l ON l.sae_num = s.sae_num AND l.latent = s.latent
+    WHERE s.sae_num = {NUM} AND l.n_fired > 0)
+SELECT s.enc_dec_score, s.parent_score, s.parent_latent, l.n_fired > 0 AS alive,
+       1 + (SELECT count(*) FROM alive a WHERE a.enc_dec_score > s.enc_dec_score) AS enc_dec_rank,
+       1 + (SELECT count(*) FROM alive a WHERE a.parent_score > s.parent_score) AS parent_rank,
+       1 + (SELECT count(*) FROM alive a WHERE a.density > l.density) AS density_rank,
+       (SELECT count(*) FROM alive) AS n_alive
+FROM latent_scores s JOIN latents l ON l.sae_num = s.sae_num AND l.latent = s.latent
+WHERE s.sae_num = {NUM} AND s.latent = ?
+"""
+SCORE_VALIDATION = "SELECT * FROM score_validation WHERE sae_key = ? ORDER BY labels, score"
+SCORED_SAES = """
+SELECT n.sae_key FROM (SELECT DISTINCT sae_num FROM latent_scores) s JOIN sae_numbers n USING (sae_num) ORDER BY 1
+"""
+LATENT_SCORES_OF = f"""
+SELECT latent, enc_dec_score, parent_score FROM latent_scores WHERE sae_num = {NUM} AND latent IN (SELECT unnest(?::INTEGER[]))
+"""
 
 # Without the running-text index (a database migrated from v6): latents whose top contexts peak on a token
 # spelled like the query (case and surrounding spaces ignored).

@@ -30,7 +30,12 @@ NEW_SAE_NUMBER = "INSERT INTO sae_numbers SELECT ?, coalesce(max(sae_num), 0) + 
 # The large tables name an SAE by its number (sae_numbers): a bound key is looked up by this subquery, which
 # DuckDB pushes into the scan as a filter on sae_num (row groups of other SAEs are skipped).
 NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+DELETE_LATENT_SCORES = f"DELETE FROM latent_scores WHERE sae_num = {NUM}"
+DELETE_SCORE_VALIDATION = "DELETE FROM score_validation WHERE sae_key = ?"
+# Probe-free scores derive from the dashboards' density, their validation from both: each goes with its source.
 DELETE_SAE_ROWS = {
+    "score_validation": DELETE_SCORE_VALIDATION,
+    "latent_scores": DELETE_LATENT_SCORES,
     "token_letters": f"DELETE FROM token_letters WHERE sae_num = {NUM}",
     "token_latents": f"DELETE FROM token_latents WHERE sae_num = {NUM}",
     "token_occurrences": f"DELETE FROM token_occurrences WHERE sae_num = {NUM}",
@@ -59,7 +64,7 @@ ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
 DELETE_ABSORPTION_ROWS = {
     **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ("absorption_words", "latent_letter_cos")},
     **{table: f"DELETE FROM {table} WHERE sae_key = ?"
-       for table in ("sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")},
+       for table in ("score_validation", "sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")},
 }
 DELETE_PROBE_RUN_ROWS = {
     table: f"DELETE FROM {table} WHERE probe_run_id = ?"

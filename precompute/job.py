@@ -380,5 +380,8 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
 
         crash_point("before-matching")
         run_matching_stage(con, device=config.device, log=log)
+        from precompute.probe_free import run_scores_stage
+
+        run_scores_stage(con, device=config.device, log=log)
         db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
     return timings

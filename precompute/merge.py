@@ -40,6 +40,9 @@ def merge(target: Path, other: Path, log=print) -> list[str]:
         from precompute.matching import run_matching_stage
 
         run_matching_stage(con, log=log)
+        from precompute.probe_free import run_scores_stage
+
+        run_scores_stage(con, log=log)  # only SAEs the other database lacked scores for (rows are copied)
         merge_models_meta(con, other)
     log(f"merged {len(keys)} SAE(s) from {other} into {target}: {', '.join(keys) or 'none'}")
     return keys

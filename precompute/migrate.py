@@ -1,8 +1,10 @@
 """Upgrading a database written at an older schema version, instead of rebuilding it: a fresh database with
 this version's DDL is filled from the old one (crash-safe: the same work-copy-and-rename as a build), every
 column it shares copied (or rewritten where this version stores it differently), new columns given the value that states what the old build did, new tables derived
-where the old rows determine them. Tables that need a model pass (running-text token statistics) stay empty:
-the pages say so, and `build --force` fills them.
+where the old rows determine them, and the probe-free absorption scores computed from the SAEs' weights (local
+folders at `saes.path`, relative to the working directory or the repository; releases through sae-lens; an SAE
+that cannot be loaded is left unscored and the pages say so). Tables that need a model pass (running-text token
+statistics) stay empty: the pages say so, and `build --force` fills them.
 
     python -m precompute migrate --db assets/demo.duckdb
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from backend.schema import COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from precompute.probe_free import run_scores_stage
 from precompute.database import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database, catalog_tables,
                                  current_catalog, table_columns)
 
@@ -92,7 +95,10 @@ V6_DERIVED["absorption_words"] = absorber_rows(
 V7_DERIVED: dict[str, str] = {"absorption_words": absorber_rows(
     "LEFT JOIN old.sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold"
 ).format(fold="w.fold"), **V9_DERIVED}
+# Schema v9 also adds the probe-free absorption scores (latent_scores, score_validation): no old rows determine them,
+# so every migration computes them from the SAEs' weights after copying (precompute/probe_free.py).
 MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED)}
+COMPUTED_TABLES = ("latent_scores", "score_validation")
 
 def renumbered(column: str, old_columns: set[str]) -> str | None:
     """sae_num (other_sae_num) of a table whose old rows name the SAE by key (other_sae_key)."""
@@ -123,9 +129,11 @@ def migrate(path: Path, log=print) -> bool:
         with atomic_database(path, start_from_existing=False, log=log) as con:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
             copy_tables(con, defaults, derived, log)
+            run_scores_stage(con, log=log)
             con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
-            con.execute("INSERT INTO meta SELECT key, value FROM old.meta WHERE key NOT IN ('schema_version', 'migrated_from', ?)",
-                        [BUILD_BASE_KEY])
+            # a database migrated before says so in its own migrated_from: this migration's replaces it
+            con.execute("INSERT INTO meta SELECT key, value FROM old.meta "
+                        "WHERE key NOT IN ('schema_version', 'migrated_from', ?)", [BUILD_BASE_KEY])
             con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
             con.execute("DETACH old")
     finally:
@@ -144,6 +152,8 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
             continue
         if table in derived:
             con.execute(derived[table])
+        elif table in COMPUTED_TABLES and table not in old_tables:
+            continue  # filled from the SAEs' weights once every table is copied
         elif table in old_tables:
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)

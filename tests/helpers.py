@@ -310,6 +310,9 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():
             _insert(con, table, rows)
+        from precompute.probe_free import run_scores_stage
+
+        run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
 
 
@@ -449,3 +452,62 @@ def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, c
     run_job([SAESpec(key=key, path=folder) for key in keys], config, model=tiny_model(), tokenizer=WordTokenizer(),
             log=log or (lambda *_: None))
     return config.db_path
+
+
+# --- probe-free absorption scores: an SAE with planted suspects -------------------------------------------------
+SUSPECT_D_SAE = 16
+SUSPECT_ENC_DEC = 9  # its decoder points against its encoder: enc_dec score 2, the largest possible
+SUSPECT_CHILD = PLANTED_LATENT  # its decoder is mostly PARENT's: the top parent score, with PARENT named
+SUSPECT_PARENT = 1  # fires on every token (large bias): the densest latent
+SUSPECT_ABSORBERS = (SUSPECT_ENC_DEC, SUSPECT_CHILD, 0, 2, 4, 6)  # the planted absorbers of 3 full words each
+
+
+def suspect_sae_folder(root: Path, name: str = "suspect-sae") -> Path:
+    """planted_sae_folder at SUSPECT_D_SAE latents with every decoder row along its encoder column (enc_dec
+    score 0), except SUSPECT_ENC_DEC (decoder = -encoder) and SUSPECT_CHILD (decoder = PARENT's direction plus a
+    little of its own planted one), and SUSPECT_PARENT always on."""
+    from sae_lens import SAE
+
+    folder = planted_sae_folder(root, SUSPECT_D_SAE, seed=7, name=name)
+    sae = SAE.load_from_disk(str(folder), device="cpu")
+    with torch.no_grad():
+        sae.b_enc[SUSPECT_PARENT] = 10.0
+        enc = torch.nn.functional.normalize(sae.W_enc.T.clone(), dim=-1)
+        enc[DEAD_LATENT] = torch.nn.functional.normalize(torch.randn(D_MODEL), dim=-1)  # its encoder is zero
+        dec = enc.clone()
+        dec[SUSPECT_ENC_DEC] = -enc[SUSPECT_ENC_DEC]
+        dec[SUSPECT_CHILD] = torch.nn.functional.normalize(enc[SUSPECT_PARENT] + 0.2 * enc[SUSPECT_CHILD], dim=0)
+        sae.W_dec.copy_(dec)
+    sae.save_model(str(folder))
+    return folder
+
+
+def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
+    """The suspect SAE through the real build (dashboards, then the probe-free scores), then synthetic absorption
+    results naming SUSPECT_ABSORBERS as full absorbers, validated by the scores stage as a build would."""
+    import duckdb
+
+    from precompute.dashboards import DashboardConfig
+    from precompute.job import JobConfig, run_job
+    from precompute.probe_free import run_scores_stage
+    from precompute.sae_loading import SAESpec
+
+    corpus = root / "corpus.parquet"
+    random_corpus(corpus, n_rows)
+    db_path = root / "suspect.duckdb"
+    config = JobConfig(model_name="tiny", corpus_path=corpus, corpus_rows=(0, n_rows), db_path=db_path,
+                       dashboard=DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1),
+                       absorption=None)
+    run_job([SAESpec(key="suspect", path=suspect_sae_folder(root))], config, model=tiny_model(),
+            tokenizer=FakeTokenizer(), log=lambda *_: None)
+    with duckdb.connect(str(db_path)) as con:
+        insert_row(con, "sae_absorption", {"sae_key": "suspect", "probe_run_id": "run", "hook_name": HOOK})
+        for i, latent in enumerate(SUSPECT_ABSORBERS):
+            for word in range(3):
+                insert_row(con, "absorption_words", {
+                    "sae_key": "suspect", "probe_run_id": "run", "metric": "projection", "letter": "t",
+                    "token_id": 3 * i + word, "probe_projection": 2.0, "split_acts": [0.0],
+                    "absorption_fraction": 0.9, "is_full_absorption": True, "absorber": latent,
+                    "absorber_act": 1.0, "absorber_score": 0.5})
+        run_scores_stage(con, log=lambda *_: None)
+    return db_path

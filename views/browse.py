@@ -1,5 +1,5 @@
 """Browse: find latents by id, by a token in running text (the latents that fire most on it) or in their top
-logits; sort by density/max."""
+logits; sort by density/max, or by a probe-free absorption score labelled with its measured precision."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from backend import scores
 from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
 from views import common
 
@@ -50,8 +51,38 @@ top[0].text_input("token", value=query, key="browse_q", on_change=set_param, arg
                   placeholder="e.g. snake, the, ing", help="Exact token text (case-insensitive, surrounding spaces ignored).")
 top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_LABELS.get,
              key="browse_in", on_change=set_param, args=("in", "browse_in"), horizontal=True)
-top[2].selectbox("sort by", list(SORTS), index=list(SORTS).index(sort), format_func=SORTS.get,
+validations = db.score_validation(sae["sae_key"])
+scored = sae["sae_key"] in db.scored_sae_keys()
+
+
+def sort_label(name: str) -> str:
+    """Score sorts carry the score's measured precision in this SAE."""
+    return scores.sort_label(name, scores.headline(validations, name)) if name in scores.SCORE_SORTS else SORTS[name]
+
+
+top[2].selectbox("sort by", list(SORTS), index=list(SORTS).index(sort), format_func=sort_label,
                  key="browse_sort", on_change=set_param, args=("sort", "browse_sort"))
+
+
+def explain_score_sort(name: str) -> None:
+    """What the score is and how well it found this SAE's probe-found absorbers (or that it could not be checked)."""
+    measured = scores.headline(validations, name)
+    st.caption(f"**{scores.SCORE_TITLES[name]}**: {scores.SCORE_HELP[name]} Alive latents only, most suspect first.")
+    if measured is None:
+        st.caption("This SAE has no probe-based absorption results to check the score against: treat the ranking "
+                   "as unvalidated suspects.")
+        return
+    baseline = scores.headline(validations, "density")
+    st.caption(f"Measured on this SAE: {scores.summary(measured)}. {scores.verdict(measured, baseline)}")
+
+
+def require_scores(name: str) -> None:
+    if not scored:
+        st.info(f"The probe-free absorption scores are not computed for `{sae['sae_key']}` in this database (its "
+                "weights could not be loaded when it was built or migrated; `python -m precompute migrate` or a "
+                f"build computes them). Sort by `{name}` needs them.")
+        common.page_link("browse", "Browse by density instead →", sae=sae["sae_key"], sort="density_desc")
+        st.stop()
 
 
 def latent_links(frame, extra_columns: list[str]) -> None:
@@ -60,6 +91,11 @@ def latent_links(frame, extra_columns: list[str]) -> None:
     st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
                                 "density": st.column_config.NumberColumn(format="%.5f"),
+                                "enc_dec_score": st.column_config.NumberColumn(
+                                    "enc–dec divergence", format="%.3f", help=scores.SCORE_HELP["enc_dec"]),
+                                "parent_score": st.column_config.NumberColumn(
+                                    "parent cosine", format="%.3f", help=scores.SCORE_HELP["parent"]),
+                                "parent_latent": st.column_config.NumberColumn("denser parent", format="%d"),
                                 "fire_rate": st.column_config.NumberColumn("fire rate", format="percent"),
                                 "mean_act": st.column_config.NumberColumn("mean act", format="%.2f"),
                                 "n_occurrences": st.column_config.NumberColumn(
@@ -124,21 +160,34 @@ if query:
         common.page_link("token", f"What is “{query}” to the model? Token page →", sae=sae["sae_key"], token=query)
     else:
         sort_column = {"density_desc": ("density", False), "density_asc": ("density", True),
-                       "max_act_desc": ("max_act", False), "latent": ("latent", True)}[sort]
+                       "max_act_desc": ("max_act", False), "latent": ("latent", True),
+                       "enc_dec": ("enc_dec_score", False), "parent": ("parent_score", False)}[sort]
+        if sort in scores.SCORE_SORTS:
+            require_scores(sort)
+            found = found.merge(db.scores_of(sae["sae_key"], found["latent"].tolist()), on="latent", how="left")
+            columns = [scores.SCORE_SORTS[sort], *columns]
         if "sort" in st.query_params:
             found = found.sort_values(sort_column[0], ascending=sort_column[1])
         latent_links(found, columns)
     if search_in == "contexts" and found is not None and indexed:
         show_occurrences(query)
 else:
-    total = db.count_browse(sae["sae_key"], 0.0, 1.0)
+    if sort in scores.SCORE_SORTS:
+        require_scores(sort)
+    total = db.count_browse(sae["sae_key"], 0.0, 1.0, sort)
     n_pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     if page >= n_pages:
         st.error(f"`page` {page} is past the last page ({n_pages - 1}).")
         st.stop()
     frame = db.browse(sae["sae_key"], sort, 0.0, 1.0, PAGE_SIZE, page * PAGE_SIZE)
-    st.subheader(f"All latents, by {SORTS[sort]} — page {page + 1} of {n_pages}")
-    latent_links(frame, ["density", "max_act", "mean_act", "n_fired"])
+    if sort in scores.SCORE_SORTS:
+        st.subheader(f"Alive latents, most suspect by {scores.SCORE_TITLES[sort]} first — page {page + 1} of {n_pages}")
+        explain_score_sort(sort)
+        extra = [scores.SCORE_SORTS[sort], *(["parent_latent"] if sort == "parent" else [])]
+    else:
+        st.subheader(f"All latents, by {SORTS[sort]} — page {page + 1} of {n_pages}")
+        extra = []
+    latent_links(frame, [*extra, "density", "max_act", "mean_act", "n_fired"])
     pager = st.columns(2)
     if page > 0:
         with pager[0]:

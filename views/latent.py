@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import neuronpedia
+from backend import neuronpedia, scores
 from backend.params import ParamError, parse_latent
 from views import absorption_ui, common
 
@@ -265,5 +265,45 @@ def render_matches_panel() -> None:
         st.caption(f"Not matched yet: {', '.join(f'`{k}`' for k in unmatched)}.")
 
 
+def score_line(name: str, value: float, rank: int, n_alive: int) -> str:
+    """One score with its rank, then (nested) what it is worth in this SAE (from score_validation)."""
+    measured = scores.headline(validations, name)
+    line = f"- **{scores.SCORE_TITLES[name]}** {value:.3f} — rank {rank:,} of {n_alive:,} alive latents"
+    if measured is None:
+        return line + " (not validated: this SAE has no probe-based absorption results)"
+    line += f"\n    - {scores.verdict(measured, scores.headline(validations, 'density'))}"
+    return line if measured.auc is None else line + f"\n    - {scores.summary(measured)}"
+
+
+def render_scores_panel() -> None:
+    """Probe-free absorption suspicion: the latent's scores, their ranks, and how much they are worth here."""
+    st.divider()
+    st.subheader("Absorption suspect without a probe")
+    found = db.latent_scores(sae["sae_key"], latent_id)
+    if found is None:
+        st.info(f"The probe-free scores are not computed for `{sae['sae_key']}` in this database (its weights could "
+                "not be loaded when it was built or migrated).")
+        return
+    st.caption("Scores from the SAE's weights alone (no task labels), higher = more suspect, checked against the "
+               "latents the first-letter probes name as absorbers: read a high rank as a lead to inspect, worth "
+               "only what the measured precision says.")
+    if not found.alive:
+        st.caption(f"enc–dec divergence {found.enc_dec:.3f}, parent cosine {found.parent:.3f}: not ranked, the "
+                   "latent never fired.")
+        return
+    st.markdown("\n".join([score_line("enc_dec", found.enc_dec, found.enc_dec_rank, found.n_alive),
+                            score_line("parent", found.parent, found.parent_rank, found.n_alive),
+                            f"- density (the baseline): rank {found.density_rank:,} of {found.n_alive:,}"]))
+    if found.parent_latent is not None:
+        common.page_link("latent", f"Its denser parent candidate: latent {found.parent_latent} →",
+                         sae=sae["sae_key"], latent=found.parent_latent)
+    links = st.columns(2)
+    for column, name in zip(links, scores.SCORE_SORTS):
+        with column:
+            common.page_link("browse", f"Most suspect by {scores.SCORE_TITLES[name]} →", sae=sae["sae_key"], sort=name)
+
+
+validations = db.score_validation(sae["sae_key"])
 render_absorption_panel()
+render_scores_panel()
 render_matches_panel()

@@ -359,3 +359,38 @@ CREATE TABLE token_letters (
     any_split_fire_rate REAL NOT NULL -- share of occurrences where at least one split latent is > 0
     -- unique (sae_num, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
 );
+
+-- ---------------------------------------------------------------------------------------------
+-- Absorption suspects without a probe (precompute/probe_free.py): per latent, scores from the SAE's weights and
+-- stored density alone, higher = more suspect. Every SAE the build could load; deleted with its dashboards
+-- (density changes with them) and recomputed by the next build or migration.
+CREATE TABLE latent_scores (
+    sae_num       INTEGER NOT NULL,
+    latent        INTEGER NOT NULL,
+    enc_dec_score REAL NOT NULL,     -- 1 - cosine(encoder column, decoder row), 0..2, 4 decimals
+    parent_score  REAL NOT NULL,     -- largest decoder cosine with a strictly denser latent, clipped at 0
+    parent_latent INTEGER            -- that denser latent; NULL: no latent is denser
+    -- unique (sae_num, latent), sorted so; no PRIMARY KEY: its index would outweigh the table
+);
+
+-- Per SAE with absorption results: how well each score's ranking of its alive latents (n_fired > 0) recovers the
+-- probe-based absorbers. labels = 'full': the absorber (absorption_words.absorber) of >= min_words fully absorbed
+-- words, projection metric; 'paper': of at least one word under the ablation metric. score = 'density' is the
+-- baseline (density rank). Intervals: 95 % bootstrap over latents. Statistics are NULL (n_resamples = 0) when
+-- fewer than 5 latents are absorbers.
+CREATE TABLE score_validation (
+    sae_key     VARCHAR NOT NULL,
+    score       VARCHAR NOT NULL,    -- 'enc_dec' | 'parent' | 'density'
+    labels      VARCHAR NOT NULL,    -- 'full' | 'paper'
+    min_words   INTEGER NOT NULL,
+    top_share   DOUBLE NOT NULL,     -- precision and recall among this share of the alive latents, best first
+    n_latents   INTEGER NOT NULL,    -- alive latents ranked
+    n_absorbers INTEGER NOT NULL,    -- of them, absorbers
+    n_top       INTEGER NOT NULL,    -- latents in the top share
+    base_rate   DOUBLE NOT NULL,     -- n_absorbers / n_latents: a random ranking's precision
+    n_resamples INTEGER NOT NULL,
+    auc DOUBLE, auc_low DOUBLE, auc_high DOUBLE,
+    precision DOUBLE, precision_low DOUBLE, precision_high DOUBLE,
+    recall DOUBLE, recall_low DOUBLE, recall_high DOUBLE,
+    PRIMARY KEY (sae_key, score, labels)
+);

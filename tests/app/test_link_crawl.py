@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from backend.sae_filter import FILTER_KEYS
+from backend.scores import SCORE_SORTS
 from tests import helpers
 from tests.app.urls import PAGES, Params, assert_clean, describe, links, render, warm_live_model
 
@@ -100,6 +101,8 @@ def test_every_link_from_the_overview_renders(named_db: tuple[str, Path]):
     assert {page for page, _ in opened} == set(PAGES), "a page kind was never reached by a link"
     if HAS_SECOND_BROWSE_PAGE[name]:
         assert any(is_next_page(*url) for url in opened), "the browse pager's next-page link was not followed"
+    assert any(page == "browse" and params.get("sort") in SCORE_SORTS for page, params in opened), \
+        "no Browse sort by a probe-free score was followed (the latent page links to them)"
     filtered = {page for page, params in opened if set(params) & set(FILTER_KEYS)}
     assert filtered == {"overview", "compare"}, "a group's filter link was not followed from both list pages"
 

@@ -171,6 +171,7 @@ def choices(names) -> st.SearchStrategy[str]:
 
 
 def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
+    # `sort` draws from every Browse sort, the probe-free score sorts (enc_dec, parent) among them
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
               numbers(facts)), "k": numbers(facts), "q": words(facts), "token": words(facts),
               "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X), "letter": letters(),

@@ -23,7 +23,8 @@ def test_ddl_creates_every_table(tmp_path):
         "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words", "latent_matches",
     }
     running_text_tables = {"token_occurrences", "token_latents", "token_letters"}
-    assert tables == dashboard_tables | absorption_tables | running_text_tables
+    score_tables = {"latent_scores", "score_validation"}
+    assert tables == dashboard_tables | absorption_tables | running_text_tables | score_tables
     assert meta["schema_version"] == SCHEMA_VERSION
     assert meta["models"] == "m" and meta["code_version"] and meta["created_at"]
     assert len([s for s in ddl_statements() if s.lstrip().upper().startswith("CREATE TABLE")]) == len(tables)

@@ -39,9 +39,13 @@ KEYED_COSINES = ("SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM 
 
 
 def as_v8(path) -> None:
-    """The database as schema v8 wrote it: SAEs named by key everywhere (no sae_numbers), the latents' lists as
-    LISTs (a tiny SAE's neighbours unpadded) and a latent_letter_cos row per latent and letter, REAL cosines."""
+    """The database as schema v8 wrote it: no probe-free score tables, SAEs named by key everywhere (no
+    sae_numbers), the latents' lists as LISTs (a tiny SAE's neighbours unpadded) and a latent_letter_cos row per
+    latent and letter, REAL cosines; migrated before (as the shipped demo)."""
     with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE latent_scores")
+        con.execute("DROP TABLE score_validation")
+        con.execute("INSERT INTO meta VALUES ('migrated_from', '7')")
         numbered = [row[0] for row in con.execute(
             "SELECT table_name FROM information_schema.columns WHERE column_name = 'sae_num' AND table_name <> 'saes' "
             "AND table_name <> 'sae_numbers'").fetchall()]
@@ -192,5 +196,41 @@ def test_migrate_from_v7_keeps_each_word_s_absorber_and_rounds_the_cosines(tmp_p
         assert db._rows(ABSORBERS) == absorbers  # the split latents ahead of it in the list are skipped
         assert db._rows("SELECT * FROM latent_letter_cos ORDER BY ALL") == cosines  # the 4th decimal dropped
         assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("7",)]
+    finally:
+        db.close()
+
+
+SCORES = ("SELECT sae_key, latent, enc_dec_score, parent_score, parent_latent FROM latent_scores "
+          "JOIN sae_numbers USING (sae_num) ORDER BY ALL")
+VALIDATION = "SELECT * FROM score_validation ORDER BY ALL"
+
+
+def test_migrate_from_v8_computes_the_probe_free_scores_from_the_sae_weights(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        scores, validation = con.execute(SCORES).fetchall(), con.execute(VALIDATION).fetchall()
+    assert {row[0] for row in scores} == {s.key for s in helpers.SWEEP}
+    assert {row[0] for row in validation} == set(helpers.SWEEP_ABSORPTION)
+    as_v8(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(SCORES) == scores  # as the build computed them
+        assert db._rows(VALIDATION) == validation
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("8",)]
+    finally:
+        db.close()
+
+
+def test_an_sae_whose_weights_are_gone_is_left_unscored(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    as_v8(path)
+    (tmp_path / "w16" / "sae_weights.safetensors").unlink()
+    logged = []
+    assert migrate(path, log=logged.append)
+    db = ExplorerDB(path)
+    try:
+        assert "w16" not in db.scored_sae_keys() and "w8" in db.scored_sae_keys()
+        assert any("cannot load w16" in line for line in logged)
     finally:
         db.close()

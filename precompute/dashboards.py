@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.schema import ACTIVATION_LEVELS
+from precompute.blocks import row_blocks, rows_per_block
 from precompute.faults import crash_point
 
 
@@ -119,17 +120,26 @@ class SparseCodeCollector:
         self.value: list[np.ndarray] = []
 
     def update(self, x: torch.Tensor, first_row: int) -> None:
+        """x [batch * usable, d_in]: the model batch's activations, encoded a block of tokens at a time so the
+        dense codes stay [block, d_sae] within MAX_BLOCK_ELEMENTS however wide the SAE (the model batch is not
+        cut: one forward serves every SAE at the hook)."""
         x = x.to(self.sae.dtype)
-        codes = self.sae.encode(x)  # [batch * pos, d_sae]
+        for block in row_blocks(len(x), self.sae.cfg.d_sae):
+            self.update_block(x[block], first_row, block.start)
+
+    def update_block(self, x: torch.Tensor, first_row: int, first_token: int) -> None:
+        codes = self.sae.encode(x)  # [block, d_sae]
         self.stats.update(x, self.sae.decode(codes), codes)
         flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
+        values = codes[flat_idx, latent_idx].float().cpu().numpy()
+        flat_idx = flat_idx + first_token  # index over the model batch's tokens
         usable = self.seq_len - self.first_position
         # flat index over [batch, usable] -> corpus token index (row * seq_len + pos)
         row = first_row + torch.div(flat_idx, usable, rounding_mode="floor")
         pos = flat_idx % usable + self.first_position
         self.index.append((row * self.seq_len + pos).cpu().numpy().astype(np.int64))
         self.latent.append(latent_idx.cpu().numpy().astype(np.int32))
-        self.value.append(codes[flat_idx, latent_idx].float().cpu().numpy())
+        self.value.append(values)
 
     def result(self, n_rows: int) -> PassResult:
         codes = SparseCodes(
@@ -319,9 +329,12 @@ def logit_lens(sae, model, n: int, chunk: int = 512) -> tuple[np.ndarray, np.nda
 
 
 @torch.no_grad()
-def decoder_neighbors(sae, n: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The n latents with the highest decoder cosine to each latent (itself excluded)."""
+def decoder_neighbors(sae, n: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The n latents with the highest decoder cosine to each latent (itself excluded). A block of `chunk`
+    latents at a time (default: as many as fit MAX_BLOCK_ELEMENTS), so the [d_sae, d_sae] cosines never exist:
+    peak O(chunk * d_sae)."""
     W = torch.nn.functional.normalize(sae.W_dec.float(), dim=-1)  # [d_sae, d_model]
+    chunk = chunk or rows_per_block(W.shape[0])
     ids, cos = [], []
     for start in range(0, W.shape[0], chunk):
         sims = W[start : start + chunk] @ W.T  # [chunk, d_sae]

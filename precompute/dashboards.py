@@ -333,6 +333,9 @@ def decoder_neighbors(sae, n: int, chunk: int | None = None) -> tuple[np.ndarray
     """The n latents with the highest decoder cosine to each latent (itself excluded). A block of `chunk`
     latents at a time (default: as many as fit MAX_BLOCK_ELEMENTS), so the [d_sae, d_sae] cosines never exist:
     peak O(chunk * d_sae)."""
+    if n <= 0:  # none asked for: skip the O(d_sae^2) cosines
+        d_sae = sae.W_dec.shape[0]
+        return np.zeros((d_sae, 0), dtype=np.int64), np.zeros((d_sae, 0), dtype=np.float32)
     W = torch.nn.functional.normalize(sae.W_dec.float(), dim=-1)  # [d_sae, d_model]
     chunk = chunk or rows_per_block(W.shape[0])
     ids, cos = [], []

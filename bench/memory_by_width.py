@@ -2,9 +2,15 @@
 SAE (k = 32, unit decoder rows, encoder = decoder transposed) at the embedded model's main hook, per width, built
 alone into a fresh database with a small token count and a seeded word subset, in a subprocess whose process tree's
 resident memory is sampled every 0.1 s. Prints the peak and, for comparison, the size of the dense
-[words x latents] float32 word codes the absorption stage holds for the whole vocabulary at that width.
+[words x latents] float32 word codes for the whole vocabulary at that width (what the absorption stage held before
+its codes became sparse; issue 11 §4).
 
-    python bench/memory_by_width.py [--widths 4096,16384,65536] [--words 2000] [--rows 100000:100032]
+Decoder neighbours are O(d_sae^2) compute (in blocks, so O(block x d_sae) memory): 4e13 multiply-adds at 262,144
+latents, most of an hour on two CPU cores. --no-neighbors-from skips them from that width up (the build's
+--neighbors 0); the memory of their blocks is the same MAX_BLOCK_ELEMENTS as the dashboards' encoding blocks.
+
+    python bench/memory_by_width.py [--widths 4096,16384,65536,262144] [--words 2000] [--rows 100000:100032]
+                                    [--no-neighbors-from 262144]
 """
 
 from __future__ import annotations
@@ -70,22 +76,26 @@ def peak_rss_bytes(command: list[str]) -> tuple[int, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--widths", default="4096,16384,65536")
+    parser.add_argument("--widths", default="4096,16384,65536,262144")
     parser.add_argument("--words", type=int, default=2000)
     parser.add_argument("--rows", default="100000:100032")
+    parser.add_argument("--no-neighbors-from", type=int, default=None, metavar="WIDTH",
+                        help="build SAEs at least this wide without decoder neighbours (--neighbors 0)")
     args = parser.parse_args()
     print(f"random TopK k=32 SAEs at {HOOK}; {args.words:,} words, corpus rows {args.rows}")
+    print(f"  {'width':>9}  {'peak RSS':>9}  {'seconds':>7}  exit  neighbours  {'dense vocab codes':>17}")
     with tempfile.TemporaryDirectory() as scratch:
         for width in (int(w) for w in args.widths.split(",")):
             folder = Path(scratch) / f"random-{width}"
             random_topk_sae(folder, width)
+            neighbors = args.no_neighbors_from is None or width < args.no_neighbors_from
             command = [sys.executable, "-m", "precompute", "build", "--sae", f"random-{width}={folder}", "--rows",
                        args.rows, "--absorption-words", str(args.words), "--ablation-candidates", "2", "--fresh",
-                       "--db", str(Path(scratch) / f"{width}.duckdb")]
+                       "--db", str(Path(scratch) / f"{width}.duckdb"), *([] if neighbors else ["--neighbors", "0"])]
             peak, seconds, code = peak_rss_bytes(command)
             dense = VOCABULARY_WORDS * width * 4
-            print(f"  width {width:>7,}: peak RSS {peak / 1e9:6.2f} GB in {seconds:5.0f} s (exit {code}); dense word "
-                  f"codes for the whole vocabulary would be {dense / 1e9:6.2f} GB", flush=True)
+            print(f"  {width:>9,}  {peak / 1e9:6.2f} GB  {seconds:7.0f}  {code:>4}  {'yes' if neighbors else 'no':>10}  "
+                  f"{dense / 1e9:14.2f} GB", flush=True)
 
 
 if __name__ == "__main__":

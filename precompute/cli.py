@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from backend.schema import N_NEIGHBORS
 from precompute.database import BuildInProgressError, SchemaMismatchError
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
@@ -83,6 +84,8 @@ def add_build_parser(sub) -> None:
     p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
     p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
     p.add_argument("--per-bin", type=int, default=2, help="contexts sampled per quantile bin")
+    p.add_argument("--neighbors", type=int, default=N_NEIGHBORS, choices=range(N_NEIGHBORS + 1), metavar=f"0..{N_NEIGHBORS}",
+                   help="nearest latents by decoder cosine per latent (0: none; O(d_sae^2) compute, O(block) memory)")
     p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the first-letter absorption stage")
     p.add_argument("--absorption-words", type=int, default=None,
                    help="seeded subset of the alphabetic vocabulary (default: all of it, as SAEBench)")
@@ -180,7 +183,8 @@ def run_build(args) -> int:
         append=not args.fresh,
         force=args.force,
         dashboard=DashboardConfig(batch_size=args.batch_size, n_top=args.n_top,
-                                  n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin),
+                                  n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin,
+                                  n_neighbors=args.neighbors),
         absorption=None if args.no_absorption else absorption_config(args),
     )
     try:

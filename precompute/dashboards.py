@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from backend.schema import ACTIVATION_LEVELS, HIST_BINS, N_LOGITS, N_NEIGHBORS
+from precompute.blocks import row_blocks, rows_per_block
 from precompute.faults import crash_point
 
 
@@ -29,11 +30,17 @@ class DashboardConfig:
     # The latents table stores these lists as fixed-length arrays: their lengths are the schema's
     hist_bins: ClassVar[int] = HIST_BINS
     n_logits: ClassVar[int] = N_LOGITS  # top and bottom logit tokens
-    n_neighbors: ClassVar[int] = N_NEIGHBORS  # nearest latents by decoder cosine
+    # nearest latents by decoder cosine, at most the schema's N_NEIGHBORS (padded up to it); 0 skips the O(d_sae^2)
+    # cosines of a very wide SAE
+    n_neighbors: int = N_NEIGHBORS
     n_token_latents: int = 4  # per vocabulary token in the corpus: its top latents by mean activation (token_latents)
     batch_size: int = 32  # corpus rows per model call
     first_position: int = 1  # position 0 is an attention sink (~6x residual norm): excluded
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.n_neighbors <= N_NEIGHBORS:
+            raise ValueError(f"n_neighbors must be 0..{N_NEIGHBORS} (the latents table's array), not {self.n_neighbors}")
 
 
 @dataclass
@@ -121,17 +128,26 @@ class SparseCodeCollector:
         self.value: list[np.ndarray] = []
 
     def update(self, x: torch.Tensor, first_row: int) -> None:
+        """x [batch * usable, d_in]: the model batch's activations, encoded a block of tokens at a time so the
+        dense codes stay [block, d_sae] within MAX_BLOCK_ELEMENTS however wide the SAE (the model batch is not
+        cut: one forward serves every SAE at the hook)."""
         x = x.to(self.sae.dtype)
-        codes = self.sae.encode(x)  # [batch * pos, d_sae]
+        for block in row_blocks(len(x), self.sae.cfg.d_sae):
+            self.update_block(x[block], first_row, block.start)
+
+    def update_block(self, x: torch.Tensor, first_row: int, first_token: int) -> None:
+        codes = self.sae.encode(x)  # [block, d_sae]
         self.stats.update(x, self.sae.decode(codes), codes)
         flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
+        values = codes[flat_idx, latent_idx].float().cpu().numpy()
+        flat_idx = flat_idx + first_token  # index over the model batch's tokens
         usable = self.seq_len - self.first_position
         # flat index over [batch, usable] -> corpus token index (row * seq_len + pos)
         row = first_row + torch.div(flat_idx, usable, rounding_mode="floor")
         pos = flat_idx % usable + self.first_position
         self.index.append((row * self.seq_len + pos).cpu().numpy().astype(np.int64))
         self.latent.append(latent_idx.cpu().numpy().astype(np.int32))
-        self.value.append(codes[flat_idx, latent_idx].float().cpu().numpy())
+        self.value.append(values)
 
     def result(self, n_rows: int) -> PassResult:
         codes = SparseCodes(
@@ -321,9 +337,15 @@ def logit_lens(sae, model, n: int, chunk: int = 512) -> tuple[np.ndarray, np.nda
 
 
 @torch.no_grad()
-def decoder_neighbors(sae, n: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The n latents with the highest decoder cosine to each latent (itself excluded)."""
+def decoder_neighbors(sae, n: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The n latents with the highest decoder cosine to each latent (itself excluded). A block of `chunk`
+    latents at a time (default: as many as fit MAX_BLOCK_ELEMENTS), so the [d_sae, d_sae] cosines never exist:
+    peak O(chunk * d_sae)."""
+    if n <= 0:  # none asked for: skip the O(d_sae^2) cosines
+        d_sae = sae.W_dec.shape[0]
+        return np.zeros((d_sae, 0), dtype=np.int64), np.zeros((d_sae, 0), dtype=np.float32)
     W = torch.nn.functional.normalize(sae.W_dec.float(), dim=-1)  # [d_sae, d_model]
+    chunk = chunk or rows_per_block(W.shape[0])
     ids, cos = [], []
     for start in range(0, W.shape[0], chunk):
         sims = W[start : start + chunk] @ W.T  # [chunk, d_sae]

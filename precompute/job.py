@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from backend.schema import N_NEIGHBORS
 from precompute import dashboards as dash
 from precompute import database as db
 from precompute import token_stats as ts
 from precompute.absorption.run import AbsorptionConfig
 from precompute.corpus import load_corpus_rows
 from precompute.faults import crash_point
-from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name
+from precompute.sae_loading import (SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name, spec_weight_bytes,
+                                   specs_by_hook)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class JobConfig:
     force: bool = False  # recompute SAEs that are already there
     dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
     absorption: AbsorptionConfig | None = field(default_factory=AbsorptionConfig)  # None: dashboards only
+    # The dashboards pass runs the model once per hook for every SAE there, so those SAEs are in memory together;
+    # past this many bytes of (float32) SAE weights the hook's SAEs share several passes instead (more model
+    # forwards, bounded memory). The absorption and matching stages hold one or two SAEs at a time anyway.
+    max_pass_sae_bytes: int = 16 << 30
 
 
 def vocab_table(model_name: str, tokenizer, d_vocab: int) -> pa.Table:
@@ -103,8 +109,9 @@ def fixed_size_lists(rows: np.ndarray, value_type: pa.DataType) -> pa.FixedSizeL
 
 
 def padded_neighbors(ids: np.ndarray, cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """An SAE with at most N_NEIGHBORS latents has fewer neighbours than the array holds: id -1, cosine NULL."""
-    missing = dash.DashboardConfig.n_neighbors - ids.shape[1]
+    """Fewer neighbours than the array holds (an SAE with at most N_NEIGHBORS latents, or --neighbors below it):
+    id -1, cosine NULL."""
+    missing = N_NEIGHBORS - ids.shape[1]
     if missing <= 0:
         return ids, cosines
     return (np.pad(ids, ((0, 0), (0, missing)), constant_values=-1),
@@ -220,13 +227,19 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
     return tables, SAETiming(spec.key, t1 - t0, time.perf_counter() - t1, result.codes.n_tokens), referenced
 
 
-def group_by_hook(specs: list[SAESpec], device: str) -> dict[str, list[tuple[SAESpec, object]]]:
-    """Load each SAE and group them by hook, so the model runs once per hook for all of them."""
-    groups: dict[str, list[tuple[SAESpec, object]]] = {}
+def shared_passes(specs: list[SAESpec], max_bytes: int, weight_bytes=spec_weight_bytes) -> list[list[SAESpec]]:
+    """One hook's SAEs in consecutive groups whose weights together stay within max_bytes (an SAE larger than
+    that gets a pass of its own): each group shares one model pass."""
+    passes: list[list[SAESpec]] = []
+    total = 0
     for spec in specs:
-        sae = load_sae(spec, device=device)
-        groups.setdefault(sae_hook_name(sae), []).append((spec, sae))
-    return groups
+        size = weight_bytes(spec)
+        if not passes or total + size > max_bytes:
+            passes.append([])
+            total = 0
+        passes[-1].append(spec)
+        total += size
+    return passes
 
 
 def write_sae_tables(con, spec: SAESpec, tables: dict[str, pa.Table], referenced: np.ndarray, rows: np.ndarray,
@@ -259,20 +272,33 @@ def letter_inputs(con, key: str, alphabetic: tuple[np.ndarray, np.ndarray] | Non
 def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: JobConfig, log=print) -> list[SAETiming]:
     timings: list[SAETiming] = []
     alphabetic = None if config.absorption is None else db.alphabetic_tokens(con, config.model_name)
-    for hook_name, members in group_by_hook(todo, config.device).items():
-        t0 = time.perf_counter()
-        results = dash.collect_sparse_codes_for_hook(model, [sae for _, sae in members], hook_name,
-                                                     hook_layer(hook_name), rows, config.dashboard, config.device)
-        pass_seconds = (time.perf_counter() - t0) / len(members)  # the shared pass, split evenly
-        for (spec, sae), result in zip(members, results):
-            t1 = time.perf_counter()
-            tables, referenced = sae_tables(spec, sae, result, model, config, rows, letter_inputs(con, spec.key, alphabetic))
-            write_sae_tables(con, spec, tables, referenced, rows, config)
-            timing = SAETiming(spec.key, pass_seconds, time.perf_counter() - t1, result.codes.n_tokens)
-            timings.append(timing)
-            log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s (shared by {len(members)} "
-                f"SAEs at {hook_name}), post-processing {timing.post_seconds:.1f}s")
-            crash_point(f"after-dashboards:{spec.key}")
+    for hook_name, specs in specs_by_hook(todo).items():
+        for group in shared_passes(specs, config.max_pass_sae_bytes):
+            timings += run_dashboard_pass(con, group, hook_name, model, rows, config, alphabetic, log)
+    return timings
+
+
+def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: np.ndarray, config: JobConfig,
+                       alphabetic: tuple[np.ndarray, np.ndarray] | None, log=print) -> list[SAETiming]:
+    """One model pass for these SAEs at one hook, then each SAE's tables; each SAE and its codes are dropped once
+    written, so post-processing does not hold the others' finished work."""
+    saes = [load_sae(spec, device=config.device) for spec in specs]
+    t0 = time.perf_counter()
+    results = dash.collect_sparse_codes_for_hook(model, saes, hook_name, hook_layer(hook_name), rows, config.dashboard,
+                                                 config.device)
+    pass_seconds = (time.perf_counter() - t0) / len(specs)  # the shared pass, split evenly
+    timings: list[SAETiming] = []
+    for spec in specs:
+        sae, result = saes.pop(0), results.pop(0)
+        t1 = time.perf_counter()
+        tables, referenced = sae_tables(spec, sae, result, model, config, rows, letter_inputs(con, spec.key, alphabetic))
+        write_sae_tables(con, spec, tables, referenced, rows, config)
+        timing = SAETiming(spec.key, pass_seconds, time.perf_counter() - t1, result.codes.n_tokens)
+        del sae, result, tables
+        timings.append(timing)
+        log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s (shared by {len(specs)} "
+            f"SAEs at {hook_name}), post-processing {timing.post_seconds:.1f}s")
+        crash_point(f"after-dashboards:{spec.key}")
     return timings
 
 

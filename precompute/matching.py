@@ -15,6 +15,7 @@ import pyarrow as pa
 import torch
 
 from precompute import database as db
+from precompute.blocks import rows_per_block
 from precompute.sae_loading import SAESpec, load_sae
 
 
@@ -24,9 +25,11 @@ def unit_decoder(sae) -> torch.Tensor:
 
 
 @torch.no_grad()
-def best_matches(decoder: torch.Tensor, other: torch.Tensor, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def best_matches(decoder: torch.Tensor, other: torch.Tensor, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """For each row of `decoder` [n, d], the index and cosine of the closest row of `other` [m, d]
-    (both unit-norm)."""
+    (both unit-norm). A block of `chunk` rows at a time (default: as many as fit MAX_BLOCK_ELEMENTS), so peak
+    memory is O(chunk * m), never O(n * m)."""
+    chunk = chunk or rows_per_block(len(other))
     index, cosine = [], []
     for start in range(0, len(decoder), chunk):
         sims = decoder[start:start + chunk] @ other.T  # [chunk, m]

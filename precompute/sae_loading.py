@@ -53,10 +53,10 @@ def load_sae(spec: SAESpec, device: str = "cpu") -> SAE:
     return sae
 
 
-def sae_metadata(spec: SAESpec) -> dict:
-    """The SAE's sae-lens metadata (model_name, hook_name, model_from_pretrained_kwargs, ...) from its config
-    alone, without its weights: a release's cfg.json with the overrides in sae-lens's yaml, or a local
-    folder's cfg.json (older config layouts converted as `from_pretrained` converts them)."""
+def sae_config(spec: SAESpec) -> dict:
+    """The SAE's sae-lens config (d_in, d_sae, metadata, ...) without its weights: a release's cfg.json with the
+    overrides in sae-lens's yaml, or a local folder's cfg.json (older config layouts converted as
+    `from_pretrained` converts them)."""
     from sae_lens.loading.pretrained_sae_loaders import (
         get_sae_lens_config_from_disk,
         handle_config_defaulting,
@@ -64,10 +64,36 @@ def sae_metadata(spec: SAESpec) -> dict:
     )
 
     if spec.path is not None:
-        cfg = handle_config_defaulting(get_sae_lens_config_from_disk(spec.path))
-    else:
-        cfg = load_sae_config_from_huggingface(spec.release, spec.sae_id)
-    return dict(cfg.get("metadata") or {})
+        return dict(handle_config_defaulting(get_sae_lens_config_from_disk(spec.path)))
+    return dict(load_sae_config_from_huggingface(spec.release, spec.sae_id))
+
+
+def sae_metadata(spec: SAESpec) -> dict:
+    """The SAE's sae-lens metadata (model_name, hook_name, model_from_pretrained_kwargs, ...) from its config
+    alone, without its weights."""
+    return dict(sae_config(spec).get("metadata") or {})
+
+
+def spec_hook_name(spec: SAESpec) -> str:
+    """The hook an SAE reads, from its config (no weights); the SAE is loaded only when its config does not say."""
+    cfg = sae_config(spec)
+    hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name")
+    return hook or sae_hook_name(load_sae(spec))
+
+
+def specs_by_hook(specs: list[SAESpec]) -> dict[str, list[SAESpec]]:
+    """The SAEs grouped by hook (in order of first appearance), from their configs, without loading weights."""
+    groups: dict[str, list[SAESpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec_hook_name(spec), []).append(spec)
+    return groups
+
+
+def spec_weight_bytes(spec: SAESpec) -> int:
+    """Bytes of the SAE's float32 encoder and decoder (as load_sae holds them), from its config; 0 if unknown."""
+    cfg = sae_config(spec)
+    d_in, d_sae = cfg.get("d_in"), cfg.get("d_sae")
+    return 2 * 4 * int(d_in) * int(d_sae) if d_in and d_sae else 0
 
 
 def sae_architecture(sae: SAE) -> str:

@@ -17,6 +17,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from precompute.absorption.activations import expanded, prefix_cache
+from precompute.absorption.codes import Codes, columns, gather
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,27 @@ class PaperAbsorption:
     top_acts: np.ndarray  # [n, k] those latents' activations at the word
 
 
-def paper_absorption(attributions: np.ndarray, codes: np.ndarray, split_latents: list[int], decoder_cos: np.ndarray,
-                     config: AblationMetricConfig = AblationMetricConfig()) -> PaperAbsorption:
-    """attributions, codes [n, d_sae]; decoder_cos [d_sae] with this letter's probe direction."""
-    k = min(config.top_k_latents, attributions.shape[1])
+def top_attributions(attributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """attributions [n, d_sae] -> (latents [n, k] most negative attribution first, ties by index; their
+    attributions [n, k]). All the paper metric keeps of a word's attributions: taken per batch of words, so
+    the [words, d_sae] attributions of every candidate never exist at once."""
+    k = min(k, attributions.shape[1])
     order = np.argsort(attributions, axis=1, kind="stable")[:, :k]  # most negative first
-    top = np.take_along_axis(attributions, order, axis=1)
-    second = top[:, 1] if k > 1 else np.zeros(len(top))
-    split_silent = (np.abs(codes[:, split_latents]) < config.inactive_eps).all(axis=1)
+    return order, np.take_along_axis(attributions, order, axis=1)
+
+
+def paper_absorption(attributions: np.ndarray, codes: Codes, split_latents: list[int], decoder_cos: np.ndarray,
+                     config: AblationMetricConfig = AblationMetricConfig()) -> PaperAbsorption:
+    """attributions [n, d_sae], codes [n, d_sae] (dense or CSR); decoder_cos [d_sae] with this letter's probe direction."""
+    order, top = top_attributions(attributions, config.top_k_latents)
+    return paper_absorption_from_top(order, top, codes, split_latents, decoder_cos, config)
+
+
+def paper_absorption_from_top(order: np.ndarray, top: np.ndarray, codes: Codes, split_latents: list[int],
+                              decoder_cos: np.ndarray, config: AblationMetricConfig = AblationMetricConfig()) -> PaperAbsorption:
+    """order, top [n, k] from top_attributions; codes [n, d_sae] (dense or CSR); decoder_cos [d_sae]."""
+    second = top[:, 1] if top.shape[1] > 1 else np.zeros(len(top))
+    split_silent = (np.abs(columns(codes, split_latents)) < config.inactive_eps).all(axis=1)
     is_absorption = (split_silent & (top[:, 0] <= 0) & (np.abs(top[:, 0]) - np.abs(second) >= config.attribution_gap)
                      & (decoder_cos[order[:, 0]] >= config.min_probe_cos))
-    return PaperAbsorption(is_absorption, order, top, np.take_along_axis(codes, order, axis=1))
+    return PaperAbsorption(is_absorption, order, top, gather(codes, order))

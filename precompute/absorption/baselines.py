@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
+from precompute.absorption.codes import Codes, columns
 from precompute.absorption.probe import N_LETTERS, classifier_scores, one_hot
 
 
@@ -83,14 +85,24 @@ def pca_projections(train_acts: np.ndarray, test_acts: np.ndarray) -> tuple[np.n
     return (train_acts - mean) @ components.T, (test_acts - mean) @ components.T
 
 
-def best_active_latent(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
+def active_counts(codes: Codes, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(words of each letter where each latent is active [d_sae, 26], words where it is active [d_sae]),
+    float32 counts (exact below 2^24 words), from dense or CSR codes without a dense [n, d_sae] copy."""
+    if not sp.issparse(codes):
+        active = torch.from_numpy(codes > 0).float()  # [n, d_sae]
+        return active.T @ torch.from_numpy(one_hot(labels)), active.sum(0)
+    active = (codes > 0).astype(np.float32)  # CSR [n, d_sae]
+    tp = np.asarray(active.T @ one_hot(labels), dtype=np.float32)  # [d_sae, 26]
+    return torch.from_numpy(tp), torch.from_numpy(np.asarray(active.sum(axis=0), dtype=np.float32).reshape(-1))
+
+
+def best_active_latent(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
                        test_labels: np.ndarray) -> list[BaselineScore]:
     """The latent whose 'active' (> 0) best classifies each letter on train words, scored on test."""
-    active = torch.from_numpy(train_codes > 0).float()  # [n, d_sae]
     y = torch.from_numpy(one_hot(train_labels))
-    tp = active.T @ y  # [d_sae, 26]
-    f1 = (2 * tp / (active.sum(0)[:, None] + y.sum(0)[None, :]).clamp(min=1)).numpy()
+    tp, n_active = active_counts(train_codes, train_labels)  # [d_sae, 26], [d_sae]
+    f1 = (2 * tp / (n_active[:, None] + y.sum(0)[None, :]).clamp(min=1)).numpy()
     best = f1.argmax(axis=0)
-    scores = classifier_scores(test_codes[:, best] > 0, test_labels)
+    scores = classifier_scores(columns(test_codes, best) > 0, test_labels)
     return [BaselineScore("latent", j, int(best[j]), 1, 0.0, float(scores.precision[j]), float(scores.recall[j]),
                           float(scores.f1[j])) for j in range(N_LETTERS)]

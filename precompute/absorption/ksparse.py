@@ -6,10 +6,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+from precompute.absorption.codes import Codes, columns
 from precompute.absorption.probe import N_LETTERS, LinearProbe, classifier_scores
 from precompute.absorption.projection import select_split_latents
 
@@ -52,13 +52,7 @@ def ranked_latents(sparse_probe: LinearProbe, letter: int, max_k: int) -> list[i
     return [int(i) for i in order if weights[i] > 0]
 
 
-def columns(codes: np.ndarray | sp.csr_matrix, latents: list[int]) -> np.ndarray:
-    """[n, len(latents)] dense, from dense or CSR codes."""
-    picked = codes[:, latents]
-    return picked.toarray() if sp.issparse(picked) else picked
-
-
-def fit_k_sparse(train_codes: np.ndarray | sp.csr_matrix, train_labels: np.ndarray, test_codes: np.ndarray | sp.csr_matrix,
+def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
                  test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig) -> KSparseFit:
     y_train = train_labels == letter
     if y_train.all() or not y_train.any():  # too few words to have both classes: a probe that never fires
@@ -75,8 +69,8 @@ def fit_k_sparse(train_codes: np.ndarray | sp.csr_matrix, train_labels: np.ndarr
                       float(scores.precision[letter]), float(scores.recall[letter]), float(scores.f1[letter]))
 
 
-def k_sparse_probing(sparse_probe: LinearProbe, train_codes: np.ndarray | sp.csr_matrix, train_labels: np.ndarray,
-                     test_codes: np.ndarray | sp.csr_matrix, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
+def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray,
+                     test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
                      full_curve: bool = True) -> list[LetterSplit]:
     """For each letter: fits for k = 1..max_k on the top-k latents, and the split latents (tau rule). Without
     full_curve the fits stop at the first k the tau rule rejects: the same split latents, fewer fits (the
@@ -96,9 +90,9 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: np.ndarray | sp.csr
     return results
 
 
-def k_sparse_decision(fit: KSparseFit, codes: np.ndarray) -> np.ndarray:
+def k_sparse_decision(fit: KSparseFit, codes: Codes) -> np.ndarray:
     """[n] bool: the fitted k-sparse probe says 'this letter'."""
-    return codes[:, fit.latents] @ np.asarray(fit.weights) + fit.bias > 0
+    return columns(codes, fit.latents) @ np.asarray(fit.weights) + fit.bias > 0
 
 
 @dataclass
@@ -111,11 +105,11 @@ class MainLatent:
     f1: float
 
 
-def main_latents(encoder_cos: np.ndarray, test_codes: np.ndarray, test_labels: np.ndarray) -> list[MainLatent]:
+def main_latents(encoder_cos: np.ndarray, test_codes: Codes, test_labels: np.ndarray) -> list[MainLatent]:
     """Per letter, the latent whose encoder row is closest to the probe direction, scored as a
     classifier that says 'this letter' whenever the latent is active (> 0). encoder_cos [d_sae, 26]."""
     best = encoder_cos.argmax(axis=0)  # [26]
-    decisions = test_codes[:, best] > 0  # [n, 26]
+    decisions = columns(test_codes, best) > 0  # [n, 26]
     scores = classifier_scores(decisions, test_labels)
     return [MainLatent(j, int(best[j]), float(encoder_cos[best[j], j]), float(scores.precision[j]),
                        float(scores.recall[j]), float(scores.f1[j])) for j in range(N_LETTERS)]

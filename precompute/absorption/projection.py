@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+
+from precompute.absorption.codes import Codes, candidate_latents
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,38 @@ def absorption_fraction(P: np.ndarray, M: np.ndarray, A: np.ndarray, proportion_
     return np.where(zero, 0.0, np.where(M <= 0.0, 1.0, partial))
 
 
-def projection_absorption(acts: np.ndarray, codes: np.ndarray, probe_direction: np.ndarray, W_dec: np.ndarray,
-                          split_latents: list[int], config: ProjectionMetricConfig = ProjectionMetricConfig()) -> ProjectionResult:
-    """acts [n, d_model], codes [n, d_sae], probe_direction [d_model], W_dec [d_sae, d_model]."""
+def decoder_probe_cos(W_dec: np.ndarray, direction: np.ndarray, decoder_norms: np.ndarray | None = None) -> np.ndarray:
+    """[d_sae] cos(W_dec[i], direction) for a unit direction; decoder_norms [d_sae] (computed once per SAE by
+    its caller) spares a [d_sae, d_model] temporary per call."""
+    norms = np.linalg.norm(W_dec, axis=1) if decoder_norms is None else decoder_norms
+    return (W_dec @ direction) / np.maximum(norms, 1e-12)
+
+
+def projection_absorption(acts: np.ndarray, codes: Codes, probe_direction: np.ndarray, W_dec: np.ndarray,
+                          split_latents: list[int], config: ProjectionMetricConfig = ProjectionMetricConfig(),
+                          decoder_norms: np.ndarray | None = None) -> ProjectionResult:
+    """acts [n, d_model], codes [n, d_sae] (dense or CSR), probe_direction [d_model], W_dec [d_sae, d_model].
+    CSR codes are densified over the few latents that can matter (see candidate_latents), never over d_sae:
+    every number but a zero projection comes from a stored code, and the zeros a stable top-k can pick are the
+    lowest-index ones, which are kept, so the result equals the dense computation's."""
     direction = probe_direction / np.linalg.norm(probe_direction)
-    cos = (W_dec @ direction) / np.maximum(np.linalg.norm(W_dec, axis=1), 1e-12)  # [d_sae]
-    proj = codes * cos[None, :]  # [n, d_sae]
-    P = acts @ direction  # [n]
+    cos = decoder_probe_cos(W_dec, direction, decoder_norms)  # [d_sae]
     split = np.zeros(codes.shape[1], dtype=bool)
     split[list(split_latents)] = True
+    latents = None  # every latent (dense codes)
+    if sp.issparse(codes):
+        latents = candidate_latents(codes, max(config.top_k_latents, config.max_absorbing_latents), list(split_latents))
+        codes, cos, split = codes[:, latents].toarray(), cos[latents], split[latents]  # [n, n_candidates]
+    result = dense_projection_absorption(acts @ direction, codes, cos, split, config)
+    if latents is not None:
+        result.top_latents = latents[result.top_latents]
+    return result
+
+
+def dense_projection_absorption(P: np.ndarray, codes: np.ndarray, cos: np.ndarray, split: np.ndarray,
+                                config: ProjectionMetricConfig) -> ProjectionResult:
+    """P [n] probe projections, codes [n, m], cos [m] and split [m] (bool) over the same m latents."""
+    proj = codes * cos[None, :]  # [n, m]
     M = proj[:, split].sum(axis=1)
     candidates = np.where((~split)[None, :] & (cos >= config.absorber_cos_threshold)[None, :] & (proj > 0), proj, 0.0)
     k = min(config.max_absorbing_latents, candidates.shape[1])

@@ -11,7 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
@@ -20,8 +19,10 @@ from precompute.absorption import ablation as abl
 from precompute.absorption import baselines as base
 from precompute.absorption import ksparse as ks
 from precompute.absorption import probe as pr
+from precompute.absorption.codes import Codes, as_csr, column, columns, encode_words, gather
 from precompute.absorption.activations import answer_logits, word_activations
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
+from precompute.blocks import row_blocks
 from precompute.absorption.prompts import LETTERS, PromptSet, build_prompt_set, letter_token_ids
 from precompute.absorption.stats import BootstrapConfig, Interval, between_fold_sd, fold_and_word_intervals
 from precompute.absorption.vocab import PromptConfig, alphabetic_vocabulary, split_words
@@ -336,11 +337,17 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-@torch.no_grad()
-def encode_words(sae, acts: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    device, dtype = sae.W_dec.device, sae.W_dec.dtype
-    return np.concatenate([sae.encode(torch.from_numpy(acts[i : i + batch_size]).to(device, dtype)).float().cpu().numpy()
-                           for i in range(0, len(acts), batch_size)])
+def row_cosines(rows: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """[d_sae, 26] cosine of each row of rows [d_sae, d_model] with unit directions [26, d_model], a block of rows
+    at a time (no unit-norm copy of the whole decoder or encoder)."""
+    return np.concatenate([unit_rows(rows[block]) @ directions.T for block in row_blocks(len(rows), rows.shape[1])]
+                          or [np.zeros((0, len(directions)), dtype=rows.dtype)])
+
+
+def row_norms(rows: np.ndarray) -> np.ndarray:
+    """[d_sae] L2 norm of each row, a block of rows at a time."""
+    return np.concatenate([np.linalg.norm(rows[block], axis=1) for block in row_blocks(len(rows), rows.shape[1])]
+                          or [np.zeros(0, dtype=rows.dtype)])
 
 
 def normalized_sae(sae):
@@ -370,45 +377,60 @@ def latent_as_classifier(latent: int, letter: int, encoder_cos: float, activatio
                          float(scores.f1[letter]))
 
 
-def measure_fold(fold: int, sae_codes: np.ndarray, W_dec: np.ndarray, W_enc_unit: np.ndarray, hook: HookProbeData,
-                 config: AbsorptionConfig, sparse_codes: sp.csr_matrix | None = None) -> list[LetterFold]:
+@dataclass
+class SAEWeights:
+    """What the per-fold work reads of one (decoder-normalised) SAE."""
+    W_dec: np.ndarray  # [d_sae, d_model]
+    W_enc_rows: np.ndarray  # [d_sae, d_model] encoder columns as rows (a view, not normalised)
+    decoder_norms: np.ndarray  # [d_sae]
+
+    @classmethod
+    def of(cls, sae) -> "SAEWeights":
+        W_dec = sae.W_dec.detach().float().cpu().numpy()
+        return cls(W_dec, sae.W_enc.detach().float().cpu().numpy().T, row_norms(W_dec))
+
+
+def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeData,
+                 config: AbsorptionConfig) -> list[LetterFold]:
     """Every letter in one fold: the L1 probe, k-sparse probing and main latents fitted on the fold's
     training words, then both metrics' inputs on the fold's words. Split latents are chosen per fold, like
-    the probe, so no word is measured against latents selected on it (and the folds' choices can be compared)."""
+    the probe, so no word is measured against latents selected on it (and the folds' choices can be compared).
+    codes [n_words, d_sae]: CSR in a build; dense codes give the same results (the tests compare both)."""
     labels = hook.prompts.labels
     train, test = hook.training_words(fold), hook.fold_words(fold)
     probe = hook.fold_probes[fold]
     # codes are sparse (L0 of tens over thousands of latents): the L1 probe and the k-sparse fits read CSR rows
-    codes = sp.csr_matrix(sae_codes) if sparse_codes is None else sparse_codes
-    train_codes, test_codes = codes[train], sae_codes[test]
+    train_codes, test_codes = as_csr(codes[train]), codes[test]
     sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe)
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
     splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
                                  full_curve=fold == 0)
-    mains = ks.main_latents(W_enc_unit @ probe.directions().T, test_codes, labels[test])
-    decoder_cos = unit_rows(W_dec) @ probe.directions().T  # [d_sae, 26]
+    mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
+    decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, 26]
     result = []
     for j in range(26):
         tp = hook.probe_true_positives(j, fold)
         split = splits[j].split_latents
-        tp_codes = sae_codes[tp]  # [n_tp, d_sae], gathered once
-        projection = projection_absorption(hook.acts[tp], tp_codes, probe.weight[j], W_dec, split, config.projection)
+        tp_codes = codes[tp]  # [n_tp, d_sae], gathered once (CSR rows in a build)
+        projection = projection_absorption(hook.acts[tp], tp_codes, probe.weight[j], weights.W_dec, split,
+                                           config.projection, weights.decoder_norms)
         not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, tp_codes)
-        silent = tp_codes[:, split].sum(axis=1) < config.ablation.inactive_eps
-        top_acts = np.take_along_axis(tp_codes, projection.top_latents, axis=1)
-        result.append(LetterFold(fold, splits[j], mains[j], tp, projection, tp_codes[:, split], top_acts,
+        split_acts = columns(tp_codes, split)  # [n_tp, n_split]
+        silent = split_acts.sum(axis=1) < config.ablation.inactive_eps
+        top_acts = gather(tp_codes, projection.top_latents)
+        result.append(LetterFold(fold, splits[j], mains[j], tp, projection, split_acts, top_acts,
                                  decoder_cos[:, j], tp[not_k_sparse & silent], paper_weights=np.zeros(len(tp))))
     return result
 
 
-def combine_folds(letter: int, folds: list[LetterFold], encoder_cos: np.ndarray, codes: np.ndarray, hook: HookProbeData,
+def combine_folds(letter: int, folds: list[LetterFold], encoder_cos: np.ndarray, codes: Codes, hook: HookProbeData,
                   best: base.BaselineScore) -> LetterAbsorption:
     split, split_stability = modal([tuple(f.split.split_latents) for f in folds])
     (main_latent,), main_stability = modal([(f.main.latent,) for f in folds])
     measured = hook.measured
     # one column, not codes[measured]: that would copy every measured word's codes once per letter
     main = latent_as_classifier(main_latent, letter, float(encoder_cos[main_latent, letter]),
-                                codes[measured, main_latent], hook.prompts.labels[measured])
+                                column(codes, main_latent)[measured], hook.prompts.labels[measured])
     return LetterAbsorption(letter, folds, list(split), split_stability, main, main_stability, best)
 
 
@@ -417,18 +439,15 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     sae = normalized_sae(sae)
-    codes = encode_words(sae, hook.acts)
-    W_dec = sae.W_dec.detach().float().cpu().numpy()  # [d_sae, d_model]
-    W_enc_unit = unit_rows(sae.W_enc.detach().float().cpu().numpy().T)  # [d_sae, d_model]
+    codes = encode_words(sae, hook.acts)  # CSR [n_words, d_sae]: never dense over the latents
+    weights = SAEWeights.of(sae)
     directions = hook.probe.directions()  # [26, d_model] display probe
-    decoder_cos = unit_rows(W_dec) @ directions.T
-    encoder_cos = W_enc_unit @ directions.T
+    decoder_cos = row_cosines(weights.W_dec, directions)  # [d_sae, 26]
+    encoder_cos = row_cosines(weights.W_enc_rows, directions)  # [d_sae, 26]
     seconds["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    sparse_codes = sp.csr_matrix(codes)
-    by_fold = [measure_fold(fold, codes, W_dec, W_enc_unit, hook, config, sparse_codes)
-               for fold in range(config.fold_count)]
+    by_fold = [measure_fold(fold, codes, weights, hook, config) for fold in range(config.fold_count)]
     labels = hook.prompts.labels
     train0, test0 = hook.training_words(0), hook.fold_words(0)
     best = base.best_active_latent(codes[train0], labels[train0], codes[test0], labels[test0])  # a baseline: one split
@@ -486,7 +505,7 @@ def sample_paper_candidates(letter: LetterAbsorption, prompts: PromptSet, rank: 
 
 
 def run_paper_metric(letters: list[LetterAbsorption], sae, model: HookedTransformer, hook: HookProbeData,
-                     codes: np.ndarray, config: AbsorptionConfig, sae_key: str = "") -> None:
+                     codes: Codes, config: AbsorptionConfig, sae_key: str = "") -> None:
     """The paper's ablation metric on at most max_candidates of each letter's candidates (pooled over folds);
     each sampled word is judged with its own fold's split latents and probe. All letters' words run
     together, batched by shared prefix (the attribution of a word does not depend on its letter, only the
@@ -497,25 +516,28 @@ def run_paper_metric(letters: list[LetterAbsorption], sae, model: HookedTransfor
     words = np.concatenate([f.sampled for letter in letters for f in letter.folds] + [np.array([], dtype=np.int64)])
     answers = np.concatenate([np.full(len(f.sampled), letter.letter) for letter in letters for f in letter.folds]
                              + [np.array([], dtype=np.int64)])
-    attributions = word_attributions(words, answers, sae, model, hook, codes.shape[1], cfg, desc=f"{sae_key} ablation metric")
+    top_latents, top_values = word_attributions(words, answers, sae, model, hook, cfg, desc=f"{sae_key} ablation metric")
     start = 0
     for letter, portion in zip(letters, portions):
         for fold in letter.folds:
             rows = slice(start, start + len(fold.sampled))
             start += len(fold.sampled)
-            fold.paper = abl.paper_absorption(attributions[rows], codes[fold.sampled], fold.split.split_latents,
-                                              fold.decoder_cos, cfg)
+            fold.paper = abl.paper_absorption_from_top(top_latents[rows], top_values[rows], codes[fold.sampled],
+                                                       fold.split.split_latents, fold.decoder_cos, cfg)
             position = {int(w): n for n, w in enumerate(fold.true_positives)}
             for row, word in enumerate(fold.sampled):
                 fold.paper_weights[position[int(word)]] = float(fold.paper.is_absorption[row]) / portion
 
 
 def word_attributions(words: np.ndarray, answers: np.ndarray, sae, model: HookedTransformer, hook: HookProbeData,
-                      d_sae: int, cfg: abl.AblationMetricConfig, desc: str = "ablation metric") -> np.ndarray:
-    """[len(words), d_sae] attribution of every latent to each word's letter metric (answers [len(words)]:
-    the letter index), words batched by shared prefix."""
+                      cfg: abl.AblationMetricConfig, desc: str = "ablation metric") -> tuple[np.ndarray, np.ndarray]:
+    """Each word's top_k_latents latents by attribution to its letter metric (answers [len(words)]: the letter
+    index), most negative first: (latents [len(words), k], attributions [len(words), k]). Words run batched by
+    shared prefix; each batch's [batch, d_sae] attributions are cut to their top k at once."""
     prompts = hook.prompts
-    attributions = np.zeros((len(words), d_sae), dtype=np.float32)
+    k = min(cfg.top_k_latents, sae.W_dec.shape[0])
+    top_latents = np.zeros((len(words), k), dtype=np.int64)
+    top_values = np.zeros((len(words), k), dtype=np.float32)
     by_prefix: dict[int, list[int]] = {}
     for row, i in enumerate(words):
         by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(row)
@@ -524,9 +546,10 @@ def word_attributions(words: np.ndarray, answers: np.ndarray, sae, model: Hooked
     for prefix_id, chunk in tqdm(chunks, desc=desc, disable=not chunks):
         suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words[chunk]])
         correct = torch.as_tensor(answers[chunk], dtype=torch.long)
-        attributions[chunk], _ = abl.ablation_attributions(model, sae, hook.hook_name, prompts.prefixes[prefix_id],
-                                                           suffixes, correct, hook.letter_ids, cfg)
-    return attributions
+        attributions, _ = abl.ablation_attributions(model, sae, hook.hook_name, prompts.prefixes[prefix_id],
+                                                    suffixes, correct, hook.letter_ids, cfg)  # [batch, d_sae]
+        top_latents[chunk], top_values[chunk] = abl.top_attributions(attributions, k)
+    return top_latents, top_values
 
 
 def letter_name(index: int) -> str:

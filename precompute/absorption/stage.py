@@ -3,8 +3,6 @@ work done once per group, each SAE written in its own transaction (a crash keeps
 
 from __future__ import annotations
 
-from itertools import groupby
-
 import duckdb
 import numpy as np
 
@@ -14,7 +12,7 @@ from precompute.absorption.probe import LinearProbe
 from precompute.absorption.prompts import LETTERS
 from precompute.absorption.run import AbsorptionConfig, StoredProbes, compute_hook_data, compute_sae_absorption
 from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
-from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name
+from precompute.sae_loading import SAESpec, hook_layer, load_sae, specs_by_hook
 
 
 def probe_from_rows(rows: list[tuple]) -> LinearProbe | None:
@@ -72,22 +70,23 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
     """Absorption results for every SAE in `specs` that lacks them (or all, with force).
     Returns the seconds per stage, keyed 'hook:<name>' for shared work and by SAE key."""
     todo = absorption_todo(con, specs, config, force, log)
-    loaded = [(spec, load_sae(spec, device=device)) for spec in todo]
     timings: dict[str, dict[str, float]] = {}
-    by_hook = lambda item: sae_hook_name(item[1])  # noqa: E731
-    for hook_name, group in groupby(sorted(loaded, key=by_hook), key=by_hook):
-        group = list(group)
+    for hook_name, group in sorted(specs_by_hook(todo).items(), key=lambda item: item[0]):
         # Reuse the stored probe of this config (while SAEs other than these point at it, or a killed build
         # left it), so SAEs measured in different builds share one probe run and a resumed build skips the
         # shared per-hook work.
-        reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec, _ in group])
+        reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec in group])
         hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
                                  stored=reuse[1] if reuse else None, log=log)
         timings[f"hook:{hook_name}"] = hook.seconds
         run_id = reuse[0] if reuse else write_probe_run(con, hook, config, model.tokenizer)
         log(f"{hook_name}: probe run {run_id} ({'reused' if reuse else 'new'})")
-        for spec, sae in group:
+        for spec in group:
+            # loaded when its turn comes, and dropped after: the shared per-hook work is the word activations,
+            # so peak memory is one SAE's however many SAEs share the hook
+            sae = load_sae(spec, device=device)
             result = compute_sae_absorption(spec.key, sae, model, hook, config, log=log)
+            del sae
             con.execute("BEGIN TRANSACTION")
             db.delete_absorption(con, spec.key)
             for table, data in sae_tables(result, config, run_id).items():

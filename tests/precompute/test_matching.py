@@ -117,3 +117,76 @@ def test_unit_decoder_rows_have_unit_norm(sweep_db):
     _, _, planted = sweep_db
     decoder = unit_decoder(SAE.load_from_disk(str(planted), device="cpu"))
     assert torch.allclose(decoder.norm(dim=-1), torch.ones(8))
+
+
+def brute_force_neighbors(W_dec: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The whole [d_sae, d_sae] cosine matrix at once: what the blocks must reproduce."""
+    W = torch.nn.functional.normalize(W_dec.float(), dim=-1)
+    sims = W @ W.T
+    sims.fill_diagonal_(-2.0)
+    top = sims.topk(n, dim=-1)
+    return top.indices.numpy(), top.values.numpy()
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7, 64])
+def test_decoder_neighbors_in_blocks_equal_the_full_cosine_matrix(chunk):
+    W_dec = torch.randn(50, 6, generator=torch.Generator().manual_seed(8))
+
+    class Decoder:
+        pass
+
+    sae = Decoder()
+    sae.W_dec = W_dec
+    ids, cos = dash.decoder_neighbors(sae, 5, chunk=chunk)
+    full_ids, full_cos = brute_force_neighbors(W_dec, 5)
+    assert np.array_equal(ids, full_ids)
+    np.testing.assert_allclose(cos, full_cos, atol=1e-6)
+
+
+def test_blocks_of_latents_are_sized_by_the_width():
+    from precompute.blocks import row_blocks, rows_per_block
+
+    assert rows_per_block(262_144) == 128 and rows_per_block(4096) == 8192
+    assert rows_per_block(10**9) == 1  # never zero rows
+    assert rows_per_block(10, cap=3) == 3
+    assert [(b.start, b.stop) for b in row_blocks(10, 4, max_elements=12)] == [(0, 3), (3, 6), (6, 9), (9, 10)]
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 5])
+def test_best_matches_in_blocks_equal_one_block(chunk):
+    generator = torch.Generator().manual_seed(9)
+    a = torch.nn.functional.normalize(torch.randn(30, 6, generator=generator), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(40, 6, generator=generator), dim=-1)
+    index, cosine = best_matches(a, b, chunk=chunk)
+    full = (a @ b.T).max(dim=1)
+    assert np.array_equal(index, full.indices.numpy())
+    np.testing.assert_allclose(cosine, full.values.numpy(), atol=1e-6)
+
+
+def test_a_wide_sae_is_encoded_in_blocks_of_tokens_with_the_codes_of_whole_batches(sweep_db, monkeypatch):
+    """A few tokens per block (as a 262k-latent SAE gets): the same codes and statistics as whole batches."""
+    from functools import partial
+
+    root, config, planted = sweep_db
+    model = helpers.tiny_model()
+    corpus_rows = helpers.random_corpus(root / "blocks.parquet", 16)
+    sae = SAE.load_from_disk(str(planted), device="cpu")
+    whole = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    monkeypatch.setattr(dash, "row_blocks", partial(dash.row_blocks, max_elements=8 * 5))  # 5 tokens a block
+    blocks = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    assert np.array_equal(whole.codes.token_index, blocks.codes.token_index)
+    assert np.array_equal(whole.codes.latent, blocks.codes.latent)
+    np.testing.assert_array_equal(whole.codes.value, blocks.codes.value)
+    assert whole.stats.n_tokens == blocks.stats.n_tokens and whole.stats.l0 == blocks.stats.l0
+    assert whole.stats.explained_variance == pytest.approx(blocks.stats.explained_variance, abs=1e-9)
+    assert len(whole.codes.latent) > 0
+
+
+def test_a_hooks_saes_share_passes_within_the_weight_budget():
+    from precompute.job import shared_passes
+
+    specs = [SAESpec(key=k, path=None) for k in "abcde"]
+    size = {"a": 4, "b": 4, "c": 10, "d": 1, "e": 1}
+    passes = shared_passes(specs, max_bytes=8, weight_bytes=lambda s: size[s.key])
+    assert [[s.key for s in p] for p in passes] == [["a", "b"], ["c"], ["d", "e"]]
+    assert len(shared_passes(specs, max_bytes=100, weight_bytes=lambda s: size[s.key])) == 1  # today's one pass

@@ -28,8 +28,8 @@ SAE_SECONDS = "SELECT sae_key, seconds FROM sae_absorption ORDER BY sae_key"
 
 # What each table's size grows with: the latents (one or more rows per latent), the SAEs (rows per SAE sized by
 # the vocabulary or the words, not by the width), or neither (once per model or hook: shared by its SAEs).
-PER_LATENT = ("latents", "contexts", "window_acts", "latent_letter_cos", "latent_matches")
-PER_SAE = ("saes", "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "absorption_words",
+PER_LATENT = ("latents", "contexts", "window_acts", "latent_letter_cos", "latent_matches", "latent_scores")
+PER_SAE = ("saes", "sae_numbers", "score_validation", "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "absorption_words",
            "token_occurrences", "token_latents", "token_letters")
 PROJECTED_WIDTHS = (1_024, 4_096, 16_384, 65_536, 1_048_576)
 

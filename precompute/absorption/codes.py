@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from precompute.blocks import row_blocks
 
 Codes = np.ndarray | sp.csr_matrix
 
 
-@torch.no_grad()
 def encode_words(sae, acts: np.ndarray, max_batch: int = 4096) -> sp.csr_matrix:
     """[n_words, d_sae] CSR float32 codes of acts [n_words, d_model], encoded a block of words at a time
     (each block's dense codes bounded over d_sae, then made sparse)."""
+    import torch  # here, not at import: the live page reads the projection metric (this module) without torch
+
     device, dtype = sae.W_dec.device, sae.W_dec.dtype
     d_sae = sae.W_dec.shape[0]
-    parts = [sp.csr_matrix(sae.encode(torch.from_numpy(acts[rows]).to(device, dtype)).float().cpu().numpy())
-             for rows in row_blocks(len(acts), d_sae, cap=max_batch)]  # each [block, d_sae] dense, then CSR
+    with torch.no_grad():
+        parts = [sp.csr_matrix(sae.encode(torch.from_numpy(acts[rows]).to(device, dtype)).float().cpu().numpy())
+                 for rows in row_blocks(len(acts), d_sae, cap=max_batch)]  # each [block, d_sae] dense, then CSR
     if not parts:
         return sp.csr_matrix((0, d_sae), dtype=np.float32)
     return sp.vstack(parts, format="csr")

@@ -127,7 +127,7 @@ def size_report(db: Path) -> None:
 
 def views(args: argparse.Namespace) -> tuple[tuple[str, dict[str, str]], ...]:
     middle = FIRST_HOOK + args.hooks // 2
-    key = sae_key(middle, 2)
+    key = sae_key(middle, min(2, args.per_hook - 1))
     return (
         ("overview", {}), ("overview", {"group": "layer"}),
         ("latent", {"sae": key, "latent": str(args.width * 3 // 4)}),

@@ -72,9 +72,10 @@ def test_best_matches_recovers_a_permutation():
 def test_each_latent_is_matched_in_the_other_sae_at_the_hook(sweep_db):
     root, config, _ = sweep_db
     forward = dict(rows(config.db_path, "SELECT latent, other_latent FROM latent_matches "
-                                       "WHERE sae_key = 'permuted' AND other_sae_key = 'planted'"))
+                                       "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'permuted') AND other_sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted')"))
     backward = rows(config.db_path, "SELECT latent, other_latent, cosine FROM latent_matches "
-                                    "WHERE sae_key = 'planted' AND other_sae_key = 'permuted' ORDER BY latent")
+                                    "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND other_sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'permuted') "
+                                    "ORDER BY latent")
     assert len(forward) == 12 and len(backward) == 8  # one row per latent of the first SAE
     assert [forward[i] for i in range(8)] == PERMUTATION.tolist()
     inverse = np.argsort(PERMUTATION)

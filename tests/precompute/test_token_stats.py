@@ -165,7 +165,7 @@ def test_token_letters_give_the_rates_of_the_letters_latents(built):
     db = root / "explorer.duckdb"
     found = {row[0]: row[1:] for row in query(
         db, "SELECT token_id, letter, main_latent, main_fire_rate, any_split_fire_rate FROM token_letters "
-            "WHERE sae_key = 'measured'")}
+            "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')")}
     assert set(found) == {SNAKE, SUN, TEA, SKIN}  # none for " xylophone" (no x latents) or the absent " zebra"
     assert found[SNAKE] == ("s", PLANTED, 1.0, 1.0)
     assert found[SUN] == found[SKIN] == ("s", PLANTED, 0.0, 0.0)

@@ -14,7 +14,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from precompute.absorption.prompts import LETTERS
-from precompute.database import sae_number
+from precompute.storage.writer import sae_number
 from precompute.absorption.tables import first_non_split
 
 D_MODEL = 16
@@ -109,9 +109,9 @@ class FakeTokenizer:
 
 def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("planted", "second")) -> Path:
     """A complete explorer database from the tiny model and the planted SAE."""
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -280,9 +280,9 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     the SAEs in `second_run` are measured against a second run at their hook (another config)."""
     import duckdb
 
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -310,7 +310,7 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():
             _insert(con, table, rows)
-        from precompute.probe_free import run_scores_stage
+        from precompute.build.probe_free import run_scores_stage
 
         run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
@@ -338,7 +338,7 @@ def running_text_corpus(path: Path, n_rows: int) -> np.ndarray:
 
 def numbered(con, table: str, values: dict) -> dict:
     """A row written by key (sae_key, other_sae_key) as the table stores it: by the SAE's number where the table
-    names SAEs by number (as precompute.database.insert_arrow does)."""
+    names SAEs by number (as precompute.storage.writer.insert_arrow does)."""
     stored = {row[0] for row in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                                             [table]).fetchall()}
     row = dict(values)
@@ -435,9 +435,9 @@ def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, c
     with WordTokenizer's vocabulary and the fake absorption stage (absorption=False: a dashboards-only build)."""
     from precompute.absorption import stage
     from precompute.absorption.run import AbsorptionConfig
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     monkeypatch.setattr(stage, "run_absorption_stage", fake_absorption_stage(fake, [] if calls is None else calls))
     corpus, folder = root / "corpus.parquet", root / "planted-sae"
@@ -487,10 +487,10 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
     results naming SUSPECT_ABSORBERS as full absorbers, validated by the scores stage as a build would."""
     import duckdb
 
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.probe_free import run_scores_stage
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.build.probe_free import run_scores_stage
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 
 from precompute.absorption.ablation import AblationMetricConfig
 from precompute.absorption.run import AbsorptionConfig
-from precompute.dashboards import DashboardConfig
-from precompute.export import export_sae
-from precompute.job import JobConfig, run_job
-from precompute.model_loading import load_model_cached
-from precompute.sae_loading import SAESpec
+from precompute.build.dashboards import DashboardConfig
+from precompute.storage.export import export_sae
+from precompute.build.job import JobConfig, run_job
+from precompute.loading.model import load_model_cached
+from precompute.loading.sae import SAESpec
 
 SAE_DIR = Path(__file__).resolve().parents[3] / "assets" / "saes" / "smollm2-l6-topk-4k-k32"
 # two folds: cross-fitting exercised at half the cost of the default five

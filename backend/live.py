@@ -141,7 +141,7 @@ class LoadedSAE:
     unit_decoder: np.ndarray  # [d_sae, d_model] unit-norm decoder rows
     hook_name: str
     layer: int | None
-    model_kwargs: tuple = ()  # its sae-lens model_from_pretrained_kwargs, as model_loading.model_kwargs_key
+    model_kwargs: tuple = ()  # its sae-lens model_from_pretrained_kwargs, as precompute.loading.model.model_kwargs_key
 
 
 def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:

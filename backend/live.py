@@ -116,11 +116,11 @@ def check_packages(model_name: str) -> None:
 
 # --- loading (once per process: the caller caches) --------------------------------------------------
 def load_model(model_name: str, from_pretrained_kwargs: tuple = ()):
-    """The TransformerLens model on the CPU, from `precompute.model_loading` (its own per-process cache),
+    """The TransformerLens model on the CPU, from `precompute.loading.model` (its own per-process cache),
     loaded as the SAE asks (`LoadedSAE.model_kwargs`), as the build loaded it."""
     check_packages(model_name)
     try:
-        from precompute.model_loading import load_model_cached
+        from precompute.loading.model import load_model_cached
 
         kwargs = () if model_name == EMBEDDED_MODEL else from_pretrained_kwargs  # one fixed processing
         return load_model_cached(model_name, device=DEVICE, from_pretrained_kwargs=kwargs)
@@ -141,7 +141,7 @@ class LoadedSAE:
     unit_decoder: np.ndarray  # [d_sae, d_model] unit-norm decoder rows
     hook_name: str
     layer: int | None
-    model_kwargs: tuple = ()  # its sae-lens model_from_pretrained_kwargs, as model_loading.model_kwargs_key
+    model_kwargs: tuple = ()  # its sae-lens model_from_pretrained_kwargs, as precompute.loading.model.model_kwargs_key
 
 
 def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
@@ -149,9 +149,9 @@ def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
     check_packages(source.model_name)
     try:
         from precompute.absorption.run import normalized_sae
-        from precompute.model_loading import model_kwargs_key
-        from precompute.sae_loading import SAESpec
-        from precompute.sae_loading import load_sae as load
+        from precompute.loading.model import model_kwargs_key
+        from precompute.loading.sae import SAESpec
+        from precompute.loading.sae import load_sae as load
 
         spec = (SAESpec(key=source.sae_key, path=sae_folder(source, db_path)) if source.source == "local"
                 else SAESpec(key=source.sae_key, release=source.release, sae_id=source.sae_id))

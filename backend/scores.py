@@ -1,4 +1,4 @@
-"""Probe-free absorption scores (precompute/probe_free.py) as the pages show them: which measurement of a score
+"""Probe-free absorption scores (precompute/build/probe_free.py) as the pages show them: which measurement of a score
 to quote for an SAE, how to say it in words, and whether it beats the density baseline. Pure rules, no SQL."""
 
 from __future__ import annotations

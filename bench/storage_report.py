@@ -19,7 +19,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
-from precompute.database import COMPACT_BLOCK_SIZE  # noqa: E402
+from precompute.storage.writer import COMPACT_BLOCK_SIZE  # noqa: E402
 
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
 SAE_TOKENS = "SELECT sae_key, n_tokens, corpus, d_sae FROM saes ORDER BY layer, d_sae, l0, sae_key"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from backend.schema import N_NEIGHBORS
-from precompute.database import BuildInProgressError, SchemaMismatchError
+from precompute.storage.writer import BuildInProgressError, SchemaMismatchError
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
@@ -114,9 +114,9 @@ def add_card_parser(sub) -> None:
 def run_card(args) -> int:
     import json
 
-    from precompute.card import measure_and_write_card
-    from precompute.corpus import load_corpus_rows
-    from precompute.model_loading import load_model
+    from precompute.train.card import measure_and_write_card
+    from precompute.loading.corpus import load_corpus_rows
+    from precompute.loading.model import load_model
 
     start, stop = parse_rows(args.rows)
     if message := rows_outside_corpus(args.corpus, (start, stop)):
@@ -152,10 +152,10 @@ def rows_outside_corpus(corpus: Path, rows: tuple[int, int]) -> str | None:
 
 
 def run_build(args) -> int:
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, ModelMismatch, run_job
-    from precompute.model_loading import default_device
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, ModelMismatch, run_job
+    from precompute.loading.model import default_device
+    from precompute.loading.sae import SAESpec
 
     try:
         specs = [SAESpec.parse(text) for text in args.sae]
@@ -189,7 +189,7 @@ def run_build(args) -> int:
     )
     try:
         if args.ray:
-            from precompute.distributed import RayUnavailable, run_with_ray
+            from precompute.build.distributed import RayUnavailable, run_with_ray
 
             try:
                 run_with_ray(specs, config, address=None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
@@ -207,8 +207,8 @@ def run_build(args) -> int:
 
 def sweep_specs(sweep_path: Path, sae_root: Path, hooks: set[str] | None) -> list:
     """The finished SAEs of a sweep (those with a card), optionally only at some hooks."""
-    from precompute.sae_loading import SAESpec
-    from precompute.sweep import Sweep, is_finished
+    from precompute.loading.sae import SAESpec
+    from precompute.train.sweep import Sweep, is_finished
 
     sweep = Sweep.from_file(sweep_path)
     recipes = [r for _, r in sweep.recipes() if hooks is None or r.hook_name in hooks]
@@ -229,8 +229,8 @@ def absorption_config(args):
 
 
 def run_corpus(args) -> int:
-    from precompute.corpus import CorpusConfig, build_corpus
-    from precompute.model_loading import load_tokenizer
+    from precompute.loading.corpus import CorpusConfig, build_corpus
+    from precompute.loading.model import load_tokenizer
 
     config = CorpusConfig(sources=tuple(args.source or ["debian"]), context_size=args.context_size,
                           seed=args.seed, max_tokens=args.max_tokens)
@@ -242,8 +242,8 @@ def run_corpus(args) -> int:
 def run_train(args) -> int:
     import dataclasses
 
-    from precompute.model_loading import default_device
-    from precompute.training import TrainingRecipe, train_sae
+    from precompute.loading.model import default_device
+    from precompute.train.training import TrainingRecipe, train_sae
 
     recipe = TrainingRecipe.from_file(args.recipe)
     if args.training_tokens:
@@ -254,8 +254,8 @@ def run_train(args) -> int:
 
 
 def run_sweep_command(args) -> int:
-    from precompute.model_loading import default_device
-    from precompute.sweep import Sweep, run_sweep
+    from precompute.loading.model import default_device
+    from precompute.train.sweep import Sweep, run_sweep
 
     sweep = Sweep.from_file(args.sweep)
     try:
@@ -278,7 +278,7 @@ def add_export_parser(sub) -> None:
 
 
 def run_export(args) -> int:
-    from precompute.export import ExportError, export_sae
+    from precompute.storage.export import ExportError, export_sae
 
     try:
         for key in args.sae:
@@ -297,7 +297,7 @@ def add_migrate_parser(sub) -> None:
 
 
 def run_migrate(args) -> int:
-    from precompute.migrate import migrate
+    from precompute.build.migrate import migrate
 
     migrate(args.db)
     return 0
@@ -312,7 +312,7 @@ def add_merge_parser(sub) -> None:
 
 
 def run_merge(args) -> int:
-    from precompute.merge import merge
+    from precompute.build.merge import merge
 
     for source in args.sources:
         if not source.exists():

@@ -3,6 +3,7 @@ embedding, and an SAE with a planted latent that fires on one known token."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -10,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from precompute.absorption.prompts import LETTERS
-from precompute.database import sae_number
+from precompute.storage.writer import sae_number
 from precompute.absorption.tables import first_non_split
 
 D_MODEL = 16
@@ -109,9 +111,9 @@ class FakeTokenizer:
 
 def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("planted", "second")) -> Path:
     """A complete explorer database from the tiny model and the planted SAE."""
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -280,9 +282,9 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     the SAEs in `second_run` are measured against a second run at their hook (another config)."""
     import duckdb
 
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -310,7 +312,7 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():
             _insert(con, table, rows)
-        from precompute.probe_free import run_scores_stage
+        from precompute.build.probe_free import run_scores_stage
 
         run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
@@ -338,7 +340,7 @@ def running_text_corpus(path: Path, n_rows: int) -> np.ndarray:
 
 def numbered(con, table: str, values: dict) -> dict:
     """A row written by key (sae_key, other_sae_key) as the table stores it: by the SAE's number where the table
-    names SAEs by number (as precompute.database.insert_arrow does)."""
+    names SAEs by number (as precompute.storage.writer.insert_arrow does)."""
     stored = {row[0] for row in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                                             [table]).fetchall()}
     row = dict(values)
@@ -435,9 +437,9 @@ def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, c
     with WordTokenizer's vocabulary and the fake absorption stage (absorption=False: a dashboards-only build)."""
     from precompute.absorption import stage
     from precompute.absorption.run import AbsorptionConfig
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.loading.sae import SAESpec
 
     monkeypatch.setattr(stage, "run_absorption_stage", fake_absorption_stage(fake, [] if calls is None else calls))
     corpus, folder = root / "corpus.parquet", root / "planted-sae"
@@ -487,10 +489,10 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
     results naming SUSPECT_ABSORBERS as full absorbers, validated by the scores stage as a build would."""
     import duckdb
 
-    from precompute.dashboards import DashboardConfig
-    from precompute.job import JobConfig, run_job
-    from precompute.probe_free import run_scores_stage
-    from precompute.sae_loading import SAESpec
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, run_job
+    from precompute.build.probe_free import run_scores_stage
+    from precompute.loading.sae import SAESpec
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -511,3 +513,83 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
                     "absorber_act": 1.0, "absorber_score": 0.5})
         run_scores_stage(con, log=lambda *_: None)
     return db_path
+
+
+# --- what the writers write, against the DDL -----------------------------------------------------------
+# Written by SQL in the writer itself, not from an Arrow table: the meta rows and the SAEs' numbers.
+WRITTEN_BY_SQL = {"meta", "sae_numbers"}
+# The tables the absorption stage's build (tests/precompute/absorption/test_stage.py) must write; the tiny
+# dashboards build (tests/precompute/storage/test_ddl.py) writes the rest.
+ABSORPTION_BUILD_TABLES = {"probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
+                           "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos",
+                           "absorption_words", "token_letters", "score_validation"}
+
+
+@contextmanager
+def recording_writes():
+    """Records the column names of every Arrow table handed to the writer (`insert_arrow`), by table, as the
+    table-building functions name them (SAEs by sae_key), and writes them as usual."""
+    from precompute.storage import writer
+
+    written: dict[str, set[tuple[str, ...]]] = {}
+    real = writer.insert_arrow
+
+    def record(con, table: str, data: pa.Table) -> None:
+        written.setdefault(table, set()).add(tuple(data.column_names))
+        real(con, table, data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(writer, "insert_arrow", record)
+        yield written
+
+
+def ddl_columns() -> dict[str, dict[str, bool]]:
+    """Per table of backend/sql/schema.sql: its columns, each with whether a row must give it (NOT NULL, no default)."""
+    import duckdb
+
+    from backend.schema import ddl_statements
+
+    with duckdb.connect() as con:
+        for statement in ddl_statements():
+            con.execute(statement)
+        rows = con.execute("SELECT table_name, column_name, is_nullable = 'NO' AND column_default IS NULL "
+                           "FROM information_schema.columns ORDER BY table_name, ordinal_position").fetchall()
+    tables: dict[str, dict[str, bool]] = {}
+    for table, column, required in rows:
+        tables.setdefault(table, {})[column] = required
+    return tables
+
+
+def stored_columns(written: tuple[str, ...], ddl: dict[str, bool]) -> set[str]:
+    """The columns a row written with these names fills: an SAE named by key (sae_key, other_sae_key) fills the
+    table's number column (sae_num, other_sae_num) when it has one, and its key column only if it has that too
+    (the writer's with_sae_numbers)."""
+    stored = set()
+    for column in written:
+        number = column.replace("sae_key", "sae_num") if column.endswith("sae_key") else None
+        if number in ddl:
+            stored.add(number)
+            if column in ddl:
+                stored.add(column)
+        else:
+            stored.add(column)
+    return stored
+
+
+def ddl_mismatches(written: dict[str, set[tuple[str, ...]]]) -> list[str]:
+    """What the recorded writes do not agree with the DDL on: unknown tables, columns the table lacks, and
+    columns a row must give (NOT NULL without a default) that a write left out."""
+    ddl = ddl_columns()
+    problems = []
+    for table, shapes in sorted(written.items()):
+        if table not in ddl:
+            problems.append(f"{table}: written, but the DDL has no such table")
+            continue
+        required = {column for column, must in ddl[table].items() if must}
+        for names in sorted(shapes):
+            stored = stored_columns(names, ddl[table])
+            if extra := sorted(stored - set(ddl[table])):
+                problems.append(f"{table}: written with {extra}, which the DDL lacks")
+            if missing := sorted(required - stored):
+                problems.append(f"{table}: written without {missing}, NOT NULL without a default in the DDL")
+    return problems

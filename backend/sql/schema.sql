@@ -361,7 +361,7 @@ CREATE TABLE token_letters (
 );
 
 -- ---------------------------------------------------------------------------------------------
--- Absorption suspects without a probe (precompute/probe_free.py): per latent, scores from the SAE's weights and
+-- Absorption suspects without a probe (precompute/build/probe_free.py): per latent, scores from the SAE's weights and
 -- stored density alone, higher = more suspect. Every SAE the build could load; deleted with its dashboards
 -- (density changes with them) and recomputed by the next build or migration.
 CREATE TABLE latent_scores (

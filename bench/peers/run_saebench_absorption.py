@@ -207,7 +207,7 @@ def main() -> None:
         "config": {"llm_batch_size": config.llm_batch_size, "probe_batch_size": probe_batch_size,
                    "precalc_k_sparse_probe_sae_acts": config.precalc_k_sparse_probe_sae_acts},
         "deviations": [
-            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/model_loading.py), "
+            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/loading/model.py), "
             "not HookedTransformer.from_pretrained_no_processing (no hub); no BOS (SmolLM2's tokenizer adds none)",
             f"words: the given {len(vocab)} words instead of every alphabetic token (get_alpha_tokens) for the "
             "probe and k-sparse probing; the absorption step's in-context examples still come from the whole "

@@ -106,13 +106,13 @@ def main() -> None:
         "cpu_seconds": watch.cpu_seconds,
         "sanity": {"max_act": max_act, "n_fired": n_fired},
         "deviations": [
-            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/model_loading.py), "
+            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/loading/model.py), "
             "not HookedTransformer.from_pretrained (no hub)",
             "SAE loaded in float32 (dtype='float32'): the shipped weights are fp16",
             f"ignore_positions={list(range(args.first_position))} (default []): our precompute excludes the "
             "attention-sink position 0 too; masking only, no effect on speed",
         ] if args.first_position else [
-            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/model_loading.py)",
+            "model: the embedded SmolLM2-135M-Instruct (GGUF -> HookedTransformer by precompute/loading/model.py)",
             "SAE loaded in float32 (dtype='float32'): the shipped weights are fp16",
         ],
     }, args.out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from precompute.blocks import row_blocks
+from precompute.util.blocks import row_blocks
 
 Codes = np.ndarray | sp.csr_matrix
 

@@ -22,7 +22,7 @@ from precompute.absorption import probe as pr
 from precompute.absorption.codes import Codes, as_csr, column, columns, encode_words, gather
 from precompute.absorption.activations import answer_logits, word_activations
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
-from precompute.blocks import row_blocks
+from precompute.util.blocks import row_blocks
 from precompute.absorption.prompts import LETTERS, PromptSet, build_prompt_set, letter_token_ids
 from precompute.absorption.stats import BootstrapConfig, Interval, between_fold_sd, fold_and_word_intervals
 from precompute.absorption.vocab import PromptConfig, alphabetic_vocabulary, split_words

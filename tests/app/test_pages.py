@@ -168,7 +168,8 @@ def test_browse_token_search_falls_back_to_top_contexts_without_the_running_text
             con.execute(f"DELETE FROM {table}")
         token = con.execute("""SELECT v.token FROM contexts c JOIN sequences s ON s.seq_id = c.seq_id
                                JOIN vocab v ON v.token_id = s.tokens[c.pos + 1]
-                               WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'w8') AND c.kind = 0 LIMIT 1""").fetchall()[0][0]
+                               WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'w8')
+                                 AND c.kind = 0 LIMIT 1""").fetchall()[0][0]
     monkeypatch.setenv("EXPLORER_DB", str(path))
     at = run_page("browse", sae="w8", q=token.strip(), **{"in": "contexts"})
     assert not at.exception

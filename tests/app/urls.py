@@ -109,7 +109,7 @@ def links(at: AppTest) -> list[tuple[str, dict[str, str | list[str]]]]:
 
 def warm_live_model(db_path: Path) -> None:
     """Load the embedded model once in this process before the live page renders with a 60 s timeout: the
-    page's st.cache_resource loader reaches precompute.model_loading's per-process cache, so its first
+    page's st.cache_resource loader reaches precompute.loading.model's per-process cache, so its first
     render does not pay the cold load (tens of seconds on a busy CPU). Nothing to do when the database's
     SAEs use another model or the model packages are missing (the page then says why)."""
     from backend.database import ExplorerDB

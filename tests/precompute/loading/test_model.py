@@ -1,0 +1,47 @@
+"""The embedded SmolLM2 as a HookedTransformer must match the Hugging Face model it came from."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from precompute.loading.model import EMBEDDED_MODEL_NAME, load_model, load_smollm2_hf
+
+PROMPTS = [
+    "The snake slithered across the short grass.",
+    "short has the first letter: S\nsnake has the first letter:",
+    "In the beginning God created the heaven and the earth.",
+]
+
+
+@pytest.fixture(scope="module")
+def models():
+    return load_model(EMBEDDED_MODEL_NAME), *load_smollm2_hf()
+
+
+@torch.no_grad()
+def test_hooked_transformer_matches_hf_logprobs(models):
+    model, hf_model, tokenizer = models
+    for prompt in PROMPTS:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        assert torch.equal(ids, model.to_tokens(prompt, prepend_bos=False)), "same tokenization"
+        ours = model(ids).log_softmax(-1)
+        theirs = hf_model(ids).logits.log_softmax(-1)
+        assert (ours - theirs).abs().max().item() < 1e-3
+        assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
+
+
+def test_config_is_smollm2(models):
+    model, *_ = models
+    cfg = model.cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.n_key_value_heads, cfg.d_mlp) == (30, 576, 9, 3, 1536)
+    assert cfg.normalization_type in ("RMS", "RMSPre") and cfg.positional_embedding_type == "rotary"
+
+
+@torch.no_grad()
+def test_hook_stops_early_and_position_zero_is_a_sink(models):
+    model, *_ = models
+    tokens = model.to_tokens("Sparse autoencoders find interpretable features in language models.", prepend_bos=False)
+    _, cache = model.run_with_cache(tokens, names_filter=["blocks.6.hook_resid_post"], stop_at_layer=7)
+    norms = cache["blocks.6.hook_resid_post"][0].norm(dim=-1)
+    assert norms[0] > 3 * norms[1:].mean(), "position 0 carries the attention-sink norm we exclude"

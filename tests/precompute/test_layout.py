@@ -1,0 +1,184 @@
+"""The precompute package's layout, read from its import graph (ast, no import runs): every subpackage sits on a
+floor and imports only from floors below it, so the graph between subpackages has no cycle; `backend/` reads the
+database without the precompute package at import time, and the pages never import it."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "precompute"
+
+# Lowest floor first. A room imports only from rooms on lower floors (and from itself): nothing runs upward or
+# sideways. `cli` is the package's root modules (cli.py, __main__.py): the command, on top of everything.
+FLOORS: list[set[str]] = [
+    {"util"},  # crash points, row blocks: leaves
+    {"loading", "storage"},  # model / SAE / corpus loading; the writer and the export
+    {"absorption"},  # the first-letter absorption measurement and its tables
+    {"build"},  # the job and its stages, Ray builds, merge, migrate
+    {"train"},  # SAE training, sweeps, activation cache, cards (a card measures like a build)
+    {"cli"},
+]
+FLOOR = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
+# backend/ modules may import these precompute modules at module level (pure numpy; no torch): the live page's
+# projection metric is the precompute's own. Every other precompute import in backend/ runs inside a function.
+BACKEND_MODULE_LEVEL_ALLOWED = {"backend/live.py": {"precompute.absorption.projection"}}
+
+
+@dataclass(frozen=True)
+class Import:
+    path: str  # relative to the repository
+    line: int
+    module: str  # the precompute module imported
+    at_module_level: bool
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} imports {self.module}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> list[Import]:
+    """Every import of a precompute module in the file, with whether it runs at import time (not in a function)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    found: list[Import] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            names: list[str] = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # relative: from the file's package upward
+                    anchor = package.split(".")[: len(package.split(".")) - (child.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                # `from precompute.x import y` imports precompute.x.y when y is a module, else precompute.x
+                names = [f"{base}.{alias.name}" if is_module(f"{base}.{alias.name}") else base for alias in child.names]
+            for name in names:
+                if name == "precompute" or name.startswith("precompute."):
+                    found.append(Import(str(path.relative_to(ROOT)), child.lineno, name, not in_function))
+            visit(child, nested)
+
+    visit(tree, False)
+    return found
+
+
+def is_module(name: str) -> bool:
+    path = ROOT.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def room(module: str) -> str | None:
+    """The subpackage a precompute module lives in; `cli` for the package's root modules; None for the package."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return None
+    if (PACKAGE / parts[1]).is_dir():
+        return parts[1]
+    return "cli"
+
+
+def package_imports() -> list[tuple[str, Import]]:
+    """(importing room, import) for every import between precompute modules."""
+    edges = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = room(module_name(path))
+        for imp in imports_of(path):
+            if source is not None:
+                edges.append((source, imp))
+    return edges
+
+
+def test_the_package_has_imports_to_check():
+    edges = package_imports()
+    assert len(edges) > 50
+    assert {source for source, _ in edges} >= {"absorption", "build", "train", "storage", "cli"}
+
+
+def test_every_subpackage_has_a_floor():
+    rooms = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file()} | {"cli"}
+    assert rooms == set(FLOOR), f"rooms without a floor: {sorted(rooms - set(FLOOR))}; floors without a room: " \
+                                f"{sorted(set(FLOOR) - rooms)}"
+    root_modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert root_modules == {"__init__", "__main__", "cli"}, "the package root holds only the command"
+
+
+def test_no_import_runs_upward_or_sideways():
+    wrong = []
+    for source, imp in package_imports():
+        target = room(imp.module)
+        if target is None or target == source:
+            continue
+        if FLOOR[target] >= FLOOR[source]:
+            wrong.append(f"{imp} ({source}/ is on floor {FLOOR[source]}, {target}/ on floor {FLOOR[target]}: "
+                         f"{source}/ may import only from {sorted(r for r in FLOOR if FLOOR[r] < FLOOR[source])})")
+    assert not wrong, "imports against the floor order:\n" + "\n".join(wrong)
+
+
+def test_storage_and_loading_import_nothing_above_them():
+    above = {"build", "train", "absorption", "cli"}
+    wrong = [str(imp) for source, imp in package_imports()
+             if source in {"storage", "loading", "util"} and room(imp.module) in above]
+    assert not wrong, "storage/, loading/ and util/ import nothing from build/, train/, absorption/ or the CLI:\n" + \
+        "\n".join(wrong)
+    wrong = [str(imp) for source, imp in package_imports()
+             if source == "absorption" and room(imp.module) in {"build", "train", "cli"}]
+    assert not wrong, "absorption/ imports nothing from build/, train/ or the CLI:\n" + "\n".join(wrong)
+
+
+def test_the_subpackages_have_a_floor_order():
+    """A topological order of the graph between subpackages exists (no cycle, even through lazy imports)."""
+    graph: dict[str, set[str]] = {r: set() for r in FLOOR}
+    witness: dict[tuple[str, str], Import] = {}
+    for source, imp in package_imports():
+        target = room(imp.module)
+        if target is not None and target != source:
+            graph[source].add(target)
+            witness.setdefault((source, target), imp)
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        cycle = error.args[1][::-1]  # graphlib lists each room before the room that imports it
+        steps = [str(witness[(a, b)]) for a, b in zip(cycle, cycle[1:])]
+        raise AssertionError("a cycle between subpackages: " + " -> ".join(cycle) + "\n" + "\n".join(steps)) from None
+    assert order[0] == "util" and order[-1] == "cli"
+
+
+def test_backend_imports_precompute_only_inside_functions():
+    wrong = []
+    for path in sorted((ROOT / "backend").rglob("*.py")):
+        allowed = BACKEND_MODULE_LEVEL_ALLOWED.get(str(path.relative_to(ROOT)), set())
+        wrong += [f"{imp} at module level" for imp in imports_of(path) if imp.at_module_level and imp.module not in allowed]
+    assert not wrong, "backend/ reads the database; it imports precompute only where it runs a model:\n" + \
+        "\n".join(wrong)
+
+
+def test_the_allowed_module_level_imports_stay_off_torch():
+    """What backend/ imports at module level reaches only numpy-level precompute modules (absorption/, util/)."""
+    seen, todo = set(), [m for allowed in BACKEND_MODULE_LEVEL_ALLOWED.values() for m in allowed]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = ROOT.joinpath(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        todo += [imp.module for imp in imports_of(path) if imp.at_module_level]
+        assert "import torch" not in "\n".join(line.strip() for line in path.read_text().splitlines()
+                                               if not line.startswith((" ", "\t"))), f"{path} imports torch at import"
+    assert {room(m) for m in seen} <= {None, "absorption", "util"}, sorted(seen)
+
+
+def test_the_pages_never_import_precompute():
+    files = [ROOT / "app.py", *sorted((ROOT / "views").rglob("*.py"))]
+    wrong = [str(imp) for path in files for imp in imports_of(path)]
+    assert not wrong, "the pages read the database through backend/ only:\n" + "\n".join(wrong)

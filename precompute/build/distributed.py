@@ -147,7 +147,7 @@ def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = 
         log(f"every SAE is already in {config.db_path}: nothing to build")
         return RaySummary([], skipped, time.perf_counter() - start, 0.0)
     if not ray.is_initialized():
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])  # the repository: workers import precompute from it
         try:
             ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                      log_to_driver=True, runtime_env={"env_vars": {"PYTHONPATH": root, **_passed_env()}})

@@ -30,7 +30,7 @@ from sklearn.metrics import roc_auc_score
 from precompute.storage import writer as db
 from precompute.loading.sae import SAESpec, load_sae
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # this file: precompute/build/probe_free.py
 
 SCORE_NAMES = ("enc_dec", "parent", "density")
 LABEL_NAMES = ("full", "paper")  # full: projection metric, >= min_words fully absorbed words; paper: ablation metric

@@ -107,7 +107,7 @@ def table_columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> l
 
 def code_version() -> str:
     """The git commit the precompute ran from (with '-dirty' for local edits), else 'unknown'."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the repository (this file: precompute/storage/writer.py)
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()

@@ -182,3 +182,19 @@ def test_the_pages_never_import_precompute():
     files = [ROOT / "app.py", *sorted((ROOT / "views").rglob("*.py"))]
     wrong = [str(imp) for path in files for imp in imports_of(path)]
     assert not wrong, "the pages read the database through backend/ only:\n" + "\n".join(wrong)
+
+
+def test_modules_that_locate_the_repository_from_their_own_path_find_it():
+    """A module that moved a floor down keeps pointing at the repository (Ray workers' PYTHONPATH, the code version,
+    SAE folders stored relative to it), not at a package folder."""
+    import re
+
+    pattern = re.compile(r"Path\(__file__\)\.resolve\(\)\.(parents\[(\d)\]|parent\.parent)(?![.\w])")
+    found = []
+    for path in sorted((ROOT / "precompute").rglob("*.py")):
+        for match in pattern.finditer(path.read_text()):
+            level = int(match.group(2)) if match.group(2) else 1
+            found.append((path, path.resolve().parents[level]))
+    assert found, "the precompute modules that locate the repository"
+    wrong = [f"{path.relative_to(ROOT)} -> {located}" for path, located in found if located != ROOT]
+    assert not wrong, "these resolve to a folder other than the repository:\n" + "\n".join(wrong)

@@ -198,3 +198,15 @@ def test_modules_that_locate_the_repository_from_their_own_path_find_it():
     assert found, "the precompute modules that locate the repository"
     wrong = [f"{path.relative_to(ROOT)} -> {located}" for path, located in found if located != ROOT]
     assert not wrong, "these resolve to a folder other than the repository:\n" + "\n".join(wrong)
+
+
+def test_every_test_folder_is_collected(request):
+    """pytest skips folders matching norecursedirs (by default `build`, which tests/precompute/build/ mirrors):
+    pytest.ini sets it so no test folder is skipped silently."""
+    from fnmatch import fnmatch
+
+    patterns = request.config.getini("norecursedirs")
+    skipped = sorted({str(path.parent.relative_to(ROOT)) for path in (ROOT / "tests").rglob("test_*.py")
+                      if any(fnmatch(part, pattern) for part in path.parent.relative_to(ROOT).parts
+                             for pattern in patterns)})
+    assert not skipped, f"pytest would skip these test folders (norecursedirs {patterns}): {skipped}"

@@ -1,9 +1,6 @@
 """Every query the explorer runs, as named constants. Values are always bound parameters (`?`)."""
 
-# The large tables (a row per latent, context, word or token) name an SAE by its number (sae_numbers): a bound
-# SAE key is looked up by this subquery, which DuckDB turns into a filter on the scan, so the row groups of other
-# SAEs are skipped.
-NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
 
 META = "SELECT key, value FROM meta"
 TABLE_NAMES = "SELECT table_name FROM information_schema.tables"

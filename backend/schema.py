@@ -9,6 +9,10 @@ SCHEMA_VERSION = "9"
 HIST_BINS = 24
 N_LOGITS = 10  # top and bottom logit tokens
 N_NEIGHBORS = 10  # nearest latents by decoder cosine
+# The large tables (a row per latent, context, word or token) name an SAE by its number (sae_numbers): a bound SAE
+# key is looked up by this subquery, which DuckDB turns into a filter on the scan, so the row groups of other SAEs
+# are skipped. Shared by the app's queries and the writer's.
+SAE_NUM_OF_KEY = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
 COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"

@@ -30,13 +30,20 @@ HOOK = "blocks.6.hook_resid_post"
 VOCABULARY_WORDS = 47_078  # the embedded model's alphabetic single-token words (README)
 
 
-def random_topk_sae(folder: Path, d_sae: int, seed: int = 0) -> None:
+def random_topk_sae(folder: Path, d_sae: int, seed: int = 0, hook_name: str | None = None,
+                    k: int | None = None) -> None:
+    """A random TopK SAE on the embedded model, saved in sae-lens's format: the shipped 4k-k32's config (its hook and
+    k unless given), unit decoder rows, encoder = decoder transposed."""
     import torch
     from sae_lens import SAE
 
     template = SAE.load_from_disk(str(ROOT / "assets/saes/smollm2-l6-topk-4k-k32"), device="cpu", dtype="float32")
     cfg = template.cfg.to_dict()
     cfg["d_sae"] = d_sae
+    if k is not None:
+        cfg["k"] = k
+    if hook_name is not None:
+        cfg["metadata"] = {**cfg["metadata"], "hook_name": hook_name}
     sae = SAE.from_dict(cfg)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

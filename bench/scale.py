@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from list_pages_scale import nearest_rank, render_ms, scan_component_manifests_once  # noqa: E402
+from memory_by_width import random_topk_sae  # noqa: E402
 
 KS = (16, 24, 32, 48, 64)  # per SAE at a hook, cycling: a spread of L0s for the list pages' filters
 FIRST_HOOK = 1
@@ -46,33 +47,12 @@ def sae_key(layer: int, index: int) -> str:
     return f"scale-l{layer}-s{index}"
 
 
-def random_topk_sae(folder: Path, d_sae: int, layer: int, k: int, seed: int) -> None:
-    """A random TopK SAE at blocks.LAYER.hook_resid_post of the embedded model, saved in sae-lens's format."""
-    import torch
-    from sae_lens import SAE
-
-    template = SAE.load_from_disk(str(ROOT / "assets/saes/smollm2-l6-topk-4k-k32"), device="cpu", dtype="float32")
-    cfg = template.cfg.to_dict()
-    cfg.update(d_sae=d_sae, k=k)
-    cfg["metadata"] = {**cfg["metadata"], "hook_name": hook_name(layer)}
-    sae = SAE.from_dict(cfg)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        W_dec = torch.nn.functional.normalize(torch.randn(d_sae, cfg["d_in"], generator=generator), dim=-1)
-        sae.W_dec.copy_(W_dec)  # [d_sae, d_in]
-        sae.W_enc.copy_(W_dec.T)  # [d_in, d_sae]
-        sae.b_enc.zero_()
-        sae.b_dec.copy_(template.b_dec)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = folder.with_name(folder.name + ".partial")
-    sae.save_model(str(partial))
-    partial.rename(folder)  # a folder that exists is complete
-
-
 def sae_folder(root: Path, layer: int, index: int, width: int) -> Path:
     folder = root / sae_key(layer, index)
     if not folder.exists():
-        random_topk_sae(folder, width, layer, KS[index % len(KS)], seed=1000 * layer + index)
+        partial = folder.with_name(folder.name + ".partial")
+        random_topk_sae(partial, width, seed=1000 * layer + index, hook_name=hook_name(layer), k=KS[index % len(KS)])
+        partial.rename(folder)  # a folder that exists is complete
     return folder
 
 

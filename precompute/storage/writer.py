@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backend.schema import SCHEMA_VERSION, ddl_statements
+from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
 from precompute.util.faults import crash_point
 
 INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
@@ -27,9 +28,6 @@ MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
 SAE_NUMBER = "SELECT sae_num FROM sae_numbers WHERE sae_key = ?"
 NEW_SAE_NUMBER = "INSERT INTO sae_numbers SELECT ?, coalesce(max(sae_num), 0) + 1 FROM sae_numbers"
-# The large tables name an SAE by its number (sae_numbers): a bound key is looked up by this subquery, which
-# DuckDB pushes into the scan as a filter on sae_num (row groups of other SAEs are skipped).
-NUM = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
 DELETE_LATENT_SCORES = f"DELETE FROM latent_scores WHERE sae_num = {NUM}"
 DELETE_SCORE_VALIDATION = "DELETE FROM score_validation WHERE sae_key = ?"
 # Probe-free scores derive from the dashboards' density, their validation from both: each goes with its source.

@@ -84,7 +84,10 @@ def run_sweep(sweep: Sweep, corpus_path: Path, output_root: Path, device: str = 
     cache_paths: dict[str, Path] = {}
     if any(r.activation_cache for _, r in todo):
         started = time.perf_counter()
-        cache_paths = build_activation_cache(sweep.cache, corpus_path, model, cache_root, log=log)
+        # only the hooks the remaining recipes train on: adding one SAE must not cache the sweep's other layers
+        needed = replace(sweep.cache, hooks=tuple(h for h in sweep.cache.hooks
+                                                  if any(r.activation_cache and r.hook_name == h for _, r in todo)))
+        cache_paths = build_activation_cache(needed, corpus_path, model, cache_root, log=log)
         log(f"activation cache ready ({time.perf_counter() - started:.0f} s this run)")
     held_out = load_corpus_rows(corpus_path)[card_rows[0]:card_rows[1]]
     written = []

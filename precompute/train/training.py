@@ -27,9 +27,12 @@ class TrainingRecipe:
     name: str
     model_name: str
     hook_name: str  # full TransformerLens hook name, e.g. "blocks.6.hook_resid_post"
-    architecture: str = "topk"  # "topk" | "batchtopk" | "jumprelu" | "standard"
+    architecture: str = "topk"  # "topk" | "batchtopk" | "matryoshka_batchtopk" | "jumprelu" | "standard"
     d_sae: int = 4096
-    k: int = 32  # target L0 for TopK/BatchTopK
+    k: int = 32  # target L0 for TopK/BatchTopK/Matryoshka
+    # Matryoshka: the nested prefixes of latents that must each reconstruct the input alone (the last is d_sae);
+    # an inner prefix cannot leave a general feature to a later latent, which is the claimed cure for absorption
+    matryoshka_widths: tuple[int, ...] = ()
     l1_coefficient: float = 5.0  # standard (L1) SAEs only
     l0_coefficient: float = 1.0  # JumpReLU only
     target_l0: float | None = None  # JumpReLU: set -> sae-lens's "quadratic" L0 loss pulls L0 to this target
@@ -59,6 +62,7 @@ class TrainingRecipe:
     def from_file(cls, path: Path) -> "TrainingRecipe":
         data = json.loads(Path(path).read_text())
         data["corpus_rows"] = tuple(data.get("corpus_rows", (0, 60_000)))
+        data["matryoshka_widths"] = tuple(data.get("matryoshka_widths", ()))
         return cls(**data)
 
     @property
@@ -70,6 +74,7 @@ def sae_training_config(recipe: TrainingRecipe, d_in: int):
     from sae_lens import (
         BatchTopKTrainingSAEConfig,
         JumpReLUTrainingSAEConfig,
+        MatryoshkaBatchTopKTrainingSAEConfig,
         StandardTrainingSAEConfig,
         TopKTrainingSAEConfig,
     )
@@ -80,6 +85,11 @@ def sae_training_config(recipe: TrainingRecipe, d_in: int):
         return TopKTrainingSAEConfig(k=recipe.k, **common)
     if recipe.architecture == "batchtopk":
         return BatchTopKTrainingSAEConfig(k=recipe.k, **common)
+    if recipe.architecture == "matryoshka_batchtopk":
+        if not recipe.matryoshka_widths or recipe.matryoshka_widths[-1] != recipe.d_sae:
+            raise ValueError(f"{recipe.name}: matryoshka_widths must end with d_sae ({recipe.d_sae})")
+        return MatryoshkaBatchTopKTrainingSAEConfig(k=recipe.k, matryoshka_widths=list(recipe.matryoshka_widths),
+                                                    **common)
     if recipe.architecture == "jumprelu":
         loss_mode = {"jumprelu_sparsity_loss_mode": "quadratic", "target_l0": recipe.target_l0} if recipe.target_l0 else {}
         return JumpReLUTrainingSAEConfig(l0_coefficient=recipe.l0_coefficient, l0_warm_up_steps=recipe.l0_warm_up_steps,

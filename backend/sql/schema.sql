@@ -101,7 +101,19 @@ CREATE TABLE window_acts (
 );
 
 -- ---------------------------------------------------------------------------------------------
--- First-letter absorption (../shared/reference/absorption-metrics.md).
+-- Absorption (../shared/reference/absorption-metrics.md), for every task of precompute/absorption/tasks.py.
+-- A task labels single-token words with classes: first_letter ('a'..'z', from the token text), wordnet_category
+-- (WordNet lexicographer files: 'animal', 'food', ...), wordnet_pos ('noun', 'verb', ...). Every absorption table
+-- names its task; the column `letter` holds the class (a letter for first_letter, the name used since v1).
+CREATE TABLE tasks (
+    task        VARCHAR PRIMARY KEY, -- 'first_letter' | 'wordnet_category' | 'wordnet_pos'
+    title       VARCHAR NOT NULL,    -- 'First letter'
+    description VARCHAR NOT NULL,    -- where the ground truth comes from
+    classes     VARCHAR[] NOT NULL,  -- class names in label order; latent_letter_cos's arrays follow this order
+    answers     VARCHAR[] NOT NULL,  -- the answer each class's prompt expects (' A', ' animal'), one token each
+    prompt_template VARCHAR NOT NULL -- the target line, '{word}' standing for the word
+);
+
 -- Shared by the SAEs at a hook that were measured with the same config: the run's config, the
 -- probe, the words and the prompts. A hook may hold several runs (builds with other configs); every
 -- per-SAE row names the run it was measured against, and a run is kept while any SAE references it.
@@ -109,6 +121,7 @@ CREATE TABLE probe_runs (
     probe_run_id VARCHAR PRIMARY KEY, -- hash of the config, the words (and split) and the probe weights
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
+    task         VARCHAR NOT NULL,
     config       VARCHAR NOT NULL,   -- JSON of AbsorptionConfig: every default of both metrics
     split_mode   VARCHAR NOT NULL,   -- 'crossfit' (every word measured out of fold) or 'holdout' (SAEBench 80/20)
     n_folds      INTEGER NOT NULL,   -- measured folds: n_folds (crossfit) or 1 (holdout)
@@ -128,7 +141,8 @@ CREATE TABLE letter_probes (
     probe_run_id VARCHAR NOT NULL,
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
-    letter       VARCHAR NOT NULL,   -- 'a'..'z'
+    task         VARCHAR NOT NULL,
+    letter       VARCHAR NOT NULL,   -- the class ('a'..'z' for first_letter)
     weight       REAL[] NOT NULL,    -- probe row (d_model)
     bias         REAL NOT NULL,
     n_train      INTEGER NOT NULL,   -- words of this letter the probe was fitted on (holdout) or 0 (crossfit)
@@ -140,7 +154,7 @@ CREATE TABLE letter_probes (
     probe_stability DOUBLE NOT NULL, -- cosine of probes trained on two disjoint halves of fold 0's train words
     fold_direction_cos DOUBLE,       -- lowest cosine between two fold probes' directions (NULL: one fold)
     n_probe_true_positives INTEGER NOT NULL,
-    model_accuracy  DOUBLE NOT NULL, -- the model's argmax over " A".." Z" is right
+    model_accuracy  DOUBLE NOT NULL, -- the model's argmax over the task's answers (" A".." Z") is right
     model_checked   INTEGER NOT NULL,
     neuron          INTEGER NOT NULL,
     neuron_sign     SMALLINT NOT NULL,
@@ -159,6 +173,7 @@ CREATE TABLE letter_probes (
 -- training words (holdout, fold 0 only), and measures the words of fold f.
 CREATE TABLE probe_folds (
     probe_run_id VARCHAR NOT NULL,
+    task     VARCHAR NOT NULL,
     fold     SMALLINT NOT NULL,
     letter   VARCHAR NOT NULL,
     weight   REAL[] NOT NULL,
@@ -173,8 +188,9 @@ CREATE TABLE probe_words (
     probe_run_id  VARCHAR NOT NULL,
     model_name    VARCHAR NOT NULL,
     hook_name     VARCHAR NOT NULL,
+    task          VARCHAR NOT NULL,
     token_id      INTEGER NOT NULL,
-    letter        VARCHAR NOT NULL,
+    letter        VARCHAR NOT NULL,  -- the word's class
     is_test       BOOLEAN NOT NULL,  -- has an out-of-fold verdict (every word in crossfit; the 20 % in holdout)
     fold          SMALLINT,          -- the fold whose probe measured it; NULL: a holdout probe-training word
     prefix_id     INTEGER NOT NULL,  -- the in-context examples of its prompt (probe_prefixes)
@@ -192,9 +208,10 @@ CREATE TABLE probe_prefixes (
     PRIMARY KEY (probe_run_id, prefix_id)
 );
 
--- Per SAE: headline numbers over letters whose probe F1 > min_probe_f1, with bootstrap intervals.
+-- Per SAE and task: headline numbers over classes whose probe F1 > min_probe_f1, with bootstrap intervals.
 CREATE TABLE sae_absorption (
-    sae_key  VARCHAR PRIMARY KEY,
+    sae_key  VARCHAR NOT NULL,
+    task     VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,   -- the probe run (probe_runs) every number of this SAE was measured against
     hook_name VARCHAR NOT NULL,
     n_letters INTEGER NOT NULL,      -- letters in the headline means
@@ -215,11 +232,13 @@ CREATE TABLE sae_absorption (
     n_unstable_letters INTEGER NOT NULL, -- included letters whose split latents change between folds
     config   VARCHAR NOT NULL,       -- JSON
     seconds  VARCHAR NOT NULL,       -- JSON: time per stage of the per-SAE work
-    created_at TIMESTAMP NOT NULL
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (sae_key, task)
 );
 
 CREATE TABLE sae_letters (
     sae_key VARCHAR NOT NULL,
+    task    VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     included BOOLEAN NOT NULL,       -- probe F1 > min_probe_f1: counted in the headline means
@@ -240,13 +259,14 @@ CREATE TABLE sae_letters (
     n_candidates INTEGER NOT NULL,   -- paper metric: probe right, k-sparse probe wrong, split latents silent
     n_sampled INTEGER NOT NULL,
     n_paper_absorption INTEGER NOT NULL,
-    PRIMARY KEY (sae_key, letter)
+    PRIMARY KEY (sae_key, task, letter)
 );
 
 -- Per SAE, letter and fold: what that fold's probe, L1 probe and k-sparse probing chose, and the
 -- numbers on that fold's words alone (the spread the headline intervals cover).
 CREATE TABLE sae_letter_folds (
     sae_key VARCHAR NOT NULL,
+    task    VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     fold    SMALLINT NOT NULL,
@@ -259,11 +279,12 @@ CREATE TABLE sae_letter_folds (
     paper_absorption_rate DOUBLE,    -- NULL without the ablation metric
     n_candidates INTEGER NOT NULL,
     n_sampled INTEGER NOT NULL,
-    PRIMARY KEY (sae_key, letter, fold)
+    PRIMARY KEY (sae_key, task, letter, fold)
 );
 
 CREATE TABLE sae_letter_k (
     sae_key VARCHAR NOT NULL,
+    task    VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     letter  VARCHAR NOT NULL,
     fold    SMALLINT NOT NULL,
@@ -274,19 +295,20 @@ CREATE TABLE sae_letter_k (
     precision DOUBLE NOT NULL,
     recall    DOUBLE NOT NULL,
     f1        DOUBLE NOT NULL,
-    PRIMARY KEY (sae_key, letter, fold, k)
+    PRIMARY KEY (sae_key, task, letter, fold, k)
 );
 
--- Per latent, its cosines with the 26 letters' (shown) probe directions: element i is letter chr(96 + i), in
--- thousandths (what the pages show: 3 decimals). One row of two SMALLINT[26] per latent rather than a row per
--- latent and letter: measured on the demo, 1.2 MB instead of 2.6 MB.
+-- Per latent and task, its cosines with the classes' (shown) probe directions: element i is the task's class i
+-- (tasks.classes; for first_letter, letter chr(96 + i)), in thousandths (what the pages show: 3 decimals). One row of
+-- two SMALLINT lists per latent rather than a row per latent and class: measured on the demo, 1.2 MB instead of 2.6 MB.
 CREATE TABLE latent_letter_cos (
     sae_num INTEGER NOT NULL,
+    task    VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     latent  INTEGER NOT NULL,
-    decoder_cos SMALLINT[26] NOT NULL,   -- 1000 x cosine of the latent's decoder row with each letter's direction
-    encoder_cos SMALLINT[26] NOT NULL    -- 1000 x cosine of its encoder column
-    -- unique (sae_num, latent), sorted so; no PRIMARY KEY: its index would outweigh the table
+    decoder_cos SMALLINT[] NOT NULL,   -- 1000 x cosine of the latent's decoder row with each class's direction
+    encoder_cos SMALLINT[] NOT NULL    -- 1000 x cosine of its encoder column
+    -- unique (sae_num, task, latent), sorted so; no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Per word (probe true positives among measured words, each in its fold): metric = 'projection' (SAEBench; only
@@ -294,9 +316,10 @@ CREATE TABLE latent_letter_cos (
 -- from probe_words) or 'ablation' (the paper's integrated-gradients metric, every sampled candidate).
 CREATE TABLE absorption_words (
     sae_num  INTEGER NOT NULL,
+    task     VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     metric   VARCHAR NOT NULL,
-    letter   VARCHAR NOT NULL,
+    letter   VARCHAR NOT NULL,       -- the word's class
     token_id INTEGER NOT NULL,
     fold     SMALLINT NOT NULL,      -- measured against this fold's probe and split latents (sae_letter_folds)
     probe_projection REAL NOT NULL,  -- P = activation . unit direction of its fold's probe
@@ -311,7 +334,7 @@ CREATE TABLE absorption_words (
     absorber INTEGER,
     absorber_act REAL,               -- its activation on the word
     absorber_score REAL              -- projection z * cos, or attribution
-    -- unique (sae_num, metric, token_id); no PRIMARY KEY: its index would outweigh the table
+    -- unique (sae_num, task, metric, token_id); no PRIMARY KEY: its index would outweigh the table
 );
 
 -- Cross-SAE matching: for each latent, its best match by decoder cosine in every other SAE at the same
@@ -380,6 +403,7 @@ CREATE TABLE latent_scores (
 -- fewer than 5 latents are absorbers.
 CREATE TABLE score_validation (
     sae_key     VARCHAR NOT NULL,
+    task        VARCHAR NOT NULL,    -- whose absorbers are the labels
     score       VARCHAR NOT NULL,    -- 'enc_dec' | 'parent' | 'density'
     labels      VARCHAR NOT NULL,    -- 'full' | 'paper'
     min_words   INTEGER NOT NULL,
@@ -392,5 +416,5 @@ CREATE TABLE score_validation (
     auc DOUBLE, auc_low DOUBLE, auc_high DOUBLE,
     precision DOUBLE, precision_low DOUBLE, precision_high DOUBLE,
     recall DOUBLE, recall_low DOUBLE, recall_high DOUBLE,
-    PRIMARY KEY (sae_key, score, labels)
+    PRIMARY KEY (sae_key, task, score, labels)
 );

@@ -1,0 +1,129 @@
+"""The absorption tasks: which single-token words carry which class, and how the model is asked for it.
+
+A task is data: its classes (in label order), the answer each class's prompt line ends with (one token each), the
+prompt's target line, and a labeller that gives a word's class from its text or None (not in the task). The
+probe, k-sparse probing, split latents, both absorption metrics and their intervals are the same for every task
+(precompute/absorption/run.py); only the words, labels and prompts differ.
+
+- first_letter: the paper's task, ground truth from the token text.
+- wordnet_category: a semantic feature (the post's "is an animal" absorbed into a "snake" latent): the WordNet
+  lexicographer file of a noun whose senses mostly agree, for the classes with a one-token answer.
+- wordnet_pos: a grammatical feature: the part of speech of a word WordNet lists under exactly one.
+WordNet is Debian's `wordnet-base` (WordNet 3.0, read from its data files; no network, no nltk).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+WORDNET_DIR = Path("/usr/share/wordnet")
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+# WordNet's fixed lexicographer file numbers (lexnames(5WN)) of the noun files a category task uses, and the
+# one-token answer each class's prompt ends with.
+NOUN_LEXNAMES = {5: "animal", 6: "artifact", 8: "body", 13: "food", 15: "location", 18: "person", 20: "plant",
+                 27: "substance", 28: "time"}
+CATEGORY_ANSWERS = {"animal": " animal", "artifact": " object", "body": " body", "food": " food",
+                    "location": " place", "person": " person", "plant": " plant", "substance": " material",
+                    "time": " time"}
+POS_FILES = {"noun": "noun", "verb": "verb", "adjective": "adj", "adverb": "adv"}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # stored in every absorption row and in URLs (`task=`)
+    title: str
+    description: str
+    classes: tuple[str, ...]  # label order: label i is classes[i]
+    answers: tuple[str, ...]  # the answer after each class's prompt line, one token each
+    template: str  # the target line; the answer follows it
+    labeller: Callable[[], Callable[[str], str | None]]  # () -> (word text without leading space -> class or None)
+    min_words_per_class: int = 20  # a class with fewer labelled words is left out of the task's prompts and probe
+
+    def answer(self, label: str) -> str:
+        return self.answers[self.classes.index(label)]
+
+
+def first_letter_of(word: str) -> str | None:
+    return word[0].lower() if word else None
+
+
+@cache
+def wordnet_index(part: str) -> dict[str, list[int]]:
+    """lemma -> its synset offsets, most frequent sense first (index.<part>), lower-case lemmas only."""
+    lemmas: dict[str, list[int]] = {}
+    for line in (WORDNET_DIR / f"index.{part}").read_text(encoding="latin-1").splitlines():
+        if line.startswith(" "):
+            continue  # the licence header
+        fields = line.split()
+        n_senses, n_pointers = int(fields[2]), int(fields[3])
+        lemmas[fields[0]] = [int(x) for x in fields[6 + n_pointers:6 + n_pointers + n_senses]]
+    return lemmas
+
+
+@cache
+def noun_lexfile() -> dict[int, int]:
+    """noun synset offset -> its lexicographer file number (data.noun)."""
+    files: dict[int, int] = {}
+    for line in (WORDNET_DIR / "data.noun").read_text(encoding="latin-1").splitlines():
+        if not line.startswith(" "):
+            offset, lexfile = line.split(" ", 2)[:2]
+            files[int(offset)] = int(lexfile)
+    return files
+
+
+def dominant_category(senses: list[int], lexfile: dict[int, int]) -> str | None:
+    """The category of a noun whose first (most frequent) sense's file also holds more than half its senses;
+    None when the senses disagree or the file is not one of the task's classes."""
+    files = [lexfile[s] for s in senses if s in lexfile]
+    if not files:
+        return None
+    first = files[0]
+    if Counter(files)[first] * 2 <= len(files):
+        return None
+    return NOUN_LEXNAMES.get(first)
+
+
+def category_labeller() -> Callable[[str], str | None]:
+    index, lexfile = wordnet_index("noun"), noun_lexfile()
+    labels = {lemma: dominant_category(senses, lexfile) for lemma, senses in index.items() if lemma.isalpha()}
+    return lambda word: labels.get(word) if word.islower() else None
+
+
+def pos_labeller() -> Callable[[str], str | None]:
+    """A lower-case word listed under exactly one part of speech (a lemma; inflected forms are not listed)."""
+    parts: dict[str, list[str]] = {}
+    for pos, part in POS_FILES.items():
+        for lemma in wordnet_index(part):
+            parts.setdefault(lemma, []).append(pos)
+    return lambda word: parts[word][0] if word.islower() and len(parts.get(word, ())) == 1 else None
+
+
+FIRST_LETTER = Task(
+    name="first_letter", title="First letter",
+    description="The word's first letter, from the token text (the paper's task).",
+    classes=tuple(LETTERS), answers=tuple(f" {c.upper()}" for c in LETTERS),
+    template="{word} has the first letter:", labeller=lambda: first_letter_of, min_words_per_class=0)
+WORDNET_CATEGORY = Task(
+    name="wordnet_category", title="Semantic category (WordNet)",
+    description="The WordNet 3.0 lexicographer file (noun.animal, noun.food, ...) of a lower-case noun whose most "
+                "frequent sense's file holds more than half its noun senses.",
+    classes=tuple(CATEGORY_ANSWERS), answers=tuple(CATEGORY_ANSWERS.values()),
+    template="{word} is a kind of:", labeller=category_labeller)
+WORDNET_POS = Task(
+    name="wordnet_pos", title="Part of speech (WordNet)",
+    description="The part of speech of a lower-case word WordNet 3.0 lists under exactly one of noun, verb, "
+                "adjective and adverb.",
+    classes=tuple(POS_FILES), answers=tuple(f" {pos}" for pos in POS_FILES),
+    template="{word} is a part of speech:", labeller=pos_labeller)
+TASKS: dict[str, Task] = {task.name: task for task in (FIRST_LETTER, WORDNET_CATEGORY, WORDNET_POS)}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}: one of {', '.join(TASKS)}")
+    return TASKS[name]

@@ -172,10 +172,17 @@ SWEEP_WORD = {"w8": (0.9, True, [3, 1]), "w16": (0.0, False, [11, 0]), "early-w8
 
 def _insert(con, table: str, rows: list[dict]) -> None:
     """Rows as dicts; column names come from this file, every value is a bound parameter."""
-    rows = [numbered(con, table, row) for row in rows]
+    rows = [with_task(con, table, numbered(con, table, row)) for row in rows]
     columns = list(rows[0])
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     con.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+
+def with_task(con, table: str, row: dict) -> dict:
+    """A fake row of an absorption table is a first-letter result unless it names its task."""
+    has_task = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'task'",
+                           [table]).fetchall()[0][0]
+    return {**row, "task": "first_letter"} if has_task and "task" not in row else row
 
 
 def sweep_probe_run_id(hook: str, variant: str = "") -> str:
@@ -312,7 +319,11 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     with duckdb.connect(str(db_path)) as con:
         for table, rows in tables.items():
             _insert(con, table, rows)
+        from precompute.absorption.tasks import FIRST_LETTER
         from precompute.build.probe_free import run_scores_stage
+        from precompute.storage.writer import write_task
+
+        write_task(con, FIRST_LETTER)
 
         run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
@@ -360,7 +371,8 @@ def insert_row(con, table: str, values: dict) -> None:
     for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
         if name not in row and nullable == "NO":
-            row[name] = ([] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
+            row[name] = ("first_letter" if name == "task"  # every fake result is a first-letter one unless it says
+                         else [] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
                          else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
                          else datetime(2000, 1, 1) if kind.startswith("TIMESTAMP") else 0)
     columns = list(row)
@@ -517,7 +529,7 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
 
 # --- what the writers write, against the DDL -----------------------------------------------------------
 # Written by SQL in the writer itself, not from an Arrow table: the meta rows and the SAEs' numbers.
-WRITTEN_BY_SQL = {"meta", "sae_numbers"}
+WRITTEN_BY_SQL = {"meta", "sae_numbers", "tasks"}  # tasks: writer.write_task (an upsert)
 # The tables the absorption stage's build (tests/precompute/absorption/test_stage.py) must write; the tiny
 # dashboards build (tests/precompute/storage/test_ddl.py) writes the rest.
 ABSORPTION_BUILD_TABLES = {"probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",

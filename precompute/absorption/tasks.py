@@ -7,7 +7,8 @@ probe, k-sparse probing, split latents, both absorption metrics and their interv
 
 - first_letter: the paper's task, ground truth from the token text.
 - wordnet_category: a semantic feature (the post's "is an animal" absorbed into a "snake" latent): the WordNet
-  lexicographer file of a noun whose senses mostly agree, for the classes with a one-token answer.
+  lexicographer file of a noun whose senses mostly agree or whose first sense dominates, for the classes with a
+  one-token answer.
 - wordnet_pos: a grammatical feature: the part of speech of a word WordNet lists under exactly one.
 WordNet is Debian's `wordnet-base` (WordNet 3.0, read from its data files; no network, no nltk).
 """
@@ -76,21 +77,39 @@ def noun_lexfile() -> dict[int, int]:
     return files
 
 
-def dominant_category(senses: list[int], lexfile: dict[int, int]) -> str | None:
-    """The category of a noun whose first (most frequent) sense's file also holds more than half its senses;
-    None when the senses disagree or the file is not one of the task's classes."""
+@cache
+def noun_sense_counts() -> dict[str, dict[int, tuple[int, int]]]:
+    """lemma -> {sense number: (lexicographer file, times tagged in the SemCor corpus)} (cntlist.rev, nouns)."""
+    counts: dict[str, dict[int, tuple[int, int]]] = {}
+    for line in (WORDNET_DIR / "cntlist.rev").read_text(encoding="latin-1").splitlines():
+        key, number, count = line.split()
+        lemma, sense = key.split("%", 1)
+        ss_type, lexfile = sense.split(":")[:2]
+        if ss_type == "1":
+            counts.setdefault(lemma, {})[int(number)] = (int(lexfile), int(count))
+    return counts
+
+
+def dominant_category(senses: list[int], lexfile: dict[int, int], tagged: dict[int, tuple[int, int]]) -> str | None:
+    """The category of a noun's first (most frequent) sense when that sense's file holds more than half its senses,
+    or when the first sense was tagged at least twice as often as all its senses in other files together ("dog":
+    1 of 7 senses is an animal, but 42 of its tags are); None otherwise or when the file is not a class."""
     files = [lexfile[s] for s in senses if s in lexfile]
     if not files:
         return None
     first = files[0]
-    if Counter(files)[first] * 2 <= len(files):
-        return None
-    return NOUN_LEXNAMES.get(first)
+    agree = Counter(files)[first] * 2 > len(files)
+    first_tags = tagged.get(1, (first, 0))[1]
+    other_tags = sum(count for file, count in tagged.values() if file != first)
+    if agree or (first_tags > 0 and first_tags >= 2 * other_tags):
+        return NOUN_LEXNAMES.get(first)
+    return None
 
 
 def category_labeller() -> Callable[[str], str | None]:
-    index, lexfile = wordnet_index("noun"), noun_lexfile()
-    labels = {lemma: dominant_category(senses, lexfile) for lemma, senses in index.items() if lemma.isalpha()}
+    index, lexfile, tags = wordnet_index("noun"), noun_lexfile(), noun_sense_counts()
+    labels = {lemma: dominant_category(senses, lexfile, tags.get(lemma, {}))
+              for lemma, senses in index.items() if lemma.isalpha()}
     return lambda word: labels.get(word) if word.islower() else None
 
 
@@ -110,8 +129,9 @@ FIRST_LETTER = Task(
     template="{word} has the first letter:", labeller=lambda: first_letter_of, min_words_per_class=0)
 WORDNET_CATEGORY = Task(
     name="wordnet_category", title="Semantic category (WordNet)",
-    description="The WordNet 3.0 lexicographer file (noun.animal, noun.food, ...) of a lower-case noun whose most "
-                "frequent sense's file holds more than half its noun senses.",
+    description="The WordNet 3.0 lexicographer file (noun.animal, noun.food, ...) of a lower-case noun's most frequent "
+                "sense, where that file holds more than half its noun senses or that sense was tagged at least twice "
+                "as often as its senses in other files.",
     classes=tuple(CATEGORY_ANSWERS), answers=tuple(CATEGORY_ANSWERS.values()),
     template="{word} is a kind of:", labeller=category_labeller)
 WORDNET_POS = Task(

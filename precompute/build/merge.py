@@ -16,7 +16,7 @@ from precompute.storage.writer import (SchemaMismatchError, atomic_database, cat
                                        current_catalog, sae_number, table_columns)
 
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
-SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id")}
+SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id"), "tasks": ("task",)}
 NEW_SAE_KEYS = "SELECT sae_key FROM other.saes WHERE sae_key NOT IN (SELECT sae_key FROM saes) ORDER BY sae_key"
 
 
@@ -64,9 +64,9 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> No
     if table == "sae_numbers":
         return  # the new SAEs were numbered in the target (merge)
     if table in SHARED_KEYS:
-        a, b = SHARED_KEYS[table]
+        same = " AND ".join(f"t.{key} = o.{key}" for key in SHARED_KEYS[table])
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} o "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{a} = o.{a} AND t.{b} = o.{b})")
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same})")
     elif "sae_num" in columns:
         copy_renumbered(con, table, columns, keys)
     elif "sae_key" in columns:

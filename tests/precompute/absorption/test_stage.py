@@ -182,3 +182,37 @@ def test_a_build_with_another_config_adds_a_probe_run_and_keeps_the_old_one(buil
     assert [r[0] for r in con.execute("SELECT probe_run_id FROM probe_runs").fetchall()] == [third]
     assert count(con, "SELECT count(*) FROM probe_words WHERE probe_run_id = ?", [first]) == 0
     con.close()
+
+
+def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(built, tmp_path):
+    """wordnet_pos on the SAE that already has first-letter results: those are kept (skipped, not remeasured), the
+    new task's rows carry its four classes, its prompts ask for them, and export writes its own SAEBench file."""
+    model, path, _ = built
+    import duckdb
+
+    work = tmp_path / "abs.duckdb"
+    shutil.copyfile(path.parent / "first-only.duckdb", work)
+    config = dataclasses.replace(job_config(tmp_path), tasks=("first_letter", "wordnet_pos"))
+    messages: list[str] = []
+    run_job([SAESpec(key="first", path=SAE_DIR)], config, model=model, log=messages.append)
+    assert any("skip absorption for first: already in the database" in m for m in messages)
+    con = duckdb.connect(str(work), read_only=True)
+    assert con.execute("SELECT task, n_letters > 0 FROM sae_absorption ORDER BY task").fetchall() == [
+        ("first_letter", True), ("wordnet_pos", True)]
+    assert con.execute("SELECT classes FROM tasks WHERE task = 'wordnet_pos'").fetchall() == [
+        (["noun", "verb", "adjective", "adverb"],)]
+    assert {r[0] for r in con.execute("SELECT letter FROM sae_letters WHERE task = 'wordnet_pos'").fetchall()} == {
+        "noun", "verb", "adjective", "adverb"}
+    assert {r[0] for r in con.execute("SELECT len(decoder_cos) FROM latent_letter_cos GROUP BY task, 1").fetchall()} == {26, 4}
+    assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE task = 'wordnet_pos'") == 4096
+    text = con.execute("SELECT p.text FROM probe_prefixes p JOIN probe_runs r USING (probe_run_id) "
+                       "WHERE r.task = 'wordnet_pos' LIMIT 1").fetchall()[0][0]
+    assert text.count(" is a part of speech:") == 10 and any(f": {c}\n" in text for c in ("noun", "verb", "adjective"))
+    # the first-letter rows are the ones the first build wrote
+    assert count(con, "SELECT count(*) FROM sae_letters WHERE task = 'first_letter'") == 26
+    con.close()
+    written = export_sae(work, "first", tmp_path / "export")
+    report = json.loads((tmp_path / "export" / "first_wordnet_pos_eval_results.json").read_text())
+    assert report["eval_type_id"] == "absorption_wordnet_pos" and report["absorption_explorer"]["task"] == "wordnet_pos"
+    assert {d["first_letter"] for d in report["eval_result_details"]} == {"noun", "verb", "adjective", "adverb"}
+    assert tmp_path / "export" / "first_eval_results.json" in written

@@ -1,0 +1,112 @@
+"""The views over several absorption tasks (schema v10), on the small sweep (tests/helpers.py: SWEEP with first_letter
+and SWEEP_TASK, wordnet_category, of known planted values): the Feature page (url path `letter`) by task and class,
+old `/letter?letter=` links, bad `task=`/`class=` values, the token page's verdict per task, compare per task, the
+overview's task and the latent page's roles per task."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import helpers
+from tests.app.test_absorption_pages import chart_specs, link_labels
+from tests.app.test_compare_pages import decoded
+from tests.app.test_pages import all_text, run_page
+from tests.app.urls import assert_clean, links
+
+TASK = helpers.SWEEP_TASK
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+# --- the Feature page --------------------------------------------------------------------------------
+def test_feature_page_shows_a_class_of_the_second_task_with_its_planted_numbers(sweep_env):
+    at = run_page("letter", sae="w16", task=TASK, **{"class": "animal"})
+    assert_clean(at, "/letter?task=wordnet_category&class=animal")
+    assert at.title[0].value == "Semantic category (WordNet): animal"
+    shown = metrics(at)
+    assert shown["probe F1"] == f"{helpers.SWEEP_CLASSES['animal']:.3f}"
+    assert shown["mean absorption fraction"] == f"{helpers.SWEEP_SAE_CLASSES['w16']['animal'][2]:.3f}"
+    assert shown["split latents"] == "2"
+    classifiers = next(d.value for d in at.dataframe if "classifier" in d.value.columns)
+    assert classifiers["direction"].iloc[1] == "latent 9"  # w16's planted animal main latent
+    # the scatter reads the class's cosine by its position in tasks.classes (animal is the second)
+    scatter = chart_specs(at)[f"letter_scatter_w16_{TASK}_animal"]
+    ys = {latent: y for trace in scatter["data"] for latent, y in zip(trace["customdata"], decoded(trace["y"]))}
+    assert len(ys) == 16
+    assert all(ys[latent] == pytest.approx(helpers.sweep_class_cos(latent, 1)) for latent in ys)
+    assert at.selectbox(key="letter_select").options == list(helpers.SWEEP_TASK_CLASSES)
+    assert at.query_params["task"] in (TASK, [TASK]) and at.query_params["class"] in ("animal", ["animal"])
+    assert "letter" not in at.query_params
+
+
+def test_feature_page_lists_the_absorbed_word_with_its_absorber(sweep_env):
+    at = run_page("letter", sae="w8", task=TASK, **{"class": "animal"})
+    assert not at.exception
+    words = next(d.value for d in at.dataframe if "absorber" in d.value.columns)
+    assert words["word"].tolist() == ["t7"] and words["full"].tolist() == [True]
+    assert words["absorber"].tolist() == [f"./latent?sae=w8&latent=6&task={TASK}"]
+    assert words["probe cos"].tolist() == pytest.approx([helpers.sweep_class_cos(6, 1)])
+    absorber_links = [(page, params) for page, params in links(at) if page == "latent" and params.get("latent") == "6"]
+    assert absorber_links and all(params["task"] == TASK for _, params in absorber_links)
+
+
+def test_old_letter_links_open_the_first_letter_task_unchanged(sweep_env):
+    at = run_page("letter", sae="w8", letter="s")
+    assert_clean(at, "/letter?letter=s")
+    assert at.title[0].value == "Letter S"
+    assert metrics(at)["mean absorption fraction"] == f"{helpers.SWEEP_SAE_LETTERS['w8']['s'][2]:.3f}"
+    assert at.query_params["letter"] in ("s", ["s"]) and at.query_params["task"] in ("first_letter", ["first_letter"])
+    assert "class" not in at.query_params
+    upper = run_page("letter", sae="w8", letter="T")
+    assert upper.title[0].value == "Letter T" and upper.query_params["letter"] in ("t", ["t"])
+
+
+def test_letter_names_a_class_of_any_task_and_class_names_a_letter(sweep_env):
+    at = run_page("letter", sae="w8", task=TASK, letter="food")
+    assert not at.exception and at.title[0].value == "Semantic category (WordNet): food"
+    assert at.query_params["class"] in ("food", ["food"]) and "letter" not in at.query_params
+    at = run_page("letter", sae="w8", **{"class": "x"})
+    assert not at.exception and at.title[0].value == "Letter X"
+
+
+def test_a_task_without_a_class_opens_its_first_class(sweep_env):
+    at = run_page("letter", sae="w8", task=TASK)
+    assert not at.exception
+    assert at.query_params["class"] in ("food", ["food"])  # SWEEP_TASK_CLASSES[0]
+    assert at.title[0].value == "Semantic category (WordNet): food"
+
+
+def test_choosing_a_task_then_a_class_updates_the_url(sweep_env):
+    at = run_page("letter", sae="w8", letter="s")
+    at.selectbox(key="letter_task_select").set_value(TASK).run()
+    assert not at.exception
+    assert at.query_params["task"] in (TASK, [TASK]) and "letter" not in at.query_params
+    at.selectbox(key="letter_select").set_value("animal").run()
+    assert not at.exception
+    assert at.query_params["class"] in ("animal", ["animal"])
+    assert at.title[0].value == "Semantic category (WordNet): animal"
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"task": "nope"}, "Unknown task `nope`. Tasks in this database: first_letter, wordnet_category."),
+    ({"task": "wordnet_pos"}, "Tasks in this database: first_letter, wordnet_category."),
+    ({"task": TASK, "class": "s"}, "`class` must be a class of task wordnet_category (food, animal, artifact)"),
+    ({"task": TASK, "letter": "plant"}, "`letter` must be a class of task wordnet_category"),
+    ({"class": "animal"}, "`class` must be a single letter from a to z for task first_letter"),
+    ({"task": "' OR 1=1 --"}, "Unknown task"),
+])
+def test_bad_task_or_class_gives_a_clear_message(sweep_env, params, message):
+    at = run_page("letter", sae="w8", **params)
+    assert_clean(at, f"/letter?{params}")
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_class_or_sae_without_measurements_says_so(sweep_env):
+    at = run_page("letter", sae="w8", task=TASK, **{"class": "artifact"})
+    assert not at.exception
+    assert any("No absorption measurements for class artifact" in i.value for i in at.info)
+    at = run_page("letter", sae="early-w8", task=TASK, **{"class": "animal"})
+    assert not at.exception
+    assert any("no absorption measurements on the task" in i.value and "First letter" in i.value for i in at.info)

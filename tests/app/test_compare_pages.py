@@ -224,7 +224,7 @@ def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     at = run_page("token", sae="w8", token="t7")
     assert not at.exception
     tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
-    assert len(tables) == 1  # one table across both hooks
+    assert len(tables) == 2  # first_letter: one table across both hooks; then the word's other task (test_task_pages)
     table = tables[0].set_index("SAE")
     assert table.index.tolist() == ["early-w8", "w8", "w16"]
     assert table["layer"].tolist() == [0, 1, 1] and table["width"].tolist() == [8, 8, 16]
@@ -237,7 +237,7 @@ def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     assert table.loc["w16", "absorber"] is None or table.loc["w16", "absorber"] != table.loc["w16", "absorber"]
     assert table.loc["w16", "architecture"] == "topk"
     assert any("Not in the table: `w32` (no absorption measurements)" in c.value for c in at.caption)
-    assert [e.proto.label for e in at.expander].count("Prompt") == 2  # one prompt per hook
+    assert [e.proto.label for e in at.expander].count("Prompt") == 3  # one prompt per hook and task
     assert [label for label in link_labels(at) if label.startswith("Letter T in")] == \
         ["Letter T in early-w8 →", "Letter T in w8 →", "Letter T in w16 →"]
 

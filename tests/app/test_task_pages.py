@@ -11,7 +11,7 @@ from tests import helpers
 from tests.app.test_absorption_pages import chart_specs, link_labels
 from tests.app.test_compare_pages import decoded
 from tests.app.test_pages import all_text, run_page
-from tests.app.urls import assert_clean, links
+from tests.app.urls import assert_clean, links, page_links
 
 TASK = helpers.SWEEP_TASK
 
@@ -110,3 +110,72 @@ def test_a_class_or_sae_without_measurements_says_so(sweep_env):
     at = run_page("letter", sae="early-w8", task=TASK, **{"class": "animal"})
     assert not at.exception
     assert any("no absorption measurements on the task" in i.value and "First letter" in i.value for i in at.info)
+
+
+# --- the token page: every task of a word ----------------------------------------------------------------
+def test_token_page_lists_every_task_of_a_word_with_its_class_and_verdict_per_sae(sweep_env):
+    at = run_page("token", sae="w8", token="t7")
+    assert_clean(at, "/token?token=t7")
+    assert at.subheader[0].value == "Token ' t7' · id 7 · letter T · Semantic category (WordNet): animal"
+    letters, category = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    assert "letter" in letters.columns and "class" in category.columns
+    category = category.set_index("SAE")
+    assert category.index.tolist() == ["w8", "w16"]  # early-w8 and w32 were not measured on it
+    assert category["class"].tolist() == ["animal", "animal"]
+    assert category.loc["w8", "absorbed"] == "fully absorbed"
+    assert category.loc["w8", "absorber"] == f"./latent?sae=w8&latent=6&task={TASK}"
+    assert category.loc["w8", "absorber cos"] == pytest.approx(helpers.sweep_class_cos(6, 1))
+    assert category.loc["w16", "absorbed"] == "not absorbed"
+    assert "#### Semantic category (WordNet): class animal" in all_text(at)
+    assert any("`early-w8`, `w32` (no absorption measurements on this task)" in c.value for c in at.caption)
+    feature_links = [params for page, params in links(at) if page == "letter" and params.get("task") == TASK]
+    assert [(p["sae"], p["class"]) for p in feature_links] == [("w8", "animal"), ("w16", "animal")]
+    assert "Semantic category (WordNet): animal in w8 →" in link_labels(at)
+    letter_links = [params for page, params in links(at) if page == "letter" and params.get("task") == "first_letter"]
+    assert [(p["sae"], p["letter"]) for p in letter_links] == [("early-w8", "t"), ("w8", "t"), ("w16", "t")]
+
+
+def test_a_training_word_of_the_second_task_is_explained_in_it(sweep_env):
+    at = run_page("token", sae="w8", token="t8")  # a probe-training word of letter t and of class food
+    assert not at.exception
+    assert "Semantic category (WordNet): food" in at.subheader[0].value
+    assert sum("probe-training word" in i.value for i in at.info) == 2
+
+
+# --- the latent page: roles per task -----------------------------------------------------------------------
+def test_latent_page_lists_its_roles_in_every_task_and_profiles_the_chosen_task(sweep_env):
+    at = run_page("latent", sae="w16", latent="11")  # main latent of t; split latent 2 of 2 for animal
+    assert_clean(at, "/latent?sae=w16&latent=11")
+    labels = link_labels(at)
+    assert "Main latent for letter T (F1 0.450) →" in labels
+    assert "Split latent 2 of 2 for class animal →" in labels
+    targets = {label: params for label, (page, params) in zip(labels, page_links(at))}
+    assert targets["Split latent 2 of 2 for class animal →"] == {"sae": "w16", "task": TASK, "class": "animal"}
+    assert targets["Main latent for letter T (F1 0.450) →"] == {"sae": "w16", "task": "first_letter", "letter": "t"}
+    profile = chart_specs(at)["latent_letter_profile"]["data"][0]
+    assert profile["x"] == list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    matches = next(d.value for d in at.dataframe if "first-letter role" in d.value.columns).set_index("SAE")
+    assert matches.loc["w8", "roles in other tasks"] == "—"  # w8's latent 3 has no category role
+
+    at = run_page("latent", sae="w16", latent="11", task=TASK)
+    assert not at.exception
+    assert "Absorption (Semantic category (WordNet))" in [s.value for s in at.subheader]
+    profile = chart_specs(at)["latent_letter_profile"]["data"][0]
+    assert profile["x"] == list(helpers.SWEEP_TASK_CLASSES)
+    assert decoded(profile["y"]).tolist() == pytest.approx([helpers.sweep_class_cos(11, i) for i in range(3)])
+    assert profile["marker"]["color"][1] == "rgb(31,119,180)"  # animal: a split role, highlighted
+    latent_links = [params for page, params in links(at) if page == "latent"]
+    assert latent_links and all(params.get("task") == TASK for params in latent_links)
+
+
+def test_a_matched_latents_roles_in_the_other_task(sweep_env):
+    at = run_page("latent", sae="w8", latent="3")  # matches w16's latent 11: main for T, split for animal
+    matches = next(d.value for d in at.dataframe if "first-letter role" in d.value.columns).set_index("SAE")
+    assert matches.loc["w16", "first-letter role"] == "main latent for T"
+    assert matches.loc["w16", "roles in other tasks"] == "Semantic category (WordNet): split latent for animal"
+
+
+def test_latent_page_with_a_bad_task_says_so(sweep_env):
+    at = run_page("latent", sae="w8", latent="3", task="colour")
+    assert_clean(at, "/latent?task=colour")
+    assert any("Unknown task `colour`" in e.value for e in at.error)

@@ -442,6 +442,10 @@ class TaskInfo:
     def class_noun(self) -> str:
         return "letter" if self.is_letters else "class"
 
+    @property
+    def class_plural(self) -> str:
+        return "letters" if self.is_letters else "classes"
+
 
 @dataclass(frozen=True)
 class LatentScores:

@@ -152,8 +152,8 @@ def ci_text(low: float | None, high: float | None, fmt: str = ".3f") -> str:
     return "no interval" if low is None or high is None else f"95% CI [{low:{fmt}}, {high:{fmt}}]"
 
 
-def overview_url(sae_key: str) -> str:
-    return "./overview?" + urlencode({"sae": sae_key})
+def overview_url(sae_key: str, task: str = DEFAULT_TASK) -> str:
+    return "./overview?" + urlencode({"sae": sae_key, **task_params(task)})
 
 
 def latent_url(sae_key: str, latent: int, task: str = DEFAULT_TASK) -> str:

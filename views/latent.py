@@ -211,11 +211,11 @@ def render_absorption_panel() -> None:
     roles = absorption_ui.cached("latent_roles", sae["sae_key"], latent_id)
     left, right = st.columns([3, 2])
     with left:
-        noun = task.class_noun
+        noun, nouns = task.class_noun, task.class_plural
         st.markdown(f"**Decoder cosine with each {noun}'s probe direction**")
         if absorption_ui.has_absorption(sae["sae_key"], task.task):
             cos = absorption_ui.cached("latent_letter_cos", sae["sae_key"], latent_id, task.task)
-            st.caption(f"Blue: {noun}s where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
+            st.caption(f"Blue: {nouns} where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
                        f"with the {noun} they absorb.")
             highlighted = set(of_task(roles.main, task.task)["letter"]) | set(of_task(roles.split, task.task)["letter"]) \
                 | set(of_task(roles.absorbed, task.task)["letter"])

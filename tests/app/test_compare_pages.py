@@ -60,8 +60,9 @@ def test_compare_shows_every_sae_with_known_absorption_numbers(sweep_env):
     assert w16["architecture"] == "topk (saved as standard)"
     assert w16["overview"] == "./overview?sae=w16"
     assert table.set_index("SAE").loc["w32", "mean absorption fraction"] == "—"
-    assert [f"{key} →" for key in DB_ORDER] == [label for label in link_labels(at) if label.endswith(" →")]
-    overview_links = [p.proto for p in at.get("page_link") if p.proto.label.endswith(" →")]
+    sae_links = [label for label in link_labels(at) if label.endswith(" →") and not label.startswith("Compare on")]
+    assert [f"{key} →" for key in DB_ORDER] == sae_links  # "Compare on <task> →": the other tasks (test_task_pages)
+    overview_links = [p.proto for p in at.get("page_link") if p.proto.label in sae_links]
     # The overview is the default page: its links carry no page name.
     assert [(p.page, p.query_string) for p in overview_links] == [("", f"sae={key}") for key in DB_ORDER]
     assert any("`w32`" in i.value and "dashboard metrics only" in i.value for i in at.info)

@@ -9,7 +9,7 @@ import pytest
 
 from tests import helpers
 from tests.app.test_absorption_pages import chart_specs, link_labels
-from tests.app.test_compare_pages import decoded
+from tests.app.test_compare_pages import decoded, points, subplot
 from tests.app.test_pages import all_text, run_page
 from tests.app.urls import assert_clean, links, page_links
 
@@ -179,3 +179,70 @@ def test_latent_page_with_a_bad_task_says_so(sweep_env):
     at = run_page("latent", sae="w8", latent="3", task="colour")
     assert_clean(at, "/latent?task=colour")
     assert any("Unknown task `colour`" in e.value for e in at.error)
+
+
+# --- compare and overview per task -------------------------------------------------------------------------
+def test_compare_shows_the_chosen_tasks_numbers_and_every_tasks_summary(sweep_env):
+    at = run_page("compare", task=TASK)
+    assert_clean(at, "/compare?task=wordnet_category")
+    table = at.dataframe[0].value.set_index("SAE")
+    assert table.loc["w16", "mean absorption fraction"] == "0.430 [0.380, 0.470]"
+    assert table.loc["w8", "full-absorption rate"] == "0.140 [0.100, 0.180]"
+    assert table.loc["early-w8", "mean absorption fraction"] == "—"  # measured on first_letter only
+    assert table.loc["w16", "overview"] == f"./overview?sae=w16&task={TASK}"
+    assert any("on the task Semantic category (WordNet)" in i.value and "`early-w8`" in i.value for i in at.info)
+    charts = chart_specs(at)
+    recall = {key: y for key, (x, y, *_) in points(subplot(charts["compare_mean_main_recall"], "x")).items()}
+    assert recall == pytest.approx({"w8": 0.61, "w16": 0.57})
+    heatmap = charts["compare_heatmap"]["data"][0]
+    assert list(heatmap["y"]) == ["animal", "food"] and list(heatmap["x"]) == ["w8", "w16"]
+    summary = next(d.value for d in at.dataframe if "First letter" in d.value.columns).set_index("SAE")
+    assert summary.loc["w8", "First letter"] == "0.100 [0.050, 0.150]"
+    assert summary.loc["w8", "Semantic category (WordNet)"] == "0.310 [0.270, 0.360]"
+    assert summary.loc["early-w8", "Semantic category (WordNet)"] == "—"
+    assert summary.loc["w32", "First letter"] == "—"
+    to_letters = [params for page, params in page_links_with_labels(at) if page == "Compare on First letter →"]
+    assert to_letters == [{}]  # the default task: a bare compare URL
+
+
+def page_links_with_labels(at):
+    return [(label, params) for label, (_, params) in zip(link_labels(at), page_links(at))]
+
+
+def test_compare_links_keep_the_task_and_the_default_task_keeps_links_bare(sweep_env):
+    at = run_page("compare", task=TASK, layer="1")
+    assert ("Compare on First letter →", {"layer": "1"}) in page_links_with_labels(at)
+    assert all(params.get("task") == TASK for label, params in page_links_with_labels(at) if label.endswith(" →")
+               and not label.startswith("Compare on"))
+    bare = run_page("compare")
+    assert ("Compare on Semantic category (WordNet) →", {"task": TASK}) in page_links_with_labels(bare)
+    assert bare.selectbox(key="compare_task").value == "first_letter"
+    bare.selectbox(key="compare_task").set_value(TASK).run()
+    assert bare.query_params["task"] in (TASK, [TASK])
+
+
+def test_compare_with_a_bad_task_says_so(sweep_env):
+    at = run_page("compare", task="Wordnet_Pos")
+    assert_clean(at, "/compare?task=Wordnet_Pos")
+    assert any("Unknown task `Wordnet_Pos`. Tasks in this database: first_letter, wordnet_category." in e.value
+               for e in at.error)
+
+
+def test_overview_shows_the_chosen_tasks_absorption_with_class_links(sweep_env):
+    at = run_page("overview", task=TASK)
+    assert_clean(at, "/overview?task=wordnet_category")
+    assert "Absorption: Semantic category (WordNet)" in [h.value for h in at.header]
+    table = next(d.value for d in at.dataframe if "class page" in d.value.columns).set_index("SAE")
+    assert table.index.tolist() == ["w8", "w16"]
+    assert table.loc["w16", "mean absorption fraction"] == "0.430 [0.380, 0.470]"
+    assert table.loc["w8", "class page"] == f"./letter?sae=w8&task={TASK}&class=food"
+    assert table.loc["w8", "tasks measured"] == f"first_letter, {TASK}"
+    heatmap = chart_specs(at)["overview_heatmap"]["data"][0]
+    assert list(heatmap["x"]) == ["animal", "food"]
+    class_links = {(params["sae"], params["class"]) for page, params in links(at)
+                   if page == "letter" and params.get("task") == TASK}
+    assert class_links >= {(key, c) for key in ("w8", "w16") for c in helpers.SWEEP_TASK_CLASSES}
+    letters = run_page("overview")
+    assert "First-letter absorption" in [h.value for h in letters.header]
+    first = next(d.value for d in letters.dataframe if "letter page" in d.value.columns).set_index("SAE")
+    assert first.loc["w8", "letter page"] == "./letter?sae=w8&task=first_letter&letter=s"

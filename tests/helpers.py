@@ -429,13 +429,29 @@ def insert_row(con, table: str, values: dict) -> None:
     row = numbered(con, table, values)
     for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
-        if name not in row and nullable == "NO":
+        if name == "task" and name not in row and table != "tasks":
+            row[name] = "first_letter"  # schema v10: every absorption row names its task; the fakes are first-letter
+            ensure_task_rows(con)
+        elif name not in row and nullable == "NO":
             row[name] = ([] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
                          else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
                          else datetime(2000, 1, 1) if kind.startswith("TIMESTAMP") else 0)
     columns = list(row)
     con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                 [row[c] for c in columns])
+
+
+def ensure_task_rows(con, names: tuple[str, ...] = ("first_letter",)) -> None:
+    """The registry's `tasks` rows for these tasks, where the database lacks them (a fake absorption stage writes
+    results without the real stage's tasks rows)."""
+    from precompute.absorption.tasks import TASKS
+
+    for name in names:
+        if not con.execute("SELECT count(*) FROM tasks WHERE task = ?", [name]).fetchall()[0][0]:
+            task = TASKS[name]
+            con.execute("INSERT INTO tasks (task, title, description, classes, answers, prompt_template) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [name, task.title, task.description, list(task.classes),
+                                                      list(task.answers), task.template])
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from backend.schema import N_NEIGHBORS
+from precompute.absorption.tasks import TASKS
 from precompute.storage.writer import BuildInProgressError, SchemaMismatchError
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
 DEFAULT_DB = Path("assets/demo.duckdb")
+TASK_NAMES = tuple(TASKS)
 
 
 def add_corpus_parser(sub) -> None:
@@ -86,7 +88,9 @@ def add_build_parser(sub) -> None:
     p.add_argument("--per-bin", type=int, default=2, help="contexts sampled per quantile bin")
     p.add_argument("--neighbors", type=int, default=N_NEIGHBORS, choices=range(N_NEIGHBORS + 1), metavar=f"0..{N_NEIGHBORS}",
                    help="nearest latents by decoder cosine per latent (0: none; O(d_sae^2) compute, O(block) memory)")
-    p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the first-letter absorption stage")
+    p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the absorption stage")
+    p.add_argument("--task", action="append", default=None, choices=[*TASK_NAMES, "all"], metavar="TASK",
+                   help=f"absorption task (repeatable; default first_letter; all = every task): {', '.join(TASK_NAMES)}")
     p.add_argument("--absorption-words", type=int, default=None,
                    help="seeded subset of the alphabetic vocabulary (default: all of it, as SAEBench)")
     p.add_argument("--fresh-prefixes", action="store_true",
@@ -186,6 +190,7 @@ def run_build(args) -> int:
                                   n_quantile_bins=args.quantile_bins, n_per_quantile=args.per_bin,
                                   n_neighbors=args.neighbors),
         absorption=None if args.no_absorption else absorption_config(args),
+        tasks=chosen_tasks(args.task),
     )
     try:
         if args.ray:
@@ -216,6 +221,12 @@ def sweep_specs(sweep_path: Path, sae_root: Path, hooks: set[str] | None) -> lis
     if missing:
         print(f"not finished yet, left out: {', '.join(missing)}", file=sys.stderr)
     return [SAESpec(key=r.name, path=sae_root / r.name) for r in recipes if is_finished(r, sae_root)]
+
+
+def chosen_tasks(names: list[str] | None) -> tuple[str, ...]:
+    """--task values in registry order (first_letter first: the running-text statistics read its latents)."""
+    wanted = set(names or ["first_letter"])
+    return tuple(TASK_NAMES) if "all" in wanted else tuple(name for name in TASK_NAMES if name in wanted)
 
 
 def absorption_config(args):

@@ -210,10 +210,17 @@ def sweep_class_cos(latent: int, index: int) -> float:
 
 def _insert(con, table: str, rows: list[dict]) -> None:
     """Rows as dicts; column names come from this file, every value is a bound parameter."""
-    rows = [numbered(con, table, row) for row in rows]
+    rows = [with_task(con, table, numbered(con, table, row)) for row in rows]
     columns = list(rows[0])
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     con.executemany(sql, [[row[c] for c in columns] for row in rows])
+
+
+def with_task(con, table: str, row: dict) -> dict:
+    """A fake row of an absorption table is a first-letter result unless it names its task."""
+    has_task = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'task'",
+                           [table]).fetchall()[0][0]
+    return {**row, "task": "first_letter"} if has_task and "task" not in row else row
 
 
 def sweep_probe_run_id(hook: str, variant: str = "", task: str = "first_letter") -> str:
@@ -430,8 +437,8 @@ def insert_row(con, table: str, values: dict) -> None:
     for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
         if name == "task" and name not in row and table != "tasks":
-            row[name] = "first_letter"  # schema v10: every absorption row names its task; the fakes are first-letter
-            ensure_task_rows(con)
+            row[name] = "first_letter"  # every fake result is a first-letter one unless it says
+            ensure_task_rows(con)  # and the pages read its classes from its tasks row, which a fake stage lacks
         elif name not in row and nullable == "NO":
             row[name] = ([] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
                          else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
@@ -473,7 +480,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
     """A stand-in for precompute.absorption.stage.run_absorption_stage; records which SAEs had dashboards."""
     from datetime import timezone
 
-    def stage(con, specs, model, model_name, config, force, device="cpu", log=print):
+    def stage(con, specs, model, model_name, config, force, device="cpu", log=print, tasks=("first_letter",)):
         calls.append(("absorption", {row[0] for row in con.execute("SELECT sae_key FROM saes").fetchall()}))
         done = {row[0] for row in con.execute("SELECT sae_key FROM sae_absorption").fetchall()}
         if fake.probe_words and not con.execute("SELECT count(*) FROM probe_runs").fetchall()[0][0]:
@@ -603,7 +610,7 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
 
 # --- what the writers write, against the DDL -----------------------------------------------------------
 # Written by SQL in the writer itself, not from an Arrow table: the meta rows and the SAEs' numbers.
-WRITTEN_BY_SQL = {"meta", "sae_numbers"}
+WRITTEN_BY_SQL = {"meta", "sae_numbers", "tasks"}  # tasks: writer.write_task (an upsert)
 # The tables the absorption stage's build (tests/precompute/absorption/test_stage.py) must write; the tiny
 # dashboards build (tests/precompute/storage/test_ddl.py) writes the rest.
 ABSORPTION_BUILD_TABLES = {"probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",

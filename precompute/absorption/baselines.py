@@ -41,15 +41,16 @@ def candidate_columns(values: torch.Tensor, y: torch.Tensor, n_candidates: int) 
     return separation.topk(min(n_candidates, values.shape[1]), dim=0).indices
 
 
-def best_thresholds(values: np.ndarray, labels: np.ndarray, n_candidates: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def best_thresholds(values: np.ndarray, labels: np.ndarray, n_candidates: int = 16,
+                    n_classes: int = N_LETTERS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each letter, the column and threshold t whose rule 'value >= t' has the best train F1
     among the most separating candidate columns. Returns (column [26], threshold [26], f1 [26])."""
-    y = torch.from_numpy(one_hot(labels))  # [n, 26]
+    y = torch.from_numpy(one_hot(labels, n_classes))  # [n, n_classes]
     x = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
     candidates = candidate_columns(x, y, n_candidates)  # [c, 26]
     predicted = torch.arange(1, len(x) + 1, dtype=torch.float32)[:, None]  # [n, 1]
-    columns, thresholds, scores = np.zeros(N_LETTERS, dtype=np.int64), np.zeros(N_LETTERS), np.zeros(N_LETTERS)
-    for letter in range(N_LETTERS):
+    columns, thresholds, scores = np.zeros(n_classes, dtype=np.int64), np.zeros(n_classes), np.zeros(n_classes)
+    for letter in range(n_classes):
         sorted_x, order = x[:, candidates[:, letter]].sort(dim=0, descending=True)  # [n, c]
         tp = y[:, letter][order].cumsum(dim=0)  # true positives when the top i+1 are predicted
         f1 = 2 * tp / (predicted + y[:, letter].sum())
@@ -66,16 +67,16 @@ def best_thresholds(values: np.ndarray, labels: np.ndarray, n_candidates: int = 
 
 
 def best_direction_baseline(kind: str, train_values: np.ndarray, train_labels: np.ndarray, test_values: np.ndarray,
-                            test_labels: np.ndarray, signed: bool = True) -> list[BaselineScore]:
+                            test_labels: np.ndarray, signed: bool = True, n_classes: int = N_LETTERS) -> list[BaselineScore]:
     """Best single column per letter (chosen on train), scored on test."""
     m = train_values.shape[1]
     train = np.concatenate([train_values, -train_values], axis=1) if signed else train_values
     test = np.concatenate([test_values, -test_values], axis=1) if signed else test_values
-    best, thresholds, _ = best_thresholds(train, train_labels)
-    decisions = np.stack([test[:, best[j]] >= thresholds[j] for j in range(N_LETTERS)], axis=1)
+    best, thresholds, _ = best_thresholds(train, train_labels, n_classes=n_classes)
+    decisions = np.stack([test[:, best[j]] >= thresholds[j] for j in range(n_classes)], axis=1)
     scores = classifier_scores(decisions, test_labels)
     return [BaselineScore(kind, j, int(best[j] % m), -1 if best[j] >= m else 1, float(thresholds[j]),
-                          float(scores.precision[j]), float(scores.recall[j]), float(scores.f1[j])) for j in range(N_LETTERS)]
+                          float(scores.precision[j]), float(scores.recall[j]), float(scores.f1[j])) for j in range(n_classes)]
 
 
 def pca_projections(train_acts: np.ndarray, test_acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,24 +86,24 @@ def pca_projections(train_acts: np.ndarray, test_acts: np.ndarray) -> tuple[np.n
     return (train_acts - mean) @ components.T, (test_acts - mean) @ components.T
 
 
-def active_counts(codes: Codes, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def active_counts(codes: Codes, labels: np.ndarray, n_classes: int = N_LETTERS) -> tuple[torch.Tensor, torch.Tensor]:
     """(words of each letter where each latent is active [d_sae, 26], words where it is active [d_sae]),
     float32 counts (exact below 2^24 words), from dense or CSR codes without a dense [n, d_sae] copy."""
     if not sp.issparse(codes):
         active = torch.from_numpy(codes > 0).float()  # [n, d_sae]
-        return active.T @ torch.from_numpy(one_hot(labels)), active.sum(0)
+        return active.T @ torch.from_numpy(one_hot(labels, n_classes)), active.sum(0)
     active = (codes > 0).astype(np.float32)  # CSR [n, d_sae]
-    tp = np.asarray(active.T @ one_hot(labels), dtype=np.float32)  # [d_sae, 26]
+    tp = np.asarray(active.T @ one_hot(labels, n_classes), dtype=np.float32)  # [d_sae, 26]
     return torch.from_numpy(tp), torch.from_numpy(np.asarray(active.sum(axis=0), dtype=np.float32).reshape(-1))
 
 
 def best_active_latent(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
-                       test_labels: np.ndarray) -> list[BaselineScore]:
+                       test_labels: np.ndarray, n_classes: int = N_LETTERS) -> list[BaselineScore]:
     """The latent whose 'active' (> 0) best classifies each letter on train words, scored on test."""
-    y = torch.from_numpy(one_hot(train_labels))
-    tp, n_active = active_counts(train_codes, train_labels)  # [d_sae, 26], [d_sae]
+    y = torch.from_numpy(one_hot(train_labels, n_classes))
+    tp, n_active = active_counts(train_codes, train_labels, n_classes)  # [d_sae, 26], [d_sae]
     f1 = (2 * tp / (n_active[:, None] + y.sum(0)[None, :]).clamp(min=1)).numpy()
     best = f1.argmax(axis=0)
     scores = classifier_scores(columns(test_codes, best) > 0, test_labels)
     return [BaselineScore("latent", j, int(best[j]), 1, 0.0, float(scores.precision[j]), float(scores.recall[j]),
-                          float(scores.f1[j])) for j in range(N_LETTERS)]
+                          float(scores.f1[j])) for j in range(n_classes)]

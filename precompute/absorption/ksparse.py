@@ -53,7 +53,8 @@ def ranked_latents(sparse_probe: LinearProbe, letter: int, max_k: int) -> list[i
 
 
 def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
-                 test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig) -> KSparseFit:
+                 test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig,
+                 n_classes: int = N_LETTERS) -> KSparseFit:
     y_train = train_labels == letter
     if y_train.all() or not y_train.any():  # too few words to have both classes: a probe that never fires
         return KSparseFit(letter, len(latents), list(latents), [0.0] * len(latents), -1.0, 0.0, 0.0, 0.0)
@@ -62,7 +63,7 @@ def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes
         warnings.simplefilter("ignore", ConvergenceWarning)
         classifier.fit(columns(train_codes, latents), y_train)
     predicted = classifier.decision_function(columns(test_codes, latents)) > 0
-    decisions = np.zeros((len(test_labels), N_LETTERS), dtype=bool)
+    decisions = np.zeros((len(test_labels), n_classes), dtype=bool)
     decisions[:, letter] = predicted
     scores = classifier_scores(decisions, test_labels)
     return KSparseFit(letter, len(latents), list(latents), classifier.coef_[0].tolist(), float(classifier.intercept_[0]),
@@ -76,13 +77,15 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
     full_curve the fits stop at the first k the tau rule rejects: the same split latents, fewer fits (the
     curve past that k is only shown, and cross-fitting shows one fold's)."""
     results = []
-    for letter in range(N_LETTERS):
+    n_classes = sparse_probe.weight.shape[0]
+    for letter in range(n_classes):
         ranking = ranked_latents(sparse_probe, letter, config.max_k)
         if not ranking:  # no latent has a positive weight: fall back to the single strongest one
             ranking = [int(np.argmax(sparse_probe.weight[letter]))]
         fits: list[KSparseFit] = []
         for k in range(1, len(ranking) + 1):
-            fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config))
+            fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config,
+                                     n_classes))
             if not full_curve and len(select_split_latents([f.f1 for f in fits], ranking, config.split_tau)) < k:
                 break
         split = select_split_latents([f.f1 for f in fits], ranking, config.split_tau)
@@ -107,9 +110,9 @@ class MainLatent:
 
 def main_latents(encoder_cos: np.ndarray, test_codes: Codes, test_labels: np.ndarray) -> list[MainLatent]:
     """Per letter, the latent whose encoder row is closest to the probe direction, scored as a
-    classifier that says 'this letter' whenever the latent is active (> 0). encoder_cos [d_sae, 26]."""
-    best = encoder_cos.argmax(axis=0)  # [26]
-    decisions = columns(test_codes, best) > 0  # [n, 26]
+    classifier that says 'this letter' whenever the latent is active (> 0). encoder_cos [d_sae, n_classes]."""
+    best = encoder_cos.argmax(axis=0)  # [n_classes]
+    decisions = columns(test_codes, best) > 0  # [n, n_classes]
     scores = classifier_scores(decisions, test_labels)
     return [MainLatent(j, int(best[j]), float(encoder_cos[best[j], j]), float(scores.precision[j]),
-                       float(scores.recall[j]), float(scores.f1[j])) for j in range(N_LETTERS)]
+                       float(scores.recall[j]), float(scores.f1[j])) for j in range(len(best))]

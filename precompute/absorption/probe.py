@@ -1,6 +1,6 @@
-"""Logistic probes: the 26-way one-vs-rest first-letter probe and the L1 probe over SAE latents.
+"""Logistic probes: the one-vs-rest class probe (26 letters for first_letter) and the L1 probe over SAE latents.
 
-Both follow the references' recipe: Linear(d, 26), BCE-with-logits with per-class
+Both follow the references' recipe: Linear(d, n_classes), BCE-with-logits with per-class
 pos_weight = negatives / positives, Adam, learning rate decaying exponentially per epoch.
 """
 
@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.metrics import roc_auc_score
 
-N_LETTERS = 26
+N_LETTERS = 26  # first_letter's classes; other tasks pass their own n_classes
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,8 @@ class SparseProbeConfig:
 
 @dataclass
 class LinearProbe:
-    weight: np.ndarray  # [26, d]
-    bias: np.ndarray  # [26]
+    weight: np.ndarray  # [n_classes, d]
+    bias: np.ndarray  # [n_classes]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return x @ self.weight.T + self.bias
@@ -65,18 +65,19 @@ def one_hot(labels: np.ndarray, n: int = N_LETTERS) -> np.ndarray:
 
 
 def train_probe(x: np.ndarray | sp.csr_matrix, labels: np.ndarray, epochs: int, lr: float, end_lr: float,
-                weight_decay: float, batch_size: int, seed: int, l1_coefficient: float = 0.0) -> LinearProbe:
-    """One-vs-rest logistic probe for 26 letters on x [n, d] with integer labels [n]. A scipy CSR x (SAE
+                weight_decay: float, batch_size: int, seed: int, l1_coefficient: float = 0.0,
+                n_classes: int = N_LETTERS) -> LinearProbe:
+    """One-vs-rest logistic probe for n_classes classes on x [n, d] with integer labels [n]. A scipy CSR x (SAE
     codes: a few dozen of thousands of latents active) runs each batch as a sparse matmul, the same
     optimisation at a fraction of the dense cost."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     sparse = sp.issparse(x)
     xs = sp.csr_matrix(x, dtype=np.float32) if sparse else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    ys = torch.from_numpy(one_hot(labels))
+    ys = torch.from_numpy(one_hot(labels, n_classes))
     positives = ys.sum(0)
     pos_weight = (len(ys) - positives) / positives.clamp(min=1.0)
-    layer = torch.nn.Linear(xs.shape[1], N_LETTERS)
+    layer = torch.nn.Linear(xs.shape[1], n_classes)
     optimizer = torch.optim.Adam(layer.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=(end_lr / lr) ** (1 / epochs))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -104,37 +105,42 @@ def torch_sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
                                    is_coalesced=True)  # CSR rows in order: already coalesced
 
 
-def train_letter_probe(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig()) -> LinearProbe:
-    return train_probe(x, labels, config.epochs, config.lr, config.end_lr, config.weight_decay, config.batch_size, config.seed)
+def train_letter_probe(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
+                       n_classes: int = N_LETTERS) -> LinearProbe:
+    return train_probe(x, labels, config.epochs, config.lr, config.end_lr, config.weight_decay, config.batch_size, config.seed,
+                       n_classes=n_classes)
 
 
-def train_sparse_probe(codes: np.ndarray | sp.csr_matrix, labels: np.ndarray, config: SparseProbeConfig = SparseProbeConfig()) -> LinearProbe:
+def train_sparse_probe(codes: np.ndarray | sp.csr_matrix, labels: np.ndarray, config: SparseProbeConfig = SparseProbeConfig(),
+                       n_classes: int = N_LETTERS) -> LinearProbe:
     return train_probe(codes, labels, config.epochs, config.lr, config.end_lr, config.weight_decay, config.batch_size,
-                       config.seed, l1_coefficient=config.l1_coefficient)
+                       config.seed, l1_coefficient=config.l1_coefficient, n_classes=n_classes)
 
 
 def classifier_scores(predicted: np.ndarray, labels: np.ndarray) -> ClassifierScores:
-    """predicted [n, 26] bool (one-vs-rest decisions), labels [n]."""
-    truth = one_hot(labels).astype(bool)
+    """predicted [n, n_classes] bool (one-vs-rest decisions), labels [n]."""
+    n_classes = predicted.shape[1]
+    truth = one_hot(labels, n_classes).astype(bool)
     tp = (predicted & truth).sum(0).astype(np.float64)
     n_pred = predicted.sum(0)
     n_pos = truth.sum(0)
-    precision = np.divide(tp, n_pred, out=np.zeros(N_LETTERS), where=n_pred > 0)
-    recall = np.divide(tp, n_pos, out=np.zeros(N_LETTERS), where=n_pos > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(N_LETTERS), where=(precision + recall) > 0)
+    precision = np.divide(tp, n_pred, out=np.zeros(n_classes), where=n_pred > 0)
+    recall = np.divide(tp, n_pos, out=np.zeros(n_classes), where=n_pos > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n_classes), where=(precision + recall) > 0)
     return ClassifierScores(precision, recall, f1, n_pos.astype(np.int64), tp.astype(np.int64))
 
 
 def letter_aucs(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    truth = one_hot(labels).astype(bool)
+    truth = one_hot(labels, logits.shape[1]).astype(bool)
     return np.array([roc_auc_score(truth[:, j], logits[:, j]) if 0 < truth[:, j].sum() < len(truth) else np.nan
-                     for j in range(N_LETTERS)])
+                     for j in range(logits.shape[1])])
 
 
-def probe_stability(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig()) -> np.ndarray:
-    """[26] cosine between the probe directions trained on two disjoint halves of the training words:
+def probe_stability(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
+                    n_classes: int = N_LETTERS) -> np.ndarray:
+    """[n_classes] cosine between the probe directions trained on two disjoint halves of the training words:
     how much a letter's direction depends on which words it was trained on."""
     order = np.random.default_rng(config.seed).permutation(len(x))
     halves = np.array_split(order, 2)
-    first, second = (train_letter_probe(x[h], labels[h], config).directions() for h in halves)
+    first, second = (train_letter_probe(x[h], labels[h], config, n_classes).directions() for h in halves)
     return (first * second).sum(axis=1)

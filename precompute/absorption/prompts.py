@@ -1,9 +1,9 @@
-"""Prompt sets for the first-letter task, as token ids, with the option of sharing one sampled
+"""Prompt sets for a task, as token ids, with the option of sharing one sampled
 in-context prefix across a group of words.
 
 Every prompt is `prefix + [word] + tail`: the prefix holds the in-context examples (and BOS where
 the model uses one), the word is one token and the tail is the template after it (" has the first
-letter:"). Because attention is causal, the activation at the word depends only on the prefix and
+letter:" for first_letter). Because attention is causal, the activation at the word depends only on the prefix and
 the word, so a prefix shared by a group of words is run once and its keys/values are reused.
 """
 
@@ -22,7 +22,7 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 @dataclass
 class PromptSet:
     words: list[Word]
-    labels: np.ndarray  # [n] letter index 0..25
+    labels: np.ndarray  # [n] class index into PromptConfig.classes (letters 0..25)
     is_test: np.ndarray  # [n] bool: held out from probe training
     prefixes: list[list[int]]  # distinct in-context prefixes as token ids (ending with the separator)
     prefix_index: np.ndarray  # [n] the prefix each word's prompt uses
@@ -43,12 +43,12 @@ class PromptSet:
 
 
 def letter_token_ids(tokenizer, config: PromptConfig) -> list[int]:
-    """The answer token for each letter (" A" ... " Z"): one token form for all 26."""
+    """The answer token for each class (" A" ... " Z" for first_letter), one token each."""
     ids = []
-    for letter in LETTERS:
-        encoded = tokenizer(config.answer.format(letter=letter.upper()), add_special_tokens=False)["input_ids"]
+    for answer in config.answers:
+        encoded = tokenizer(answer, add_special_tokens=False)["input_ids"]
         if len(encoded) != 1:
-            raise ValueError(f"answer {config.answer.format(letter=letter.upper())!r} is not one token")
+            raise ValueError(f"answer {answer!r} is not one token")
         ids.append(encoded[0])
     return ids
 
@@ -101,7 +101,7 @@ def build_prompt_set(tokenizer, train: list[Word], test: list[Word], config: Pro
                 words.append(word)
                 is_test.append(split)
                 prefix_index.append(len(prefixes) - 1)
-    labels = np.array([LETTERS.index(w.letter) for w in words], dtype=np.int64)
+    labels = np.array([config.classes.index(w.letter) for w in words], dtype=np.int64)
     return PromptSet(words, labels, np.array(is_test), prefixes, np.array(prefix_index, dtype=np.int64),
                      tail_ids, n_dropped)
 

@@ -23,9 +23,10 @@ from precompute.absorption.codes import Codes, as_csr, column, columns, encode_w
 from precompute.absorption.activations import answer_logits, word_activations
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
 from precompute.util.blocks import row_blocks
-from precompute.absorption.prompts import LETTERS, PromptSet, build_prompt_set, letter_token_ids
+from precompute.absorption.prompts import PromptSet, build_prompt_set, letter_token_ids
 from precompute.absorption.stats import BootstrapConfig, Interval, between_fold_sd, fold_and_word_intervals
-from precompute.absorption.vocab import PromptConfig, alphabetic_vocabulary, split_words
+from precompute.absorption.tasks import FIRST_LETTER, get_task
+from precompute.absorption.vocab import PromptConfig, prompt_config_for, split_words, task_vocabulary
 
 
 SPLIT_MODES = ("crossfit", "holdout")
@@ -55,17 +56,35 @@ class AbsorptionConfig:
     # "holdout": SAEBench's protocol, one probe on 1 - test_fraction of the words, the rest measured.
     split_mode: str = "crossfit"
     n_folds: int = 5
+    # the task (precompute/absorption/tasks.py) whose classes are measured; `prompts` asks for its classes
+    # (config_for_task sets both)
+    task: str = FIRST_LETTER.name
 
     def __post_init__(self) -> None:
+        task = get_task(self.task)
+        if (self.prompts.classes, self.prompts.answers) != (task.classes, task.answers):
+            raise ValueError(f"prompts ask for other classes than task {self.task!r}: use config_for_task")
         if self.split_mode not in SPLIT_MODES:
             raise ValueError(f"split_mode must be one of {SPLIT_MODES}, not {self.split_mode!r}")
         if self.split_mode == "crossfit" and self.n_folds < 2:
             raise ValueError("crossfit needs n_folds >= 2")
 
     @property
+    def n_classes(self) -> int:
+        return len(self.prompts.classes)
+
+    @property
     def fold_count(self) -> int:
         """Folds that are measured: n_folds, or the one held-out fold."""
         return self.n_folds if self.split_mode == "crossfit" else 1
+
+
+def config_for_task(config: AbsorptionConfig, task_name: str) -> AbsorptionConfig:
+    """`config` measuring `task_name`: its classes, answers and prompt template, every other setting kept."""
+    from dataclasses import replace
+
+    task = get_task(task_name)
+    return replace(config, task=task.name, prompts=prompt_config_for(task, config.prompts))
 
 
 @dataclass
@@ -113,7 +132,7 @@ class HookProbeData:
 def select_words(tokenizer, config: AbsorptionConfig):
     """(probe-train, measured) word pools: the 80/20 split (holdout) or every word in one pool (crossfit,
     whose folds are assigned after the prompts are built)."""
-    words = alphabetic_vocabulary(tokenizer)
+    words = task_vocabulary(tokenizer, get_task(config.task))
     if config.max_words is not None and config.max_words < len(words):
         words = random.Random(config.prompts.seed).sample(words, config.max_words)
     if config.split_mode == "crossfit":
@@ -130,7 +149,7 @@ def assign_folds(prompts: PromptSet, config: AbsorptionConfig) -> np.ndarray:
         return np.where(prompts.is_test, 0, TRAINING_ONLY)
     rng = np.random.default_rng(config.prompts.seed)
     folds = np.empty(len(prompts), dtype=np.int64)
-    for letter in range(26):
+    for letter in range(config.n_classes):
         members = rng.permutation(np.flatnonzero(prompts.labels == letter))
         folds[members] = (np.arange(len(members)) + letter) % config.n_folds
     return folds
@@ -161,14 +180,14 @@ def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray,
     rng = np.random.default_rng(config.prompts.seed)
     rank = prefix_order(prompts, config.ablation.seed)  # the ablation metric's order: their prefixes overlap
     chosen = []
-    for letter in range(26):
+    for letter in range(config.n_classes):
         members = np.flatnonzero((folds != TRAINING_ONLY) & (prompts.labels == letter))
         chosen.extend(prefix_clustered_sample(members, prompts, rank, config.model_check_per_letter, rng).tolist())
     chosen = np.array(sorted(chosen), dtype=np.int64)
     logits = answer_logits(model, prompts, chosen, letter_ids, batch_size=max(1, config.batch_size // 2))
     correct = logits.argmax(axis=1) == prompts.labels[chosen]
-    checked = np.bincount(prompts.labels[chosen], minlength=26)
-    accuracy = np.bincount(prompts.labels[chosen], weights=correct, minlength=26) / np.maximum(checked, 1)
+    checked = np.bincount(prompts.labels[chosen], minlength=config.n_classes)
+    accuracy = np.bincount(prompts.labels[chosen], weights=correct, minlength=config.n_classes) / np.maximum(checked, 1)
     return accuracy, checked, {int(i): bool(c) for i, c in zip(chosen, correct)}
 
 
@@ -180,7 +199,7 @@ class StoredProbes:
 
 
 def train_fold_probes(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray, config: AbsorptionConfig) -> list[pr.LinearProbe]:
-    return [pr.train_letter_probe(acts[idx], labels[idx], config.probe)
+    return [pr.train_letter_probe(acts[idx], labels[idx], config.probe, config.n_classes)
             for idx in (fold_training_words(folds, fold) for fold in range(config.fold_count))]
 
 
@@ -190,7 +209,7 @@ def display_probe(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray, fold_
     Letter and Latent pages); no measured number uses it."""
     if config.split_mode == "holdout":
         return fold_probes[0]
-    return pr.train_letter_probe(acts, labels, config.probe)
+    return pr.train_letter_probe(acts, labels, config.probe, config.n_classes)
 
 
 def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str, layer: int,
@@ -231,12 +250,13 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
                   fold_probes=fold_probes, probe=probe, probe_logits=logits, test_scores=test_scores, aucs=aucs,
                   letter_ids=letter_ids, seconds=seconds)
     if stored is not None:
-        return HookProbeData(**common, stability=np.full(26, np.nan), model_accuracy=np.zeros(26),
-                             model_checked=np.zeros(26, dtype=np.int64), model_correct={}, neuron_baseline=[],
+        n = config.n_classes
+        return HookProbeData(**common, stability=np.full(n, np.nan), model_accuracy=np.zeros(n),
+                             model_checked=np.zeros(n, dtype=np.int64), model_correct={}, neuron_baseline=[],
                              pca_baseline=[])
     t = time.perf_counter()
     train = fold_training_words(folds, 0)
-    stability = pr.probe_stability(acts[train], labels[train], config.probe)
+    stability = pr.probe_stability(acts[train], labels[train], config.probe, config.n_classes)
     seconds["probe_stability"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -246,9 +266,11 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
     t = time.perf_counter()
     # one split is enough for a baseline: fold 0's words against the words its probe was trained on
     test = np.flatnonzero(folds == 0)
-    neuron = base.best_direction_baseline("neuron", acts[train], labels[train], acts[test], labels[test])
+    neuron = base.best_direction_baseline("neuron", acts[train], labels[train], acts[test], labels[test],
+                                          n_classes=config.n_classes)
     pca_train, pca_test = base.pca_projections(acts[train], acts[test])
-    pca = base.best_direction_baseline("pca", pca_train, labels[train], pca_test, labels[test])
+    pca = base.best_direction_baseline("pca", pca_train, labels[train], pca_test, labels[test],
+                                       n_classes=config.n_classes)
     seconds["baselines"] = time.perf_counter() - t
     return HookProbeData(**common, stability=stability, model_accuracy=accuracy, model_checked=checked,
                          model_correct=correct, neuron_baseline=neuron, pca_baseline=pca)
@@ -370,7 +392,7 @@ def latent_as_classifier(latent: int, letter: int, encoder_cos: float, activatio
                          labels: np.ndarray) -> ks.MainLatent:
     """A latent scored as a classifier that says `letter` whenever it is active (> 0). activations: [n], the
     latent's codes on the scored words."""
-    decisions = np.zeros((len(labels), 26), dtype=bool)
+    decisions = np.zeros((len(labels), max(int(labels.max(initial=0)), letter) + 1), dtype=bool)
     decisions[:, letter] = activations > 0
     scores = pr.classifier_scores(decisions, labels)
     return ks.MainLatent(letter, latent, encoder_cos, float(scores.precision[letter]), float(scores.recall[letter]),
@@ -401,14 +423,14 @@ def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeDa
     probe = hook.fold_probes[fold]
     # codes are sparse (L0 of tens over thousands of latents): the L1 probe and the k-sparse fits read CSR rows
     train_codes, test_codes = as_csr(codes[train]), codes[test]
-    sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe)
+    sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe, config.n_classes)
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
     splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
                                  full_curve=fold == 0)
     mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
-    decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, 26]
+    decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, n_classes]
     result = []
-    for j in range(26):
+    for j in range(config.n_classes):
         tp = hook.probe_true_positives(j, fold)
         split = splits[j].split_latents
         tp_codes = codes[tp]  # [n_tp, d_sae], gathered once (CSR rows in a build)
@@ -450,8 +472,10 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     by_fold = [measure_fold(fold, codes, weights, hook, config) for fold in range(config.fold_count)]
     labels = hook.prompts.labels
     train0, test0 = hook.training_words(0), hook.fold_words(0)
-    best = base.best_active_latent(codes[train0], labels[train0], codes[test0], labels[test0])  # a baseline: one split
-    letters = [combine_folds(j, [fold[j] for fold in by_fold], encoder_cos, codes, hook, best[j]) for j in range(26)]
+    best = base.best_active_latent(codes[train0], labels[train0], codes[test0], labels[test0],  # a baseline: one split
+                                   config.n_classes)
+    letters = [combine_folds(j, [fold[j] for fold in by_fold], encoder_cos, codes, hook, best[j])
+               for j in range(config.n_classes)]
     seconds["k_sparse"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -460,7 +484,7 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     seconds["ablation"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    included = [j for j in range(26) if hook.test_scores.f1[j] > config.min_probe_f1]
+    included = [j for j in range(config.n_classes) if hook.test_scores.f1[j] > config.min_probe_f1]
     values = {name: {l.letter: l.per_fold(name) for l in letters} for name in ("fraction", "full", "paper")}
     fraction, full, paper = (fold_and_word_intervals(values[name], included, config.bootstrap)
                              for name in ("fraction", "full", "paper"))
@@ -469,7 +493,7 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
     result = SAEAbsorption(sae_key, hook, decoder_cos, encoder_cos, letters, fraction, full, paper, fold_sd, included, seconds)
     log(f"{sae_key}: mean absorption fraction {fraction[1].value:.3f} [{fraction[1].low:.3f}, {fraction[1].high:.3f}] "
         f"(between folds SD {fold_sd['fraction']:.3f}), full-absorption rate {full[1].value:.3f}, paper absorption rate "
-        f"{paper[1].value:.3f} over {len(included)} letters ({config.split_mode}, {config.fold_count} fold(s)); split "
+        f"{paper[1].value:.3f} over {len(included)} {config.task} classes ({config.split_mode}, {config.fold_count} fold(s)); split "
         f"latents change between folds for {len(result.unstable_letters)} letters; "
         + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     return result
@@ -551,6 +575,3 @@ def word_attributions(words: np.ndarray, answers: np.ndarray, sae, model: Hooked
         top_latents[chunk], top_values[chunk] = abl.top_attributions(attributions, k)
     return top_latents, top_values
 
-
-def letter_name(index: int) -> str:
-    return LETTERS[index]

@@ -1,5 +1,6 @@
-"""The absorption stage of `python -m precompute build`: SAEs grouped by hook, the shared per-hook
-work done once per group, each SAE written in its own transaction (a crash keeps finished SAEs)."""
+"""The absorption stage of `python -m precompute build`: for each task, SAEs grouped by hook, the shared per-hook
+work done once per group and task, each SAE's results for a task written in its own transaction (a crash keeps
+finished SAEs)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ import numpy as np
 from precompute.storage import writer as db
 from precompute.util.faults import crash_point
 from precompute.absorption.probe import LinearProbe
-from precompute.absorption.prompts import LETTERS
-from precompute.absorption.run import AbsorptionConfig, StoredProbes, compute_hook_data, compute_sae_absorption
+from precompute.absorption.run import (AbsorptionConfig, StoredProbes, compute_hook_data, compute_sae_absorption,
+                                       config_for_task)
+from precompute.absorption.tasks import get_task
 from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, specs_by_hook
 
 
-def probe_from_rows(rows: list[tuple]) -> LinearProbe | None:
-    """A probe from (letter, weight, bias) rows, or None unless they are exactly the 26 letters in order."""
-    if [letter for letter, _, _ in rows] != list(LETTERS):
+def probe_from_rows(rows: list[tuple], classes: tuple[str, ...]) -> LinearProbe | None:
+    """A probe from (class, weight, bias) rows in the task's class order, or None unless they are exactly its classes."""
+    by_class = {label: (weight, bias) for label, weight, bias in rows}
+    if len(rows) != len(classes) or set(by_class) != set(classes):
         return None
-    return LinearProbe(np.array([w for _, w, _ in rows], dtype=np.float32), np.array([b for _, _, b in rows], dtype=np.float32))
+    return LinearProbe(np.array([by_class[c][0] for c in classes], dtype=np.float32),
+                       np.array([by_class[c][1] for c in classes], dtype=np.float32))
 
 
 def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: AbsorptionConfig,
@@ -28,8 +32,9 @@ def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str
     if stored is None:
         return None
     run_id, shown_rows, fold_rows = stored
-    probe = probe_from_rows(shown_rows)
-    folds = [probe_from_rows([(letter, w, b) for f, letter, w, b in fold_rows if f == fold])
+    classes = config.prompts.classes
+    probe = probe_from_rows(shown_rows, classes)
+    folds = [probe_from_rows([(letter, w, b) for f, letter, w, b in fold_rows if f == fold], classes)
              for fold in range(config.fold_count)]
     if probe is None or any(p is None for p in folds):
         return None
@@ -38,19 +43,21 @@ def stored_probe(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str
 
 def absorption_todo(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], config: AbsorptionConfig, force: bool,
                     log=print) -> list[SAESpec]:
-    """SAEs to measure: those without results, or all with force. An SAE measured with another config keeps
-    its results (and the probe run they point at) unless forced."""
+    """SAEs to measure for `config`'s task: those without results for it, or all with force. An SAE measured
+    with another config keeps its results (and the probe run they point at) unless forced."""
     measured = db.absorption_configs(con)
     wanted = config_json(config)
     todo = []
+    of_task = "" if config.task == "first_letter" else f" ({config.task})"
     for spec in specs:
-        if force or spec.key not in measured:
+        stored = measured.get((spec.key, config.task))
+        if force or stored is None:
             todo.append(spec)
-        elif measured[spec.key] == wanted:
-            log(f"skip absorption for {spec.key}: already in the database (use --force to recompute)")
+        elif stored == wanted:
+            log(f"skip absorption for {spec.key}{of_task}: already in the database (use --force to recompute)")
         else:
-            log(f"skip absorption for {spec.key}: already measured with another absorption config, against its own "
-                "probe run (use --force to remeasure it with this one)")
+            log(f"skip absorption for {spec.key}{of_task}: already measured with another absorption config, "
+                "against its own probe run (use --force to remeasure it with this one)")
     return todo
 
 
@@ -58,6 +65,7 @@ def write_probe_run(con: duckdb.DuckDBPyConnection, hook, config: AbsorptionConf
     """A new probe run beside any other at the hook, in one transaction. Returns its id."""
     run_id = probe_run_id(hook, config)
     con.execute("BEGIN TRANSACTION")
+    db.write_task(con, get_task(config.task))
     db.delete_probe_run(con, run_id)  # the same id holds the same rows (a rerun after a crash)
     for table, data in hook_tables(hook, config, tokenizer, run_id).items():
         db.insert_arrow(con, table, data)
@@ -66,9 +74,22 @@ def write_probe_run(con: duckdb.DuckDBPyConnection, hook, config: AbsorptionConf
 
 
 def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_name: str,
-                         config: AbsorptionConfig, force: bool, device: str = "cpu", log=print) -> dict[str, dict[str, float]]:
-    """Absorption results for every SAE in `specs` that lacks them (or all, with force).
-    Returns the seconds per stage, keyed 'hook:<name>' for shared work and by SAE key."""
+                         config: AbsorptionConfig, force: bool, device: str = "cpu", log=print,
+                         tasks: tuple[str, ...] = ("first_letter",)) -> dict[str, dict[str, float]]:
+    """Absorption results, for each task, for every SAE in `specs` that lacks them (or all, with force).
+    Returns the seconds per stage, keyed 'hook:<name>' for shared work and by SAE key (first_letter), with
+    ':<task>' appended for the other tasks."""
+    timings: dict[str, dict[str, float]] = {}
+    for task in tasks:
+        suffix = "" if task == "first_letter" else f":{task}"
+        for key, seconds in run_task(con, specs, model, model_name, config_for_task(config, task), force, device,
+                                     log).items():
+            timings[key + suffix] = seconds
+    return timings
+
+
+def run_task(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_name: str, config: AbsorptionConfig,
+             force: bool, device: str = "cpu", log=print) -> dict[str, dict[str, float]]:
     todo = absorption_todo(con, specs, config, force, log)
     timings: dict[str, dict[str, float]] = {}
     for hook_name, group in sorted(specs_by_hook(todo).items(), key=lambda item: item[0]):
@@ -88,11 +109,11 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
             result = compute_sae_absorption(spec.key, sae, model, hook, config, log=log)
             del sae
             con.execute("BEGIN TRANSACTION")
-            db.delete_absorption(con, spec.key)
+            db.delete_absorption(con, spec.key, config.task)
             for table, data in sae_tables(result, config, run_id).items():
                 db.insert_arrow(con, table, data)
             db.delete_unreferenced_probe_runs(con, model_name, hook_name)
             con.execute("COMMIT")
-            crash_point(f"after-absorption:{spec.key}")
+            crash_point(f"after-absorption:{spec.key}" + ("" if config.task == "first_letter" else f":{config.task}"))
             timings[spec.key] = result.seconds
     return timings

@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 
 from backend.schema import COS_SCALE
-from precompute.absorption.prompts import LETTERS
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
 
@@ -58,19 +57,22 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
     prompts = hook.prompts
     measured = hook.folds != TRAINING_ONLY
     run = {
-        "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "config": config_json(config),
+        "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "task": config.task,
+        "config": config_json(config),
         "split_mode": config.split_mode, "n_folds": config.fold_count,
         "n_words": len(prompts), "n_train": int((~measured).sum()), "n_test": int(measured.sum()),
         "n_dropped": prompts.n_dropped, "prompt_template": config.prompts.template,
         "seconds": json.dumps({k: round(v, 2) for k, v in hook.seconds.items()}), "created_at": now(),
     }
     labels = prompts.labels
-    fold_direction_cos = lowest_pairwise_cos([p.directions() for p in hook.fold_probes])
+    fold_direction_cos = lowest_pairwise_cos([p.directions() for p in hook.fold_probes], config.n_classes)
+    classes = config.prompts.classes
     letters = []
-    for j, letter in enumerate(LETTERS):
+    for j, letter in enumerate(classes):
         neuron, pca = hook.neuron_baseline[j], hook.pca_baseline[j]
         letters.append({
-            "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "letter": letter,
+            "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "task": config.task,
+            "letter": letter,
             "weight": float_list(hook.probe.weight[j], 6), "bias": float(hook.probe.bias[j]),
             "n_train": int(((labels == j) & ~measured).sum()), "n_test": int(((labels == j) & measured).sum()),
             "probe_precision": float(hook.test_scores.precision[j]), "probe_recall": float(hook.test_scores.recall[j]),
@@ -86,8 +88,8 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
     own_logits = hook.probe_logits[np.arange(len(prompts)), labels]
     words = pa.table({
         "probe_run_id": [run_id] * len(prompts), "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
-        "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
-        "letter": [LETTERS[j] for j in labels], "is_test": measured,
+        "task": [config.task] * len(prompts), "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
+        "letter": [classes[j] for j in labels], "is_test": measured,
         "fold": pa.array([None if f == TRAINING_ONLY else int(f) for f in hook.folds], pa.int16()),
         "prefix_id": pa.array(prompts.prefix_index, pa.int32()),
         "probe_logit": pa.array(sign_keeping_round(own_logits, 3), pa.float32()),
@@ -98,31 +100,32 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         "prefix_id": pa.array(range(len(prompts.prefixes)), pa.int32()),
         "text": [tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts.prefixes],
     })
-    folds = [{"probe_run_id": run_id, "fold": fold, "letter": letter, "weight": float_list(probe.weight[j], 6),
+    folds = [{"probe_run_id": run_id, "task": config.task, "fold": fold, "letter": letter, "weight": float_list(probe.weight[j], 6),
               "bias": float(probe.bias[j]), "n_words": int(((labels == j) & (hook.folds == fold)).sum()),
               "n_probe_true_positives": int(len(hook.probe_true_positives(j, fold)))}
-             for fold, probe in enumerate(hook.fold_probes) for j, letter in enumerate(LETTERS)]
+             for fold, probe in enumerate(hook.fold_probes) for j, letter in enumerate(classes)]
     return {"probe_runs": pa.Table.from_pylist([run]), "letter_probes": pa.Table.from_pylist(letters),
             "probe_folds": pa.Table.from_pylist(folds, schema=PROBE_FOLDS_SCHEMA), "probe_words": words,
             "probe_prefixes": prefixes}
 
 
-PROBE_FOLDS_SCHEMA = pa.schema([("probe_run_id", pa.string()), ("fold", pa.int16()), ("letter", pa.string()),
+PROBE_FOLDS_SCHEMA = pa.schema([("probe_run_id", pa.string()), ("task", pa.string()), ("fold", pa.int16()), ("letter", pa.string()),
                                 ("weight", pa.list_(pa.float32())), ("bias", pa.float32()), ("n_words", pa.int32()),
                                 ("n_probe_true_positives", pa.int32())])
 
 
-def lowest_pairwise_cos(directions: list[np.ndarray]) -> np.ndarray:
-    """[26] the lowest cosine between any two folds' unit probe directions (NaN with one fold)."""
+def lowest_pairwise_cos(directions: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """[n_classes] the lowest cosine between any two folds' unit probe directions (NaN with one fold)."""
     if len(directions) < 2:
-        return np.full(26, np.nan)
+        return np.full(n_classes, np.nan)
     return np.min([(a * b).sum(axis=1) for i, a in enumerate(directions) for b in directions[i + 1:]], axis=0)
 
 
 def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> dict[str, pa.Table]:
-    """One SAE's rows; every row names the probe run it was measured against."""
+    """One SAE's rows for one task; every row names the task and the probe run it was measured against."""
     tables = _sae_tables(result, config)
-    return {name: table.add_column(1, "probe_run_id", pa.array([run_id] * len(table), pa.string()))
+    return {name: table.add_column(1, "task", pa.array([config.task] * len(table), pa.string()))
+                       .add_column(2, "probe_run_id", pa.array([run_id] * len(table), pa.string()))
             for name, table in tables.items()}
 
 
@@ -163,7 +166,7 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
     }
     letters, fold_rows, ks_rows = [], [], []
     for letter in result.letters:
-        j, name = letter.letter, LETTERS[letter.letter]
+        j, name = letter.letter, config.prompts.classes[letter.letter]
         has_paper = letter.has_paper
         letters.append({
             "sae_key": key, "letter": name, "included": j in included,
@@ -203,7 +206,7 @@ def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa
     return {"sae_absorption": pa.Table.from_pylist([summary]), "sae_letters": pa.Table.from_pylist(letters),
             "sae_letter_folds": pa.Table.from_pylist(fold_rows, schema=SAE_LETTER_FOLDS_SCHEMA),
             "sae_letter_k": pa.Table.from_pylist(ks_rows, schema=SAE_LETTER_K_SCHEMA), "latent_letter_cos": cos,
-            "absorption_words": word_rows(result)}
+            "absorption_words": word_rows(result, config.prompts.classes)}
 
 
 SAE_LETTER_FOLDS_SCHEMA = pa.schema([
@@ -218,11 +221,12 @@ SAE_LETTER_K_SCHEMA = pa.schema([
 
 
 def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
-    """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, 26] -> one row per latent of two SMALLINT[26] in
-    thousandths (what the pages show)."""
-    d_sae = decoder_cos.shape[0]
-    as_thousandths = lambda cos: pa.FixedSizeListArray.from_arrays(  # noqa: E731
-        pa.array(np.round(cos.reshape(-1) * COS_SCALE).astype(np.int16), pa.int16()), 26)
+    """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, n_classes] -> one row per latent of two SMALLINT lists
+    (one value per class) in thousandths (what the pages show)."""
+    d_sae, n_classes = decoder_cos.shape
+    offsets = pa.array(np.arange(d_sae + 1, dtype=np.int32) * n_classes, pa.int32())
+    as_thousandths = lambda cos: pa.ListArray.from_arrays(  # noqa: E731
+        offsets, pa.array(np.round(cos.reshape(-1) * COS_SCALE).astype(np.int16), pa.int16()))
     return pa.table({"sae_key": [key] * d_sae, "latent": pa.array(np.arange(d_sae), pa.int32()),
                      "decoder_cos": as_thousandths(decoder_cos), "encoder_cos": as_thousandths(encoder_cos)})
 
@@ -240,14 +244,14 @@ def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: n
     return None, None, None
 
 
-def word_rows(result: SAEAbsorption) -> pa.Table:
+def word_rows(result: SAEAbsorption, classes: tuple[str, ...]) -> pa.Table:
     """Projection rows for the words with any absorption (about 1 in 4 probe true positives; a cross-fitted
     build measures every word, and storing the rest would outweigh every other table), and every ablation
     row (the sampled candidates)."""
     rows = []
     words = result.hook.prompts.words
     for letter in result.letters:
-        name = LETTERS[letter.letter]
+        name = classes[letter.letter]
         for fold in letter.folds:
             proj = fold.projection
             split = [int(i) for i in fold.split.split_latents]

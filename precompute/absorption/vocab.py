@@ -1,4 +1,5 @@
-"""First-letter task inputs: the alphabetic vocabulary, the seeded word split and ICL prompts."""
+"""Task inputs: the alphabetic vocabulary labelled by a task (precompute/absorption/tasks.py), the seeded word
+split and ICL prompts."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import random
 import re
 from dataclasses import dataclass
 
+from precompute.absorption.tasks import FIRST_LETTER, Task
+
 ALPHABETIC = re.compile(r"[A-Za-z]+")
 
 
 @dataclass(frozen=True)
 class PromptConfig:
-    template: str = "{word} has the first letter:"  # the target line; the answer follows it
-    answer: str = " {letter}"  # a space and the upper-case letter (one token form for all 26)
+    template: str = FIRST_LETTER.template  # the target line; the answer follows it
+    classes: tuple[str, ...] = FIRST_LETTER.classes  # the task's classes, in label order
+    answers: tuple[str, ...] = FIRST_LETTER.answers  # each class's answer (" A" .. " Z"), one token each
     n_examples: int = 10  # in-context examples before the target line
     example_separator: str = "\n"
     separator_before_first_example: bool = True  # as SAEBench does
@@ -24,11 +28,34 @@ class PromptConfig:
 class Word:
     token_id: int
     text: str  # the token as decoded, possibly with one leading space
-    letter: str  # lower-case first letter, the label
+    letter: str  # the label: its class under the task (first_letter: the lower-case first letter)
 
     @property
     def stripped(self) -> str:
         return self.text[1:] if self.text.startswith(" ") else self.text
+
+
+def prompt_config_for(task: Task, base: PromptConfig = PromptConfig()) -> PromptConfig:
+    """`base` (examples, split, seed) asking for `task`'s classes."""
+    from dataclasses import replace
+
+    return replace(base, template=task.template, classes=task.classes, answers=task.answers)
+
+
+def answer_for(label: str, config: PromptConfig) -> str:
+    return config.answers[config.classes.index(label)]
+
+
+def task_vocabulary(tokenizer, task: Task) -> list[Word]:
+    """The alphabetic tokens the task labels, each with its class; classes with fewer than the task's minimum of
+    words are left out (the probe could not learn them)."""
+    from collections import Counter
+
+    label_of = task.labeller()
+    labelled = [Word(w.token_id, w.text, label) for w in alphabetic_vocabulary(tokenizer)
+                if (label := label_of(w.stripped)) in task.classes]
+    counts = Counter(w.letter for w in labelled)
+    return [w for w in labelled if counts[w.letter] >= task.min_words_per_class]
 
 
 def alphabetic_vocabulary(tokenizer) -> list[Word]:
@@ -51,7 +78,7 @@ def split_words(words: list[Word], config: PromptConfig) -> tuple[list[Word], li
 
 
 def example_line(word: Word, config: PromptConfig) -> str:
-    return config.template.format(word=word.text) + config.answer.format(letter=word.letter.upper())
+    return config.template.format(word=word.text) + answer_for(word.letter, config)
 
 
 def icl_prompt(target: Word, pool: list[Word], rng: random.Random, config: PromptConfig) -> str:

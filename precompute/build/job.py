@@ -33,6 +33,7 @@ class JobConfig:
     force: bool = False  # recompute SAEs that are already there
     dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
     absorption: AbsorptionConfig | None = field(default_factory=AbsorptionConfig)  # None: dashboards only
+    tasks: tuple[str, ...] = ("first_letter",)  # absorption tasks (precompute/absorption/tasks.py), each measured alike
     # The dashboards pass runs the model once per hook for every SAE there, so those SAEs are in memory together;
     # past this many bytes of (float32) SAE weights the hook's SAEs share several passes instead (more model
     # forwards, bounded memory). The absorption and matching stages hold one or two SAEs at a time anyway.
@@ -391,11 +392,12 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
 
-            if model is None and (config.force or set(s.key for s in specs) - set(db.absorption_configs(con))):
+            wanted = {(s.key, task) for s in specs for task in config.tasks}
+            if model is None and (config.force or wanted - set(db.absorption_configs(con))):
                 model = load_model_for(model_kwargs, config, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
-                                     device=config.device, log=log)
+                                     device=config.device, log=log, tasks=config.tasks)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
             model = load_model_for(model_kwargs, config, log)

@@ -11,15 +11,18 @@ statistics) stay empty: the pages say so, and `build --force` fills them.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
 from backend.schema import COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from precompute.absorption.tasks import FIRST_LETTER
 from precompute.build.probe_free import run_scores_stage
 from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
-                                       catalog_tables, current_catalog, table_columns)
+                                       catalog_tables, current_catalog, table_columns, write_task)
 
 # Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
 V6_DEFAULTS: dict[tuple[str, str], str] = {
@@ -36,13 +39,13 @@ V6_DEFAULTS: dict[tuple[str, str], str] = {
 }
 V6_DERIVED: dict[str, str] = {
     "probe_folds": """
-        INSERT INTO probe_folds (probe_run_id, fold, letter, weight, bias, n_words, n_probe_true_positives)
-        SELECT probe_run_id, 0, letter, weight, bias, n_test, n_probe_true_positives FROM old.letter_probes""",
+        INSERT INTO probe_folds (probe_run_id, task, fold, letter, weight, bias, n_words, n_probe_true_positives)
+        SELECT probe_run_id, 'first_letter', 0, letter, weight, bias, n_test, n_probe_true_positives FROM old.letter_probes""",
     "sae_letter_folds": """
-        INSERT INTO sae_letter_folds (sae_key, probe_run_id, letter, fold, split_latents, main_latent, main_f1,
+        INSERT INTO sae_letter_folds (sae_key, task, probe_run_id, letter, fold, split_latents, main_latent, main_f1,
             n_probe_true_positives, mean_absorption_fraction, full_absorption_rate, paper_absorption_rate,
             n_candidates, n_sampled)
-        SELECT sae_key, probe_run_id, letter, 0, split_latents, main_latent, main_f1, n_probe_true_positives,
+        SELECT sae_key, 'first_letter', probe_run_id, letter, 0, split_latents, main_latent, main_f1, n_probe_true_positives,
                mean_absorption_fraction, full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
         FROM old.sae_letters""",
 }
@@ -59,9 +62,9 @@ def absorber_rows(split_source: str) -> str:
     """absorption_words at v8 from a v6/v7 table: `split_source` gives each row's split latents as `f`."""
     first = "list_position(list_transform(w.top_latents, lambda x: NOT list_contains(f.split_latents, x)), true)"
     return f"""
-        INSERT INTO absorption_words (sae_num, probe_run_id, metric, letter, token_id, fold, probe_projection,
+        INSERT INTO absorption_words (sae_num, task, probe_run_id, metric, letter, token_id, fold, probe_projection,
             split_acts, absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
-        SELECT {sae_num("w")}, w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
+        SELECT {sae_num("w")}, 'first_letter', w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
                w.absorption_fraction, w.is_full_absorption, w.is_absorption,
                w.top_latents[i], round(w.top_acts[i], 3), round(w.top_scores[i], 3)
         FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w
@@ -83,8 +86,8 @@ V9_DERIVED: dict[str, str] = {
                list_resize(neighbor_cosines, {N_NEIGHBORS})
         FROM old.latents o ORDER BY 1, latent""",
     "latent_letter_cos": f"""
-        INSERT INTO latent_letter_cos (sae_num, probe_run_id, latent, decoder_cos, encoder_cos)
-        SELECT {sae_num("o")}, probe_run_id, latent,
+        INSERT INTO latent_letter_cos (sae_num, task, probe_run_id, latent, decoder_cos, encoder_cos)
+        SELECT {sae_num("o")}, 'first_letter', probe_run_id, latent,
                list(round(decoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter),
                list(round(encoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter)
         FROM old.latent_letter_cos o GROUP BY sae_key, probe_run_id, latent ORDER BY 1, latent""",
@@ -97,8 +100,40 @@ V7_DERIVED: dict[str, str] = {"absorption_words": absorber_rows(
 ).format(fold="w.fold"), **V9_DERIVED}
 # Schema v9 also adds the probe-free absorption scores (latent_scores, score_validation): no old rows determine them,
 # so every migration computes them from the SAEs' weights after copying (precompute/build/probe_free.py).
-MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED)}
+# Schema v10 makes the task a parameter: every absorption table names its task (every older result is first_letter),
+# the tasks table describes each, latent_letter_cos holds one value per class (SMALLINT[], not [26]), and a stored
+# absorption config names its task and its classes' answers (so a rebuild with the same settings reuses its probes).
+TASK_DEFAULT = "'first_letter'"  # any table's new `task` column, from a database that predates tasks
+
+
+def write_first_letter_task(con: duckdb.DuckDBPyConnection) -> None:
+    write_task(con, FIRST_LETTER)
+
+
+V10_DERIVED: dict[str, str | Callable[[duckdb.DuckDBPyConnection], None]] = {"tasks": write_first_letter_task}
+for derived in (V6_DERIVED, V7_DERIVED, V9_DERIVED):
+    derived.update(V10_DERIVED)
+MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED)}
 COMPUTED_TABLES = ("latent_scores", "score_validation")
+CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig
+
+
+def config_with_task(config: str) -> str:
+    """A stored first-letter AbsorptionConfig (JSON) as v10 writes it: with its task, and its prompt's answer
+    format (" {letter}", upper-cased) as the classes and answers it produced."""
+    data = json.loads(config)
+    data.setdefault("task", FIRST_LETTER.name)
+    prompts = data.get("prompts", {})
+    if "answer" in prompts:
+        del prompts["answer"]
+        prompts.update(classes=list(FIRST_LETTER.classes), answers=list(FIRST_LETTER.answers))
+    return json.dumps(data, sort_keys=True)
+
+
+def rewrite_configs(con: duckdb.DuckDBPyConnection) -> None:
+    for table in CONFIG_TABLES:
+        for (config,) in con.execute(f"SELECT DISTINCT config FROM {table}").fetchall():  # names are ours
+            con.execute(f"UPDATE {table} SET config = ? WHERE config = ?", [config_with_task(config), config])
 
 def renumbered(column: str, old_columns: set[str]) -> str | None:
     """sae_num (other_sae_num) of a table whose old rows name the SAE by key (other_sae_key)."""
@@ -129,6 +164,7 @@ def migrate(path: Path, log=print) -> bool:
         with atomic_database(path, start_from_existing=False, log=log) as con:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
             copy_tables(con, defaults, derived, log)
+            rewrite_configs(con)
             run_scores_stage(con, log=log)
             con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
             # a database migrated before says so in its own migrated_from: this migration's replaces it
@@ -151,14 +187,16 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
         if table == "meta":
             continue
         if table in derived:
-            con.execute(derived[table])
+            step = derived[table]
+            step(con) if callable(step) else con.execute(step)
         elif table in COMPUTED_TABLES and table not in old_tables:
             continue  # filled from the SAEs' weights once every table is copied
         elif table in old_tables:
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)
             values = [defaults[(table, column)] if (table, column) in defaults else column if column in old_columns
-                      else renumbered(column, old_columns) or "NULL" for column in columns]
+                      else TASK_DEFAULT if column == "task" else renumbered(column, old_columns) or "NULL"
+                      for column in columns]
             # names and expressions come from the two schemas and the tables above, never from data
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table} o "
                         "ORDER BY o.rowid")

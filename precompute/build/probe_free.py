@@ -84,6 +84,7 @@ class ValidationRow:
     precision: Interval | None
     recall: Interval | None
     n_resamples: int
+    task: str = "first_letter"  # whose probe-found absorbers are the labels
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +164,7 @@ def rank_statistics(score: np.ndarray, label: np.ndarray, config: ValidationConf
 
 
 def validation_rows(sae_key: str, scores: LatentScores, alive: np.ndarray, labels: dict[str, np.ndarray],
-                    config: ValidationConfig) -> list[ValidationRow]:
+                    config: ValidationConfig, task: str = "first_letter") -> list[ValidationRow]:
     """One row per score and label kind; `labels` are [d_sae] booleans, `alive` the latents that fired."""
     rows = []
     for label_name, label in labels.items():
@@ -174,7 +175,7 @@ def validation_rows(sae_key: str, scores: LatentScores, alive: np.ndarray, label
             rows.append(ValidationRow(sae_key, name, label_name, config.min_words, config.top_share, len(label),
                                       int(label.sum()), top_count(len(label), config.top_share),
                                       float(label.mean()) if len(label) else 0.0, *stats,
-                                      config.resamples if rankable else 0))
+                                      config.resamples if rankable else 0, task))
     return rows
 
 
@@ -200,7 +201,8 @@ def validation_table(rows: list[ValidationRow]) -> pa.Table:
         return None if stat is None else getattr(stat, field)
 
     columns: dict[str, list] = {
-        "sae_key": [r.sae_key for r in rows], "score": [r.score for r in rows], "labels": [r.labels for r in rows],
+        "sae_key": [r.sae_key for r in rows], "task": [r.task for r in rows], "score": [r.score for r in rows],
+        "labels": [r.labels for r in rows],
         "min_words": [r.min_words for r in rows], "top_share": [r.top_share for r in rows],
         "n_latents": [r.n_latents for r in rows], "n_absorbers": [r.n_absorbers for r in rows],
         "n_top": [r.n_top for r in rows], "base_rate": [r.base_rate for r in rows],
@@ -210,7 +212,8 @@ def validation_table(rows: list[ValidationRow]) -> pa.Table:
         for field, suffix in (("value", ""), ("low", "_low"), ("high", "_high")):
             columns[f"{prefix}{suffix}"] = [part(r, name, field) for r in rows]
     return pa.table({k: pa.array(v, type=pa.float64() if k.startswith(("auc", "precision", "recall", "base", "top"))
-                                 else None) for k, v in columns.items()})
+                                 else pa.string() if k in ("sae_key", "task", "score", "labels") else None)
+                     for k, v in columns.items()})
 
 
 # --- the stage -------------------------------------------------------------------------------------------------
@@ -218,20 +221,22 @@ UNSCORED_SAES = """
     SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes
     WHERE sae_num NOT IN (SELECT DISTINCT sae_num FROM latent_scores) ORDER BY sae_key"""
 UNVALIDATED_SAES = """
-    SELECT sae_key FROM sae_absorption
+    SELECT sae_key, task FROM sae_absorption a
     WHERE sae_key IN (SELECT n.sae_key FROM (SELECT DISTINCT sae_num FROM latent_scores) s JOIN sae_numbers n USING (sae_num))
-      AND sae_key NOT IN (SELECT DISTINCT sae_key FROM score_validation) ORDER BY sae_key"""
+      AND NOT EXISTS (SELECT 1 FROM score_validation v WHERE v.sae_key = a.sae_key AND v.task = a.task)
+    ORDER BY sae_key, task"""
+DELETE_TASK_VALIDATION = "DELETE FROM score_validation WHERE sae_key = ? AND task = ?"
 LATENT_DENSITY = f"SELECT density, n_fired FROM latents WHERE sae_num = {db.NUM} ORDER BY latent"
 STORED_SCORES = f"""
     SELECT enc_dec_score, parent_score, coalesce(parent_latent, -1) AS parent_latent
     FROM latent_scores WHERE sae_num = {db.NUM} ORDER BY latent"""
 FULL_ABSORBERS = f"""
     SELECT absorber FROM absorption_words
-    WHERE sae_num = {db.NUM} AND metric = 'projection' AND is_full_absorption AND absorber IS NOT NULL
+    WHERE sae_num = {db.NUM} AND task = ? AND metric = 'projection' AND is_full_absorption AND absorber IS NOT NULL
     GROUP BY absorber HAVING count(*) >= ?"""
 PAPER_ABSORBERS = f"""
     SELECT DISTINCT absorber FROM absorption_words
-    WHERE sae_num = {db.NUM} AND metric = 'ablation' AND is_absorption AND absorber IS NOT NULL"""
+    WHERE sae_num = {db.NUM} AND task = ? AND metric = 'ablation' AND is_absorption AND absorber IS NOT NULL"""
 
 
 def stored_density(con, sae_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -246,9 +251,10 @@ def stored_scores(con, sae_key: str, density: np.ndarray) -> LatentScores:
                         np.asarray(columns["parent_latent"], np.int64), density_ranks(density))
 
 
-def stored_labels(con, sae_key: str, d_sae: int, min_words: int) -> dict[str, np.ndarray]:
+def stored_labels(con, sae_key: str, d_sae: int, min_words: int, task: str = "first_letter") -> dict[str, np.ndarray]:
     labels = {}
-    for name, sql, params in (("full", FULL_ABSORBERS, [sae_key, min_words]), ("paper", PAPER_ABSORBERS, [sae_key])):
+    for name, sql, params in (("full", FULL_ABSORBERS, [sae_key, task, min_words]),
+                              ("paper", PAPER_ABSORBERS, [sae_key, task])):
         found = np.zeros(d_sae, bool)
         found[[row[0] for row in con.execute(sql, params).fetchall() if 0 <= row[0] < d_sae]] = True
         labels[name] = found
@@ -277,12 +283,13 @@ def score_sae(con, row: tuple, loaded: dict[str, object], device: str) -> None:
     con.execute("COMMIT")
 
 
-def validate_sae(con, sae_key: str, config: ValidationConfig) -> list[ValidationRow]:
+def validate_sae(con, sae_key: str, config: ValidationConfig, task: str = "first_letter") -> list[ValidationRow]:
     density, alive = stored_density(con, sae_key)
     scores = stored_scores(con, sae_key, density)
-    rows = validation_rows(sae_key, scores, alive, stored_labels(con, sae_key, len(density), config.min_words), config)
+    labels = stored_labels(con, sae_key, len(density), config.min_words, task)
+    rows = validation_rows(sae_key, scores, alive, labels, config, task)
     con.execute("BEGIN TRANSACTION")
-    con.execute(db.DELETE_SCORE_VALIDATION, [sae_key])
+    con.execute(DELETE_TASK_VALIDATION, [sae_key, task])
     db.insert_arrow(con, "score_validation", validation_table(rows))
     con.execute("COMMIT")
     return rows
@@ -303,9 +310,9 @@ def run_scores_stage(con, loaded: dict[str, object] | None = None, device: str =
         scored.append(row[0])
     if scored:
         log(f"probe-free scores: {len(scored)} SAE(s)")
-    for (key,) in con.execute(UNVALIDATED_SAES).fetchall():
-        rows = validate_sae(con, key, config)
+    for key, task in con.execute(UNVALIDATED_SAES).fetchall():
+        rows = validate_sae(con, key, config, task)
         ranked = [r for r in rows if r.auc is not None]
-        log(f"probe-free scores validated on {key}: " + ("; ".join(
+        log(f"probe-free scores validated on {key} ({task}): " + ("; ".join(
             f"{r.labels} {r.score} AUC {r.auc.value:.3f}" for r in ranked) or "too few absorbers to rank"))
     return scored

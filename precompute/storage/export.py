@@ -1,6 +1,6 @@
-"""Export one SAE's absorption results: SAEBench-style JSON (same field names as SAEBench's
-absorption eval output) plus every absorption table as Parquet and CSV, for round trips and for
-comparing our numbers with SAEBench's."""
+"""Export one SAE's absorption results: SAEBench-style JSON per task (same field names as SAEBench's
+absorption eval output; first_letter's is the file SAEBench writes) plus every absorption table (every task,
+with its `task` column) as Parquet and CSV, for round trips and for comparing our numbers with SAEBench's."""
 
 from __future__ import annotations
 
@@ -13,30 +13,32 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION
+EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION; other tasks: absorption_<task>
 
 SAE_ROW = "SELECT * FROM saes WHERE sae_key = ?"
-SAE_SUMMARY = "SELECT * FROM sae_absorption WHERE sae_key = ?"
-SAE_LETTERS = "SELECT * FROM sae_letters WHERE sae_key = ? ORDER BY letter"
-# Per-SAE tables exported as files: name -> query (one bound parameter, the SAE key).
+SAE_TASKS = "SELECT task FROM sae_absorption WHERE sae_key = ? ORDER BY task = 'first_letter' DESC, task"
+SAE_SUMMARY = "SELECT * FROM sae_absorption WHERE sae_key = ? AND task = ?"
+SAE_LETTERS = "SELECT * FROM sae_letters WHERE sae_key = ? AND task = ? ORDER BY letter"
+# Per-SAE tables exported as files, every task's rows: name -> query (one bound parameter, the SAE key).
 SAE_TABLE_EXPORTS = {
-    "sae_letters": SAE_LETTERS,
-    "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY letter, fold",
-    "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY letter, fold, k",
-    # exported a row per latent and letter with plain cosines, as users read it (stored as thousandths arrays)
+    "sae_letters": "SELECT * FROM sae_letters WHERE sae_key = ? ORDER BY task, letter",
+    "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY task, letter, fold",
+    "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY task, letter, fold, k",
+    # exported a row per latent and class with plain cosines, as users read it (stored as thousandths lists)
     "latent_letter_cos": """
-        SELECT n.sae_key, c.probe_run_id, c.latent, chr(96 + i::INTEGER) AS letter, c.decoder_cos[i] / 1000 AS decoder_cos,
+        SELECT n.sae_key, c.task, c.probe_run_id, c.latent, t.classes[i] AS letter, c.decoder_cos[i] / 1000 AS decoder_cos,
                c.encoder_cos[i] / 1000 AS encoder_cos
-        FROM latent_letter_cos c JOIN sae_numbers n USING (sae_num), range(1, 27) AS letters(i)
-        WHERE n.sae_key = ? ORDER BY c.latent, i""",
+        FROM latent_letter_cos c JOIN sae_numbers n USING (sae_num) JOIN tasks t USING (task),
+             range(1, len(t.classes) + 1) AS classes(i)
+        WHERE n.sae_key = ? ORDER BY c.task, c.latent, i""",
     "absorption_words": """
         SELECT n.sae_key, w.* EXCLUDE (sae_num), v.token AS word FROM absorption_words w
         JOIN sae_numbers n USING (sae_num) JOIN saes s ON s.sae_key = n.sae_key
         JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-        WHERE n.sae_key = ? ORDER BY w.metric, w.letter, w.token_id""",
+        WHERE n.sae_key = ? ORDER BY w.task, w.metric, w.letter, w.token_id""",
     "letter_probes": """
         SELECT p.* EXCLUDE (weight) FROM letter_probes p JOIN sae_absorption a USING (probe_run_id)
-        WHERE a.sae_key = ? ORDER BY p.letter""",
+        WHERE a.sae_key = ? ORDER BY p.task, p.letter""",
 }
 
 
@@ -44,13 +46,17 @@ class ExportError(Exception):
     pass
 
 
-def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str) -> dict:
+def sae_tasks(con: duckdb.DuckDBPyConnection, sae_key: str) -> list[str]:
+    return [row[0] for row in con.execute(SAE_TASKS, [sae_key]).fetchall()]
+
+
+def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "first_letter") -> dict:
     sae = con.execute(SAE_ROW, [sae_key]).df()
-    summary = con.execute(SAE_SUMMARY, [sae_key]).df()
+    summary = con.execute(SAE_SUMMARY, [sae_key, task]).df()
     if sae.empty or summary.empty:
-        raise ExportError(f"no absorption results for SAE {sae_key!r} in this database")
+        raise ExportError(f"no {task} absorption results for SAE {sae_key!r} in this database")
     sae_row, row = sae.iloc[0].to_dict(), summary.iloc[0].to_dict()
-    letters = con.execute(SAE_LETTERS, [sae_key]).df()
+    letters = con.execute(SAE_LETTERS, [sae_key, task]).df()
     config = json.loads(row["config"])
     config["model_name"] = sae_row["model_name"]
     details = [{
@@ -62,7 +68,7 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str) -> dict:
         "num_split_features": int(r.n_split),
     } for r in letters.itertuples()]
     return {
-        "eval_type_id": EVAL_TYPE_ID,
+        "eval_type_id": EVAL_TYPE_ID if task == "first_letter" else f"absorption_{task}",
         "eval_config": config,
         "eval_id": str(uuid.uuid4()),
         "datetime_epoch_millis": int(datetime.now().timestamp() * 1000),
@@ -82,6 +88,7 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str) -> dict:
         "sae_cfg_dict": {k: sae_row[k] for k in ("architecture", "d_in", "d_sae", "hook_name", "model_name")},
         # Ours, beyond SAEBench: intervals, the paper's metric and which letters entered the means.
         "absorption_explorer": {
+            "task": task,  # first_letter's "letters" below are the task's classes for the other tasks
             "probe_run_id": row["probe_run_id"],  # the probe run (probe_runs) every number was measured against
             # crossfit: every word measured against a probe (and split latents) fitted on the other folds;
             # holdout: SAEBench's 80/20 protocol (comparable with its reference numbers)
@@ -108,13 +115,20 @@ def none_if_nan(value) -> float | None:
 
 
 def export_sae(db_path: Path, sae_key: str, out_dir: Path) -> list[Path]:
-    """Writes <out>/<key>_eval_results.json and <out>/<key>/<table>.parquet|.csv; returns the paths."""
+    """Writes <out>/<key>_eval_results.json (first_letter; <key>_<task>_eval_results.json for every other task
+    the SAE was measured on) and <out>/<key>/<table>.parquet|.csv; returns the paths."""
     con = duckdb.connect(str(db_path), read_only=True, config={"enable_external_access": False})
     try:
-        result = saebench_json(con, sae_key)
+        tasks = sae_tasks(con, sae_key)
+        if not tasks:
+            raise ExportError(f"no absorption results for SAE {sae_key!r} in this database")
+        results = {task: saebench_json(con, sae_key, task) for task in tasks}
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [out_dir / f"{sae_key}_eval_results.json"]
-        written[0].write_text(json.dumps(result, indent=2, default=str))
+        written = []
+        for task, result in results.items():
+            suffix = "" if task == "first_letter" else f"_{task}"
+            written.append(out_dir / f"{sae_key}{suffix}_eval_results.json")
+            written[-1].write_text(json.dumps(result, indent=2, default=str))
         tables_dir = out_dir / sae_key
         tables_dir.mkdir(exist_ok=True)
         for name, sql in SAE_TABLE_EXPORTS.items():

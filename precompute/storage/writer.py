@@ -46,24 +46,32 @@ SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"
 # Running text: each letter's latents (written by the absorption stage, read by the dashboards pass), the
 # model's alphabetic tokens (one optional leading space, then ASCII letters: precompute/absorption/vocab.py),
 # and SAEs whose absorption results are newer than their dashboards (their token_letters are missing or stale).
-SAE_LETTER_LATENTS = "SELECT letter, main_latent, split_latents FROM sae_letters WHERE sae_key = ? ORDER BY letter"
+SAE_LETTER_LATENTS = """SELECT letter, main_latent, split_latents FROM sae_letters WHERE sae_key = ? AND task = 'first_letter'
+                        ORDER BY letter"""
 ALPHABETIC_TOKENS = """
     SELECT token_id, lower(regexp_extract(token, '^ ?([A-Za-z])', 1)) AS letter FROM vocab
     WHERE model_name = ? AND regexp_full_match(token, ' ?[A-Za-z]+') ORDER BY token_id"""
 LETTERS_NEWER_THAN_DASHBOARDS = """
-    SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key
+    SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key AND a.task = 'first_letter'
     WHERE a.created_at > s.created_at ORDER BY s.sae_key"""
 SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
 MATCHED_PAIRS = """
 SELECT DISTINCT a.sae_key, b.sae_key FROM (SELECT DISTINCT sae_num, other_sae_num FROM latent_matches) m
 JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num"""
 DELETE_MATCHES = f"DELETE FROM latent_matches WHERE sae_num = {NUM} OR other_sae_num = {NUM}"
-ABSORPTION_CONFIGS = "SELECT sae_key, config FROM sae_absorption"
-DELETE_ABSORPTION_ROWS = {
-    **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ("absorption_words", "latent_letter_cos")},
-    **{table: f"DELETE FROM {table} WHERE sae_key = ?"
-       for table in ("score_validation", "sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")},
+ABSORPTION_CONFIGS = "SELECT sae_key, task, config FROM sae_absorption"
+ABSORPTION_TABLES_BY_NUM = ("absorption_words", "latent_letter_cos")
+ABSORPTION_TABLES_BY_KEY = ("score_validation", "sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")
+DELETE_ABSORPTION_ROWS = {  # every task of the SAE
+    **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ABSORPTION_TABLES_BY_NUM},
+    **{table: f"DELETE FROM {table} WHERE sae_key = ?" for table in ABSORPTION_TABLES_BY_KEY},
 }
+DELETE_TASK_ABSORPTION_ROWS = {  # one task of the SAE: binds (sae_key, task)
+    **{table: f"DELETE FROM {table} WHERE sae_num = {NUM} AND task = ?" for table in ABSORPTION_TABLES_BY_NUM},
+    **{table: f"DELETE FROM {table} WHERE sae_key = ? AND task = ?" for table in ABSORPTION_TABLES_BY_KEY},
+}
+UPSERT_TASK = """INSERT OR REPLACE INTO tasks (task, title, description, classes, answers, prompt_template)
+                  VALUES (?, ?, ?, ?, ?, ?)"""
 DELETE_PROBE_RUN_ROWS = {
     table: f"DELETE FROM {table} WHERE probe_run_id = ?"
     for table in ("probe_words", "probe_prefixes", "probe_folds", "letter_probes", "probe_runs")
@@ -351,14 +359,21 @@ def existing_sequences(con: duckdb.DuckDBPyConnection, model_name: str) -> set[i
     return {row[0] for row in con.execute(EXISTING_SEQUENCES, [model_name]).fetchall()}
 
 
-def absorption_configs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """SAE key -> the AbsorptionConfig JSON its stored results were measured with."""
-    return dict(con.execute(ABSORPTION_CONFIGS).fetchall())
+def absorption_configs(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+    """(SAE key, task) -> the AbsorptionConfig JSON its stored results were measured with."""
+    return {(key, task): config for key, task, config in con.execute(ABSORPTION_CONFIGS).fetchall()}
 
 
-def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str) -> None:
-    for statement in DELETE_ABSORPTION_ROWS.values():
-        con.execute(statement, [sae_key])
+def delete_absorption(con: duckdb.DuckDBPyConnection, sae_key: str, task: str) -> None:
+    """The SAE's results for one task; its other tasks' stay."""
+    for statement in DELETE_TASK_ABSORPTION_ROWS.values():
+        con.execute(statement, [sae_key, task])
+
+
+def write_task(con: duckdb.DuckDBPyConnection, task) -> None:
+    """The task's row (precompute/absorption/tasks.Task): what the pages read its classes and prompt from."""
+    con.execute(UPSERT_TASK, [task.name, task.title, task.description, list(task.classes), list(task.answers),
+                              task.template])
 
 
 def delete_probe_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

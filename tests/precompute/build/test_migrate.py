@@ -4,6 +4,8 @@ what v6 did and each word's absorber what v7's views computed from its lists."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -38,10 +40,44 @@ KEYED_COSINES = ("SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM 
                  "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
 
 
+TASK_TABLES = ("probe_runs", "letter_probes", "probe_folds", "probe_words", "sae_absorption", "sae_letters",
+               "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words", "score_validation")
+
+
+def v9_config(config: str) -> str:
+    """An AbsorptionConfig JSON as v9 stored it: no task, the prompt's answer as a format string."""
+    data = json.loads(config)
+    data.pop("task", None)
+    if "prompts" in data:  # the fake sweep database's config is "{}"
+        prompts = data["prompts"]
+        del prompts["classes"], prompts["answers"]
+        prompts["answer"] = " {letter}"
+    return json.dumps(data, sort_keys=True)
+
+
+def as_v9(path) -> None:
+    """The database as schema v9 wrote it: first letters only, so no task column or tasks table, each latent's
+    letter cosines as SMALLINT[26], and absorption configs without a task."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE tasks")
+        for table in TASK_TABLES:
+            cos = (", decoder_cos::SMALLINT[26] AS decoder_cos, encoder_cos::SMALLINT[26] AS encoder_cos"
+                   if table == "latent_letter_cos" else "")
+            con.execute(f"CREATE TABLE t9 AS SELECT * EXCLUDE (task{', decoder_cos, encoder_cos' if cos else ''}){cos} "
+                        f"FROM {table} ORDER BY rowid")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE t9 RENAME TO {table}")
+        for table in ("probe_runs", "sae_absorption"):
+            for (config,) in con.execute(f"SELECT DISTINCT config FROM {table}").fetchall():
+                con.execute(f"UPDATE {table} SET config = ? WHERE config = ?", [v9_config(config), config])
+        con.execute("UPDATE meta SET value = '9' WHERE key = 'schema_version'")
+
+
 def as_v8(path) -> None:
     """The database as schema v8 wrote it: no probe-free score tables, SAEs named by key everywhere (no
     sae_numbers), the latents' lists as LISTs (a tiny SAE's neighbours unpadded) and a latent_letter_cos row per
     latent and letter, REAL cosines; migrated before (as the shipped demo)."""
+    as_v9(path)
     with duckdb.connect(str(path)) as con:
         con.execute("DROP TABLE latent_scores")
         con.execute("DROP TABLE score_validation")
@@ -234,3 +270,35 @@ def test_an_sae_whose_weights_are_gone_is_left_unscored(tmp_path):
         assert any("cannot load w16" in line for line in logged)
     finally:
         db.close()
+
+
+def test_migrate_from_v9_names_every_result_first_letter_and_keeps_its_probes_reusable(tmp_path):
+    from precompute.absorption.run import AbsorptionConfig, config_for_task
+    from precompute.absorption.tables import config_json
+
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = {t: con.execute(f"SELECT * EXCLUDE (config) FROM {t} ORDER BY ALL" if t in ("probe_runs", "sae_absorption")
+                               else f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in TASK_TABLES}
+    as_v9(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        for table, before in rows.items():
+            config = " EXCLUDE (config)" if table in ("probe_runs", "sae_absorption") else ""
+            assert db._rows(f"SELECT *{config} FROM {table} ORDER BY ALL") == before, table
+        assert db._rows("SELECT DISTINCT task FROM sae_absorption") == [("first_letter",)]
+        assert db._rows("SELECT task, classes[1], answers[26], prompt_template FROM tasks") == [
+            ("first_letter", "a", " Z", "{word} has the first letter:")]
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("9",)]
+    finally:
+        db.close()
+    # a stored default config reads as the one a build with the same settings writes, so its probes are reused
+    fresh = config_json(config_for_task(AbsorptionConfig(), "first_letter"))
+    assert json.loads(v9_config(fresh)) and migrate_config_roundtrip(fresh) == fresh
+
+
+def migrate_config_roundtrip(config: str) -> str:
+    from precompute.build.migrate import config_with_task
+
+    return config_with_task(v9_config(config))

@@ -345,10 +345,13 @@ def sweep_letter_cos(latent: int, letter: str) -> float:
     return round(0.02 * ((latent + ord(letter)) % 10), 2)
 
 
-def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ...] = ()) -> Path:
+def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ...] = (),
+                         second_task: bool = False) -> Path:
     """SWEEP's SAEs run through the real precompute job (dashboards, `saes`, `latent_matches`), then
     synthetic absorption rows with known numbers for every SAE but w32. Every hook has one probe run;
-    the SAEs in `second_run` are measured against a second run at their hook (another config)."""
+    the SAEs in `second_run` are measured against a second run at their hook (another config). second_task: w8
+    and w16 are measured on SWEEP_TASK too (its own probe run at HOOK; the app's tests), else first_letter only (a
+    database as schema v9 could hold: the migration tests)."""
     import duckdb
 
     from precompute.build.dashboards import DashboardConfig
@@ -366,10 +369,11 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
                        dashboard=DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1),
                        absorption=None)
     run_job(specs, config, model=tiny_model(), tokenizer=FakeTokenizer(), log=lambda *_: None)
-    tables: dict[str, list[dict]] = {"tasks": sweep_tasks()}
+    tables: dict[str, list[dict]] = {"tasks": sweep_tasks() if second_task else sweep_tasks()[:1]}
     runs = {sweep_probe_run_id(hook): (hook, "", "first_letter") for hook in (HOOK, EARLY_HOOK)}
     runs.update({sweep_probe_run_id(s.hook, "b"): (s.hook, "b", "first_letter") for s in SWEEP if s.key in second_run})
-    runs[sweep_probe_run_id(HOOK, task=SWEEP_TASK)] = (HOOK, "", SWEEP_TASK)  # SWEEP_TASK's SAEs are at HOOK
+    if second_task:
+        runs[sweep_probe_run_id(HOOK, task=SWEEP_TASK)] = (HOOK, "", SWEEP_TASK)  # SWEEP_TASK's SAEs are at HOOK
     for run_id, (hook, variant, task) in runs.items():
         for table, rows in _probe_rows(hook, run_id, SWEEP_FOLDS_B if variant == "b" else 1, task).items():
             tables.setdefault(table, []).extend(rows)
@@ -379,7 +383,7 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
             folds = SWEEP_FOLDS_B if sae.key in second_run else 1
             for table, rows in _absorption_rows(sae.key, sae.hook, run_id, folds).items():
                 tables.setdefault(table, []).extend(rows)
-        if sae.key in SWEEP_TASK_ABSORPTION:
+        if second_task and sae.key in SWEEP_TASK_ABSORPTION:
             run_id = sweep_probe_run_id(sae.hook, task=SWEEP_TASK)
             for table, rows in _absorption_rows(sae.key, sae.hook, run_id, 1, SWEEP_TASK).items():
                 tables.setdefault(table, []).extend(rows)

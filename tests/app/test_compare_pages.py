@@ -254,7 +254,7 @@ def test_token_search_training_word_has_no_table(sweep_env):
 @pytest.fixture(scope="module")
 def two_runs_db(tmp_path_factory):
     """The sweep with w16 measured against a second probe run at its hook (another absorption config)."""
-    return helpers.build_sweep_database(tmp_path_factory.mktemp("tworuns"), second_run=("w16",))
+    return helpers.build_sweep_database(tmp_path_factory.mktemp("tworuns"), second_run=("w16",), second_task=True)
 
 
 def test_pages_name_the_probe_run_and_offer_the_others(two_runs_db, monkeypatch):

@@ -11,7 +11,7 @@ from tests import helpers
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
-    explorer = ExplorerDB(helpers.build_sweep_database(tmp_path_factory.mktemp("sweep")))
+    explorer = ExplorerDB(helpers.build_sweep_database(tmp_path_factory.mktemp("sweep"), second_task=True))
     yield explorer
     explorer.close()
 

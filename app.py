@@ -12,7 +12,7 @@ navigation = st.navigation([
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
     st.Page("views/latent.py", title="Latent", icon=":material/biotech:", url_path="latent"),
     st.Page("views/browse.py", title="Browse", icon=":material/search:", url_path="browse"),
-    st.Page("views/letter.py", title="Letter", icon=":material/match_case:", url_path="letter"),
+    st.Page("views/letter.py", title="Feature", icon=":material/match_case:", url_path="letter"),
     st.Page("views/token.py", title="Token search", icon=":material/spellcheck:", url_path="token"),
     st.Page("views/compare.py", title="Compare SAEs", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("views/live.py", title="Live text", icon=":material/keyboard:", url_path="live"),

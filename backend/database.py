@@ -14,7 +14,7 @@ import pandas as pd
 
 from backend import queries as q
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
-from backend.schema import ACTIVATION_LEVELS, REQUIRED_META_KEYS, SCHEMA_VERSION
+from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
@@ -205,10 +205,10 @@ class ExplorerDB:
         return LatentScores(float(enc_dec), float(parent), None if parent_latent is None else int(parent_latent),
                             bool(alive), int(enc_rank), int(parent_rank), int(density_rank), int(n_alive))
 
-    def score_validation(self, sae_key: str) -> list[ScoreValidation]:
-        """How each score ranked this SAE's probe-found absorbers ([] without absorption results)."""
+    def score_validation(self, sae_key: str, task: str = DEFAULT_TASK) -> list[ScoreValidation]:
+        """How each score ranked this SAE's probe-found absorbers of the task ([] without absorption results)."""
         return [validation_from_row(plain_row(row)) for row in
-                self._frame(q.SCORE_VALIDATION, [sae_key]).to_dict("records")]
+                self._frame(q.SCORE_VALIDATION, [sae_key, task]).to_dict("records")]
 
     def scores_of(self, sae_key: str, latents: Sequence[int]) -> pd.DataFrame:
         """(latent, enc_dec_score, parent_score) of these latents."""
@@ -269,11 +269,12 @@ class ExplorerDB:
                 for row in self._rows(q.TOKENS_RUNNING_TEXT, [sae_key, ids])}
 
     def token_letter_rates(self, model_name: str, token_id: int) -> list[TokenLetterRates]:
-        """How often the token's first-letter latents fire on it in running text, per SAE with absorption results."""
+        """How often the token's first-letter latents fire on it in running text, per SAE with absorption results
+        (running text is measured for the first-letter task only)."""
         return [TokenLetterRates(key, letter, int(main), float(main_rate), [int(x) for x in split],
                                  [float(x) for x in rates], float(any_split))
                 for key, letter, main, main_rate, split, rates, any_split
-                in self._rows(q.TOKEN_LETTER_RATES, [model_name, token_id])]
+                in self._rows(q.TOKEN_LETTER_RATES, [DEFAULT_TASK, model_name, token_id])]
 
     def longest_vocab_prefix(self, model_name: str, text: str) -> tuple[int, str] | None:
         rows = self._rows(q.LONGEST_VOCAB_PREFIX, [model_name, text])
@@ -283,32 +284,58 @@ class ExplorerDB:
         """Task words (probe words, leading space removed) most similar to `word`, itself excluded."""
         return [row[0] for row in self._rows(q.NEAREST_TASK_WORDS, [model_name, word, word, word, limit])]
 
-    # --- first-letter absorption ------------------------------------------------------------
+    # --- absorption, per task --------------------------------------------------------------------
+    # Every accessor takes the task (default: first_letter, what every caller and link before schema v10 meant);
+    # `letter` is the task's class.
     def has_absorption_tables(self) -> bool:
-        """False for a database written before the absorption tables existed."""
-        return self._rows(q.ABSORPTION_TABLES)[0][0] == 11
+        """False for a database written before the absorption tables (and their tasks) existed."""
+        return self._rows(q.ABSORPTION_TABLES)[0][0] == 12
 
-    def has_absorption(self, sae_key: str) -> bool:
-        return self.has_absorption_tables() and self._rows(q.SAE_HAS_ABSORPTION, [sae_key])[0][0] > 0
+    def tasks(self) -> list[TaskInfo]:
+        """The tasks of this database, first_letter first ([] without absorption tables)."""
+        if not self.has_absorption_tables():
+            return []
+        return [TaskInfo(task, title, description, tuple(classes), tuple(answers), template, int(n_saes))
+                for task, title, description, classes, answers, template, n_saes in self._rows(q.TASKS)]
 
-    def sae_absorption(self, sae_key: str) -> dict | None:
-        """The SAE's headline numbers (sae_absorption row), or None when it was not measured."""
-        frame = self._frame(q.SAE_ABSORPTION, [sae_key])
+    def task(self, name: str) -> TaskInfo | None:
+        return next((task for task in self.tasks() if task.task == name), None)
+
+    def sae_tasks(self, sae_key: str) -> list[str]:
+        """The tasks this SAE has absorption results for, first_letter first."""
+        return [row[0] for row in self._rows(q.SAE_TASKS, [sae_key])] if self.has_absorption_tables() else []
+
+    def has_absorption(self, sae_key: str, task: str | None = None) -> bool:
+        """Whether the SAE has absorption results: on `task`, or on any task when None."""
+        if not self.has_absorption_tables():
+            return False
+        if task is None:
+            return self._rows(q.SAE_HAS_ABSORPTION, [sae_key])[0][0] > 0
+        return self._rows(q.SAE_HAS_TASK_ABSORPTION, [sae_key, task])[0][0] > 0
+
+    def sae_absorption(self, sae_key: str, task: str = DEFAULT_TASK) -> dict | None:
+        """The SAE's headline numbers on the task (sae_absorption row), or None when it was not measured."""
+        frame = self._frame(q.SAE_ABSORPTION, [sae_key, task])
         return None if frame.empty else plain_row(frame.iloc[0].to_dict())
 
-    def all_sae_absorption(self) -> pd.DataFrame:
-        return self._frame(q.ALL_SAE_ABSORPTION)
+    def all_sae_absorption(self, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """One row per SAE measured on the task."""
+        return self._frame(q.ALL_SAE_ABSORPTION, [task])
 
-    def sae_letters(self, sae_key: str) -> pd.DataFrame:
-        """One row per letter: split/main/best latents, absorption rates and the letter's probe."""
-        return self._frame(q.SAE_LETTERS, [sae_key])
+    def all_tasks_sae_absorption(self) -> pd.DataFrame:
+        """One row per SAE and task it was measured on."""
+        return self._frame(q.ALL_TASKS_SAE_ABSORPTION)
 
-    def sae_letter(self, sae_key: str, letter: str) -> dict | None:
-        frame = self._frame(q.SAE_LETTER, [sae_key, letter])
+    def sae_letters(self, sae_key: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """One row per class: split/main/best latents, absorption rates and the class's probe."""
+        return self._frame(q.SAE_LETTERS, [sae_key, task])
+
+    def sae_letter(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> dict | None:
+        frame = self._frame(q.SAE_LETTER, [sae_key, task, letter])
         return None if frame.empty else plain_row(frame.iloc[0].to_dict())
 
-    def all_sae_letters(self) -> pd.DataFrame:
-        return self._frame(q.ALL_SAE_LETTERS)
+    def all_sae_letters(self, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        return self._frame(q.ALL_SAE_LETTERS, [task])
 
     def letter_probes(self, probe_run_id: str) -> pd.DataFrame:
         return self._frame(q.LETTER_PROBES, [probe_run_id])
@@ -317,9 +344,9 @@ class ExplorerDB:
         frame = self._frame(q.PROBE_RUN, [probe_run_id])
         return None if frame.empty else plain_row(frame.iloc[0].to_dict())
 
-    def hook_probe_runs(self, model_name: str, hook_name: str) -> pd.DataFrame:
-        """Every probe run at a hook, newest first, with the SAEs measured against each."""
-        return self._frame(q.HOOK_PROBE_RUNS, [model_name, hook_name])
+    def hook_probe_runs(self, model_name: str, hook_name: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """Every probe run of the task at a hook, newest first, with the SAEs measured against each."""
+        return self._frame(q.HOOK_PROBE_RUNS, [model_name, hook_name, task])
 
     def probe_run_count(self, model_name: str) -> int:
         return self._rows(q.PROBE_RUN_COUNT, [model_name])[0][0]
@@ -327,26 +354,27 @@ class ExplorerDB:
     def probe_models(self) -> list[str]:
         return [row[0] for row in self._rows(q.PROBE_MODELS)]
 
-    def sae_letter_k(self, sae_key: str, letter: str) -> pd.DataFrame:
-        return self._frame(q.SAE_LETTER_K, [sae_key, letter])
+    def sae_letter_k(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        return self._frame(q.SAE_LETTER_K, [sae_key, task, letter])
 
-    def sae_letter_folds(self, sae_key: str, letter: str) -> pd.DataFrame:
-        return self._frame(q.SAE_LETTER_FOLDS, [sae_key, letter])
+    def sae_letter_folds(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        return self._frame(q.SAE_LETTER_FOLDS, [sae_key, task, letter])
 
-    def letter_latent_cos(self, sae_key: str, letter: str) -> pd.DataFrame:
-        """Every latent's decoder and encoder cosine with the letter's probe direction."""
-        return self._frame(q.LETTER_LATENT_COS, [sae_key, letter])
+    def letter_latent_cos(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """Every latent's decoder and encoder cosine with the class's probe direction."""
+        return self._frame(q.LETTER_LATENT_COS, [sae_key, task, letter])
 
-    def latent_letter_cos(self, sae_key: str, latent: int) -> pd.DataFrame:
-        """One latent's cosines with the 26 probe directions."""
-        return self._frame(q.LATENT_LETTER_COS, [sae_key, latent])
+    def latent_letter_cos(self, sae_key: str, latent: int, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """One latent's cosines with the probe directions of the task's classes (letter, decoder_cos, encoder_cos),
+        in the task's class order."""
+        return self._frame(q.LATENT_LETTER_COS, [sae_key, task, latent])
 
-    def absorbed_words(self, sae_key: str, letter: str) -> pd.DataFrame:
-        """Projection rows with any absorption and every ablation row, with the word's text."""
-        return self._frame(q.ABSORBED_WORDS, [sae_key, letter])
+    def absorbed_words(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """Projection rows with any absorption and every ablation row of the class, with the word's text."""
+        return self._frame(q.ABSORBED_WORDS, [sae_key, task, letter])
 
     def probe_words_by_text(self, model_name: str, word: str) -> pd.DataFrame:
-        """Task words spelled `word` or ` word` (one row per hook and token), with their prompt prefix."""
+        """Task words spelled `word` or ` word` (one row per task, hook and token), with their prompt prefix."""
         return self._frame(q.PROBE_WORDS_BY_TEXT, [model_name, word, word])
 
     def vocab_tokens_by_text(self, model_name: str, word: str) -> pd.DataFrame:
@@ -358,33 +386,65 @@ class ExplorerDB:
     def vocabulary_completions(self, model_name: str, prefix: str, limit: int = 12) -> list[str]:
         return [row[0] for row in self._rows(q.VOCABULARY_PREFIX, [model_name, prefix, limit])]
 
-    def absorbed_examples(self, sae_key: str, limit: int = 12) -> list[str]:
-        return [row[0] for row in self._rows(q.ABSORBED_EXAMPLES, [sae_key, limit])]
+    def absorbed_examples(self, sae_key: str, limit: int = 12, task: str = DEFAULT_TASK) -> list[str]:
+        return [row[0] for row in self._rows(q.ABSORBED_EXAMPLES, [sae_key, task, limit])]
 
     def token_absorption(self, model_name: str, token_id: int) -> pd.DataFrame:
-        """One word across every SAE of the model: one row per SAE and metric."""
+        """One word across every SAE of the model: one row per SAE, task and metric."""
         return self._frame(q.TOKEN_ABSORPTION, [model_name, token_id])
 
     # --- comparing SAEs --------------------------------------------------------------------
-    def sae_comparison(self) -> pd.DataFrame:
-        """One row per SAE: dashboard metrics, and headline absorption numbers (NaN where not measured)."""
-        return self._frame(q.COMPARE_SAES)
+    def sae_comparison(self, task: str = DEFAULT_TASK) -> pd.DataFrame:
+        """One row per SAE: dashboard metrics, and headline absorption numbers on the task (NaN where not
+        measured)."""
+        return self._frame(q.COMPARE_SAES, [task])
 
     def latent_matches(self, sae_key: str, latent: int) -> pd.DataFrame:
         """The latent's closest decoder direction in each other SAE at its hook, with that SAE's size."""
         return self._frame(q.LATENT_MATCHES, [sae_key, latent])
 
     def latent_match_roles(self, sae_key: str, latent: int) -> pd.DataFrame:
-        """First-letter roles of the matched latents: (sae_key, role main|split|absorber, letter, n_words)."""
+        """Roles of the matched latents in every task: (sae_key, task, role main|split|absorber, letter, n_words)."""
         return self._frame(q.LATENT_MATCH_ROLES, [sae_key, latent])
 
     def latent_roles(self, sae_key: str, latent: int) -> LatentRoles:
+        """The latent's roles in every task (each frame has a `task` column)."""
         return LatentRoles(
             main=self._frame(q.LATENT_MAIN_LETTERS, [sae_key, latent]),
             best=self._frame(q.LATENT_BEST_LETTERS, [sae_key, latent]),
             split=self._frame(q.LATENT_SPLIT_LETTERS, [latent, sae_key, latent]),
             absorbed=self._frame(q.LATENT_ABSORBED_WORDS, [sae_key, latent]),
         )
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One absorption task of the database (the `tasks` table): its classes in label order."""
+
+    task: str
+    title: str
+    description: str
+    classes: tuple[str, ...]
+    answers: tuple[str, ...]
+    prompt_template: str
+    n_saes: int = 0  # SAEs with results on it
+
+    @property
+    def is_letters(self) -> bool:
+        """The first-letter task: classes are single letters (shown upper-case, matched case-insensitively)."""
+        return self.task == DEFAULT_TASK
+
+    def class_label(self, value: str) -> str:
+        """How a class is shown: a letter upper-case, any other class as stored."""
+        return value.upper() if self.is_letters else value
+
+    @property
+    def class_noun(self) -> str:
+        return "letter" if self.is_letters else "class"
+
+    @property
+    def class_plural(self) -> str:
+        return "letters" if self.is_letters else "classes"
 
 
 @dataclass(frozen=True)
@@ -436,12 +496,12 @@ class TokenLetterRates:
 
 @dataclass(frozen=True)
 class LatentRoles:
-    """Where a latent shows up in the first-letter task."""
+    """Where a latent shows up in the absorption tasks (every frame has `task` and `letter`, the class)."""
 
-    main: pd.DataFrame  # letters where it is the main latent (letter, main_f1)
-    best: pd.DataFrame  # letters where it is the best single latent (letter, best_f1)
-    split: pd.DataFrame  # letters where it is one of the split latents (letter, split_rank, n_split)
-    absorbed: pd.DataFrame  # words whose letter it absorbed as the top latent (letter, metric, word, act, ...)
+    main: pd.DataFrame  # classes where it is the main latent (task, letter, main_f1)
+    best: pd.DataFrame  # classes where it is the best single latent (task, letter, best_f1)
+    split: pd.DataFrame  # classes where it is one of the split latents (task, letter, split_rank, n_split)
+    absorbed: pd.DataFrame  # words whose class it absorbed as the top latent (task, letter, metric, word, act, ...)
 
     @property
     def empty(self) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from backend import queries as q
 from backend.database import REPO_ROOT, ExplorerDB
+from backend.schema import DEFAULT_TASK
 from backend.tokenizer import EMBEDDED_MODEL, FULL_INSTALL
 from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
 
@@ -192,7 +193,7 @@ def letter_probes(db: ExplorerDB, sae_key: str) -> dict[str, LetterProbe]:
     # absorption tables has, so that a database with more absorption tables still works.
     if db._rows(q.LIVE_LETTER_TABLES)[0][0] < 3:
         return {}
-    rows = db._rows(q.LIVE_LETTER_PROBES, [sae_key])
+    rows = db._rows(q.LIVE_LETTER_PROBES, [sae_key, DEFAULT_TASK])  # running text: the first-letter task
     return {letter: LetterProbe(letter, tuple(int(x) for x in split), int(main), np.asarray(weight, dtype=np.float32),
                                 float(bias)) for letter, split, main, weight, bias in rows}
 

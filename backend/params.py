@@ -118,6 +118,44 @@ def parse_letter(value: str | None, default: str | None = None) -> str:
     return text
 
 
+MAX_TASK = 64
+
+
+def parse_task(value: str | None, known: list[str], default: str = "first_letter") -> str:
+    """`?task=`: one of the tasks of the database (`known`), case and surrounding spaces ignored; `default` when
+    absent or blank (the first known task when the database lacks `default`)."""
+    if value is None or value.strip() == "":
+        if default in known or not known:
+            return default
+        return known[0]
+    text = value.strip().lower()
+    if text not in known:
+        if not known:
+            raise ParamError(f"Unknown task `{_shown(value)}`: this database holds no absorption tasks.")
+        raise ParamError(f"Unknown task `{_shown(value)}`. Tasks in this database: {', '.join(known)}.")
+    return text
+
+
+def parse_class(value: str | None, classes: list[str] | tuple[str, ...], task: str, default: str | None = None,
+                name: str = "class") -> str:
+    """`?class=` (or `?letter=`): one of the task's classes, case and surrounding spaces ignored (classes are stored
+    lower-case: letters, WordNet names); `default` when absent or blank (else an error)."""
+    classes = list(classes)
+    if value is None or value.strip() == "":
+        if default is None:
+            example = classes[0] if classes else "…"
+            raise ParamError(f"`{name}` is missing: give one class of task {task}, e.g. `?{name}={example}`.")
+        return default
+    text = value.strip().lower()
+    if text not in classes:
+        if classes == list(LETTERS):
+            raise ParamError(f"`{name}` must be a single letter from a to z for task {task}; got `{_shown(value)}`.")
+        listed = ", ".join(classes[:30]) + (" …" if len(classes) > 30 else "")
+        raise ParamError(f"`{name}` must be a class of task {task} ({listed or 'it has none'}); "
+                         f"got `{_shown(value)}`.")
+    return text
+
+
 def parse_word(value: str | None) -> str | None:
     """None when absent or blank; otherwise the word without surrounding spaces (≤ 64 printable characters)."""
     if value is None or value.strip() == "":

@@ -90,7 +90,7 @@ SELECT s.enc_dec_score, s.parent_score, s.parent_latent, l.n_fired > 0 AS alive,
 FROM latent_scores s JOIN latents l ON l.sae_num = s.sae_num AND l.latent = s.latent
 WHERE s.sae_num = {NUM} AND s.latent = ?
 """
-SCORE_VALIDATION = "SELECT * FROM score_validation WHERE sae_key = ? ORDER BY labels, score"
+SCORE_VALIDATION = "SELECT * FROM score_validation WHERE sae_key = ? AND task = ? ORDER BY labels, score"
 SCORED_SAES = """
 SELECT n.sae_key FROM (SELECT DISTINCT sae_num FROM latent_scores) s JOIN sae_numbers n USING (sae_num) ORDER BY 1
 """
@@ -130,15 +130,26 @@ ORDER BY logit DESC
 LIMIT ?
 """
 
-# --- first-letter absorption (tables at the end of backend/sql/schema.sql) ----------------------
+# --- absorption, per task (tables at the end of backend/sql/schema.sql) ---------------------------
+# Every query over the absorption tables names its task (a bound `task`); the column `letter` holds the class.
 ABSORPTION_TABLES = """
 SELECT count(*) FROM information_schema.tables
-WHERE table_name IN ('probe_runs', 'letter_probes', 'probe_folds', 'probe_words', 'probe_prefixes', 'sae_absorption',
-                     'sae_letters', 'sae_letter_folds', 'sae_letter_k', 'latent_letter_cos', 'absorption_words')
+WHERE table_name IN ('tasks', 'probe_runs', 'letter_probes', 'probe_folds', 'probe_words', 'probe_prefixes',
+                     'sae_absorption', 'sae_letters', 'sae_letter_folds', 'sae_letter_k', 'latent_letter_cos',
+                     'absorption_words')
 """
+# The tasks of this database (first_letter first), with how many SAEs have results for each.
+TASKS = """
+SELECT t.task, t.title, t.description, t.classes, t.answers, t.prompt_template,
+       (SELECT count(*) FROM sae_absorption a WHERE a.task = t.task) AS n_saes
+FROM tasks t
+ORDER BY t.task <> 'first_letter', t.task
+"""
+# The tasks one SAE was measured on, with their headline numbers (the compare page's per-task summary too).
+SAE_TASKS = "SELECT DISTINCT task FROM sae_absorption WHERE sae_key = ? ORDER BY task <> 'first_letter', task"
 
 _SAE_ABSORPTION_COLUMNS = """
-a.sae_key, a.probe_run_id, a.hook_name, a.n_letters,
+a.sae_key, a.task, a.probe_run_id, a.hook_name, a.n_letters,
 a.mean_absorption_fraction, a.mean_absorption_fraction_low, a.mean_absorption_fraction_high, a.std_absorption_fraction,
 a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high, a.std_full_absorption,
 a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high, a.std_paper_absorption,
@@ -147,11 +158,18 @@ a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
 a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.fold_sd_full_absorption, a.fold_sd_paper_absorption,
 a.n_unstable_letters, a.config, a.created_at
 """
-SAE_ABSORPTION = f"SELECT {_SAE_ABSORPTION_COLUMNS} FROM sae_absorption a WHERE a.sae_key = ?"
+SAE_ABSORPTION = f"SELECT {_SAE_ABSORPTION_COLUMNS} FROM sae_absorption a WHERE a.sae_key = ? AND a.task = ?"
 ALL_SAE_ABSORPTION = f"""
 SELECT {_SAE_ABSORPTION_COLUMNS}, s.model_name, s.l0, s.d_sae
 FROM sae_absorption a JOIN saes s ON s.sae_key = a.sae_key
+WHERE a.task = ?
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, a.sae_key
+"""
+# Every SAE's headline numbers on every task: one row per (SAE, task).
+ALL_TASKS_SAE_ABSORPTION = f"""
+SELECT {_SAE_ABSORPTION_COLUMNS}, s.model_name, s.l0, s.d_sae
+FROM sae_absorption a JOIN saes s ON s.sae_key = a.sae_key
+ORDER BY s.model_name, s.layer, s.d_sae, s.l0, a.sae_key, a.task <> 'first_letter', a.task
 """
 
 # One row per letter: the SAE's latents for it, joined with the probe of the SAE's model and hook.
@@ -169,7 +187,7 @@ SELECT l.letter, l.included, l.split_latents, l.n_split, l.split_stability, l.ma
        p.pca_component, p.pca_sign, p.pca_precision, p.pca_recall, p.pca_f1
 FROM sae_letters l
 LEFT JOIN letter_probes p ON p.probe_run_id = l.probe_run_id AND p.letter = l.letter
-WHERE l.sae_key = ?
+WHERE l.sae_key = ? AND l.task = ?
 """
 SAE_LETTERS = _SAE_LETTERS + " ORDER BY l.letter"
 SAE_LETTER = _SAE_LETTERS + " AND l.letter = ?"
@@ -180,6 +198,7 @@ SELECT l.sae_key, l.letter, l.included, l.mean_absorption_fraction, l.full_absor
        l.split_stability, p.probe_f1
 FROM sae_letters l
 LEFT JOIN letter_probes p ON p.probe_run_id = l.probe_run_id AND p.letter = l.letter
+WHERE l.task = ?
 ORDER BY l.sae_key, l.letter
 """
 
@@ -192,7 +211,7 @@ FROM letter_probes WHERE probe_run_id = ? ORDER BY letter
 """
 
 PROBE_RUN = """
-SELECT probe_run_id, model_name, hook_name, config, split_mode, n_folds, n_words, n_train, n_test, n_dropped,
+SELECT probe_run_id, model_name, hook_name, task, config, split_mode, n_folds, n_words, n_train, n_test, n_dropped,
        prompt_template, created_at
 FROM probe_runs WHERE probe_run_id = ?
 """
@@ -202,7 +221,7 @@ HOOK_PROBE_RUNS = """
 SELECT r.probe_run_id, r.split_mode, r.n_folds, r.n_words, r.n_train, r.n_test, r.created_at,
        list(a.sae_key ORDER BY a.sae_key) FILTER (WHERE a.sae_key IS NOT NULL) AS sae_keys
 FROM probe_runs r LEFT JOIN sae_absorption a ON a.probe_run_id = r.probe_run_id
-WHERE r.model_name = ? AND r.hook_name = ?
+WHERE r.model_name = ? AND r.hook_name = ? AND r.task = ?
 GROUP BY ALL
 ORDER BY r.created_at DESC, r.probe_run_id
 """
@@ -211,23 +230,31 @@ PROBE_MODELS = "SELECT DISTINCT model_name FROM probe_runs ORDER BY model_name"
 
 SAE_LETTER_K = """
 SELECT fold, k, latents, weights, bias, precision, recall, f1
-FROM sae_letter_k WHERE sae_key = ? AND letter = ? ORDER BY fold, k
+FROM sae_letter_k WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fold, k
 """
 # What each fold chose for a letter and its numbers on that fold's words alone.
 SAE_LETTER_FOLDS = """
 SELECT fold, split_latents, main_latent, main_f1, n_probe_true_positives, mean_absorption_fraction,
        full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
-FROM sae_letter_folds WHERE sae_key = ? AND letter = ? ORDER BY fold
+FROM sae_letter_folds WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fold
 """
 
-# latent_letter_cos holds each latent's 26 cosines as thousandths, element i for letter chr(96 + i::INTEGER).
-LETTER_LATENT_COS = """
-SELECT latent, decoder_cos[ascii($2) - 96] / 1000 AS decoder_cos, encoder_cos[ascii($2) - 96] / 1000 AS encoder_cos
-FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) ORDER BY latent
+# latent_letter_cos holds each latent's cosines with the task's classes as thousandths, element i (1-based) for
+# the task's class tasks.classes[i]. $1 sae_key, $2 task, $3 class.
+_CLASS_INDEX = "list_position((SELECT classes FROM tasks WHERE task = $2), $3)"
+LETTER_LATENT_COS = f"""
+SELECT latent, decoder_cos[{_CLASS_INDEX}] / 1000 AS decoder_cos, encoder_cos[{_CLASS_INDEX}] / 1000 AS encoder_cos
+FROM latent_letter_cos
+WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND task = $2
+ORDER BY latent
 """
-LATENT_LETTER_COS = f"""
-SELECT chr(96 + i::INTEGER) AS letter, decoder_cos[i] / 1000 AS decoder_cos, encoder_cos[i] / 1000 AS encoder_cos
-FROM latent_letter_cos, range(1, 27) AS letters(i) WHERE sae_num = {NUM} AND latent = ? ORDER BY i
+# One latent's cosines with every class of a task, in the task's class order. $1 sae_key, $2 task, $3 latent.
+LATENT_LETTER_COS = """
+SELECT u.letter, c.decoder_cos[u.i] / 1000 AS decoder_cos, c.encoder_cos[u.i] / 1000 AS encoder_cos
+FROM latent_letter_cos c,
+     (SELECT unnest(classes) AS letter, generate_subscripts(classes, 1) AS i FROM tasks WHERE task = $2) u
+WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND c.task = $2 AND c.latent = $3
+ORDER BY u.i
 """
 
 # Words of one letter that the SAE absorbed: projection rows with any absorption, and every
@@ -240,7 +267,7 @@ FROM absorption_words w
 JOIN saes s ON s.sae_num = w.sae_num
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
 LEFT JOIN probe_words pw ON pw.probe_run_id = w.probe_run_id AND pw.token_id = w.token_id
-WHERE w.sae_num = {NUM} AND w.letter = ?
+WHERE w.sae_num = {NUM} AND w.task = ? AND w.letter = ?
   AND (w.metric = 'ablation' OR w.is_full_absorption OR w.absorption_fraction > 0)
 ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DESC NULLS LAST,
          w.absorption_fraction DESC NULLS LAST, w.probe_projection DESC
@@ -248,14 +275,14 @@ ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DE
 
 # A word as the user types it: the token with or without one leading space (" snake", "snake").
 PROBE_WORDS_BY_TEXT = """
-SELECT pw.probe_run_id, pw.hook_name, pw.token_id, v.token, pw.letter, pw.is_test, pw.fold, pw.prefix_id, pw.probe_logit,
+SELECT pw.probe_run_id, pw.hook_name, pw.task, pw.token_id, v.token, pw.letter, pw.is_test, pw.fold, pw.prefix_id, pw.probe_logit,
        pw.model_correct, pp.text AS prefix_text, r.prompt_template, r.split_mode, r.n_folds
 FROM probe_words pw
 JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
 LEFT JOIN probe_prefixes pp ON pp.probe_run_id = pw.probe_run_id AND pp.prefix_id = pw.prefix_id
 LEFT JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
 WHERE pw.model_name = ? AND (v.token = ? OR v.token = ' ' || ?)
-ORDER BY pw.hook_name, r.created_at DESC, pw.probe_run_id, v.token
+ORDER BY pw.task <> 'first_letter', pw.task, pw.hook_name, r.created_at DESC, pw.probe_run_id, v.token
 """
 VOCAB_TOKEN_IDS_BY_TEXT = """
 SELECT token_id, token FROM vocab WHERE model_name = ? AND (token = ? OR token = ' ' || ?) ORDER BY token
@@ -268,53 +295,64 @@ WHERE pw.model_name = ?
 ORDER BY word
 """
 
-# One word across every SAE of its model: one row per SAE and metric. Projection rows are stored only for
-# absorbed words: an SAE measured against a probe run whose (out-of-fold) probe gets the word right, with no
-# projection row for it, gets one here with absorption fraction 0 and no per-word activations (NULL split_acts).
+# One word across every SAE of its model: one row per SAE, task and metric (a word may belong to several tasks, a
+# class in each). Projection rows are stored only for absorbed words: an SAE measured against a probe run whose
+# (out-of-fold) probe gets the word right, with no projection row for it, gets one here with absorption fraction 0
+# and no per-word activations (NULL split_acts). The absorber's cosine is with its class's probe (tasks.classes
+# order).
 TOKEN_ABSORPTION = """
 WITH stored AS (
-    SELECT s.sae_key, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+    SELECT s.sae_key, w.task, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
            w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.absorber, w.absorber_act, w.absorber_score
     FROM absorption_words w JOIN saes s ON s.sae_num = w.sae_num
     WHERE s.model_name = $1 AND w.token_id = $2
 ), not_absorbed AS (
-    SELECT a.sae_key, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold, NULL::REAL AS probe_projection,
-           NULL::REAL[] AS split_acts, 0.0::REAL AS absorption_fraction, false AS is_full_absorption,
-           NULL::BOOLEAN AS is_absorption, NULL::INTEGER AS absorber, NULL::REAL AS absorber_act,
-           NULL::REAL AS absorber_score
-    FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
+    SELECT a.sae_key, a.task, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold,
+           NULL::REAL AS probe_projection, NULL::REAL[] AS split_acts, 0.0::REAL AS absorption_fraction,
+           false AS is_full_absorption, NULL::BOOLEAN AS is_absorption, NULL::INTEGER AS absorber,
+           NULL::REAL AS absorber_act, NULL::REAL AS absorber_score
+    FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id AND a.task = pw.task
     WHERE pw.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
-      AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.metric = 'projection')
+      AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.task = a.task
+                                               AND w.metric = 'projection')
 )
-SELECT w.sae_key, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
+SELECT w.sae_key, w.task, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
        w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
        f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
-       w.absorber, w.absorber_act, w.absorber_score, c.decoder_cos[ascii(w.letter) - 96] / 1000 AS absorber_cos
+       w.absorber, w.absorber_act, w.absorber_score,
+       c.decoder_cos[list_position(t.classes, w.letter)] / 1000 AS absorber_cos
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
-JOIN sae_letters l ON l.sae_key = w.sae_key AND l.letter = w.letter
-JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.letter = w.letter AND f.fold = w.fold
-LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.latent = w.absorber
-ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.metric DESC
+JOIN sae_letters l ON l.sae_key = w.sae_key AND l.task = w.task AND l.letter = w.letter
+JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
+LEFT JOIN tasks t ON t.task = w.task
+LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.task = w.task AND c.latent = w.absorber
+ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.task <> 'first_letter', w.task, w.metric DESC
 """
 
-# A latent's roles in the first-letter task.
-LATENT_MAIN_LETTERS = "SELECT letter, main_f1 FROM sae_letters WHERE sae_key = ? AND main_latent = ? ORDER BY letter"
-LATENT_BEST_LETTERS = "SELECT letter, best_f1 FROM sae_letters WHERE sae_key = ? AND best_latent = ? ORDER BY letter"
+# A latent's roles in every task (one row per task and class).
+LATENT_MAIN_LETTERS = """
+SELECT task, letter, main_f1 FROM sae_letters WHERE sae_key = ? AND main_latent = ?
+ORDER BY task <> 'first_letter', task, letter
+"""
+LATENT_BEST_LETTERS = """
+SELECT task, letter, best_f1 FROM sae_letters WHERE sae_key = ? AND best_latent = ?
+ORDER BY task <> 'first_letter', task, letter
+"""
 LATENT_SPLIT_LETTERS = """
-SELECT letter, list_position(split_latents, ?) AS split_rank, n_split
-FROM sae_letters WHERE sae_key = ? AND list_contains(split_latents, ?) ORDER BY letter
+SELECT task, letter, list_position(split_latents, ?) AS split_rank, n_split
+FROM sae_letters WHERE sae_key = ? AND list_contains(split_latents, ?) ORDER BY task <> 'first_letter', task, letter
 """
 LATENT_ABSORBED_WORDS = f"""
-SELECT w.letter, w.metric, w.token_id, v.token AS word, w.absorber_act AS act, w.absorber_score AS score,
+SELECT w.task, w.letter, w.metric, w.token_id, v.token AS word, w.absorber_act AS act, w.absorber_score AS score,
        w.absorption_fraction, w.is_full_absorption, w.is_absorption
 FROM absorption_words w
 JOIN saes s ON s.sae_num = w.sae_num
 LEFT JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
 WHERE w.sae_num = {NUM} AND w.absorber = ? AND (w.is_full_absorption OR w.is_absorption)
-ORDER BY w.letter, w.metric DESC, v.token
+ORDER BY w.task <> 'first_letter', w.task, w.letter, w.metric DESC, v.token
 """
 
 # Examples for the token page: fully absorbed words of an SAE.
@@ -323,7 +361,7 @@ SELECT DISTINCT ltrim(v.token, ' ') AS word
 FROM absorption_words w
 JOIN saes s ON s.sae_num = w.sae_num
 JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
-WHERE w.sae_num = {NUM} AND w.metric = 'projection' AND w.is_full_absorption
+WHERE w.sae_num = {NUM} AND w.task = ? AND w.metric = 'projection' AND w.is_full_absorption
 ORDER BY word
 LIMIT ?
 """
@@ -334,10 +372,12 @@ WHERE pw.model_name = ? AND starts_with(lower(ltrim(v.token, ' ')), lower(?))
 ORDER BY length(word), word
 LIMIT ?
 """
-SAE_HAS_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ?"
+SAE_HAS_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ?"  # any task
+SAE_HAS_TASK_ABSORPTION = "SELECT count(*) FROM sae_letters WHERE sae_key = ? AND task = ?"
 
 # --- comparing SAEs ----------------------------------------------------------------------------
-# Every SAE with its dashboard metrics and, when measured, its headline absorption numbers (NULL otherwise).
+# Every SAE with its dashboard metrics and, when measured on the task, its headline absorption numbers (NULL
+# otherwise).
 COMPARE_SAES = """
 SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training_architecture, s.d_sae, s.l0,
        s.explained_variance, s.dead_fraction, s.n_dead, a.sae_key IS NOT NULL AS has_absorption, a.probe_run_id,
@@ -347,7 +387,7 @@ SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training
        a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high,
        a.mean_num_split_latents, a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
        a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.n_unstable_letters
-FROM saes s LEFT JOIN sae_absorption a ON a.sae_key = s.sae_key
+FROM saes s LEFT JOIN sae_absorption a ON a.sae_key = s.sae_key AND a.task = ?
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, s.sae_key
 """
 
@@ -361,23 +401,23 @@ LEFT JOIN latents l ON l.sae_num = m.other_sae_num AND l.latent = m.other_latent
 WHERE m.sae_num = {NUM} AND m.latent = ?
 ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """
-# The first-letter roles of those matched latents: main or split latent of a letter, absorber of a letter
-# (top latent of fully absorbed or paper-absorbed words, as LATENT_ABSORBED_WORDS counts them).
+# The roles of those matched latents in every task: main or split latent of a class, absorber of a class (top
+# latent of fully absorbed or paper-absorbed words, as LATENT_ABSORBED_WORDS counts them).
 LATENT_MATCH_ROLES = f"""
 WITH m AS (SELECT n.sae_key, n.sae_num, x.other_latent AS latent FROM latent_matches x
            JOIN sae_numbers n ON n.sae_num = x.other_sae_num WHERE x.sae_num = {NUM} AND x.latent = ?)
-SELECT m.sae_key, 'main' AS role, l.letter, NULL::BIGINT AS n_words
+SELECT m.sae_key, l.task, 'main' AS role, l.letter, NULL::BIGINT AS n_words
 FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND l.main_latent = m.latent
 UNION ALL
-SELECT m.sae_key, 'split' AS role, l.letter, NULL::BIGINT AS n_words
+SELECT m.sae_key, l.task, 'split' AS role, l.letter, NULL::BIGINT AS n_words
 FROM m JOIN sae_letters l ON l.sae_key = m.sae_key AND list_contains(l.split_latents, m.latent)
                           AND l.main_latent <> m.latent
 UNION ALL
-SELECT m.sae_key, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
+SELECT m.sae_key, w.task, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
 FROM m JOIN absorption_words w ON w.sae_num = m.sae_num AND w.absorber = m.latent
 WHERE w.is_full_absorption OR w.is_absorption
-GROUP BY m.sae_key, w.letter
-ORDER BY sae_key, role, letter
+GROUP BY m.sae_key, w.task, w.letter
+ORDER BY sae_key, task <> 'first_letter', task, role, letter
 """
 
 # Live text
@@ -385,14 +425,15 @@ ORDER BY sae_key, role, letter
 LIVE_LETTER_TABLES = """
 SELECT count(*) FROM information_schema.tables WHERE table_name IN ('sae_absorption', 'sae_letters', 'letter_probes')
 """
-# One row per letter of an SAE measured for absorption: its split and main latents, and the probe (of the
-# probe run the SAE was measured against) whose unit direction the projection metric reads.
+# One row per class of an SAE measured for absorption on a task (the live page: first_letter): its split and main
+# latents, and the probe (of the probe run the SAE was measured against) whose unit direction the projection metric
+# reads.
 LIVE_LETTER_PROBES = """
 SELECT l.letter, l.split_latents, l.main_latent, p.weight, p.bias
 FROM sae_absorption a
-JOIN sae_letters l ON l.sae_key = a.sae_key
+JOIN sae_letters l ON l.sae_key = a.sae_key AND l.task = a.task
 JOIN letter_probes p ON p.probe_run_id = a.probe_run_id AND p.letter = l.letter
-WHERE a.sae_key = ?
+WHERE a.sae_key = ? AND a.task = ?
 ORDER BY l.letter
 """
 
@@ -456,7 +497,8 @@ WHERE o.sae_num = {NUM} AND o.token_id IN (SELECT unnest(?::INTEGER[]))
 GROUP BY o.token_id, o.n_occurrences
 """
 # The token's first-letter latents in running text, per SAE with absorption results: the split latents from
-# sae_letters, each one's rate from token_latents (no row there: it never fires on the token).
+# sae_letters (task bound: token_letters is the first-letter task's), each one's rate from token_latents (no row
+# there: it never fires on the token).
 TOKEN_LETTER_RATES = """
 SELECT s.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
        coalesce((SELECT list(coalesce(r.fire_rate, 0) ORDER BY u.i)
@@ -466,7 +508,7 @@ SELECT s.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_la
        t.any_split_fire_rate
 FROM token_letters t
 JOIN saes s ON s.sae_num = t.sae_num
-LEFT JOIN sae_letters l ON l.sae_key = s.sae_key AND l.letter = t.letter
+LEFT JOIN sae_letters l ON l.sae_key = s.sae_key AND l.task = ? AND l.letter = t.letter
 WHERE s.model_name = ? AND t.token_id = ?
 ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """

@@ -13,6 +13,8 @@ N_NEIGHBORS = 10  # nearest latents by decoder cosine
 # key is looked up by this subquery, which DuckDB turns into a filter on the scan, so the row groups of other SAEs
 # are skipped. Shared by the app's queries and the writer's.
 SAE_NUM_OF_KEY = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
+# The task every absorption query reads when none is named: links and callers from before schema v10 meant it.
+DEFAULT_TASK = "first_letter"
 COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"

@@ -169,6 +169,44 @@ SWEEP_SAE_LETTERS = {
 # carries it (no absorption); early-w8: partly absorbed by its planted latent.
 SWEEP_WORD = {"w8": (0.9, True, [3, 1]), "w16": (0.0, False, [11, 0]), "early-w8": (0.3, False, [3, 1])}
 
+# A second task (schema v10: tasks as data), measured for w8 and w16 only (early-w8 and w32: not on it). Its `tasks`
+# row lists three classes in this (non-alphabetical) order; artifact has no measurements (no sae_letters rows), so a
+# class's cosines are found by its position in tasks.classes, not by its name.
+SWEEP_TASK = "wordnet_category"
+SWEEP_TASK_CLASSES = ("food", "animal", "artifact")
+SWEEP_CLASSES = {"animal": 0.8, "food": 0.7}  # class -> probe F1 (both included)
+SWEEP_TASK_ABSORPTION = {
+    "w8": dict(frac=(0.31, 0.27, 0.36), full=(0.14, 0.10, 0.18), paper=(0.07, 0.05, 0.09), split=1.0, p=0.41, r=0.61),
+    "w16": dict(frac=(0.43, 0.38, 0.47), full=(0.19, 0.15, 0.23), paper=(0.09, 0.06, 0.12), split=1.5, p=0.52, r=0.57),
+}
+# Per SAE and class: (main latent, split latents, mean absorption fraction).
+SWEEP_SAE_CLASSES = {
+    "w8": {"animal": (5, [5], 0.37), "food": (2, [2, 7], 0.25)},
+    "w16": {"animal": (9, [9, 11], 0.46), "food": (13, [13], 0.40)},
+}
+# The test word (SWEEP_WORD_TOKEN) is an animal: w8 absorbed it fully into latent 6; w16's planted latent 11 is one
+# of its animal split latents and carries it (not absorbed: no projection row, read from probe_words).
+SWEEP_TASK_WORD_CLASS = {SWEEP_WORD_TOKEN: "animal", SWEEP_TRAIN_TOKEN: "food"}
+SWEEP_TASK_WORD = {"w8": (0.8, True, [6, 5])}
+
+
+def sweep_tasks() -> list[dict]:
+    """The `tasks` rows of the sweep: first_letter as registered, and SWEEP_TASK on SWEEP_TASK_CLASSES."""
+    from precompute.absorption.tasks import TASKS
+
+    rows = []
+    for name, classes in (("first_letter", None), (SWEEP_TASK, SWEEP_TASK_CLASSES)):
+        task = TASKS[name]
+        classes = classes or task.classes
+        rows.append(dict(task=name, title=task.title, description=task.description, classes=list(classes),
+                         answers=[task.answer(c) for c in classes], prompt_template=task.template))
+    return rows
+
+
+def sweep_class_cos(latent: int, index: int) -> float:
+    """A latent's (synthetic) decoder cosine with SWEEP_TASK's class of this (0-based) index: 0.01 .. 0.19."""
+    return round(0.01 + 0.02 * ((3 * latent + index) % 10), 2)
+
 
 def _insert(con, table: str, rows: list[dict]) -> None:
     """Rows as dicts; column names come from this file, every value is a bound parameter."""
@@ -185,8 +223,8 @@ def with_task(con, table: str, row: dict) -> dict:
     return {**row, "task": "first_letter"} if has_task and "task" not in row else row
 
 
-def sweep_probe_run_id(hook: str, variant: str = "") -> str:
-    return f"run-{hook.split('.')[1]}{variant}"
+def sweep_probe_run_id(hook: str, variant: str = "", task: str = "first_letter") -> str:
+    return f"run-{hook.split('.')[1]}{variant}" + ("" if task == "first_letter" else f"-{task}")
 
 
 # The second probe run ("b", second_run=...) is cross-fitted over two folds, and in it letter s of SAE w16 gets
@@ -195,23 +233,33 @@ SWEEP_FOLDS_B = 2
 SWEEP_UNSTABLE = ("w16", "s")
 
 
-def _probe_rows(hook: str, run_id: str, folds: int = 1) -> dict[str, list[dict]]:
+def _probe_rows(hook: str, run_id: str, folds: int = 1, task: str = "first_letter") -> dict[str, list[dict]]:
+    rows = _probe_rows_of_task(hook, run_id, folds, task)
+    return {table: [{**row, "task": task} if table != "probe_prefixes" else row for row in table_rows]
+            for table, table_rows in rows.items()}
+
+
+def _probe_rows_of_task(hook: str, run_id: str, folds: int, task: str) -> dict[str, list[dict]]:
     now = datetime(2025, 1, 1)
     crossfit = folds > 1
+    first_letter = task == "first_letter"
+    classes = SWEEP_LETTERS if first_letter else SWEEP_CLASSES
+    word_class = {SWEEP_WORD_TOKEN: "t", SWEEP_TRAIN_TOKEN: "t"} if first_letter else SWEEP_TASK_WORD_CLASS
+    template = "{word} has the first letter:" if first_letter else "{word} is a kind of:"
     probe_runs = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, config="{}",
                        split_mode="crossfit" if crossfit else "holdout", n_folds=folds, n_words=2,
                        n_train=0 if crossfit else 1, n_test=2 if crossfit else 1, n_dropped=0,
-                       prompt_template="{word} has the first letter:", seconds="{}", created_at=now)]
+                       prompt_template=template, seconds="{}", created_at=now)]
     letter_probes = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, letter=letter, weight=[0.0] * D_MODEL, bias=0.0,
                           n_train=10, n_test=5, probe_precision=f1, probe_recall=f1, probe_f1=f1, probe_auc=0.9,
                           probe_stability=0.9, fold_direction_cos=0.95 if crossfit else None,
                           n_probe_true_positives=4, model_accuracy=0.8, model_checked=5,
                           neuron=0, neuron_sign=1, neuron_precision=0.1, neuron_recall=0.1, neuron_f1=0.1,
                           pca_component=0, pca_sign=1, pca_precision=0.1, pca_recall=0.1, pca_f1=0.1)
-                     for letter, f1 in SWEEP_LETTERS.items()]
+                     for letter, f1 in classes.items()]
     probe_folds = [dict(probe_run_id=run_id, fold=fold, letter=letter, weight=[0.0] * D_MODEL, bias=0.0, n_words=5,
-                        n_probe_true_positives=2) for fold in range(folds) for letter in SWEEP_LETTERS]
-    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter="t",
+                        n_probe_true_positives=2) for fold in range(folds) for letter in classes]
+    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter=word_class[token],
                         is_test=is_test or crossfit, fold=0 if is_test else (1 if crossfit else None), prefix_id=0,
                         probe_logit=2.5, model_correct=True)
                    for token, is_test in ((SWEEP_WORD_TOKEN, True), (SWEEP_TRAIN_TOKEN, False))]
@@ -220,9 +268,10 @@ def _probe_rows(hook: str, run_id: str, folds: int = 1) -> dict[str, list[dict]]
             "probe_words": probe_words, "probe_prefixes": prefixes}
 
 
-def _absorption_rows(key: str, hook: str, run_id: str, folds: int = 1) -> dict[str, list[dict]]:
-    rows = _absorption_rows_without_run(key, hook, folds)
-    return {table: [{**row, "probe_run_id": run_id} for row in table_rows] for table, table_rows in rows.items()}
+def _absorption_rows(key: str, hook: str, run_id: str, folds: int = 1, task: str = "first_letter") -> dict[str, list[dict]]:
+    rows = _absorption_rows_without_run(key, hook, folds, task)
+    return {table: [{**row, "probe_run_id": run_id, "task": task} for row in table_rows]
+            for table, table_rows in rows.items()}
 
 
 def fold_split(key: str, letter: str, fold: int, split: list[int]) -> list[int]:
@@ -230,17 +279,20 @@ def fold_split(key: str, letter: str, fold: int, split: list[int]) -> list[int]:
     return split[:1] if (key, letter) == SWEEP_UNSTABLE and fold == 1 else split
 
 
-def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[str, list[dict]]:
-    numbers = SWEEP_ABSORPTION[key]
+def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str = "first_letter") -> dict[str, list[dict]]:
+    first_letter = task == "first_letter"
+    numbers = (SWEEP_ABSORPTION if first_letter else SWEEP_TASK_ABSORPTION)[key]
+    sae_classes = (SWEEP_SAE_LETTERS if first_letter else SWEEP_SAE_CLASSES)[key]
+    probe_f1 = SWEEP_LETTERS if first_letter else SWEEP_CLASSES
     now = datetime(2025, 1, 1)
-    unstable = [letter for letter, (_, split, _) in SWEEP_SAE_LETTERS[key].items()
+    unstable = [letter for letter, (_, split, _) in sae_classes.items()
                 if any(fold_split(key, letter, f, split) != split for f in range(folds))]
     summary = dict(sae_key=key, hook_name=hook, n_letters=2, config="{}", seconds="{}", created_at=now,
                    split_mode="crossfit" if folds > 1 else "holdout", n_folds=folds,
                    fold_sd_absorption_fraction=0.02 if folds > 1 else None,
                    fold_sd_full_absorption=0.01 if folds > 1 else None,
                    fold_sd_paper_absorption=0.01 if folds > 1 else None,
-                   n_unstable_letters=len([u for u in unstable if SWEEP_LETTERS[u] > 0.6]),
+                   n_unstable_letters=len([u for u in unstable if probe_f1[u] > 0.6]),
                    mean_num_split_latents=numbers["split"], std_num_split_latents=0.5,
                    mean_main_precision=numbers["p"], mean_main_recall=numbers["r"], mean_main_f1=0.5,
                    mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1)
@@ -249,9 +301,9 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[st
         summary.update({column: numbers[name][0], f"{column}_low": numbers[name][1],
                         f"{column}_high": numbers[name][2]})
     letters = []
-    for letter, (main, split, fraction) in SWEEP_SAE_LETTERS[key].items():
+    for letter, (main, split, fraction) in sae_classes.items():
         letters.append(dict(
-            sae_key=key, letter=letter, included=SWEEP_LETTERS[letter] > 0.6, split_latents=split, n_split=len(split),
+            sae_key=key, letter=letter, included=probe_f1[letter] > 0.6, split_latents=split, n_split=len(split),
             split_stability=sum(fold_split(key, letter, f, split) == split for f in range(folds)) / folds,
             main_stability=1.0, main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
             best_latent=main, best_precision=0.3, best_recall=0.9, best_f1=0.45, n_probe_true_positives=4,
@@ -262,18 +314,28 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1) -> dict[st
     fold_rows = [dict(sae_key=key, letter=letter, fold=fold, split_latents=fold_split(key, letter, fold, split),
                       main_latent=main, main_f1=0.45, n_probe_true_positives=2, mean_absorption_fraction=fraction,
                       full_absorption_rate=0.0, paper_absorption_rate=0.0, n_candidates=0, n_sampled=0)
-                 for letter, (main, split, fraction) in SWEEP_SAE_LETTERS[key].items() for fold in range(folds)]
+                 for letter, (main, split, fraction) in sae_classes.items() for fold in range(folds)]
     k_rows = [dict(sae_key=key, letter=letter, fold=fold, k=1, latents=[main], weights=[1.0], bias=0.0, precision=0.3,
-                   recall=0.9, f1=0.45) for letter, (main, _, _) in SWEEP_SAE_LETTERS[key].items() for fold in range(folds)]
-    fraction, full, top = SWEEP_WORD[key]
-    split = SWEEP_SAE_LETTERS[key]["t"][1]
-    words = [dict(sae_key=key, metric="projection", letter="t", token_id=SWEEP_WORD_TOKEN, fold=0, probe_projection=2.0,
-                  split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
-                  is_full_absorption=full, is_absorption=None, **stored_absorber(top, [2.0, 1.0], [0.3, 0.1], split))]
+                   recall=0.9, f1=0.45) for letter, (main, _, _) in sae_classes.items() for fold in range(folds)]
+    word_class = "t" if first_letter else SWEEP_TASK_WORD_CLASS[SWEEP_WORD_TOKEN]
+    split = sae_classes[word_class][1]
+    words = []
+    if key in (SWEEP_WORD if first_letter else SWEEP_TASK_WORD):  # a word that was not absorbed keeps no row
+        fraction, full, top = (SWEEP_WORD if first_letter else SWEEP_TASK_WORD)[key]
+        words = [dict(sae_key=key, metric="projection", letter=word_class, token_id=SWEEP_WORD_TOKEN, fold=0,
+                      probe_projection=2.0, split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
+                      is_full_absorption=full, is_absorption=None, **stored_absorber(top, [2.0, 1.0], [0.3, 0.1], split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
-    cos = [dict(sae_key=key, latent=latent, decoder_cos=[round(1000 * sweep_letter_cos(latent, letter)) for letter in LETTERS],
-                encoder_cos=[round(500 * sweep_letter_cos(latent, letter)) for letter in LETTERS])
-           for latent in range(d_sae)]
+    if first_letter:
+        cos = [dict(sae_key=key, latent=latent,
+                    decoder_cos=[round(1000 * sweep_letter_cos(latent, letter)) for letter in LETTERS],
+                    encoder_cos=[round(500 * sweep_letter_cos(latent, letter)) for letter in LETTERS])
+               for latent in range(d_sae)]
+    else:
+        cos = [dict(sae_key=key, latent=latent,
+                    decoder_cos=[round(1000 * sweep_class_cos(latent, i)) for i in range(len(SWEEP_TASK_CLASSES))],
+                    encoder_cos=[round(500 * sweep_class_cos(latent, i)) for i in range(len(SWEEP_TASK_CLASSES))])
+               for latent in range(d_sae)]
     return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_folds": fold_rows, "sae_letter_k": k_rows,
             "absorption_words": words, "latent_letter_cos": cos}
 
@@ -283,10 +345,13 @@ def sweep_letter_cos(latent: int, letter: str) -> float:
     return round(0.02 * ((latent + ord(letter)) % 10), 2)
 
 
-def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ...] = ()) -> Path:
+def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ...] = (),
+                         second_task: bool = False) -> Path:
     """SWEEP's SAEs run through the real precompute job (dashboards, `saes`, `latent_matches`), then
     synthetic absorption rows with known numbers for every SAE but w32. Every hook has one probe run;
-    the SAEs in `second_run` are measured against a second run at their hook (another config)."""
+    the SAEs in `second_run` are measured against a second run at their hook (another config). second_task: w8
+    and w16 are measured on SWEEP_TASK too (its own probe run at HOOK; the app's tests), else first_letter only (a
+    database as schema v9 could hold: the migration tests)."""
     import duckdb
 
     from precompute.build.dashboards import DashboardConfig
@@ -304,11 +369,13 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
                        dashboard=DashboardConfig(batch_size=16, n_top=5, context_left=2, context_right=1),
                        absorption=None)
     run_job(specs, config, model=tiny_model(), tokenizer=FakeTokenizer(), log=lambda *_: None)
-    tables: dict[str, list[dict]] = {}
-    runs = {sweep_probe_run_id(hook): hook for hook in (HOOK, EARLY_HOOK)}
-    runs.update({sweep_probe_run_id(s.hook, "b"): s.hook for s in SWEEP if s.key in second_run})
-    for run_id, hook in runs.items():
-        for table, rows in _probe_rows(hook, run_id, SWEEP_FOLDS_B if run_id.endswith("b") else 1).items():
+    tables: dict[str, list[dict]] = {"tasks": sweep_tasks() if second_task else sweep_tasks()[:1]}
+    runs = {sweep_probe_run_id(hook): (hook, "", "first_letter") for hook in (HOOK, EARLY_HOOK)}
+    runs.update({sweep_probe_run_id(s.hook, "b"): (s.hook, "b", "first_letter") for s in SWEEP if s.key in second_run})
+    if second_task:
+        runs[sweep_probe_run_id(HOOK, task=SWEEP_TASK)] = (HOOK, "", SWEEP_TASK)  # SWEEP_TASK's SAEs are at HOOK
+    for run_id, (hook, variant, task) in runs.items():
+        for table, rows in _probe_rows(hook, run_id, SWEEP_FOLDS_B if variant == "b" else 1, task).items():
             tables.setdefault(table, []).extend(rows)
     for sae in SWEEP:
         if sae.key in SWEEP_ABSORPTION:
@@ -316,14 +383,17 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
             folds = SWEEP_FOLDS_B if sae.key in second_run else 1
             for table, rows in _absorption_rows(sae.key, sae.hook, run_id, folds).items():
                 tables.setdefault(table, []).extend(rows)
+        if second_task and sae.key in SWEEP_TASK_ABSORPTION:
+            run_id = sweep_probe_run_id(sae.hook, task=SWEEP_TASK)
+            for table, rows in _absorption_rows(sae.key, sae.hook, run_id, 1, SWEEP_TASK).items():
+                tables.setdefault(table, []).extend(rows)
     with duckdb.connect(str(db_path)) as con:
+        for row in tables["tasks"]:  # a build may have written the registry's rows: these replace them
+            con.execute("DELETE FROM tasks WHERE task = ?", [row["task"]])
         for table, rows in tables.items():
-            _insert(con, table, rows)
-        from precompute.absorption.tasks import FIRST_LETTER
+            if rows:
+                _insert(con, table, rows)
         from precompute.build.probe_free import run_scores_stage
-        from precompute.storage.writer import write_task
-
-        write_task(con, FIRST_LETTER)
 
         run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
@@ -370,14 +440,29 @@ def insert_row(con, table: str, values: dict) -> None:
     row = numbered(con, table, values)
     for name, kind, nullable in con.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                             "WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall():
-        if name not in row and nullable == "NO":
-            row[name] = ("first_letter" if name == "task"  # every fake result is a first-letter one unless it says
-                         else [] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
+        if name == "task" and name not in row and table != "tasks":
+            row[name] = "first_letter"  # every fake result is a first-letter one unless it says
+            ensure_task_rows(con)  # and the pages read its classes from its tasks row, which a fake stage lacks
+        elif name not in row and nullable == "NO":
+            row[name] = ([] if kind.endswith("[]") else [0] * int(kind[kind.rindex("[") + 1:-1]) if kind.endswith("]")
                          else "" if kind == "VARCHAR" else False if kind == "BOOLEAN"
                          else datetime(2000, 1, 1) if kind.startswith("TIMESTAMP") else 0)
     columns = list(row)
     con.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                 [row[c] for c in columns])
+
+
+def ensure_task_rows(con, names: tuple[str, ...] = ("first_letter",)) -> None:
+    """The registry's `tasks` rows for these tasks, where the database lacks them (a fake absorption stage writes
+    results without the real stage's tasks rows)."""
+    from precompute.absorption.tasks import TASKS
+
+    for name in names:
+        if not con.execute("SELECT count(*) FROM tasks WHERE task = ?", [name]).fetchall()[0][0]:
+            task = TASKS[name]
+            con.execute("INSERT INTO tasks (task, title, description, classes, answers, prompt_template) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [name, task.title, task.description, list(task.classes),
+                                                      list(task.answers), task.template])
 
 
 @dataclass(frozen=True)
@@ -399,7 +484,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
     """A stand-in for precompute.absorption.stage.run_absorption_stage; records which SAEs had dashboards."""
     from datetime import timezone
 
-    def stage(con, specs, model, model_name, config, force, device="cpu", log=print):
+    def stage(con, specs, model, model_name, config, force, device="cpu", log=print, tasks=("first_letter",)):
         calls.append(("absorption", {row[0] for row in con.execute("SELECT sae_key FROM saes").fetchall()}))
         done = {row[0] for row in con.execute("SELECT sae_key FROM sae_absorption").fetchall()}
         if fake.probe_words and not con.execute("SELECT count(*) FROM probe_runs").fetchall()[0][0]:

@@ -11,7 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend.database import database_path, plain_row
+from backend.database import TaskInfo, database_path, plain_row
+from backend.params import LETTERS, ParamError, parse_task
+from backend.schema import DEFAULT_TASK
 from views import common
 
 MIN_PROBE_F1 = 0.6  # letters with probe F1 <= this are left out of the headline means (SAEBench)
@@ -65,8 +67,53 @@ def cached(method: str, *args) -> Any:
     return _query(str(database_path()), method, args)
 
 
-def has_absorption(sae_key: str) -> bool:
-    return bool(cached("has_absorption", sae_key))
+def has_absorption(sae_key: str, task: str | None = None) -> bool:
+    """Whether the SAE has absorption results on `task` (any task when None)."""
+    return bool(cached("has_absorption", sae_key, task))
+
+
+# --- tasks (schema v10: every absorption result belongs to a task; `letter` columns hold its class) ----------
+# A database whose `tasks` table is empty (no absorption stage yet) still reads as first_letter, the default.
+FALLBACK_TASK = TaskInfo(DEFAULT_TASK, "First letter", "The word's first letter.", tuple(LETTERS), (), "", 0)
+
+
+def tasks() -> list[TaskInfo]:
+    """The database's tasks, first_letter first (the fallback first_letter when it has none)."""
+    return cached("tasks") or [FALLBACK_TASK]
+
+
+def task_info(name: str) -> TaskInfo:
+    return next((task for task in tasks() if task.task == name), FALLBACK_TASK)
+
+
+def current_task() -> TaskInfo:
+    """The task named by `?task=` (first_letter when absent); stops with a message listing the tasks when unknown."""
+    try:
+        name = parse_task(st.query_params.get("task"), [task.task for task in tasks()])
+    except ParamError as error:
+        common.show_param_error(error)
+    return task_info(name)
+
+
+def class_param(task: str) -> str:
+    """The URL parameter links name a class by: `letter` for first_letter (as every link before tasks did), else
+    `class`. The Feature page reads either for any task."""
+    return "letter" if task == DEFAULT_TASK else "class"
+
+
+def class_params(task: str, value: str) -> dict[str, str]:
+    """Query parameters naming a class of a task (for page links to the Feature page)."""
+    return {"task": task, class_param(task): value}
+
+
+def task_params(task: str) -> dict[str, str]:
+    """`task` for links between list pages: absent for the default, so links without tasks keep their shape."""
+    return {} if task == DEFAULT_TASK else {"task": task}
+
+
+def task_heading(task: TaskInfo) -> str:
+    """“First-letter absorption”, or the task's title."""
+    return "First-letter absorption" if task.is_letters else f"Absorption: {task.title}"
 
 
 def explainer() -> None:
@@ -80,7 +127,14 @@ def caveat(sae: dict | None = None) -> None:
     st.caption(f":material/warning: {CAVEAT}{this}")
 
 
-def no_absorption_message(sae_key: str) -> None:
+def no_absorption_message(sae_key: str, task: TaskInfo | None = None) -> None:
+    """No results for the SAE (on `task`, or on any task when None); names the tasks it does have."""
+    measured = cached("sae_tasks", sae_key) if task is not None else []
+    if task is not None and measured:
+        titles = ", ".join(f"{task_info(name).title} (`{name}`)" for name in measured)
+        st.info(f"SAE `{sae_key}` has no absorption measurements on the task {task.title} (`{task.task}`); it was "
+                f"measured on: {titles}. Pick one of those above, or another SAE in the sidebar.")
+        return
     st.info(f"This database holds no absorption measurements for SAE `{sae_key}`. Build them with "
             "`python -m precompute build` (absorption stage) or pick another SAE in the sidebar.")
 
@@ -98,38 +152,40 @@ def ci_text(low: float | None, high: float | None, fmt: str = ".3f") -> str:
     return "no interval" if low is None or high is None else f"95% CI [{low:{fmt}}, {high:{fmt}}]"
 
 
-def overview_url(sae_key: str) -> str:
-    return "./overview?" + urlencode({"sae": sae_key})
+def overview_url(sae_key: str, task: str = DEFAULT_TASK) -> str:
+    return "./overview?" + urlencode({"sae": sae_key, **task_params(task)})
 
 
-def latent_url(sae_key: str, latent: int) -> str:
-    return "./latent?" + urlencode({"sae": sae_key, "latent": int(latent)})
+def latent_url(sae_key: str, latent: int, task: str = DEFAULT_TASK) -> str:
+    """A latent's page; from a task's view it opens on that task (its cosine profile)."""
+    return "./latent?" + urlencode({"sae": sae_key, "latent": int(latent), **task_params(task)})
 
 
-def letter_url(sae_key: str, letter: str) -> str:
-    return "./letter?" + urlencode({"sae": sae_key, "letter": letter})
+def letter_url(sae_key: str, letter: str, task: str = DEFAULT_TASK) -> str:
+    """The Feature page of one class of a task."""
+    return "./letter?" + urlencode({"sae": sae_key, **class_params(task, letter)})
 
 
 def token_url(sae_key: str, word: str) -> str:
     return "./token?" + urlencode({"sae": sae_key, "token": word.strip()})
 
 
-def probe_run_note(sae: dict, letter: str | None = None) -> None:
-    """Which probe run the SAE's numbers were measured against and, where the hook holds several runs
-    (builds with other absorption configs), the others with the SAEs measured against each."""
-    summary = cached("sae_absorption", sae["sae_key"])
+def probe_run_note(sae: dict, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
+    """Which probe run the SAE's numbers on the task were measured against and, where the hook holds several runs
+    of the task (builds with other absorption configs), the others with the SAEs measured against each."""
+    summary = cached("sae_absorption", sae["sae_key"], task)
     if summary is None:
         return
     run_id = summary["probe_run_id"]
     run = cached("probe_run", run_id)
     words = f" · {run['n_words']:,} words ({run['n_train']:,} train / {run['n_test']:,} test)" if run else ""
     st.caption(f"Measured against probe run `{run_id}`{words}.", help=PROBE_RUN_HELP)
-    runs = records(cached("hook_probe_runs", sae["model_name"], sae["hook_name"]))
+    runs = records(cached("hook_probe_runs", sae["model_name"], sae["hook_name"], task))
     others = [r for r in runs if r["probe_run_id"] != run_id and r["sae_keys"]]
     if others:
         with st.expander(f"{len(others)} other probe run(s) at `{sae['hook_name']}`: not comparable with these numbers"):
             for other in others:
-                links = ", ".join(f"[{key}]({letter_url(key, letter) if letter else overview_url(key)})"
+                links = ", ".join(f"[{key}]({letter_url(key, letter, task) if letter else overview_url(key)})"
                                   for key in other["sae_keys"])
                 st.markdown(f"`{other['probe_run_id']}` · {other['n_words']:,} words · measured: {links}")
 
@@ -139,8 +195,8 @@ PROBE_RUN_HELP = ("A probe run is the shared per-hook part of the measurement: t
                   "weights; SAEs measured against different runs are not directly comparable.")
 
 
-def letter_unreliable(row: dict) -> str | None:
-    """Why a letter's numbers should not be trusted (probe F1 or stability), or None."""
+def letter_unreliable(row: dict, noun: str = "letter") -> str | None:
+    """Why a class's numbers should not be trusted (probe F1 or stability), or None."""
     reasons = []
     f1, stability = row.get("probe_f1"), row.get("probe_stability")
     if f1 is not None and f1 <= MIN_PROBE_F1:
@@ -151,8 +207,8 @@ def letter_unreliable(row: dict) -> str | None:
     if not reasons:
         return None
     excluded = ("excluded from the SAE's headline means" if not row.get("included")
-                else "still counted in the headline means (only probe F1 ≤ 0.6 excludes a letter)")
-    return f"Unstable/unreliable letter: {'; '.join(reasons)}; {excluded}."
+                else f"still counted in the headline means (only probe F1 ≤ 0.6 excludes a {noun})")
+    return f"Unstable/unreliable {noun}: {'; '.join(reasons)}; {excluded}."
 
 
 def show_error(message: str) -> None:
@@ -189,10 +245,14 @@ def fmt(value, spec: str = ".3f") -> str:
     return "—" if value is None or pd.isna(value) else format(float(value), spec)
 
 
-def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False) -> go.Figure:
-    """Mean absorption fraction per (SAE, letter), excluded letters greyed. Rows = SAEs and columns =
-    letters, or transposed (saes_as_columns) when many SAEs are compared. Cells are clickable: each
-    carries [sae_key, letter] as customdata (see picked_cell)."""
+def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False,
+                   letters_upper: bool = True) -> go.Figure:
+    """Mean absorption fraction per (SAE, class), excluded classes greyed. Rows = SAEs and columns =
+    classes, or transposed (saes_as_columns) when many SAEs are compared. Cells are clickable: each
+    carries [sae_key, class] as customdata (see picked_cell). letters_upper: the classes are letters, shown
+    upper-case (first_letter); other tasks' classes are shown as stored."""
+    show = str.upper if letters_upper else str
+    noun = "letter" if letters_upper else "class"
     grid = letters.pivot(index="sae_key", columns="letter", values="mean_absorption_fraction").reindex(sae_order)
     included = letters.pivot(index="sae_key", columns="letter", values="included").reindex(sae_order)
     included = included.fillna(False).astype(bool)
@@ -202,7 +262,7 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     # Invisible markers on every cell carry the hover text and make cells clickable (Streamlit's chart
     # selection reports points of scatter traces, not heatmap cells).
     cells = [(sae_key, letter) for sae_key in grid.index for letter in grid.columns]
-    hover = [f"{sae_key}<br>letter {letter.upper()}: {fmt(grid.loc[sae_key, letter])}<br>probe F1 "
+    hover = [f"{sae_key}<br>{noun} {show(letter)}: {fmt(grid.loc[sae_key, letter])}<br>probe F1 "
              f"{fmt(probe_f1.loc[sae_key, letter], '.2f')}"
              + ("" if included.loc[sae_key, letter] else f"<br>excluded: probe F1 ≤ {MIN_PROBE_F1}")
              + (f"<br>† split latents change between folds ({stability.loc[sae_key, letter]:.0%} agree)"
@@ -212,11 +272,11 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     if saes_as_columns:
         grid, included = grid.T, included.T
         unstable = [list(column) for column in zip(*unstable)]
-        x, y = list(grid.columns), [letter.upper() for letter in grid.index]
-        cell_x, cell_y = [sae_key for sae_key, _ in cells], [letter.upper() for _, letter in cells]
+        x, y = list(grid.columns), [show(letter) for letter in grid.index]
+        cell_x, cell_y = [sae_key for sae_key, _ in cells], [show(letter) for _, letter in cells]
     else:
-        x, y = [letter.upper() for letter in grid.columns], list(grid.index)
-        cell_x, cell_y = [letter.upper() for _, letter in cells], [sae_key for sae_key, _ in cells]
+        x, y = [show(letter) for letter in grid.columns], list(grid.index)
+        cell_x, cell_y = [show(letter) for _, letter in cells], [sae_key for sae_key, _ in cells]
     kept = grid.where(included)
     excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
     fig = go.Figure()
@@ -242,14 +302,15 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cached_letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False) -> go.Figure:
-    """letter_heatmap built once per (letters, SAEs): its per-cell hover text costs hundreds of ms for a page
+def cached_letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns: bool = False,
+                          letters_upper: bool = True) -> go.Figure:
+    """letter_heatmap built once per (classes, SAEs): its per-cell hover text costs hundreds of ms for a page
     of SAEs. A resource, not data: a pickled Figure is validated again on every load; pages only read it."""
-    return letter_heatmap(letters, sae_order, saes_as_columns)
+    return letter_heatmap(letters, sae_order, saes_as_columns, letters_upper)
 
 
 def picked_cell(event) -> tuple[str, str] | None:
-    """(sae_key, letter) of a clicked letter_heatmap cell, if any."""
+    """(sae_key, class) of a clicked letter_heatmap cell, if any (classes are stored lower-case)."""
     for point in selected_points(event):
         data = point.get("customdata")
         if isinstance(data, (list, tuple)) and len(data) == 2:

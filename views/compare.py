@@ -1,4 +1,5 @@
-"""Compare SAEs: absorption, feature splitting and reconstruction against L0 and width, per letter, side by side."""
+"""Compare SAEs: absorption, feature splitting and reconstruction against L0 and width, per letter (or per class of
+another task: `?task=`, default first_letter), side by side, and every SAE's headline number on every task."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ over words. Click a point to open that SAE.
 falls* (sparser SAEs fold the letter into word latents to save an active latent) and *as width grows*
 (wider SAEs have more specific latents to fold it into). Read the trend within one colour and symbol
 (same layer, same architecture): layers and architectures differ in their own right.
+
+**Other tasks** (`?task=`, the selector above): the same metrics with the task's classes (a WordNet category, a part
+of speech) in place of letters, each against its own probes.
 """
 
 
@@ -64,7 +68,9 @@ METRICS = (
 X_AXES = (("l0", "L0", "linear"), ("d_sae", "width (latents)", "log"), ("layer", "layer", "linear"))
 
 db = common.get_db()
-comparison = ui.cached("sae_comparison")
+task = ui.current_task()
+noun, nouns = task.class_noun, task.class_plural
+comparison = ui.cached("sae_comparison", task.task)
 if comparison.empty:
     st.title("Compare SAEs")
     st.info("This database holds no SAEs yet. Add some with `python -m precompute build --sae ...`.")
@@ -77,6 +83,13 @@ except ParamError as error:
 flt, group = sae_list.read_state(comparison)
 
 
+def on_task_selected() -> None:
+    chosen_task = st.session_state["compare_task"]
+    st.query_params.update(ui.task_params(chosen_task))
+    if not ui.task_params(chosen_task):
+        st.query_params.pop("task", None)  # the default task: a bare URL, as before tasks
+
+
 def on_saes_selected() -> None:
     selection = st.session_state["compare_saes"]
     if selection:
@@ -86,6 +99,11 @@ def on_saes_selected() -> None:
 
 
 st.title("Compare SAEs")
+if len(ui.tasks()) > 1:
+    titles = {t.task: t.title for t in ui.tasks()}
+    st.session_state["compare_task"] = task.task  # the URL is the source of truth; the widget follows it
+    st.selectbox("task", list(titles), key="compare_task", format_func=titles.get, on_change=on_task_selected,
+                 help="Whose absorption numbers the table, charts and heatmap show; kept in the URL (?task=).")
 st.session_state["compare_saes"] = chosen  # the URL is the source of truth; the widget follows it
 st.multiselect("SAEs", all_keys, key="compare_saes", on_change=on_saes_selected,
                help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE.")
@@ -98,12 +116,13 @@ ui.explainer()
 frame = flt.apply(comparison[comparison["sae_key"].isin(chosen)]).reset_index(drop=True)
 if frame.empty:
     st.info(f"None of the chosen SAEs matches the filter ({flt.describe()}).")
-    common.page_link("compare", "Compare every SAE →")
+    common.page_link("compare", "Compare every SAE →", **ui.task_params(task.task))
     st.stop()
 measured = frame[frame["has_absorption"].astype(bool)]
 unmeasured = frame.loc[~frame["has_absorption"].astype(bool), "sae_key"].tolist()
 if unmeasured:
-    st.info(f"No absorption measurements for {', '.join(f'`{k}`' for k in unmeasured)}: "
+    st.info(f"No absorption measurements{'' if task.is_letters else f' on the task {task.title}'} for "
+            f"{', '.join(f'`{k}`' for k in unmeasured)}: "
             f"{'it appears' if len(unmeasured) == 1 else 'they appear'} with dashboard metrics only (width, L0, "
             "explained variance, dead latents). The precompute's absorption stage adds them.")
 
@@ -128,8 +147,8 @@ def sae_table(frame: pd.DataFrame) -> pd.DataFrame:
             "split mode": f"{row['split_mode']} ({int(row['n_folds'])} folds)" if row["split_mode"] == "crossfit"
             else row["split_mode"],
             "between-fold SD": row["fold_sd_absorption_fraction"],
-            "letters with unstable split latents": row["n_unstable_letters"], "probe run": row["probe_run_id"],
-            "overview": ui.overview_url(row["sae_key"]),
+            f"{nouns} with unstable split latents": row["n_unstable_letters"], "probe run": row["probe_run_id"],
+            "overview": ui.overview_url(row["sae_key"], task.task),
         })
     return pd.DataFrame(rows)
 
@@ -141,7 +160,8 @@ def mixed_probe_runs(measured: pd.DataFrame) -> list[str]:
 
 
 st.subheader(f"{len(frame)} SAE{'s' if len(frame) != 1 else ''}")
-keep = sae_list.link_params(flt, group, **({"saes": st.query_params["saes"]} if "saes" in st.query_params else {}))
+keep = sae_list.link_params(flt, group, **({"saes": st.query_params["saes"]} if "saes" in st.query_params else {}),
+                            **ui.task_params(task.task))
 sae_list.show_groups(frame, group, "compare", measured if not measured.empty else None, keep=keep)
 for hook in mixed_probe_runs(measured):
     st.warning(f"The SAEs at `{hook}` were measured against different probe runs (builds with other absorption "
@@ -151,9 +171,9 @@ if measured["split_mode"].nunique() > 1:
     st.warning("These SAEs were measured in different split modes (cross-fitted: every word measured against a "
                "probe fitted on the other folds; holdout: SAEBench's 80/20 split). See the `split mode` column.")
 st.caption("Absorption columns: value [95% bootstrap interval over folds and words]; — where not measured. Means "
-           f"over letters whose probe F1 > {ui.MIN_PROBE_F1}. between-fold SD: how much the mean absorption "
+           f"over {nouns} whose probe F1 > {ui.MIN_PROBE_F1}. between-fold SD: how much the mean absorption "
            "fraction moves between folds (each fold has its own probe and split latents). In the heatmap, † marks "
-           "a letter whose split latents change between folds.")
+           f"a {noun} whose split latents change between folds.")
 number = st.column_config.NumberColumn(format="%.3f")
 st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_table",
              column_config={"explained variance": number, "dead fraction": number, "main latent P": number,
@@ -167,7 +187,32 @@ sae_list.pager(page, "compare", keep, len(frame))
 link_cols = st.columns(min(len(paged), 6))
 for i, key in enumerate(paged["sae_key"]):
     with link_cols[i % len(link_cols)]:
-        common.page_link("overview", f"{key} →", sae=key)
+        common.page_link("overview", f"{key} →", sae=key, **ui.task_params(task.task))
+
+
+# --- every task ------------------------------------------------------------------------------
+def task_summary(frame: pd.DataFrame, every: pd.DataFrame) -> pd.DataFrame:
+    """One row per SAE of `frame`, a column per task: its mean absorption fraction there [interval], — where not
+    measured on it."""
+    numbers = {(r["sae_key"], r["task"]): ui.interval(r["mean_absorption_fraction"], r["mean_absorption_fraction_low"],
+                                                      r["mean_absorption_fraction_high"])
+               for r in ui.records(every[every["sae_key"].isin(frame["sae_key"])])}
+    return pd.DataFrame([{"SAE": key, **{t.title: numbers.get((key, t.task), "—") for t in ui.tasks()}}
+                         for key in frame["sae_key"]])
+
+
+if len(ui.tasks()) > 1:
+    st.subheader("Every task")
+    st.caption("Mean absorption fraction [95% bootstrap interval] of each SAE on each task (— where not measured). "
+               "Tasks differ in their words, classes and probes: compare SAEs within a column.")
+    st.dataframe(task_summary(frame, ui.cached("all_tasks_sae_absorption")), hide_index=True, width="stretch",
+                 key="compare_tasks")
+    task_cols = st.columns(len(ui.tasks()))
+    for column, other in zip(task_cols, ui.tasks()):
+        if other.task != task.task:
+            with column:
+                common.page_link("compare", f"Compare on {other.title} →",
+                                 **{**{k: v for k, v in keep.items() if k != "task"}, **ui.task_params(other.task)})
 
 
 # --- metric charts ---------------------------------------------------------------------------
@@ -290,7 +335,7 @@ def render_metric(metric: Metric) -> None:
                             on_select="rerun", selection_mode="points")
     clicked = picked_sae(event)
     if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
-        st.switch_page(common.PAGE_FILES["overview"], query_params={"sae": clicked})
+        st.switch_page(common.PAGE_FILES["overview"], query_params={"sae": clicked, **ui.task_params(task.task)})
 
 
 STYLES = Styles.of(comparison)
@@ -310,17 +355,18 @@ render_metric(METRICS[6])
 
 # --- per-letter heatmap ----------------------------------------------------------------------
 if not measured.empty and measured["sae_key"].isin(paged["sae_key"]).any():
-    st.header("Mean absorption fraction per letter")
-    st.caption(f"Columns: the chosen SAEs with absorption results. Grey “excl” cells: letters whose probe F1 ≤ "
+    st.header(f"Mean absorption fraction per {noun}")
+    st.caption(f"Columns: the chosen SAEs with absorption results. Grey “excl” cells: {nouns} whose probe F1 ≤ "
                f"{ui.MIN_PROBE_F1}, left out of the headline means (hover for the value). Click a cell to open that "
-               "letter.")
-    letters = ui.cached("all_sae_letters")
+               f"{noun}.")
+    letters = ui.cached("all_sae_letters", task.task)
     columns = measured[measured["sae_key"].isin(paged["sae_key"])]["sae_key"].tolist()
     if page.count > 1:
         st.caption(f"This page's SAEs ({page.start + 1}–{page.stop} of {len(frame):,}); the pager above moves on.")
     letters = letters[letters["sae_key"].isin(columns)]
-    heat_event = st.plotly_chart(ui.cached_letter_heatmap(letters, columns, saes_as_columns=True),
+    heat_event = st.plotly_chart(ui.cached_letter_heatmap(letters, columns, saes_as_columns=True,
+                                                          letters_upper=task.is_letters),
                                  width="stretch", key="compare_heatmap", on_select="rerun", selection_mode="points")
     cell = ui.picked_cell(heat_event)
     if cell is not None:
-        st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
+        st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], **ui.class_params(task.task, cell[1])})

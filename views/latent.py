@@ -10,6 +10,7 @@ import streamlit as st
 
 from backend import neuronpedia, scores
 from backend.params import ParamError, parse_latent
+from backend.schema import DEFAULT_TASK
 from views import absorption_ui, common
 
 db = common.get_db()
@@ -22,6 +23,7 @@ except ParamError as error:
 if latent_id is None:
     latent_id = 0
     st.query_params["latent"] = "0"
+task = absorption_ui.current_task()  # `?task=`: whose class probes the absorption panel's profile shows
 
 
 def go_to(latent: int) -> None:
@@ -132,59 +134,94 @@ with side:
     st.subheader("Nearest latents")
     st.caption("By cosine similarity of decoder directions.")
     for neighbor, cosine in latent.neighbors:
-        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae["sae_key"], latent=neighbor)
+        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae["sae_key"], latent=neighbor,
+                         **absorption_ui.task_params(task.task))
 
 
-# --- first-letter absorption -----------------------------------------------------------------
-def letter_profile_chart(cos, highlighted: set[str]) -> go.Figure:
+# --- absorption, per task ---------------------------------------------------------------------
+def letter_profile_chart(cos, highlighted: set[str], task) -> go.Figure:
     colors = [absorption_ui.SPLIT_COLOR if letter in highlighted else "rgb(160,160,160)" for letter in cos["letter"]]
-    fig = go.Figure(go.Bar(x=[letter.upper() for letter in cos["letter"]], y=cos["decoder_cos"], marker_color=colors,
-                           customdata=cos["encoder_cos"],
+    fig = go.Figure(go.Bar(x=[task.class_label(letter) for letter in cos["letter"]], y=cos["decoder_cos"],
+                           marker_color=colors, customdata=cos["encoder_cos"],
                            hovertemplate="%{x}: decoder cos %{y:.3f}<br>encoder cos %{customdata:.3f}<extra></extra>"))
     fig.update_layout(height=240, margin=dict(l=10, r=10, t=10, b=10), yaxis_title="decoder cos with probe",
-                      xaxis_title="letter probe", bargap=0.15)
+                      xaxis_title=f"{task.class_noun} probe", bargap=0.15)
     return fig
 
 
+def of_task(frame: pd.DataFrame, task: str) -> pd.DataFrame:
+    return frame[frame["task"] == task] if "task" in frame.columns else frame
+
+
 def render_roles(roles, sae_key: str) -> None:
+    """The latent's roles in every task, each linking to its class on the Feature page."""
     if roles.empty:
-        st.caption("This latent is not a main, best or split latent of any letter and absorbed no measured word.")
-    for role in absorption_ui.records(roles.main):
-        common.page_link("letter", f"Main latent for letter {role['letter'].upper()} (F1 {role['main_f1']:.3f}) →",
-                         sae=sae_key, letter=role["letter"])
-    for role in absorption_ui.records(roles.best):
-        common.page_link("letter", f"Best single latent for letter {role['letter'].upper()} "
-                         f"(F1 {role['best_f1']:.3f}) →", sae=sae_key, letter=role["letter"])
-    for role in absorption_ui.records(roles.split):
-        common.page_link("letter", f"Split latent {role['split_rank']} of {role['n_split']} for letter "
-                         f"{role['letter'].upper()} →", sae=sae_key, letter=role["letter"])
-    for letter, words in roles.absorbed.groupby("letter", sort=True):
-        unique = sorted({w.strip() for w in words["word"].dropna()})
-        common.page_link("letter", f"Absorber of letter {letter.upper()} on {len(unique)} word(s): "
-                         f"{', '.join(unique[:8])}{' …' if len(unique) > 8 else ''} →", sae=sae_key, letter=letter)
-        cols = st.columns(3)
-        for i, word in enumerate(unique[:12]):
-            with cols[i % 3]:
-                common.page_link("token", f"“{word}”", sae=sae_key, token=word)
+        st.caption("This latent is not a main, best or split latent of any class of any task and absorbed no "
+                   "measured word.")
+    for task in absorption_ui.tasks():
+        main, best, split, absorbed = (of_task(frame, task.task) for frame in
+                                       (roles.main, roles.best, roles.split, roles.absorbed))
+        if main.empty and best.empty and split.empty and absorbed.empty:
+            continue
+        noun = task.class_noun
+        if len(absorption_ui.tasks()) > 1:
+            st.markdown(f"*{task.title}*")
+        for role in absorption_ui.records(main):
+            common.page_link("letter", f"Main latent for {noun} {task.class_label(role['letter'])} "
+                             f"(F1 {role['main_f1']:.3f}) →", sae=sae_key,
+                             **absorption_ui.class_params(task.task, role["letter"]))
+        for role in absorption_ui.records(best):
+            common.page_link("letter", f"Best single latent for {noun} {task.class_label(role['letter'])} "
+                             f"(F1 {role['best_f1']:.3f}) →", sae=sae_key,
+                             **absorption_ui.class_params(task.task, role["letter"]))
+        for role in absorption_ui.records(split):
+            common.page_link("letter", f"Split latent {role['split_rank']} of {role['n_split']} for {noun} "
+                             f"{task.class_label(role['letter'])} →", sae=sae_key,
+                             **absorption_ui.class_params(task.task, role["letter"]))
+        for letter, words in absorbed.groupby("letter", sort=True):
+            unique = sorted({w.strip() for w in words["word"].dropna()})
+            common.page_link("letter", f"Absorber of {noun} {task.class_label(letter)} on {len(unique)} word(s): "
+                             f"{', '.join(unique[:8])}{' …' if len(unique) > 8 else ''} →", sae=sae_key,
+                             **absorption_ui.class_params(task.task, letter))
+            cols = st.columns(3)
+            for i, word in enumerate(unique[:12]):
+                with cols[i % 3]:
+                    common.page_link("token", f"“{word}”", sae=sae_key, token=word)
+
+
+def on_task_selected() -> None:
+    st.query_params["task"] = st.session_state["latent_task"]
 
 
 def render_absorption_panel() -> None:
     st.divider()
-    st.subheader("Absorption (first-letter task)")
+    st.subheader("Absorption (first-letter task)" if task.is_letters else f"Absorption ({task.title})")
     if not absorption_ui.has_absorption(sae["sae_key"]):
         absorption_ui.no_absorption_message(sae["sae_key"])
         return
     absorption_ui.caveat(sae)
     absorption_ui.explainer()
+    all_tasks = absorption_ui.tasks()
+    if len(all_tasks) > 1:
+        titles = {t.task: t.title for t in all_tasks}
+        st.session_state["latent_task"] = task.task  # the URL is the source of truth; the widget follows it
+        st.radio("task", list(titles), format_func=titles.get, key="latent_task", horizontal=True,
+                 on_change=on_task_selected, help="Whose class probes the cosine profile shows; kept in the URL "
+                                                  "(?task=). The roles below cover every task.")
     roles = absorption_ui.cached("latent_roles", sae["sae_key"], latent_id)
-    cos = absorption_ui.cached("latent_letter_cos", sae["sae_key"], latent_id)
     left, right = st.columns([3, 2])
     with left:
-        st.markdown("**Decoder cosine with each letter's probe direction**")
-        st.caption("Blue: letters where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
-                   "with the letter they absorb.")
-        highlighted = set(roles.main["letter"]) | set(roles.split["letter"]) | set(roles.absorbed["letter"])
-        st.plotly_chart(letter_profile_chart(cos, highlighted), width="stretch", key="latent_letter_profile")
+        noun, nouns = task.class_noun, task.class_plural
+        st.markdown(f"**Decoder cosine with each {noun}'s probe direction**")
+        if absorption_ui.has_absorption(sae["sae_key"], task.task):
+            cos = absorption_ui.cached("latent_letter_cos", sae["sae_key"], latent_id, task.task)
+            st.caption(f"Blue: {nouns} where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
+                       f"with the {noun} they absorb.")
+            highlighted = set(of_task(roles.main, task.task)["letter"]) | set(of_task(roles.split, task.task)["letter"]) \
+                | set(of_task(roles.absorbed, task.task)["letter"])
+            st.plotly_chart(letter_profile_chart(cos, highlighted, task), width="stretch", key="latent_letter_profile")
+        else:
+            absorption_ui.no_absorption_message(sae["sae_key"], task)
     with right:
         st.markdown("**Roles**")
         render_roles(roles, sae["sae_key"])
@@ -195,12 +232,12 @@ ROLE_ORDER = {"main": 0, "split": 1, "absorber": 2}
 
 
 def role_text(roles: pd.DataFrame, measured: bool) -> str:
-    """`main latent for S; split latent for T; absorber of X on 3 words` for one matched latent."""
+    """`main latent for S; split latent for T; absorber of X on 3 words` for one matched latent (one task)."""
     if not measured:
         return "— (no absorption measurements in that SAE)"
     parts = []
     for role in sorted(absorption_ui.records(roles), key=lambda r: (ROLE_ORDER[r["role"]], r["letter"])):
-        letter = role["letter"].upper()
+        letter = absorption_ui.task_info(role["task"]).class_label(role["letter"]) if "task" in role else role["letter"]
         if role["role"] == "main":
             parts.append(f"main latent for {letter}")
         elif role["role"] == "split":
@@ -210,21 +247,34 @@ def role_text(roles: pd.DataFrame, measured: bool) -> str:
     return "; ".join(parts) or "no first-letter role"
 
 
+def other_roles_text(roles: pd.DataFrame) -> str:
+    """The matched latent's roles in the tasks other than first_letter: `Semantic category (WordNet): main latent
+    for animal`, one part per task."""
+    parts = []
+    for name, part in roles[roles["task"] != DEFAULT_TASK].groupby("task", sort=False):
+        parts.append(f"{absorption_ui.task_info(name).title}: {role_text(part, True)}")
+    return " · ".join(parts) or "—"
+
+
 def density_text(density) -> str | None:
     return None if density is None else (f"{density:.2e}" if 0 < density < 1e-3 else f"{density:.3%}")
 
 
 def matches_table(matches: pd.DataFrame, roles: pd.DataFrame, measured_keys: set[str]) -> pd.DataFrame:
+    several_tasks = len(absorption_ui.tasks()) > 1
     rows = []
     for match in absorption_ui.records(matches):
         other = match["other_sae_key"]
         rows.append({
-            "SAE": other, "latent": absorption_ui.latent_url(other, match["other_latent"]),
+            "SAE": other, "latent": absorption_ui.latent_url(other, match["other_latent"], task.task),
             "cosine": match["cosine"], "width": match["d_sae"], "L0": match["l0"],
             "architecture": absorption_ui.architecture_label(match["training_architecture"], match["architecture"]),
             "density": density_text(match["density"]),
-            "first-letter role": role_text(roles[roles["sae_key"] == other], other in measured_keys),
+            "first-letter role": role_text(of_task(roles[roles["sae_key"] == other], DEFAULT_TASK),
+                                           other in measured_keys),
         })
+        if several_tasks:
+            rows[-1]["roles in other tasks"] = other_roles_text(roles[roles["sae_key"] == other])
     return pd.DataFrame(rows)
 
 
@@ -259,7 +309,8 @@ def render_matches_panel() -> None:
         with link_cols[i % len(link_cols)]:
             common.page_link("latent", f"{match['other_sae_key']}: latent {match['other_latent']} "
                              f"(cos {match['cosine']:.2f}) →",
-                             sae=match["other_sae_key"], latent=match["other_latent"])
+                             sae=match["other_sae_key"], latent=match["other_latent"],
+                             **absorption_ui.task_params(task.task))
     unmatched = sorted(set(others) - set(matches["other_sae_key"]))
     if unmatched:
         st.caption(f"Not matched yet: {', '.join(f'`{k}`' for k in unmatched)}.")
@@ -296,7 +347,7 @@ def render_scores_panel() -> None:
                             f"- density (the baseline): rank {found.density_rank:,} of {found.n_alive:,}"]))
     if found.parent_latent is not None:
         common.page_link("latent", f"Its denser parent candidate: latent {found.parent_latent} →",
-                         sae=sae["sae_key"], latent=found.parent_latent)
+                         sae=sae["sae_key"], latent=found.parent_latent, **absorption_ui.task_params(task.task))
     links = st.columns(2)
     for column, name in zip(links, scores.SCORE_SORTS):
         with column:

@@ -1,4 +1,8 @@
-"""Letter: how well the SAE's "starts with X" latents track the probe, and which latents absorbed X."""
+"""Feature (url path `letter`): for one class of one absorption task (a letter of first_letter, a WordNet category,
+...), how well the SAE's latents for it track the probe, and which latents absorbed it.
+
+`?task=` names the task (default first_letter), `?class=` (or `?letter=`, as every link before tasks) its class: old
+links `/letter?sae=..&letter=s` open the first-letter task unchanged."""
 
 from __future__ import annotations
 
@@ -7,51 +11,94 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import absorber
-from backend.params import LETTERS, ParamError, parse_choice, parse_letter
+from backend.params import ParamError, parse_choice, parse_class
 from views import absorption_ui as ui
 from views import common
 
 DEFAULT_LETTER = "s"
 SCATTER_X = {"encoder": "encoder cosine with the probe", "latent": "latent id"}
+CLASS_PARAMS = ("class", "letter")  # either names the class, for any task; `class` wins when both are given
 
 db = common.get_db()
 sae = common.current_sae()
 sae_key = sae["sae_key"]
+task = ui.current_task()
+task_name, noun = task.task, task.class_noun
+if not task.classes:
+    st.title(task.title)
+    st.info(f"The task {task.title} (`{task_name}`) has no classes in this database.")
+    st.stop()
+
+
+def requested_class() -> tuple[str | None, str]:
+    """The class the URL names and the parameter that named it."""
+    for name in CLASS_PARAMS:
+        value = st.query_params.get(name)
+        if value is not None and value.strip():
+            return value, name
+    return None, ui.class_param(task_name)
+
+
+value, param = requested_class()
+default_class = DEFAULT_LETTER if task.is_letters and DEFAULT_LETTER in task.classes else task.classes[0]
 try:
-    letter = parse_letter(st.query_params.get("letter"), default=DEFAULT_LETTER)
+    letter = parse_class(value, task.classes, task_name, default=default_class, name=param)
     scatter_x = parse_choice(st.query_params.get("x"), SCATTER_X, "x", "encoder")
 except ParamError as error:
     common.show_param_error(error)
-if st.query_params.get("letter") != letter:
-    st.query_params["letter"] = letter  # make the default (or the lower-cased letter) explicit in the URL
+# Make the task and the class (default, or lower-cased) explicit in the URL, under the task's parameter name.
+canonical = ui.class_param(task_name)
+if st.query_params.get("task") != task_name:
+    st.query_params["task"] = task_name
+if st.query_params.get(canonical) != letter:
+    st.query_params[canonical] = letter
+for alias in CLASS_PARAMS:
+    if alias != canonical and alias in st.query_params:
+        st.query_params.pop(alias)
+label = task.class_label(letter)
+
+
+def on_task_selected() -> None:
+    st.query_params["task"] = st.session_state["letter_task_select"]
+    for name in CLASS_PARAMS:  # classes do not carry over between tasks: the page opens the task's default
+        st.query_params.pop(name, None)
 
 
 def on_letter_selected() -> None:
-    st.query_params["letter"] = st.session_state["letter_select"]
+    st.query_params[canonical] = st.session_state["letter_select"]
 
 
 def on_x_selected() -> None:
     st.query_params["x"] = st.session_state["letter_scatter_x"]
 
 
-st.title(f"Letter {letter.upper()}")
-st.caption(f"SAE `{sae_key}` · `{sae['hook_name']}` · words that start with “{letter.upper()}”")
+st.title(f"Letter {label}" if task.is_letters else f"{task.title}: {label}")
+st.caption(f"SAE `{sae_key}` · `{sae['hook_name']}` · "
+           + (f"words that start with “{label}”" if task.is_letters else
+              f"words of class “{label}” · task `{task_name}`: {task.description}"))
 ui.caveat(sae)
 ui.explainer()
 
-st.session_state["letter_select"] = letter  # the URL is the source of truth; the widget follows it
-st.selectbox("letter", list(LETTERS), key="letter_select", format_func=str.upper, on_change=on_letter_selected,
-             help="The choice is kept in the URL (?letter=).")
+choices = st.columns([1, 1]) if len(ui.tasks()) > 1 else [st.container()]
+if len(ui.tasks()) > 1:
+    titles = {t.task: t.title for t in ui.tasks()}
+    st.session_state["letter_task_select"] = task_name  # the URL is the source of truth; the widgets follow it
+    choices[0].selectbox("task", list(titles), key="letter_task_select", format_func=titles.get,
+                         on_change=on_task_selected, help="The absorption task; kept in the URL (?task=).")
+st.session_state["letter_select"] = letter
+choices[-1].selectbox(noun, list(task.classes), key="letter_select", format_func=task.class_label,
+                      on_change=on_letter_selected, help=f"The choice is kept in the URL (?{canonical}=).")
 
-if not ui.has_absorption(sae_key):
-    ui.no_absorption_message(sae_key)
+if not ui.has_absorption(sae_key, task_name):
+    ui.no_absorption_message(sae_key, task)
     st.stop()
-row = ui.cached("sae_letter", sae_key, letter)
+row = ui.cached("sae_letter", sae_key, letter, task_name)
 if row is None:
-    st.info(f"No absorption measurements for letter {letter.upper()} in SAE `{sae_key}`.")
+    st.info(f"No absorption measurements for {noun} {label} of task `{task_name}` in SAE `{sae_key}`"
+            + ("." if task.is_letters else " (a class with too few words, or a probe run without it)."))
     st.stop()
 
-ui.probe_run_note(sae, letter)
+ui.probe_run_note(sae, letter, task_name)
 split_latents = [int(x) for x in row["split_latents"]]
 
 
@@ -61,7 +108,7 @@ def metric_with_interval(column, label: str, value, low, high, help_text: str) -
 
 
 # --- headline numbers -------------------------------------------------------------------------
-warning = ui.letter_unreliable(row)
+warning = ui.letter_unreliable(row, noun)
 if warning:
     st.warning(warning)
 
@@ -73,12 +120,14 @@ top[0].caption(f"P {row['probe_precision']:.3f} · R {row['probe_recall']:.3f}"
                + (f" · AUC {row['probe_auc']:.3f}" if row["probe_auc"] is not None else ""))
 top[1].metric("probe stability", f"{row['probe_stability']:.3f}",
               help="Cosine between probes trained on two disjoint halves of the training words.")
+answers = ("“ A”…“ Z”" if task.is_letters or not task.answers else
+           ", ".join(f"“{a}”" for a in task.answers[:4]) + (", …" if len(task.answers) > 4 else ""))
 top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
-              help="How often the model itself answers this letter right (argmax over “ A”…“ Z”).")
+              help=f"How often the model itself answers this {noun} right (argmax over {answers}).")
 top[2].caption(f"on {row['model_checked']:,} prompts")
 top[3].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
 top[4].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
-              help="Words of this letter their out-of-fold probe gets right: the words absorption is measured on.")
+              help=f"Words of this {noun} their out-of-fold probe gets right: the words absorption is measured on.")
 
 rates = st.columns(3)
 metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
@@ -87,16 +136,16 @@ metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_
 metric_with_interval(rates[1], "full-absorption rate", row["full_absorption_rate"],
                      row["full_absorption_rate_low"], row["full_absorption_rate_high"],
                      f"{row['n_full_absorption']} words fully absorbed (split latents silent, one latent carries "
-                     "the letter).")
+                     f"the {noun}).")
 metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_rate"],
                      row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
                      f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
                      f"({row['n_candidates']} candidates).")
 st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
            "latents a word sample produces as well as which words were measured."
-           + ("" if row["included"] else " This letter is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+           + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ 0.6)."))
 
-folds = ui.cached("sae_letter_folds", sae_key, letter)
+folds = ui.cached("sae_letter_folds", sae_key, letter, task_name)
 if len(folds) > 1:
     st.subheader("Across folds")
     if row["split_stability"] < 1:
@@ -140,7 +189,7 @@ def classifier_table(row: dict, ks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["classifier", "direction", "precision", "recall", "F1"])
 
 
-ks = ui.modal_fold_fits(ui.cached("sae_letter_k", sae_key, letter), folds, split_latents)
+ks = ui.modal_fold_fits(ui.cached("sae_letter_k", sae_key, letter, task_name), folds, split_latents)
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Probe vs latents vs baselines")
@@ -181,7 +230,7 @@ def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataF
             "paper absorption": w["is_absorption"], "P": w["probe_projection"],
             "absorber id": latent, "absorber act": act,
             "probe cos": cos.get(latent) if latent is not None else None, "score": score,
-            "absorber": ui.latent_url(sae_key, latent) if latent is not None else None,
+            "absorber": ui.latent_url(sae_key, latent, task_name) if latent is not None else None,
             "token link": ui.token_url(sae_key, w["word"]) if isinstance(w["word"], str) else None,
         })
     return pd.DataFrame(out)
@@ -197,9 +246,9 @@ def absorbing_latents(table: pd.DataFrame) -> pd.DataFrame:
     return grouped.rename(columns={"cos": "probe cos"}).reset_index().sort_values("words", ascending=False)
 
 
-cos_frame = ui.cached("letter_latent_cos", sae_key, letter)
+cos_frame = ui.cached("letter_latent_cos", sae_key, letter, task_name)
 cos_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["decoder_cos"].astype(float)))
-word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter), cos_by_latent)
+word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter, task_name), cos_by_latent)
 absorbers = absorbing_latents(word_table)
 absorber_ids = {int(a) for a in absorbers["absorber id"]}
 
@@ -226,7 +275,7 @@ CATEGORY_STYLE = {  # drawn in this order, so the marked latents sit on top
 @st.cache_resource(max_entries=64, show_spinner=False)
 def cosine_scatter(cos_frame: pd.DataFrame, x_column: str, main_latent: int, split: frozenset[int],
                    absorbing: frozenset[int]) -> go.Figure:
-    """Every latent as a point, the letter's main, split and absorbing latents marked. Built once per letter and
+    """Every latent as a point, the class's main, split and absorbing latents marked. Built once per class and
     cached as a resource: plotly validates each of a wide SAE's points (a quarter second at 16k latents); a
     pickled Figure would be validated again on every load. The page only reads it."""
     frame = cos_frame.assign(category=[latent_category(int(x), main_latent, split, absorbing)
@@ -263,33 +312,36 @@ def picked_latent(event) -> int | None:
 
 
 st.subheader("Every latent's decoder cosine with the probe")
-st.caption("Click a point to open that latent. Absorbing latents are the top latent of a word whose letter was "
+st.caption(f"Click a point to open that latent. Absorbing latents are the top latent of a word whose {noun} was "
            "absorbed (full absorption or the paper's ablation test); typical absorbers have probe cosine 0.05–0.15.")
 st.session_state["letter_scatter_x"] = scatter_x
 st.radio("x axis", list(SCATTER_X), format_func=SCATTER_X.get, key="letter_scatter_x", horizontal=True,
          on_change=on_x_selected)
 event = st.plotly_chart(cosine_scatter(cos_frame, "encoder_cos" if scatter_x == "encoder" else "latent",
                                        int(row["main_latent"]), frozenset(split_latents), frozenset(absorber_ids)),
-                        width="stretch", key=f"letter_scatter_{sae_key}_{letter}", on_select="rerun",
+                        width="stretch", key=f"letter_scatter_{sae_key}_{letter}" if task.is_letters else
+                        f"letter_scatter_{sae_key}_{task_name}_{letter}", on_select="rerun",
                         selection_mode="points")
 clicked = picked_latent(event)
 if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
-    st.switch_page(common.PAGE_FILES["latent"], query_params={"sae": sae_key, "latent": str(clicked)})
+    st.switch_page(common.PAGE_FILES["latent"],
+                   query_params={"sae": sae_key, "latent": str(clicked), **ui.task_params(task_name)})
 
 st.subheader(f"Absorbing latents ({len(absorbers)})")
 if absorbers.empty:
-    st.caption("No word of this letter was fully absorbed or passed the paper's ablation test.")
+    st.caption(f"No word of this {noun} was fully absorbed or passed the paper's ablation test.")
 else:
     for item in ui.records(absorbers.head(15)):
         cos_text = f" · probe cos {item['probe cos']:.3f}" if item["probe cos"] is not None else ""
         common.page_link("latent", f"Latent {int(item['absorber id'])} — absorbed {item['words']} word(s){cos_text}: "
-                         f"{item['examples']}", sae=sae_key, latent=int(item["absorber id"]))
+                         f"{item['examples']}", sae=sae_key, latent=int(item["absorber id"]),
+                         **ui.task_params(task_name))
     if len(absorbers) > 15:
         st.caption(f"… and {len(absorbers) - 15} more (see the table below).")
 
 st.subheader("Absorbed words")
 if word_table.empty:
-    st.caption("No word of this letter shows absorption under either metric.")
+    st.caption(f"No word of this {noun} shows absorption under either metric.")
 else:
     show_all = st.toggle("include sampled words the ablation metric did not call absorbed", key="letter_show_all")
     shown = word_table if show_all else word_table[(word_table["metric"] == "projection")

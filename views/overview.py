@@ -12,11 +12,14 @@ if frame.empty:
     st.info("This database holds no SAEs yet. Add one with `python -m precompute build --sae ...`.")
     st.stop()
 flt, group = sae_list.read_state(frame)
+task = absorption_ui.current_task()  # `?task=`: whose absorption results the lower half shows (default first_letter)
+noun, nouns = task.class_noun, task.class_plural
+keep = {**sae_list.link_params(flt, group), **absorption_ui.task_params(task.task)}
 sae_list.filter_controls(frame, flt, group, "overview")
 frame = flt.apply(frame)
 if frame.empty:
     st.info(f"No SAE matches the filter ({flt.describe()}).")
-    common.page_link("overview", "Show every SAE →")
+    common.page_link("overview", "Show every SAE →", **absorption_ui.task_params(task.task))
     st.stop()
 
 st.caption(
@@ -34,15 +37,14 @@ st.dataframe(shown, hide_index=True, width="stretch",
                             "dead fraction": st.column_config.NumberColumn(format="%.3f")})
 if len(frame) > 1:
     common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0, "
-                     "width and layer →", **sae_list.link_params(flt, "none"))
+                     "width and layer →", **sae_list.link_params(flt, "none"), **absorption_ui.task_params(task.task))
 has_absorption = absorption_ui.cached("has_absorption_tables")
-summary = absorption_ui.cached("all_sae_absorption") if has_absorption else pd.DataFrame()
+summary = absorption_ui.cached("all_sae_absorption", task.task) if has_absorption else pd.DataFrame()
 summary = summary[summary["sae_key"].isin(frame["sae_key"])] if not summary.empty else summary
-sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None,
-                     keep=sae_list.link_params(flt, group))
+sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None, keep=keep)
 page = sae_list.read_page(len(frame))
 paged = page.of(frame)
-here = sae_list.link_params(flt, group)
+here = keep
 sae_list.pager(page, "overview", here, len(frame))
 
 for sae in paged.to_dict("records"):
@@ -65,67 +67,97 @@ for sae in paged.to_dict("records"):
             common.page_link("browse", "Browse latents →", sae=sae["sae_key"])
 
 
-# --- first-letter absorption -----------------------------------------------------------------
-def absorption_table(summary) -> pd.DataFrame:
+# --- absorption on the task ------------------------------------------------------------------
+DEFAULT_CLASS = "s"  # the class the absorption table's link opens, for first_letter
+
+
+def absorption_table(summary, tasks_of: dict[str, list[str]]) -> pd.DataFrame:
     def with_interval(s: dict, name: str) -> str:
         return absorption_ui.interval(s[name], s[f"{name}_low"], s[f"{name}_high"])
 
     rows = []
     for s in absorption_ui.records(summary):
         rows.append({
-            "SAE": s["sae_key"], "letters included": s["n_letters"],
+            "SAE": s["sae_key"], f"{nouns} included": s["n_letters"],
             "mean absorption fraction": with_interval(s, "mean_absorption_fraction"),
             "full-absorption rate": with_interval(s, "full_absorption_rate"),
             "paper absorption rate": with_interval(s, "paper_absorption_rate"),
             "mean split latents": s["mean_num_split_latents"], "main latent P": s["mean_main_precision"],
             "main latent R": s["mean_main_recall"], "main latent F1": s["mean_main_f1"], "probe F1": s["mean_probe_f1"],
-            "letter page": absorption_ui.letter_url(s["sae_key"], "s"),
+            f"{noun} page": absorption_ui.letter_url(s["sae_key"], opening_class, task.task),
         })
+        if len(absorption_ui.tasks()) > 1:
+            rows[-1]["tasks measured"] = ", ".join(tasks_of.get(s["sae_key"], []))
     return pd.DataFrame(rows)
 
 
-st.header("First-letter absorption")
+def on_task_selected() -> None:
+    chosen = st.session_state["overview_task"]
+    if absorption_ui.task_params(chosen):
+        st.query_params["task"] = chosen
+    else:
+        st.query_params.pop("task", None)  # the default task: the URL as before tasks
+    st.query_params.pop("page", None)
+
+
+st.header(absorption_ui.task_heading(task))
+if len(absorption_ui.tasks()) > 1:
+    titles = {t.task: t.title for t in absorption_ui.tasks()}
+    st.session_state["overview_task"] = task.task  # the URL is the source of truth; the widget follows it
+    st.radio("task", list(titles), format_func=titles.get, key="overview_task", horizontal=True,
+             on_change=on_task_selected, help="Whose absorption results this section shows; kept in the URL (?task=).")
+    st.caption(f"{task.title}: {task.description}")
 absorption_ui.caveat()
 absorption_ui.explainer()
+opening_class = DEFAULT_CLASS if task.is_letters and DEFAULT_CLASS in task.classes else \
+    (task.classes[0] if task.classes else DEFAULT_CLASS)
 if summary.empty:
-    st.info("No SAE in this database has absorption measurements yet (the precompute's absorption stage fills them)."
-            if not has_absorption or flt == sae_list.SAEFilter() else
-            f"No SAE of this filter ({flt.describe()}) has absorption measurements.")
+    on_task = "" if task.is_letters else f" on the task {task.title}"
+    st.info(f"No SAE in this database has absorption measurements{on_task} yet (the precompute's absorption stage "
+            "fills them)." if not has_absorption or flt == sae_list.SAEFilter() else
+            f"No SAE of this filter ({flt.describe()}) has absorption measurements{on_task}.")
     st.stop()
 
-st.caption("Headline means over letters whose probe F1 > 0.6, with 95% bootstrap intervals over words. "
-           "Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included letters.")
+st.caption(f"Headline means over {nouns} whose probe F1 > 0.6, with 95% bootstrap intervals over words. "
+           f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}.")
 number = st.column_config.NumberColumn(format="%.3f")
-st.dataframe(absorption_table(summary), hide_index=True, width="stretch", key="overview_absorption",
+tasks_of: dict[str, list[str]] = {}
+if len(absorption_ui.tasks()) > 1:
+    for key, name in absorption_ui.cached("all_tasks_sae_absorption")[["sae_key", "task"]].itertuples(index=False):
+        tasks_of.setdefault(key, []).append(name)
+st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
              column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "main latent P": number, "main latent R": number, "main latent F1": number,
                             "probe F1": number,
-                            "letter page": st.column_config.LinkColumn("letter page", display_text="letters →")})
+                            f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")})
 
-st.subheader("Mean absorption fraction per letter")
-st.caption("Grey cells: letters excluded from the headline means because the probe itself is unreliable "
-           "(F1 ≤ 0.6). Click a cell to open that letter.")
+st.subheader(f"Mean absorption fraction per {noun}")
+st.caption(f"Grey cells: {nouns} excluded from the headline means because the probe itself is unreliable "
+           f"(F1 ≤ 0.6). Click a cell to open that {noun}.")
 paged_summary = summary[summary["sae_key"].isin(paged["sae_key"])]
 if page.count > 1:
-    st.caption(f"The heatmap and the letter links below cover this page's SAEs ({page.start + 1}–{page.stop}).")
+    st.caption(f"The heatmap and the {noun} links below cover this page's SAEs ({page.start + 1}–{page.stop}).")
 cell = None
 if paged_summary.empty:
     st.info("No SAE on this page has absorption measurements.")
 else:
-    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(absorption_ui.cached("all_sae_letters"),
-                                                              paged_summary["sae_key"].tolist()),
+    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(absorption_ui.cached("all_sae_letters", task.task),
+                                                              paged_summary["sae_key"].tolist(),
+                                                              letters_upper=task.is_letters),
                                  width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
     cell = absorption_ui.picked_cell(heat_event)
 if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
-    st.switch_page(common.PAGE_FILES["letter"], query_params={"sae": cell[0], "letter": cell[1]})
+    st.switch_page(common.PAGE_FILES["letter"],
+                   query_params={"sae": cell[0], **absorption_ui.class_params(task.task, cell[1])})
 if not paged_summary.empty:
-    # One table of links (a row per SAE, a column per letter) rather than 26 page links per SAE: hundreds of
+    # One table of links (a row per SAE, a column per class) rather than 26 page links per SAE: hundreds of
     # page links were most of this page's render time.
-    st.markdown("**Open a letter** (this page's SAEs):")
+    st.markdown(f"**Open a {noun}** (this page's SAEs):")
     letter_links = pd.DataFrame({"SAE": paged_summary["sae_key"].tolist(), **{
-        letter.upper(): [absorption_ui.letter_url(key, letter) for key in paged_summary["sae_key"]]
-        for letter in "abcdefghijklmnopqrstuvwxyz"}})
+        task.class_label(letter): [absorption_ui.letter_url(key, letter, task.task) for key in paged_summary["sae_key"]]
+        for letter in task.classes}})
     st.dataframe(letter_links, hide_index=True, width="stretch", key="overview_letter_links", column_config={
-        letter.upper(): st.column_config.LinkColumn(letter.upper(), display_text=letter.upper(), width="small")
-        for letter in "abcdefghijklmnopqrstuvwxyz"})
+        task.class_label(letter): st.column_config.LinkColumn(task.class_label(letter),
+                                                              display_text=task.class_label(letter), width="small")
+        for letter in task.classes})
 sae_list.pager(page, "overview", here, len(frame))

@@ -1,5 +1,6 @@
 """Token search: one word across every SAE — did the letter latents fire, or was its first letter absorbed? In the
-prompt of the first-letter task, and in running text (the dashboard corpus). Any other string: how the model
+prompt of the first-letter task, and in running text (the dashboard corpus); and its verdict in every other task it
+belongs to (its class there, e.g. animal in wordnet_category), per SAE. Any other string: how the model
 tokenizes it, what can be measured of its tokens, and the nearest words of the task."""
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from backend.database import TokenLetterRates, TokenRunningText, absorber
+from backend.database import TaskInfo, TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
+from backend.schema import DEFAULT_TASK
 from backend.tokenizer import TokenizerUnavailable, tokenize
 from views import absorption_ui as ui
 from views import common
@@ -339,9 +341,9 @@ def absorption_status(projection: dict | None, ablation: dict | None) -> str:
     return "; ".join(parts) or "not absorbed"
 
 
-def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per SAE: its size, whether it absorbed the word, its projection row and (when sampled) its
-    ablation row side by side."""
+def sae_rows(frame: pd.DataFrame, task: TaskInfo) -> pd.DataFrame:
+    """One row per SAE (of one task): its size, whether it absorbed the word, its projection row and (when sampled)
+    its ablation row side by side."""
     rows = []
     for key, group in by_sae(ui.records(frame)).items():
         by_metric = {r["metric"]: r for r in group}
@@ -355,7 +357,7 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
         projection, ablation = by_metric.get("projection"), by_metric.get("ablation")
         row = {"SAE": key, "layer": first["layer"], "width": first["d_sae"], "L0": first["l0"],
                "architecture": first["training_architecture"], "absorbed": absorption_status(projection, ablation),
-               "absorber": None, "letter": first["letter"].upper(), "main latent": main,
+               "absorber": None, task.class_noun: task.class_label(first["letter"]), "main latent": main,
                "main act": main_act, "split latents fired": fired(acts) if acts is not None else "—",
                "split acts": split_text(split, acts) if acts is not None else "not stored (not absorbed)",
                "P": first["probe_projection"], "fold": first["fold"],
@@ -365,12 +367,12 @@ def sae_rows(frame: pd.DataFrame) -> pd.DataFrame:
                         "full absorption": projection["is_full_absorption"]})
             if projection["is_full_absorption"] or (projection["absorption_fraction"] or 0) > 0:
                 found = absorber(projection)
-                row.update(absorber_columns(key, "", found, projection))
+                row.update(absorber_columns(key, "", found, projection, task.task))
         row["paper absorption"] = ("not sampled" if ablation is None else
                                    "absorbed" if ablation["is_absorption"] else "not absorbed")
         if ablation is not None and ablation["is_absorption"]:
             found = absorber(ablation)
-            row.update(absorber_columns(key, "ablation ", found, ablation))
+            row.update(absorber_columns(key, "ablation ", found, ablation, task.task))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -384,11 +386,11 @@ def split_stability_text(record: dict) -> str:
     return f"no: {stability:.0%} of folds agree †"
 
 
-def absorber_columns(key: str, prefix: str, found, record: dict) -> dict:
+def absorber_columns(key: str, prefix: str, found, record: dict, task: str) -> dict:
     if found is None:
         return {}
     latent, act, score = found
-    return {f"{prefix}absorber": ui.latent_url(key, latent), f"{prefix}absorber cos": record["absorber_cos"],
+    return {f"{prefix}absorber": ui.latent_url(key, latent, task), f"{prefix}absorber cos": record["absorber_cos"],
             f"{prefix}absorber act": act, f"{prefix}absorber score": score}
 
 
@@ -429,7 +431,7 @@ def hooks_text(matches: list[dict], all_matches: list[dict]) -> str:
     return "" if len(matches) == len(all_matches) else " at " + ", ".join(f"`{m['hook_name']}`" for m in matches)
 
 
-def explain_unmeasured(token: str, letter: str, matches: list[dict]) -> None:
+def explain_unmeasured(token: str, label: str, matches: list[dict]) -> None:
     training = [m for m in matches if not m["is_test"]]
     missed = [m for m in matches if m["is_test"] and m["probe_logit"] <= 0]
     if training:
@@ -438,25 +440,25 @@ def explain_unmeasured(token: str, letter: str, matches: list[dict]) -> None:
                 "cross-fitted build (the default) measures every word out of fold.")
     if missed:
         logits = ", ".join(f"{m['probe_logit']:.2f}" for m in missed)
-        st.warning(f"The probe missed {token!r}{hooks_text(missed, matches)} (its logit for “{letter.upper()}” is "
+        st.warning(f"The probe missed {token!r}{hooks_text(missed, matches)} (its logit for “{label}” is "
                    f"{logits} ≤ 0). Absorption is measured only on words the probe gets right (the SAE should then "
-                   "have found the letter too), so no SAE there has a row for it.")
+                   "have found the feature too), so no SAE there has a row for it.")
 
 
-def other_saes_note(shown: set[str], matches: list[dict]) -> None:
+def other_saes_note(shown: set[str], matches: list[dict], task: str) -> None:
     """Why the model's other SAEs are not in the table: one row per SAE that measured the word."""
     reasons: dict[str, list[str]] = {}
-    for key, reason in unmeasured_reasons(shown, matches).items():
+    for key, reason in unmeasured_reasons(shown, matches, task).items():
         reasons.setdefault(reason, []).append(key)
     if reasons:
         st.caption("Not in the table: " + "; ".join(f"{', '.join(f'`{k}`' for k in keys)} ({reason})"
                                                    for reason, keys in reasons.items()) + ".")
 
 
-def unmeasured_reasons(shown: set[str], matches: list[dict]) -> dict[str, str]:
-    """For each SAE of the model not in `shown`, why it has no row for the word."""
+def unmeasured_reasons(shown: set[str], matches: list[dict], task: str) -> dict[str, str]:
+    """For each SAE of the model not in `shown`, why it has no row for the word in the task."""
     saes = common.saes_frame()
-    summaries = ui.cached("all_sae_absorption")
+    summaries = ui.cached("all_sae_absorption", task)
     run_of = dict(zip(summaries["sae_key"], summaries["probe_run_id"]))  # the probe run each SAE was measured against
     status = {m["probe_run_id"]: hook_status(m) for m in matches}
     reasons: dict[str, str] = {}
@@ -465,7 +467,8 @@ def unmeasured_reasons(shown: set[str], matches: list[dict]) -> dict[str, str]:
             continue
         run = run_of.get(other["sae_key"])
         if run is None:
-            reason = "no absorption measurements"
+            reason = ("no absorption measurements" if task == DEFAULT_TASK
+                      else "no absorption measurements on this task")
         elif run not in status:
             reason = "not a word of the task in the probe run it was measured against"
         elif status[run]:
@@ -476,25 +479,55 @@ def unmeasured_reasons(shown: set[str], matches: list[dict]) -> dict[str, str]:
     return reasons
 
 
+def class_text(task: TaskInfo, letter: str) -> str:
+    """“letter T”, or “Semantic category (WordNet): animal”."""
+    return f"letter {task.class_label(letter)}" if task.is_letters else f"{task.title}: {letter}"
+
+
+def by_task(matches: list[dict]) -> dict[str, list[dict]]:
+    """A token's matches (one per task and hook) grouped by task, in the query's order (first_letter first)."""
+    groups: dict[str, list[dict]] = {}
+    for match in matches:
+        groups.setdefault(match["task"], []).append(match)
+    return groups
+
+
 def render_word(matches: list[dict]) -> None:
-    """One token: its verdict at every hook, then one row per SAE that measured it."""
+    """One token: for every task it belongs to, its verdict at every hook, then one row per SAE that measured it."""
     first = matches[0]
-    token, letter, token_id = first["token"], first["letter"], int(first["token_id"])
-    st.subheader(f"Token {token!r} · id {token_id} · letter {letter.upper()}")
+    token, token_id = first["token"], int(first["token_id"])
+    tasks = by_task(matches)
+    summary = " · ".join(class_text(ui.task_info(name), group[0]["letter"]) for name, group in tasks.items())
+    st.subheader(f"Token {token!r} · id {token_id} · {summary}")
+    frame = ui.cached("token_absorption", model_name, token_id)
+    for name, task_matches in tasks.items():
+        render_task(ui.task_info(name), token, token_id, task_matches, frame, len(tasks) > 1)
+
+
+def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], absorption: pd.DataFrame,
+                headed: bool) -> None:
+    """The token in one task: its class's probe verdict at every hook, and its verdict in every SAE measured."""
+    letter = matches[0]["letter"]
+    label = task.class_label(letter)
+    if headed:
+        st.markdown(f"#### {task.title}: {task.class_noun} {label}")
+        st.caption(task.description)
     for match in matches:
         render_hook(match)
-    explain_unmeasured(token, letter, matches)
+    explain_unmeasured(token, label, matches)
     runs = [m["probe_run_id"] for m in matches if hook_status(m) is None]
     hooks = sorted({m["hook_name"] for m in matches if hook_status(m) is None})
-    frame = ui.cached("token_absorption", model_name, token_id)
-    frame = frame[frame["probe_run_id"].isin(runs)]
-    render_per_sae(token, token_id, frame, unmeasured_reasons(set(frame["sae_key"]), matches), "no row for this word")
+    frame = absorption[(absorption["task"] == task.task) & absorption["probe_run_id"].isin(runs)]
+    if task.is_letters:  # running text is measured for the first-letter task
+        render_per_sae(token, token_id, frame, unmeasured_reasons(set(frame["sae_key"]), matches, task.task),
+                       "no row for this word")
     if not runs:
         return
     if frame.empty:
-        st.info(f"No SAE at {', '.join(f'`{h}`' for h in hooks)} in this database has absorption rows for {token!r}.")
+        st.info(f"No SAE at {', '.join(f'`{h}`' for h in hooks)} in this database has absorption rows for {token!r}"
+                + ("." if task.is_letters else f" on the task {task.title}."))
         return
-    table = sae_rows(frame)
+    table = sae_rows(frame, task)
     number = st.column_config.NumberColumn(format="%.3f")
     config = {name: number for name in table.columns if name.endswith((" act", " cos", " score", "fraction")) or name == "P"}
     config["L0"] = st.column_config.NumberColumn(format="%.1f")
@@ -504,16 +537,19 @@ def render_word(matches: list[dict]) -> None:
                 f"{prefix}absorber", display_text=r"latent=(\d+)",
                 help="The top non-split latent by projection (or by attribution for the ablation metric), "
                      "when the word was absorbed.")
-    st.dataframe(table, hide_index=True, width="stretch", column_config=config, key=f"token_table_{token_id}")
-    st.caption("One row per SAE that measured this word. absorbed: fully (split latents silent, one latent carries "
-               "the letter), partly (share of the probe projection carried by non-split latents) or by the paper's "
-               "ablation test. split latents fired: how many of the letter's split latents were active on this word "
+    st.dataframe(table, hide_index=True, width="stretch", column_config=config,
+                 key=f"token_table_{token_id}" if task.is_letters else f"token_table_{token_id}_{task.task}")
+    noun = task.class_noun
+    st.caption(f"One row per SAE that measured this word. absorbed: fully (split latents silent, one latent carries "
+               f"the {noun}), partly (share of the probe projection carried by non-split latents) or by the paper's "
+               f"ablation test. split latents fired: how many of the {noun}'s split latents were active on this word "
                "(> 1e-8). absorber score: activation × probe cosine (projection) or attribution (ablation, most "
                "negative first).")
-    other_saes_note(set(table["SAE"]), matches)
-    for record in table.to_dict("records"):
-        common.page_link("letter", f"Letter {record['letter']} in {record['SAE']} →", sae=record["SAE"],
-                         letter=record["letter"].lower())
+    other_saes_note(set(table["SAE"]), matches, task.task)
+    for key in table["SAE"]:
+        text = class_text(task, letter)
+        common.page_link("letter", f"{text[0].upper()}{text[1:]} in {key} →", sae=key,
+                         **ui.class_params(task.task, letter))
 
 
 def by_token(matches: pd.DataFrame) -> list[list[dict]]:

@@ -51,7 +51,7 @@ def scan_component_manifests_once():
 
 @pytest.fixture(scope="session")
 def sweep_db(tmp_path_factory):
-    return helpers.build_sweep_database(tmp_path_factory.mktemp("sweepdb"))
+    return helpers.build_sweep_database(tmp_path_factory.mktemp("sweepdb"), second_task=True)
 
 
 @pytest.fixture()

@@ -1,5 +1,5 @@
 """A real browser (Debian chromium via playwright) opens shared URLs: a latent's highlighted contexts,
-and the compare page's charts."""
+the compare page's charts, a Feature page of a second absorption task, and the live page."""
 
 from __future__ import annotations
 
@@ -64,6 +64,11 @@ def server(tiny_db):  # one server for the module: starting streamlit is most of
 
 
 @pytest.fixture(scope="module")
+def sweep_server(sweep_db):  # the sweep holds a second absorption task (tests/helpers.py: SWEEP_TASK)
+    yield from serve(sweep_db)
+
+
+@pytest.fixture(scope="module")
 def demo_server():  # the live page runs an SAE, so its database's SAE folders must exist: the shipped demo's do
     yield from serve(DEFAULT_DB_PATH)
 
@@ -110,6 +115,26 @@ def test_compare_url_shows_a_plotly_chart_and_the_chosen_saes(server):
         page.goto(f"{server}/compare?saes=planted,nope")
         page.wait_for_selector("text=Unknown SAE", timeout=60_000)
         assert page.locator("code", has_text="nope").count() >= 1  # the message names the bad key
+        browser.close()
+
+
+def test_feature_url_of_a_second_task_shows_its_class_and_a_bad_task_a_message(sweep_server):
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    query = urlencode({"sae": "w8", "task": helpers.SWEEP_TASK, "class": "animal"})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{sweep_server}/letter?{query}")
+        page.get_by_text("Semantic category (WordNet): animal", exact=True).wait_for(timeout=60_000)
+        page.wait_for_selector("div.js-plotly-plot svg", timeout=60_000)  # the class's cosine scatter
+        assert page.locator("text=Traceback").count() == 0
+        page.goto(f"{sweep_server}/letter?sae=w8&letter=s")  # an old link: the first-letter task, unchanged
+        page.get_by_text("Letter S", exact=True).wait_for(timeout=60_000)
+        page.goto(f"{sweep_server}/letter?sae=w8&task=colour")
+        page.wait_for_selector("text=Unknown task", timeout=60_000)
+        assert page.locator("text=Traceback").count() == 0
         browser.close()
 
 

@@ -60,8 +60,9 @@ def test_compare_shows_every_sae_with_known_absorption_numbers(sweep_env):
     assert w16["architecture"] == "topk (saved as standard)"
     assert w16["overview"] == "./overview?sae=w16"
     assert table.set_index("SAE").loc["w32", "mean absorption fraction"] == "—"
-    assert [f"{key} →" for key in DB_ORDER] == [label for label in link_labels(at) if label.endswith(" →")]
-    overview_links = [p.proto for p in at.get("page_link") if p.proto.label.endswith(" →")]
+    sae_links = [label for label in link_labels(at) if label.endswith(" →") and not label.startswith("Compare on")]
+    assert [f"{key} →" for key in DB_ORDER] == sae_links  # "Compare on <task> →": the other tasks (test_task_pages)
+    overview_links = [p.proto for p in at.get("page_link") if p.proto.label in sae_links]
     # The overview is the default page: its links carry no page name.
     assert [(p.page, p.query_string) for p in overview_links] == [("", f"sae={key}") for key in DB_ORDER]
     assert any("`w32`" in i.value and "dashboard metrics only" in i.value for i in at.info)
@@ -224,7 +225,7 @@ def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     at = run_page("token", sae="w8", token="t7")
     assert not at.exception
     tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
-    assert len(tables) == 1  # one table across both hooks
+    assert len(tables) == 2  # first_letter: one table across both hooks; then the word's other task (test_task_pages)
     table = tables[0].set_index("SAE")
     assert table.index.tolist() == ["early-w8", "w8", "w16"]
     assert table["layer"].tolist() == [0, 1, 1] and table["width"].tolist() == [8, 8, 16]
@@ -237,7 +238,7 @@ def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     assert table.loc["w16", "absorber"] is None or table.loc["w16", "absorber"] != table.loc["w16", "absorber"]
     assert table.loc["w16", "architecture"] == "topk"
     assert any("Not in the table: `w32` (no absorption measurements)" in c.value for c in at.caption)
-    assert [e.proto.label for e in at.expander].count("Prompt") == 2  # one prompt per hook
+    assert [e.proto.label for e in at.expander].count("Prompt") == 3  # one prompt per hook and task
     assert [label for label in link_labels(at) if label.startswith("Letter T in")] == \
         ["Letter T in early-w8 →", "Letter T in w8 →", "Letter T in w16 →"]
 
@@ -253,7 +254,7 @@ def test_token_search_training_word_has_no_table(sweep_env):
 @pytest.fixture(scope="module")
 def two_runs_db(tmp_path_factory):
     """The sweep with w16 measured against a second probe run at its hook (another absorption config)."""
-    return helpers.build_sweep_database(tmp_path_factory.mktemp("tworuns"), second_run=("w16",))
+    return helpers.build_sweep_database(tmp_path_factory.mktemp("tworuns"), second_run=("w16",), second_task=True)
 
 
 def test_pages_name_the_probe_run_and_offer_the_others(two_runs_db, monkeypatch):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.database import ExplorerDB
 from backend.sae_filter import FILTER_KEYS
 from backend.scores import SCORE_SORTS
 from tests import helpers
@@ -105,6 +106,22 @@ def test_every_link_from_the_overview_renders(named_db: tuple[str, Path]):
         "no Browse sort by a probe-free score was followed (the latent page links to them)"
     filtered = {page for page, params in opened if set(params) & set(FILTER_KEYS)}
     assert filtered == {"overview", "compare"}, "a group's filter link was not followed from both list pages"
+    measured = measured_tasks(path)
+    featured = {params.get("task") for page, params in opened if page == "letter" and ("class" in params or
+                                                                                   "letter" in params)}
+    assert measured <= featured, f"no Feature page of task(s) {sorted(measured - featured)} was followed"
+    if len(measured) > 1:  # the list pages' links to another task, and that task's own class links
+        assert {page for page, params in opened if params.get("task", "first_letter") != "first_letter"} >= \
+            {"letter", "compare", "overview"}, "another task's list pages were not reached by a link"
+
+
+def measured_tasks(path: Path) -> set[str]:
+    """The tasks some SAE of the database has results for."""
+    db = ExplorerDB(path)
+    try:
+        return {task.task for task in db.tasks() if task.n_saes}
+    finally:
+        db.close()
 
 
 ODD_KEYS = ("planted&latent=1", "second #2 ?/%+")  # SAE keys are free text: links must encode them

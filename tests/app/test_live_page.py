@@ -53,7 +53,7 @@ def test_a_sentence_shows_every_token_with_latent_links_and_the_letter_readings(
                                 for page, params in latent_links)
     letters = frame_with(at, "absorption fraction")
     row = letters[letters["token"] == "' snake'"].iloc[0]
-    assert row["letter"] == f"./letter?sae={SAE}&letter=s"
+    assert row["letter"] == f"./letter?sae={SAE}&task=first_letter&letter=s"  # links carry the task
     assert row["P"] > 0 and 0 <= row["absorption fraction"] <= 1
     assert "' the'" in letters["token"].tolist() and "'.'" not in letters["token"].tolist()
 

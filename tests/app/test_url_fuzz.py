@@ -1,8 +1,9 @@
 """Property-based URL fuzz: every page of the app, opened with generated query parameters, renders without
 an exception, and every error or warning it shows is a readable message (README, "Links are the API").
 
-The parameters mix valid values read from the database (SAE keys, latent ids, letters, vocabulary words,
-sort names) with edge values (ids at and past the ends, negative and huge numbers, floats, exponents,
+The parameters mix valid values read from the database (SAE keys, latent ids, letters, tasks and their classes
+(`task=`, `class=`, a third of the URLs a task with one of its own classes), vocabulary words, sort names) with
+edge values (ids at and past the ends, negative and huge numbers, floats, exponents,
 unicode digits, blanks, 10 kB strings, control characters, injection strings, path traversal, comma lists
 with empty items), unknown keys and repeated keys. Hypothesis is seeded and derandomized: every run renders
 the same URLs, and nothing is written to an example database."""
@@ -36,7 +37,7 @@ SEED = 20240611
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
 KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
-              "layer", "width", "arch", "l0", "group")
+              "layer", "width", "arch", "l0", "group", "task", "class")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -69,6 +70,9 @@ class Facts:
     layers: tuple[int, ...] = ()
     archs: tuple[str, ...] = ()
     l0s: tuple[float, ...] = ()
+    tasks: tuple[str, ...] = ("first_letter",)  # the absorption tasks (`task=`) and every class of them (`class=`)
+    classes: tuple[str, ...] = tuple(LETTERS)
+    task_classes: tuple[tuple[str, tuple[str, ...]], ...] = (("first_letter", tuple(LETTERS)),)
 
 
 def read_facts(path: Path) -> Facts:
@@ -80,11 +84,16 @@ def read_facts(path: Path) -> Facts:
         vocabulary = db.probe_vocabulary(model) if db.has_absorption_tables() else []
         absorbed = [w for key in keys[:3] for w in db.absorbed_examples(key, 5)] if db.has_absorption_tables() else []
         tokens = db.token_strings(model, range(400)).values()
+        tasks = db.tasks()
         return Facts(keys, tuple(int(d) for d in saes["d_sae"]), tuple(vocabulary[::max(len(vocabulary) // 200, 1)])
                      + tuple(absorbed), tuple(tokens), models=tuple(sorted(set(saes["model_name"]))),
                      hooks=tuple(sorted(set(saes["hook_name"]))),
                      layers=tuple(sorted({int(x) for x in saes["layer"].dropna()})),
-                     archs=tuple(sorted(set(saes["training_architecture"]))), l0s=tuple(float(x) for x in saes["l0"]))
+                     archs=tuple(sorted(set(saes["training_architecture"]))), l0s=tuple(float(x) for x in saes["l0"]),
+                     tasks=tuple(t.task for t in tasks) or ("first_letter",),
+                     classes=tuple(dict.fromkeys(c for t in tasks for c in t.classes)) or tuple(LETTERS),
+                     task_classes=tuple((t.task, t.classes) for t in tasks if t.classes)
+                     or (("first_letter", tuple(LETTERS)),))
     finally:
         db.close()
 
@@ -165,6 +174,20 @@ def letters() -> st.SearchStrategy[str]:
                   st.sampled_from(("ab", "é", "ς", "Σ", "ǅ", "ﬀ", "1", "_")), edge_text(), free_text(3))
 
 
+def task_names(facts: Facts) -> st.SearchStrategy[str]:
+    """`task=`: the database's tasks, the registry's (one the database may lack), and misspellings."""
+    name = st.sampled_from(facts.tasks + ("wordnet_pos", "wordnet_category", "first_letter"))
+    return mostly(name, name.map(str.upper), name.map(lambda n: f" {n} "), name.map(lambda n: n[:-1]),
+                  name.map(lambda n: n.replace("_", " ")), edge_text(), free_text(12))
+
+
+def classes(facts: Facts) -> st.SearchStrategy[str]:
+    """`class=` (and a class under `letter=`): any task's classes, so most land in a task that lacks them."""
+    name = st.sampled_from(facts.classes)
+    return mostly(name, name.map(str.upper), name.map(lambda c: f" {c} "), name.map(lambda c: c + "s"),
+                  st.sampled_from(("noun", "animals", "ANIMAL", "s", "é")), edge_text(), free_text(8))
+
+
 def choices(names) -> st.SearchStrategy[str]:
     name = st.sampled_from(tuple(names))
     return mostly(name, name.map(str.upper), name.map(lambda n: f"{n} "), edge_text(), free_text(12))
@@ -174,7 +197,8 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     # `sort` draws from every Browse sort, the probe-free score sorts (enc_dec, parent) among them
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
               numbers(facts)), "k": numbers(facts), "q": words(facts), "token": words(facts),
-              "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X), "letter": letters(),
+              "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X),
+              "letter": st.one_of(letters(), classes(facts)), "task": task_names(facts), "class": classes(facts),
               "saes": sae_lists(facts), "text": live_texts(facts), "model": filter_values(facts.models),
               "hook": filter_values(facts.hooks), "layer": filter_values(facts.layers),
               "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
@@ -188,11 +212,23 @@ def repeated(value: st.SearchStrategy[str]) -> st.SearchStrategy[str | list[str]
     return st.one_of(value, value, value, st.lists(value, min_size=2, max_size=3))
 
 
+def task_and_class(facts: Facts) -> st.SearchStrategy[dict]:
+    """A task of the database with one of its own classes (under `class=` or `letter=`), so that pages get past
+    validation into every task's views; drawn independently, the two rarely agree."""
+    def of(task: tuple[str, tuple[str, ...]]) -> st.SearchStrategy[dict]:
+        name, task_classes = task
+        return st.tuples(st.sampled_from(("class", "letter")), st.sampled_from(task_classes)).map(
+            lambda pair: {"task": name, pair[0]: pair[1]})
+
+    return st.sampled_from(facts.task_classes).flatmap(of)
+
+
 def url_params(facts: Facts) -> st.SearchStrategy[dict]:
     known = st.fixed_dictionaries({}, optional={key: repeated(value_for(key, facts)) for key in KNOWN_KEYS})
     unknown = st.dictionaries(st.one_of(st.sampled_from(UNKNOWN_KEYS), free_text(10)).filter(
         lambda key: key not in KNOWN_KEYS), st.one_of(edge_text(), free_text()), max_size=2)
-    return st.tuples(known, unknown).map(lambda pair: {**pair[1], **pair[0]})
+    paired = st.one_of(st.just({}), st.just({}), task_and_class(facts))  # a third of the URLs: a matching pair
+    return st.tuples(known, unknown, paired).map(lambda parts: {**parts[1], **parts[0], **parts[2]})
 
 
 # --- the test ----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.database import absorber
-from backend.params import ParamError, parse_letter, parse_word
+from backend.params import LETTERS, ParamError, parse_class, parse_letter, parse_task, parse_word
 
 
 @pytest.mark.parametrize("value, expected", [("s", "s"), ("S", "s"), (" z ", "z"), (None, "s"), ("", "s")])
@@ -22,6 +22,51 @@ def test_invalid_letters(value):
 def test_missing_letter_without_default_is_an_error():
     with pytest.raises(ParamError, match="missing"):
         parse_letter(None)
+
+
+TASKS = ["first_letter", "wordnet_category"]
+CATEGORIES = ("food", "animal", "artifact")
+
+
+@pytest.mark.parametrize("value, expected", [(None, "first_letter"), ("", "first_letter"), (" ", "first_letter"),
+                                             ("first_letter", "first_letter"), ("wordnet_category", "wordnet_category"),
+                                             (" WordNet_Category ", "wordnet_category")])
+def test_valid_tasks(value, expected):
+    assert parse_task(value, TASKS) == expected
+
+
+@pytest.mark.parametrize("value", ["wordnet_pos", "letter", "first letter", "first_letter;", "' OR 1=1 --", "x" * 500,
+                                   "\x00", "名前"])
+def test_unknown_tasks_list_the_databases_tasks(value):
+    with pytest.raises(ParamError, match="Tasks in this database: first_letter, wordnet_category") as error:
+        parse_task(value, TASKS)
+    assert len(str(error.value)) < 200
+
+
+def test_a_database_without_first_letter_defaults_to_its_first_task_and_one_without_tasks_says_so():
+    assert parse_task(None, ["wordnet_pos"]) == "wordnet_pos"
+    with pytest.raises(ParamError, match="no absorption tasks"):
+        parse_task("wordnet_pos", [])
+
+
+@pytest.mark.parametrize("value, expected", [("animal", "animal"), (" Animal ", "animal"), ("FOOD", "food"),
+                                             (None, "food"), ("", "food")])
+def test_valid_classes(value, expected):
+    assert parse_class(value, CATEGORIES, "wordnet_category", default="food") == expected
+
+
+@pytest.mark.parametrize("value", ["s", "animals", "noun", "anim al", "' OR 1=1 --", "x" * 500])
+def test_invalid_classes_list_the_tasks_classes(value):
+    with pytest.raises(ParamError, match=r"class of task wordnet_category \(food, animal, artifact\)"):
+        parse_class(value, CATEGORIES, "wordnet_category", default="food")
+
+
+def test_letters_are_classes_of_first_letter_case_insensitively():
+    assert parse_class("S", LETTERS, "first_letter", default="s", name="letter") == "s"
+    with pytest.raises(ParamError, match="`letter` must be a single letter from a to z"):
+        parse_class("animal", LETTERS, "first_letter", default="s", name="letter")
+    with pytest.raises(ParamError, match="missing"):
+        parse_class(None, CATEGORIES, "wordnet_category")
 
 
 @pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("  ", None), ("snake", "snake"),

@@ -11,7 +11,7 @@ from tests import helpers
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
-    explorer = ExplorerDB(helpers.build_sweep_database(tmp_path_factory.mktemp("sweep")))
+    explorer = ExplorerDB(helpers.build_sweep_database(tmp_path_factory.mktemp("sweep"), second_task=True))
     yield explorer
     explorer.close()
 
@@ -52,15 +52,98 @@ def test_latent_matches_find_the_planted_direction_in_each_other_sae_at_the_hook
 
 def test_matched_latent_roles(db):
     roles = db.latent_match_roles("w16", 11)  # matches: w8 latent 3 (split for s, absorber of t), w32 latent 20
-    assert sorted(map(tuple, roles[["sae_key", "role", "letter"]].values.tolist())) == \
-        [("w8", "absorber", "t"), ("w8", "split", "s")]
+    assert sorted(map(tuple, roles[["sae_key", "task", "role", "letter"]].values.tolist())) == \
+        [("w8", "first_letter", "absorber", "t"), ("w8", "first_letter", "split", "s")]
     assert roles.loc[roles["role"] == "absorber", "n_words"].tolist() == [1]
-    roles = db.latent_match_roles("w8", 3)  # matches: w16 latent 11 (main latent for t)
-    assert roles[["sae_key", "role", "letter"]].values.tolist() == [["w16", "main", "t"]]
+    roles = db.latent_match_roles("w8", 3)  # matches: w16 latent 11 (main latent for t, split latent for animal)
+    assert roles[["sae_key", "task", "role", "letter"]].values.tolist() == \
+        [["w16", "first_letter", "main", "t"], ["w16", helpers.SWEEP_TASK, "split", "animal"]]
 
 
 def test_token_absorption_carries_each_saes_size(db):
     frame = db.token_absorption("tiny", helpers.SWEEP_WORD_TOKEN)
-    assert frame["sae_key"].tolist() == ["early-w8", "w8", "w16"]
-    assert frame["d_sae"].tolist() == [8, 8, 16] and frame["layer"].tolist() == [0, 1, 1]
-    assert frame["training_architecture"].tolist() == ["standard", "standard", "topk"]
+    letters = frame[frame["task"] == "first_letter"]
+    assert letters["sae_key"].tolist() == ["early-w8", "w8", "w16"]
+    assert letters["d_sae"].tolist() == [8, 8, 16] and letters["layer"].tolist() == [0, 1, 1]
+    assert letters["training_architecture"].tolist() == ["standard", "standard", "topk"]
+
+
+# --- tasks (schema v10) -------------------------------------------------------------------------------------
+def test_tasks_are_read_from_the_tasks_table_first_letter_first(db):
+    tasks = db.tasks()
+    assert [t.task for t in tasks] == ["first_letter", helpers.SWEEP_TASK]
+    assert tasks[0].classes == tuple("abcdefghijklmnopqrstuvwxyz") and tasks[0].n_saes == 3
+    assert tasks[1].classes == helpers.SWEEP_TASK_CLASSES and tasks[1].n_saes == 2
+    assert tasks[1].title and tasks[1].class_label("animal") == "animal" and tasks[0].class_label("s") == "S"
+    assert db.task("nope") is None
+    assert db.sae_tasks("w8") == ["first_letter", helpers.SWEEP_TASK] and db.sae_tasks("early-w8") == ["first_letter"]
+    assert db.has_absorption("w8", helpers.SWEEP_TASK) and not db.has_absorption("early-w8", helpers.SWEEP_TASK)
+    assert db.has_absorption("early-w8") and not db.has_absorption("w32")
+
+
+def test_every_absorption_accessor_defaults_to_first_letter_and_reads_the_named_task(db):
+    assert db.sae_absorption("w8")["mean_absorption_fraction"] == pytest.approx(helpers.SWEEP_ABSORPTION["w8"]["frac"][0])
+    other = db.sae_absorption("w8", helpers.SWEEP_TASK)
+    assert other["task"] == helpers.SWEEP_TASK
+    assert other["mean_absorption_fraction"] == pytest.approx(helpers.SWEEP_TASK_ABSORPTION["w8"]["frac"][0])
+    assert db.sae_absorption("early-w8", helpers.SWEEP_TASK) is None
+    assert db.all_sae_absorption()["sae_key"].tolist() == ["early-w8", "w8", "w16"]
+    assert db.all_sae_absorption(helpers.SWEEP_TASK)["sae_key"].tolist() == ["w8", "w16"]
+    both = db.all_tasks_sae_absorption()
+    assert list(zip(both["sae_key"], both["task"])) == [("early-w8", "first_letter"), ("w8", "first_letter"),
+                                                       ("w8", helpers.SWEEP_TASK), ("w16", "first_letter"),
+                                                       ("w16", helpers.SWEEP_TASK)]
+    assert db.sae_letters("w16")["letter"].tolist() == ["s", "t", "x"]
+    classes = db.sae_letters("w16", helpers.SWEEP_TASK).set_index("letter")
+    assert classes.index.tolist() == ["animal", "food"]
+    assert classes.loc["animal", "main_latent"] == 9 and classes.loc["animal", "probe_f1"] == pytest.approx(0.8)
+    assert db.sae_letter("w16", "animal", helpers.SWEEP_TASK)["mean_absorption_fraction"] == pytest.approx(0.46)
+    assert db.sae_letter("w16", "animal") is None  # not a letter
+    assert db.sae_letter_folds("w8", "food", helpers.SWEEP_TASK)["split_latents"].map(list).tolist() == [[2, 7]]
+    assert db.sae_letter_k("w8", "food", helpers.SWEEP_TASK)["latents"].map(list).tolist() == [[2]]
+    compare = db.sae_comparison(helpers.SWEEP_TASK).set_index("sae_key")
+    assert compare["has_absorption"].to_dict() == {"early-w8": False, "w8": True, "w16": True, "w32": False}
+    assert compare.loc["w16", "mean_main_recall"] == pytest.approx(helpers.SWEEP_TASK_ABSORPTION["w16"]["r"])
+    assert db.all_sae_letters(helpers.SWEEP_TASK)["letter"].tolist() == ["animal", "food", "animal", "food"]
+    assert db.hook_probe_runs("tiny", helpers.HOOK, helpers.SWEEP_TASK)["probe_run_id"].tolist() == \
+        [helpers.sweep_probe_run_id(helpers.HOOK, task=helpers.SWEEP_TASK)]
+
+
+def test_class_cosines_follow_the_tasks_class_order(db):
+    """decoder_cos[i] is tasks.classes[i]: animal is the second class of SWEEP_TASK_CLASSES, not the first."""
+    cos = db.letter_latent_cos("w16", "animal", helpers.SWEEP_TASK).set_index("latent")
+    assert len(cos) == 16
+    for latent in (0, 9, 15):
+        assert cos.loc[latent, "decoder_cos"] == pytest.approx(helpers.sweep_class_cos(latent, 1))
+        assert cos.loc[latent, "encoder_cos"] == pytest.approx(round(500 * helpers.sweep_class_cos(latent, 1)) / 1000)
+    letters = db.letter_latent_cos("w16", "s").set_index("latent")
+    assert letters.loc[9, "decoder_cos"] == pytest.approx(helpers.sweep_letter_cos(9, "s"))
+    one = db.latent_letter_cos("w8", 6, helpers.SWEEP_TASK)
+    assert one["letter"].tolist() == list(helpers.SWEEP_TASK_CLASSES)
+    assert one["decoder_cos"].tolist() == pytest.approx([helpers.sweep_class_cos(6, i) for i in range(3)])
+    assert db.latent_letter_cos("w8", 6)["letter"].tolist() == list("abcdefghijklmnopqrstuvwxyz")
+
+
+def test_a_word_of_two_tasks_has_its_verdict_in_each(db):
+    frame = db.token_absorption("tiny", helpers.SWEEP_WORD_TOKEN)
+    category = frame[frame["task"] == helpers.SWEEP_TASK].set_index("sae_key")
+    assert category.index.tolist() == ["w8", "w16"]  # early-w8 was not measured on it
+    assert category["letter"].tolist() == ["animal", "animal"]
+    assert bool(category.loc["w8", "is_full_absorption"]) and category.loc["w8", "absorber"] == 6
+    assert category.loc["w8", "absorber_cos"] == pytest.approx(helpers.sweep_class_cos(6, 1))
+    assert category.loc["w16", "absorption_fraction"] == 0 and not bool(category.loc["w16", "is_full_absorption"])
+    words = db.probe_words_by_text("tiny", "t7")
+    assert list(zip(words["task"], words["letter"])) == [("first_letter", "t"), ("first_letter", "t"),
+                                                         (helpers.SWEEP_TASK, "animal")]
+
+
+def test_latent_roles_name_their_task(db):
+    roles = db.latent_roles("w8", 6)  # the absorber of the animal test word in w8
+    assert roles.absorbed[["task", "letter"]].values.tolist() == [[helpers.SWEEP_TASK, "animal"]]
+    roles = db.latent_roles("w16", 11)  # main latent of t; split latent of animal
+    assert roles.main[["task", "letter"]].values.tolist() == [["first_letter", "t"]]
+    assert roles.split[["task", "letter", "split_rank"]].values.tolist() == \
+        [["first_letter", "t", 1], [helpers.SWEEP_TASK, "animal", 2]]
+    assert db.absorbed_examples("w8") == ["t7"] and db.absorbed_examples("w8", task=helpers.SWEEP_TASK) == ["t7"]
+    assert db.absorbed_words("w8", "animal", helpers.SWEEP_TASK)["absorber"].tolist() == [6]
+    assert db.absorbed_words("w8", "t")["absorber"].tolist() == [3]

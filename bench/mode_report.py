@@ -25,6 +25,7 @@ SELECT a.sae_key, a.split_mode, a.n_folds, a.n_letters,
        a.fold_sd_absorption_fraction, a.n_unstable_letters, a.mean_num_split_latents, a.seconds,
        r.n_test AS n_measured, r.seconds AS run_seconds
 FROM sae_absorption a JOIN saes s USING (sae_key) JOIN probe_runs r USING (probe_run_id)
+WHERE a.task = 'first_letter'  -- the mode comparison is on the paper's task
 ORDER BY s.layer, s.d_sae, s.l0, a.sae_key
 """
 

@@ -39,20 +39,20 @@ PER_LATENT = {  # table -> SELECT with every latent id shifted by $offset
     "window_acts": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM window_acts "
                    "WHERE sae_num = $src_num",
     "latent_letter_cos": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id, latent + $offset AS latent) "
-                         "FROM latent_letter_cos WHERE sae_num = $src_num",
+                         "FROM latent_letter_cos WHERE sae_num = $src_num AND task = 'first_letter'",
 }
 PER_SAE = {  # table -> SELECT of the source SAE's rows renamed
     "sae_numbers": "SELECT $key, $num",
     "saes": "SELECT * REPLACE ($key AS sae_key, $num AS sae_num, $hook AS hook_name, $layer AS layer, d_sae * 4 AS d_sae) "
             "FROM saes WHERE sae_key = $source",
     "sae_absorption": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id, $hook AS hook_name) "
-                      "FROM sae_absorption WHERE sae_key = $source",
-    "sae_letters": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letters WHERE sae_key = $source",
+                      "FROM sae_absorption WHERE sae_key = $source AND task = 'first_letter'",
+    "sae_letters": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letters WHERE sae_key = $source AND task = 'first_letter'",
     "sae_letter_folds": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_folds "
-                        "WHERE sae_key = $source",
-    "sae_letter_k": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_k WHERE sae_key = $source",
+                        "WHERE sae_key = $source AND task = 'first_letter'",
+    "sae_letter_k": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_k WHERE sae_key = $source AND task = 'first_letter'",
     "absorption_words": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id) FROM absorption_words "
-                        "WHERE sae_num = $src_num",
+                        "WHERE sae_num = $src_num AND task = 'first_letter'",
     "token_occurrences": "SELECT * REPLACE ($num AS sae_num) FROM token_occurrences WHERE sae_num = $src_num",
     "token_latents": "SELECT * REPLACE ($num AS sae_num) FROM token_latents WHERE sae_num = $src_num",
     "token_letters": "SELECT * REPLACE ($num AS sae_num) FROM token_letters WHERE sae_num = $src_num",
@@ -82,7 +82,8 @@ def build(path: Path) -> None:
     work = path.with_suffix(".building")
     work.write_bytes(DEFAULT_DB_PATH.read_bytes())
     con = duckdb.connect(str(work))
-    src_run = con.execute("SELECT probe_run_id FROM sae_absorption WHERE sae_key = ?", [SOURCE]).fetchone()[0]
+    src_run = con.execute("SELECT probe_run_id FROM sae_absorption WHERE sae_key = ? AND task = 'first_letter'",
+                          [SOURCE]).fetchone()[0]
     src_num = con.execute("SELECT sae_num FROM sae_numbers WHERE sae_key = ?", [SOURCE]).fetchone()[0]
     demo_others = [row[0] for row in con.execute(
         "SELECT DISTINCT other_sae_num FROM latent_matches WHERE sae_num = ? ORDER BY 1", [src_num]).fetchall()]

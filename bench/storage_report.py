@@ -23,8 +23,8 @@ from precompute.storage.writer import COMPACT_BLOCK_SIZE  # noqa: E402
 
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
 SAE_TOKENS = "SELECT sae_key, n_tokens, corpus, d_sae FROM saes ORDER BY layer, d_sae, l0, sae_key"
-PROBE_RUN_SECONDS = "SELECT probe_run_id, hook_name, n_words, seconds FROM probe_runs ORDER BY hook_name"
-SAE_SECONDS = "SELECT sae_key, seconds FROM sae_absorption ORDER BY sae_key"
+PROBE_RUN_SECONDS = "SELECT probe_run_id, hook_name || ' ' || task, n_words, seconds FROM probe_runs ORDER BY hook_name, task"
+SAE_SECONDS = "SELECT sae_key || ' ' || task, seconds FROM sae_absorption ORDER BY sae_key, task"
 
 # What each table's size grows with: the latents (one or more rows per latent), the SAEs (rows per SAE sized by
 # the vocabulary or the words, not by the width), or neither (once per model or hook: shared by its SAEs).

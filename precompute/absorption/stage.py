@@ -112,7 +112,7 @@ def run_task(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_
             db.delete_absorption(con, spec.key, config.task)
             for table, data in sae_tables(result, config, run_id).items():
                 db.insert_arrow(con, table, data)
-            db.delete_unreferenced_probe_runs(con, model_name, hook_name)
+            db.delete_unreferenced_probe_runs(con, model_name, hook_name, config.task)
             con.execute("COMMIT")
             crash_point(f"after-absorption:{spec.key}" + ("" if config.task == "first_letter" else f":{config.task}"))
             timings[spec.key] = result.seconds

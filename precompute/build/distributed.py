@@ -82,6 +82,17 @@ def shard_path(db_path: Path, hook: str) -> Path:
     return db_path.parent / f"{db_path.name}.shards" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', hook)}.duckdb"
 
 
+def missing_results(db_path: Path, specs: tuple[SAESpec, ...], tasks: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(SAE key, task) pairs of `specs` whose absorption results `db_path` lacks ('' as task: the SAE itself)."""
+    keys = registered_keys(db_path)
+    measured: set[tuple[str, str]] = set()
+    if db_path.exists() and tasks:
+        with duckdb.connect(str(db_path), read_only=True) as con:
+            measured = {tuple(row) for row in con.execute("SELECT sae_key, task FROM sae_absorption").fetchall()}
+    return ({(s.key, "") for s in specs if s.key not in keys}
+            | {(s.key, task) for s in specs for task in tasks if (s.key, task) not in measured})
+
+
 def registered_keys(db_path: Path) -> set[str]:
     if not db_path.exists():
         return set()
@@ -137,9 +148,12 @@ def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = 
     from tqdm import tqdm
 
     start = time.perf_counter()
-    done_before = registered_keys(config.db_path) if config.append and not config.force else set()
     groups = hook_groups(specs)
-    todo = [g for g in groups if {s.key for s in g.specs} - done_before or config.force]
+    tasks = config.tasks if config.absorption is not None else ()
+    # a group is done when its SAEs and each of their tasks' results are registered (a build may add a task: its
+    # worker then rebuilds the group in an empty shard, and registering copies only the results the target lacks)
+    fresh = not config.append or config.force
+    todo = [g for g in groups if fresh or missing_results(config.db_path, g.specs, tasks)]
     skipped = sorted({s.key for g in groups if g not in todo for s in g.specs})
     if not config.append and config.db_path.exists():
         config.db_path.unlink()  # --fresh: start over (shards are per run directory, removed below)

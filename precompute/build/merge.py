@@ -1,6 +1,7 @@
 """Merging databases built apart (one build per hook, on several processes or machines) into one: every
 SAE of the other database that the target lacks is copied with all its rows, with the probe runs its
-results point at, the corpus rows its contexts use and the vocabulary; then the cross-SAE matching runs
+results point at, the corpus rows its contexts use and the vocabulary; an SAE both hold gets the other's results
+for the absorption tasks the target lacks for it (a build that added a task); then the cross-SAE matching runs
 for any new pair at a shared hook. Crash-safe like a build: the target changes only by the final rename.
 
     python -m precompute merge --db data/demo.duckdb --from data/layer12.duckdb
@@ -18,6 +19,12 @@ from precompute.storage.writer import (SchemaMismatchError, atomic_database, cat
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
 SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id"), "tasks": ("task",)}
 NEW_SAE_KEYS = "SELECT sae_key FROM other.saes WHERE sae_key NOT IN (SELECT sae_key FROM saes) ORDER BY sae_key"
+# (SAE, task) results of SAEs both databases hold that only the other has, as 'key<US>task' (US = chr(31))
+NEW_TASK_RESULTS = """
+    SELECT o.sae_key || chr(31) || o.task FROM other.sae_absorption o
+    WHERE o.sae_key IN (SELECT sae_key FROM saes)
+      AND NOT EXISTS (SELECT 1 FROM sae_absorption t WHERE t.sae_key = o.sae_key AND t.task = o.task)
+    ORDER BY 1"""
 
 
 def merge(target: Path, other: Path, log=print) -> list[str]:
@@ -27,14 +34,17 @@ def merge(target: Path, other: Path, log=print) -> list[str]:
     with atomic_database(target, start_from_existing=True, log=log) as con:
         con.execute("ATTACH ? AS other (READ_ONLY)", [str(other)])
         keys = [row[0] for row in con.execute(NEW_SAE_KEYS).fetchall()]
+        task_results = [row[0] for row in con.execute(NEW_TASK_RESULTS).fetchall()]
         skipped = con.execute("SELECT count(*) FROM other.saes").fetchall()[0][0] - len(keys)
         if skipped:
-            log(f"{skipped} SAE(s) of {other} are already in {target}: kept as they are")
+            log(f"{skipped} SAE(s) of {other} are already in {target}: kept as they are"
+                + (f", but for {len(task_results)} task result(s) the target lacks: "
+                   + ", ".join(r.replace(chr(31), " ") for r in task_results) if task_results else ""))
         con.execute("BEGIN TRANSACTION")
         for key in keys:  # numbered in the target, after its own SAEs
             sae_number(con, key)
         for table in table_names(con):
-            copy_rows(con, table, keys)
+            copy_rows(con, table, keys, task_results)
         con.execute("COMMIT")
         con.execute("DETACH other")
         from precompute.build.matching import run_matching_stage
@@ -56,9 +66,10 @@ def table_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [t for t in mine if t != "meta"]
 
 
-def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> None:
-    """Rows of `table` in `other` that belong to the new SAEs (or their probe runs), or are missing shared rows.
-    Table and column names come from the catalog, values are bound."""
+def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str], task_results: list[str] = ()) -> None:
+    """Rows of `table` in `other` that belong to the new SAEs (or their probe runs), to the (SAE, task) results
+    in `task_results` ('key<US>task'), or are missing shared rows. Table and column names come from the catalog,
+    values are bound."""
     columns = table_columns(con, "other", table)
     names = ", ".join(columns)
     if table == "sae_numbers":
@@ -68,10 +79,12 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> No
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} o "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {same})")
     elif "sae_num" in columns:
-        copy_renumbered(con, table, columns, keys)
+        copy_renumbered(con, table, columns, keys, task_results if "task" in columns else [])
     elif "sae_key" in columns:
+        per_task = " OR sae_key || chr(31) || task IN (SELECT unnest(?::VARCHAR[]))" if "task" in columns else ""
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} "
-                    "WHERE sae_key IN (SELECT unnest(?::VARCHAR[]))", [keys])
+                    f"WHERE sae_key IN (SELECT unnest(?::VARCHAR[])){per_task}",
+                    [keys, task_results] if per_task else [keys])
     elif "probe_run_id" in columns:  # a run is copied once: its id is a hash of everything it holds
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM other.{table} "
                     f"WHERE probe_run_id NOT IN (SELECT probe_run_id FROM {table})")
@@ -79,7 +92,8 @@ def copy_rows(con: duckdb.DuckDBPyConnection, table: str, keys: list[str]) -> No
         raise SchemaMismatchError(f"table {table} has no key merge knows: extend precompute/build/merge.py")
 
 
-def copy_renumbered(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], keys: list[str]) -> None:
+def copy_renumbered(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], keys: list[str],
+                    task_results: list[str] = ()) -> None:
     """The new SAEs' rows of a table that names SAEs by number: the other database's numbers become the target's
     (through each database's sae_numbers), in the other table's row order."""
     joins = ["JOIN other.sae_numbers o_sae ON o_sae.sae_num = o.sae_num",
@@ -89,8 +103,10 @@ def copy_renumbered(con: duckdb.DuckDBPyConnection, table: str, columns: list[st
                   "JOIN sae_numbers t_other ON t_other.sae_key = o_other.sae_key"]
     renumbered = {"sae_num": "t_sae.sae_num", "other_sae_num": "t_other.sae_num"}
     values = ", ".join(renumbered.get(column, f"o.{column}") for column in columns)
+    per_task = " OR o_sae.sae_key || chr(31) || o.task IN (SELECT unnest(?::VARCHAR[]))" if task_results else ""
     con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} FROM other.{table} o {' '.join(joins)} "
-                "WHERE o_sae.sae_key IN (SELECT unnest(?::VARCHAR[])) ORDER BY o.rowid", [keys])
+                f"WHERE o_sae.sae_key IN (SELECT unnest(?::VARCHAR[])){per_task} ORDER BY o.rowid",
+                [keys, list(task_results)] if per_task else [keys])
 
 
 def merge_models_meta(con: duckdb.DuckDBPyConnection, other: Path) -> None:

@@ -124,7 +124,7 @@ def config_with_task(config: str) -> str:
     data = json.loads(config)
     data.setdefault("task", FIRST_LETTER.name)
     prompts = data.get("prompts", {})
-    if "answer" in prompts:
+    if prompts.get("answer") == " {letter}":  # another format asked for other answers: left unmatched, never reused
         del prompts["answer"]
         prompts.update(classes=list(FIRST_LETTER.classes), answers=list(FIRST_LETTER.answers))
     return json.dumps(data, sort_keys=True)

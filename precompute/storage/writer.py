@@ -89,7 +89,7 @@ STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_i
 STORED_FOLD_PROBES = "SELECT fold, letter, weight, bias FROM probe_folds WHERE probe_run_id = ? ORDER BY fold, letter"
 UNREFERENCED_PROBE_RUNS = """
     SELECT probe_run_id FROM probe_runs r
-    WHERE r.model_name = ? AND r.hook_name = ?
+    WHERE r.model_name = ? AND r.hook_name = ? AND r.task = ?
       AND NOT EXISTS (SELECT 1 FROM sae_absorption a WHERE a.probe_run_id = r.probe_run_id)"""
 
 
@@ -381,10 +381,12 @@ def delete_probe_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         con.execute(statement, [run_id])
 
 
-def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str) -> list[str]:
+def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str,
+                                   task: str = "first_letter") -> list[str]:
     """Drop the hook's probe runs no SAE result points at any more (all their SAEs were remeasured). Called
-    once an SAE's results point at the hook's current run, so that run is never among them."""
-    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS, [model_name, hook_name]).fetchall()]
+    once an SAE's results point at the hook's current run, so that run is never among them. Only the task's runs: a
+    run another task's killed build left stays for that task's rerun to reuse."""
+    unused = [row[0] for row in con.execute(UNREFERENCED_PROBE_RUNS, [model_name, hook_name, task]).fetchall()]
     for run_id in unused:
         delete_probe_run(con, run_id)
     return unused

@@ -192,7 +192,7 @@ def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(buil
 
     work = tmp_path / "abs.duckdb"
     shutil.copyfile(path.parent / "first-only.duckdb", work)
-    config = dataclasses.replace(job_config(tmp_path), tasks=("first_letter", "wordnet_pos"))
+    config = dataclasses.replace(job_config(path.parent), db_path=work, tasks=("first_letter", "wordnet_pos"))
     messages: list[str] = []
     run_job([SAESpec(key="first", path=SAE_DIR)], config, model=model, log=messages.append)
     assert any("skip absorption for first: already in the database" in m for m in messages)

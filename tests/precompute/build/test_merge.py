@@ -60,3 +60,34 @@ def test_merging_a_database_of_another_schema_is_refused(whole, tmp_path):
     shutil.copyfile(whole, target)
     with pytest.raises(SchemaMismatchError):
         merge(target, other, log=lambda *_: None)
+
+
+def test_a_task_the_target_lacks_is_merged_for_the_saes_both_hold(whole, tmp_path):
+    """A build that added a task to existing SAEs (the other database) merges into the target as that task's
+    results only: the SAEs' other rows stay the target's, and the task's rows arrive renumbered and complete."""
+    (tmp_path / "other").mkdir()
+    other = helpers.build_sweep_database(tmp_path / "other", second_task=True)
+    target = tmp_path / "target.duckdb"
+    shutil.copyfile(whole, target)
+    before = counts(target)
+    with duckdb.connect(str(other), read_only=True) as con:
+        task_rows = {t: con.execute(f"SELECT count(*) FROM {t} WHERE task = 'wordnet_category'").fetchall()[0][0]
+                     for t in ("sae_absorption", "sae_letters", "absorption_words", "latent_letter_cos")}
+        absorbed = con.execute("""SELECT n.sae_key, w.token_id, w.absorber FROM absorption_words w JOIN sae_numbers n
+                                  USING (sae_num) WHERE w.task = 'wordnet_category' ORDER BY ALL""").fetchall()
+    assert task_rows["sae_absorption"] > 0 and absorbed
+    messages: list[str] = []
+    assert merge(target, other, log=messages.append) == []  # no new SAE ...
+    assert any("task result(s) the target lacks" in m for m in messages)  # ... but the task's results
+    with duckdb.connect(str(target), read_only=True) as con:
+        for table, n in task_rows.items():
+            assert con.execute(f"SELECT count(*) FROM {table} WHERE task = 'wordnet_category'").fetchall()[0][0] == n
+        assert con.execute("""SELECT n.sae_key, w.token_id, w.absorber FROM absorption_words w JOIN sae_numbers n
+                              USING (sae_num) WHERE w.task = 'wordnet_category' ORDER BY ALL""").fetchall() == absorbed
+        assert con.execute("SELECT count(*) FROM tasks WHERE task = 'wordnet_category'").fetchall()[0][0] == 1
+        # the first-letter rows and the dashboards are the target's own, not doubled
+        assert con.execute("SELECT count(*) FROM sae_absorption WHERE task = 'first_letter'").fetchall()[0][0] == \
+            before["sae_absorption"]
+        assert con.execute("SELECT count(*) FROM latents").fetchall()[0][0] == before["latents"]
+    assert merge(target, other, log=lambda *_: None) == []  # merged again: nothing left to add
+    assert counts(target)["sae_absorption"] == before["sae_absorption"] + task_rows["sae_absorption"]

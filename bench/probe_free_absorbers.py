@@ -16,10 +16,11 @@ Labels: a latent is a probe-found absorber when it is the stored absorber (absor
 --min-words fully absorbed words (projection metric), or, separately, of at least one word under the paper's
 ablation metric. Only latents that fired on the dashboard tokens count.
 
-Per SAE and score: ROC AUC, precision and recall in the top --top-share of latents, each with a 95 % bootstrap interval
+Every task the database measured gives its own labels (a latent that absorbs first letters need not absorb
+categories); per task, SAE and score: ROC AUC, precision and recall in the top --top-share of latents, each with a 95 % bootstrap interval
 over latents (--resamples), and the base rate (a random ranking's precision).
 
-    python bench/probe_free_absorbers.py [--db assets/demo.duckdb] [--min-words 3] [--top-share 0.05]
+    python bench/probe_free_absorbers.py [--db assets/demo.duckdb] [--min-words 3] [--top-share 0.05] [--task T]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from backend.database import DEFAULT_DB_PATH  # noqa: E402
 from precompute.build import probe_free as pf  # noqa: E402  (the scores and their validation, as the build stores them)
 
 SAES = "SELECT sae_key, path FROM saes WHERE source = 'local' ORDER BY layer, d_sae, l0, sae_key"
+SAE_TASKS = "SELECT task FROM sae_absorption WHERE sae_key = ? ORDER BY task = 'first_letter' DESC, task"
 
 
 def load_weights(path: Path):
@@ -57,30 +59,34 @@ def main() -> None:
     parser.add_argument("--min-words", type=int, default=3)
     parser.add_argument("--top-share", type=float, default=0.05)
     parser.add_argument("--resamples", type=int, default=300)
+    parser.add_argument("--task", action="append", default=None, help="only these tasks (default: every task)")
     args = parser.parse_args()
     config = pf.ValidationConfig(min_words=args.min_words, top_share=args.top_share, resamples=args.resamples)
     con = duckdb.connect(str(args.db), read_only=True)
-    summary: dict[tuple[str, str], list[float]] = {}
+    summary: dict[tuple[str, str, str], list[float]] = {}
     print(f"AUC, precision and recall in the top {args.top_share:.0%} of alive latents, 95 % bootstrap over latents")
     for key, path in con.execute(SAES).fetchall():
         density, alive = pf.stored_density(con, key)
         W_enc, W_dec = load_weights(ROOT / path)
         scores = pf.latent_scores(W_enc, W_dec, density)  # recomputed from the weights, as the build does
-        labels = pf.stored_labels(con, key, len(density), args.min_words)
-        print(f"\n{key}: {int(alive.sum()):,} alive latents; absorbers: {int(labels['full'][alive].sum())} full "
-              f"(≥ {args.min_words} words), {int(labels['paper'][alive].sum())} paper metric")
-        for row in pf.validation_rows(key, scores, alive, labels, config):
-            if row.auc is None:
-                print(f"  {row.labels:5s} {row.score:8s} too few absorbers to rank")
+        for (task,) in con.execute(SAE_TASKS, [key]).fetchall():
+            if args.task and task not in args.task:
                 continue
-            summary.setdefault((row.labels, row.score), []).append(row.auc.value)
-            print(f"  {row.labels:5s} {row.score:8s} AUC {fmt(row.auc)}  precision {fmt(row.precision)}  "
-                  f"recall {fmt(row.recall)}  (base rate {row.base_rate:.3f})")
+            labels = pf.stored_labels(con, key, len(density), args.min_words, task)
+            print(f"\n{key} ({task}): {int(alive.sum()):,} alive latents; absorbers: {int(labels['full'][alive].sum())} "
+                  f"full (≥ {args.min_words} words), {int(labels['paper'][alive].sum())} paper metric")
+            for row in pf.validation_rows(key, scores, alive, labels, config, task):
+                if row.auc is None:
+                    print(f"  {row.labels:5s} {row.score:8s} too few absorbers to rank")
+                    continue
+                summary.setdefault((task, row.labels, row.score), []).append(row.auc.value)
+                print(f"  {row.labels:5s} {row.score:8s} AUC {fmt(row.auc)}  precision {fmt(row.precision)}  "
+                      f"recall {fmt(row.recall)}  (base rate {row.base_rate:.3f})")
     con.close()
     print("\nmean AUC over SAEs:")
-    for (label_name, name), aucs in sorted(summary.items()):
-        print(f"  {label_name:5s} {name:8s} {np.mean(aucs):.3f} (min {np.min(aucs):.3f}, max {np.max(aucs):.3f}, "
-              f"{len(aucs)} SAEs)")
+    for (task, label_name, name), aucs in sorted(summary.items()):
+        print(f"  {task:16s} {label_name:5s} {name:8s} {np.mean(aucs):.3f} (min {np.min(aucs):.3f}, "
+              f"max {np.max(aucs):.3f}, {len(aucs)} SAEs)")
 
 
 if __name__ == "__main__":

@@ -21,4 +21,14 @@ ABLATION_CANDIDATES="${ABLATION_CANDIDATES:-10}"
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES"
 done
+# The two WordNet tasks (precompute/absorption/tasks.py) beside first letters: the main SAE's semantic categories
+# with the paper's ablation metric too, everything else without it (the slowest part: ~3 min per SAE and task
+# with it, ~1 min without).
+MAIN=smollm2-l6-topk-4k-k32
+python -m precompute build --sae "$MAIN=assets/saes/$MAIN" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES" \
+  --task wordnet_category
+for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
+  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --no-ablation-metric \
+    --task wordnet_category --task wordnet_pos
+done
 cp "$DB" assets/demo.duckdb

@@ -62,7 +62,8 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     key = "smollm2-l6-topk-4k-k32"
     (summary,) = demo._rows(
         "SELECT n_letters, mean_absorption_fraction, mean_absorption_fraction_low, mean_absorption_fraction_high, "
-        "full_absorption_rate, paper_absorption_rate, mean_num_split_latents FROM sae_absorption WHERE sae_key = ?", [key])
+        "full_absorption_rate, paper_absorption_rate, mean_num_split_latents FROM sae_absorption "
+        "WHERE sae_key = ? AND task = 'first_letter'", [key])
     n_letters, fraction, low, high, full, paper, n_split = summary
     assert n_letters >= 20  # letters whose probe F1 > 0.6
     assert low <= fraction <= high and high - low < 0.1
@@ -147,7 +148,7 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
     vocabulary = demo._rows("SELECT count(*) FROM vocab WHERE model_name = 'smollm2-135m-embedded' "
                             "AND regexp_full_match(token, ' ?[A-Za-z]+')")[0][0]
     for run_id, split_mode, n_words, n_dropped in demo._rows(
-            "SELECT probe_run_id, split_mode, n_words, n_dropped FROM probe_runs"):
+            "SELECT probe_run_id, split_mode, n_words, n_dropped FROM probe_runs WHERE task = 'first_letter'"):
         assert split_mode == "crossfit"
         assert n_words + n_dropped == vocabulary
         without_fold = demo._rows("SELECT count(*) FROM probe_words WHERE probe_run_id = ? AND (fold IS NULL OR NOT is_test)",
@@ -157,9 +158,11 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
         for key, rows, absorbed, true_positives in demo._rows("""
                 SELECT a.sae_key, count(w.token_id),
                        count(w.token_id) FILTER (WHERE w.is_full_absorption OR w.absorption_fraction > 0),
-                       (SELECT sum(n_probe_true_positives) FROM sae_letters l WHERE l.sae_key = a.sae_key)
+                       (SELECT sum(n_probe_true_positives) FROM sae_letters l WHERE l.sae_key = a.sae_key
+                        AND l.task = a.task)
                 FROM sae_absorption a JOIN sae_numbers n ON n.sae_key = a.sae_key
                 LEFT JOIN absorption_words w ON w.sae_num = n.sae_num AND w.metric = 'projection'
+                     AND w.probe_run_id = a.probe_run_id
                 WHERE a.probe_run_id = ? GROUP BY ALL""", [run_id]):
             # every word the out-of-fold probe gets right is measured; only the absorbed ones keep a row
             # the shipped build (f4bf4e9) stored probe_logit rounded to 3 decimals: a logit in (0, 0.0005) reads 0

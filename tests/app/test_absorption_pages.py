@@ -177,7 +177,7 @@ def test_token_page_shows_one_row_per_sae_for_an_absorbed_word(demo_env):
     at = run_page("token", sae=demo_env.sae_key, token=demo_env.absorbed_word)
     assert not at.exception
     tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
-    assert len(tables) == 1
+    assert len(tables) >= 1  # first letters first, then one table per other task the word belongs to
     table = tables[0]
     assert len(table) == demo_env.n_saes_for_word
     row = table[table["SAE"] == demo_env.sae_key].iloc[0]

@@ -30,11 +30,13 @@ ODD_KEYS_VIEWS = 40
 # their group links (filters) appear only once a grouping is chosen.
 STARTS = (("overview", {}), ("live", {}), ("overview", {"group": "layer"}), ("compare", {"group": "arch"}))
 
-Shape = tuple[str, tuple[str, ...]]
+Shape = tuple[str, tuple[str, ...], str]
 
 
 def shape(page: str, params: Params) -> Shape:
-    return page, tuple(sorted(params))
+    """A page, the parameters it was given and the task it shows: another task's pages are another kind of view,
+    reached early rather than queued behind every class of the first task."""
+    return page, tuple(sorted(params)), params.get("task") or ""
 
 
 def url_key(page: str, params: Params) -> tuple:

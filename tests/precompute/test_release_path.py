@@ -219,7 +219,7 @@ def test_live_page_runs_the_release_sae_on_free_text(live_app):
     assert "".join(ast.literal_eval(token) for token in tokens["token"]) == LIVE_TEXT
     letters = next(frame.value for frame in at.dataframe if "absorption fraction" in frame.value.columns)
     cat = letters[letters["token"] == "' cat'"].iloc[0]
-    assert cat["letter"] == f"./letter?sae={SAE_KEY}&letter=c"
+    assert cat["letter"] == f"./letter?sae={SAE_KEY}&task=first_letter&letter=c"  # Feature links name their task
     # The planted letter latent 2 ('c') reads the embedding's letter direction: the top latent on ' cat',
     # and the letter's main latent, which fires there.
     top = tokens[tokens["token"] == "' cat'"].iloc[0]

@@ -116,7 +116,7 @@ def test_remeasured_absorption_drops_the_validation_and_the_next_stage_recompute
     path = tmp_path / "copy.duckdb"
     path.write_bytes(suspect_db.read_bytes())
     with duckdb.connect(str(path)) as con:
-        db.delete_absorption(con, "suspect")
+        db.delete_absorption(con, "suspect", "first_letter")
         assert con.execute("SELECT count(*) FROM score_validation").fetchall()[0][0] == 0
         db.delete_sae_dashboards(con, "suspect")
         assert con.execute("SELECT count(*) FROM latent_scores").fetchall()[0][0] == 0

@@ -19,7 +19,7 @@ def test_ddl_creates_every_table(tmp_path):
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
     dashboard_tables = {"meta", "vocab", "sequences", "sae_numbers", "saes", "latents", "contexts", "window_acts"}
     absorption_tables = {
-        "probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
+        "tasks", "probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
         "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words", "latent_matches",
     }
     running_text_tables = {"token_occurrences", "token_latents", "token_letters"}
@@ -137,15 +137,15 @@ def test_adding_to_a_database_of_another_schema_version_is_refused_with_a_messag
 
 
 def probe_run_row(con, run_id: str, config: str) -> None:
-    con.execute("INSERT INTO probe_runs (probe_run_id, model_name, hook_name, config, split_mode, n_folds, n_words, n_train, "
-                "n_test, n_dropped, prompt_template, seconds, created_at) "
-                "VALUES (?, 'm', 'h', ?, 'holdout', 1, 1, 1, 0, 0, 't', '{}', now())", [run_id, config])
+    con.execute("INSERT INTO probe_runs (probe_run_id, model_name, hook_name, task, config, split_mode, n_folds, n_words, "
+                "n_train, n_test, n_dropped, prompt_template, seconds, created_at) "
+                "VALUES (?, 'm', 'h', 'first_letter', ?, 'holdout', 1, 1, 1, 0, 0, 't', '{}', now())", [run_id, config])
 
 
 def absorption_row(con, sae_key: str, run_id: str) -> None:
-    con.execute("INSERT INTO sae_absorption (sae_key, probe_run_id, hook_name, n_letters, split_mode, n_folds, "
+    con.execute("INSERT INTO sae_absorption (sae_key, task, probe_run_id, hook_name, n_letters, split_mode, n_folds, "
                 "n_unstable_letters, config, seconds, created_at) "
-                "VALUES (?, ?, 'h', 0, 'holdout', 1, 0, 'c', '{}', now())", [sae_key, run_id])
+                "VALUES (?, 'first_letter', ?, 'h', 0, 'holdout', 1, 0, 'c', '{}', now())", [sae_key, run_id])
 
 
 def test_a_stored_probe_run_is_reused_unless_only_remeasured_saes_point_at_it(tmp_path):

@@ -68,13 +68,15 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     assert n_letters >= 20  # letters whose probe F1 > 0.6
     assert low <= fraction <= high and high - low < 0.1
     assert 0 <= full <= fraction + 0.1 and 0 <= paper <= 1 and n_split >= 1
-    letters = demo._rows("SELECT letter, n_probe_true_positives, main_f1 FROM sae_letters WHERE sae_key = ? ORDER BY letter", [key])
+    letters = demo._rows("SELECT letter, n_probe_true_positives, main_f1 FROM sae_letters WHERE sae_key = ? "
+                         "AND task = 'first_letter' ORDER BY letter", [key])
     assert [row[0] for row in letters] == list("abcdefghijklmnopqrstuvwxyz")
-    (n_cos, n_letters_each) = demo._rows("SELECT count(*), min(len(decoder_cos)) FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)",
+    (n_cos, n_letters_each) = demo._rows("SELECT count(*), min(len(decoder_cos)) FROM latent_letter_cos WHERE sae_num = "
+                                         "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?) AND task = 'first_letter'",
                                          [key])[0]
     assert (n_cos, n_letters_each) == (4096, 26)
     words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
-                                     "WHERE model_name = 'smollm2-135m-embedded' GROUP BY hook_name"))
+                                     "WHERE model_name = 'smollm2-135m-embedded' AND task = 'first_letter' GROUP BY hook_name"))
     hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes")}
     assert set(words_per_hook) == hooks
     assert set(words_per_hook.values()) == {47_078}  # the whole alphabetic vocabulary at every hook, as SAEBench
@@ -173,3 +175,18 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
     snake = demo.token_absorption("smollm2-135m-embedded", demo._rows(
         "SELECT token_id FROM vocab WHERE model_name = 'smollm2-135m-embedded' AND token = ' snake'")[0][0])
     assert set(snake["sae_key"]) == set(demo.saes()["sae_key"])
+
+
+def test_the_demo_holds_every_task_for_every_sae(demo):
+    """First letters, semantic categories and parts of speech (precompute/absorption/tasks.py), each measured out of
+    fold on every shipped SAE, each task's classes and prompt in the tasks table."""
+    tasks = dict(demo._rows("SELECT task, len(classes) FROM tasks"))
+    assert tasks == {"first_letter": 26, "wordnet_category": 9, "wordnet_pos": 4}
+    keys = {row[0] for row in demo._rows("SELECT sae_key FROM saes")}
+    for task in tasks:
+        measured = {row[0] for row in demo._rows("SELECT sae_key FROM sae_absorption WHERE task = ? AND split_mode = "
+                                                 "'crossfit'", [task])}
+        assert measured == keys, task
+    # every SAE's cosine profile per task has one value per class
+    assert demo._rows("SELECT count(*) FROM latent_letter_cos c JOIN tasks t USING (task) "
+                      "WHERE len(c.decoder_cos) <> len(t.classes)")[0][0] == 0

@@ -117,6 +117,9 @@ def test_sweep_trains_every_recipe_from_the_cache_then_skips_finished_ones(tmp_p
                card_rows=(0, 8), log=lambda *_: None)
     written = sw.run_sweep(sweep, **run)
     assert [f.name for f in written] == ["tiny-topk", "tiny-jumprelu"]
+    # both recipes train at HOOKS[1]: the sweep's other hook is not cached (a new SAE does not pay for other layers)
+    assert (sweep.cache.hook_path(HOOKS[1], tmp_path / "acts") / ac.DONE_FILE).exists()
+    assert not sweep.cache.hook_path(HOOKS[0], tmp_path / "acts").exists()
     # one cache pass (40 rows / 8 per call) shared by both SAEs + one card pass each: training never runs the model
     assert len(model_calls) == 5 + 2
     for folder in written:
@@ -172,3 +175,20 @@ def test_a_checkpoint_is_resumed_only_by_the_recipe_that_wrote_it(tmp_path, monk
     edited = replace(recipe, l0_coefficient=recipe.l0_coefficient / 10)
     assert training.recipe_fingerprint(edited) != training.recipe_fingerprint(recipe)
     assert training.latest_checkpoint(edited) is None
+
+
+def test_the_matryoshka_recipe_nests_its_prefixes_on_its_topk_peers_budget():
+    """The sweep's Matryoshka BatchTopK SAE (issue: absorption beyond first letters, §2): the main hook, 4,096 latents,
+    L0 32 and the same cached 5 M tokens as the TopK 4k SAEs; sae-lens gets nested widths ending at d_sae."""
+    from dataclasses import replace
+
+    recipes = {r.name: r for _, r in sw.Sweep.from_file(Path("recipes/sweeps/smollm2-embedded.json")).recipes()}
+    matryoshka, peer = recipes["smollm2-l6-matryoshka-4k-k32"], recipes["smollm2-l6-topk-4k-k16"]
+    assert (matryoshka.hook_name, matryoshka.d_sae, matryoshka.k) == (peer.hook_name, 4096, 32)
+    assert (matryoshka.training_tokens, matryoshka.corpus_rows, matryoshka.activation_cache) == \
+        (peer.training_tokens, peer.corpus_rows, True)
+    config = training.sae_training_config(matryoshka, d_in=576)
+    assert type(config).architecture() == "matryoshka_batchtopk"
+    assert config.matryoshka_widths == [128, 512, 1024, 2048, 4096] and config.k == 32
+    with pytest.raises(ValueError, match="must end with d_sae"):
+        training.sae_training_config(replace(matryoshka, matryoshka_widths=(128, 512)), d_in=576)

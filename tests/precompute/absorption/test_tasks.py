@@ -3,6 +3,8 @@ tokenizer, and configs that cannot ask one task's prompt with another's classes.
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
 from precompute.absorption.run import AbsorptionConfig, config_for_task
@@ -13,6 +15,18 @@ from precompute.absorption.vocab import task_vocabulary
 needs_wordnet = pytest.mark.skipif(not (WORDNET_DIR / "index.noun").exists(), reason="Debian wordnet-base is not installed")
 
 
+@cache
+def labeller(name: str):
+    return get_task(name).labeller()  # parses WordNet's files once per test session
+
+
+@cache
+def embedded_tokenizer():
+    from precompute.loading.model import load_tokenizer
+
+    return load_tokenizer()
+
+
 @needs_wordnet
 @pytest.mark.parametrize("word, category", [
     ("snake", "animal"), ("dog", "animal"),  # dog: 1 of 7 senses an animal, but its first sense dominates the tags
@@ -21,23 +35,22 @@ needs_wordnet = pytest.mark.skipif(not (WORDNET_DIR / "index.noun").exists(), re
     ("quickly", None),  # not a noun
 ])
 def test_semantic_categories_come_from_wordnet(word, category):
-    assert WORDNET_CATEGORY.labeller()(word) == category
+    assert labeller(WORDNET_CATEGORY.name)(word) == category
 
 
 @needs_wordnet
 @pytest.mark.parametrize("word, pos", [("quickly", "adverb"), ("beautiful", "adjective"), ("teacher", "noun"),
                                        ("elapse", "verb"), ("run", None), ("fast", None)])  # run, fast: several
 def test_part_of_speech_only_for_words_wordnet_lists_under_one(word, pos):
-    assert WORDNET_POS.labeller()(word) == pos
+    assert labeller(WORDNET_POS.name)(word) == pos
 
 
 @needs_wordnet
 @pytest.mark.parametrize("name", list(TASKS))
 def test_every_task_answers_with_one_token_and_labels_enough_words_per_class(name):
     from precompute.absorption.prompts import letter_token_ids
-    from precompute.loading.model import load_tokenizer
 
-    tokenizer = load_tokenizer()
+    tokenizer = embedded_tokenizer()
     config = config_for_task(AbsorptionConfig(), name)
     assert len(set(letter_token_ids(tokenizer, config.prompts))) == len(get_task(name).classes)
     words = task_vocabulary(tokenizer, get_task(name))

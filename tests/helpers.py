@@ -210,16 +210,20 @@ def sweep_class_cos(latent: int, index: int) -> float:
 
 def _insert(con, table: str, rows: list[dict]) -> None:
     """Rows as dicts; column names come from this file, every value is a bound parameter."""
-    rows = [with_task(con, table, numbered(con, table, row)) for row in rows]
+    has_task = table_has_task(con, table)  # asked once per table, not per row
+    rows = [with_task(has_task, numbered(con, table, row)) for row in rows]
     columns = list(rows[0])
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
     con.executemany(sql, [[row[c] for c in columns] for row in rows])
 
 
-def with_task(con, table: str, row: dict) -> dict:
+def table_has_task(con, table: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'task'",
+                       [table]).fetchall()[0][0] > 0
+
+
+def with_task(has_task: bool, row: dict) -> dict:
     """A fake row of an absorption table is a first-letter result unless it names its task."""
-    has_task = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'task'",
-                           [table]).fetchall()[0][0]
     return {**row, "task": "first_letter"} if has_task and "task" not in row else row
 
 

@@ -389,10 +389,10 @@ def modal(choices: list[tuple]) -> tuple[tuple, float]:
 
 
 def latent_as_classifier(latent: int, letter: int, encoder_cos: float, activations: np.ndarray,
-                         labels: np.ndarray) -> ks.MainLatent:
+                         labels: np.ndarray, n_classes: int) -> ks.MainLatent:
     """A latent scored as a classifier that says `letter` whenever it is active (> 0). activations: [n], the
     latent's codes on the scored words."""
-    decisions = np.zeros((len(labels), max(int(labels.max(initial=0)), letter) + 1), dtype=bool)
+    decisions = np.zeros((len(labels), n_classes), dtype=bool)
     decisions[:, letter] = activations > 0
     scores = pr.classifier_scores(decisions, labels)
     return ks.MainLatent(letter, latent, encoder_cos, float(scores.precision[letter]), float(scores.recall[letter]),
@@ -452,7 +452,8 @@ def combine_folds(letter: int, folds: list[LetterFold], encoder_cos: np.ndarray,
     measured = hook.measured
     # one column, not codes[measured]: that would copy every measured word's codes once per letter
     main = latent_as_classifier(main_latent, letter, float(encoder_cos[main_latent, letter]),
-                                column(codes, main_latent)[measured], hook.prompts.labels[measured])
+                                column(codes, main_latent)[measured], hook.prompts.labels[measured],
+                                encoder_cos.shape[1])
     return LetterAbsorption(letter, folds, list(split), split_stability, main, main_stability, best)
 
 

@@ -349,10 +349,11 @@ def selection_text(folds: pd.DataFrame) -> str:
     return f"Split latents: {split}. Main latent: {main}."
 
 
-def unstable_split_text(row: dict, folds: pd.DataFrame) -> str:
+def unstable_split_text(row: dict, folds: pd.DataFrame, noun: str = "letter") -> str:
+    """The warning for a class whose split latents change between folds; noun: "letter", or the task's class noun."""
     return (f"The split latents change between folds: only {row['split_stability']:.0%} of the {len(folds)} folds "
-            f"selected {latent_list(row['split_latents'])} (shown as this letter's split latents). Which latents a "
-            "word sample makes look like the letter is itself uncertain here; the interval covers it, and "
+            f"selected {latent_list(row['split_latents'])} (shown as this {noun}'s split latents). Which latents a "
+            f"word sample makes look like the {noun} is itself uncertain here; the interval covers it, and "
             "numbers measured on one 80/20 split (SAEBench) can land far from these.")
 
 

@@ -149,7 +149,7 @@ folds = ui.cached("sae_letter_folds", sae_key, letter, task_name)
 if len(folds) > 1:
     st.subheader("Across folds")
     if row["split_stability"] < 1:
-        st.warning(ui.unstable_split_text(row, folds))
+        st.warning(ui.unstable_split_text(row, folds, noun))
     st.dataframe(ui.fold_table(folds), hide_index=True, width="stretch", key="letter_folds",
                  column_config={name: st.column_config.NumberColumn(format="%.3f")
                                 for name in ("main latent F1", "absorption fraction", "full-absorption rate",

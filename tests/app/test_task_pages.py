@@ -5,6 +5,7 @@ overview's task and the latent page's roles per task."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from tests import helpers
@@ -50,6 +51,15 @@ def test_feature_page_lists_the_absorbed_word_with_its_absorber(sweep_env):
     assert words["probe cos"].tolist() == pytest.approx([helpers.sweep_class_cos(6, 1)])
     absorber_links = [(page, params) for page, params in links(at) if page == "latent" and params.get("latent") == "6"]
     assert absorber_links and all(params["task"] == TASK for _, params in absorber_links)
+
+
+def test_the_fold_instability_warning_names_a_class_not_a_letter():
+    from views import absorption_ui as ui
+
+    folds = pd.DataFrame({"fold": range(5), "split_latents": [[3], [3], [4], [3], [4]], "main_latent": [3] * 5})
+    text = ui.unstable_split_text({"split_stability": 0.6, "split_latents": [3]}, folds, "class")
+    assert "this class's split latents" in text and "look like the class" in text and "letter" not in text
+    assert "this letter's split latents" in ui.unstable_split_text({"split_stability": 0.6, "split_latents": [3]}, folds)
 
 
 def test_old_letter_links_open_the_first_letter_task_unchanged(sweep_env):

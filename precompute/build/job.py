@@ -391,13 +391,15 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
+            from precompute.absorption.tasks import tasks_for_model
 
-            wanted = {(s.key, task) for s in specs for task in config.tasks}
+            tasks = tasks_for_model(config.tasks, config.model_name, log)
+            wanted = {(s.key, task) for s in specs for task in tasks}
             if model is None and (config.force or wanted - set(db.absorption_configs(con))):
                 model = load_model_for(model_kwargs, config, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
-                                     device=config.device, log=log, tasks=config.tasks)
+                                     device=config.device, log=log, tasks=tasks)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
             model = load_model_for(model_kwargs, config, log)

@@ -94,7 +94,7 @@ def features() -> list[Feature]:
     for parent in PARENTS:
         for child in CHILDREN[parent]:
             out.append(Feature(len(out), child, "child", parent))
-    out += [Feature(len(out), f, "filler", None) for f in FILLERS]
+    out += [Feature(len(out) + n, f, "filler", None) for n, f in enumerate(FILLERS)]
     return out
 
 

@@ -17,6 +17,7 @@ from precompute.absorption.prompts import build_prompt_set, letter_token_ids
 from precompute.absorption.tasks import TOY_HIERARCHY, TOY_PARENTS, tasks_for_model
 from precompute.absorption.vocab import task_vocabulary, word_position
 from precompute.toy import hierarchy as toy
+from tests import helpers
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,10 @@ def test_a_small_toy_build_recovers_the_planted_absorption(tmp_path: Path):
     config = JobConfig(model_name=toy.TOY_MODEL_NAME, corpus_path=toy.TOY_DIR / "corpus.parquet", corpus_rows=(0, 64),
                        db_path=db_path, dashboard=DashboardConfig(n_neighbors=0),
                        absorption=AbsorptionConfig(run_ablation_metric=False), tasks=("toy_hierarchy",))
-    run_job([SAESpec(key=toy.TOY_SAE_KEY, path=toy.TOY_SAE_DIR)], config, log=lambda _: None)
+    with helpers.recording_writes() as written:
+        run_job([SAESpec(key=toy.TOY_SAE_KEY, path=toy.TOY_SAE_DIR)], config, log=lambda _: None)
+    assert set(written) >= helpers.TOY_BUILD_TABLES
+    assert not helpers.ddl_mismatches(written), helpers.ddl_mismatches(written)
     db = ExplorerDB(db_path)
     try:
         assert db.has_truth(toy.TOY_SAE_KEY)

@@ -125,6 +125,20 @@ class ExplorerDB:
     def close(self) -> None:
         self._con.close()
 
+    # --- ground truth (toy runs) --------------------------------------------------------
+    def has_truth(self, sae_key: str) -> bool:
+        """The SAE reads a toy model whose true features are in the database."""
+        return self.has_table("truth_latents") and bool(self._rows(q.HAS_TRUTH, [sae_key])[0][0])
+
+    def truth_features(self, sae_key: str) -> pd.DataFrame:
+        return self._frame(q.TRUTH_FEATURES, [sae_key])
+
+    def truth_latents(self, sae_key: str) -> pd.DataFrame:
+        return self._frame(q.TRUTH_LATENTS, [sae_key])
+
+    def truth_verdict_counts(self, sae_key: str, task: str) -> pd.DataFrame:
+        return self._frame(q.TRUTH_VERDICT_COUNTS, [sae_key, task])
+
     # --- SAEs -------------------------------------------------------------------------------
     def saes(self) -> pd.DataFrame:
         return self._frame(q.LIST_SAES)

@@ -532,3 +532,44 @@ WHERE word <> ?
 ORDER BY similarity DESC, levenshtein(lower(word), lower(?)), word
 LIMIT ?
 """
+
+# --- ground truth of a toy run (truth_* tables; empty unless a toy model was built) -----------------------------
+HAS_TRUTH = "SELECT count(*) > 0 FROM truth_latents WHERE sae_key = ?"
+TRUTH_FEATURES = """
+SELECT feature, name, role, parent FROM truth_features
+WHERE model_name = (SELECT model_name FROM saes WHERE sae_key = ?) ORDER BY feature
+"""
+# Per latent: its best-matching true feature, and the closest child with that child's parent (names and cosines).
+TRUTH_LATENTS = """
+SELECT t.latent, f.name AS feature, f.role, f.parent AS feature_parent, t.feature_cos,
+       c.name AS child, t.child_cos, p.name AS parent, t.parent_cos
+FROM truth_latents t
+JOIN saes s ON s.sae_key = t.sae_key
+JOIN truth_features f ON f.model_name = s.model_name AND f.feature = t.feature
+LEFT JOIN truth_features c ON c.model_name = s.model_name AND c.feature = t.child
+LEFT JOIN truth_features p ON p.model_name = s.model_name AND p.feature = t.parent
+WHERE t.sae_key = ? ORDER BY t.latent
+"""
+# The projection metric's verdict against the truth, per class: over the words the metric judges (probe true
+# positives with an out-of-fold verdict), flagged = a projection row exists (absorption fraction > 0 or full
+# absorption: the build stores exactly those words), positive = the word truly holds a child of its class.
+TRUTH_VERDICT_COUNTS = """
+WITH judged AS (
+    SELECT w.letter AS class, tw.absorbable,
+           EXISTS (SELECT 1 FROM absorption_words a
+                   WHERE a.sae_num = n.sae_num AND a.task = w.task AND a.metric = 'projection'
+                     AND a.token_id = w.token_id) AS flagged
+    FROM sae_absorption s
+    JOIN saes x ON x.sae_key = s.sae_key
+    JOIN sae_numbers n ON n.sae_key = s.sae_key
+    JOIN probe_words w ON w.probe_run_id = s.probe_run_id AND w.task = s.task
+    JOIN truth_words tw ON tw.model_name = x.model_name AND tw.token_id = w.token_id
+    WHERE s.sae_key = ? AND s.task = ? AND w.is_test AND w.probe_logit > 0
+)
+SELECT class,
+       count(*) FILTER (WHERE flagged AND absorbable) AS true_pos,
+       count(*) FILTER (WHERE flagged AND NOT absorbable) AS false_pos,
+       count(*) FILTER (WHERE NOT flagged AND absorbable) AS false_neg,
+       count(*) FILTER (WHERE NOT flagged AND NOT absorbable) AS true_neg
+FROM judged GROUP BY class ORDER BY class
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = "10"
+SCHEMA_VERSION = "11"
 # The fixed lengths of the latents table's arrays (backend/sql/schema.sql); the dashboards write exactly these.
 HIST_BINS = 24
 N_LOGITS = 10  # top and bottom logit tokens

@@ -68,7 +68,8 @@ def add_build_parser(sub) -> None:
                    help="with --sweep: only its SAEs at this hook (repeatable); one build per hook keeps each commit small")
     p.add_argument("--sae-root", type=Path, default=DEFAULT_SAE_ROOT, help="with --sweep: where its SAEs are")
     p.add_argument("--model", default="smollm2-135m-embedded",
-                   help="'smollm2-135m-embedded' (shipped) or a TransformerLens model name (needs hub access)")
+                   help="'smollm2-135m-embedded' (shipped), 'toy-hierarchy' (the shipped toy run: assets/toy) or a "
+                        "TransformerLens model name (needs hub access)")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus Parquet (from `corpus`)")
     p.add_argument("--rows", default="100000:102048", metavar="START:STOP",
                    help="corpus rows used for dashboards; keep them disjoint from the SAE's training rows")
@@ -90,7 +91,8 @@ def add_build_parser(sub) -> None:
                    help="nearest latents by decoder cosine per latent (0: none; O(d_sae^2) compute, O(block) memory)")
     p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the absorption stage")
     p.add_argument("--task", action="append", default=None, choices=[*TASK_NAMES, "all"], metavar="TASK",
-                   help=f"absorption task (repeatable; default first_letter; all = every task): {', '.join(TASK_NAMES)}")
+                   help=f"absorption task (repeatable; default first_letter; all = every task that labels the model's "
+                        f"vocabulary: toy_hierarchy only the toy's): {', '.join(TASK_NAMES)}")
     p.add_argument("--absorption-words", type=int, default=None,
                    help="seeded subset of the alphabetic vocabulary (default: all of it, as SAEBench)")
     p.add_argument("--fresh-prefixes", action="store_true",
@@ -307,6 +309,18 @@ def add_migrate_parser(sub) -> None:
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to upgrade in place (crash-safe)")
 
 
+def add_toy_parser(sub) -> None:
+    sub.add_parser("toy", help="rewrite the shipped toy run from its seed (precompute/toy/hierarchy.py): assets/toy "
+                               "(tokenizer, weights, corpus) and its SAE under assets/saes")
+
+
+def run_toy(args) -> int:
+    from precompute.toy.hierarchy import write_toy_assets
+
+    write_toy_assets()
+    return 0
+
+
 def run_migrate(args) -> int:
     from precompute.build.migrate import migrate
 
@@ -333,7 +347,7 @@ def run_merge(args) -> int:
 
 
 COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card,
-            "export": run_export, "migrate": run_migrate, "merge": run_merge}
+            "export": run_export, "migrate": run_migrate, "merge": run_merge, "toy": run_toy}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_migrate_parser(sub)
     add_merge_parser(sub)
+    add_toy_parser(sub)
     return parser
 
 

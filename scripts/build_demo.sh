@@ -31,4 +31,9 @@ for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_res
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --no-ablation-metric \
     --task wordnet_category --task wordnet_pos
 done
+# The toy run (precompute/toy/hierarchy.py): a model-free "model" whose residual is a known world of parent/child
+# features, its SAE and corpus shipped under assets/ (`python -m precompute toy` rewrites them from the seed). The
+# model has no attention, so it cannot answer the prompt: no ablation metric. Writes the ground truth (truth_*).
+python -m precompute build --model toy-hierarchy --sae assets/saes/toy-hierarchy-relu-32 \
+  --corpus assets/toy/corpus.parquet --rows 0:1024 --task toy_hierarchy --no-ablation-metric --db "$DB"
 cp "$DB" assets/demo.duckdb

@@ -624,6 +624,8 @@ WRITTEN_BY_SQL = {"meta", "sae_numbers", "tasks"}  # tasks: writer.write_task (a
 ABSORPTION_BUILD_TABLES = {"probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
                            "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos",
                            "absorption_words", "token_letters", "score_validation"}
+# The tables only a build on the toy model writes (tests/precompute/toy/test_hierarchy.py checks them).
+TOY_BUILD_TABLES = {"truth_features", "truth_words", "truth_latents"}
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import streamlit as st
 from backend import neuronpedia, scores
 from backend.params import ParamError, parse_latent
 from backend.schema import DEFAULT_TASK
-from views import absorption_ui, common
+from views import absorption_ui, common, truth_ui
 
 db = common.get_db()
 sae = common.current_sae()
@@ -200,6 +200,8 @@ def render_absorption_panel() -> None:
         absorption_ui.no_absorption_message(sae["sae_key"])
         return
     absorption_ui.caveat(sae)
+    if truth_ui.has_truth(sae["sae_key"]):  # a toy run: what this latent truly is, before what the metrics say
+        truth_ui.latent_panel(sae["sae_key"], latent_id, task.task)
     absorption_ui.explainer()
     all_tasks = absorption_ui.tasks()
     if len(all_tasks) > 1:

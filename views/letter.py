@@ -13,7 +13,7 @@ import streamlit as st
 from backend.database import absorber
 from backend.params import ParamError, parse_choice, parse_class
 from views import absorption_ui as ui
-from views import common
+from views import common, truth_ui
 
 DEFAULT_LETTER = "s"
 SCATTER_X = {"encoder": "encoder cosine with the probe", "latent": "latent id"}
@@ -122,9 +122,14 @@ top[1].metric("probe stability", f"{row['probe_stability']:.3f}",
               help="Cosine between probes trained on two disjoint halves of the training words.")
 answers = ("“ A”…“ Z”" if task.is_letters or not task.answers else
            ", ".join(f"“{a}”" for a in task.answers[:4]) + (", …" if len(task.answers) > 4 else ""))
-top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
-              help=f"How often the model itself answers this {noun} right (argmax over {answers}).")
-top[2].caption(f"on {row['model_checked']:,} prompts")
+toy = truth_ui.has_truth(sae_key)
+if toy:  # the toy model has no attention: its "accuracy" would read as a finding and is none
+    top[2].metric("model accuracy", "n/a", help=truth_ui.MODEL_CHECK_NOTE)
+    top[2].caption("toy model: no model check")
+else:
+    top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
+                  help=f"How often the model itself answers this {noun} right (argmax over {answers}).")
+    top[2].caption(f"on {row['model_checked']:,} prompts")
 top[3].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
 top[4].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
               help=f"Words of this {noun} their out-of-fold probe gets right: the words absorption is measured on.")
@@ -144,6 +149,9 @@ metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_ra
 st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
            "latents a word sample produces as well as which words were measured."
            + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+
+if toy:
+    truth_ui.feature_panel(sae_key, task_name, letter)
 
 folds = ui.cached("sae_letter_folds", sae_key, letter, task_name)
 if len(folds) > 1:

@@ -418,3 +418,41 @@ CREATE TABLE score_validation (
     recall DOUBLE, recall_low DOUBLE, recall_high DOUBLE,
     PRIMARY KEY (sae_key, task, score, labels)
 );
+
+-- ---------------------------------------------------------------------------------------------
+-- Ground truth of a toy run (precompute/toy/hierarchy.py): a model whose residual stream is a known world of
+-- parent, child and filler features, so what the metrics call absorption can be checked. Only a toy model's
+-- build writes these rows; every other database has them empty.
+CREATE TABLE truth_features (
+    model_name VARCHAR NOT NULL,
+    feature    INTEGER NOT NULL,     -- row of the toy's feature dictionary
+    name       VARCHAR NOT NULL,     -- 'animal', 'cat', 'big'
+    role       VARCHAR NOT NULL,     -- 'parent' | 'child' | 'filler'
+    parent     VARCHAR,              -- the class it belongs to (a child's parent, a parent itself); NULL: filler
+    PRIMARY KEY (model_name, feature)
+);
+
+-- Per toy word token: the feature combination it is (its residual is exactly their directions' sum).
+CREATE TABLE truth_words (
+    model_name VARCHAR NOT NULL,
+    token_id   INTEGER NOT NULL,
+    parent     VARCHAR,              -- its class (NULL: a filler alone)
+    child      VARCHAR,              -- at most one child of that parent
+    filler     VARCHAR,
+    absorbable BOOLEAN NOT NULL,     -- a child is present: the parent may be absorbed into the child's latent
+    PRIMARY KEY (model_name, token_id)
+);
+
+-- Per latent of an SAE on a toy model: which true feature its decoder row is, by cosine with the unit feature
+-- directions. An absorbing latent is a child latent whose decoder also carries its parent's direction.
+CREATE TABLE truth_latents (
+    sae_key     VARCHAR NOT NULL,
+    latent      INTEGER NOT NULL,
+    feature     INTEGER NOT NULL,    -- best-matching feature (truth_features.feature)
+    feature_cos REAL NOT NULL,
+    child       INTEGER,             -- the closest child feature (NULL: the toy has none)
+    child_cos   REAL,
+    parent      INTEGER,             -- that child's parent
+    parent_cos  REAL,                -- cos(decoder, parent direction): the parent it swallowed, when large
+    PRIMARY KEY (sae_key, latent)
+);

@@ -10,6 +10,8 @@ probe, k-sparse probing, split latents, both absorption metrics and their interv
   lexicographer file of a noun whose senses mostly agree or whose first sense dominates, for the classes with a
   one-token answer.
 - wordnet_pos: a grammatical feature: the part of speech of a word WordNet lists under exactly one.
+- toy_hierarchy: the toy run's parents (precompute/toy/hierarchy.py): ground truth by construction; it labels
+  only the toy model's vocabulary (Task.model_name), so other models' builds skip it.
 WordNet is Debian's `wordnet-base` (WordNet 3.0, read from its data files; no network, no nltk).
 """
 
@@ -44,6 +46,10 @@ class Task:
     template: str  # the target line; the answer follows it
     labeller: Callable[[], Callable[[str], str | None]]  # () -> (word text without leading space -> class or None)
     min_words_per_class: int = 20  # a class with fewer labelled words is left out of the task's prompts and probe
+    model_name: str | None = None  # the only model whose vocabulary the task labels (None: any model)
+
+    def applies_to(self, model_name: str) -> bool:
+        return self.model_name is None or self.model_name == model_name
 
     def answer(self, label: str) -> str:
         return self.answers[self.classes.index(label)]
@@ -140,7 +146,34 @@ WORDNET_POS = Task(
                 "adjective and adverb.",
     classes=tuple(POS_FILES), answers=tuple(f" {pos}" for pos in POS_FILES),
     template="{word} is a part of speech:", labeller=pos_labeller)
-TASKS: dict[str, Task] = {task.name: task for task in (FIRST_LETTER, WORDNET_CATEGORY, WORDNET_POS)}
+
+
+def toy_labeller() -> Callable[[str], str | None]:
+    from precompute.toy.hierarchy import toy_labeller as labeller
+
+    return labeller()
+
+
+# precompute.toy.hierarchy's names, spelled out here so the registry imports no torch
+TOY_PARENTS = ("animal", "plant", "metal", "tool")
+TOY_HIERARCHY = Task(
+    name="toy_hierarchy", title="Toy hierarchy (ground truth)",
+    description="The parent feature of a toy word (precompute/toy/hierarchy.py): each toy token is one known "
+                "combination of a parent, at most one of its mutually exclusive children and a filler, and its "
+                "class is the parent. Only the toy-hierarchy model's vocabulary is labelled.",
+    classes=TOY_PARENTS, answers=tuple(f" {p}" for p in TOY_PARENTS), template="{word} is",
+    labeller=toy_labeller, model_name="toy-hierarchy")
+TASKS: dict[str, Task] = {task.name: task for task in (FIRST_LETTER, WORDNET_CATEGORY, WORDNET_POS, TOY_HIERARCHY)}
+
+
+def tasks_for_model(names: tuple[str, ...], model_name: str, log=print) -> tuple[str, ...]:
+    """The tasks of `names` that label `model_name`'s vocabulary; the others are skipped with a message (before
+    any work: `build --task all` on SmolLM2 neither loads the model for the toy task nor measures it)."""
+    kept = tuple(name for name in names if get_task(name).applies_to(model_name))
+    for name in names:
+        if name not in kept:
+            log(f"skip task {name}: it labels only the {get_task(name).model_name} model's vocabulary")
+    return kept
 
 
 def get_task(name: str) -> Task:

@@ -149,7 +149,9 @@ def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = 
 
     start = time.perf_counter()
     groups = hook_groups(specs)
-    tasks = config.tasks if config.absorption is not None else ()
+    from precompute.absorption.tasks import tasks_for_model
+
+    tasks = tasks_for_model(config.tasks, config.model_name) if config.absorption is not None else ()
     # a group is done when its SAEs and each of their tasks' results are registered (a build may add a task: its
     # worker then rebuilds the group in an empty shard, and registering copies only the results the target lacks)
     fresh = not config.append or config.force

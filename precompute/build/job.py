@@ -16,6 +16,7 @@ from precompute.storage import writer as db
 from precompute.build import token_stats as ts
 from precompute.absorption.run import AbsorptionConfig
 from precompute.loading.corpus import load_corpus_rows
+from precompute.loading.model import TOY_MODEL_NAME
 from precompute.util.faults import crash_point
 from precompute.loading.sae import (SAESpec, hook_layer, load_sae, sae_architecture, sae_hook_name, spec_weight_bytes,
                                     specs_by_hook)
@@ -391,19 +392,25 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
+            from precompute.absorption.tasks import tasks_for_model
 
-            wanted = {(s.key, task) for s in specs for task in config.tasks}
+            tasks = tasks_for_model(config.tasks, config.model_name, log)
+            wanted = {(s.key, task) for s in specs for task in tasks}
             if model is None and (config.force or wanted - set(db.absorption_configs(con))):
                 model = load_model_for(model_kwargs, config, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
-                                     device=config.device, log=log, tasks=config.tasks)
+                                     device=config.device, log=log, tasks=tasks)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
             model = load_model_for(model_kwargs, config, log)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         timings = run_dashboards(con, todo, model, rows, config, log) if todo else []
+        if config.model_name == TOY_MODEL_NAME:
+            from precompute.toy.truth import run_truth_stage
+
+            run_truth_stage(con, specs, config.model_name, log)
         from precompute.build.matching import run_matching_stage
 
         crash_point("before-matching")

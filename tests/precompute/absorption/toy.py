@@ -17,49 +17,18 @@ probe, so its per-sample flags can be scored against the ground truth (did a chi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
-from sae_lens.synthetic import ActivationGenerator, FeatureDictionary, train_toy_sae
-from sae_lens.synthetic.hierarchy import HierarchyNode, hierarchy_modifier
+from sae_lens.saes.standard_sae import StandardTrainingSAE
+from sae_lens.synthetic import ActivationGenerator, FeatureDictionary
 
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
-
-
-@dataclass(frozen=True)
-class ToySpec:
-    """The toy world: one parent with mutually exclusive children, plus independent filler features."""
-
-    num_features: int = 24
-    d_model: int = 48
-    parent_index: int = 0
-    child_indices: tuple[int, ...] = (1, 2, 3)
-    parent_prob: float = 0.25
-    child_prob: float = 0.2  # each child's draw before hierarchy gating and mutual exclusion
-    filler_prob: float = 0.06
-    magnitude_std: float = 0.1  # firing magnitudes ~ N(1, std), relu'd
-
-    @property
-    def child_marginal_prob(self) -> float:
-        """P(a given child fires) under the hierarchy: the parent fires, at least one child draw
-        succeeds, and this child wins the (uniform) mutual-exclusion tie-break."""
-        k = len(self.child_indices)
-        return self.parent_prob * (1.0 - (1.0 - self.child_prob) ** k) / k
-
-
-@dataclass(frozen=True)
-class SAESpec:
-    """A ReLU SAE with an L1 penalty; width defaults to the number of features."""
-
-    l1_coefficient: float = 0.3
-    d_sae: int | None = None  # None: spec.num_features
-    training_samples: int = 1024 * 1000
-    batch_size: int = 1024
-    lr: float = 3e-3
+# The world itself lives in the package (the demo's toy run is built from it); re-exported for the tests.
+from precompute.toy.world import (SAESpec, ToySpec, build_feature_dict, build_generator, firing_probabilities,  # noqa: F401
+                                  hierarchy_roots, sample, single_thread, train_sae)
 
 
 @dataclass
@@ -114,63 +83,6 @@ class ToyDetection:
         return float(on_child / parent_only)
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread, then restore the setting. The matrices here are tiny: on a
-    shared 2-core machine with another busy process, two intra-op threads made 100 training steps
-    take 11 s instead of 0.2 s (threads spin-waiting on each other)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def build_feature_dict(spec: ToySpec, seed: int = 0) -> FeatureDictionary:
-    """Near-orthogonal unit directions (sae-lens's default orthogonalising initialiser: 200 Adam
-    steps on the pairwise dot products), no bias."""
-    with single_thread():
-        return FeatureDictionary(spec.num_features, spec.d_model, seed=seed)
-
-
-def hierarchy_root(spec: ToySpec) -> HierarchyNode:
-    children = [HierarchyNode(feature_index=i, feature_id=f"child{n}") for n, i in enumerate(spec.child_indices)]
-    return HierarchyNode(feature_index=spec.parent_index, children=children,
-                         mutually_exclusive_children=True, feature_id="parent")
-
-
-def firing_probabilities(spec: ToySpec, hierarchy: bool) -> torch.Tensor:
-    """Raw per-feature firing probabilities. With the hierarchy the children get their pre-gating
-    draw probability; in the control they get the hierarchy's marginal rate, so both worlds fire
-    every feature equally often and differ only in the co-occurrence of parent and children."""
-    probs = torch.full((spec.num_features,), spec.filler_prob)
-    probs[spec.parent_index] = spec.parent_prob
-    probs[list(spec.child_indices)] = spec.child_prob if hierarchy else spec.child_marginal_prob
-    return probs
-
-
-def build_generator(spec: ToySpec, hierarchy: bool) -> ActivationGenerator:
-    modifier = hierarchy_modifier(hierarchy_root(spec)) if hierarchy else None
-    return ActivationGenerator(spec.num_features, firing_probabilities(spec, hierarchy),
-                               std_firing_magnitudes=spec.magnitude_std, mean_firing_magnitudes=1.0,
-                               modify_activations=modifier)
-
-
-def train_sae(feature_dict: FeatureDictionary, generator: ActivationGenerator, sae_spec: SAESpec,
-              seed: int = 0) -> StandardTrainingSAE:
-    """SAE init and the training stream both draw from torch's global RNG: seed it, and restore it."""
-    d_sae = sae_spec.d_sae or feature_dict.num_features
-    with single_thread(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        sae = StandardTrainingSAE(StandardTrainingSAEConfig(
-            d_in=feature_dict.hidden_dim, d_sae=d_sae, l1_coefficient=sae_spec.l1_coefficient))
-        train_toy_sae(sae, feature_dict, generator, training_samples=sae_spec.training_samples,
-                      batch_size=sae_spec.batch_size, lr=sae_spec.lr)
-    sae.eval()
-    return sae
-
-
 def make_toy(spec: ToySpec = ToySpec(), hierarchy: bool = True, sae_spec: SAESpec = SAESpec(),
              seed: int = 0) -> ToyModel:
     """The same seed gives the same feature dictionary in the hierarchy and control worlds."""
@@ -178,16 +90,6 @@ def make_toy(spec: ToySpec = ToySpec(), hierarchy: bool = True, sae_spec: SAESpe
     generator = build_generator(spec, hierarchy)
     sae = train_sae(feature_dict, generator, sae_spec, seed)
     return ToyModel(spec, hierarchy, feature_dict, generator, sae)
-
-
-@torch.no_grad()
-def sample(feature_dict: FeatureDictionary, generator: ActivationGenerator, n: int,
-           seed: int = 12345) -> tuple[torch.Tensor, torch.Tensor]:
-    """(activations [n, d_model], feature_acts [n, num_features]) from a seeded, isolated RNG."""
-    with single_thread(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        feature_acts = generator.sample(n)
-        return feature_dict(feature_acts), feature_acts
 
 
 def _cosines(rows: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:

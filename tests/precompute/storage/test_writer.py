@@ -24,7 +24,8 @@ def test_ddl_creates_every_table(tmp_path):
     }
     running_text_tables = {"token_occurrences", "token_latents", "token_letters"}
     score_tables = {"latent_scores", "score_validation"}
-    assert tables == dashboard_tables | absorption_tables | running_text_tables | score_tables
+    truth_tables = {"truth_features", "truth_words", "truth_latents"}  # the toy run's ground truth (v11)
+    assert tables == dashboard_tables | absorption_tables | running_text_tables | score_tables | truth_tables
     assert meta["schema_version"] == SCHEMA_VERSION
     assert meta["models"] == "m" and meta["code_version"] and meta["created_at"]
     assert len([s for s in ddl_statements() if s.lstrip().upper().startswith("CREATE TABLE")]) == len(tables)

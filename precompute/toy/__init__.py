@@ -1,0 +1,2 @@
+"""Ground truth you can look at: a toy world of known parent/child features (sae-lens synthetic data), a
+model-free "model" whose residual stream is that world, and an SAE trained on it (world.py, hierarchy.py)."""

@@ -1,0 +1,55 @@
+"""The toy run in the shipped demo database (precompute/toy/hierarchy.py): the Feature and latent pages of the toy
+SAE show the ground-truth panel, with the metrics' precision and recall, and say the model check does not apply;
+a normal SAE's pages show nothing of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.database import DEFAULT_DB_PATH
+from tests.app.test_pages import all_text, run_page
+from tests.app.urls import assert_clean
+
+TOY = "toy-hierarchy-relu-32"
+NORMAL = "smollm2-l6-topk-4k-k32"
+
+
+@pytest.fixture()
+def demo_env(monkeypatch):
+    monkeypatch.setenv("EXPLORER_DB", str(DEFAULT_DB_PATH))
+
+
+def subheaders(at) -> list[str]:
+    return [s.value for s in at.subheader]
+
+
+def test_feature_page_of_the_toy_shows_the_truth_and_the_metrics_precision_recall(demo_env):
+    at = run_page("letter", sae=TOY, task="toy_hierarchy", **{"class": "animal"})
+    assert_clean(at, "/letter?task=toy_hierarchy&class=animal")
+    assert "Ground truth (toy run)" in subheaders(at)
+    assert {m.label: m.value for m in at.metric}["model accuracy"] == "n/a"
+    tables = [d.value for d in at.dataframe]
+    metrics = next(t for t in tables if "precision [95% CI]" in t.columns)
+    assert list(metrics["class"]) == ["animal", "all"]
+    features = next(t for t in tables if "true feature" in t.columns)
+    assert {"animal", "cat", "dog", "fox", "owl", "bee"} <= set(features["true feature"])
+    # every animal child's latent swallowed the parent, and links to its latent page
+    children = features[features["role"] == "child"]
+    assert children["absorbs the parent"].all()
+    assert children["latent"].str.contains(f"latent\\?sae={TOY}&latent=").all()
+
+
+def test_latent_page_of_an_absorbing_toy_latent_names_the_parent_it_swallowed(demo_env):
+    at = run_page("latent", sae=TOY, latent="13", task="toy_hierarchy")
+    assert_clean(at, "/latent?latent=13")
+    text = all_text(at)
+    assert "Ground truth (toy run)" in subheaders(at)
+    assert "absorbing latent" in text and "`cat`" in text and "`animal`" in text
+
+
+def test_a_normal_saes_pages_show_no_ground_truth(demo_env):
+    for at in (run_page("letter", sae=NORMAL, letter="s"), run_page("latent", sae=NORMAL, latent="5")):
+        assert "Ground truth (toy run)" not in subheaders(at)
+        assert "toy model" not in all_text(at)
+    at = run_page("letter", sae=NORMAL, letter="s")
+    assert {m.label: m.value for m in at.metric}["model accuracy"] != "n/a"

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from backend.params import ParamError, parse_sae_keys
 from views import absorption_ui as ui
-from views import common, sae_list
+from views import common, sae_list, truth_ui
 
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
 
@@ -180,6 +180,13 @@ st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_ta
                             "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
                             "mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "overview": st.column_config.LinkColumn("overview", display_text="open →")})
+# A toy run's SAEs have ground truth: show how right the metrics above are there.
+truth_keys = [key for key in measured["sae_key"] if truth_ui.has_truth(key)]
+if truth_keys:
+    st.subheader("Against ground truth (toy run)")
+    for key in truth_keys:
+        st.markdown(f"`{key}`: the metrics' verdicts on its words against the toy's known absorption")
+        truth_ui.metrics_table(key, task.task, key=f"_{key}")
 # The table lists every chosen SAE; links and heatmap columns are drawn for one page of them.
 page = sae_list.read_page(len(frame))
 paged = page.of(frame)

@@ -29,15 +29,16 @@ def verdict_row(v: truth.Verdicts) -> dict:
             "missed (child present)": v.false_neg}
 
 
-def metrics_table(sae_key: str, task_name: str, classes: list[str] | None = None) -> None:
-    """The projection metric's precision and recall against the truth, per class and pooled."""
+def metrics_table(sae_key: str, task_name: str, classes: list[str] | None = None, key: str = "") -> None:
+    """The projection metric's precision and recall against the truth, per class and pooled (only pooled when
+    `classes` is None). key: tells the tables of several SAEs on one page apart."""
     verdicts = truth.verdicts(ui.cached("truth_verdict_counts", sae_key, task_name))
     if not verdicts:
         st.info(f"No `{task_name}` words of this SAE are in the toy's ground truth.")
         return
     shown = [verdicts[c] for c in (classes or []) if c in verdicts] + [verdicts["all"]]
     st.dataframe(pd.DataFrame([verdict_row(v) for v in shown]), hide_index=True, width="stretch",
-                 key=f"truth_metrics_{task_name}")
+                 key=f"truth_metrics_{task_name}{key}")
     st.caption("The projection metric's absorption flag (absorption fraction > 0 or full absorption) on each word it "
                "judges (the probe's out-of-fold true positives) against the truth: the word holds a child of its "
                "parent. Intervals: Wilson 95 % over words.")

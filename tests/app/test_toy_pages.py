@@ -53,3 +53,13 @@ def test_a_normal_saes_pages_show_no_ground_truth(demo_env):
         assert "toy model" not in all_text(at)
     at = run_page("letter", sae=NORMAL, letter="s")
     assert {m.label: m.value for m in at.metric}["model accuracy"] != "n/a"
+
+
+def test_compare_on_the_toy_task_shows_the_metrics_precision_recall_against_the_truth(demo_env):
+    at = run_page("compare", task="toy_hierarchy")
+    assert_clean(at, "/compare?task=toy_hierarchy")
+    assert "Against ground truth (toy run)" in subheaders(at)
+    pooled = next(d.value for d in at.dataframe if "precision [95% CI]" in d.value.columns)
+    assert list(pooled["class"]) == ["all"] and pooled["words judged"].iloc[0] > 100
+    # first_letter compares SmolLM2's SAEs only: no toy truth there
+    assert "Against ground truth (toy run)" not in subheaders(run_page("compare"))

@@ -13,6 +13,8 @@ from backend.database import DEFAULT_DB_PATH, ExplorerDB
 SAE_ROOT = Path(__file__).resolve().parent.parent / "assets" / "saes"
 SAE_DIR = SAE_ROOT / "smollm2-l6-topk-4k-k32"
 SHIPPED = sorted(p for p in SAE_ROOT.iterdir() if (p / "cfg.json").exists())
+TOY_SAE = SAE_ROOT / "toy-hierarchy-relu-32"  # the toy run's SAE (precompute/toy/): no language model, no card
+TRAINED = [p for p in SHIPPED if p != TOY_SAE]  # the SmolLM2 sweep's SAEs
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     assert (n_cos, n_letters_each) == (4096, 26)
     words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
                                      "WHERE model_name = 'smollm2-135m-embedded' AND task = 'first_letter' GROUP BY hook_name"))
-    hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes")}
+    hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes WHERE model_name = 'smollm2-135m-embedded'")}
     assert set(words_per_hook) == hooks
     assert set(words_per_hook.values()) == {47_078}  # the whole alphabetic vocabulary at every hook, as SAEBench
 
@@ -92,7 +94,11 @@ def test_every_latent_that_fired_20_times_has_20_highlighted_contexts(demo):
     assert sum(1 for _, n, _ in counts if n >= 20) > 0.5 * len(counts)
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_the_toy_sae_is_shipped():
+    assert TOY_SAE in SHIPPED
+
+
+@pytest.mark.parametrize("folder", TRAINED, ids=[p.name for p in TRAINED])
 def test_every_shipped_sae_loads_in_fp16_with_a_measured_card(folder):
     import torch
     from sae_lens import SAE
@@ -174,19 +180,22 @@ def test_every_vocabulary_word_has_an_out_of_fold_verdict_in_every_sae(demo):
             assert 0 <= rows - absorbed <= 2 and rows <= true_positives, key
     snake = demo.token_absorption("smollm2-135m-embedded", demo._rows(
         "SELECT token_id FROM vocab WHERE model_name = 'smollm2-135m-embedded' AND token = ' snake'")[0][0])
-    assert set(snake["sae_key"]) == set(demo.saes()["sae_key"])
+    smollm2 = {row[0] for row in demo._rows("SELECT sae_key FROM saes WHERE model_name = 'smollm2-135m-embedded'")}
+    assert set(snake["sae_key"]) == smollm2
 
 
 def test_the_demo_holds_every_task_for_every_sae(demo):
     """First letters, semantic categories and parts of speech (precompute/absorption/tasks.py), each measured out of
-    fold on every shipped SAE, each task's classes and prompt in the tasks table."""
+    fold on every shipped SmolLM2 SAE, and the toy task on the toy SAE; each task's classes and prompt in the tasks
+    table."""
     tasks = dict(demo._rows("SELECT task, len(classes) FROM tasks"))
-    assert tasks == {"first_letter": 26, "wordnet_category": 9, "wordnet_pos": 4}
-    keys = {row[0] for row in demo._rows("SELECT sae_key FROM saes")}
+    assert tasks == {"first_letter": 26, "wordnet_category": 9, "wordnet_pos": 4, "toy_hierarchy": 4}
+    keys = {model: {row[0] for row in demo._rows("SELECT sae_key FROM saes WHERE model_name = ?", [model])}
+            for model in ("smollm2-135m-embedded", "toy-hierarchy")}
     for task in tasks:
         measured = {row[0] for row in demo._rows("SELECT sae_key FROM sae_absorption WHERE task = ? AND split_mode = "
                                                  "'crossfit'", [task])}
-        assert measured == keys, task
+        assert measured == keys["toy-hierarchy" if task == "toy_hierarchy" else "smollm2-135m-embedded"], task
     # every SAE's cosine profile per task has one value per class
     assert demo._rows("SELECT count(*) FROM latent_letter_cos c JOIN tasks t USING (task) "
                       "WHERE len(c.decoder_cos) <> len(t.classes)")[0][0] == 0

@@ -120,7 +120,8 @@ def reloadable_tokenizer(tokenizer):
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=directory.parent) as tmp:
             tokenizer.save_pretrained(tmp)
-            for f in Path(tmp).iterdir():
+            # tokenizer.json last: its presence says the folder is complete (another process may be reading it)
+            for f in sorted(Path(tmp).iterdir(), key=lambda f: f.name == "tokenizer.json"):
                 f.replace(directory / f.name)
     return AutoTokenizer.from_pretrained(str(directory))
 

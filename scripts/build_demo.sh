@@ -21,12 +21,14 @@ ABLATION_CANDIDATES="${ABLATION_CANDIDATES:-10}"
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES"
 done
-# The two WordNet tasks (precompute/absorption/tasks.py) beside first letters: the main SAE's semantic categories
-# with the paper's ablation metric too, everything else without it (the slowest part: ~3 min per SAE and task
-# with it, ~1 min without).
-MAIN=smollm2-l6-topk-4k-k32
-python -m precompute build --sae "$MAIN=assets/saes/$MAIN" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES" \
-  --task wordnet_category
+# The two WordNet tasks (precompute/absorption/tasks.py) beside first letters: the main SAE's and the Matryoshka's
+# semantic categories with the paper's ablation metric too (one config, so one probe run: bench/paired_absorption.py
+# compares them word by word), everything else without it (the slowest part: ~3 min per SAE and task with it,
+# ~1 min without).
+for KEY in smollm2-l6-topk-4k-k32 smollm2-l6-matryoshka-4k-k32; do
+  python -m precompute build --sae "$KEY=assets/saes/$KEY" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES" \
+    --task wordnet_category
+done
 for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
   python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --no-ablation-metric \
     --task wordnet_category --task wordnet_pos

@@ -13,4 +13,5 @@ bash scripts/setup.sh all
 . .venv/bin/activate
 echo "setup: $(( $(date +%s) - start )) s"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec python -m pytest -q -p no:cacheprovider tests "$@"
+# --durations: the slowest tests in every run, so the suite stays within its ~15 min budget
+exec python -m pytest -q -p no:cacheprovider --durations=30 tests "$@"

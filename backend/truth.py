@@ -10,8 +10,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 # A child latent has absorbed its parent when its decoder carries both directions: cosine with each at least this
-# (the toy's absorbing latents measure ~0.67-0.74 with both; a clean latent < 0.1 with any other feature).
-ABSORBING_COS = 0.3
+# (the toy's absorbing latents measure ~0.67-0.74 with both, bench/toy_demo.py; a clean latent < 0.1 with any other
+# feature). Above cos(45 deg) = 0.71 / sqrt(2) ~ 0.5 no single direction explains the decoder: a parent latent with a
+# trace of one child (e.g. 0.85 parent, 0.47 child) is a parent latent, not an absorber.
+ABSORBING_COS = 0.5
+OWN_LATENT_COS = 0.95  # a true feature "has a latent of its own" when some decoder is this close to its direction
 Z_95 = 1.959964  # two-sided 95 %
 
 
@@ -25,9 +28,8 @@ class Rate:
 
 
 def wilson(hits: int, total: int, z: float = Z_95) -> Rate:
-    """A binomial proportion with its Wilson score interval. The words are the resampling unit (each word is one
-    token, judged once), so the interval a bootstrap over words gives for a share of them is this one, in closed
-    form and without randomness on a page."""
+    """A binomial proportion with its Wilson score interval: closed form (no randomness on a page), and unlike a
+    percentile bootstrap over words it does not collapse to [1, 1] when every word of a small class is a hit."""
     if total == 0:
         return Rate(None, None, None, 0, 0)
     p = hits / total
@@ -69,16 +71,28 @@ def verdicts(counts: pd.DataFrame) -> dict[str, Verdicts]:
     return out
 
 
+def is_absorbing(child_cos: float | None, parent_cos: float | None) -> bool:
+    """A decoder that is a child's and also its parent's (ABSORBING_COS on both)."""
+    return (child_cos is not None and parent_cos is not None and not pd.isna(child_cos) and not pd.isna(parent_cos)
+            and child_cos >= ABSORBING_COS and parent_cos >= ABSORBING_COS)
+
+
 def absorbing(latents: pd.DataFrame) -> pd.DataFrame:
-    """The latents whose decoder is a child's and also its parent's (the rule: ABSORBING_COS on both)."""
+    """The latents whose decoder is a child's and also its parent's (is_absorbing)."""
     if latents.empty:
         return latents
     return latents[(latents["child_cos"] >= ABSORBING_COS) & (latents["parent_cos"] >= ABSORBING_COS)]
 
 
+def own_latent_features(latents: pd.DataFrame, role: str = "parent") -> list[str]:
+    """The true features of `role` that some latent is, alone (decoder cosine > OWN_LATENT_COS)."""
+    own = latents[(latents["role"] == role) & (latents["feature_cos"] > OWN_LATENT_COS)]
+    return sorted(set(own["feature"]))
+
+
 def latent_summary(row: dict) -> str:
     """One latent's truth in words, for the latent page."""
-    if row["child_cos"] is not None and row["child_cos"] >= ABSORBING_COS and row["parent_cos"] >= ABSORBING_COS:
+    if is_absorbing(row["child_cos"], row["parent_cos"]):
         return (f"an **absorbing latent**: its decoder is child feature `{row['child']}` (cos {row['child_cos']:.2f}) "
                 f"and also carries its parent `{row['parent']}` (cos {row['parent_cos']:.2f}), so it fires for "
                 f"`{row['parent']}` where `{row['child']}` is present and the `{row['parent']}` latent need not")

@@ -25,6 +25,30 @@ def rate(r: truth.Rate) -> str:
     return "      -" if r.value is None else f"{r.value:.2f} [{r.low:.2f}, {r.high:.2f}]"
 
 
+# The projection rows of words that hold no child (false positives: flagged, nothing to absorb), by absorber.
+FALSE_POSITIVE_ABSORBERS = """
+    SELECT w.letter, w.absorber, count(*) AS n
+    FROM absorption_words w JOIN sae_numbers n USING (sae_num) JOIN saes s ON s.sae_key = n.sae_key
+    JOIN truth_words t ON t.model_name = s.model_name AND t.token_id = w.token_id
+    WHERE n.sae_key = ? AND w.task = 'toy_hierarchy' AND w.metric = 'projection' AND NOT t.absorbable
+    GROUP BY ALL ORDER BY ALL"""
+
+
+def print_split_latents(db: ExplorerDB, key: str, absorbing) -> None:
+    """Per class, its split latents and what each is in truth: an absorbing child latent among them means the
+    words holding that child are never flagged (the metric treats the absorber as the feature)."""
+    by_latent = db.truth_latents(key).set_index("latent")
+    for label, split in db._rows("SELECT letter, split_latents FROM sae_letters WHERE sae_key = ? AND task = "
+                                 "'toy_hierarchy' ORDER BY letter", [key]):
+        kinds = [f"{latent} ({'absorbs ' + by_latent.loc[latent, 'child'] if latent in set(absorbing['latent']) else by_latent.loc[latent, 'feature']})"
+                 for latent in split]
+        n_absorbing = sum(latent in set(absorbing["latent"]) for latent in split)
+        print(f"  {label}: split latents {', '.join(kinds)}: {n_absorbing} of them absorbing child latents")
+    for label, absorber, n in db._rows(FALSE_POSITIVE_ABSORBERS, [key]):
+        what = "none" if absorber is None else f"latent {absorber} ({by_latent.loc[absorber, 'feature']})"
+        print(f"  {label}: {n} false positive(s) whose absorber is {what}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
@@ -42,10 +66,14 @@ def main() -> None:
                 print(f"{label:<8} {rate(v.precision):>20} {rate(v.recall):>20} {v.n_words:>6} {v.true_pos:>4} "
                       f"{v.false_pos:>4} {v.false_neg:>4}")
             latents = db.truth_latents(key)
-            print(f"{len(truth.absorbing(latents))} of {len(latents)} latents absorbing (cos >= {truth.ABSORBING_COS} "
-                  f"with a child and its parent); parents with a latent of their own (cos > 0.95): "
-                  + ", ".join(sorted(set(latents[(latents['role'] == 'parent') & (latents['feature_cos'] > 0.95)]['feature'])))
-                  + "\n")
+            absorbing = truth.absorbing(latents)
+            print(f"{len(absorbing)} of {len(latents)} latents absorbing (cos >= {truth.ABSORBING_COS} with a child "
+                  f"and its parent; their cosines: child {absorbing['child_cos'].min():.2f}-"
+                  f"{absorbing['child_cos'].max():.2f}, parent {absorbing['parent_cos'].min():.2f}-"
+                  f"{absorbing['parent_cos'].max():.2f}); parents with a latent of their own (cos > "
+                  f"{truth.OWN_LATENT_COS}): " + ", ".join(truth.own_latent_features(latents)))
+            print_split_latents(db, key, absorbing)
+            print()
     finally:
         db.close()
 

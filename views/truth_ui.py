@@ -74,7 +74,7 @@ def class_features(sae_key: str, task_name: str, cls: str) -> None:
                  column_config={"latent": st.column_config.LinkColumn("latent", display_text=r"latent=(\d+)"),
                                 "decoder cos": st.column_config.NumberColumn(format="%.2f"),
                                 f"cos with {cls}": st.column_config.NumberColumn(format="%.2f")})
-    n_parent_latents = int(((latents["feature"] == cls) & (latents["feature_cos"] > 0.95)).sum())
+    n_parent_latents = int(cls in truth.own_latent_features(latents))
     st.caption(f"Latents matched by decoder cosine with the true (unit) feature directions. An absorbing latent's "
                f"decoder is a child's and carries `{cls}` too (cosine ≥ {truth.ABSORBING_COS} with both): it fires for "
                f"`{cls}` whenever that child is present. "
@@ -101,5 +101,7 @@ def latent_panel(sae_key: str, latent: int, task_name: str) -> None:
     st.subheader("Ground truth (toy run)")
     st.markdown(f"Latent {latent} is " + truth.latent_summary(row.iloc[0].to_dict()) + ".")
     parent = row.iloc[0]["parent"] if truth.absorbing(row).shape[0] else row.iloc[0]["feature_parent"]
-    if isinstance(parent, str) and task_name in [t.task for t in ui.tasks()]:
-        st.markdown(f"[Feature page of `{parent}` →]({ui.letter_url(sae_key, parent, task_name)})")
+    # the parent is a class of the toy's task, not of the page's (first_letter when the URL names none)
+    task_of_parent = next((t.task for t in ui.tasks() if parent in t.classes), None) if isinstance(parent, str) else None
+    if task_of_parent is not None:
+        st.markdown(f"[Feature page of `{parent}` →]({ui.letter_url(sae_key, parent, task_of_parent)})")

@@ -63,3 +63,32 @@ def test_compare_on_the_toy_task_shows_the_metrics_precision_recall_against_the_
     assert list(pooled["class"]) == ["all"] and pooled["words judged"].iloc[0] > 100
     # first_letter compares SmolLM2's SAEs only: no toy truth there
     assert "Against ground truth (toy run)" not in subheaders(run_page("compare"))
+
+
+def test_a_latent_page_without_a_task_links_its_parent_under_the_toy_task(demo_env):
+    """The page's task is first_letter when the URL names none; the parent is a class of toy_hierarchy only."""
+    at = run_page("latent", sae=TOY, latent="13")
+    assert not at.exception
+    markdown = " ".join(m.value for m in at.markdown)
+    assert f"./letter?sae={TOY}&task=toy_hierarchy&class=animal" in markdown
+    assert "letter=animal" not in markdown
+
+
+def test_only_child_latents_carrying_their_parent_count_as_absorbing():
+    from backend import truth
+    from backend.database import ExplorerDB
+
+    db = ExplorerDB(DEFAULT_DB_PATH)
+    try:
+        latents = db.truth_latents(TOY)
+    finally:
+        db.close()
+    absorbing = truth.absorbing(latents)
+    # every child of the 4 parents has one absorbing latent (metal's are nearer their parent than their child)
+    assert len(absorbing) == 20 and absorbing["child"].nunique() == 20
+    assert absorbing.groupby("parent")["child"].nunique().to_dict() == {p: 5 for p in ("animal", "metal", "plant", "tool")}
+    assert (absorbing[["child_cos", "parent_cos"]] >= truth.ABSORBING_COS).all().all()
+    # latent 2 is an `animal` latent with a trace of `owl` (0.85 / 0.47): a parent latent, not an absorber
+    two = latents.set_index("latent").loc[2]
+    assert two["feature"] == "animal" and 2 not in set(absorbing["latent"])
+    assert "absorbing" not in truth.latent_summary(two.to_dict())

@@ -55,9 +55,22 @@ def v9_config(config: str) -> str:
     return json.dumps(data, sort_keys=True)
 
 
+TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
+CONFIG_LESS = {"probe_runs": " EXCLUDE (config)", "sae_absorption": " EXCLUDE (config)"}
+
+
+def as_v10(path) -> None:
+    """The database as schema v10 wrote it: no ground-truth tables (the toy run came in v11)."""
+    with duckdb.connect(str(path)) as con:
+        for table in TRUTH_TABLES:
+            con.execute(f"DROP TABLE {table}")
+        con.execute("UPDATE meta SET value = '10' WHERE key = 'schema_version'")
+
+
 def as_v9(path) -> None:
     """The database as schema v9 wrote it: first letters only, so no task column or tasks table, each latent's
     letter cosines as SMALLINT[26], and absorption configs without a task."""
+    as_v10(path)
     with duckdb.connect(str(path)) as con:
         con.execute("DROP TABLE tasks")
         for table in TASK_TABLES:
@@ -302,3 +315,25 @@ def migrate_config_roundtrip(config: str) -> str:
     from precompute.build.migrate import config_with_task
 
     return config_with_task(v9_config(config))
+
+
+def test_migrate_from_v10_adds_the_empty_ground_truth_tables_and_keeps_every_row(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        # (a config without a task, as the fake database's "{}", is given one: compared without it)
+        before = {t: con.execute(f"SELECT *{CONFIG_LESS.get(t, '')} FROM {t} ORDER BY ALL").fetchall()
+                  for t in TASK_TABLES}
+    as_v10(path)
+    with pytest.raises(DatabaseError, match="precompute migrate"):
+        ExplorerDB(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        for table, rows in before.items():
+            assert db._rows(f"SELECT *{CONFIG_LESS.get(table, '')} FROM {table} ORDER BY ALL") == rows, table
+        for table in TRUTH_TABLES:
+            assert db._rows(f"SELECT count(*) FROM {table}") == [(0,)], table
+        assert not any(db.has_truth(key) for key in db.sae_keys())
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("10",)]
+    finally:
+        db.close()

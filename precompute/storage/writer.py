@@ -270,16 +270,27 @@ def atomic_database(target: Path, start_from_existing: bool, log=print):
 
 
 def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[str, str] | None = None) -> None:
+    """The build's stamp. `models` and the `corpus` of `extra` are added to those already recorded: a build that
+    adds one model's SAEs to a database keeps naming every model and corpus in it."""
+    extra = dict(extra or {})
+    if "corpus" in extra:
+        extra["corpus"] = ",".join(sorted(set(stored_list(con, "corpus")) | {extra["corpus"]}))
     values = {
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "models": ",".join(sorted(set(models))),
+        "models": ",".join(sorted(set(stored_list(con, "models")) | set(models))),
         "producer": "python -m precompute",
     }
-    values.update(extra or {})
+    values.update(extra)
     for key, value in values.items():
         con.execute(INSERT_META, [key, str(value)])
+
+
+def stored_list(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:
+    """A comma-separated meta value as a list (empty when absent)."""
+    rows = con.execute(META_VALUE, [key]).fetchall()
+    return [v for v in rows[0][0].split(",") if v] if rows else []
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:

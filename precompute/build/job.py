@@ -408,7 +408,7 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         timings = run_dashboards(con, todo, model, rows, config, log) if todo else []
         if config.model_name == TOY_MODEL_NAME:
-            from precompute.toy.truth import run_truth_stage
+            from precompute.build.truth import run_truth_stage
 
             run_truth_stage(con, specs, config.model_name, log)
         from precompute.build.matching import run_matching_stage

@@ -23,6 +23,8 @@ from functools import cache
 from pathlib import Path
 from typing import Callable
 
+from precompute.toy import TOY_MODEL_NAME
+
 WORDNET_DIR = Path("/usr/share/wordnet")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -162,7 +164,7 @@ TOY_HIERARCHY = Task(
                 "combination of a parent, at most one of its mutually exclusive children and a filler, and its "
                 "class is the parent. Only the toy-hierarchy model's vocabulary is labelled.",
     classes=TOY_PARENTS, answers=tuple(f" {p}" for p in TOY_PARENTS), template="{word} is",
-    labeller=toy_labeller, model_name="toy-hierarchy")
+    labeller=toy_labeller, model_name=TOY_MODEL_NAME)
 TASKS: dict[str, Task] = {task.name: task for task in (FIRST_LETTER, WORDNET_CATEGORY, WORDNET_POS, TOY_HIERARCHY)}
 
 

@@ -69,7 +69,7 @@ def run_truth_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model_
     db.insert_arrow(con, "truth_words", words_table(model_name, load_toy_tokenizer()))
     for spec in specs:
         W_dec = load_sae(spec).W_dec.detach().float().numpy()
-        con.execute("DELETE FROM truth_latents WHERE sae_key = ?", [spec.key])
+        con.execute(db.DELETE_SAE_ROWS["truth_latents"], [spec.key])
         db.insert_arrow(con, "truth_latents", latents_table(spec.key, latent_truth(W_dec, directions)))
     con.execute("COMMIT")
     log(f"ground truth: {len(features())} toy features, {len(specs)} SAE(s) matched to them")

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from precompute.toy import TOY_MODEL_NAME
 from precompute.toy.world import SAESpec, ToySpec, build_feature_dict, build_generator, sample, train_sae
 
-TOY_MODEL_NAME = "toy-hierarchy"
 TOY_TASK_NAME = "toy_hierarchy"
 TOY_HOOK = "blocks.0.hook_resid_pre"
 REPO = Path(__file__).resolve().parents[2]

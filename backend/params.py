@@ -40,12 +40,12 @@ def parse_sae_key(value: str | None, known: list[str]) -> str:
 MAX_SAES_PARAM = 2000
 
 
-def parse_sae_keys(value: str | None, known: list[str]) -> list[str]:
-    """`?saes=a,b`: the SAEs to compare, in database order; every SAE when absent or blank."""
+def parse_sae_keys(value: str | None, known: list[str], default: list[str] | None = None) -> list[str]:
+    """`?saes=a,b`: the SAEs to compare, in database order; `default` (every SAE when None) when absent or blank."""
     if value is None or value.strip() == "":
         if not known:
             raise ParamError("The database holds no SAEs.")
-        return list(known)
+        return list(known) if default is None else [key for key in known if key in set(default)]
     if len(value) > MAX_SAES_PARAM:
         raise ParamError(f"`saes` is longer than {MAX_SAES_PARAM} characters.")
     if re.search(r"[\x00-\x1f\x7f]", value):

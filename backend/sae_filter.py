@@ -193,3 +193,14 @@ def group_filter(group: str, value: object) -> dict[str, str]:
     if group not in GROUP_COLUMNS or value is None or (isinstance(value, float) and math.isnan(value)):
         return {}
     return {group: str(int(value)) if group in ("layer", "width") else str(value)}
+
+
+def task_default_saes(comparison: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Compare's SAEs when the URL names none: those of the models measured on the task (a task such as the toy's
+    labels one model's vocabulary only, so other models' SAEs can never have numbers on it), or every SAE when none is
+    measured. Returns (shown, left out)."""
+    measured_models = set(comparison.loc[comparison["has_absorption"].astype(bool), "model_name"])
+    if not measured_models:
+        return comparison["sae_key"].tolist(), []
+    on_model = comparison["model_name"].isin(measured_models)
+    return comparison.loc[on_model, "sae_key"].tolist(), comparison.loc[~on_model, "sae_key"].tolist()

@@ -13,6 +13,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from backend.params import ParamError, parse_sae_keys
+from backend.sae_filter import task_default_saes
 from views import absorption_ui as ui
 from views import common, sae_list, truth_ui
 
@@ -76,8 +77,9 @@ if comparison.empty:
     st.info("This database holds no SAEs yet. Add some with `python -m precompute build --sae ...`.")
     st.stop()
 all_keys = comparison["sae_key"].tolist()
+default_keys, other_models_keys = task_default_saes(comparison)
 try:
-    chosen = parse_sae_keys(st.query_params.get("saes"), all_keys)
+    chosen = parse_sae_keys(st.query_params.get("saes"), all_keys, default=default_keys)
 except ParamError as error:
     common.show_param_error(error)
 flt, group = sae_list.read_state(comparison)
@@ -106,7 +108,12 @@ if len(ui.tasks()) > 1:
                  help="Whose absorption numbers the table, charts and heatmap show; kept in the URL (?task=).")
 st.session_state["compare_saes"] = chosen  # the URL is the source of truth; the widget follows it
 st.multiselect("SAEs", all_keys, key="compare_saes", on_change=on_saes_selected,
-               help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE.")
+               help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE "
+                    "of the models measured on the task.")
+if other_models_keys and not st.query_params.get("saes", "").strip():
+    st.caption(f"Shown: the SAEs of the models measured on {task.title}. Left out, as no SAE of their model has "
+               f"numbers on this task: {', '.join(f'`{k}`' for k in other_models_keys)} (choose them above to add "
+               "them).")
 sae_list.filter_controls(comparison, flt, group, "compare")
 ui.caveat()
 with st.expander("What these metrics are, and the trend to look for", expanded=False):

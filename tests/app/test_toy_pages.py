@@ -61,8 +61,15 @@ def test_compare_on_the_toy_task_shows_the_metrics_precision_recall_against_the_
     assert "Against ground truth (toy run)" in subheaders(at)
     pooled = next(d.value for d in at.dataframe if "precision [95% CI]" in d.value.columns)
     assert list(pooled["class"]) == ["all"] and pooled["words judged"].iloc[0] > 100
-    # first_letter compares SmolLM2's SAEs only: no toy truth there
-    assert "Against ground truth (toy run)" not in subheaders(run_page("compare"))
+    # only the toy model's SAE: SmolLM2's SAEs can have no numbers on the toy's vocabulary
+    assert list(at.multiselect[0].value) == [TOY]
+    assert "no absorption measurements" not in all_text(at).lower()
+    assert any("Left out" in c.value and NORMAL in c.value for c in at.caption)
+    # first_letter compares SmolLM2's SAEs only: no toy truth there, and the toy SAE is left out, not "unmeasured"
+    letters = run_page("compare")
+    assert "Against ground truth (toy run)" not in subheaders(letters)
+    assert TOY not in list(letters.multiselect[0].value) and NORMAL in list(letters.multiselect[0].value)
+    assert TOY not in " ".join(i.value for i in letters.info)
 
 
 def test_a_latent_page_without_a_task_links_its_parent_under_the_toy_task(demo_env):

@@ -86,3 +86,10 @@ def test_sae_key_list_messages_stay_short_and_clean():
     assert len(str(error.value)) < 400
     with pytest.raises(ParamError, match="no SAEs"):
         parse_sae_keys(None, [])
+
+
+def test_sae_keys_default_applies_only_when_the_url_names_none():
+    default = [KNOWN[1]]
+    assert parse_sae_keys(None, KNOWN, default=default) == default
+    assert parse_sae_keys("  ", KNOWN, default=default) == default
+    assert parse_sae_keys(KNOWN[0], KNOWN, default=default) == [KNOWN[0]]

@@ -7,7 +7,7 @@ import pytest
 
 from backend.params import ParamError
 from backend.sae_filter import SAEFilter, group_filter, group_summary, parse_filter, parse_group, parse_l0_range, \
-    parse_list_page
+    parse_list_page, task_default_saes
 
 SAES = pd.DataFrame({
     "sae_key": ["a", "b", "c", "d", "e"],
@@ -85,3 +85,13 @@ def test_group_summary_counts_each_group_and_averages_its_absorption():
     assert summary.loc[6, "mean absorption fraction"] == pytest.approx(0.2)
     assert summary.loc[6, "measured"] == 2 and summary.loc[2, "measured"] == 0
     assert group_filter("layer", 6) == {"layer": "6"} and group_filter("arch", "topk") == {"arch": "topk"}
+
+
+def test_compare_defaults_to_the_saes_of_the_models_measured_on_the_task():
+    measured_on_m2 = SAES.assign(has_absorption=[False, False, False, False, True])
+    assert task_default_saes(measured_on_m2) == (["e"], ["a", "b", "c", "d"])
+    # one measured SAE of m1 brings in every SAE of m1, measured or not
+    measured_on_m1 = SAES.assign(has_absorption=[False, True, False, False, False])
+    assert task_default_saes(measured_on_m1) == (["a", "b", "c", "d"], ["e"])
+    # nothing measured: every SAE, so the page still shows their dashboard metrics
+    assert task_default_saes(SAES.assign(has_absorption=False)) == (list("abcde"), [])

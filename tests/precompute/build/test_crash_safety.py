@@ -13,16 +13,15 @@ import sys
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from precompute.toy import TOY_MODEL_NAME
 from precompute.util.faults import CRASH_ENV
 from tests.helpers import EARLY_HOOK, HOOK, planted_sae_folder, random_corpus
 
 REPO = Path(__file__).resolve().parents[3]
 DRIVER = Path(__file__).with_name("crash_build.py")
+TOY_SAE = "toy-hierarchy-relu-32"
 DASHBOARDS_DONE = re.compile(r"^(\S+): \d+ tokens, pass ")
 ABSORPTION_DONE = re.compile(r"^(\S+): mean absorption fraction ")
 
@@ -100,15 +99,15 @@ def test_a_stale_compaction_copy_of_a_killed_build_is_removed(tiny_build: Path):
 
 
 def test_a_build_killed_after_one_sae_absorption_keeps_it(tmp_path: Path):
-    """The real CLI on the embedded model: two SAEs at one hook. The absorption stage runs before the dashboards
-    (their token_letters read its letter latents). Killed after the first SAE's absorption results are committed,
-    then after the first SAE's dashboards: each rerun computes only what was not committed, against one probe run."""
-    rows = np.random.default_rng(0).integers(100, 40_000, size=(8, 64)).astype(np.int32)
-    pq.write_table(pa.table({"input_ids": pa.array(list(rows), type=pa.list_(pa.int32()))}), tmp_path / "corpus.parquet")
+    """The real CLI, on the toy model (precompute/toy: it loads in a blink, so three builds stay cheap): two SAEs at
+    one hook, first letters of the toy's words. The absorption stage runs before the dashboards (their token_letters
+    read its letter latents). Killed after the first SAE's absorption results are committed, then after the first
+    SAE's dashboards: each rerun computes only what was not committed, against one probe run."""
     target = tmp_path / "db" / "explorer.duckdb"
-    sae = REPO / "assets" / "saes" / "smollm2-l6-topk-1k-k16"
-    command = [sys.executable, "-m", "precompute", "build", "--corpus", str(tmp_path / "corpus.parquet"), "--rows", "0:8",
-               "--sae", f"a={sae}", "--sae", f"b={sae}", "--absorption-words", "300", "--folds", "2", "--no-ablation-metric",
+    sae = REPO / "assets" / "saes" / TOY_SAE
+    command = [sys.executable, "-m", "precompute", "build", "--model", TOY_MODEL_NAME,
+               "--corpus", str(REPO / "assets" / "toy" / "corpus.parquet"), "--rows", "0:64",
+               "--sae", f"a={sae}", "--sae", f"b={sae}", "--folds", "2", "--no-ablation-metric",
                "--batch-size", "8", "--device", "cpu", "--db", str(target)]
     code, lines = run_build(command, "after-absorption:a")
     assert code == -signal.SIGKILL, "\n".join(lines)

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from backend import queries as q
+from backend.rows import SaeRow
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
 from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION
 
@@ -146,9 +147,9 @@ class ExplorerDB:
     def sae_keys(self) -> list[str]:
         return self.saes()["sae_key"].tolist()
 
-    def sae(self, sae_key: str) -> dict | None:
+    def sae(self, sae_key: str) -> SaeRow | None:
         frame = self._frame(q.GET_SAE, [sae_key])
-        return None if frame.empty else frame.iloc[0].to_dict()
+        return None if frame.empty else SaeRow.from_record(frame.iloc[0].to_dict())
 
     # --- tokens -----------------------------------------------------------------------------
     def token_strings(self, model_name: str, token_ids: Sequence[int]) -> dict[int, str]:
@@ -158,12 +159,12 @@ class ExplorerDB:
         return dict(self._rows(q.TOKEN_STRINGS, [model_name, ids]))
 
     # --- latents ----------------------------------------------------------------------------
-    def latent(self, sae: dict, latent: int) -> Latent | None:
-        rows = self._rows(q.GET_LATENT, [sae["sae_key"], latent])
+    def latent(self, sae: SaeRow, latent: int) -> Latent | None:
+        rows = self._rows(q.GET_LATENT, [sae.sae_key, latent])
         if not rows:
             return None
         (lat, n_fired, density, max_act, mean_act, hist, top_ids, top_vals, bot_ids, bot_vals, nb_ids, nb_cos) = rows[0]
-        names = self.token_strings(sae["model_name"], list(top_ids) + list(bot_ids))
+        names = self.token_strings(sae.model_name, list(top_ids) + list(bot_ids))
         return Latent(
             latent=lat, n_fired=n_fired, density=density, max_act=max_act, mean_act=mean_act,
             hist_counts=list(hist),
@@ -172,15 +173,15 @@ class ExplorerDB:
             neighbors=[(n, c) for n, c in zip(nb_ids, nb_cos) if n >= 0],  # -1: padding of a tiny SAE
         )
 
-    def contexts(self, sae: dict, latent: int, max_act: float) -> list[Context]:
-        rows = self._rows(q.LATENT_CONTEXTS, [sae["model_name"], sae["sae_key"], latent])
-        levels = {(seq_id, pos): level for seq_id, pos, level in self._rows(q.LATENT_WINDOW_ACTS, [sae["sae_key"], latent])}
-        left, right = sae["context_left"], sae["context_right"]
+    def contexts(self, sae: SaeRow, latent: int, max_act: float) -> list[Context]:
+        rows = self._rows(q.LATENT_CONTEXTS, [sae.model_name, sae.sae_key, latent])
+        levels = {(seq_id, pos): level for seq_id, pos, level in self._rows(q.LATENT_WINDOW_ACTS, [sae.sae_key, latent])}
+        left, right = sae.context_left, sae.context_right
         windows = []
         for kind, rank, seq_id, pos, act, tokens in rows:
             lo, hi = max(pos - left, 1), min(pos + right, len(tokens) - 1)
             windows.append((kind, rank, seq_id, pos, act, tokens[lo : hi + 1], lo))
-        names = self.token_strings(sae["model_name"], [t for w in windows for t in w[5]])
+        names = self.token_strings(sae.model_name, [t for w in windows for t in w[5]])
         return [
             Context(
                 kind=kind, rank=rank, seq_id=seq_id, pos=pos, act=act,
@@ -228,12 +229,12 @@ class ExplorerDB:
         """(latent, enc_dec_score, parent_score) of these latents."""
         return self._frame(q.LATENT_SCORES_OF, [sae_key, [int(x) for x in latents]])
 
-    def latents_by_top_context_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+    def latents_by_top_context_token(self, sae: SaeRow, token: str, limit: int = 100) -> pd.DataFrame:
         """The search for databases without the running-text index: top contexts peaking on the token."""
-        return self._frame(q.LATENTS_BY_TOP_CONTEXT_TOKEN, [sae["model_name"], token, sae["model_name"], sae["sae_key"], limit])
+        return self._frame(q.LATENTS_BY_TOP_CONTEXT_TOKEN, [sae.model_name, token, sae.model_name, sae.sae_key, limit])
 
-    def latents_by_logit_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
-        return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
+    def latents_by_logit_token(self, sae: SaeRow, token: str, limit: int = 100) -> pd.DataFrame:
+        return self._frame(q.LATENTS_BY_LOGIT_TOKEN, [sae.model_name, token, sae.sae_key, limit])
 
     # --- running text (token_latents, token_letters) -------------------------------------------
     def has_table(self, name: str) -> bool:
@@ -250,21 +251,21 @@ class ExplorerDB:
     def has_token_letters(self) -> bool:
         return self.has_table("token_letters")
 
-    def latents_by_running_token(self, sae: dict, token: str, limit: int = 100) -> pd.DataFrame:
+    def latents_by_running_token(self, sae: SaeRow, token: str, limit: int = 100) -> pd.DataFrame:
         """Latents among the top latents (by mean activation in running text) of tokens spelled like `token`
         (case-insensitive, surrounding spaces ignored): one row per (latent, token)."""
-        return self._frame(q.LATENTS_BY_RUNNING_TOKEN, [sae["model_name"], token, sae["sae_key"], limit])
+        return self._frame(q.LATENTS_BY_RUNNING_TOKEN, [sae.model_name, token, sae.sae_key, limit])
 
-    def token_occurrences(self, sae: dict, token: str, first_position: int = 1, max_rows: int = 50,
+    def token_occurrences(self, sae: SaeRow, token: str, first_position: int = 1, max_rows: int = 50,
                           limit: int = 10) -> list[Context]:
         """Up to `limit` occurrences of tokens spelled like `token` in the stored corpus rows, as contexts of the
         SAE's window size with the token highlighted (act = 0: the latents' values there are not stored)."""
         rows = self._rows(q.TOKEN_OCCURRENCES_BY_TEXT,
-                          [sae["model_name"], token, sae["model_name"], max_rows, first_position, limit])
-        left, right = sae["context_left"], sae["context_right"]
+                          [sae.model_name, token, sae.model_name, max_rows, first_position, limit])
+        left, right = sae.context_left, sae.context_right
         windows = [(seq_id, pos, tokens, max(pos - left, first_position), min(pos + right, len(tokens) - 1))
                    for seq_id, pos, tokens in rows]
-        names = self.token_strings(sae["model_name"], [t for *_, tokens, lo, hi in windows for t in tokens[lo : hi + 1]])
+        names = self.token_strings(sae.model_name, [t for *_, tokens, lo, hi in windows for t in tokens[lo : hi + 1]])
         return [Context(kind=0, rank=i, seq_id=seq_id, pos=pos, act=0.0,
                         tokens=[names.get(t, f"<{t}>") for t in tokens[lo : hi + 1]],
                         token_positions=list(range(lo, hi + 1)), activations=[0.0] * (hi + 1 - lo))

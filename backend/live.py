@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from backend import queries as q
+from backend.rows import SaeRow
 from backend.database import REPO_ROOT, ExplorerDB
 from backend.schema import DEFAULT_TASK
 from backend.tokenizer import EMBEDDED_MODEL, FULL_INSTALL
@@ -61,15 +62,9 @@ class SAESource:
     sae_id: str | None
 
     @classmethod
-    def from_row(cls, row: dict) -> SAESource:
-        def text(key: str) -> str | None:
-            value = row.get(key)
-            return None if value is None or value != value else str(value)  # NaN/None -> None
-
-        layer = row.get("layer")
-        return cls(sae_key=str(row["sae_key"]), model_name=str(row["model_name"]), hook_name=str(row["hook_name"]),
-                   layer=None if layer is None or layer != layer else int(layer), source=text("source") or "local",
-                   path=text("path"), release=text("release"), sae_id=text("sae_id"))
+    def from_row(cls, row: SaeRow) -> SAESource:
+        return cls(sae_key=row.sae_key, model_name=row.model_name, hook_name=row.hook_name, layer=row.layer,
+                   source=row.source, path=row.path, release=row.release, sae_id=row.sae_id)
 
 
 def sae_folder(source: SAESource, db_path: Path) -> Path:

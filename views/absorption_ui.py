@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import TaskInfo, database_path, plain_row
+from backend.rows import SaeRow
 from backend.params import LETTERS, ParamError, parse_task
 from backend.schema import DEFAULT_TASK
 from views import common
@@ -121,9 +122,9 @@ def explainer() -> None:
         st.markdown(EXPLAINER)
 
 
-def caveat(sae: dict | None = None) -> None:
+def caveat(sae: SaeRow | None = None) -> None:
     """The small-model warning, shown as a caption on every absorption view."""
-    this = f" This SAE: {int(sae['d_sae']):,} latents on `{sae['model_name']}`." if sae else ""
+    this = f" This SAE: {int(sae.d_sae):,} latents on `{sae.model_name}`." if sae else ""
     st.caption(f":material/warning: {CAVEAT}{this}")
 
 
@@ -170,20 +171,20 @@ def token_url(sae_key: str, word: str) -> str:
     return "./token?" + urlencode({"sae": sae_key, "token": word.strip()})
 
 
-def probe_run_note(sae: dict, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
+def probe_run_note(sae: SaeRow, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
     """Which probe run the SAE's numbers on the task were measured against and, where the hook holds several runs
     of the task (builds with other absorption configs), the others with the SAEs measured against each."""
-    summary = cached("sae_absorption", sae["sae_key"], task)
+    summary = cached("sae_absorption", sae.sae_key, task)
     if summary is None:
         return
     run_id = summary["probe_run_id"]
     run = cached("probe_run", run_id)
     words = f" · {run['n_words']:,} words ({run['n_train']:,} train / {run['n_test']:,} test)" if run else ""
     st.caption(f"Measured against probe run `{run_id}`{words}.", help=PROBE_RUN_HELP)
-    runs = records(cached("hook_probe_runs", sae["model_name"], sae["hook_name"], task))
+    runs = records(cached("hook_probe_runs", sae.model_name, sae.hook_name, task))
     others = [r for r in runs if r["probe_run_id"] != run_id and r["sae_keys"]]
     if others:
-        with st.expander(f"{len(others)} other probe run(s) at `{sae['hook_name']}`: not comparable with these numbers"):
+        with st.expander(f"{len(others)} other probe run(s) at `{sae.hook_name}`: not comparable with these numbers"):
             for other in others:
                 links = ", ".join(f"[{key}]({letter_url(key, letter, task) if letter else overview_url(key)})"
                                   for key in other["sae_keys"])

@@ -27,7 +27,7 @@ except ParamError as error:
     common.show_param_error(error)
 
 st.title("Browse latents")
-st.caption(f"SAE `{sae['sae_key']}` · {int(sae['d_sae']):,} latents")
+st.caption(f"SAE `{sae.sae_key}` · {int(sae.d_sae):,} latents")
 
 
 def set_param(name: str, widget_key: str) -> None:
@@ -41,18 +41,18 @@ def set_param(name: str, widget_key: str) -> None:
 
 latent_to_open = st.session_state.pop("browse_latent_id", None)
 if latent_to_open is not None:  # switch_page is not allowed inside a widget callback, so it happens here
-    st.switch_page(common.PAGE_FILES["latent"], query_params={"sae": sae["sae_key"], "latent": str(int(latent_to_open))})
+    st.switch_page(common.PAGE_FILES["latent"], query_params={"sae": sae.sae_key, "latent": str(int(latent_to_open))})
 
-st.number_input("open latent by id", min_value=0, max_value=int(sae["d_sae"]) - 1, value=None, step=1,
-                key="browse_latent_id", placeholder=f"0 – {int(sae['d_sae']) - 1}")
+st.number_input("open latent by id", min_value=0, max_value=int(sae.d_sae) - 1, value=None, step=1,
+                key="browse_latent_id", placeholder=f"0 – {int(sae.d_sae) - 1}")
 
 top = st.columns([3, 2, 2])
 top[0].text_input("token", value=query, key="browse_q", on_change=set_param, args=("q", "browse_q"),
                   placeholder="e.g. snake, the, ing", help="Exact token text (case-insensitive, surrounding spaces ignored).")
 top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_LABELS.get,
              key="browse_in", on_change=set_param, args=("in", "browse_in"), horizontal=True)
-validations = db.score_validation(sae["sae_key"])
-scored = sae["sae_key"] in db.scored_sae_keys()
+validations = db.score_validation(sae.sae_key)
+scored = sae.sae_key in db.scored_sae_keys()
 
 
 def sort_label(name: str) -> str:
@@ -78,16 +78,16 @@ def explain_score_sort(name: str) -> None:
 
 def require_scores(name: str) -> None:
     if not scored:
-        st.info(f"The probe-free absorption scores are not computed for `{sae['sae_key']}` in this database (its "
+        st.info(f"The probe-free absorption scores are not computed for `{sae.sae_key}` in this database (its "
                 "weights could not be loaded when it was built or migrated; `python -m precompute migrate` or a "
                 f"build computes them). Sort by `{name}` needs them.")
-        common.page_link("browse", "Browse by density instead →", sae=sae["sae_key"], sort="density_desc")
+        common.page_link("browse", "Browse by density instead →", sae=sae.sae_key, sort="density_desc")
         st.stop()
 
 
 def latent_links(frame, extra_columns: list[str]) -> None:
     frame = frame.copy()
-    frame["open"] = ["./latent?" + urlencode({"sae": sae["sae_key"], "latent": int(lat)}) for lat in frame["latent"]]
+    frame["open"] = ["./latent?" + urlencode({"sae": sae.sae_key, "latent": int(lat)}) for lat in frame["latent"]]
     st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
                                 "density": st.column_config.NumberColumn(format="%.5f"),
@@ -123,10 +123,10 @@ TOP_CONTEXT_COLUMNS = ["hits", "best_act", "density", "max_act"]
 
 def top_context_search(text: str):
     """Without the running-text index: the latents whose top contexts peak on the token (a narrower search)."""
-    st.info(f"The running-text token index is not computed for `{sae['sae_key']}` in this database (built or "
+    st.info(f"The running-text token index is not computed for `{sae.sae_key}` in this database (built or "
             "migrated from a version without it; `python -m precompute build --force` computes it with the "
             "dashboards). Shown instead: latents whose top-activating contexts peak on this token.")
-    common.page_link("browse", f"Search “{text}” in top logits →", sae=sae["sae_key"], q=text, **{"in": "logits"})
+    common.page_link("browse", f"Search “{text}” in top logits →", sae=sae.sae_key, q=text, **{"in": "logits"})
     st.subheader(f"Latents whose top contexts peak on “{text}”")
     return db.latents_by_top_context_token(sae, text)
 
@@ -134,7 +134,7 @@ def top_context_search(text: str):
 def running_text_search(text: str):
     """The latents that fire most on tokens spelled `text`, from the token index (or, without it, from the
     stored top contexts)."""
-    if sae["sae_key"] not in db.running_text_sae_keys():
+    if sae.sae_key not in db.running_text_sae_keys():
         return top_context_search(text)
     st.subheader(f"Latents that fire most on “{text}” in running text")
     st.caption("For each token spelled so (ignoring case and surrounding spaces): its top latents by mean activation "
@@ -145,7 +145,7 @@ def running_text_search(text: str):
 
 if query:
     if search_in == "contexts":
-        indexed = sae["sae_key"] in db.running_text_sae_keys()
+        indexed = sae.sae_key in db.running_text_sae_keys()
         found = running_text_search(query)
         columns = RUNNING_TEXT_COLUMNS if indexed else TOP_CONTEXT_COLUMNS
     else:
@@ -157,14 +157,14 @@ if query:
     elif found.empty:
         st.info(f"No latent matches “{query}”. Tokens match exactly (ignoring case and surrounding spaces); "
                 "try the other search, or a shorter piece of the word as the tokenizer splits it.")
-        common.page_link("token", f"What is “{query}” to the model? Token page →", sae=sae["sae_key"], token=query)
+        common.page_link("token", f"What is “{query}” to the model? Token page →", sae=sae.sae_key, token=query)
     else:
         sort_column = {"density_desc": ("density", False), "density_asc": ("density", True),
                        "max_act_desc": ("max_act", False), "latent": ("latent", True),
                        "enc_dec": ("enc_dec_score", False), "parent": ("parent_score", False)}[sort]
         if sort in scores.SCORE_SORTS:
             require_scores(sort)
-            found = found.merge(db.scores_of(sae["sae_key"], found["latent"].tolist()), on="latent", how="left")
+            found = found.merge(db.scores_of(sae.sae_key, found["latent"].tolist()), on="latent", how="left")
             columns = [scores.SCORE_SORTS[sort], *columns]
         if "sort" in st.query_params:
             found = found.sort_values(sort_column[0], ascending=sort_column[1])
@@ -174,12 +174,12 @@ if query:
 else:
     if sort in scores.SCORE_SORTS:
         require_scores(sort)
-    total = db.count_browse(sae["sae_key"], 0.0, 1.0, sort)
+    total = db.count_browse(sae.sae_key, 0.0, 1.0, sort)
     n_pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     if page >= n_pages:
         st.error(f"`page` {page} is past the last page ({n_pages - 1}).")
         st.stop()
-    frame = db.browse(sae["sae_key"], sort, 0.0, 1.0, PAGE_SIZE, page * PAGE_SIZE)
+    frame = db.browse(sae.sae_key, sort, 0.0, 1.0, PAGE_SIZE, page * PAGE_SIZE)
     if sort in scores.SCORE_SORTS:
         st.subheader(f"Alive latents, most suspect by {scores.SCORE_TITLES[sort]} first — page {page + 1} of {n_pages}")
         explain_score_sort(sort)
@@ -191,7 +191,7 @@ else:
     pager = st.columns(2)
     if page > 0:
         with pager[0]:
-            common.page_link("browse", "← previous page", sae=sae["sae_key"], sort=sort, page=page - 1)
+            common.page_link("browse", "← previous page", sae=sae.sae_key, sort=sort, page=page - 1)
     if page + 1 < n_pages:
         with pager[1]:
-            common.page_link("browse", "next page →", sae=sae["sae_key"], sort=sort, page=page + 1)
+            common.page_link("browse", "next page →", sae=sae.sae_key, sort=sort, page=page + 1)

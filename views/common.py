@@ -9,6 +9,7 @@ import streamlit as st
 
 from backend.database import DatabaseError, ExplorerDB, database_path
 from backend.params import ParamError, parse_sae_key
+from backend.rows import SaeRow
 
 PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "browse": "views/browse.py",
               "letter": "views/letter.py", "token": "views/token.py", "compare": "views/compare.py",
@@ -39,14 +40,14 @@ def saes_frame():
     return sae_table(str(database_path()))
 
 
-def current_sae() -> dict:
+def current_sae() -> SaeRow:
     """The SAE named by `?sae=` (the first SAE when absent); stops with a message when unknown."""
     frame = saes_frame()
     try:
         key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist())
     except ParamError as error:
         show_param_error(error)
-    return frame.set_index("sae_key", drop=False).loc[key].to_dict()
+    return SaeRow.from_record(frame.set_index("sae_key", drop=False).loc[key].to_dict())
 
 
 def show_param_error(error: ParamError) -> None:

@@ -9,13 +9,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import neuronpedia, scores
+from backend.rows import SaeRow
 from backend.params import ParamError, parse_latent
 from backend.schema import DEFAULT_TASK
 from views import absorption_ui, common, truth_ui
 
 db = common.get_db()
 sae = common.current_sae()
-d_sae = int(sae["d_sae"])
+d_sae = int(sae.d_sae)
 try:
     latent_id = parse_latent(st.query_params.get("latent"), d_sae)
 except ParamError as error:
@@ -31,26 +32,26 @@ def go_to(latent: int) -> None:
 
 
 def random_live_latent() -> None:
-    n_live = db.count_live_latents(sae["sae_key"])
+    n_live = db.count_live_latents(sae.sae_key)
     if n_live:
-        go_to(db.live_latent_at(sae["sae_key"], random.randrange(n_live)))
+        go_to(db.live_latent_at(sae.sae_key, random.randrange(n_live)))
 
 
 def jump() -> None:
     go_to(int(st.session_state["latent_jump"]))
 
 
-def release_text(sae: dict, latent: int) -> str:
+def release_text(sae: SaeRow, latent: int) -> str:
     """For a sae-lens release SAE: where it comes from, and its Neuronpedia page when sae-lens names one."""
-    if sae["source"] != "release":
+    if sae.source != "release":
         return ""
-    text = f" · from `{sae['release']}` / `{sae['sae_id']}`"
-    url = neuronpedia.feature_url(sae["release"], sae["sae_id"], latent)
+    text = f" · from `{sae.release}` / `{sae.sae_id}`"
+    url = neuronpedia.feature_url(sae.release, sae.sae_id, latent)
     return text + (f" · [Neuronpedia]({url})" if url else "")
 
 
 st.title(f"Latent {latent_id}")
-st.caption(f"SAE `{sae['sae_key']}` · `{sae['hook_name']}` · {d_sae:,} latents" + release_text(sae, latent_id))
+st.caption(f"SAE `{sae.sae_key}` · `{sae.hook_name}` · {d_sae:,} latents" + release_text(sae, latent_id))
 
 nav = st.columns([1, 1, 1, 2])
 nav[0].button("← previous", on_click=go_to, args=(max(latent_id - 1, 0),), disabled=latent_id == 0,
@@ -71,10 +72,10 @@ cols[0].metric("density", f"{latent.density:.2e}" if 0 < latent.density < 1e-3 e
                help="fraction of corpus tokens where it is > 0")
 cols[1].metric("max activation", f"{latent.max_act:.2f}")
 cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}")
-cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae['n_tokens']:,} tokens measured")
+cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae.n_tokens:,} tokens measured")
 
 if latent.is_dead:
-    st.warning(f"Latent {latent_id} never fired on the {sae['n_tokens']:,} tokens measured: it is dead here, "
+    st.warning(f"Latent {latent_id} never fired on the {sae.n_tokens:,} tokens measured: it is dead here, "
                "so it has no contexts or histogram. Its logits and neighbours are shown below.")
 
 contexts = db.contexts(sae, latent_id, latent.max_act)
@@ -134,7 +135,7 @@ with side:
     st.subheader("Nearest latents")
     st.caption("By cosine similarity of decoder directions.")
     for neighbor, cosine in latent.neighbors:
-        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae["sae_key"], latent=neighbor,
+        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae.sae_key, latent=neighbor,
                          **absorption_ui.task_params(task.task))
 
 
@@ -196,12 +197,12 @@ def on_task_selected() -> None:
 def render_absorption_panel() -> None:
     st.divider()
     st.subheader("Absorption (first-letter task)" if task.is_letters else f"Absorption ({task.title})")
-    if not absorption_ui.has_absorption(sae["sae_key"]):
-        absorption_ui.no_absorption_message(sae["sae_key"])
+    if not absorption_ui.has_absorption(sae.sae_key):
+        absorption_ui.no_absorption_message(sae.sae_key)
         return
     absorption_ui.caveat(sae)
-    if truth_ui.has_truth(sae["sae_key"]):  # a toy run: what this latent truly is, before what the metrics say
-        truth_ui.latent_panel(sae["sae_key"], latent_id, task.task)
+    if truth_ui.has_truth(sae.sae_key):  # a toy run: what this latent truly is, before what the metrics say
+        truth_ui.latent_panel(sae.sae_key, latent_id, task.task)
     absorption_ui.explainer()
     all_tasks = absorption_ui.tasks()
     if len(all_tasks) > 1:
@@ -210,23 +211,23 @@ def render_absorption_panel() -> None:
         st.radio("task", list(titles), format_func=titles.get, key="latent_task", horizontal=True,
                  on_change=on_task_selected, help="Whose class probes the cosine profile shows; kept in the URL "
                                                   "(?task=). The roles below cover every task.")
-    roles = absorption_ui.cached("latent_roles", sae["sae_key"], latent_id)
+    roles = absorption_ui.cached("latent_roles", sae.sae_key, latent_id)
     left, right = st.columns([3, 2])
     with left:
         noun, nouns = task.class_noun, task.class_plural
         st.markdown(f"**Decoder cosine with each {noun}'s probe direction**")
-        if absorption_ui.has_absorption(sae["sae_key"], task.task):
-            cos = absorption_ui.cached("latent_letter_cos", sae["sae_key"], latent_id, task.task)
+        if absorption_ui.has_absorption(sae.sae_key, task.task):
+            cos = absorption_ui.cached("latent_letter_cos", sae.sae_key, latent_id, task.task)
             st.caption(f"Blue: {nouns} where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
                        f"with the {noun} they absorb.")
             highlighted = set(of_task(roles.main, task.task)["letter"]) | set(of_task(roles.split, task.task)["letter"]) \
                 | set(of_task(roles.absorbed, task.task)["letter"])
             st.plotly_chart(letter_profile_chart(cos, highlighted, task), width="stretch", key="latent_letter_profile")
         else:
-            absorption_ui.no_absorption_message(sae["sae_key"], task)
+            absorption_ui.no_absorption_message(sae.sae_key, task)
     with right:
         st.markdown("**Roles**")
-        render_roles(roles, sae["sae_key"])
+        render_roles(roles, sae.sae_key)
 
 
 # --- the same direction in other SAEs --------------------------------------------------------
@@ -284,16 +285,16 @@ def render_matches_panel() -> None:
     st.divider()
     st.subheader("Same direction in other SAEs")
     frame = common.saes_frame()
-    others = frame[(frame["model_name"] == sae["model_name"]) & (frame["hook_name"] == sae["hook_name"])
-                   & (frame["sae_key"] != sae["sae_key"])]["sae_key"].tolist()
+    others = frame[(frame["model_name"] == sae.model_name) & (frame["hook_name"] == sae.hook_name)
+                   & (frame["sae_key"] != sae.sae_key)]["sae_key"].tolist()
     if not others:
-        st.info(f"No other SAE at `{sae['hook_name']}` of `{sae['model_name']}` in this database, so there is "
+        st.info(f"No other SAE at `{sae.hook_name}` of `{sae.model_name}` in this database, so there is "
                 "nothing to match this latent against. Build SAEs of other widths or sparsities at this hook to see "
                 "where this direction goes.")
         return
-    matches = absorption_ui.cached("latent_matches", sae["sae_key"], latent_id)
+    matches = absorption_ui.cached("latent_matches", sae.sae_key, latent_id)
     if matches.empty:
-        st.info(f"Matches for `{sae['sae_key']}` were not computed (the precompute's matching stage fills them when "
+        st.info(f"Matches for `{sae.sae_key}` were not computed (the precompute's matching stage fills them when "
                 "it can load every SAE at the hook).")
         return
     st.caption("For each other SAE at this hook, the latent whose decoder direction is closest (cosine) to this "
@@ -301,7 +302,7 @@ def render_matches_panel() -> None:
                "cosine; an absorber here may be a clean letter latent there, or the reverse.")
     measured = set(absorption_ui.cached("all_sae_absorption")["sae_key"]) \
         if absorption_ui.cached("has_absorption_tables") else set()
-    roles = absorption_ui.cached("latent_match_roles", sae["sae_key"], latent_id)
+    roles = absorption_ui.cached("latent_match_roles", sae.sae_key, latent_id)
     st.dataframe(matches_table(matches, roles, measured), hide_index=True, width="stretch", key="latent_matches",
                  column_config={"latent": st.column_config.LinkColumn("latent", display_text=r"latent=(\d+)"),
                                 "cosine": st.column_config.NumberColumn(format="%.3f"),
@@ -332,9 +333,9 @@ def render_scores_panel() -> None:
     """Probe-free absorption suspicion: the latent's scores, their ranks, and how much they are worth here."""
     st.divider()
     st.subheader("Absorption suspect without a probe")
-    found = db.latent_scores(sae["sae_key"], latent_id)
+    found = db.latent_scores(sae.sae_key, latent_id)
     if found is None:
-        st.info(f"The probe-free scores are not computed for `{sae['sae_key']}` in this database (its weights could "
+        st.info(f"The probe-free scores are not computed for `{sae.sae_key}` in this database (its weights could "
                 "not be loaded when it was built or migrated).")
         return
     st.caption("Scores from the SAE's weights alone (no task labels), higher = more suspect, checked against the "
@@ -349,14 +350,14 @@ def render_scores_panel() -> None:
                             f"- density (the baseline): rank {found.density_rank:,} of {found.n_alive:,}"]))
     if found.parent_latent is not None:
         common.page_link("latent", f"Its denser parent candidate: latent {found.parent_latent} →",
-                         sae=sae["sae_key"], latent=found.parent_latent, **absorption_ui.task_params(task.task))
+                         sae=sae.sae_key, latent=found.parent_latent, **absorption_ui.task_params(task.task))
     links = st.columns(2)
     for column, name in zip(links, scores.SCORE_SORTS):
         with column:
-            common.page_link("browse", f"Most suspect by {scores.SCORE_TITLES[name]} →", sae=sae["sae_key"], sort=name)
+            common.page_link("browse", f"Most suspect by {scores.SCORE_TITLES[name]} →", sae=sae.sae_key, sort=name)
 
 
-validations = db.score_validation(sae["sae_key"])
+validations = db.score_validation(sae.sae_key)
 render_absorption_panel()
 render_scores_panel()
 render_matches_panel()

@@ -21,7 +21,7 @@ CLASS_PARAMS = ("class", "letter")  # either names the class, for any task; `cla
 
 db = common.get_db()
 sae = common.current_sae()
-sae_key = sae["sae_key"]
+sae_key = sae.sae_key
 task = ui.current_task()
 task_name, noun = task.task, task.class_noun
 if not task.classes:
@@ -73,7 +73,7 @@ def on_x_selected() -> None:
 
 
 st.title(f"Letter {label}" if task.is_letters else f"{task.title}: {label}")
-st.caption(f"SAE `{sae_key}` · `{sae['hook_name']}` · "
+st.caption(f"SAE `{sae_key}` · `{sae.hook_name}` · "
            + (f"words that start with “{label}”" if task.is_letters else
               f"words of class “{label}” · task `{task_name}`: {task.description}"))
 ui.caveat(sae)

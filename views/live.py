@@ -46,8 +46,8 @@ db = common.get_db()
 sae = common.current_sae()
 source = live.SAESource.from_row(sae)
 st.title("Live text")
-st.caption(f"Any text through `{sae['model_name']}` up to `{sae['hook_name']}` and the sidebar SAE "
-           f"`{sae['sae_key']}`, on this server's CPU. Up to {MAX_LIVE_TEXT:,} characters and "
+st.caption(f"Any text through `{sae.model_name}` up to `{sae.hook_name}` and the sidebar SAE "
+           f"`{sae.sae_key}`, on this server's CPU. Up to {MAX_LIVE_TEXT:,} characters and "
            f"{live.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
 
 
@@ -74,14 +74,14 @@ except ParamError as error:
     st.stop()
 text_box(text)
 try:
-    chosen = parse_latent(st.query_params.get("latent"), int(sae["d_sae"]))
+    chosen = parse_latent(st.query_params.get("latent"), int(sae.d_sae))
 except ParamError as error:
     common.show_param_error(error)
 
 if not text.strip():
     st.caption("Type a text above, or try an example:")
     for example in EXAMPLES:
-        common.page_link("live", f"“{example}” →", sae=sae["sae_key"], text=example)
+        common.page_link("live", f"“{example}” →", sae=sae.sae_key, text=example)
     st.stop()
 
 
@@ -133,7 +133,7 @@ def highlight(latent: int) -> None:
              else "its maximum in this text")
     st.caption(f"Latent {latent}: maximum {text_max:.2f} in this text" + (" (it never fires here)" if text_max <= 0
                else ", underlined where it peaks") + f"; colour relative to {where}. Hover a token for its value.")
-    common.page_link("latent", f"Latent {latent}'s dashboard →", sae=sae["sae_key"], latent=latent)
+    common.page_link("latent", f"Latent {latent}'s dashboard →", sae=sae.sae_key, latent=latent)
 
 
 maxima = result.latent_maxima()
@@ -161,7 +161,7 @@ def token_table() -> pd.DataFrame:
             row[f"latent {latent}"] = dict(zip(token.latents, token.activations)).get(latent, 0.0)
         for rank in range(TOP_SHOWN):
             has = rank < len(token.latents)
-            row[f"top {rank + 1}"] = ui.latent_url(sae["sae_key"], token.latents[rank]) if has else None
+            row[f"top {rank + 1}"] = ui.latent_url(sae.sae_key, token.latents[rank]) if has else None
             row[f"act {rank + 1}"] = token.activations[rank] if has else None
         rows.append(row)
     return pd.DataFrame(rows)
@@ -189,12 +189,12 @@ def letter_table() -> pd.DataFrame:
     for r in result.letters:
         top = r.absorbers[0].latent if r.absorbers else None
         rows.append({
-            "#": r.position, "token": repr(r.token), "letter": ui.letter_url(sae["sae_key"], r.letter),
-            "main latent": ui.latent_url(sae["sae_key"], r.main_latent), "main fired": r.main_fired,
+            "#": r.position, "token": repr(r.token), "letter": ui.letter_url(sae.sae_key, r.letter),
+            "main latent": ui.latent_url(sae.sae_key, r.main_latent), "main fired": r.main_fired,
             "main z": r.main_z, "split fired": f"{r.n_split_fired}/{len(r.split)}",
             "split z": ", ".join(f"{s}: {z:.2f}" for s, z in r.split), "probe logit": r.probe_logit,
             "P": r.P, "M": r.M, "A": r.A, "absorbers": absorber_text(r),
-            "top absorber": None if top is None else ui.latent_url(sae["sae_key"], top),
+            "top absorber": None if top is None else ui.latent_url(sae.sae_key, top),
             "absorption fraction": r.absorption_fraction, "full absorption": r.full_absorption,
         })
     return pd.DataFrame(rows)
@@ -203,7 +203,7 @@ def letter_table() -> pd.DataFrame:
 def render_letters() -> None:
     st.subheader("First letters of word tokens")
     if not result.has_letters:
-        st.info(f"The letter part needs absorption results for `{sae['sae_key']}`, and this database has none: "
+        st.info(f"The letter part needs absorption results for `{sae.sae_key}`, and this database has none: "
                 "build them with `python -m precompute build` (absorption stage), or pick an SAE that has them in "
                 "the sidebar. The per-token latents above need no absorption results.")
         return

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from backend.rows import SaeRow
 from views import absorption_ui, common, sae_list
 
 st.title("SAEs in this database")
@@ -47,24 +48,23 @@ paged = page.of(frame)
 here = keep
 sae_list.pager(page, "overview", here, len(frame))
 
-for sae in paged.to_dict("records"):
+for sae in [SaeRow.from_record(record) for record in paged.to_dict("records")]:
     with st.container(border=True):
-        st.subheader(sae["sae_key"])
+        st.subheader(sae.sae_key)
         cols = st.columns(5)
-        cols[0].metric("width", f"{sae['d_sae']:,}")
-        cols[1].metric("L0", f"{sae['l0']:.1f}")
-        cols[2].metric("explained variance", f"{sae['explained_variance']:.3f}")
-        cols[3].metric("dead latents", f"{sae['n_dead']:,}", help=f"{sae['dead_fraction']:.1%} never fired")
-        cols[4].metric("tokens measured", f"{sae['n_tokens']:,}")
-        origin = sae["path"] if sae["source"] == "local" else f"{sae['release']} / {sae['sae_id']}"
-        architecture = absorption_ui.architecture_label(sae["training_architecture"], sae["architecture"])
-        st.caption(f"`{sae['hook_name']}` on `{sae['model_name']}` · {architecture} · from `{origin}` · "
-                   f"corpus `{sae['corpus']}`")
+        cols[0].metric("width", f"{sae.d_sae:,}")
+        cols[1].metric("L0", f"{sae.l0:.1f}")
+        cols[2].metric("explained variance", f"{sae.explained_variance:.3f}")
+        cols[3].metric("dead latents", f"{sae.n_dead:,}", help=f"{sae.dead_fraction:.1%} never fired")
+        cols[4].metric("tokens measured", f"{sae.n_tokens:,}")
+        architecture = absorption_ui.architecture_label(sae.training_architecture, sae.architecture)
+        st.caption(f"`{sae.hook_name}` on `{sae.model_name}` · {architecture} · from `{sae.origin}` · "
+                   f"corpus `{sae.corpus}`")
         link_cols = st.columns(2)
         with link_cols[0]:
-            common.page_link("latent", "Open latent 0 →", sae=sae["sae_key"], latent=0)
+            common.page_link("latent", "Open latent 0 →", sae=sae.sae_key, latent=0)
         with link_cols[1]:
-            common.page_link("browse", "Browse latents →", sae=sae["sae_key"])
+            common.page_link("browse", "Browse latents →", sae=sae.sae_key)
 
 
 # --- absorption on the task ------------------------------------------------------------------

@@ -22,7 +22,7 @@ N_NEAREST = 8
 
 db = common.get_db()
 sae = common.current_sae()
-sae_key, model_name = sae["sae_key"], sae["model_name"]
+sae_key, model_name = sae.sae_key, sae.model_name
 try:
     word = parse_word(st.query_params.get("token"))
 except ParamError as error:

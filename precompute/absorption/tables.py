@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
+from backend.rows import (AbsorptionWordRow, ClassProbeRow, ProbeFoldRow, ProbeRunRow, SaeAbsorptionRow, SaeClassFoldRow,
+                          SaeClassKRow, SaeClassRow, arrow_table)
 from backend.schema import COS_SCALE
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
@@ -56,35 +58,33 @@ def float_list(values, decimals: int = 4) -> list[float]:
 def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id: str) -> dict[str, pa.Table]:
     prompts = hook.prompts
     measured = hook.folds != TRAINING_ONLY
-    run = {
-        "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "task": config.task,
-        "config": config_json(config),
-        "split_mode": config.split_mode, "n_folds": config.fold_count,
-        "n_words": len(prompts), "n_train": int((~measured).sum()), "n_test": int(measured.sum()),
-        "n_dropped": prompts.n_dropped, "prompt_template": config.prompts.template,
-        "seconds": json.dumps({k: round(v, 2) for k, v in hook.seconds.items()}), "created_at": now(),
-    }
+    run = ProbeRunRow(
+        probe_run_id=run_id, model_name=hook.model_name, hook_name=hook.hook_name, task=config.task,
+        config=config_json(config), split_mode=config.split_mode, n_folds=config.fold_count,
+        n_words=len(prompts), n_train=int((~measured).sum()), n_test=int(measured.sum()),
+        n_dropped=prompts.n_dropped, prompt_template=config.prompts.template,
+        seconds=json.dumps({k: round(v, 2) for k, v in hook.seconds.items()}), created_at=now(),
+    )
     labels = prompts.labels
     fold_direction_cos = lowest_pairwise_cos([p.directions() for p in hook.fold_probes], config.n_classes)
     classes = config.prompts.classes
     letters = []
     for j, letter in enumerate(classes):
         neuron, pca = hook.neuron_baseline[j], hook.pca_baseline[j]
-        letters.append({
-            "probe_run_id": run_id, "model_name": hook.model_name, "hook_name": hook.hook_name, "task": config.task,
-            "letter": letter,
-            "weight": float_list(hook.probe.weight[j], 6), "bias": float(hook.probe.bias[j]),
-            "n_train": int(((labels == j) & ~measured).sum()), "n_test": int(((labels == j) & measured).sum()),
-            "probe_precision": float(hook.test_scores.precision[j]), "probe_recall": float(hook.test_scores.recall[j]),
-            "probe_f1": float(hook.test_scores.f1[j]), "probe_auc": r(hook.aucs[j]),
-            "probe_stability": float(hook.stability[j]), "fold_direction_cos": r(fold_direction_cos[j]),
-            "n_probe_true_positives": int(len(hook.probe_true_positives(j))),
-            "model_accuracy": float(hook.model_accuracy[j]), "model_checked": int(hook.model_checked[j]),
-            "neuron": neuron.index, "neuron_sign": neuron.sign, "neuron_precision": neuron.precision,
-            "neuron_recall": neuron.recall, "neuron_f1": neuron.f1,
-            "pca_component": pca.index, "pca_sign": pca.sign, "pca_precision": pca.precision,
-            "pca_recall": pca.recall, "pca_f1": pca.f1,
-        })
+        letters.append(ClassProbeRow(
+            probe_run_id=run_id, model_name=hook.model_name, hook_name=hook.hook_name, task=config.task,
+            letter=letter, weight=float_list(hook.probe.weight[j], 6), bias=float(hook.probe.bias[j]),
+            n_train=int(((labels == j) & ~measured).sum()), n_test=int(((labels == j) & measured).sum()),
+            probe_precision=float(hook.test_scores.precision[j]), probe_recall=float(hook.test_scores.recall[j]),
+            probe_f1=float(hook.test_scores.f1[j]), probe_auc=r(hook.aucs[j]),
+            probe_stability=float(hook.stability[j]), fold_direction_cos=r(fold_direction_cos[j]),
+            n_probe_true_positives=int(len(hook.probe_true_positives(j))),
+            model_accuracy=float(hook.model_accuracy[j]), model_checked=int(hook.model_checked[j]),
+            neuron=neuron.index, neuron_sign=neuron.sign, neuron_precision=neuron.precision,
+            neuron_recall=neuron.recall, neuron_f1=neuron.f1,
+            pca_component=pca.index, pca_sign=pca.sign, pca_precision=pca.precision,
+            pca_recall=pca.recall, pca_f1=pca.f1,
+        ))
     own_logits = hook.probe_logits[np.arange(len(prompts)), labels]
     words = pa.table({
         "probe_run_id": [run_id] * len(prompts), "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
@@ -100,18 +100,13 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         "prefix_id": pa.array(range(len(prompts.prefixes)), pa.int32()),
         "text": [tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts.prefixes],
     })
-    folds = [{"probe_run_id": run_id, "task": config.task, "fold": fold, "letter": letter, "weight": float_list(probe.weight[j], 6),
-              "bias": float(probe.bias[j]), "n_words": int(((labels == j) & (hook.folds == fold)).sum()),
-              "n_probe_true_positives": int(len(hook.probe_true_positives(j, fold)))}
+    folds = [ProbeFoldRow(probe_run_id=run_id, task=config.task, fold=fold, letter=letter,
+                          weight=float_list(probe.weight[j], 6), bias=float(probe.bias[j]),
+                          n_words=int(((labels == j) & (hook.folds == fold)).sum()),
+                          n_probe_true_positives=int(len(hook.probe_true_positives(j, fold))))
              for fold, probe in enumerate(hook.fold_probes) for j, letter in enumerate(classes)]
-    return {"probe_runs": pa.Table.from_pylist([run]), "letter_probes": pa.Table.from_pylist(letters),
-            "probe_folds": pa.Table.from_pylist(folds, schema=PROBE_FOLDS_SCHEMA), "probe_words": words,
-            "probe_prefixes": prefixes}
-
-
-PROBE_FOLDS_SCHEMA = pa.schema([("probe_run_id", pa.string()), ("task", pa.string()), ("fold", pa.int16()), ("letter", pa.string()),
-                                ("weight", pa.list_(pa.float32())), ("bias", pa.float32()), ("n_words", pa.int32()),
-                                ("n_probe_true_positives", pa.int32())])
+    return {"probe_runs": arrow_table([run], ProbeRunRow), "letter_probes": arrow_table(letters, ClassProbeRow),
+            "probe_folds": arrow_table(folds, ProbeFoldRow), "probe_words": words, "probe_prefixes": prefixes}
 
 
 def lowest_pairwise_cos(directions: list[np.ndarray], n_classes: int) -> np.ndarray:
@@ -123,101 +118,85 @@ def lowest_pairwise_cos(directions: list[np.ndarray], n_classes: int) -> np.ndar
 
 def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> dict[str, pa.Table]:
     """One SAE's rows for one task; every row names the task and the probe run it was measured against."""
-    tables = _sae_tables(result, config)
-    return {name: table.add_column(1, "task", pa.array([config.task] * len(table), pa.string()))
-                       .add_column(2, "probe_run_id", pa.array([run_id] * len(table), pa.string()))
-            for name, table in tables.items()}
-
-
-def _sae_tables(result: SAEAbsorption, config: AbsorptionConfig) -> dict[str, pa.Table]:
     key, hook = result.sae_key, result.hook
     fraction_by_letter, fraction = result.fraction
     full_by_letter, full = result.full
     paper_by_letter, paper = result.paper_rate
     included = result.included_letters
     ablation = config.run_ablation_metric
+    ids = {"sae_key": key, "task": config.task, "probe_run_id": run_id}  # every row's first three fields
 
     def spread(values: list[float]) -> float | None:
         return r(float(np.std(values, ddof=1))) if len(values) > 1 else None
 
     n_split = [len(result.letters[j].split_latents) for j in included]
-    summary = {
-        "sae_key": key, "hook_name": hook.hook_name, "n_letters": len(included),
-        "mean_absorption_fraction": r(fraction.value), "mean_absorption_fraction_low": r(fraction.low),
-        "mean_absorption_fraction_high": r(fraction.high),
-        "std_absorption_fraction": spread([fraction_by_letter[j].value for j in included]),
-        "full_absorption_rate": r(full.value), "full_absorption_rate_low": r(full.low), "full_absorption_rate_high": r(full.high),
-        "std_full_absorption": spread([full_by_letter[j].value for j in included]),
-        "paper_absorption_rate": r(paper.value) if ablation else None,
-        "paper_absorption_rate_low": r(paper.low) if ablation else None,
-        "paper_absorption_rate_high": r(paper.high) if ablation else None,
-        "std_paper_absorption": spread([paper_by_letter[j].value for j in included]) if ablation else None,
-        "mean_num_split_latents": r(float(np.mean(n_split))) if n_split else None, "std_num_split_latents": spread(n_split),
-        "mean_main_precision": r(np.mean([result.letters[j].main.precision for j in included])) if included else None,
-        "mean_main_recall": r(np.mean([result.letters[j].main.recall for j in included])) if included else None,
-        "mean_main_f1": r(np.mean([result.letters[j].main.f1 for j in included])) if included else None,
-        "mean_probe_f1": r(np.mean([hook.test_scores.f1[j] for j in included])) if included else None,
-        "split_mode": config.split_mode, "n_folds": config.fold_count,
-        "fold_sd_absorption_fraction": r(result.fold_sd["fraction"]), "fold_sd_full_absorption": r(result.fold_sd["full"]),
-        "fold_sd_paper_absorption": r(result.fold_sd["paper"]) if ablation else None,
-        "n_unstable_letters": len(result.unstable_letters),
-        "config": config_json(config), "seconds": json.dumps({k: round(v, 2) for k, v in result.seconds.items()}),
-        "created_at": now(),
-    }
+    summary = SaeAbsorptionRow(
+        **ids, hook_name=hook.hook_name, n_letters=len(included),
+        mean_absorption_fraction=r(fraction.value), mean_absorption_fraction_low=r(fraction.low),
+        mean_absorption_fraction_high=r(fraction.high),
+        std_absorption_fraction=spread([fraction_by_letter[j].value for j in included]),
+        full_absorption_rate=r(full.value), full_absorption_rate_low=r(full.low), full_absorption_rate_high=r(full.high),
+        std_full_absorption=spread([full_by_letter[j].value for j in included]),
+        paper_absorption_rate=r(paper.value) if ablation else None,
+        paper_absorption_rate_low=r(paper.low) if ablation else None,
+        paper_absorption_rate_high=r(paper.high) if ablation else None,
+        std_paper_absorption=spread([paper_by_letter[j].value for j in included]) if ablation else None,
+        mean_num_split_latents=r(float(np.mean(n_split))) if n_split else None, std_num_split_latents=spread(n_split),
+        mean_main_precision=r(np.mean([result.letters[j].main.precision for j in included])) if included else None,
+        mean_main_recall=r(np.mean([result.letters[j].main.recall for j in included])) if included else None,
+        mean_main_f1=r(np.mean([result.letters[j].main.f1 for j in included])) if included else None,
+        mean_probe_f1=r(np.mean([hook.test_scores.f1[j] for j in included])) if included else None,
+        split_mode=config.split_mode, n_folds=config.fold_count,
+        fold_sd_absorption_fraction=r(result.fold_sd["fraction"]), fold_sd_full_absorption=r(result.fold_sd["full"]),
+        fold_sd_paper_absorption=r(result.fold_sd["paper"]) if ablation else None,
+        n_unstable_letters=len(result.unstable_letters),
+        config=config_json(config), seconds=json.dumps({k: round(v, 2) for k, v in result.seconds.items()}),
+        created_at=now(),
+    )
     letters, fold_rows, ks_rows = [], [], []
     for letter in result.letters:
         j, name = letter.letter, config.prompts.classes[letter.letter]
         has_paper = letter.has_paper
-        letters.append({
-            "sae_key": key, "letter": name, "included": j in included,
-            "split_latents": letter.split_latents, "n_split": len(letter.split_latents),
-            "split_stability": letter.split_stability,
-            "main_latent": letter.main.latent, "main_encoder_cos": letter.main.encoder_cos,
-            "main_stability": letter.main_stability,
-            "main_precision": letter.main.precision, "main_recall": letter.main.recall, "main_f1": letter.main.f1,
-            "best_latent": letter.best_latent.index, "best_precision": letter.best_latent.precision,
-            "best_recall": letter.best_latent.recall, "best_f1": letter.best_latent.f1,
-            "n_probe_true_positives": len(letter.true_positives),
-            "mean_absorption_fraction": r(fraction_by_letter[j].value), "absorption_fraction_low": r(fraction_by_letter[j].low),
-            "absorption_fraction_high": r(fraction_by_letter[j].high),
-            "full_absorption_rate": r(full_by_letter[j].value), "full_absorption_rate_low": r(full_by_letter[j].low),
-            "full_absorption_rate_high": r(full_by_letter[j].high),
-            "n_full_absorption": letter.n_full_absorption,
-            "paper_absorption_rate": r(paper_by_letter[j].value) if has_paper else None,
-            "paper_absorption_rate_low": r(paper_by_letter[j].low) if has_paper else None,
-            "paper_absorption_rate_high": r(paper_by_letter[j].high) if has_paper else None,
-            "n_candidates": letter.n_candidates, "n_sampled": letter.n_sampled, "n_paper_absorption": letter.n_paper_absorption,
-        })
+        letters.append(SaeClassRow(
+            **ids, letter=name, included=j in included,
+            split_latents=letter.split_latents, n_split=len(letter.split_latents),
+            split_stability=letter.split_stability,
+            main_latent=letter.main.latent, main_encoder_cos=letter.main.encoder_cos,
+            main_stability=letter.main_stability,
+            main_precision=letter.main.precision, main_recall=letter.main.recall, main_f1=letter.main.f1,
+            best_latent=letter.best_latent.index, best_precision=letter.best_latent.precision,
+            best_recall=letter.best_latent.recall, best_f1=letter.best_latent.f1,
+            n_probe_true_positives=len(letter.true_positives),
+            mean_absorption_fraction=r(fraction_by_letter[j].value), absorption_fraction_low=r(fraction_by_letter[j].low),
+            absorption_fraction_high=r(fraction_by_letter[j].high),
+            full_absorption_rate=r(full_by_letter[j].value), full_absorption_rate_low=r(full_by_letter[j].low),
+            full_absorption_rate_high=r(full_by_letter[j].high),
+            n_full_absorption=letter.n_full_absorption,
+            paper_absorption_rate=r(paper_by_letter[j].value) if has_paper else None,
+            paper_absorption_rate_low=r(paper_by_letter[j].low) if has_paper else None,
+            paper_absorption_rate_high=r(paper_by_letter[j].high) if has_paper else None,
+            n_candidates=letter.n_candidates, n_sampled=letter.n_sampled, n_paper_absorption=letter.n_paper_absorption,
+        ))
         for fold in letter.folds:
             tp = len(fold.true_positives)
-            fold_rows.append({
-                "sae_key": key, "letter": name, "fold": fold.fold, "split_latents": fold.split.split_latents,
-                "main_latent": fold.main.latent, "main_f1": fold.main.f1, "n_probe_true_positives": tp,
-                "mean_absorption_fraction": r(fold.projection.absorption_fraction.mean()) if tp else None,
-                "full_absorption_rate": r(fold.projection.is_full_absorption.mean()) if tp else None,
-                "paper_absorption_rate": r(fold.paper_weights.mean()) if fold.paper is not None and tp else None,
-                "n_candidates": len(fold.candidates), "n_sampled": len(fold.sampled),
-            })
+            fold_rows.append(SaeClassFoldRow(
+                **ids, letter=name, fold=fold.fold, split_latents=fold.split.split_latents,
+                main_latent=fold.main.latent, main_f1=fold.main.f1, n_probe_true_positives=tp,
+                mean_absorption_fraction=r(fold.projection.absorption_fraction.mean()) if tp else None,
+                full_absorption_rate=r(fold.projection.is_full_absorption.mean()) if tp else None,
+                paper_absorption_rate=r(fold.paper_weights.mean()) if fold.paper is not None and tp else None,
+                n_candidates=len(fold.candidates), n_sampled=len(fold.sampled),
+            ))
             for fit in fold.split.fits:
-                ks_rows.append({"sae_key": key, "letter": name, "fold": fold.fold, "k": fit.k, "latents": fit.latents,
-                                "weights": float_list(fit.weights), "bias": fit.bias,
-                                "precision": fit.precision, "recall": fit.recall, "f1": fit.f1})
+                ks_rows.append(SaeClassKRow(**ids, letter=name, fold=fold.fold, k=fit.k, latents=fit.latents,
+                                            weights=float_list(fit.weights), bias=fit.bias,
+                                            precision=fit.precision, recall=fit.recall, f1=fit.f1))
     cos = letter_cos_table(key, result.decoder_cos, result.encoder_cos)
-    return {"sae_absorption": pa.Table.from_pylist([summary]), "sae_letters": pa.Table.from_pylist(letters),
-            "sae_letter_folds": pa.Table.from_pylist(fold_rows, schema=SAE_LETTER_FOLDS_SCHEMA),
-            "sae_letter_k": pa.Table.from_pylist(ks_rows, schema=SAE_LETTER_K_SCHEMA), "latent_letter_cos": cos,
-            "absorption_words": word_rows(result, config.prompts.classes)}
-
-
-SAE_LETTER_FOLDS_SCHEMA = pa.schema([
-    ("sae_key", pa.string()), ("letter", pa.string()), ("fold", pa.int16()), ("split_latents", pa.list_(pa.int32())),
-    ("main_latent", pa.int32()), ("main_f1", pa.float64()), ("n_probe_true_positives", pa.int32()),
-    ("mean_absorption_fraction", pa.float64()), ("full_absorption_rate", pa.float64()),
-    ("paper_absorption_rate", pa.float64()), ("n_candidates", pa.int32()), ("n_sampled", pa.int32())])
-SAE_LETTER_K_SCHEMA = pa.schema([
-    ("sae_key", pa.string()), ("letter", pa.string()), ("fold", pa.int16()), ("k", pa.int32()),
-    ("latents", pa.list_(pa.int32())), ("weights", pa.list_(pa.float32())), ("bias", pa.float32()),
-    ("precision", pa.float64()), ("recall", pa.float64()), ("f1", pa.float64())])
+    cos = (cos.add_column(1, "task", pa.array([config.task] * len(cos), pa.string()))
+           .add_column(2, "probe_run_id", pa.array([run_id] * len(cos), pa.string())))
+    return {"sae_absorption": arrow_table([summary], SaeAbsorptionRow), "sae_letters": arrow_table(letters, SaeClassRow),
+            "sae_letter_folds": arrow_table(fold_rows, SaeClassFoldRow), "sae_letter_k": arrow_table(ks_rows, SaeClassKRow),
+            "latent_letter_cos": cos, "absorption_words": word_rows(result, config.prompts.classes, ids)}
 
 
 def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
@@ -244,10 +223,10 @@ def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: n
     return None, None, None
 
 
-def word_rows(result: SAEAbsorption, classes: tuple[str, ...]) -> pa.Table:
+def word_rows(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, str]) -> pa.Table:
     """Projection rows for the words with any absorption (about 1 in 4 probe true positives; a cross-fitted
     build measures every word, and storing the rest would outweigh every other table), and every ablation
-    row (the sampled candidates)."""
+    row (the sampled candidates). `ids`: the SAE, task and probe run every row names."""
     rows = []
     words = result.hook.prompts.words
     for letter in result.letters:
@@ -259,14 +238,14 @@ def word_rows(result: SAEAbsorption, classes: tuple[str, ...]) -> pa.Table:
                 if not (proj.is_full_absorption[n] or proj.absorption_fraction[n] > 0):
                     continue  # not absorbed: no row (TOKEN_ABSORPTION reads fraction 0 from probe_words)
                 absorber, act, score = first_non_split(proj.top_latents[n], fold.top_acts[n], proj.top_projections[n], split)
-                rows.append({
-                    "sae_key": result.sae_key, "metric": "projection", "letter": name, "token_id": words[word].token_id,
-                    "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
-                    "split_acts": float_list(fold.split_acts[n], 3),
-                    "absorption_fraction": round(float(proj.absorption_fraction[n]), 4),
-                    "is_full_absorption": bool(proj.is_full_absorption[n]), "is_absorption": None,
-                    "absorber": absorber, "absorber_act": act, "absorber_score": score,
-                })
+                rows.append(AbsorptionWordRow(
+                    **ids, metric="projection", letter=name, token_id=words[word].token_id,
+                    fold=fold.fold, probe_projection=round(float(proj.probe_projection[n]), 3),
+                    split_acts=float_list(fold.split_acts[n], 3),
+                    absorption_fraction=round(float(proj.absorption_fraction[n]), 4),
+                    is_full_absorption=bool(proj.is_full_absorption[n]), is_absorption=None,
+                    absorber=absorber, absorber_act=act, absorber_score=score,
+                ))
             if fold.paper is None:
                 continue
             position = {int(w): n for n, w in enumerate(fold.true_positives)}
@@ -274,18 +253,12 @@ def word_rows(result: SAEAbsorption, classes: tuple[str, ...]) -> pa.Table:
                 n = position[int(word)]
                 absorber, act, score = first_non_split(fold.paper.top_latents[row], fold.paper.top_acts[row],
                                                        fold.paper.top_attributions[row], split)
-                rows.append({
-                    "sae_key": result.sae_key, "metric": "ablation", "letter": name, "token_id": words[word].token_id,
-                    "fold": fold.fold, "probe_projection": round(float(proj.probe_projection[n]), 3),
-                    "split_acts": float_list(fold.split_acts[n], 3),
-                    "absorption_fraction": None, "is_full_absorption": None,
-                    "is_absorption": bool(fold.paper.is_absorption[row]),
-                    "absorber": absorber, "absorber_act": act, "absorber_score": score,
-                })
-    schema = pa.schema([
-        ("sae_key", pa.string()), ("metric", pa.string()), ("letter", pa.string()), ("token_id", pa.int32()),
-        ("fold", pa.int16()), ("probe_projection", pa.float32()), ("split_acts", pa.list_(pa.float32())),
-        ("absorption_fraction", pa.float32()), ("is_full_absorption", pa.bool_()), ("is_absorption", pa.bool_()),
-        ("absorber", pa.int32()), ("absorber_act", pa.float32()), ("absorber_score", pa.float32()),
-    ])
-    return pa.Table.from_pylist(rows, schema=schema)
+                rows.append(AbsorptionWordRow(
+                    **ids, metric="ablation", letter=name, token_id=words[word].token_id,
+                    fold=fold.fold, probe_projection=round(float(proj.probe_projection[n]), 3),
+                    split_acts=float_list(fold.split_acts[n], 3),
+                    absorption_fraction=None, is_full_absorption=None,
+                    is_absorption=bool(fold.paper.is_absorption[row]),
+                    absorber=absorber, absorber_act=act, absorber_score=score,
+                ))
+    return arrow_table(rows, AbsorptionWordRow)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from backend.rows import SaeRow, arrow_table
 from backend.schema import N_NEIGHBORS
 from precompute.build import dashboards as dash
 from precompute.storage import writer as db
@@ -54,33 +55,32 @@ def training_architecture(sae) -> str:
 
 
 def sae_row(spec: SAESpec, sae, model_name: str, hook_name: str, corpus: str, stats: dash.ReconstructionStats,
-            n_dead: int, config: dash.DashboardConfig) -> pa.Table:
-    row = {
-        "sae_key": spec.key,
-        "model_name": model_name,
-        "hook_name": hook_name,
-        "layer": hook_layer(hook_name),
-        "architecture": sae_architecture(sae),
-        "training_architecture": training_architecture(sae),
-        "d_in": sae.cfg.d_in,
-        "d_sae": sae.cfg.d_sae,
-        "source": spec.source,
-        "path": str(spec.path) if spec.path else None,
-        "release": spec.release,
-        "sae_id": spec.sae_id,
-        "corpus": corpus,
-        "n_tokens": stats.n_tokens,
-        "explained_variance": stats.explained_variance,
-        "mse": stats.mse,
-        "l0": stats.l0,
-        "n_dead": n_dead,
-        "dead_fraction": n_dead / sae.cfg.d_sae,
-        "context_left": config.context_left,
-        "context_right": config.context_right,
-        "hist_bins": config.hist_bins,
-        "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
-    }
-    return pa.Table.from_pylist([row])
+            n_dead: int, config: dash.DashboardConfig) -> SaeRow:
+    return SaeRow(
+        sae_key=spec.key,
+        model_name=model_name,
+        hook_name=hook_name,
+        layer=hook_layer(hook_name),
+        architecture=sae_architecture(sae),
+        training_architecture=training_architecture(sae),
+        d_in=sae.cfg.d_in,
+        d_sae=sae.cfg.d_sae,
+        source=spec.source,
+        path=str(spec.path) if spec.path else None,
+        release=spec.release,
+        sae_id=spec.sae_id,
+        corpus=corpus,
+        n_tokens=stats.n_tokens,
+        explained_variance=stats.explained_variance,
+        mse=stats.mse,
+        l0=stats.l0,
+        n_dead=n_dead,
+        dead_fraction=n_dead / sae.cfg.d_sae,
+        context_left=config.context_left,
+        context_right=config.context_right,
+        hist_bins=config.hist_bins,
+        created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+    )
 
 
 def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Table:
@@ -208,7 +208,7 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
     n_dead = int((stats.n_fired == 0).sum())
     corpus = f"{config.corpus_path.name}[{config.corpus_rows[0]}:{config.corpus_rows[0] + codes.n_rows}]"
     tables = {
-        "saes": sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg),
+        "saes": arrow_table([sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg)], SaeRow),
         "latents": latents_table(spec.key, stats, logits, neighbors),
         "contexts": contexts_table(spec.key, refs, codes.seq_len, config.corpus_rows[0]),
         "window_acts": window_acts_table(spec.key, windows, codes.seq_len, config.corpus_rows[0]),

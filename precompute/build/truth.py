@@ -7,6 +7,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from backend.rows import TruthFeatureRow, TruthWordRow, arrow_table
 from precompute.loading.sae import SAESpec, load_sae
 from precompute.storage import writer as db
 from precompute.toy.hierarchy import (TOY_MODEL_NAME, features, load_toy_tokenizer, load_toy_weights,
@@ -16,8 +17,8 @@ DELETE_MODEL_TRUTH = ("DELETE FROM truth_features WHERE model_name = ?", "DELETE
 
 
 def features_table(model_name: str) -> pa.Table:
-    return pa.Table.from_pylist([{"model_name": model_name, "feature": f.index, "name": f.name, "role": f.role,
-                                  "parent": f.parent} for f in features()])
+    return arrow_table([TruthFeatureRow(model_name=model_name, feature=f.index, name=f.name, role=f.role, parent=f.parent)
+                        for f in features()], TruthFeatureRow)
 
 
 def words_table(model_name: str, tokenizer) -> pa.Table:
@@ -26,9 +27,9 @@ def words_table(model_name: str, tokenizer) -> pa.Table:
     for token_id in range(len(tokenizer)):
         word = table.get(tokenizer.decode([token_id]))
         if word is not None:
-            rows.append({"model_name": model_name, "token_id": token_id, "parent": word.parent, "child": word.child,
-                         "filler": word.filler, "absorbable": word.absorbable})
-    return pa.Table.from_pylist(rows)
+            rows.append(TruthWordRow(model_name=model_name, token_id=token_id, parent=word.parent, child=word.child,
+                                     filler=word.filler, absorbable=word.absorbable))
+    return arrow_table(rows, TruthWordRow)
 
 
 def latent_truth(W_dec: np.ndarray, directions: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from backend.rows import SaeRow
+
 EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION; other tasks: absorption_<task>
 
 SAE_ROW = "SELECT * FROM saes WHERE sae_key = ?"
@@ -55,10 +57,10 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
     summary = con.execute(SAE_SUMMARY, [sae_key, task]).df()
     if sae.empty or summary.empty:
         raise ExportError(f"no {task} absorption results for SAE {sae_key!r} in this database")
-    sae_row, row = sae.iloc[0].to_dict(), summary.iloc[0].to_dict()
+    sae_row, row = SaeRow.from_record(sae.iloc[0].to_dict()), summary.iloc[0].to_dict()
     letters = con.execute(SAE_LETTERS, [sae_key, task]).df()
     config = json.loads(row["config"])
-    config["model_name"] = sae_row["model_name"]
+    config["model_name"] = sae_row.model_name
     details = [{
         "first_letter": r.letter,
         "mean_absorption_fraction": none_if_nan(r.mean_absorption_fraction),
@@ -82,10 +84,10 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
         }},
         "eval_result_details": details,
         "sae_bench_commit_hash": None,  # computed by absorption-explorer, not by SAEBench
-        "sae_lens_id": sae_row["sae_id"] or sae_key,
-        "sae_lens_release_id": sae_row["release"] or sae_row["path"],
+        "sae_lens_id": sae_row.sae_id or sae_key,
+        "sae_lens_release_id": sae_row.release or sae_row.path,
         "sae_lens_version": version("sae-lens"),
-        "sae_cfg_dict": {k: sae_row[k] for k in ("architecture", "d_in", "d_sae", "hook_name", "model_name")},
+        "sae_cfg_dict": {k: getattr(sae_row, k) for k in ("architecture", "d_in", "d_sae", "hook_name", "model_name")},
         # Ours, beyond SAEBench: intervals, the paper's metric and which letters entered the means.
         "absorption_explorer": {
             "task": task,  # first_letter's "letters" below are the task's classes for the other tasks

@@ -70,11 +70,11 @@ def demo() -> Demo:
         if summary is None or summary.empty:
             pytest.skip(f"{DB_PATH} holds no absorption measurements")
         sae = db.sae(summary["sae_key"].iloc[0])
-        key, model = sae["sae_key"], sae["model_name"]
+        key, model = sae.sae_key, sae.model_name
         letters = db.sae_letters(key)
         excluded = letters.loc[~letters["included"], "letter"]
         word, token_id, absorber = db._rows(_FULLY_ABSORBED_WORD, [model, key, model])[0]
-        train_word, missed_word = db._rows(_WORDS_BY_STATUS, [model, sae["hook_name"]])[0]
+        train_word, missed_word = db._rows(_WORDS_BY_STATUS, [model, sae.hook_name])[0]
         n_saes = db.token_absorption(model, token_id)["sae_key"].nunique()
         return Demo(key, model, db.sae_letter(key, "s"), excluded.iloc[0] if len(excluded) else None,
                     word, int(token_id), int(absorber), int(n_saes), train_word, missed_word)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 from backend import live, tokenizer
 from backend.database import DEFAULT_DB_PATH, ExplorerDB
 from backend.params import ParamError, parse_live_text
+from backend.rows import SaeRow
 from backend.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 
 EMBEDDED = "smollm2-135m-embedded"
@@ -117,16 +120,24 @@ def test_a_split_latent_that_fires_takes_the_projection_back():
     assert reading.M == pytest.approx(3.0) and reading.absorption_fraction == 0.0  # M ≥ P
 
 
+# A saes row as pandas hands it over (every SaeRow field).
+SAE_RECORD = {"sae_key": "k", "model_name": "m", "hook_name": "blocks.0.hook_resid_post", "layer": 0,
+              "architecture": "topk", "training_architecture": "topk", "d_in": 4, "d_sae": 8, "source": "local",
+              "path": None, "release": None, "sae_id": None, "corpus": "c", "n_tokens": 10, "explained_variance": 0.5,
+              "mse": 1.0, "l0": 2.0, "n_dead": 0, "dead_fraction": 0.0, "context_left": 4, "context_right": 2,
+              "hist_bins": 24, "created_at": datetime(2026, 1, 1)}
+
+
 def test_sae_source_reads_a_saes_row_and_finds_a_relative_folder(tmp_path):
-    row = {"sae_key": "k", "model_name": "m", "hook_name": "blocks.6.hook_resid_post", "layer": 6.0,
+    row = {**SAE_RECORD, "sae_key": "k", "model_name": "m", "hook_name": "blocks.6.hook_resid_post", "layer": 6.0,
            "source": "local", "path": "assets/saes/smollm2-l6-topk-4k-k32", "release": None, "sae_id": float("nan")}
-    source = live.SAESource.from_row(row)
+    source = live.SAESource.from_row(SaeRow.from_record(row))  # a DataFrame record: NaN and floats for NULL ints
     assert (source.layer, source.sae_id) == (6, None)
     assert live.sae_folder(source, tmp_path / "x.duckdb") == live.REPO_ROOT / "assets/saes/smollm2-l6-topk-4k-k32"
     beside = tmp_path / "mine"
     beside.mkdir()
     (beside / "cfg.json").write_text("{}")
-    assert live.sae_folder(live.SAESource.from_row({**row, "path": "mine"}), tmp_path / "x.duckdb") == beside
+    assert live.sae_folder(live.SAESource.from_row(SaeRow.from_record({**row, "path": "mine"})), tmp_path / "x.duckdb") == beside
 
 
 def test_a_missing_sae_folder_is_live_unavailable_with_the_fix(tmp_path):

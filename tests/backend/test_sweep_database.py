@@ -21,7 +21,7 @@ def test_saes_carry_the_training_architecture(db):
     for sae in helpers.SWEEP:
         assert saes.loc[sae.key, "training_architecture"] == sae.training_architecture
         assert saes.loc[sae.key, "architecture"] == "standard"  # what sae-lens saved
-    assert db.sae("w32")["training_architecture"] == "batchtopk"
+    assert db.sae("w32").training_architecture == "batchtopk"
 
 
 def test_sae_comparison_has_every_sae_and_absorption_numbers_where_measured(db):

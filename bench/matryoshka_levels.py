@@ -4,7 +4,9 @@ A Matryoshka SAE is trained so that its first 128 latents reconstruct alone, the
 early groups should hold general features (a class such as a first letter) and the later ones the specific latents
 (a word) that absorb them. Per task, for each SAE: the share of the included classes' main latents, of their split
 latents, and of the absorbing latents of fully absorbed words (one per word, so weighted by words) that fall in each
-nested group, next to the group's share of all latents (what a role spread evenly would show).
+nested group, next to the group's share of all latents (what a role spread evenly would show). Then, per SAE and
+task, how dense those absorbers are: the paper's absorbers are token-aligned latents that fire rarely; a latent that
+fires on a large share of all tokens carrying the probe direction is a different thing that the metric counts alike.
 
     python bench/matryoshka_levels.py smollm2-l6-matryoshka-4k-k32 smollm2-l6-topk-4k-k32
     python bench/matryoshka_levels.py KEY [KEY ...] --widths 128,512,1024,2048,4096 --db data/x.duckdb
@@ -37,6 +39,12 @@ ABSORBERS = """
     WHERE n.sae_key = ? AND w.task = ? AND w.metric = 'projection' AND w.is_full_absorption
       AND w.absorber IS NOT NULL"""
 WIDTH = "SELECT d_sae FROM saes WHERE sae_key = ?"
+# The same absorbers with their density (share of dashboard tokens they fire on).
+ABSORBER_DENSITIES = f"""
+    SELECT a.absorber, l.density FROM ({ABSORBERS.replace("SELECT w.absorber", "SELECT w.absorber, w.sae_num")}) a
+    JOIN latents l ON l.sae_num = a.sae_num AND l.latent = a.absorber"""
+DENSE = 0.1  # a latent that fires on at least 10 % of all tokens is no token-aligned latent
+TRUE_POSITIVES = "SELECT sum(n_probe_true_positives) FROM sae_letters WHERE sae_key = ? AND task = ? AND included"
 
 
 def recipe_widths(sae_key: str) -> list[int] | None:
@@ -84,6 +92,22 @@ def main() -> None:
                 shares = group_shares(latents, bounds)
                 print(f"{key:32s} {task:17s} {role:16s} {len(latents):6d}  "
                       + " ".join(f"{s:9.3f}" for s in shares))
+    print(f"\nabsorbers of fully absorbed words by density: words, distinct absorbers, median density, share of words "
+          f"whose absorber fires on >= {DENSE:.0%} of tokens;\nfully absorbed words per probe true positive (pooled over "
+          f"the included classes), with any absorber and with a sparse one only")
+    print(f"{'SAE':32s} {'task':17s} {'words':>6s} {'latents':>8s} {'median':>7s} {'dense':>6s} {'full/TP':>8s} "
+          f"{'sparse/TP':>9s}")
+    for key in args.sae_keys:
+        for (task,) in con.execute(TASKS, [key]).fetchall():
+            found = con.execute(ABSORBER_DENSITIES, [key, task]).fetchall()
+            if not found:
+                continue
+            latents, density = zip(*found)
+            density = np.asarray(density)
+            (true_positives,) = con.execute(TRUE_POSITIVES, [key, task]).fetchone()
+            print(f"{key:32s} {task:17s} {len(found):6d} {len(set(latents)):8d} {np.median(density):7.3f} "
+                  f"{(density >= DENSE).mean():6.3f} {len(found) / true_positives:8.3f} "
+                  f"{(density < DENSE).sum() / true_positives:9.3f}")
 
 
 if __name__ == "__main__":

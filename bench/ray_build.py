@@ -1,4 +1,4 @@
-"""Single process vs Ray on the embedded sweep: the same `precompute build` (the 9 shipped SAEs at 3 hooks,
+"""Single process vs Ray on the embedded sweep: the same `precompute build` (the shipped SAEs at 3 hooks,
 dashboards only, a few corpus rows so it fits a CPU) run as one process and with a local Ray runtime of 1 and 2
 CPUs, wall time each. Ray runs one task per hook, and each task loads the model itself, so on one machine the
 fan-out pays a model load per hook; the per-task overhead printed is (Ray wall with 1 CPU - single wall) / tasks.
@@ -9,6 +9,7 @@ fan-out pays a model load per hook; the per-task overhead printed is (Ray wall w
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,8 @@ def main() -> None:
         runs = {"single process": [], "ray, 1 CPU": ["--ray", "--ray-cpus", "1"], "ray, 2 CPUs": ["--ray", "--ray-cpus", "2"]}
         walls = {name: timed_build(Path(scratch) / f"{i}.duckdb", args.rows, extra)
                  for i, (name, extra) in enumerate(runs.items())}
-    print(f"9 SAEs at 3 hooks, dashboards on corpus rows {args.rows}, fresh database each:")
+    n_saes = len(json.loads((ROOT / SWEEP).read_text())["recipes"])
+    print(f"{n_saes} SAEs at 3 hooks, dashboards on corpus rows {args.rows}, fresh database each:")
     for name, wall in walls.items():
         print(f"  {name:15s} {wall:6.1f} s")
     print(f"  Ray overhead per task (3 tasks, 1 CPU vs single process): "

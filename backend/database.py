@@ -376,7 +376,7 @@ class ExplorerDB:
         return self._frame(q.SAE_LETTER_FOLDS, [sae_key, task, letter])
 
     def letter_latent_cos(self, sae_key: str, letter: str, task: str = DEFAULT_TASK) -> pd.DataFrame:
-        """Every latent's decoder and encoder cosine with the class's probe direction."""
+        """Every latent's decoder and encoder cosine with the class's probe direction, and its density."""
         return self._frame(q.LETTER_LATENT_COS, [sae_key, task, letter])
 
     def latent_letter_cos(self, sae_key: str, latent: int, task: str = DEFAULT_TASK) -> pd.DataFrame:

@@ -243,10 +243,11 @@ FROM sae_letter_folds WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fol
 # the task's class tasks.classes[i]. $1 sae_key, $2 task, $3 class.
 _CLASS_INDEX = "list_position((SELECT classes FROM tasks WHERE task = $2), $3)"
 LETTER_LATENT_COS = f"""
-SELECT latent, decoder_cos[{_CLASS_INDEX}] / 1000 AS decoder_cos, encoder_cos[{_CLASS_INDEX}] / 1000 AS encoder_cos
-FROM latent_letter_cos
-WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND task = $2
-ORDER BY latent
+SELECT c.latent, c.decoder_cos[{_CLASS_INDEX}] / 1000 AS decoder_cos, c.encoder_cos[{_CLASS_INDEX}] / 1000 AS encoder_cos,
+       l.density
+FROM latent_letter_cos c LEFT JOIN latents l ON l.sae_num = c.sae_num AND l.latent = c.latent
+WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND c.task = $2
+ORDER BY c.latent
 """
 # One latent's cosines with every class of a task, in the task's class order. $1 sae_key, $2 task, $3 latent.
 LATENT_LETTER_COS = """

@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
+from backend.scores import DENSE_ABSORBER  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = "SELECT DISTINCT task FROM sae_absorption WHERE sae_key = ? ORDER BY task = 'first_letter' DESC, task"
@@ -43,7 +44,7 @@ WIDTH = "SELECT d_sae FROM saes WHERE sae_key = ?"
 ABSORBER_DENSITIES = f"""
     SELECT a.absorber, l.density FROM ({ABSORBERS.replace("SELECT w.absorber", "SELECT w.absorber, w.sae_num")}) a
     JOIN latents l ON l.sae_num = a.sae_num AND l.latent = a.absorber"""
-DENSE = 0.1  # a latent that fires on at least 10 % of all tokens is no token-aligned latent
+DENSE = DENSE_ABSORBER  # a latent that fires on at least 10 % of all tokens is no token-aligned latent
 TRUE_POSITIVES = "SELECT sum(n_probe_true_positives) FROM sae_letters WHERE sae_key = ? AND task = ? AND included"
 
 

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import absorber
+from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from backend.params import ParamError, parse_choice, parse_class
 from views import absorption_ui as ui
 from views import common, truth_ui
@@ -224,7 +225,7 @@ with right:
 
 
 # --- absorbed words and absorbing latents ----------------------------------------------------
-def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataFrame:
+def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float], density: dict[int, float]) -> pd.DataFrame:
     """One display row per absorbed word and metric, with its absorber (the build's: the first of its top
     latents that is not one of its fold's split latents)."""
     out = []
@@ -238,6 +239,7 @@ def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float]) -> pd.DataF
             "paper absorption": w["is_absorption"], "P": w["probe_projection"],
             "absorber id": latent, "absorber act": act,
             "probe cos": cos.get(latent) if latent is not None else None, "score": score,
+            "absorber density": density.get(latent) if latent is not None else None,
             "absorber": ui.latent_url(sae_key, latent, task_name) if latent is not None else None,
             "token link": ui.token_url(sae_key, w["word"]) if isinstance(w["word"], str) else None,
         })
@@ -248,15 +250,18 @@ def absorbing_latents(table: pd.DataFrame) -> pd.DataFrame:
     """Latents that are the top latent of a fully absorbed (projection) or absorbed (paper) word."""
     absorbed = table if table.empty else table[(table["full"] == True) | (table["paper absorption"] == True)]  # noqa: E712
     if absorbed.empty:
-        return pd.DataFrame(columns=["absorber id", "words", "probe cos", "examples"])
+        return pd.DataFrame(columns=["absorber id", "words", "probe cos", "density", "examples"])
     grouped = absorbed.groupby("absorber id").agg(words=("word", "nunique"), cos=("probe cos", "first"),
+                                               density=("absorber density", "first"),
                                                examples=("word", lambda s: ", ".join(sorted(set(s))[:6])))
     return grouped.rename(columns={"cos": "probe cos"}).reset_index().sort_values("words", ascending=False)
 
 
 cos_frame = ui.cached("letter_latent_cos", sae_key, letter, task_name)
 cos_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["decoder_cos"].astype(float)))
-word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter, task_name), cos_by_latent)
+density_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["density"].astype(float)))
+word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter, task_name), cos_by_latent,
+                                  density_by_latent)
 absorbers = absorbing_latents(word_table)
 absorber_ids = {int(a) for a in absorbers["absorber id"]}
 
@@ -339,8 +344,18 @@ st.subheader(f"Absorbing latents ({len(absorbers)})")
 if absorbers.empty:
     st.caption(f"No word of this {noun} was fully absorbed or passed the paper's ablation test.")
 else:
+    dense = [item for item in ui.records(absorbers) if is_dense_absorber(item["density"])]
+    if dense:
+        st.warning(f"{len(dense)} of these {len(absorbers)} absorbers are dense: each fires on at least "
+                   f"{DENSE_ABSORBER:.0%} of all tokens, so it is a general latent carrying the {noun}'s direction, "
+                   f"not a token-aligned latent like the paper's “short” absorber. The metric counts both alike; "
+                   f"{sum(item['words'] for item in dense):,} of the "
+                   f"{int(absorbers['words'].sum()):,} absorptions listed are theirs.")
     for item in ui.records(absorbers.head(15)):
         cos_text = f" · probe cos {item['probe cos']:.3f}" if item["probe cos"] is not None else ""
+        if item["density"] is not None:
+            dense_mark = " (dense)" if is_dense_absorber(item["density"]) else ""
+            cos_text += f" · fires on {item['density']:.1%} of tokens{dense_mark}"
         common.page_link("latent", f"Latent {int(item['absorber id'])} — absorbed {item['words']} word(s){cos_text}: "
                          f"{item['examples']}", sae=sae_key, latent=int(item["absorber id"]),
                          **ui.task_params(task_name))
@@ -360,10 +375,13 @@ else:
     number = st.column_config.NumberColumn(format="%.3f")
     st.dataframe(
         shown[["word", "metric", "fold", "absorption fraction", "full", "paper absorption", "P", "absorber", "absorber act",
-               "probe cos", "score", "token link", "token"]],
+               "probe cos", "absorber density", "score", "token link", "token"]],
         hide_index=True, width="stretch", key="letter_words",
         column_config={
             "absorption fraction": number, "P": number, "absorber act": number, "probe cos": number, "score": number,
+            "absorber density": st.column_config.NumberColumn(
+                format="%.4f", help=f"Share of all dashboard tokens the absorber fires on; ≥ {DENSE_ABSORBER} is a "
+                                    "dense, general latent rather than a token-aligned absorber."),
             "absorber": st.column_config.LinkColumn(
                 "absorber", display_text=r"latent=(\d+)",
                 help="The word's top latent that is not a split latent (by projection, or by attribution for the "

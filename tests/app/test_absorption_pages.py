@@ -141,6 +141,40 @@ def test_letter_page_links_absorbing_latents_and_lists_absorbed_words(demo_env):
     assert set(counts.index[: min(3, len(counts))]) <= absorbers
 
 
+MATRYOSHKA = "smollm2-l6-matryoshka-4k-k32"
+
+
+def test_letter_page_flags_dense_absorbers_with_their_density(demo_env):
+    """The Matryoshka's letter A is absorbed mostly by latent 57, which fires on ~19 % of tokens: the page names it
+    dense and shows every absorber's density, read from the latents table."""
+    db = ExplorerDB(DB_PATH)
+    try:
+        if MATRYOSHKA not in db.sae_keys():
+            pytest.skip(f"{DB_PATH} holds no {MATRYOSHKA}")
+        densities = db.letter_latent_cos(MATRYOSHKA, "a").set_index("latent")["density"]
+    finally:
+        db.close()
+    assert densities[57] >= 0.1
+    at = run_page("letter", sae=MATRYOSHKA, letter="a")
+    assert not at.exception
+    dense_links = [label for label in link_labels(at) if label.startswith("Latent ") and "(dense)" in label]
+    assert any(label.startswith("Latent 57 ") and f"fires on {densities[57]:.1%} of tokens" in label
+               for label in dense_links)
+    assert any("absorbers are dense" in w.value for w in at.warning)
+    words = next(d.value for d in at.dataframe if "absorber density" in d.value.columns)
+    by_absorber = words.dropna(subset=["absorber"]).set_index(
+        words.dropna(subset=["absorber"])["absorber"].map(lambda url: int(url.split("latent=")[1].split("&")[0])))
+    assert by_absorber.loc[[57], "absorber density"].iloc[0] == pytest.approx(densities[57])
+
+
+def test_letter_page_names_no_dense_absorber_where_none_is(demo_env):
+    at = run_page("letter", sae="smollm2-l6-topk-4k-k32", letter="s")
+    assert not at.exception
+    labels = [label for label in link_labels(at) if label.startswith("Latent ")]
+    assert labels and all("fires on" in label and "(dense)" not in label for label in labels)
+    assert not any("absorbers are dense" in w.value for w in at.warning)
+
+
 @pytest.mark.parametrize("bad", ["7", "ss", "' OR 1=1 --", "é"])
 def test_bad_letter_shows_a_message(demo_env, bad):
     at = run_page("letter", sae=demo_env.sae_key, letter=bad)

@@ -323,13 +323,14 @@ SELECT w.sae_key, w.task, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.absorber, w.absorber_act, w.absorber_score,
-       c.decoder_cos[list_position(t.classes, w.letter)] / 1000 AS absorber_cos
+       c.decoder_cos[list_position(t.classes, w.letter)] / 1000 AS absorber_cos, ld.density AS absorber_density
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.task = w.task AND l.letter = w.letter
 JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
 LEFT JOIN tasks t ON t.task = w.task
 LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.task = w.task AND c.latent = w.absorber
+LEFT JOIN latents ld ON ld.sae_num = s.sae_num AND ld.latent = w.absorber
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.task <> 'first_letter', w.task, w.metric DESC
 """
 

@@ -13,6 +13,7 @@ import streamlit as st
 from backend.database import TaskInfo, TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
 from backend.schema import DEFAULT_TASK
+from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from backend.tokenizer import TokenizerUnavailable, tokenize
 from views import absorption_ui as ui
 from views import common
@@ -390,8 +391,10 @@ def absorber_columns(key: str, prefix: str, found, record: dict, task: str) -> d
     if found is None:
         return {}
     latent, act, score = found
+    density = record.get("absorber_density")
     return {f"{prefix}absorber": ui.latent_url(key, latent, task), f"{prefix}absorber cos": record["absorber_cos"],
-            f"{prefix}absorber act": act, f"{prefix}absorber score": score}
+            f"{prefix}absorber act": act, f"{prefix}absorber score": score, f"{prefix}absorber density": density,
+            f"{prefix}dense absorber": is_dense_absorber(density)}
 
 
 def hook_status(match: dict) -> str | None:
@@ -531,6 +534,8 @@ def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], 
     number = st.column_config.NumberColumn(format="%.3f")
     config = {name: number for name in table.columns if name.endswith((" act", " cos", " score", "fraction")) or name == "P"}
     config["L0"] = st.column_config.NumberColumn(format="%.1f")
+    config.update({name: st.column_config.NumberColumn(format="%.4f") for name in table.columns
+                   if name.endswith("absorber density")})
     for prefix in ("", "ablation "):
         if f"{prefix}absorber" in table.columns:
             config[f"{prefix}absorber"] = st.column_config.LinkColumn(
@@ -544,7 +549,8 @@ def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], 
                f"the {noun}), partly (share of the probe projection carried by non-split latents) or by the paper's "
                f"ablation test. split latents fired: how many of the {noun}'s split latents were active on this word "
                "(> 1e-8). absorber score: activation × probe cosine (projection) or attribution (ablation, most "
-               "negative first).")
+               f"negative first). absorber density: share of all tokens it fires on; dense (≥ {DENSE_ABSORBER:.0%}): a "
+               "general latent carrying the direction, not a token-aligned absorber.")
     other_saes_note(set(table["SAE"]), matches, task.task)
     for key in table["SAE"]:
         text = class_text(task, letter)

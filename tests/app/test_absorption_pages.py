@@ -224,6 +224,26 @@ def test_token_page_shows_one_row_per_sae_for_an_absorbed_word(demo_env):
     assert any(f"{demo_env.absorbed_word} has the first letter:" in p for p in prompt)
 
 
+def test_token_page_shows_the_absorbers_density_and_flags_a_dense_one(demo_env):
+    """" app" is fully absorbed in the Matryoshka by latent 57 (fires on ~19 % of tokens: dense), in the TopK 4k k32
+    by a token-aligned latent or not at all."""
+    db = ExplorerDB(DB_PATH)
+    try:
+        if MATRYOSHKA not in db.sae_keys():
+            pytest.skip(f"{DB_PATH} holds no {MATRYOSHKA}")
+        density = float(db.letter_latent_cos(MATRYOSHKA, "a").set_index("latent")["density"][57])
+    finally:
+        db.close()
+    at = run_page("token", sae=MATRYOSHKA, token="app")
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "SAE" in d.value.columns)
+    row = table[table["SAE"] == MATRYOSHKA].iloc[0]
+    assert row["absorber"].endswith("latent=57")
+    assert row["absorber density"] == pytest.approx(density) and row["dense absorber"] == True  # noqa: E712
+    sparse = table[(table["SAE"] != MATRYOSHKA) & table["absorber density"].notna()]
+    assert (sparse["dense absorber"] == (sparse["absorber density"] >= 0.1)).all()
+
+
 def test_unknown_word_is_explained(demo_env):
     at = run_page("token", sae=demo_env.sae_key, token="xqzzy")
     assert not at.exception

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from backend import queries as q
-from backend.rows import SaeRow
+from backend.rows import SaeRow, plain_row
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
 from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION
 
@@ -521,18 +521,6 @@ class LatentRoles:
     @property
     def empty(self) -> bool:
         return self.main.empty and self.best.empty and self.split.empty and self.absorbed.empty
-
-
-def plain_row(row: dict) -> dict:
-    """A row as plain Python values: NaN/NA become None, numpy scalars and arrays become Python ones."""
-    out = {}
-    for key, value in row.items():
-        if hasattr(value, "tolist") and not isinstance(value, pd.Timestamp):
-            value = value.tolist()
-        if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
-            value = None
-        out[key] = value
-    return out
 
 
 def absorber(record: Mapping[str, Any]) -> tuple[int, float, float] | None:

@@ -8,15 +8,14 @@ An SAE is named by `sae_key`; the writer stores its number (`sae_num`) where the
 
 from __future__ import annotations
 
-import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,6 +26,7 @@ ARROW_OF_PYTHON: dict[Any, pa.DataType] = {
 }
 
 
+@cache  # read on every page render (SaeRow.from_record); a class's hints never change
 def field_types(row_type: type) -> dict[str, tuple[Any, bool]]:
     """Per field of a row class: its Python type (list[int] for a list) and whether it may be None."""
     out = {}
@@ -57,15 +57,16 @@ def arrow_table(rows: Sequence[Any], row_type: type) -> pa.Table:
     return pa.Table.from_pylist([asdict(row) for row in rows], schema=arrow_schema(row_type))
 
 
-def plain(value: Any) -> Any:
-    """A value read back through pandas as a plain Python one: NaN/NA/NaT -> None, numpy scalars -> Python."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "to_pydatetime"):
-        return value.to_pydatetime()
-    return value.item() if isinstance(value, np.generic) else value
+def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as plain Python values: NaN/NA become None, numpy scalars and arrays become Python ones."""
+    out = {}
+    for key, value in row.items():
+        if hasattr(value, "tolist") and not isinstance(value, pd.Timestamp):
+            value = value.tolist()
+        if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+            value = None
+        out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,15 @@ class SaeRow:
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> SaeRow:
         """A row as the app reads it (a DataFrame record: numpy scalars, NaN for NULL)."""
-        values = {name: plain(record[name]) for name in field_types(cls)}
-        for name, (hint, nullable) in field_types(cls).items():
-            if values[name] is not None and hint in (int, float):
+        types_ = field_types(cls)
+        values = plain_row({name: record[name] for name in types_})
+        for name, (hint, _) in types_.items():
+            if values[name] is None:
+                continue
+            if hint in (int, float):  # an INTEGER column with a NULL arrives as a float
                 values[name] = hint(values[name])
+            elif hint is datetime:
+                values[name] = pd.Timestamp(values[name]).to_pydatetime()
         return cls(**values)
 
     @property

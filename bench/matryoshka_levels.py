@@ -33,17 +33,15 @@ REPO = Path(__file__).resolve().parent.parent
 TASKS = "SELECT DISTINCT task FROM sae_absorption WHERE sae_key = ? ORDER BY task = 'first_letter' DESC, task"
 ROLE_LATENTS = """
     SELECT main_latent, split_latents FROM sae_letters WHERE sae_key = ? AND task = ? AND included"""
-# The absorber of every fully absorbed word of an included class (one latent per word).
+# The absorber of every fully absorbed word of an included class (one latent per word), with its density (share of
+# dashboard tokens it fires on).
 ABSORBERS = """
-    SELECT w.absorber FROM absorption_words w JOIN sae_numbers n USING (sae_num)
+    SELECT w.absorber, d.density FROM absorption_words w JOIN sae_numbers n USING (sae_num)
+    JOIN latents d ON d.sae_num = w.sae_num AND d.latent = w.absorber
     JOIN sae_letters l ON l.sae_key = n.sae_key AND l.task = w.task AND l.letter = w.letter AND l.included
     WHERE n.sae_key = ? AND w.task = ? AND w.metric = 'projection' AND w.is_full_absorption
       AND w.absorber IS NOT NULL"""
 WIDTH = "SELECT d_sae FROM saes WHERE sae_key = ?"
-# The same absorbers with their density (share of dashboard tokens they fire on).
-ABSORBER_DENSITIES = f"""
-    SELECT a.absorber, l.density FROM ({ABSORBERS.replace("SELECT w.absorber", "SELECT w.absorber, w.sae_num")}) a
-    JOIN latents l ON l.sae_num = a.sae_num AND l.latent = a.absorber"""
 DENSE = DENSE_ABSORBER  # a latent that fires on at least 10 % of all tokens is no token-aligned latent
 TRUE_POSITIVES = "SELECT sum(n_probe_true_positives) FROM sae_letters WHERE sae_key = ? AND task = ? AND included"
 
@@ -87,7 +85,7 @@ def main() -> None:
             rows = con.execute(ROLE_LATENTS, [key, task]).fetchall()
             mains = [int(main) for main, _ in rows]
             splits = [int(s) for _, split in rows for s in split]
-            absorbers = [int(a) for (a,) in con.execute(ABSORBERS, [key, task]).fetchall()]
+            absorbers = [int(a) for a, _ in con.execute(ABSORBERS, [key, task]).fetchall()]
             for role, latents in (("main latents", mains), ("split latents", splits),
                                   ("absorbers (words)", absorbers)):
                 shares = group_shares(latents, bounds)
@@ -100,7 +98,7 @@ def main() -> None:
           f"{'sparse/TP':>9s}")
     for key in args.sae_keys:
         for (task,) in con.execute(TASKS, [key]).fetchall():
-            found = con.execute(ABSORBER_DENSITIES, [key, task]).fetchall()
+            found = con.execute(ABSORBERS, [key, task]).fetchall()
             if not found:
                 continue
             latents, density = zip(*found)

@@ -15,7 +15,7 @@ import pandas as pd
 from backend import queries as q
 from backend.rows import SaeRow, plain_row
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
-from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION
+from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION, activation_levels
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
@@ -76,6 +76,23 @@ class Latent:
     @property
     def is_dead(self) -> bool:
         return self.n_fired == 0
+
+
+def window_levels(contexts: list[tuple[int, int, int, int, float]], stored: list[tuple[int, int, int, int]],
+                  max_act: float) -> dict[tuple[int, int], int]:
+    """(seq_id, pos) -> activation level on the latent's context windows. `contexts`: its (kind, rank, seq_id, pos,
+    act) rows, every one of them; `stored`: its window_acts rows (kind, rank, rel_pos, level). A context's own token
+    has the level its act gives unless a stored row says otherwise (the writer leaves those rows out)."""
+    levels: dict[tuple[int, int], int] = {}
+    if contexts:
+        derived = activation_levels([c[4] for c in contexts], max_act)
+        levels = {(seq_id, pos): int(level) for (_, _, seq_id, pos, _), level in zip(contexts, derived)}
+    at = {(kind, rank): (seq_id, pos) for kind, rank, seq_id, pos, _ in contexts}
+    for kind, rank, rel_pos, level in stored:
+        if (kind, rank) in at:
+            seq_id, pos = at[(kind, rank)]
+            levels[(seq_id, pos + rel_pos)] = int(level)
+    return levels
 
 
 class ExplorerDB:
@@ -175,7 +192,7 @@ class ExplorerDB:
 
     def contexts(self, sae: SaeRow, latent: int, max_act: float) -> list[Context]:
         rows = self._rows(q.LATENT_CONTEXTS, [sae.model_name, sae.sae_key, latent])
-        levels = {(seq_id, pos): level for seq_id, pos, level in self._rows(q.LATENT_WINDOW_ACTS, [sae.sae_key, latent])}
+        levels = window_levels([row[:5] for row in rows], self._rows(q.LATENT_WINDOW_ACTS, [sae.sae_key, latent]), max_act)
         left, right = sae.context_left, sae.context_right
         windows = []
         for kind, rank, seq_id, pos, act, tokens in rows:

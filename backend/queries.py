@@ -35,7 +35,7 @@ WHERE c.sae_num = {NUM} AND c.latent = ?
 ORDER BY c.kind, c.rank
 """
 LATENT_WINDOW_ACTS = f"""
-SELECT seq_id, pos, level FROM window_acts WHERE sae_num = {NUM} AND latent = ?
+SELECT kind, rank, rel_pos, level FROM window_acts WHERE sae_num = {NUM} AND latent = ?
 """
 
 TOKEN_STRINGS = """

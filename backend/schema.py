@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = "11"
+import numpy as np
+
+SCHEMA_VERSION = "12"
 # The fixed lengths of the latents table's arrays (backend/sql/schema.sql); the dashboards write exactly these.
 HIST_BINS = 24
 N_LOGITS = 10  # top and bottom logit tokens
@@ -17,6 +19,19 @@ SAE_NUM_OF_KEY = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
 DEFAULT_TASK = "first_letter"
 COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
+
+
+def activation_levels(values, max_act) -> np.ndarray:
+    """round(ACTIVATION_LEVELS * value / max_act) clipped to 1..ACTIVATION_LEVELS, in float64 with numpy's
+    half-to-even rounding: the writer's stored levels and the reader's derived context levels (window_acts leaves
+    out a context's own token where this gives its level) agree exactly. A latent that never fired (max 0) counts
+    as max 1."""
+    value = np.asarray(values, np.float64)
+    peak = np.asarray(max_act, np.float64)
+    peak = np.where(peak > 0, peak, 1.0)
+    return np.clip(np.rint(value / peak * ACTIVATION_LEVELS), 1, ACTIVATION_LEVELS).astype(np.uint8)
+
+
 DDL_PATH = Path(__file__).parent / "sql" / "schema.sql"
 REQUIRED_META_KEYS = ("schema_version", "code_version", "created_at", "models")
 

@@ -89,15 +89,20 @@ CREATE TABLE contexts (
     act         REAL NOT NULL        -- activation at pos
 );
 
--- The latent's sparse activations on every token of its contexts' windows (for highlighting).
--- Flat and sorted rather than per-context lists: overlapping windows are stored once and the
--- columns bit-pack well.
+-- The latent's sparse activations on every token of its contexts' windows (for highlighting), each token named
+-- by one of the latent's contexts whose window holds it (a build picks the first in (kind, rank) order, a migration
+-- the nearest) and its offset from that context's token:
+-- 10 bits instead of a corpus position's 18. Overlapping windows are stored once. A context's own token is not
+-- stored where its level is the one its act gives (backend/schema.activation_levels(act, max_act)): about half
+-- the rows, which the reader derives from the contexts (backend/database.window_levels).
 CREATE TABLE window_acts (
     sae_num INTEGER NOT NULL,
     latent  INTEGER NOT NULL,
-    seq_id  INTEGER NOT NULL,
-    pos     USMALLINT NOT NULL,
+    kind    UTINYINT NOT NULL,       -- the context (contexts.kind, contexts.rank) whose window holds the token
+    rank    USMALLINT NOT NULL,
+    rel_pos SMALLINT NOT NULL,       -- the token's position - that context's pos
     level   UTINYINT NOT NULL        -- round(15 * activation / max_act) clipped to 1..15 (ACTIVATION_LEVELS)
+    -- sorted by (sae_num, latent, kind, rank, rel_pos)
 );
 
 -- ---------------------------------------------------------------------------------------------

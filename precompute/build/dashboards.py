@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from backend.schema import ACTIVATION_LEVELS, HIST_BINS, N_LOGITS, N_NEIGHBORS
+from backend.schema import HIST_BINS, N_LOGITS, N_NEIGHBORS, activation_levels
 from precompute.util.blocks import row_blocks, rows_per_block
 from precompute.util.faults import crash_point
 
@@ -286,37 +286,64 @@ def concat_refs(parts: list[ContextRefs]) -> ContextRefs:
 
 @dataclass
 class WindowActivations:
-    """The latent's activations on every token of its contexts' windows, deduplicated."""
+    """The latent's activations on the tokens of its contexts' windows, each token once, named by the first context
+    (in (kind, rank) order) whose window holds it; a context's own token left out where its level is the one the
+    context's act gives (the reader derives those)."""
 
     latent: np.ndarray  # int32
-    token_index: np.ndarray  # int64 (row * seq_len + pos)
-    level: np.ndarray  # uint8: round(ACTIVATION_LEVELS * value / max_act), in 1..ACTIVATION_LEVELS
+    kind: np.ndarray  # uint8: the owning context's kind
+    rank: np.ndarray  # uint16: and rank
+    rel_pos: np.ndarray  # int16: the token's position - the owning context's position
+    level: np.ndarray  # uint8: activation_levels(value, max_act), in 1..ACTIVATION_LEVELS
 
 
 def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarray, left: int, right: int,
                        first_position: int) -> WindowActivations:
-    """Codes that fall in a window of one of the latent's contexts, found by binary search in the
-    codes sorted by (latent, token), so the cost is O(contexts * log nnz) however many latents."""
+    """Codes that fall in a window of one of the latent's contexts, found by binary search in the codes sorted by
+    (latent, token), so the cost is O(contexts * log nnz) however many latents. `refs.act` and `max_act` must be
+    the values the database stores: a context's own token is left out exactly when the level they give matches."""
     n_total = codes.n_rows * codes.seq_len
     key = codes.latent.astype(np.int64) * n_total + codes.token_index
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    row = refs.token_index // codes.seq_len
-    pos = refs.token_index % codes.seq_len
-    base = refs.latent.astype(np.int64) * n_total + row * codes.seq_len
+    ctx = np.lexsort((refs.rank, refs.kind, refs.latent))  # owners in (latent, kind, rank) order
+    row = refs.token_index[ctx] // codes.seq_len
+    pos = refs.token_index[ctx] % codes.seq_len
+    base = refs.latent[ctx].astype(np.int64) * n_total + row * codes.seq_len
     lo = np.searchsorted(sorted_key, base + np.maximum(pos - left, first_position), side="left")
     hi = np.searchsorted(sorted_key, base + np.minimum(pos + right, codes.seq_len - 1), side="right")
-    # Expand each [lo, hi) range into indices without a Python loop.
+    # Expand each [lo, hi) range into (code, owner) pairs without a Python loop; owners ascend.
     lengths = hi - lo
+    owner = np.repeat(np.arange(len(ctx)), lengths)
     starts = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-    picked = np.unique(order[starts + np.arange(lengths.sum())])  # overlapping windows stored once
-    latent = codes.latent[picked]
-    peak = np.where(max_act > 0, max_act, 1.0)[latent]
+    code = order[starts + np.arange(lengths.sum())]
+    by_code = np.argsort(code, kind="stable")  # stable: the first owner of a code stays first
+    code, owner = code[by_code], owner[by_code]
+    first = np.r_[True, np.diff(code) != 0] if len(code) else np.zeros(0, bool)
+    code, owner = code[first], owner[first]  # overlapping windows stored once
+    latent = codes.latent[code]
+    level = activation_levels(codes.value[code], max_act[latent])
+    keep = ~derivable_from_contexts(key[code], level, refs, max_act, n_total)
+    owner_ctx = ctx[owner[keep]]
     return WindowActivations(
-        latent=latent,
-        token_index=codes.token_index[picked],
-        level=np.clip(np.rint(codes.value[picked] / peak * ACTIVATION_LEVELS), 1, ACTIVATION_LEVELS).astype(np.uint8),
+        latent=latent[keep],
+        kind=refs.kind[owner_ctx].astype(np.uint8),
+        rank=refs.rank[owner_ctx].astype(np.uint16),
+        rel_pos=(codes.token_index[code[keep]] % codes.seq_len - pos[owner[keep]]).astype(np.int16),
+        level=level[keep],
     )
+
+
+def derivable_from_contexts(keys: np.ndarray, levels: np.ndarray, refs: ContextRefs, max_act: np.ndarray,
+                            n_total: int) -> np.ndarray:
+    """Which (latent * n_total + token) codes are some context's own token at the level its act gives."""
+    center = refs.latent.astype(np.int64) * n_total + refs.token_index
+    center_keys, first = np.unique(center, return_index=True)  # two contexts on one token share its act
+    center_levels = activation_levels(refs.act[first], max_act[refs.latent[first]])
+    at = np.clip(np.searchsorted(center_keys, keys), 0, max(len(center_keys) - 1, 0))
+    if len(center_keys) == 0:
+        return np.zeros(len(keys), bool)
+    return (center_keys[at] == keys) & (center_levels[at] == levels)
 
 
 @torch.no_grad()

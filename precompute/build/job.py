@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -120,6 +120,9 @@ def padded_neighbors(ids: np.ndarray, cosines: np.ndarray) -> tuple[np.ndarray, 
             np.pad(cosines.astype(np.float32), ((0, 0), (0, missing)), constant_values=np.nan))
 
 
+CONTEXT_ACT_DECIMALS = 2  # contexts.act
+
+
 def rounded(values: np.ndarray, decimals: int = 3) -> np.ndarray:
     """Display values rounded to decimals: exact short decimals compress several-fold in DuckDB (ALP)."""
     return np.round(values.astype(np.float64), decimals).astype(np.float32)
@@ -134,17 +137,18 @@ def contexts_table(key: str, refs: dash.ContextRefs, seq_len: int, first_row: in
         "rank": refs.rank[order].astype(np.uint16),
         "seq_id": (refs.token_index[order] // seq_len + first_row).astype(np.int32),
         "pos": (refs.token_index[order] % seq_len).astype(np.uint16),
-        "act": rounded(refs.act[order], 2),
+        "act": rounded(refs.act[order], CONTEXT_ACT_DECIMALS),
     })
 
 
-def window_acts_table(key: str, windows: dash.WindowActivations, seq_len: int, first_row: int) -> pa.Table:
-    order = np.lexsort((windows.token_index, windows.latent))
+def window_acts_table(key: str, windows: dash.WindowActivations) -> pa.Table:
+    order = np.lexsort((windows.rel_pos, windows.rank, windows.kind, windows.latent))  # sorted rows bit-pack well
     return pa.table({
         "sae_key": [key] * len(order),
         "latent": windows.latent[order].astype(np.int32),
-        "seq_id": (windows.token_index[order] // seq_len + first_row).astype(np.int32),
-        "pos": (windows.token_index[order] % seq_len).astype(np.uint16),
+        "kind": windows.kind[order].astype(np.uint8),
+        "rank": windows.rank[order].astype(np.uint16),
+        "rel_pos": windows.rel_pos[order].astype(np.int16),
         "level": windows.level[order].astype(np.uint8),
     })
 
@@ -201,7 +205,9 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
         dash.top_contexts(codes, cfg.n_top),
         dash.quantile_contexts(codes, stats.max_act, cfg.n_quantile_bins, cfg.n_per_quantile, cfg.seed),
     ])
-    windows = dash.window_activations(codes, refs, stats.max_act, cfg.context_left, cfg.context_right,
+    # the acts and maxima as stored: a context's own token whose level they give is left out of window_acts
+    stored_refs = replace(refs, act=rounded(refs.act, CONTEXT_ACT_DECIMALS))
+    windows = dash.window_activations(codes, stored_refs, rounded(stats.max_act), cfg.context_left, cfg.context_right,
                                       cfg.first_position)
     logits = dash.logit_lens(sae, model, cfg.n_logits)
     neighbors = dash.decoder_neighbors(sae, cfg.n_neighbors)
@@ -211,7 +217,7 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
         "saes": arrow_table([sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg)], SaeRow),
         "latents": latents_table(spec.key, stats, logits, neighbors),
         "contexts": contexts_table(spec.key, refs, codes.seq_len, config.corpus_rows[0]),
-        "window_acts": window_acts_table(spec.key, windows, codes.seq_len, config.corpus_rows[0]),
+        "window_acts": window_acts_table(spec.key, windows),
         **running_text_tables(spec.key, codes, rows, sae.cfg.d_sae, cfg, letters),
     }
     referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]

@@ -18,7 +18,7 @@ from typing import Callable
 
 import duckdb
 
-from backend.schema import COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from backend.schema import ACTIVATION_LEVELS, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
 from precompute.absorption.tasks import FIRST_LETTER
 from precompute.build.probe_free import run_scores_stage
 from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
@@ -115,8 +115,42 @@ for derived in (V6_DERIVED, V7_DERIVED, V9_DERIVED):
     derived.update(V10_DERIVED)
 # Schema v11 adds the toy run's ground truth (truth_features, truth_words, truth_latents): only a toy model's build
 # writes them, so a migrated database has them empty.
+# Schema v12 names each window activation by a context of its latent in the same sequence and its offset from that
+# context's token (10 bits instead of a corpus position's 18), and leaves out a context's own token where the
+# context's act gives its level (about half the rows; the reader derives them: backend/database.window_levels).
+
+
+def window_rows(key: str) -> str:
+    """window_acts at v12 from an older one (a row per corpus position), whose SAEs are named by `key` (sae_key
+    before v9, sae_num since). The owner is the latent's context in the same sequence nearest the token: its window
+    holds the token whenever any does. The level a context's act gives is computed as activation_levels does
+    (float64, half to even), so the reader derives exactly the rows left out."""
+    num = sae_num("w", "k") if key == "sae_key" else "w.k"
+    levels = ACTIVATION_LEVELS
+    return f"""
+        INSERT INTO window_acts (sae_num, latent, kind, rank, rel_pos, level)
+        WITH centers AS (
+            SELECT DISTINCT c.{key} AS k, c.latent, c.seq_id, c.pos, least({levels}, greatest(1, round_even(
+                       c.act::DOUBLE / (CASE WHEN l.max_act > 0 THEN l.max_act ELSE 1 END)::DOUBLE * {levels}, 0))) AS level
+            FROM old.contexts c JOIN old.latents l ON l.{key} = c.{key} AND l.latent = c.latent),
+        kept AS (
+            SELECT w.{key} AS k, w.latent, w.seq_id, w.pos, w.level FROM old.window_acts w
+            LEFT JOIN centers c ON c.k = w.{key} AND c.latent = w.latent AND c.seq_id = w.seq_id AND c.pos = w.pos
+            WHERE c.level IS DISTINCT FROM w.level),
+        owned AS (
+            SELECT w.k, w.latent, c.kind, c.rank, w.pos::INTEGER - c.pos::INTEGER AS rel_pos, w.level,
+                   row_number() OVER (PARTITION BY w.k, w.latent, w.seq_id, w.pos
+                                      ORDER BY abs(w.pos::INTEGER - c.pos::INTEGER), c.kind, c.rank) AS nth
+            FROM kept w JOIN old.contexts c ON c.{key} = w.k AND c.latent = w.latent AND c.seq_id = w.seq_id)
+        SELECT {num}, w.latent, w.kind, w.rank, w.rel_pos, w.level FROM owned w WHERE nth = 1
+        ORDER BY 1, w.latent, w.kind, w.rank, w.rel_pos"""
+
+
+for derived, key in ((V6_DERIVED, "sae_key"), (V7_DERIVED, "sae_key"), (V9_DERIVED, "sae_key"), (V10_DERIVED, "sae_num")):
+    derived["window_acts"] = window_rows(key)
+V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num")}
 MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED),
-              "10": ({}, {})}
+              "10": ({}, V11_DERIVED), "11": ({}, V11_DERIVED)}
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 COMPUTED_TABLES = ("latent_scores", "score_validation")
 CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig

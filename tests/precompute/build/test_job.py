@@ -6,6 +6,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from backend.database import window_levels
 from backend.schema import ACTIVATION_LEVELS
 from precompute.build.dashboards import DashboardConfig
 from precompute.build.job import JobConfig, run_job
@@ -61,20 +62,30 @@ def test_position_zero_never_appears_in_contexts(built):
     assert n == 0
 
 
+PLANTED = "(SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted')"
+
+
 def test_window_activations_mark_every_planted_token_in_the_window(built):
     rows, db_path, _ = built
-    contexts = query(db_path, "SELECT seq_id, pos FROM contexts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
+    contexts = query(db_path, f"SELECT kind, rank, seq_id, pos, act FROM contexts WHERE sae_num = {PLANTED} AND latent = ?",
                      [helpers.PLANTED_LATENT])
-    acts = query(db_path, "SELECT seq_id, pos, level FROM window_acts WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted') AND latent = ?",
+    acts = query(db_path, f"SELECT kind, rank, rel_pos, level FROM window_acts WHERE sae_num = {PLANTED} AND latent = ?",
                  [helpers.PLANTED_LATENT])
-    stored = {(seq_id, pos): level for seq_id, pos, level in acts}
+    (max_act,), = query(db_path, f"SELECT max_act FROM latents WHERE sae_num = {PLANTED} AND latent = ?",
+                        [helpers.PLANTED_LATENT])
+    levels = window_levels(contexts, acts, max_act)
     expected: set[tuple[int, int]] = set()
-    for seq_id, pos in contexts:
+    for _, _, seq_id, pos, _ in contexts:
         lo, hi = max(pos - 4, 1), min(pos + 2, rows.shape[1] - 1)
         expected |= {(seq_id, p) for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN}
-    assert set(stored) == expected, "exactly the planted tokens inside the windows"
-    assert set(stored.values()) == {ACTIVATION_LEVELS}
-    assert len(acts) == len(stored), "overlapping windows stored once"
+    assert set(levels) == expected, "exactly the planted tokens inside the windows"
+    assert set(levels.values()) == {ACTIVATION_LEVELS}
+    centers = {(seq_id, pos) for _, _, seq_id, pos, _ in contexts}
+    named = [(seq, pos + rel) for kind, rank, rel, _ in acts
+             for k, r, seq, pos, _ in contexts if (k, r) == (kind, rank)]
+    assert len(named) == len(set(named)), "overlapping windows stored once"
+    assert not set(named) & centers, "a context's own token, at the level its act gives, is left to the reader"
+    assert len(acts) == len(expected - centers)
 
 
 def test_quantile_contexts_and_histogram(built):

@@ -12,6 +12,7 @@ import pytest
 from backend.database import DatabaseError, ExplorerDB
 from precompute.storage.writer import SchemaMismatchError
 from precompute.build.migrate import migrate
+from backend.schema import ACTIVATION_LEVELS
 from tests import helpers
 
 V7_ONLY_COLUMNS = {
@@ -59,8 +60,37 @@ TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 CONFIG_LESS = {"probe_runs": " EXCLUDE (config)", "sae_absorption": " EXCLUDE (config)"}
 
 
+# Every window level of every latent, by SAE key and corpus position: the stored rows, named by their context, and
+# the contexts' own tokens at the level their act gives where no stored row says otherwise (as the reader does).
+WINDOW_LEVELS = f"""
+WITH stored AS (
+    SELECT w.sae_num, w.latent, c.seq_id, (c.pos + w.rel_pos)::USMALLINT AS pos, w.level
+    FROM window_acts w JOIN contexts c USING (sae_num, latent, kind, rank)),
+centers AS (
+    SELECT DISTINCT c.sae_num, c.latent, c.seq_id, c.pos, least({ACTIVATION_LEVELS}, greatest(1, round_even(
+               c.act::DOUBLE / (CASE WHEN l.max_act > 0 THEN l.max_act ELSE 1 END)::DOUBLE * {ACTIVATION_LEVELS}, 0)))::UTINYINT AS level
+    FROM contexts c JOIN latents l USING (sae_num, latent)),
+levels AS (
+    SELECT * FROM stored
+    UNION ALL SELECT * FROM centers c ANTI JOIN stored s USING (sae_num, latent, seq_id, pos))
+SELECT sae_num, latent, seq_id, pos, level FROM levels"""
+KEYED_WINDOW_LEVELS = (f"SELECT n.sae_key, w.* EXCLUDE (sae_num) FROM ({WINDOW_LEVELS}) w "
+                       "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
+
+
+def as_v11(path) -> None:
+    """The database as schema v11 wrote it: window_acts a row per corpus position (seq_id, pos), contexts' own
+    tokens included."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE TABLE w11 AS SELECT * FROM ({WINDOW_LEVELS}) ORDER BY ALL")
+        con.execute("DROP TABLE window_acts")
+        con.execute("ALTER TABLE w11 RENAME TO window_acts")
+        con.execute("UPDATE meta SET value = '11' WHERE key = 'schema_version'")
+
+
 def as_v10(path) -> None:
     """The database as schema v10 wrote it: no ground-truth tables (the toy run came in v11)."""
+    as_v11(path)
     with duckdb.connect(str(path)) as con:
         for table in TRUTH_TABLES:
             con.execute(f"DROP TABLE {table}")
@@ -335,5 +365,27 @@ def test_migrate_from_v10_adds_the_empty_ground_truth_tables_and_keeps_every_row
             assert db._rows(f"SELECT count(*) FROM {table}") == [(0,)], table
         assert not any(db.has_truth(key) for key in db.sae_keys())
         assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("10",)]
+    finally:
+        db.close()
+
+
+def test_migrate_from_v11_keeps_every_window_level_in_fewer_rows(tmp_path):
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        levels = con.execute(KEYED_WINDOW_LEVELS).fetchall()
+        contexts = con.execute("SELECT count(*) FROM contexts").fetchone()[0]
+    as_v11(path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        v11_rows = con.execute("SELECT count(*) FROM window_acts").fetchone()[0]
+    assert v11_rows == len(levels) and contexts > 0
+    with pytest.raises(DatabaseError, match="precompute migrate"):
+        ExplorerDB(path)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows(KEYED_WINDOW_LEVELS) == levels, "every level of every window, as before"
+        (rows,), = db._rows("SELECT count(*) FROM window_acts")
+        assert rows < v11_rows, "contexts' own tokens are derived, not stored"
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("11",)]
     finally:
         db.close()

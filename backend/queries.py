@@ -262,7 +262,7 @@ ORDER BY u.i
 # ablation row (the sampled paper-metric candidates, absorbed or not).
 ABSORBED_WORDS = f"""
 SELECT w.metric, w.token_id, v.token AS word, w.fold, w.probe_projection,
-       w.split_acts, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
+       w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.absorber, w.absorber_act, w.absorber_score, pw.probe_logit
 FROM absorption_words w
 JOIN saes s ON s.sae_num = w.sae_num
@@ -296,20 +296,27 @@ WHERE pw.model_name = ?
 ORDER BY word
 """
 
+# A word's split-latent activations: absorption_split_acts holds the non-zero ones, gathered per word by
+# SPLIT_ACT_LISTS (as `sa`); WORD_SPLIT_ACTS lays them out in its fold's split-latent order (`f`: its
+# sae_letter_folds row), zero where a split latent has no row.
+SPLIT_ACT_LISTS = "list(split_index ORDER BY split_index) AS idx, list(act ORDER BY split_index) AS acts"
+WORD_SPLIT_ACTS = ("list_transform(range(1, len(f.split_latents) + 1), "
+                   "lambda i: coalesce(sa.acts[list_position(sa.idx, i)], 0)::REAL)")
+
 # One word across every SAE of its model: one row per SAE, task and metric (a word may belong to several tasks, a
 # class in each). Projection rows are stored only for absorbed words: an SAE measured against a probe run whose
 # (out-of-fold) probe gets the word right, with no projection row for it, gets one here with absorption fraction 0
 # and no per-word activations (NULL split_acts). The absorber's cosine is with its class's probe (tasks.classes
 # order).
-TOKEN_ABSORPTION = """
+TOKEN_ABSORPTION = f"""
 WITH stored AS (
-    SELECT s.sae_key, w.task, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+    SELECT s.sae_key, w.task, w.probe_run_id, w.metric, w.letter, w.fold, w.probe_projection, true AS has_acts,
            w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.absorber, w.absorber_act, w.absorber_score
     FROM absorption_words w JOIN saes s ON s.sae_num = w.sae_num
     WHERE s.model_name = $1 AND w.token_id = $2
 ), not_absorbed AS (
     SELECT a.sae_key, a.task, pw.probe_run_id, 'projection' AS metric, pw.letter, pw.fold,
-           NULL::REAL AS probe_projection, NULL::REAL[] AS split_acts, 0.0::REAL AS absorption_fraction,
+           NULL::REAL AS probe_projection, false AS has_acts, 0.0::REAL AS absorption_fraction,
            false AS is_full_absorption, NULL::BOOLEAN AS is_absorption, NULL::INTEGER AS absorber,
            NULL::REAL AS absorber_act, NULL::REAL AS absorber_score
     FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id AND a.task = pw.task
@@ -318,7 +325,8 @@ WITH stored AS (
                                                AND w.metric = 'projection')
 )
 SELECT w.sae_key, w.task, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s.training_architecture,
-       w.metric, w.letter, w.fold, w.probe_projection, w.split_acts,
+       w.metric, w.letter, w.fold, w.probe_projection,
+       CASE WHEN w.has_acts THEN {WORD_SPLIT_ACTS} END AS split_acts,
        f.split_latents,                 -- the word's fold's split latents: split_acts follow their order
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
@@ -328,6 +336,8 @@ FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.task = w.task AND l.letter = w.letter
 JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
+LEFT JOIN (SELECT sae_num, task, {SPLIT_ACT_LISTS} FROM absorption_split_acts WHERE token_id = $2 GROUP BY ALL) sa
+       ON sa.sae_num = s.sae_num AND sa.task = w.task
 LEFT JOIN tasks t ON t.task = w.task
 LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.task = w.task AND c.latent = w.absorber
 LEFT JOIN latents ld ON ld.sae_num = s.sae_num AND ld.latent = w.absorber

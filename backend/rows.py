@@ -322,13 +322,25 @@ class AbsorptionWordRow:
     token_id: int
     fold: int
     probe_projection: float
-    split_acts: list[float]
     absorption_fraction: float | None  # projection rows
     is_full_absorption: bool | None  # projection rows
     is_absorption: bool | None  # ablation rows
     absorber: int | None
     absorber_act: float | None
     absorber_score: float | None
+
+
+@dataclass(frozen=True)
+class AbsorptionSplitActRow:
+    """A non-zero activation of a split latent (its 1-based place in the word's fold's split latents) on a word of
+    absorption_words."""
+
+    TABLE: ClassVar[str] = "absorption_split_acts"
+    sae_key: str
+    task: str
+    token_id: int
+    split_index: int
+    act: float
 
 
 # --- the toy run's ground truth (precompute/toy/) --------------------------------------------------------------

@@ -274,8 +274,10 @@ def _probe_rows_of_task(hook: str, run_id: str, folds: int, task: str) -> dict[s
 
 def _absorption_rows(key: str, hook: str, run_id: str, folds: int = 1, task: str = "first_letter") -> dict[str, list[dict]]:
     rows = _absorption_rows_without_run(key, hook, folds, task)
-    return {table: [{**row, "probe_run_id": run_id, "task": task} for row in table_rows]
-            for table, table_rows in rows.items()}
+    split_acts = rows.pop("absorption_split_acts")  # named by SAE, task and word: no probe run
+    return {**{table: [{**row, "probe_run_id": run_id, "task": task} for row in table_rows]
+               for table, table_rows in rows.items()},
+            "absorption_split_acts": [{**row, "task": task} for row in split_acts]}
 
 
 def fold_split(key: str, letter: str, fold: int, split: list[int]) -> list[int]:
@@ -323,12 +325,14 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
                    recall=0.9, f1=0.45) for letter, (main, _, _) in sae_classes.items() for fold in range(folds)]
     word_class = "t" if first_letter else SWEEP_TASK_WORD_CLASS[SWEEP_WORD_TOKEN]
     split = sae_classes[word_class][1]
-    words = []
+    words, split_acts = [], []
     if key in (SWEEP_WORD if first_letter else SWEEP_TASK_WORD):  # a word that was not absorbed keeps no row
         fraction, full, top = (SWEEP_WORD if first_letter else SWEEP_TASK_WORD)[key]
         words = [dict(sae_key=key, metric="projection", letter=word_class, token_id=SWEEP_WORD_TOKEN, fold=0,
-                      probe_projection=2.0, split_acts=[0.0 if full else 1.0] * len(split), absorption_fraction=fraction,
+                      probe_projection=2.0, absorption_fraction=fraction,
                       is_full_absorption=full, is_absorption=None, **stored_absorber(top, [2.0, 1.0], [0.3, 0.1], split))]
+        if not full:  # its split latents fire (1.0 each); a fully absorbed word's are silent: no rows
+            split_acts = [dict(sae_key=key, token_id=SWEEP_WORD_TOKEN, split_index=i + 1, act=1.0) for i in range(len(split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
     if first_letter:
         cos = [dict(sae_key=key, latent=latent,
@@ -341,7 +345,7 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
                     encoder_cos=[round(500 * sweep_class_cos(latent, i)) for i in range(len(SWEEP_TASK_CLASSES))])
                for latent in range(d_sae)]
     return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_folds": fold_rows, "sae_letter_k": k_rows,
-            "absorption_words": words, "latent_letter_cos": cos}
+            "absorption_words": words, "absorption_split_acts": split_acts, "latent_letter_cos": cos}
 
 
 def sweep_letter_cos(latent: int, letter: str) -> float:
@@ -503,10 +507,10 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
         for spec in specs:
             if spec.key not in fake.measured or (spec.key in done and not force):
                 continue
-            for table in ("absorption_words", "sae_letter_folds", "sae_letters", "sae_absorption"):
+            for table in ("absorption_words", "absorption_split_acts", "sae_letter_folds", "sae_letters", "sae_absorption"):
                 if has_table(con, table):
                     by_key = ("sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
-                              if table == "absorption_words" else "sae_key = ?")
+                              if table.startswith("absorption_") else "sae_key = ?")
                     con.execute(f"DELETE FROM {table} WHERE {by_key}", [spec.key])  # names from this file
             insert_row(con, "sae_absorption", {"sae_key": spec.key, "probe_run_id": "run", "hook_name": HOOK,
                                                "created_at": datetime.now(timezone.utc).replace(tzinfo=None)})
@@ -522,7 +526,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
                     continue  # as the real stage: a word that was not absorbed keeps no projection row
                 insert_row(con, "absorption_words", {
                     "sae_key": spec.key, "probe_run_id": "run", "metric": "projection", "letter": letter,
-                    "token_id": token, "probe_projection": 2.0, "split_acts": [0.0] * len(fake.letters[letter][1]),
+                    "token_id": token, "probe_projection": 2.0,
                     "absorption_fraction": 0.9 if full else 0.0, "is_full_absorption": full,
                     **stored_absorber(top, [5.0] * len(top), [0.5] * len(top), fake.letters[letter][1])})
         return {}
@@ -609,7 +613,7 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
             for word in range(3):
                 insert_row(con, "absorption_words", {
                     "sae_key": "suspect", "probe_run_id": "run", "metric": "projection", "letter": "t",
-                    "token_id": 3 * i + word, "probe_projection": 2.0, "split_acts": [0.0],
+                    "token_id": 3 * i + word, "probe_projection": 2.0,
                     "absorption_fraction": 0.9, "is_full_absorption": True, "absorber": latent,
                     "absorber_act": 1.0, "absorber_score": 0.5})
         run_scores_stage(con, log=lambda *_: None)
@@ -623,7 +627,7 @@ WRITTEN_BY_SQL = {"meta", "sae_numbers", "tasks"}  # tasks: writer.write_task (a
 # dashboards build (tests/precompute/storage/test_ddl.py) writes the rest.
 ABSORPTION_BUILD_TABLES = {"probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
                            "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos",
-                           "absorption_words", "token_letters", "score_validation"}
+                           "absorption_words", "absorption_split_acts", "token_letters", "score_validation"}
 # The tables only a build on the toy model writes (tests/precompute/toy/test_hierarchy.py checks them).
 TOY_BUILD_TABLES = {"truth_features", "truth_words", "truth_latents"}
 

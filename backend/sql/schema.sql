@@ -328,7 +328,7 @@ CREATE TABLE absorption_words (
     token_id INTEGER NOT NULL,
     fold     SMALLINT NOT NULL,      -- measured against this fold's probe and split latents (sae_letter_folds)
     probe_projection REAL NOT NULL,  -- P = activation . unit direction of its fold's probe
-    split_acts REAL[] NOT NULL,      -- activations of its fold's split latents (sae_letter_folds), same order
+    -- its fold's split latents' activations on it: absorption_split_acts
     absorption_fraction REAL,        -- projection rows
     is_full_absorption BOOLEAN,      -- projection rows
     is_absorption BOOLEAN,           -- ablation rows
@@ -340,6 +340,18 @@ CREATE TABLE absorption_words (
     absorber_act REAL,               -- its activation on the word
     absorber_score REAL              -- projection z * cos, or attribution
     -- unique (sae_num, task, metric, token_id); no PRIMARY KEY: its index would outweigh the table
+);
+
+-- The non-zero activations of an absorption_words word's split latents (its fold's, sae_letter_folds.split_latents),
+-- a row each: most are zero (every fully absorbed word's are), and a list per word cost 8 bytes a row in offsets
+-- alone. Both metrics' rows of a word share these.
+CREATE TABLE absorption_split_acts (
+    sae_num  INTEGER NOT NULL,
+    task     VARCHAR NOT NULL,
+    token_id INTEGER NOT NULL,
+    split_index UTINYINT NOT NULL,   -- 1-based position in the fold's split latents
+    act      REAL NOT NULL           -- > 0: a split latent without a row is silent on the word
+    -- unique (sae_num, task, token_id, split_index), sorted so
 );
 
 -- Cross-SAE matching: for each latent, its best match by decoder cosine in every other SAE at the same

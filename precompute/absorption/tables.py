@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from backend.rows import (AbsorptionWordRow, ClassProbeRow, ProbeFoldRow, ProbeRunRow, SaeAbsorptionRow, SaeClassFoldRow,
+from backend.rows import (AbsorptionSplitActRow, AbsorptionWordRow, ClassProbeRow, ProbeFoldRow, ProbeRunRow, SaeAbsorptionRow, SaeClassFoldRow,
                           SaeClassKRow, SaeClassRow, arrow_table)
 from backend.schema import COS_SCALE
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
@@ -196,7 +196,7 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
            .add_column(2, "probe_run_id", pa.array([run_id] * len(cos), pa.string())))
     return {"sae_absorption": arrow_table([summary], SaeAbsorptionRow), "sae_letters": arrow_table(letters, SaeClassRow),
             "sae_letter_folds": arrow_table(fold_rows, SaeClassFoldRow), "sae_letter_k": arrow_table(ks_rows, SaeClassKRow),
-            "latent_letter_cos": cos, "absorption_words": word_rows(result, config.prompts.classes, ids)}
+            "latent_letter_cos": cos, **word_tables(result, config.prompts.classes, ids)}
 
 
 def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
@@ -223,12 +223,20 @@ def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: n
     return None, None, None
 
 
-def word_rows(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, str]) -> pa.Table:
-    """Projection rows for the words with any absorption (about 1 in 4 probe true positives; a cross-fitted
-    build measures every word, and storing the rest would outweigh every other table), and every ablation
-    row (the sampled candidates). `ids`: the SAE, task and probe run every row names."""
-    rows = []
+def word_tables(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, str]) -> dict[str, pa.Table]:
+    """absorption_words: projection rows for the words with any absorption (about 1 in 4 probe true positives; a
+    cross-fitted build measures every word, and storing the rest would outweigh every other table), and every
+    ablation row (the sampled candidates). absorption_split_acts: those words' non-zero split-latent activations.
+    `ids`: the SAE, task and probe run every row names."""
+    rows: list[AbsorptionWordRow] = []
+    acts: dict[int, list[AbsorptionSplitActRow]] = {}  # token id -> its rows (a word of both metrics once)
     words = result.hook.prompts.words
+    split_ids = {"sae_key": ids["sae_key"], "task": ids["task"]}
+
+    def keep_acts(token_id: int, values: np.ndarray) -> None:
+        acts.setdefault(token_id, [AbsorptionSplitActRow(**split_ids, token_id=token_id, split_index=i + 1, act=act)
+                                   for i, act in enumerate(float_list(values, 3)) if act > 0])
+
     for letter in result.letters:
         name = classes[letter.letter]
         for fold in letter.folds:
@@ -238,10 +246,11 @@ def word_rows(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, st
                 if not (proj.is_full_absorption[n] or proj.absorption_fraction[n] > 0):
                     continue  # not absorbed: no row (TOKEN_ABSORPTION reads fraction 0 from probe_words)
                 absorber, act, score = first_non_split(proj.top_latents[n], fold.top_acts[n], proj.top_projections[n], split)
+                token_id = words[word].token_id
+                keep_acts(token_id, fold.split_acts[n])
                 rows.append(AbsorptionWordRow(
-                    **ids, metric="projection", letter=name, token_id=words[word].token_id,
+                    **ids, metric="projection", letter=name, token_id=token_id,
                     fold=fold.fold, probe_projection=round(float(proj.probe_projection[n]), 3),
-                    split_acts=float_list(fold.split_acts[n], 3),
                     absorption_fraction=round(float(proj.absorption_fraction[n]), 4),
                     is_full_absorption=bool(proj.is_full_absorption[n]), is_absorption=None,
                     absorber=absorber, absorber_act=act, absorber_score=score,
@@ -253,12 +262,16 @@ def word_rows(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, st
                 n = position[int(word)]
                 absorber, act, score = first_non_split(fold.paper.top_latents[row], fold.paper.top_acts[row],
                                                        fold.paper.top_attributions[row], split)
+                token_id = words[word].token_id
+                keep_acts(token_id, fold.split_acts[n])
                 rows.append(AbsorptionWordRow(
-                    **ids, metric="ablation", letter=name, token_id=words[word].token_id,
+                    **ids, metric="ablation", letter=name, token_id=token_id,
                     fold=fold.fold, probe_projection=round(float(proj.probe_projection[n]), 3),
-                    split_acts=float_list(fold.split_acts[n], 3),
                     absorption_fraction=None, is_full_absorption=None,
                     is_absorption=bool(fold.paper.is_absorption[row]),
                     absorber=absorber, absorber_act=act, absorber_score=score,
                 ))
-    return arrow_table(rows, AbsorptionWordRow)
+    rows.sort(key=lambda r: (r.metric, r.token_id))  # sorted rows bit-pack well
+    split_rows = [r for token_id in sorted(acts) for r in acts[token_id]]
+    return {"absorption_words": arrow_table(rows, AbsorptionWordRow),
+            "absorption_split_acts": arrow_table(split_rows, AbsorptionSplitActRow)}

@@ -63,8 +63,8 @@ def absorber_rows(split_source: str) -> str:
     first = "list_position(list_transform(w.top_latents, lambda x: NOT list_contains(f.split_latents, x)), true)"
     return f"""
         INSERT INTO absorption_words (sae_num, task, probe_run_id, metric, letter, token_id, fold, probe_projection,
-            split_acts, absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
-        SELECT {sae_num("w")}, 'first_letter', w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection, w.split_acts,
+            absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score)
+        SELECT {sae_num("w")}, 'first_letter', w.probe_run_id, w.metric, w.letter, w.token_id, {{fold}}, w.probe_projection,
                w.absorption_fraction, w.is_full_absorption, w.is_absorption,
                w.top_latents[i], round(w.top_acts[i], 3), round(w.top_scores[i], 3)
         FROM (SELECT w.*, {first} AS i FROM old.absorption_words w {split_source}) w
@@ -146,9 +146,25 @@ def window_rows(key: str) -> str:
         ORDER BY 1, w.latent, w.kind, w.rank, w.rel_pos"""
 
 
-for derived, key in ((V6_DERIVED, "sae_key"), (V7_DERIVED, "sae_key"), (V9_DERIVED, "sae_key"), (V10_DERIVED, "sae_num")):
+# It also keeps each absorbed word's non-zero split-latent activations a row each (absorption_split_acts) instead of
+# a list per word: every older absorption_words has the lists.
+def split_act_rows(key: str, task: str) -> str:
+    """absorption_split_acts from an older absorption_words (SAEs named by `key`; `task`: its task column, or the
+    task every row of a database before v10 measured). Both metrics' rows of a word hold the same activations."""
+    num = sae_num("w", "k") if key == "sae_key" else "w.k"
+    return f"""
+        INSERT INTO absorption_split_acts (sae_num, task, token_id, split_index, act)
+        SELECT DISTINCT {num}, w.task, w.token_id, w.i, w.act
+        FROM (SELECT {key} AS k, {task} AS task, token_id, unnest(split_acts) AS act, generate_subscripts(split_acts, 1) AS i
+              FROM old.absorption_words) w
+        WHERE w.act > 0 ORDER BY ALL"""
+
+
+for derived, key, task in ((V6_DERIVED, "sae_key", TASK_DEFAULT), (V7_DERIVED, "sae_key", TASK_DEFAULT),
+                           (V9_DERIVED, "sae_key", TASK_DEFAULT), (V10_DERIVED, "sae_num", TASK_DEFAULT)):
     derived["window_acts"] = window_rows(key)
-V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num")}
+    derived["absorption_split_acts"] = split_act_rows(key, task)
+V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num"), "absorption_split_acts": split_act_rows("sae_num", "task")}
 MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED),
               "10": ({}, V11_DERIVED), "11": ({}, V11_DERIVED)}
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from backend.queries import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
 from backend.rows import SaeRow
 
 EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION; other tasks: absorption_<task>
@@ -33,10 +34,15 @@ SAE_TABLE_EXPORTS = {
         FROM latent_letter_cos c JOIN sae_numbers n USING (sae_num) JOIN tasks t USING (task),
              range(1, len(t.classes) + 1) AS classes(i)
         WHERE n.sae_key = ? ORDER BY c.task, c.latent, i""",
-    "absorption_words": """
-        SELECT n.sae_key, w.* EXCLUDE (sae_num), v.token AS word FROM absorption_words w
+    # with each word's split-latent activations as a list in its fold's split-latent order (stored sparse)
+    "absorption_words": f"""
+        SELECT n.sae_key, w.* EXCLUDE (sae_num), {WORD_SPLIT_ACTS} AS split_acts, v.token AS word
+        FROM absorption_words w
         JOIN sae_numbers n USING (sae_num) JOIN saes s ON s.sae_key = n.sae_key
         JOIN vocab v ON v.model_name = s.model_name AND v.token_id = w.token_id
+        JOIN sae_letter_folds f ON f.sae_key = n.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
+        LEFT JOIN (SELECT sae_num, task, token_id, {SPLIT_ACT_LISTS} FROM absorption_split_acts GROUP BY ALL) sa
+               ON sa.sae_num = w.sae_num AND sa.task = w.task AND sa.token_id = w.token_id
         WHERE n.sae_key = ? ORDER BY w.task, w.metric, w.letter, w.token_id""",
     "letter_probes": """
         SELECT p.* EXCLUDE (weight) FROM letter_probes p JOIN sae_absorption a USING (probe_run_id)

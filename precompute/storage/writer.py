@@ -61,7 +61,7 @@ SELECT DISTINCT a.sae_key, b.sae_key FROM (SELECT DISTINCT sae_num, other_sae_nu
 JOIN sae_numbers a ON a.sae_num = m.sae_num JOIN sae_numbers b ON b.sae_num = m.other_sae_num"""
 DELETE_MATCHES = f"DELETE FROM latent_matches WHERE sae_num = {NUM} OR other_sae_num = {NUM}"
 ABSORPTION_CONFIGS = "SELECT sae_key, task, config FROM sae_absorption"
-ABSORPTION_TABLES_BY_NUM = ("absorption_words", "latent_letter_cos")
+ABSORPTION_TABLES_BY_NUM = ("absorption_words", "absorption_split_acts", "latent_letter_cos")
 ABSORPTION_TABLES_BY_KEY = ("score_validation", "sae_letter_k", "sae_letter_folds", "sae_letters", "sae_absorption")
 DELETE_ABSORPTION_ROWS = {  # every task of the SAE
     **{table: f"DELETE FROM {table} WHERE sae_num = {NUM}" for table in ABSORPTION_TABLES_BY_NUM},

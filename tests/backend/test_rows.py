@@ -101,7 +101,7 @@ def test_arrow_tables_keep_their_types_when_empty_or_all_null():
     table = rows.arrow_table([], rows.ProbeFoldRow)
     assert table.num_rows == 0 and table.schema.field("weight").type.value_type.bit_width == 64
     word = rows.AbsorptionWordRow(sae_key="k", task="t", probe_run_id="r", metric="ablation", letter="a", token_id=3,
-                                  fold=0, probe_projection=1.5, split_acts=[], absorption_fraction=None,
+                                  fold=0, probe_projection=1.5, absorption_fraction=None,
                                   is_full_absorption=None, is_absorption=True, absorber=None, absorber_act=None,
                                   absorber_score=None)
     table = rows.arrow_table([word], rows.AbsorptionWordRow)

@@ -12,6 +12,7 @@ import pytest
 from backend.database import DatabaseError, ExplorerDB
 from precompute.storage.writer import SchemaMismatchError
 from precompute.build.migrate import migrate
+from backend.queries import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
 from backend.schema import ACTIVATION_LEVELS
 from tests import helpers
 
@@ -78,13 +79,31 @@ KEYED_WINDOW_LEVELS = (f"SELECT n.sae_key, w.* EXCLUDE (sae_num) FROM ({WINDOW_L
                        "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
 
 
+# Each absorption word with its split-latent activations as a list (zeros included), as v11 stored them
+WORDS_WITH_SPLIT_ACTS = f"""
+SELECT w.* EXCLUDE (absorption_fraction, is_full_absorption, is_absorption, absorber, absorber_act, absorber_score),
+       {WORD_SPLIT_ACTS} AS split_acts, w.absorption_fraction, w.is_full_absorption, w.is_absorption, w.absorber,
+       w.absorber_act, w.absorber_score
+FROM absorption_words w
+JOIN sae_numbers n USING (sae_num)
+JOIN sae_letter_folds f ON f.sae_key = n.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
+LEFT JOIN (SELECT sae_num, task, token_id, {SPLIT_ACT_LISTS} FROM absorption_split_acts GROUP BY ALL) sa
+       ON sa.sae_num = w.sae_num AND sa.task = w.task AND sa.token_id = w.token_id"""
+KEYED_SPLIT_ACTS = ("SELECT n.sae_key, w.task, w.metric, w.token_id, w.split_acts "
+                    f"FROM ({WORDS_WITH_SPLIT_ACTS}) w JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
+
+
 def as_v11(path) -> None:
     """The database as schema v11 wrote it: window_acts a row per corpus position (seq_id, pos), contexts' own
-    tokens included."""
+    tokens included; each absorption word's split-latent activations a list (zeros included)."""
     with duckdb.connect(str(path)) as con:
         con.execute(f"CREATE TABLE w11 AS SELECT * FROM ({WINDOW_LEVELS}) ORDER BY ALL")
         con.execute("DROP TABLE window_acts")
         con.execute("ALTER TABLE w11 RENAME TO window_acts")
+        con.execute(f"CREATE TABLE a11 AS {WORDS_WITH_SPLIT_ACTS} ORDER BY w.sae_num, w.task, w.metric, w.token_id")
+        con.execute("DROP TABLE absorption_words")
+        con.execute("DROP TABLE absorption_split_acts")
+        con.execute("ALTER TABLE a11 RENAME TO absorption_words")
         con.execute("UPDATE meta SET value = '11' WHERE key = 'schema_version'")
 
 
@@ -369,10 +388,11 @@ def test_migrate_from_v10_adds_the_empty_ground_truth_tables_and_keeps_every_row
         db.close()
 
 
-def test_migrate_from_v11_keeps_every_window_level_in_fewer_rows(tmp_path):
+def test_migrate_from_v11_keeps_every_window_level_and_split_activation_in_fewer_rows(tmp_path):
     path = helpers.build_sweep_database(tmp_path)
     with duckdb.connect(str(path), read_only=True) as con:
         levels = con.execute(KEYED_WINDOW_LEVELS).fetchall()
+        split_acts = con.execute(KEYED_SPLIT_ACTS).fetchall()
         contexts = con.execute("SELECT count(*) FROM contexts").fetchone()[0]
     as_v11(path)
     with duckdb.connect(str(path), read_only=True) as con:
@@ -384,6 +404,8 @@ def test_migrate_from_v11_keeps_every_window_level_in_fewer_rows(tmp_path):
     db = ExplorerDB(path)
     try:
         assert db._rows(KEYED_WINDOW_LEVELS) == levels, "every level of every window, as before"
+        assert db._rows(KEYED_SPLIT_ACTS) == split_acts, "every word's split-latent activations, as before"
+        assert any(0 < x for *_, acts in split_acts for x in acts) and any(0 == x for *_, acts in split_acts for x in acts)
         (rows,), = db._rows("SELECT count(*) FROM window_acts")
         assert rows < v11_rows, "contexts' own tokens are derived, not stored"
         assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("11",)]

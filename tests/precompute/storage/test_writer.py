@@ -20,7 +20,8 @@ def test_ddl_creates_every_table(tmp_path):
     dashboard_tables = {"meta", "vocab", "sequences", "sae_numbers", "saes", "latents", "contexts", "window_acts"}
     absorption_tables = {
         "tasks", "probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
-        "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words", "latent_matches",
+        "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words",
+        "absorption_split_acts", "latent_matches",
     }
     running_text_tables = {"token_occurrences", "token_latents", "token_letters"}
     score_tables = {"latent_scores", "score_validation"}

@@ -1,5 +1,6 @@
 """Every query the explorer runs, as named constants. Values are always bound parameters (`?`)."""
 
+from backend.schema import COS_BLOCK
 from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
 
 META = "SELECT key, value FROM meta"
@@ -239,22 +240,28 @@ SELECT fold, split_latents, main_latent, main_f1, n_probe_true_positives, mean_a
 FROM sae_letter_folds WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fold
 """
 
-# latent_letter_cos holds each latent's cosines with the task's classes as thousandths, element i (1-based) for
-# the task's class tasks.classes[i]. $1 sae_key, $2 task, $3 class.
+# latent_letter_cos holds, per class (tasks.classes[class_index], 1-based) and block of COS_BLOCK latents, the
+# latents' cosines as thousandths: element i is latent first_latent + i - 1. $1 sae_key, $2 task, $3 class.
 _CLASS_INDEX = "list_position((SELECT classes FROM tasks WHERE task = $2), $3)"
 LETTER_LATENT_COS = f"""
-SELECT c.latent, c.decoder_cos[{_CLASS_INDEX}] / 1000 AS decoder_cos, c.encoder_cos[{_CLASS_INDEX}] / 1000 AS encoder_cos,
-       l.density
-FROM latent_letter_cos c LEFT JOIN latents l ON l.sae_num = c.sae_num AND l.latent = c.latent
-WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND c.task = $2
+SELECT c.latent, c.decoder_cos, c.encoder_cos, l.density
+FROM (SELECT sae_num, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
+             unnest(decoder_cos) / 1000 AS decoder_cos, unnest(encoder_cos) / 1000 AS encoder_cos
+      FROM latent_letter_cos
+      WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND task = $2
+        AND class_index = {_CLASS_INDEX}) c
+LEFT JOIN latents l ON l.sae_num = c.sae_num AND l.latent = c.latent
 ORDER BY c.latent
 """
 # One latent's cosines with every class of a task, in the task's class order. $1 sae_key, $2 task, $3 latent.
-LATENT_LETTER_COS = """
-SELECT u.letter, c.decoder_cos[u.i] / 1000 AS decoder_cos, c.encoder_cos[u.i] / 1000 AS encoder_cos
-FROM latent_letter_cos c,
-     (SELECT unnest(classes) AS letter, generate_subscripts(classes, 1) AS i FROM tasks WHERE task = $2) u
-WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND c.task = $2 AND c.latent = $3
+LATENT_LETTER_COS = f"""
+SELECT u.letter, c.decoder_cos[$3 - c.first_latent + 1] / 1000 AS decoder_cos,
+       c.encoder_cos[$3 - c.first_latent + 1] / 1000 AS encoder_cos
+FROM latent_letter_cos c
+JOIN (SELECT unnest(classes) AS letter, generate_subscripts(classes, 1) AS i FROM tasks WHERE task = $2) u
+  ON u.i = c.class_index
+WHERE c.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND c.task = $2
+  AND c.first_latent = $3 // {COS_BLOCK} * {COS_BLOCK} AND $3 - c.first_latent < len(c.decoder_cos)
 ORDER BY u.i
 """
 
@@ -331,7 +338,7 @@ SELECT w.sae_key, w.task, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.absorber, w.absorber_act, w.absorber_score,
-       c.decoder_cos[list_position(t.classes, w.letter)] / 1000 AS absorber_cos, ld.density AS absorber_density
+       c.decoder_cos[w.absorber - c.first_latent + 1] / 1000 AS absorber_cos, ld.density AS absorber_density
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.task = w.task AND l.letter = w.letter
@@ -339,7 +346,8 @@ JOIN sae_letter_folds f ON f.sae_key = w.sae_key AND f.task = w.task AND f.lette
 LEFT JOIN (SELECT sae_num, task, {SPLIT_ACT_LISTS} FROM absorption_split_acts WHERE token_id = $2 GROUP BY ALL) sa
        ON sa.sae_num = s.sae_num AND sa.task = w.task
 LEFT JOIN tasks t ON t.task = w.task
-LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.task = w.task AND c.latent = w.absorber
+LEFT JOIN latent_letter_cos c ON c.sae_num = s.sae_num AND c.task = w.task
+      AND c.class_index = list_position(t.classes, w.letter) AND c.first_latent = w.absorber // {COS_BLOCK} * {COS_BLOCK}
 LEFT JOIN latents ld ON ld.sae_num = s.sae_num AND ld.latent = w.absorber
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, w.sae_key, w.task <> 'first_letter', w.task, w.metric DESC
 """

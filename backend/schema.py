@@ -18,6 +18,9 @@ SAE_NUM_OF_KEY = "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?)"
 # The task every absorption query reads when none is named: links and callers from before schema v10 meant it.
 DEFAULT_TASK = "first_letter"
 COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
+# latent_letter_cos holds a row per class and block of COS_BLOCK latents (a list each): a row per latent cost 8 bytes
+# of list offsets a list, a third of the table; a block bounds what reading one latent's cosines decompresses.
+COS_BLOCK = 4096
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 
 

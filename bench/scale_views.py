@@ -38,7 +38,8 @@ PER_LATENT = {  # table -> SELECT with every latent id shifted by $offset
     "contexts": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM contexts WHERE sae_num = $src_num",
     "window_acts": "SELECT * REPLACE ($num AS sae_num, latent + $offset AS latent) FROM window_acts "
                    "WHERE sae_num = $src_num",
-    "latent_letter_cos": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id, latent + $offset AS latent) "
+    # (blocks of COS_BLOCK latents: the copies' offsets are multiples of the source's width, a multiple of it)
+    "latent_letter_cos": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id, first_latent + $offset AS first_latent) "
                          "FROM latent_letter_cos WHERE sae_num = $src_num AND task = 'first_letter'",
 }
 PER_SAE = {  # table -> SELECT of the source SAE's rows renamed

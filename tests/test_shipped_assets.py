@@ -73,10 +73,10 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
     letters = demo._rows("SELECT letter, n_probe_true_positives, main_f1 FROM sae_letters WHERE sae_key = ? "
                          "AND task = 'first_letter' ORDER BY letter", [key])
     assert [row[0] for row in letters] == list("abcdefghijklmnopqrstuvwxyz")
-    (n_cos, n_letters_each) = demo._rows("SELECT count(*), min(len(decoder_cos)) FROM latent_letter_cos WHERE sae_num = "
-                                         "(SELECT sae_num FROM sae_numbers WHERE sae_key = ?) AND task = 'first_letter'",
-                                         [key])[0]
-    assert (n_cos, n_letters_each) == (4096, 26)
+    (n_cos, n_letters) = demo._rows("SELECT sum(len(decoder_cos)), count(DISTINCT class_index) FROM latent_letter_cos "
+                                    "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) "
+                                    "AND task = 'first_letter'", [key])[0]
+    assert (n_cos, n_letters) == (4096 * 26, 26)
     words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
                                      "WHERE model_name = 'smollm2-135m-embedded' AND task = 'first_letter' GROUP BY hook_name"))
     hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes WHERE model_name = 'smollm2-135m-embedded'")}
@@ -196,6 +196,8 @@ def test_the_demo_holds_every_task_for_every_sae(demo):
         measured = {row[0] for row in demo._rows("SELECT sae_key FROM sae_absorption WHERE task = ? AND split_mode = "
                                                  "'crossfit'", [task])}
         assert measured == keys["toy-hierarchy" if task == "toy_hierarchy" else "smollm2-135m-embedded"], task
-    # every SAE's cosine profile per task has one value per class
-    assert demo._rows("SELECT count(*) FROM latent_letter_cos c JOIN tasks t USING (task) "
-                      "WHERE len(c.decoder_cos) <> len(t.classes)")[0][0] == 0
+    # every SAE's cosines per task: one value per class and latent
+    assert demo._rows("SELECT count(*) FROM (SELECT c.sae_num, c.task, count(DISTINCT class_index) AS n, "
+                      "sum(len(decoder_cos)) AS values FROM latent_letter_cos c GROUP BY ALL) c "
+                      "JOIN tasks t USING (task) JOIN saes s USING (sae_num) "
+                      "WHERE c.n <> len(t.classes) OR c.values <> c.n * s.d_sae")[0][0] == 0

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from backend.rows import (AbsorptionSplitActRow, AbsorptionWordRow, ClassProbeRow, ProbeFoldRow, ProbeRunRow, SaeAbsorptionRow, SaeClassFoldRow,
                           SaeClassKRow, SaeClassRow, arrow_table)
-from backend.schema import COS_SCALE
+from backend.schema import COS_BLOCK, COS_SCALE
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
 
@@ -200,13 +200,17 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
 
 
 def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
-    """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, n_classes] -> one row per latent of two SMALLINT lists
-    (one value per class) in thousandths (what the pages show)."""
+    """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, n_classes] -> a row per class and block of COS_BLOCK
+    latents, two SMALLINT lists of thousandths (what the pages show)."""
     d_sae, n_classes = decoder_cos.shape
-    offsets = pa.array(np.arange(d_sae + 1, dtype=np.int32) * n_classes, pa.int32())
+    starts = np.arange(0, d_sae, COS_BLOCK)
+    class_index = np.repeat(np.arange(1, n_classes + 1), len(starts))  # rows: class-major, then block
+    first_latent = np.tile(starts, n_classes)
+    offsets = np.r_[0, np.cumsum(np.minimum(first_latent + COS_BLOCK, d_sae) - first_latent)].astype(np.int32)
     as_thousandths = lambda cos: pa.ListArray.from_arrays(  # noqa: E731
-        offsets, pa.array(np.round(cos.reshape(-1) * COS_SCALE).astype(np.int16), pa.int16()))
-    return pa.table({"sae_key": [key] * d_sae, "latent": pa.array(np.arange(d_sae), pa.int32()),
+        pa.array(offsets, pa.int32()), pa.array(np.round(cos.T.reshape(-1) * COS_SCALE).astype(np.int16), pa.int16()))
+    return pa.table({"sae_key": [key] * len(class_index), "class_index": pa.array(class_index, pa.uint16()),
+                     "first_latent": pa.array(first_latent, pa.int32()),
                      "decoder_cos": as_thousandths(decoder_cos), "encoder_cos": as_thousandths(encoder_cos)})
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import duckdb
 
-from backend.schema import ACTIVATION_LEVELS, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from backend.schema import ACTIVATION_LEVELS, COS_BLOCK, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
 from precompute.absorption.tasks import FIRST_LETTER
 from precompute.build.probe_free import run_scores_stage
 from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
@@ -85,12 +85,7 @@ V9_DERIVED: dict[str, str] = {
                top_logit_values, bottom_logit_ids, bottom_logit_values, list_resize(neighbor_ids, {N_NEIGHBORS}, -1),
                list_resize(neighbor_cosines, {N_NEIGHBORS})
         FROM old.latents o ORDER BY 1, latent""",
-    "latent_letter_cos": f"""
-        INSERT INTO latent_letter_cos (sae_num, task, probe_run_id, latent, decoder_cos, encoder_cos)
-        SELECT {sae_num("o")}, 'first_letter', probe_run_id, latent,
-               list(round(decoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter),
-               list(round(encoder_cos * {COS_SCALE})::SMALLINT ORDER BY letter)
-        FROM old.latent_letter_cos o GROUP BY sae_key, probe_run_id, latent ORDER BY 1, latent""",
+    "latent_letter_cos": "",  # cos_block_rows(V8_COSINES), below
 }
 V6_DERIVED.update(V9_DERIVED)
 V6_DERIVED["absorption_words"] = absorber_rows(
@@ -146,6 +141,38 @@ def window_rows(key: str) -> str:
         ORDER BY 1, w.latent, w.kind, w.rank, w.rel_pos"""
 
 
+# It also stores latent_letter_cos a row per class and block of COS_BLOCK latents (lists over the latents) instead of a
+# row per latent (lists over the classes).
+def cos_block_rows(cosines: str) -> str:
+    """latent_letter_cos at v12 from `cosines`: a SELECT of (sae_num, task, probe_run_id, latent, class_index,
+    decoder_cos, encoder_cos) in thousandths, a row per latent and class (every latent of the SAE)."""
+    return f"""
+        INSERT INTO latent_letter_cos (sae_num, task, probe_run_id, class_index, first_latent, decoder_cos, encoder_cos)
+        SELECT sae_num, task, probe_run_id, class_index, latent // {COS_BLOCK} * {COS_BLOCK} AS first_latent,
+               list(decoder_cos ORDER BY latent), list(encoder_cos ORDER BY latent)
+        FROM ({cosines}) GROUP BY ALL ORDER BY ALL"""
+
+
+# v8 and older: a row per latent and letter (SAEs by key, REAL cosines); v9: SMALLINT[26] per latent, no task;
+# v10, v11: SMALLINT[] per latent (a value per class of its task)
+V8_COSINES = f"""
+    SELECT {sae_num("o")} AS sae_num, 'first_letter' AS task, probe_run_id, latent, ascii(letter) - 96 AS class_index,
+           round(decoder_cos * {COS_SCALE})::SMALLINT AS decoder_cos, round(encoder_cos * {COS_SCALE})::SMALLINT AS encoder_cos
+    FROM old.latent_letter_cos o"""
+
+
+def listed_cosines(task: str) -> str:
+    return f"""
+    SELECT sae_num, {task} AS task, probe_run_id, latent, generate_subscripts(decoder_cos, 1) AS class_index,
+           unnest(decoder_cos) AS decoder_cos, unnest(encoder_cos) AS encoder_cos
+    FROM old.latent_letter_cos"""
+
+
+for derived in (V6_DERIVED, V7_DERIVED, V9_DERIVED):
+    derived["latent_letter_cos"] = cos_block_rows(V8_COSINES)
+V10_DERIVED["latent_letter_cos"] = cos_block_rows(listed_cosines(TASK_DEFAULT))
+
+
 # It also keeps each absorbed word's non-zero split-latent activations a row each (absorption_split_acts) instead of
 # a list per word: every older absorption_words has the lists.
 def split_act_rows(key: str, task: str) -> str:
@@ -164,7 +191,8 @@ for derived, key, task in ((V6_DERIVED, "sae_key", TASK_DEFAULT), (V7_DERIVED, "
                            (V9_DERIVED, "sae_key", TASK_DEFAULT), (V10_DERIVED, "sae_num", TASK_DEFAULT)):
     derived["window_acts"] = window_rows(key)
     derived["absorption_split_acts"] = split_act_rows(key, task)
-V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num"), "absorption_split_acts": split_act_rows("sae_num", "task")}
+V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num"), "absorption_split_acts": split_act_rows("sae_num", "task"),
+                               "latent_letter_cos": cos_block_rows(listed_cosines("task"))}
 MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED),
               "10": ({}, V11_DERIVED), "11": ({}, V11_DERIVED)}
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")

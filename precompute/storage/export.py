@@ -27,13 +27,14 @@ SAE_TABLE_EXPORTS = {
     "sae_letters": "SELECT * FROM sae_letters WHERE sae_key = ? ORDER BY task, letter",
     "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY task, letter, fold",
     "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY task, letter, fold, k",
-    # exported a row per latent and class with plain cosines, as users read it (stored as thousandths lists)
+    # exported a row per latent and class with plain cosines, as users read it (stored as thousandths lists per block)
     "latent_letter_cos": """
-        SELECT n.sae_key, c.task, c.probe_run_id, c.latent, t.classes[i] AS letter, c.decoder_cos[i] / 1000 AS decoder_cos,
-               c.encoder_cos[i] / 1000 AS encoder_cos
-        FROM latent_letter_cos c JOIN sae_numbers n USING (sae_num) JOIN tasks t USING (task),
-             range(1, len(t.classes) + 1) AS classes(i)
-        WHERE n.sae_key = ? ORDER BY c.task, c.latent, i""",
+        SELECT n.sae_key, c.task, c.probe_run_id, c.latent, t.classes[c.class_index] AS letter, c.decoder_cos, c.encoder_cos
+        FROM (SELECT sae_num, task, probe_run_id, class_index, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
+                     unnest(decoder_cos) / 1000 AS decoder_cos, unnest(encoder_cos) / 1000 AS encoder_cos
+              FROM latent_letter_cos) c
+        JOIN sae_numbers n USING (sae_num) JOIN tasks t USING (task)
+        WHERE n.sae_key = ? ORDER BY c.task, c.latent, c.class_index""",
     # with each word's split-latent activations as a list in its fold's split-latent order (stored sparse)
     "absorption_words": f"""
         SELECT n.sae_key, w.* EXCLUDE (sae_num), {WORD_SPLIT_ACTS} AS split_acts, v.token AS word

@@ -26,7 +26,7 @@ def test_latent_arrays_have_the_lengths_the_dashboards_write():
     assert types["neighbor_cosines"] == f"FLOAT[{N_NEIGHBORS}]"
 
 
-def test_letter_cosines_hold_one_value_per_letter():
+def test_letter_cosines_hold_a_list_per_class_and_block_of_latents():
     types = column_types("latent_letter_cos")
-    assert types["decoder_cos"] == types["encoder_cos"] == "SMALLINT[]"  # one value per class of the task
-    assert "letter" not in types
+    assert types["decoder_cos"] == types["encoder_cos"] == "SMALLINT[]"  # one value per latent of the block
+    assert {"class_index", "first_latent"} <= set(types) and "letter" not in types and "latent" not in types

@@ -38,7 +38,14 @@ KEYED_MATCHES = ("SELECT a.sae_key, m.latent, b.sae_key, m.other_latent, m.cosin
                  "ORDER BY ALL")
 # Rows by SAE key, whatever the SAEs' numbers (a migration numbers them anew)
 KEYED_LATENTS = "SELECT n.sae_key, l.* EXCLUDE (sae_num) FROM latents l JOIN sae_numbers n USING (sae_num) ORDER BY ALL"
-KEYED_COSINES = ("SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM latent_letter_cos c "
+# latent_letter_cos as v11 stored it: a row per latent, its cosines a list over the task's classes
+PER_LATENT_COSINES = """
+SELECT sae_num, task, probe_run_id, latent, list(d ORDER BY class_index) AS decoder_cos,
+       list(e ORDER BY class_index) AS encoder_cos
+FROM (SELECT sae_num, task, probe_run_id, class_index, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
+             unnest(decoder_cos) AS d, unnest(encoder_cos) AS e FROM latent_letter_cos)
+GROUP BY ALL"""
+KEYED_COSINES = (f"SELECT n.sae_key, c.latent, c.decoder_cos, c.encoder_cos FROM ({PER_LATENT_COSINES}) c "
                  "JOIN sae_numbers n USING (sae_num) ORDER BY ALL")
 
 
@@ -104,6 +111,9 @@ def as_v11(path) -> None:
         con.execute("DROP TABLE absorption_words")
         con.execute("DROP TABLE absorption_split_acts")
         con.execute("ALTER TABLE a11 RENAME TO absorption_words")
+        con.execute(f"CREATE TABLE c11 AS {PER_LATENT_COSINES} ORDER BY sae_num, task, latent")
+        con.execute("DROP TABLE latent_letter_cos")
+        con.execute("ALTER TABLE c11 RENAME TO latent_letter_cos")
         con.execute("UPDATE meta SET value = '11' WHERE key = 'schema_version'")
 
 
@@ -388,11 +398,13 @@ def test_migrate_from_v10_adds_the_empty_ground_truth_tables_and_keeps_every_row
         db.close()
 
 
-def test_migrate_from_v11_keeps_every_window_level_and_split_activation_in_fewer_rows(tmp_path):
+def test_migrate_from_v11_keeps_every_window_level_split_activation_and_cosine_in_fewer_rows(tmp_path):
     path = helpers.build_sweep_database(tmp_path)
     with duckdb.connect(str(path), read_only=True) as con:
         levels = con.execute(KEYED_WINDOW_LEVELS).fetchall()
         split_acts = con.execute(KEYED_SPLIT_ACTS).fetchall()
+        cosines = con.execute(KEYED_COSINES).fetchall()
+        stored_cosines = con.execute("SELECT * EXCLUDE (sae_num) FROM latent_letter_cos ORDER BY ALL").fetchall()
         contexts = con.execute("SELECT count(*) FROM contexts").fetchone()[0]
     as_v11(path)
     with duckdb.connect(str(path), read_only=True) as con:
@@ -405,6 +417,8 @@ def test_migrate_from_v11_keeps_every_window_level_and_split_activation_in_fewer
     try:
         assert db._rows(KEYED_WINDOW_LEVELS) == levels, "every level of every window, as before"
         assert db._rows(KEYED_SPLIT_ACTS) == split_acts, "every word's split-latent activations, as before"
+        assert db._rows(KEYED_COSINES) == cosines
+        assert db._rows("SELECT * EXCLUDE (sae_num) FROM latent_letter_cos ORDER BY ALL") == stored_cosines, "as a build writes them"
         assert any(0 < x for *_, acts in split_acts for x in acts) and any(0 == x for *_, acts in split_acts for x in acts)
         (rows,), = db._rows("SELECT count(*) FROM window_acts")
         assert rows < v11_rows, "contexts' own tokens are derived, not stored"

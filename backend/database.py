@@ -78,19 +78,20 @@ class Latent:
         return self.n_fired == 0
 
 
-def window_levels(contexts: list[tuple[int, int, int, int, float]], stored: list[tuple[int, int, int, int]],
+def window_levels(contexts: list[tuple[int, int, int, float]], stored: list[tuple[int, int, int]],
                   max_act: float) -> dict[tuple[int, int], int]:
-    """(seq_id, pos) -> activation level on the latent's context windows. `contexts`: its (kind, rank, seq_id, pos,
-    act) rows, every one of them; `stored`: its window_acts rows (kind, rank, rel_pos, level). A context's own token
-    has the level its act gives unless a stored row says otherwise (the writer leaves those rows out)."""
+    """(seq_id, pos) -> activation level on the latent's context windows. `contexts`: its (context, seq_id, pos,
+    act) rows, `context` its place among the latent's contexts in (kind, rank) order; `stored`: its window_acts rows
+    (context, rel_pos, level). A context's own token has the level its act gives unless a stored row says otherwise
+    (the writer leaves those rows out)."""
     levels: dict[tuple[int, int], int] = {}
     if contexts:
-        derived = activation_levels([c[4] for c in contexts], max_act)
-        levels = {(seq_id, pos): int(level) for (_, _, seq_id, pos, _), level in zip(contexts, derived)}
-    at = {(kind, rank): (seq_id, pos) for kind, rank, seq_id, pos, _ in contexts}
-    for kind, rank, rel_pos, level in stored:
-        if (kind, rank) in at:
-            seq_id, pos = at[(kind, rank)]
+        derived = activation_levels([act for *_, act in contexts], max_act)
+        levels = {(seq_id, pos): int(level) for (_, seq_id, pos, _), level in zip(contexts, derived)}
+    at = {context: (seq_id, pos) for context, seq_id, pos, _ in contexts}
+    for context, rel_pos, level in stored:
+        if context in at:
+            seq_id, pos = at[context]
             levels[(seq_id, pos + rel_pos)] = int(level)
     return levels
 
@@ -191,11 +192,12 @@ class ExplorerDB:
         )
 
     def contexts(self, sae: SaeRow, latent: int, max_act: float) -> list[Context]:
-        rows = self._rows(q.LATENT_CONTEXTS, [sae.model_name, sae.sae_key, latent])
-        levels = window_levels([row[:5] for row in rows], self._rows(q.LATENT_WINDOW_ACTS, [sae.sae_key, latent]), max_act)
+        rows = self._rows(q.LATENT_CONTEXTS, [sae.sae_key, latent, sae.model_name])
+        levels = window_levels([(context, seq_id, pos, act) for _, _, seq_id, pos, act, _, context in rows],
+                               self._rows(q.LATENT_WINDOW_ACTS, [sae.sae_key, latent]), max_act)
         left, right = sae.context_left, sae.context_right
         windows = []
-        for kind, rank, seq_id, pos, act, tokens in rows:
+        for kind, rank, seq_id, pos, act, tokens, _ in rows:
             lo, hi = max(pos - left, 1), min(pos + right, len(tokens) - 1)
             windows.append((kind, rank, seq_id, pos, act, tokens[lo : hi + 1], lo))
         names = self.token_strings(sae.model_name, [t for w in windows for t in w[5]])

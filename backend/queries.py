@@ -28,15 +28,17 @@ SELECT latent, n_fired, density, max_act, mean_act, hist_counts,
 FROM latents WHERE sae_num = {NUM} AND latent = ?
 """
 
+# A latent's contexts in (kind, rank) order, each with its place in that order (window_acts names contexts by it;
+# numbered before the join, so a row the join dropped could not shift the others').
 LATENT_CONTEXTS = f"""
-SELECT c.kind, c.rank, c.seq_id, c.pos, c.act, s.tokens
-FROM contexts c
+SELECT c.kind, c.rank, c.seq_id, c.pos, c.act, s.tokens, c.context
+FROM (SELECT *, row_number() OVER (ORDER BY kind, rank) - 1 AS context FROM contexts
+      WHERE sae_num = {NUM} AND latent = ?) c
 JOIN sequences s ON s.model_name = ? AND s.seq_id = c.seq_id
-WHERE c.sae_num = {NUM} AND c.latent = ?
 ORDER BY c.kind, c.rank
 """
 LATENT_WINDOW_ACTS = f"""
-SELECT kind, rank, rel_pos, level FROM window_acts WHERE sae_num = {NUM} AND latent = ?
+SELECT context, rel_pos, level FROM window_acts WHERE sae_num = {NUM} AND latent = ?
 """
 
 TOKEN_STRINGS = """
@@ -516,11 +518,13 @@ LEFT JOIN token_latents t ON t.sae_num = o.sae_num AND t.token_id = o.token_id
 WHERE o.sae_num = {NUM} AND o.token_id IN (SELECT unnest(?::INTEGER[]))
 GROUP BY o.token_id, o.n_occurrences
 """
+# An alphabetic token's letter (precompute/storage/writer.ALPHABETIC_TOKENS: one optional leading space, ASCII letters)
+TOKEN_LETTER = "lower(regexp_extract(token, '^ ?([A-Za-z])', 1))"
 # The token's first-letter latents in running text, per SAE with absorption results: the split latents from
 # sae_letters (task bound: token_letters is the first-letter task's), each one's rate from token_latents (no row
 # there: it never fires on the token).
-TOKEN_LETTER_RATES = """
-SELECT s.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
+TOKEN_LETTER_RATES = f"""
+SELECT s.sae_key, v.letter, l.main_latent, t.main_fire_rate, coalesce(l.split_latents, []) AS split_latents,
        coalesce((SELECT list(coalesce(r.fire_rate, 0) ORDER BY u.i)
                  FROM (SELECT unnest(l.split_latents) AS latent, generate_subscripts(l.split_latents, 1) AS i) u
                  LEFT JOIN token_latents r ON r.sae_num = t.sae_num AND r.token_id = t.token_id AND r.latent = u.latent
@@ -528,8 +532,9 @@ SELECT s.sae_key, t.letter, t.main_latent, t.main_fire_rate, coalesce(l.split_la
        t.any_split_fire_rate
 FROM token_letters t
 JOIN saes s ON s.sae_num = t.sae_num
-LEFT JOIN sae_letters l ON l.sae_key = s.sae_key AND l.task = ? AND l.letter = t.letter
-WHERE s.model_name = ? AND t.token_id = ?
+JOIN (SELECT {TOKEN_LETTER} AS letter FROM vocab WHERE model_name = $2 AND token_id = $3) v ON true
+JOIN sae_letters l ON l.sae_key = s.sae_key AND l.task = $1 AND l.letter = v.letter
+WHERE s.model_name = $2 AND t.token_id = $3
 ORDER BY s.layer, s.d_sae, s.l0, s.sae_key
 """
 # The token page's fallback tokenizer: the longest vocabulary token that starts `text`.

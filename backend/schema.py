@@ -21,6 +21,10 @@ COS_SCALE = 1000  # latent_letter_cos stores cosines as SMALLINT thousandths
 # latent_letter_cos holds a row per class and block of COS_BLOCK latents (a list each): a row per latent cost 8 bytes
 # of list offsets a list, a third of the table; a block bounds what reading one latent's cosines decompresses.
 COS_BLOCK = 4096
+# The order a finished database keeps a table's rows in (precompute/storage/writer.compact_copy), where another than
+# the order they were written in bit-packs better: measured on the demo, absorption_words 2.52 -> 2.39 MB and
+# probe_words 1.38 -> 1.25 MB by the token ids, which the writers add class by class.
+STORAGE_ORDER = {"absorption_words": "sae_num, task, metric, token_id", "probe_words": "probe_run_id, token_id"}
 ACTIVATION_LEVELS = 15  # window activations are stored as 1..15 steps of the latent's max (4 bits bit-pack)
 
 

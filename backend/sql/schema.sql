@@ -65,7 +65,7 @@ CREATE TABLE saes (
 CREATE TABLE latents (
     sae_num        INTEGER NOT NULL,
     latent         INTEGER NOT NULL,
-    n_fired        BIGINT NOT NULL,
+    n_fired        UINTEGER NOT NULL,    -- tokens where it fired (UINTEGER: BIGINT was stored uncompressed)
     density        DOUBLE NOT NULL,      -- fraction of tokens where the latent is > 0
     max_act        REAL NOT NULL,
     mean_act       REAL NOT NULL,        -- mean over tokens where it fired
@@ -98,11 +98,12 @@ CREATE TABLE contexts (
 CREATE TABLE window_acts (
     sae_num INTEGER NOT NULL,
     latent  INTEGER NOT NULL,
-    kind    UTINYINT NOT NULL,       -- the context (contexts.kind, contexts.rank) whose window holds the token
-    rank    USMALLINT NOT NULL,
+    context USMALLINT NOT NULL,      -- the context whose window holds the token: its 0-based place among the
+                                     -- latent's contexts in (kind, rank) order (one column: a kind column cost
+                                     -- 3 bits a row, mostly 0)
     rel_pos SMALLINT NOT NULL,       -- the token's position - that context's pos
     level   UTINYINT NOT NULL        -- round(15 * activation / max_act) clipped to 1..15 (ACTIVATION_LEVELS)
-    -- sorted by (sae_num, latent, kind, rank, rel_pos)
+    -- sorted by (sae_num, latent, context, rel_pos)
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -394,10 +395,9 @@ CREATE TABLE token_latents (
 -- with their dashboards; the split latents are sae_letters.split_latents, their rates in token_latents.
 CREATE TABLE token_letters (
     sae_num        INTEGER NOT NULL,
-    token_id       INTEGER NOT NULL,
-    letter         VARCHAR NOT NULL, -- 'a'..'z'
-    main_latent    INTEGER NOT NULL,
-    main_fire_rate REAL NOT NULL,    -- share of the token's occurrences where the main latent is > 0
+    token_id       INTEGER NOT NULL, -- its letter: the token's first ASCII letter, lower-cased (its vocab text)
+    main_fire_rate REAL NOT NULL,    -- share of the token's occurrences where the letter's main latent
+                                     -- (sae_letters.main_latent) is > 0
     any_split_fire_rate REAL NOT NULL -- share of occurrences where at least one split latent is > 0
     -- unique (sae_num, token_id), sorted so; no PRIMARY KEY: its index would outweigh the table
 );

@@ -291,8 +291,7 @@ class WindowActivations:
     context's act gives (the reader derives those)."""
 
     latent: np.ndarray  # int32
-    kind: np.ndarray  # uint8: the owning context's kind
-    rank: np.ndarray  # uint16: and rank
+    context: np.ndarray  # uint16: the owning context's place among the latent's contexts in (kind, rank) order
     rel_pos: np.ndarray  # int16: the token's position - the owning context's position
     level: np.ndarray  # uint8: activation_levels(value, max_act), in 1..ACTIVATION_LEVELS
 
@@ -324,11 +323,10 @@ def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarra
     latent = codes.latent[code]
     level = activation_levels(codes.value[code], max_act[latent])
     keep = ~derivable_from_contexts(key[code], level, refs, max_act, n_total)
-    owner_ctx = ctx[owner[keep]]
+    place = rank_within_groups(refs.latent[ctx])  # each context's place within its latent, (kind, rank) order
     return WindowActivations(
         latent=latent[keep],
-        kind=refs.kind[owner_ctx].astype(np.uint8),
-        rank=refs.rank[owner_ctx].astype(np.uint16),
+        context=place[owner[keep]].astype(np.uint16),
         rel_pos=(codes.token_index[code[keep]] % codes.seq_len - pos[owner[keep]]).astype(np.int16),
         level=level[keep],
     )

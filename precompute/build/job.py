@@ -90,7 +90,7 @@ def latents_table(key: str, stats: dash.LatentStats, logits, neighbors) -> pa.Ta
     return pa.table({
         "sae_key": [key] * d_sae,
         "latent": np.arange(d_sae, dtype=np.int32),
-        "n_fired": stats.n_fired.astype(np.int64),
+        "n_fired": stats.n_fired.astype(np.uint32),
         "density": stats.density,
         "max_act": rounded(stats.max_act),
         "mean_act": rounded(stats.mean_act),
@@ -142,12 +142,11 @@ def contexts_table(key: str, refs: dash.ContextRefs, seq_len: int, first_row: in
 
 
 def window_acts_table(key: str, windows: dash.WindowActivations) -> pa.Table:
-    order = np.lexsort((windows.rel_pos, windows.rank, windows.kind, windows.latent))  # sorted rows bit-pack well
+    order = np.lexsort((windows.rel_pos, windows.context, windows.latent))  # sorted rows bit-pack well
     return pa.table({
         "sae_key": [key] * len(order),
         "latent": windows.latent[order].astype(np.int32),
-        "kind": windows.kind[order].astype(np.uint8),
-        "rank": windows.rank[order].astype(np.uint16),
+        "context": windows.context[order].astype(np.uint16),
         "rel_pos": windows.rel_pos[order].astype(np.int16),
         "level": windows.level[order].astype(np.uint8),
     })

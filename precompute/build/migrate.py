@@ -123,7 +123,7 @@ def window_rows(key: str) -> str:
     num = sae_num("w", "k") if key == "sae_key" else "w.k"
     levels = ACTIVATION_LEVELS
     return f"""
-        INSERT INTO window_acts (sae_num, latent, kind, rank, rel_pos, level)
+        INSERT INTO window_acts (sae_num, latent, context, rel_pos, level)
         WITH centers AS (
             SELECT DISTINCT c.{key} AS k, c.latent, c.seq_id, c.pos, least({levels}, greatest(1, round_even(
                        c.act::DOUBLE / (CASE WHEN l.max_act > 0 THEN l.max_act ELSE 1 END)::DOUBLE * {levels}, 0))) AS level
@@ -132,13 +132,17 @@ def window_rows(key: str) -> str:
             SELECT w.{key} AS k, w.latent, w.seq_id, w.pos, w.level FROM old.window_acts w
             LEFT JOIN centers c ON c.k = w.{key} AND c.latent = w.latent AND c.seq_id = w.seq_id AND c.pos = w.pos
             WHERE c.level IS DISTINCT FROM w.level),
+        numbered AS (
+            SELECT {key} AS k, latent, seq_id, pos, kind, rank,
+                   row_number() OVER (PARTITION BY {key}, latent ORDER BY kind, rank) - 1 AS context
+            FROM old.contexts),
         owned AS (
-            SELECT w.k, w.latent, c.kind, c.rank, w.pos::INTEGER - c.pos::INTEGER AS rel_pos, w.level,
+            SELECT w.k, w.latent, c.context, w.pos::INTEGER - c.pos::INTEGER AS rel_pos, w.level,
                    row_number() OVER (PARTITION BY w.k, w.latent, w.seq_id, w.pos
                                       ORDER BY abs(w.pos::INTEGER - c.pos::INTEGER), c.kind, c.rank) AS nth
-            FROM kept w JOIN old.contexts c ON c.{key} = w.k AND c.latent = w.latent AND c.seq_id = w.seq_id)
-        SELECT {num}, w.latent, w.kind, w.rank, w.rel_pos, w.level FROM owned w WHERE nth = 1
-        ORDER BY 1, w.latent, w.kind, w.rank, w.rel_pos"""
+            FROM kept w JOIN numbered c ON c.k = w.k AND c.latent = w.latent AND c.seq_id = w.seq_id)
+        SELECT {num}, w.latent, w.context, w.rel_pos, w.level FROM owned w WHERE nth = 1
+        ORDER BY 1, w.latent, w.context, w.rel_pos"""
 
 
 # It also stores latent_letter_cos a row per class and block of COS_BLOCK latents (lists over the latents) instead of a

@@ -198,8 +198,6 @@ def token_letters_table(key: str, stats: TokenLetters, rounding: Rounding = Roun
     return pa.table({
         "sae_key": [key] * len(stats.token_id),
         "token_id": pa.array(stats.token_id, type=pa.int32()),
-        "letter": pa.array(stats.letter, type=pa.string()),
-        "main_latent": pa.array(stats.main_latent, type=pa.int32()),
         "main_fire_rate": pa.array(rounded(stats.main_fire_rate, rounding.fire_rate), type=pa.float32()),
         "any_split_fire_rate": pa.array(rounded(stats.any_split_fire_rate, rounding.fire_rate), type=pa.float32()),
     })

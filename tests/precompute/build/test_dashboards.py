@@ -47,11 +47,11 @@ def test_window_activations_keep_only_the_window_and_dedupe():
                             token_index=np.array([1 * 8 + 3, 1 * 8 + 3]), act=np.array([4.0, 4.0], np.float32))
     max_act = np.array([4.0, 3.0], np.float32)
     windows = dash.window_activations(codes, refs, max_act, left=2, right=2, first_position=1)
-    stored = list(zip(windows.kind.tolist(), windows.rank.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
+    stored = list(zip(windows.context.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
     assert windows.latent.tolist() == [0]
-    assert stored == [(0, 0, -2, 4)], ("pos 1 once, named by the first context; pos 7 is outside the window; the "
-                                       "contexts' own token (level 15 from its act) is left out; latent 1 is another latent")
-    contexts = [(0, rank, 1, 3, 4.0) for rank in (0, 1)]
+    assert stored == [(0, -2, 4)], ("pos 1 once, named by the first context; pos 7 is outside the window; the "
+                                    "contexts' own token (level 15 from its act) is left out; latent 1 is another latent")
+    contexts = [(rank, 1, 3, 4.0) for rank in (0, 1)]
     assert window_levels(contexts, stored, 4.0) == {(1, 1): 4, (1, 3): 15}, "the reader gets every level back"
 
 
@@ -61,10 +61,10 @@ def test_a_context_token_whose_stored_act_gives_another_level_is_stored():
     refs = dash.ContextRefs(latent=np.array([0, 0], np.int32), kind=np.zeros(2, np.uint8), rank=np.arange(2, dtype=np.uint16),
                             token_index=np.array([1 * 8 + 4, 1 * 8 + 3]), act=np.array([4.0, 2.3], np.float32))
     windows = dash.window_activations(codes, refs, np.array([4.0], np.float32), left=2, right=2, first_position=1)
-    stored = list(zip(windows.kind.tolist(), windows.rank.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
+    stored = list(zip(windows.context.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
     # 2.26 / 4 * 15 = 8.475 -> 8, but the stored act 2.3 gives 8.625 -> 9: the true level is stored
-    assert stored == [(0, 0, -1, 8)]
-    contexts = [(0, 0, 1, 4, 4.0), (0, 1, 1, 3, 2.3)]
+    assert stored == [(0, -1, 8)]
+    contexts = [(0, 1, 4, 4.0), (1, 1, 3, 2.3)]
     assert window_levels(contexts, stored, 4.0) == {(1, 4): 15, (1, 3): 8}
 
 

@@ -67,22 +67,21 @@ PLANTED = "(SELECT sae_num FROM sae_numbers WHERE sae_key = 'planted')"
 
 def test_window_activations_mark_every_planted_token_in_the_window(built):
     rows, db_path, _ = built
-    contexts = query(db_path, f"SELECT kind, rank, seq_id, pos, act FROM contexts WHERE sae_num = {PLANTED} AND latent = ?",
-                     [helpers.PLANTED_LATENT])
-    acts = query(db_path, f"SELECT kind, rank, rel_pos, level FROM window_acts WHERE sae_num = {PLANTED} AND latent = ?",
+    contexts = query(db_path, f"SELECT row_number() OVER (ORDER BY kind, rank) - 1, seq_id, pos, act FROM contexts "
+                              f"WHERE sae_num = {PLANTED} AND latent = ? ORDER BY kind, rank", [helpers.PLANTED_LATENT])
+    acts = query(db_path, f"SELECT context, rel_pos, level FROM window_acts WHERE sae_num = {PLANTED} AND latent = ?",
                  [helpers.PLANTED_LATENT])
     (max_act,), = query(db_path, f"SELECT max_act FROM latents WHERE sae_num = {PLANTED} AND latent = ?",
                         [helpers.PLANTED_LATENT])
     levels = window_levels(contexts, acts, max_act)
     expected: set[tuple[int, int]] = set()
-    for _, _, seq_id, pos, _ in contexts:
+    for _, seq_id, pos, _ in contexts:
         lo, hi = max(pos - 4, 1), min(pos + 2, rows.shape[1] - 1)
         expected |= {(seq_id, p) for p in range(lo, hi + 1) if rows[seq_id, p] == helpers.PLANTED_TOKEN}
     assert set(levels) == expected, "exactly the planted tokens inside the windows"
     assert set(levels.values()) == {ACTIVATION_LEVELS}
-    centers = {(seq_id, pos) for _, _, seq_id, pos, _ in contexts}
-    named = [(seq, pos + rel) for kind, rank, rel, _ in acts
-             for k, r, seq, pos, _ in contexts if (k, r) == (kind, rank)]
+    centers = {(seq_id, pos) for _, seq_id, pos, _ in contexts}
+    named = [(seq, pos + rel) for context, rel, _ in acts for c, seq, pos, _ in contexts if c == context]
     assert len(named) == len(set(named)), "overlapping windows stored once"
     assert not set(named) & centers, "a context's own token, at the level its act gives, is left to the reader"
     assert len(acts) == len(expected - centers)

@@ -71,9 +71,11 @@ CONFIG_LESS = {"probe_runs": " EXCLUDE (config)", "sae_absorption": " EXCLUDE (c
 # Every window level of every latent, by SAE key and corpus position: the stored rows, named by their context, and
 # the contexts' own tokens at the level their act gives where no stored row says otherwise (as the reader does).
 WINDOW_LEVELS = f"""
-WITH stored AS (
+WITH numbered AS (
+    SELECT *, row_number() OVER (PARTITION BY sae_num, latent ORDER BY kind, rank) - 1 AS context FROM contexts),
+stored AS (
     SELECT w.sae_num, w.latent, c.seq_id, (c.pos + w.rel_pos)::USMALLINT AS pos, w.level
-    FROM window_acts w JOIN contexts c USING (sae_num, latent, kind, rank)),
+    FROM window_acts w JOIN numbered c USING (sae_num, latent, context)),
 centers AS (
     SELECT DISTINCT c.sae_num, c.latent, c.seq_id, c.pos, least({ACTIVATION_LEVELS}, greatest(1, round_even(
                c.act::DOUBLE / (CASE WHEN l.max_act > 0 THEN l.max_act ELSE 1 END)::DOUBLE * {ACTIVATION_LEVELS}, 0)))::UTINYINT AS level

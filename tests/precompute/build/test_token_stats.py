@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from backend.database import ExplorerDB
 from precompute.build import token_stats as ts
 from precompute.build.dashboards import SparseCodes
 from tests import helpers
@@ -163,10 +164,17 @@ def test_every_occurring_token_is_counted_and_the_planted_latent_fires_on_no_oth
 def test_token_letters_give_the_rates_of_the_letters_latents(built):
     root, _, _, _ = built
     db = root / "explorer.duckdb"
-    found = {row[0]: row[1:] for row in query(
-        db, "SELECT token_id, letter, main_latent, main_fire_rate, any_split_fire_rate FROM token_letters "
-            "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')")}
-    assert set(found) == {SNAKE, SUN, TEA, SKIN}  # none for " xylophone" (no x latents) or the absent " zebra"
+    stored = {row[0] for row in query(db, "SELECT token_id FROM token_letters "
+                                          "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')")}
+    assert stored == {SNAKE, SUN, TEA, SKIN}  # none for " xylophone" (no x latents) or the absent " zebra"
+    explorer = ExplorerDB(db)
+    try:  # the letter and its main latent as the pages read them (from the token's text and sae_letters)
+        (model,), = explorer._rows("SELECT DISTINCT model_name FROM saes")
+        found = {token: next((r.letter, r.main_latent, r.main_fire_rate, r.any_split_fire_rate)
+                             for r in explorer.token_letter_rates(model, token) if r.sae_key == "measured")
+                 for token in stored}
+    finally:
+        explorer.close()
     assert found[SNAKE] == ("s", PLANTED, 1.0, 1.0)
     assert found[SUN] == found[SKIN] == ("s", PLANTED, 0.0, 0.0)
     assert found[TEA] == ("t", DEAD, 0.0, 0.0)

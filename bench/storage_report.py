@@ -1,6 +1,7 @@
-"""What a database holds and what it costs on disk: rows and compressed bytes per table (each table
-copied alone into a fresh file with the build's block size, so the bytes are that table's own), bytes per
-1,000 latents, the dashboard token counts, and the build's own seconds per stage as it stored them.
+"""What a database holds and what it costs on disk: rows and compressed bytes per table (each table, with its
+keys' indexes, copied alone into a fresh file with the build's block size, so the bytes are that table's own), the
+file's MB per 1,000 latents (the budget: <= 1), the dashboard token counts, and the build's own seconds per stage as
+it stored them.
 
     python bench/storage_report.py                    # assets/demo.duckdb
     python bench/storage_report.py --db data/x.duckdb
@@ -9,6 +10,7 @@ copied alone into a fresh file with the build's block size, so the bytes are tha
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import sys
 import tempfile
@@ -19,7 +21,10 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
+from backend.schema import STORAGE_ORDER, ddl_statements  # noqa: E402
 from precompute.storage.writer import COMPACT_BLOCK_SIZE  # noqa: E402
+
+TABLE_DDL = {re.match(r"CREATE TABLE (\w+)", s).group(1): s for s in ddl_statements() if s.startswith("CREATE TABLE")}
 
 TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
 SAE_TOKENS = "SELECT sae_key, n_tokens, corpus, d_sae FROM saes ORDER BY layer, d_sae, l0, sae_key"
@@ -47,23 +52,30 @@ def print_growth(sizes: dict[str, int], n_saes: int, n_latents: int) -> None:
 
 
 def table_bytes(source: Path, table: str, scratch: Path) -> int:
-    """Bytes of one table on its own: copied into an empty file with the build's block size."""
+    """Bytes of one table on its own, indexes included: created by its own DDL statement (so with its keys) in an
+    empty file with the build's block size, then filled in the order a build stores it."""
     target = scratch / f"{table}.duckdb"
+    empty = scratch / "empty.duckdb"
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")  # our own path and table names
         con.execute(f"ATTACH '{target}' AS one (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
-        con.execute(f"CREATE TABLE one.{table} AS SELECT * FROM src.{table}")
+        con.execute("USE one")
+        statement = TABLE_DDL.get(table)
+        if statement is None:  # a table this schema version does not define: as the source stores it
+            con.execute(f"CREATE TABLE one.{table} AS SELECT * FROM src.{table} LIMIT 0")
+        else:
+            con.execute(statement)
+        con.execute(f"INSERT INTO one.{table} SELECT * FROM src.{table} ORDER BY {STORAGE_ORDER.get(table, 'rowid')}")
+        con.execute("USE memory")
         con.execute("DETACH one")
-        empty = scratch / "empty.duckdb"
         con.execute(f"ATTACH '{empty}' AS blank (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
         con.execute("DETACH blank")
-        size = target.stat().st_size - empty.stat().st_size
-        empty.unlink()
-        return size
+        return target.stat().st_size - empty.stat().st_size
     finally:
         con.close()
         target.unlink(missing_ok=True)
+        empty.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -83,6 +95,8 @@ def main() -> None:
         print(f"{table:20s} {rows:12,d} {sizes[table] / 1e6:8.2f}")
     total = sum(sizes.values())
     print(f"{'all tables':20s} {'':12s} {total / 1e6:8.2f}   ({total / 1e6 / (n_latents / 1000):.3f} MB per 1,000 latents)")
+    file_mb = args.db.stat().st_size / 1e6
+    print(f"{'the file':20s} {'':12s} {file_mb:8.2f}   ({file_mb / (n_latents / 1000):.3f} MB per 1,000 latents: the budget's measure)")
     print_growth(sizes, len(saes), n_latents)
     print("\ndashboard tokens per SAE:")
     for key, n_tokens, corpus, _ in saes:

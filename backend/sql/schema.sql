@@ -1,5 +1,9 @@
 -- The explorer database. Written only by `python -m precompute`; read-only for the app.
 -- Bump SCHEMA_VERSION in backend/schema.py whenever this file changes.
+-- PRIMARY KEYs only where a writer upserts (meta, tasks) or the table is a handful of rows: DuckDB stores a key's
+-- index beside the table, and on the demo the indexes of vocab, sequences, the probe tables and the per-letter SAE
+-- tables took 1.2 MB, more than some of the tables (measured by `python bench/storage_report.py`, which counts
+-- indexes). Their writers keep their rows unique (tests/backend/test_unique_keys.py checks the demo and a build).
 
 CREATE TABLE meta (
     key   VARCHAR PRIMARY KEY,
@@ -10,16 +14,16 @@ CREATE TABLE meta (
 CREATE TABLE vocab (
     model_name VARCHAR NOT NULL,
     token_id   INTEGER NOT NULL,
-    token      VARCHAR NOT NULL,
-    PRIMARY KEY (model_name, token_id)
+    token      VARCHAR NOT NULL
+    -- unique (model_name, token_id): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Corpus rows referenced by contexts, stored once per model and shared by every SAE.
 CREATE TABLE sequences (
     model_name VARCHAR NOT NULL,
     seq_id     INTEGER NOT NULL,   -- row index in the tokenized corpus file
-    tokens     INTEGER[] NOT NULL,
-    PRIMARY KEY (model_name, seq_id)
+    tokens     INTEGER[] NOT NULL
+    -- unique (model_name, seq_id): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Every SAE ever written to this database, numbered in the order it was first written; a rebuilt SAE keeps its
@@ -171,8 +175,8 @@ CREATE TABLE letter_probes (
     pca_sign         SMALLINT NOT NULL,
     pca_precision    DOUBLE NOT NULL,
     pca_recall       DOUBLE NOT NULL,
-    pca_f1           DOUBLE NOT NULL,
-    PRIMARY KEY (probe_run_id, letter)
+    pca_f1           DOUBLE NOT NULL
+    -- unique (probe_run_id, letter): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- The fold probes: fold f's probe is fitted on every word outside fold f (crossfit) or on the
@@ -185,8 +189,8 @@ CREATE TABLE probe_folds (
     weight   REAL[] NOT NULL,
     bias     REAL NOT NULL,
     n_words  INTEGER NOT NULL,       -- the fold's words of this letter
-    n_probe_true_positives INTEGER NOT NULL,
-    PRIMARY KEY (probe_run_id, fold, letter)
+    n_probe_true_positives INTEGER NOT NULL
+    -- unique (probe_run_id, fold, letter): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Every word of the task with its fold, prompt prefix and the probe's verdict.
@@ -210,8 +214,8 @@ CREATE TABLE probe_prefixes (
     model_name VARCHAR NOT NULL,
     hook_name  VARCHAR NOT NULL,
     prefix_id  INTEGER NOT NULL,
-    text       VARCHAR NOT NULL,
-    PRIMARY KEY (probe_run_id, prefix_id)
+    text       VARCHAR NOT NULL
+    -- unique (probe_run_id, prefix_id): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Per SAE and task: headline numbers over classes whose probe F1 > min_probe_f1, with bootstrap intervals.
@@ -264,8 +268,8 @@ CREATE TABLE sae_letters (
     paper_absorption_rate DOUBLE, paper_absorption_rate_low DOUBLE, paper_absorption_rate_high DOUBLE,
     n_candidates INTEGER NOT NULL,   -- paper metric: probe right, k-sparse probe wrong, split latents silent
     n_sampled INTEGER NOT NULL,
-    n_paper_absorption INTEGER NOT NULL,
-    PRIMARY KEY (sae_key, task, letter)
+    n_paper_absorption INTEGER NOT NULL
+    -- unique (sae_key, task, letter): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Per SAE, letter and fold: what that fold's probe, L1 probe and k-sparse probing chose, and the
@@ -284,8 +288,8 @@ CREATE TABLE sae_letter_folds (
     full_absorption_rate DOUBLE,
     paper_absorption_rate DOUBLE,    -- NULL without the ablation metric
     n_candidates INTEGER NOT NULL,
-    n_sampled INTEGER NOT NULL,
-    PRIMARY KEY (sae_key, task, letter, fold)
+    n_sampled INTEGER NOT NULL
+    -- unique (sae_key, task, letter, fold): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 CREATE TABLE sae_letter_k (
@@ -300,8 +304,8 @@ CREATE TABLE sae_letter_k (
     bias    REAL NOT NULL,
     precision DOUBLE NOT NULL,
     recall    DOUBLE NOT NULL,
-    f1        DOUBLE NOT NULL,
-    PRIMARY KEY (sae_key, task, letter, fold, k)
+    f1        DOUBLE NOT NULL
+    -- unique (sae_key, task, letter, fold, k): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
 -- Every latent's cosines with the task's classes' (shown) probe directions, in thousandths (what the pages show: 3

@@ -1,6 +1,6 @@
 """Every query the explorer runs, as named constants. Values are always bound parameters (`?`)."""
 
-from backend.schema import COS_BLOCK
+from backend.schema import COS_BLOCK, COS_SCALE
 from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
 
 META = "SELECT key, value FROM meta"
@@ -243,12 +243,12 @@ FROM sae_letter_folds WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fol
 """
 
 # latent_letter_cos holds, per class (tasks.classes[class_index], 1-based) and block of COS_BLOCK latents, the
-# latents' cosines as thousandths: element i is latent first_latent + i - 1. $1 sae_key, $2 task, $3 class.
+# latents' cosines in steps of 1 / COS_SCALE: element i is latent first_latent + i - 1. $1 sae_key, $2 task, $3 class.
 _CLASS_INDEX = "list_position((SELECT classes FROM tasks WHERE task = $2), $3)"
 LETTER_LATENT_COS = f"""
 SELECT c.latent, c.decoder_cos, c.encoder_cos, l.density
 FROM (SELECT sae_num, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
-             unnest(decoder_cos) / 1000 AS decoder_cos, unnest(encoder_cos) / 1000 AS encoder_cos
+             unnest(decoder_cos) / {COS_SCALE} AS decoder_cos, unnest(encoder_cos) / {COS_SCALE} AS encoder_cos
       FROM latent_letter_cos
       WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = $1) AND task = $2
         AND class_index = {_CLASS_INDEX}) c
@@ -257,8 +257,8 @@ ORDER BY c.latent
 """
 # One latent's cosines with every class of a task, in the task's class order. $1 sae_key, $2 task, $3 latent.
 LATENT_LETTER_COS = f"""
-SELECT u.letter, c.decoder_cos[$3 - c.first_latent + 1] / 1000 AS decoder_cos,
-       c.encoder_cos[$3 - c.first_latent + 1] / 1000 AS encoder_cos
+SELECT u.letter, c.decoder_cos[$3 - c.first_latent + 1] / {COS_SCALE} AS decoder_cos,
+       c.encoder_cos[$3 - c.first_latent + 1] / {COS_SCALE} AS encoder_cos
 FROM latent_letter_cos c
 JOIN (SELECT unnest(classes) AS letter, generate_subscripts(classes, 1) AS i FROM tasks WHERE task = $2) u
   ON u.i = c.class_index
@@ -340,7 +340,7 @@ SELECT w.sae_key, w.task, w.probe_run_id, s.hook_name, s.layer, s.d_sae, s.l0, s
        l.split_latents AS modal_split_latents, l.split_stability,
        f.main_latent, w.absorption_fraction, w.is_full_absorption, w.is_absorption,
        w.absorber, w.absorber_act, w.absorber_score,
-       c.decoder_cos[w.absorber - c.first_latent + 1] / 1000 AS absorber_cos, ld.density AS absorber_density
+       c.decoder_cos[w.absorber - c.first_latent + 1] / {COS_SCALE} AS absorber_cos, ld.density AS absorber_density
 FROM (SELECT * FROM stored UNION ALL BY NAME SELECT * FROM not_absorbed) w
 JOIN saes s ON s.sae_key = w.sae_key
 JOIN sae_letters l ON l.sae_key = w.sae_key AND l.task = w.task AND l.letter = w.letter

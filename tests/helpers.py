@@ -334,14 +334,14 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
         if not full:  # its split latents fire (1.0 each); a fully absorbed word's are silent: no rows
             split_acts = [dict(sae_key=key, token_id=SWEEP_WORD_TOKEN, split_index=i + 1, act=1.0) for i in range(len(split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
-    from backend.schema import COS_BLOCK
+    from backend.schema import COS_BLOCK, COS_SCALE
 
     cosine = ((lambda latent, i: sweep_letter_cos(latent, LETTERS[i])) if first_letter else sweep_class_cos)
     n_classes = len(LETTERS) if first_letter else len(SWEEP_TASK_CLASSES)
     blocks = [range(start, min(start + COS_BLOCK, d_sae)) for start in range(0, d_sae, COS_BLOCK)]
     cos = [dict(sae_key=key, class_index=i + 1, first_latent=block.start,
-                decoder_cos=[round(1000 * cosine(latent, i)) for latent in block],
-                encoder_cos=[round(500 * cosine(latent, i)) for latent in block])
+                decoder_cos=[round(COS_SCALE * cosine(latent, i)) for latent in block],
+                encoder_cos=[round(COS_SCALE / 2 * cosine(latent, i)) for latent in block])
            for i in range(n_classes) for block in blocks]
     return {"sae_absorption": [summary], "sae_letters": letters, "sae_letter_folds": fold_rows, "sae_letter_k": k_rows,
             "absorption_words": words, "absorption_split_acts": split_acts, "latent_letter_cos": cos}

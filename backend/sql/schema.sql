@@ -70,7 +70,7 @@ CREATE TABLE latents (
     sae_num        INTEGER NOT NULL,
     latent         INTEGER NOT NULL,
     n_fired        UINTEGER NOT NULL,    -- tokens where it fired (UINTEGER: BIGINT was stored uncompressed)
-    density        DOUBLE NOT NULL,      -- fraction of tokens where the latent is > 0
+    density        REAL NOT NULL,        -- fraction of tokens where the latent is > 0 (REAL: a DOUBLE cost 0.16 MB)
     max_act        REAL NOT NULL,
     mean_act       REAL NOT NULL,        -- mean over tokens where it fired
     hist_counts    INTEGER[24] NOT NULL,   -- HIST_BINS equal bins over (0, max_act]
@@ -302,24 +302,24 @@ CREATE TABLE sae_letter_k (
     latents INTEGER[] NOT NULL,      -- top-k by the L1 probe's positive weight
     weights REAL[] NOT NULL,         -- LogisticRegression(class_weight="balanced") on those latents
     bias    REAL NOT NULL,
-    precision DOUBLE NOT NULL,
+    precision DOUBLE NOT NULL,       -- precision, recall and F1 to 4 decimals (K_STAT_DECIMALS)
     recall    DOUBLE NOT NULL,
     f1        DOUBLE NOT NULL
     -- unique (sae_key, task, letter, fold, k): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
--- Every latent's cosines with the task's classes' (shown) probe directions, in thousandths (what the pages show: 3
--- decimals): a row per class and block of COS_BLOCK (backend/schema.py) latents, element i of its lists latent
--- first_latent + i - 1. A row per latent (a list over the classes) paid 8 bytes of list offsets per list and latent:
--- measured on the demo, 3.34 MB against 2.20 MB this way.
+-- Every latent's cosines with the task's classes' (shown) probe directions, in steps of 0.005 (backend/schema.COS_SCALE:
+-- finer than the cosines' own spread across fold probes, bench/cosine_precision.py): a row per class and block of
+-- COS_BLOCK latents, element i of its lists latent first_latent + i - 1. A row per latent (a list over the classes)
+-- paid 8 bytes of list offsets per list and latent: measured on the demo, 3.34 MB against 2.20 MB this way.
 CREATE TABLE latent_letter_cos (
     sae_num INTEGER NOT NULL,
     task    VARCHAR NOT NULL,
     probe_run_id VARCHAR NOT NULL,
     class_index USMALLINT NOT NULL,    -- 1-based: the class tasks.classes[class_index] (first_letter: chr(96 + i))
     first_latent INTEGER NOT NULL,     -- a multiple of COS_BLOCK
-    decoder_cos SMALLINT[] NOT NULL,   -- 1000 x cosine of each latent's decoder row with the class's direction
-    encoder_cos SMALLINT[] NOT NULL    -- 1000 x cosine of its encoder column
+    decoder_cos SMALLINT[] NOT NULL,   -- COS_SCALE x cosine of each latent's decoder row with the class's direction
+    encoder_cos SMALLINT[] NOT NULL    -- COS_SCALE x cosine of its encoder column
     -- unique (sae_num, task, class_index, first_latent), sorted so
 );
 

@@ -190,7 +190,8 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
             for fit in fold.split.fits:
                 ks_rows.append(SaeClassKRow(**ids, letter=name, fold=fold.fold, k=fit.k, latents=fit.latents,
                                             weights=float_list(fit.weights), bias=fit.bias,
-                                            precision=fit.precision, recall=fit.recall, f1=fit.f1))
+                                            precision=round(fit.precision, K_STAT_DECIMALS),
+                                            recall=round(fit.recall, K_STAT_DECIMALS), f1=round(fit.f1, K_STAT_DECIMALS)))
     cos = letter_cos_table(key, result.decoder_cos, result.encoder_cos)
     cos = (cos.add_column(1, "task", pa.array([config.task] * len(cos), pa.string()))
            .add_column(2, "probe_run_id", pa.array([run_id] * len(cos), pa.string())))
@@ -201,7 +202,7 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
 
 def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray) -> pa.Table:
     """latent_letter_cos rows: decoder_cos, encoder_cos [d_sae, n_classes] -> a row per class and block of COS_BLOCK
-    latents, two SMALLINT lists of thousandths (what the pages show)."""
+    latents, two SMALLINT lists of the cosines in steps of 1 / COS_SCALE."""
     d_sae, n_classes = decoder_cos.shape
     starts = np.arange(0, d_sae, COS_BLOCK)
     class_index = np.repeat(np.arange(1, n_classes + 1), len(starts))  # rows: class-major, then block
@@ -225,6 +226,11 @@ def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: n
         if int(latent) not in split:
             return int(latent), round(float(act), 3), round(float(score), 3)
     return None, None, None
+
+
+# k-sparse probes' precision, recall and F1: exact short decimals compress to a third in DuckDB (ALP), and the pages
+# show 2 or 3 decimals
+K_STAT_DECIMALS = 4
 
 
 def word_tables(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, str]) -> dict[str, pa.Table]:

@@ -19,6 +19,7 @@ from typing import Callable
 import duckdb
 
 from backend.schema import ACTIVATION_LEVELS, COS_BLOCK, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from precompute.absorption.tables import K_STAT_DECIMALS
 from precompute.absorption.tasks import FIRST_LETTER
 from precompute.build.probe_free import run_scores_stage
 from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
@@ -146,14 +147,16 @@ def window_rows(key: str) -> str:
 
 
 # It also stores latent_letter_cos a row per class and block of COS_BLOCK latents (lists over the latents) instead of a
-# row per latent (lists over the classes).
+# row per latent (lists over the classes), in steps of 1 / COS_SCALE instead of thousandths.
 def cos_block_rows(cosines: str) -> str:
     """latent_letter_cos at v12 from `cosines`: a SELECT of (sae_num, task, probe_run_id, latent, class_index,
-    decoder_cos, encoder_cos) in thousandths, a row per latent and class (every latent of the SAE)."""
+    decoder_cos, encoder_cos) in thousandths, a row per latent and class (every latent of the SAE), stored in steps of
+    1 / COS_SCALE."""
     return f"""
         INSERT INTO latent_letter_cos (sae_num, task, probe_run_id, class_index, first_latent, decoder_cos, encoder_cos)
         SELECT sae_num, task, probe_run_id, class_index, latent // {COS_BLOCK} * {COS_BLOCK} AS first_latent,
-               list(decoder_cos ORDER BY latent), list(encoder_cos ORDER BY latent)
+               list(round(decoder_cos::DOUBLE * {COS_SCALE} / 1000)::SMALLINT ORDER BY latent),
+               list(round(encoder_cos::DOUBLE * {COS_SCALE} / 1000)::SMALLINT ORDER BY latent)
         FROM ({cosines}) GROUP BY ALL ORDER BY ALL"""
 
 
@@ -161,7 +164,7 @@ def cos_block_rows(cosines: str) -> str:
 # v10, v11: SMALLINT[] per latent (a value per class of its task)
 V8_COSINES = f"""
     SELECT {sae_num("o")} AS sae_num, 'first_letter' AS task, probe_run_id, latent, ascii(letter) - 96 AS class_index,
-           round(decoder_cos * {COS_SCALE})::SMALLINT AS decoder_cos, round(encoder_cos * {COS_SCALE})::SMALLINT AS encoder_cos
+           decoder_cos * 1000 AS decoder_cos, encoder_cos * 1000 AS encoder_cos
     FROM old.latent_letter_cos o"""
 
 
@@ -195,10 +198,13 @@ for derived, key, task in ((V6_DERIVED, "sae_key", TASK_DEFAULT), (V7_DERIVED, "
                            (V9_DERIVED, "sae_key", TASK_DEFAULT), (V10_DERIVED, "sae_num", TASK_DEFAULT)):
     derived["window_acts"] = window_rows(key)
     derived["absorption_split_acts"] = split_act_rows(key, task)
+# and rounds the k-sparse probes' statistics to 4 decimals (the build's K_STAT_DECIMALS)
+K_STATS_ROUNDED = {("sae_letter_k", stat): f"round({stat}, {K_STAT_DECIMALS})" for stat in ("precision", "recall", "f1")}
 V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num"), "absorption_split_acts": split_act_rows("sae_num", "task"),
                                "latent_letter_cos": cos_block_rows(listed_cosines("task"))}
-MIGRATIONS = {"6": (V6_DEFAULTS, V6_DERIVED), "7": ({}, V7_DERIVED), "8": ({}, V9_DERIVED), "9": ({}, V10_DERIVED),
-              "10": ({}, V11_DERIVED), "11": ({}, V11_DERIVED)}
+MIGRATIONS = {"6": (V6_DEFAULTS | K_STATS_ROUNDED, V6_DERIVED), "7": (K_STATS_ROUNDED, V7_DERIVED),
+              "8": (K_STATS_ROUNDED, V9_DERIVED), "9": (K_STATS_ROUNDED, V10_DERIVED),
+              "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED)}
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 COMPUTED_TABLES = ("latent_scores", "score_validation")
 CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig

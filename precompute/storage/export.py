@@ -15,6 +15,7 @@ import pandas as pd
 
 from backend.queries import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
 from backend.rows import SaeRow
+from backend.schema import COS_SCALE
 
 EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION; other tasks: absorption_<task>
 
@@ -27,11 +28,11 @@ SAE_TABLE_EXPORTS = {
     "sae_letters": "SELECT * FROM sae_letters WHERE sae_key = ? ORDER BY task, letter",
     "sae_letter_folds": "SELECT * FROM sae_letter_folds WHERE sae_key = ? ORDER BY task, letter, fold",
     "sae_letter_k": "SELECT * FROM sae_letter_k WHERE sae_key = ? ORDER BY task, letter, fold, k",
-    # exported a row per latent and class with plain cosines, as users read it (stored as thousandths lists per block)
-    "latent_letter_cos": """
+    # exported a row per latent and class with plain cosines, as users read it (stored as SMALLINT lists per block)
+    "latent_letter_cos": f"""
         SELECT n.sae_key, c.task, c.probe_run_id, c.latent, t.classes[c.class_index] AS letter, c.decoder_cos, c.encoder_cos
         FROM (SELECT sae_num, task, probe_run_id, class_index, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
-                     unnest(decoder_cos) / 1000 AS decoder_cos, unnest(encoder_cos) / 1000 AS encoder_cos
+                     unnest(decoder_cos) / {COS_SCALE} AS decoder_cos, unnest(encoder_cos) / {COS_SCALE} AS encoder_cos
               FROM latent_letter_cos) c
         JOIN sae_numbers n USING (sae_num) JOIN tasks t USING (task)
         WHERE n.sae_key = ? ORDER BY c.task, c.latent, c.class_index""",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backend.database import ExplorerDB
+from backend.schema import COS_SCALE
 from tests import helpers
 
 
@@ -115,7 +116,8 @@ def test_class_cosines_follow_the_tasks_class_order(db):
     assert len(cos) == 16
     for latent in (0, 9, 15):
         assert cos.loc[latent, "decoder_cos"] == pytest.approx(helpers.sweep_class_cos(latent, 1))
-        assert cos.loc[latent, "encoder_cos"] == pytest.approx(round(500 * helpers.sweep_class_cos(latent, 1)) / 1000)
+        assert cos.loc[latent, "encoder_cos"] == pytest.approx(
+            round(COS_SCALE / 2 * helpers.sweep_class_cos(latent, 1)) / COS_SCALE)
     letters = db.letter_latent_cos("w16", "s").set_index("latent")
     assert letters.loc[9, "decoder_cos"] == pytest.approx(helpers.sweep_letter_cos(9, "s"))
     one = db.latent_letter_cos("w8", 6, helpers.SWEEP_TASK)

@@ -13,7 +13,7 @@ from backend.database import DatabaseError, ExplorerDB
 from precompute.storage.writer import SchemaMismatchError
 from precompute.build.migrate import migrate
 from backend.queries import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
-from backend.schema import ACTIVATION_LEVELS
+from backend.schema import ACTIVATION_LEVELS, COS_SCALE
 from tests import helpers
 
 V7_ONLY_COLUMNS = {
@@ -38,10 +38,10 @@ KEYED_MATCHES = ("SELECT a.sae_key, m.latent, b.sae_key, m.other_latent, m.cosin
                  "ORDER BY ALL")
 # Rows by SAE key, whatever the SAEs' numbers (a migration numbers them anew)
 KEYED_LATENTS = "SELECT n.sae_key, l.* EXCLUDE (sae_num) FROM latents l JOIN sae_numbers n USING (sae_num) ORDER BY ALL"
-# latent_letter_cos as v11 stored it: a row per latent, its cosines a list over the task's classes
-PER_LATENT_COSINES = """
-SELECT sae_num, task, probe_run_id, latent, list(d ORDER BY class_index) AS decoder_cos,
-       list(e ORDER BY class_index) AS encoder_cos
+# latent_letter_cos as v11 stored it: a row per latent, its cosines (thousandths) a list over the task's classes
+PER_LATENT_COSINES = f"""
+SELECT sae_num, task, probe_run_id, latent, list(d * {1000 // COS_SCALE} ORDER BY class_index)::SMALLINT[] AS decoder_cos,
+       list(e * {1000 // COS_SCALE} ORDER BY class_index)::SMALLINT[] AS encoder_cos
 FROM (SELECT sae_num, task, probe_run_id, class_index, first_latent + generate_subscripts(decoder_cos, 1) - 1 AS latent,
              unnest(decoder_cos) AS d, unnest(encoder_cos) AS e FROM latent_letter_cos)
 GROUP BY ALL"""

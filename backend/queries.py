@@ -285,14 +285,14 @@ ORDER BY w.metric DESC, w.is_full_absorption DESC NULLS LAST, w.is_absorption DE
 
 # A word as the user types it: the token with or without one leading space (" snake", "snake").
 PROBE_WORDS_BY_TEXT = """
-SELECT pw.probe_run_id, pw.hook_name, pw.task, pw.token_id, v.token, pw.letter, pw.is_test, pw.fold, pw.prefix_id, pw.probe_logit,
+SELECT pw.probe_run_id, r.hook_name, r.task, pw.token_id, v.token, pw.letter, pw.is_test, pw.fold, pw.prefix_id, pw.probe_logit,
        pw.model_correct, pp.text AS prefix_text, r.prompt_template, r.split_mode, r.n_folds
 FROM probe_words pw
-JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
+JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
+JOIN vocab v ON v.model_name = r.model_name AND v.token_id = pw.token_id
 LEFT JOIN probe_prefixes pp ON pp.probe_run_id = pw.probe_run_id AND pp.prefix_id = pw.prefix_id
-LEFT JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
-WHERE pw.model_name = ? AND (v.token = ? OR v.token = ' ' || ?)
-ORDER BY pw.task <> 'first_letter', pw.task, pw.hook_name, r.created_at DESC, pw.probe_run_id, v.token
+WHERE r.model_name = ? AND (v.token = ? OR v.token = ' ' || ?)
+ORDER BY r.task <> 'first_letter', r.task, r.hook_name, r.created_at DESC, pw.probe_run_id, v.token
 """
 VOCAB_TOKEN_IDS_BY_TEXT = """
 SELECT token_id, token FROM vocab WHERE model_name = ? AND (token = ? OR token = ' ' || ?) ORDER BY token
@@ -300,8 +300,9 @@ SELECT token_id, token FROM vocab WHERE model_name = ? AND (token = ? OR token =
 # Autocomplete: the distinct words of the task (leading space removed).
 PROBE_VOCABULARY = """
 SELECT DISTINCT ltrim(v.token, ' ') AS word
-FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
-WHERE pw.model_name = ?
+FROM probe_words pw JOIN probe_runs r USING (probe_run_id)
+JOIN vocab v ON v.model_name = r.model_name AND v.token_id = pw.token_id
+WHERE r.model_name = ?
 ORDER BY word
 """
 
@@ -328,8 +329,9 @@ WITH stored AS (
            NULL::REAL AS probe_projection, false AS has_acts, 0.0::REAL AS absorption_fraction,
            false AS is_full_absorption, NULL::BOOLEAN AS is_absorption, NULL::INTEGER AS absorber,
            NULL::REAL AS absorber_act, NULL::REAL AS absorber_score
-    FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id AND a.task = pw.task
-    WHERE pw.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
+    FROM probe_words pw JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
+    JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id AND a.task = r.task
+    WHERE r.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
       AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.task = a.task
                                                AND w.metric = 'projection')
 )
@@ -389,8 +391,9 @@ LIMIT ?
 """
 VOCABULARY_PREFIX = """
 SELECT DISTINCT ltrim(v.token, ' ') AS word
-FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
-WHERE pw.model_name = ? AND starts_with(lower(ltrim(v.token, ' ')), lower(?))
+FROM probe_words pw JOIN probe_runs r USING (probe_run_id)
+JOIN vocab v ON v.model_name = r.model_name AND v.token_id = pw.token_id
+WHERE r.model_name = ? AND starts_with(lower(ltrim(v.token, ' ')), lower(?))
 ORDER BY length(word), word
 LIMIT ?
 """
@@ -548,8 +551,9 @@ LIMIT 1
 NEAREST_TASK_WORDS = """
 WITH words AS (
     SELECT DISTINCT ltrim(v.token, ' ') AS word
-    FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
-    WHERE pw.model_name = ?
+    FROM probe_words pw JOIN probe_runs r USING (probe_run_id)
+    JOIN vocab v ON v.model_name = r.model_name AND v.token_id = pw.token_id
+    WHERE r.model_name = ?
 )
 SELECT word, jaro_winkler_similarity(lower(word), lower(?)) AS similarity
 FROM words
@@ -582,12 +586,12 @@ TRUTH_VERDICT_COUNTS = """
 WITH judged AS (
     SELECT w.letter AS class, tw.absorbable,
            EXISTS (SELECT 1 FROM absorption_words a
-                   WHERE a.sae_num = n.sae_num AND a.task = w.task AND a.metric = 'projection'
+                   WHERE a.sae_num = n.sae_num AND a.task = s.task AND a.metric = 'projection'
                      AND a.token_id = w.token_id) AS flagged
     FROM sae_absorption s
     JOIN saes x ON x.sae_key = s.sae_key
     JOIN sae_numbers n ON n.sae_key = s.sae_key
-    JOIN probe_words w ON w.probe_run_id = s.probe_run_id AND w.task = s.task
+    JOIN probe_words w ON w.probe_run_id = s.probe_run_id
     JOIN truth_words tw ON tw.model_name = x.model_name AND tw.token_id = w.token_id
     WHERE s.sae_key = ? AND s.task = ? AND w.is_test AND w.probe_logit > 0
 )

@@ -63,7 +63,7 @@ PER_HOOK = {  # the source SAE's probe run, copied for hook $hook as run $run
     "letter_probes": "SELECT * REPLACE ($run AS probe_run_id, $hook AS hook_name) FROM letter_probes "
                      "WHERE probe_run_id = $src_run",
     "probe_folds": "SELECT * REPLACE ($run AS probe_run_id) FROM probe_folds WHERE probe_run_id = $src_run",
-    "probe_words": "SELECT * REPLACE ($run AS probe_run_id, $hook AS hook_name) FROM probe_words "
+    "probe_words": "SELECT * REPLACE ($run AS probe_run_id) FROM probe_words "
                    "WHERE probe_run_id = $src_run",
     "probe_prefixes": "SELECT * REPLACE ($run AS probe_run_id, $hook AS hook_name) FROM probe_prefixes "
                       "WHERE probe_run_id = $src_run",

@@ -239,8 +239,8 @@ SWEEP_UNSTABLE = ("w16", "s")
 
 def _probe_rows(hook: str, run_id: str, folds: int = 1, task: str = "first_letter") -> dict[str, list[dict]]:
     rows = _probe_rows_of_task(hook, run_id, folds, task)
-    return {table: [{**row, "task": task} if table != "probe_prefixes" else row for row in table_rows]
-            for table, table_rows in rows.items()}
+    return {table: [{**row, "task": task} if table not in ("probe_prefixes", "probe_words") else row for row in table_rows]
+            for table, table_rows in rows.items()}  # a word's task is its probe run's
 
 
 def _probe_rows_of_task(hook: str, run_id: str, folds: int, task: str) -> dict[str, list[dict]]:
@@ -263,7 +263,7 @@ def _probe_rows_of_task(hook: str, run_id: str, folds: int, task: str) -> dict[s
                      for letter, f1 in classes.items()]
     probe_folds = [dict(probe_run_id=run_id, fold=fold, letter=letter, weight=[0.0] * D_MODEL, bias=0.0, n_words=5,
                         n_probe_true_positives=2) for fold in range(folds) for letter in classes]
-    probe_words = [dict(probe_run_id=run_id, model_name="tiny", hook_name=hook, token_id=token, letter=word_class[token],
+    probe_words = [dict(probe_run_id=run_id, token_id=token, letter=word_class[token],
                         is_test=is_test or crossfit, fold=0 if is_test else (1 if crossfit else None), prefix_id=0,
                         probe_logit=2.5, model_correct=True)
                    for token, is_test in ((SWEEP_WORD_TOKEN, True), (SWEEP_TRAIN_TOKEN, False))]
@@ -500,8 +500,7 @@ def fake_absorption_stage(fake: FakeAbsorption, calls: list):
             insert_row(con, "probe_prefixes", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
                                                "prefix_id": 0, "text": "cat has the first letter: C\n"})
             for token, (letter, _, _) in fake.probe_words.items():
-                insert_row(con, "probe_words", {"probe_run_id": "run", "model_name": model_name, "hook_name": HOOK,
-                                                "token_id": token, "letter": letter, "is_test": True,
+                insert_row(con, "probe_words", {"probe_run_id": "run", "token_id": token, "letter": letter, "is_test": True,
                                                 "fold": 0, "prefix_id": 0, "probe_logit": 2.0})
         for spec in specs:
             if spec.key not in fake.measured or (spec.key in done and not force):

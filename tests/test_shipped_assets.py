@@ -77,8 +77,9 @@ def test_demo_database_holds_absorption_results_with_intervals(demo):
                                     "WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = ?) "
                                     "AND task = 'first_letter'", [key])[0]
     assert (n_cos, n_letters) == (4096 * 26, 26)
-    words_per_hook = dict(demo._rows("SELECT hook_name, count(*) FROM probe_words "
-                                     "WHERE model_name = 'smollm2-135m-embedded' AND task = 'first_letter' GROUP BY hook_name"))
+    words_per_hook = dict(demo._rows("SELECT r.hook_name, count(*) FROM probe_words JOIN probe_runs r USING (probe_run_id) "
+                                     "WHERE r.model_name = 'smollm2-135m-embedded' AND r.task = 'first_letter' "
+                                     "GROUP BY r.hook_name"))
     hooks = {row[0] for row in demo._rows("SELECT DISTINCT hook_name FROM saes WHERE model_name = 'smollm2-135m-embedded'")}
     assert set(words_per_hook) == hooks
     assert set(words_per_hook.values()) == {47_078}  # the whole alphabetic vocabulary at every hook, as SAEBench

@@ -193,12 +193,10 @@ CREATE TABLE probe_folds (
     -- unique (probe_run_id, fold, letter): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
--- Every word of the task with its fold, prompt prefix and the probe's verdict.
+-- Every word of the task with its fold, prompt prefix and the probe's verdict. Its model, hook and task are its probe
+-- run's (probe_runs): not repeated on every word.
 CREATE TABLE probe_words (
     probe_run_id  VARCHAR NOT NULL,
-    model_name    VARCHAR NOT NULL,
-    hook_name     VARCHAR NOT NULL,
-    task          VARCHAR NOT NULL,
     token_id      INTEGER NOT NULL,
     letter        VARCHAR NOT NULL,  -- the word's class
     is_test       BOOLEAN NOT NULL,  -- has an out-of-fold verdict (every word in crossfit; the 20 % in holdout)

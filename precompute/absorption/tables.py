@@ -87,8 +87,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         ))
     own_logits = hook.probe_logits[np.arange(len(prompts)), labels]
     words = pa.table({
-        "probe_run_id": [run_id] * len(prompts), "model_name": [hook.model_name] * len(prompts), "hook_name": [hook.hook_name] * len(prompts),
-        "task": [config.task] * len(prompts), "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
+        "probe_run_id": [run_id] * len(prompts), "token_id": pa.array([w.token_id for w in prompts.words], pa.int32()),
         "letter": [classes[j] for j in labels], "is_test": measured,
         "fold": pa.array([None if f == TRAINING_ONLY else int(f) for f in hook.folds], pa.int16()),
         "prefix_id": pa.array(prompts.prefix_index, pa.int32()),

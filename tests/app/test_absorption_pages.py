@@ -24,8 +24,9 @@ _WORDS_BY_STATUS = """
 WITH words AS (
     SELECT ltrim(v.token, ' ') AS word, bool_and(NOT pw.is_test) AS all_train,
            bool_or(pw.is_test AND pw.probe_logit <= 0) AS missed, bool_and(pw.is_test) AS all_test
-    FROM probe_words pw JOIN vocab v ON v.model_name = pw.model_name AND v.token_id = pw.token_id
-    WHERE pw.model_name = ? AND pw.hook_name = ?
+    FROM probe_words pw JOIN probe_runs r USING (probe_run_id)
+    JOIN vocab v ON v.model_name = r.model_name AND v.token_id = pw.token_id
+    WHERE r.model_name = ? AND r.hook_name = ?
     GROUP BY 1
 )
 SELECT (SELECT min(word) FROM words WHERE all_train AND length(word) >= 4),

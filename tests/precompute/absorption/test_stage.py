@@ -92,7 +92,8 @@ def test_a_true_positive_without_a_row_reads_as_not_absorbed(built):
 
     db = ExplorerDB(path)
     token_id, model = db._rows("""
-        SELECT pw.token_id, pw.model_name FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
+        SELECT pw.token_id, r.model_name FROM probe_words pw JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id
+        JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
         WHERE a.sae_key = 'first' AND pw.probe_logit > 0 AND pw.token_id NOT IN
               (SELECT token_id FROM absorption_words WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'first') AND metric = 'projection')
         LIMIT 1""")[0]

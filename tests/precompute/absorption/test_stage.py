@@ -65,7 +65,8 @@ def test_every_absorption_table_is_filled(built):
     assert count(con, "SELECT count(*) FROM letter_probes") == 26
     assert count(con, "SELECT count(*) FROM sae_letters WHERE sae_key = 'first'") == 26
     assert count(con, "SELECT count(*) FROM sae_letter_k WHERE sae_key = 'first'") >= 26
-    assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = 'first')") == 4096  # 26 cosines each
+    assert count(con, "SELECT sum(len(decoder_cos)) FROM latent_letter_cos WHERE sae_num = "
+                      "(SELECT sae_num FROM sae_numbers WHERE sae_key = 'first')") == 4096 * 26  # 26 cosines each
     projection_rows = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection'")
     absorbed = count(con, "SELECT count(*) FROM absorption_words WHERE metric = 'projection' "
                           "AND (is_full_absorption OR absorption_fraction > 0)")
@@ -204,8 +205,8 @@ def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(buil
         (["noun", "verb", "adjective", "adverb"],)]
     assert {r[0] for r in con.execute("SELECT letter FROM sae_letters WHERE task = 'wordnet_pos'").fetchall()} == {
         "noun", "verb", "adjective", "adverb"}
-    assert {r[0] for r in con.execute("SELECT len(decoder_cos) FROM latent_letter_cos GROUP BY task, 1").fetchall()} == {26, 4}
-    assert count(con, "SELECT count(*) FROM latent_letter_cos WHERE task = 'wordnet_pos'") == 4096
+    assert {r[0] for r in con.execute("SELECT count(DISTINCT class_index) FROM latent_letter_cos GROUP BY task").fetchall()} == {26, 4}
+    assert count(con, "SELECT sum(len(decoder_cos)) FROM latent_letter_cos WHERE task = 'wordnet_pos'") == 4096 * 4
     text = con.execute("SELECT p.text FROM probe_prefixes p JOIN probe_runs r USING (probe_run_id) "
                        "WHERE r.task = 'wordnet_pos' LIMIT 1").fetchall()[0][0]
     assert text.count(" is a part of speech:") == 10 and any(f": {c}\n" in text for c in ("noun", "verb", "adjective"))

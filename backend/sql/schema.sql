@@ -1,9 +1,10 @@
 -- The explorer database. Written only by `python -m precompute`; read-only for the app.
 -- Bump SCHEMA_VERSION in backend/schema.py whenever this file changes.
--- PRIMARY KEYs only where a writer upserts (meta, tasks) or the table is a handful of rows: DuckDB stores a key's
--- index beside the table, and on the demo the indexes of vocab, sequences, the probe tables and the per-letter SAE
--- tables took 1.2 MB, more than some of the tables (measured by `python bench/storage_report.py`, which counts
--- indexes). Their writers keep their rows unique (tests/backend/test_unique_keys.py checks the demo and a build).
+-- PRIMARY KEYs only where a writer upserts (meta, tasks): DuckDB stores a key's index beside its table, at least a
+-- block (32 KiB) even for a table of a handful of rows, and on the demo the indexes took 1.5 MB, more than many of
+-- the tables (measured by `python bench/storage_report.py`, which counts indexes). The writers keep each table's
+-- rows unique on the key its comment names; tests/backend/test_unique_keys.py checks every such key on the demo
+-- database and on a fresh build.
 
 CREATE TABLE meta (
     key   VARCHAR PRIMARY KEY,
@@ -31,12 +32,13 @@ CREATE TABLE sequences (
 -- row-group statistics let a per-SAE lookup skip the other SAEs' rows, where a VARCHAR key's keep only its first
 -- 12 bytes (Gemma Scope's keys share far longer prefixes). Queries bind the key and look the number up here.
 CREATE TABLE sae_numbers (
-    sae_key VARCHAR PRIMARY KEY,
-    sae_num INTEGER NOT NULL UNIQUE
+    sae_key VARCHAR NOT NULL,
+    sae_num INTEGER NOT NULL
+    -- unique (sae_key), and unique (sae_num): writer.sae_number gives each new key the next number
 );
 
 CREATE TABLE saes (
-    sae_key            VARCHAR PRIMARY KEY,  -- short URL-safe id, e.g. smollm2-l6-topk-4k-k32
+    sae_key            VARCHAR NOT NULL,     -- short URL-safe id, e.g. smollm2-l6-topk-4k-k32: unique (sae_key)
     sae_num            INTEGER NOT NULL,     -- sae_numbers.sae_num
     model_name         VARCHAR NOT NULL,
     hook_name          VARCHAR NOT NULL,     -- full TransformerLens hook name
@@ -80,6 +82,7 @@ CREATE TABLE latents (
     bottom_logit_values REAL[10] NOT NULL,
     neighbor_ids     INTEGER[10] NOT NULL,   -- nearest latents by decoder cosine (N_NEIGHBORS); an SAE with
     neighbor_cosines REAL[10] NOT NULL       -- fewer other latents pads with id -1, cosine NULL
+    -- unique (sae_num, latent), sorted so
 );
 
 -- Example contexts: references into `sequences` (no copies of text).
@@ -91,6 +94,7 @@ CREATE TABLE contexts (
     seq_id      INTEGER NOT NULL,
     pos         USMALLINT NOT NULL,  -- position of the highlighted token in the sequence
     act         REAL NOT NULL        -- activation at pos
+    -- unique (sae_num, latent, kind, rank), sorted so
 );
 
 -- The latent's sparse activations on every token of its contexts' windows (for highlighting), each token named
@@ -107,7 +111,7 @@ CREATE TABLE window_acts (
                                      -- 3 bits a row, mostly 0)
     rel_pos SMALLINT NOT NULL,       -- the token's position - that context's pos
     level   UTINYINT NOT NULL        -- round(15 * activation / max_act) clipped to 1..15 (ACTIVATION_LEVELS)
-    -- sorted by (sae_num, latent, context, rel_pos)
+    -- unique (sae_num, latent, context, rel_pos), sorted so
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ CREATE TABLE tasks (
 -- probe, the words and the prompts. A hook may hold several runs (builds with other configs); every
 -- per-SAE row names the run it was measured against, and a run is kept while any SAE references it.
 CREATE TABLE probe_runs (
-    probe_run_id VARCHAR PRIMARY KEY, -- hash of the config, the words (and split) and the probe weights
+    probe_run_id VARCHAR NOT NULL,    -- hash of the config, the words (and split) and the probe weights: unique (probe_run_id)
     model_name   VARCHAR NOT NULL,
     hook_name    VARCHAR NOT NULL,
     task         VARCHAR NOT NULL,
@@ -240,8 +244,8 @@ CREATE TABLE sae_absorption (
     n_unstable_letters INTEGER NOT NULL, -- included letters whose split latents change between folds
     config   VARCHAR NOT NULL,       -- JSON
     seconds  VARCHAR NOT NULL,       -- JSON: time per stage of the per-SAE work
-    created_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (sae_key, task)
+    created_at TIMESTAMP NOT NULL
+    -- unique (sae_key, task); no PRIMARY KEY (see the note at the top)
 );
 
 CREATE TABLE sae_letters (
@@ -436,8 +440,8 @@ CREATE TABLE score_validation (
     n_resamples INTEGER NOT NULL,
     auc DOUBLE, auc_low DOUBLE, auc_high DOUBLE,
     precision DOUBLE, precision_low DOUBLE, precision_high DOUBLE,
-    recall DOUBLE, recall_low DOUBLE, recall_high DOUBLE,
-    PRIMARY KEY (sae_key, task, score, labels)
+    recall DOUBLE, recall_low DOUBLE, recall_high DOUBLE
+    -- unique (sae_key, task, score, labels); no PRIMARY KEY (see the note at the top)
 );
 
 -- ---------------------------------------------------------------------------------------------
@@ -449,8 +453,8 @@ CREATE TABLE truth_features (
     feature    INTEGER NOT NULL,     -- row of the toy's feature dictionary
     name       VARCHAR NOT NULL,     -- 'animal', 'cat', 'big'
     role       VARCHAR NOT NULL,     -- 'parent' | 'child' | 'filler'
-    parent     VARCHAR,              -- the class it belongs to (a child's parent, a parent itself); NULL: filler
-    PRIMARY KEY (model_name, feature)
+    parent     VARCHAR              -- the class it belongs to (a child's parent, a parent itself); NULL: filler
+    -- unique (model_name, feature); no PRIMARY KEY (see the note at the top)
 );
 
 -- Per toy word token: the feature combination it is (its residual is exactly their directions' sum).
@@ -460,8 +464,8 @@ CREATE TABLE truth_words (
     parent     VARCHAR,              -- its class (NULL: a filler alone)
     child      VARCHAR,              -- at most one child of that parent
     filler     VARCHAR,
-    absorbable BOOLEAN NOT NULL,     -- a child is present: the parent may be absorbed into the child's latent
-    PRIMARY KEY (model_name, token_id)
+    absorbable BOOLEAN NOT NULL     -- a child is present: the parent may be absorbed into the child's latent
+    -- unique (model_name, token_id); no PRIMARY KEY (see the note at the top)
 );
 
 -- Per latent of an SAE on a toy model: which true feature its decoder row is, by cosine with the unit feature
@@ -474,6 +478,6 @@ CREATE TABLE truth_latents (
     child       INTEGER,             -- the closest child feature (NULL: the toy has none)
     child_cos   REAL,
     parent      INTEGER,             -- that child's parent
-    parent_cos  REAL,                -- cos(decoder, parent direction): the parent it swallowed, when large
-    PRIMARY KEY (sae_key, latent)
+    parent_cos  REAL                -- cos(decoder, parent direction): the parent it swallowed, when large
+    -- unique (sae_key, latent); no PRIMARY KEY (see the note at the top)
 );

@@ -54,6 +54,8 @@ PER_SAE = {  # table -> SELECT of the source SAE's rows renamed
     "sae_letter_k": "SELECT * REPLACE ($key AS sae_key, $run AS probe_run_id) FROM sae_letter_k WHERE sae_key = $source AND task = 'first_letter'",
     "absorption_words": "SELECT * REPLACE ($num AS sae_num, $run AS probe_run_id) FROM absorption_words "
                         "WHERE sae_num = $src_num AND task = 'first_letter'",
+    "absorption_split_acts": "SELECT * REPLACE ($num AS sae_num) FROM absorption_split_acts "
+                             "WHERE sae_num = $src_num AND task = 'first_letter'",
     "token_occurrences": "SELECT * REPLACE ($num AS sae_num) FROM token_occurrences WHERE sae_num = $src_num",
     "token_latents": "SELECT * REPLACE ($num AS sae_num) FROM token_latents WHERE sae_num = $src_num",
     "token_letters": "SELECT * REPLACE ($num AS sae_num) FROM token_letters WHERE sae_num = $src_num",

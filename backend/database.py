@@ -84,10 +84,8 @@ def window_levels(contexts: list[tuple[int, int, int, float]], stored: list[tupl
     act) rows, `context` its place among the latent's contexts in (kind, rank) order; `stored`: its window_acts rows
     (context, rel_pos, level). A context's own token has the level its act gives unless a stored row says otherwise
     (the writer leaves those rows out)."""
-    levels: dict[tuple[int, int], int] = {}
-    if contexts:
-        derived = activation_levels([act for *_, act in contexts], max_act)
-        levels = {(seq_id, pos): int(level) for (_, seq_id, pos, _), level in zip(contexts, derived)}
+    derived = activation_levels([act for *_, act in contexts], max_act)
+    levels = {(seq_id, pos): int(level) for (_, seq_id, pos, _), level in zip(contexts, derived)}
     at = {context: (seq_id, pos) for context, seq_id, pos, _ in contexts}
     for context, rel_pos, level in stored:
         if context in at:

@@ -335,12 +335,12 @@ def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarra
 def derivable_from_contexts(keys: np.ndarray, levels: np.ndarray, refs: ContextRefs, max_act: np.ndarray,
                             n_total: int) -> np.ndarray:
     """Which (latent * n_total + token) codes are some context's own token at the level its act gives."""
+    if len(refs.latent) == 0:
+        return np.zeros(len(keys), bool)
     center = refs.latent.astype(np.int64) * n_total + refs.token_index
     center_keys, first = np.unique(center, return_index=True)  # two contexts on one token share its act
     center_levels = activation_levels(refs.act[first], max_act[refs.latent[first]])
-    at = np.clip(np.searchsorted(center_keys, keys), 0, max(len(center_keys) - 1, 0))
-    if len(center_keys) == 0:
-        return np.zeros(len(keys), bool)
+    at = np.minimum(np.searchsorted(center_keys, keys), len(center_keys) - 1)
     return (center_keys[at] == keys) & (center_levels[at] == levels)
 
 

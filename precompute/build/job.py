@@ -137,7 +137,7 @@ def contexts_table(key: str, refs: dash.ContextRefs, seq_len: int, first_row: in
         "rank": refs.rank[order].astype(np.uint16),
         "seq_id": (refs.token_index[order] // seq_len + first_row).astype(np.int32),
         "pos": (refs.token_index[order] % seq_len).astype(np.uint16),
-        "act": rounded(refs.act[order], CONTEXT_ACT_DECIMALS),
+        "act": refs.act[order].astype(np.float32),  # rounded once by the caller (window_acts reads the same values)
     })
 
 
@@ -215,7 +215,7 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
     tables = {
         "saes": arrow_table([sae_row(spec, sae, config.model_name, hook_name, corpus, result.stats, n_dead, cfg)], SaeRow),
         "latents": latents_table(spec.key, stats, logits, neighbors),
-        "contexts": contexts_table(spec.key, refs, codes.seq_len, config.corpus_rows[0]),
+        "contexts": contexts_table(spec.key, stored_refs, codes.seq_len, config.corpus_rows[0]),
         "window_acts": window_acts_table(spec.key, windows),
         **running_text_tables(spec.key, codes, rows, sae.cfg.d_sae, cfg, letters),
     }

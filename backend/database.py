@@ -15,7 +15,8 @@ import pandas as pd
 from backend import queries as q
 from backend.rows import SaeRow, plain_row
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
-from backend.schema import ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION, activation_levels
+from backend.schema import (ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION, activation_levels,
+                            is_newer_schema, newer_schema_message)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
@@ -31,22 +32,47 @@ def database_path() -> Path:
     return Path(os.environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH)
 
 
+def database_identity(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime in ns, size) of the file now at `path`, None when there is none: a build, merge or migrate
+    replaces the file by a rename, which changes all three, so a cache keyed on this follows the file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+CATALOG = "explorer"  # the database file's name inside the connection
+USE_CATALOG = f"USE {CATALOG}"  # every cursor starts in the in-memory catalog: queries name no catalog
+
+
 def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """Read-only, no external access (no httpfs, no reading other local files from SQL)."""
+    """Read-only, no external access (no httpfs, no reading other local files from SQL).
+
+    The file is ATTACHed to a private in-memory database instead of opened by `duckdb.connect(path)`: DuckDB keeps
+    one instance per path and process, so once a build had renamed a new file over the path, a new connection
+    would still have read the replaced file for as long as any old one lived. External access is switched off
+    once the file is attached, and the configuration locked."""
     if not path.exists():
         raise DatabaseError(
             f"No explorer database at {path}. Build one with `python -m precompute build ...` "
             f"or point {DB_ENV_VAR} at an existing file."
         )
+    con = duckdb.connect(":memory:", config={"autoload_known_extensions": False,
+                                             "autoinstall_known_extensions": False})
     try:
-        return duckdb.connect(
-            str(path),
-            read_only=True,
-            config={"enable_external_access": False, "autoload_known_extensions": False,
-                    "autoinstall_known_extensions": False},
-        )
+        con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
+        con.execute(USE_CATALOG)
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
     except duckdb.Error as error:
-        raise DatabaseError(f"{path} is not a readable DuckDB database: {error}") from error
+        con.close()
+        raise DatabaseError(f"{path} is not a readable DuckDB database: {first_line(error)}") from error
+    return con
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @dataclass(frozen=True)
@@ -105,7 +131,9 @@ class ExplorerDB:
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
-            return self._con.cursor()
+            cursor = self._con.cursor()
+        cursor.execute(USE_CATALOG)
+        return cursor
 
     def _rows(self, sql: str, params: Sequence = ()) -> list[tuple]:
         cursor = self._cursor()
@@ -129,6 +157,8 @@ class ExplorerDB:
         missing = [key for key in REQUIRED_META_KEYS if key not in meta]
         if missing:
             raise DatabaseError(f"{self.path} is incomplete (meta lacks {', '.join(missing)}); rebuild it.")
+        if is_newer_schema(meta["schema_version"]):
+            raise DatabaseError(newer_schema_message(self.path, meta["schema_version"]) + ".")
         if meta["schema_version"] != SCHEMA_VERSION:
             raise DatabaseError(
                 f"{self.path} has schema version {meta['schema_version']}, this explorer reads version "

@@ -51,3 +51,20 @@ def ddl_statements() -> list[str]:
     """The DDL's statements, comments removed first (a comment may hold a ';'; the DDL has no string literals)."""
     text = "\n".join(line.split("--", 1)[0] for line in DDL_PATH.read_text().splitlines())
     return [statement.strip() for statement in text.split(";") if statement.strip()]
+
+
+def schema_number(version: str | None) -> int | None:
+    """A stored schema_version as a number (None when it is not one)."""
+    return int(version) if version is not None and str(version).isdigit() else None
+
+
+def is_newer_schema(version: str | None) -> bool:
+    number = schema_number(version)
+    return number is not None and number > int(SCHEMA_VERSION)
+
+
+def newer_schema_message(path: Path | str, version: str) -> str:
+    """What the app and every precompute command say of a database a newer release wrote: only a newer explorer can
+    read it, and nothing here may rebuild or migrate it (that would destroy its newer results)."""
+    return (f"{path} was written by a newer absorption-explorer (schema {version}): upgrade the explorer (this one "
+            f"reads and writes schema {SCHEMA_VERSION})")

@@ -58,8 +58,8 @@ def table_bytes(source: Path, table: str, scratch: Path) -> int:
     empty = scratch / "empty.duckdb"
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{source}' AS src (READ_ONLY)")  # our own path and table names
-        con.execute(f"ATTACH '{target}' AS one (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute("ATTACH ? AS src (READ_ONLY)", [str(source)])  # paths bound; table names are the catalog's
+        con.execute(f"ATTACH ? AS one (BLOCK_SIZE {COMPACT_BLOCK_SIZE})", [str(target)])
         con.execute("USE one")
         statement = TABLE_DDL.get(table)
         if statement is None:  # a table this schema version does not define: as the source stores it
@@ -69,7 +69,7 @@ def table_bytes(source: Path, table: str, scratch: Path) -> int:
         con.execute(f"INSERT INTO one.{table} SELECT * FROM src.{table} ORDER BY {STORAGE_ORDER.get(table, 'rowid')}")
         con.execute("USE memory")
         con.execute("DETACH one")
-        con.execute(f"ATTACH '{empty}' AS blank (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute(f"ATTACH ? AS blank (BLOCK_SIZE {COMPACT_BLOCK_SIZE})", [str(empty)])
         con.execute("DETACH blank")
         return target.stat().st_size - empty.stat().st_size
     finally:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 from backend.schema import N_NEIGHBORS
 from precompute.absorption.tasks import TASKS
-from precompute.storage.writer import BuildInProgressError, SchemaMismatchError
+from precompute.loading.preflight import PreflightError
+from precompute.storage.lock import BuildInProgressError, TargetNotWritableError, writer_lock
+from precompute.storage.target import DatabaseFileError
+from precompute.storage.writer import (DiskFullError, SchemaMismatchError, StaleWorkError, UnrequestedSaesError)
+
+# Errors that mean "this input cannot be used" or "not now": one line on stderr and exit status 2, never a traceback.
+USER_ERRORS = (FileNotFoundError, BuildInProgressError, TargetNotWritableError, SchemaMismatchError, PreflightError,
+               DatabaseFileError, DiskFullError, StaleWorkError, UnrequestedSaesError)
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
@@ -23,7 +30,7 @@ def add_corpus_parser(sub) -> None:
                    help="'debian' (default: Debian prose packages), a local .txt/.txt.gz/.parquet file, "
                         "or a hub dataset name; repeat to combine")
     p.add_argument("--model", default="smollm2-135m-embedded", help="model whose tokenizer is used")
-    p.add_argument("--context-size", type=int, default=128, help="tokens per row")
+    p.add_argument("--context-size", type=positive_int, default=128, help="tokens per row")
     p.add_argument("--max-tokens", type=int, default=None, help="stop after this many tokens")
     p.add_argument("--seed", type=int, default=0, help="row shuffle seed")
     p.add_argument("--output", type=Path, default=DEFAULT_CORPUS, help="Parquet file to write")
@@ -49,12 +56,29 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--training-tokens", type=int, default=None, help="override every recipe's token budget")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1 (argparse turns the ValueError into a usage message)."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (exit status 2) instead of the usage block and a line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
+def int_at_least(minimum: int, what: str):
+    """argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: {what}")
+        return value
+
+    parse.__name__ = f"at_least_{minimum}"
+    return parse
+
+
+positive_int = int_at_least(1, "at least 1")
 
 
 def add_build_parser(sub) -> None:
@@ -83,27 +107,35 @@ def add_build_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute SAEs already in the database")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="model dtype")
-    p.add_argument("--batch-size", type=int, default=32, help="corpus rows per model call")
-    p.add_argument("--n-top", type=int, default=20, help="top-activating contexts per latent")
-    p.add_argument("--quantile-bins", type=int, default=5, help="activation bins for quantile samples")
-    p.add_argument("--per-bin", type=int, default=2, help="contexts sampled per quantile bin")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="corpus rows per model call")
+    p.add_argument("--n-top", type=positive_int, default=20, help="top-activating contexts per latent")
+    p.add_argument("--quantile-bins", type=positive_int, default=5, help="activation bins for quantile samples")
+    p.add_argument("--per-bin", type=int_at_least(0, "0 or more"), default=2, help="contexts sampled per quantile bin")
     p.add_argument("--neighbors", type=int, default=N_NEIGHBORS, choices=range(N_NEIGHBORS + 1), metavar=f"0..{N_NEIGHBORS}",
                    help="nearest latents by decoder cosine per latent (0: none; O(d_sae^2) compute, O(block) memory)")
     p.add_argument("--no-absorption", action="store_true", help="dashboards only, skip the absorption stage")
     p.add_argument("--task", action="append", default=None, choices=[*TASK_NAMES, "all"], metavar="TASK",
                    help=f"absorption task (repeatable; default first_letter; all = every task that labels the model's "
                         f"vocabulary: toy_hierarchy only the toy's): {', '.join(TASK_NAMES)}")
-    p.add_argument("--absorption-words", type=int, default=None,
+    p.add_argument("--absorption-words", type=positive_int, default=None,
                    help="seeded subset of the alphabetic vocabulary (default: all of it, as SAEBench)")
     p.add_argument("--fresh-prefixes", action="store_true",
                    help="a fresh in-context prefix per word (the references' way; several times slower)")
-    p.add_argument("--ablation-candidates", type=int, default=200,
+    p.add_argument("--ablation-candidates", type=positive_int, default=200,
                    help="paper metric: at most this many candidate words per letter (sampled, rates rescaled)")
     p.add_argument("--no-ablation-metric", action="store_true", help="skip the paper's integrated-gradients metric")
     p.add_argument("--split-mode", choices=["crossfit", "holdout"], default="crossfit",
                    help="crossfit (default): every word measured against a probe fitted on the other folds; "
                         "holdout: SAEBench's 80/20 split (what its reference numbers use)")
-    p.add_argument("--folds", type=int, default=5, help="crossfit folds (at least 2)")
+    p.add_argument("--folds", type=int_at_least(2, "cross-fitting needs at least 2 folds"), default=5,
+                   help="crossfit folds (at least 2)")
+    add_discard_work(p)
+
+
+def add_discard_work(p) -> None:
+    p.add_argument("--discard-work", action="store_true",
+                   help="delete an interrupted run's work file that another command or other inputs left next to --db "
+                        "(by default the command stops and says what the work file holds)")
 
 
 def add_card_parser(sub) -> None:
@@ -114,20 +146,20 @@ def add_card_parser(sub) -> None:
     p.add_argument("--model", default="smollm2-135m-embedded", help="model the SAE reads")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="tokenized corpus Parquet")
     p.add_argument("--rows", default="100000:101024", metavar="START:STOP", help="held-out rows for EV/L0/dead")
-    p.add_argument("--ce-rows", type=int, default=64, help="rows (from START) for the CE-loss comparison")
+    p.add_argument("--ce-rows", type=positive_int, default=64, help="rows (from START) for the CE-loss comparison")
 
 
 def run_card(args) -> int:
     import json
 
+    from precompute.loading.preflight import check_corpus
+
+    start, stop = parse_rows(args.rows)
+    check_corpus(args.corpus, (start, stop), args.model)
     from precompute.train.card import measure_and_write_card
     from precompute.loading.corpus import load_corpus_rows
     from precompute.loading.model import load_model
 
-    start, stop = parse_rows(args.rows)
-    if message := rows_outside_corpus(args.corpus, (start, stop)):
-        print(f"error: {message}", file=sys.stderr)
-        return 2
     rows = load_corpus_rows(args.corpus)[start:stop]
     card = measure_and_write_card(args.folder, load_model(args.model), rows, f"{start}:{stop}", args.ce_rows,
                                   args.recipe, args.model)
@@ -139,46 +171,52 @@ def parse_rows(text: str) -> tuple[int, int]:
     try:
         start, stop = (int(part) for part in text.split(":"))
     except ValueError:
-        raise SystemExit(f"--rows must look like START:STOP, got {text!r}")
+        raise PreflightError(f"--rows must look like START:STOP, got {text!r}") from None
     if not 0 <= start < stop:
-        raise SystemExit(f"--rows needs 0 <= START < STOP, got {text!r}")
+        raise PreflightError(f"--rows needs 0 <= START < STOP, got {text!r}")
     return start, stop
 
 
-def rows_outside_corpus(corpus: Path, rows: tuple[int, int]) -> str | None:
-    """An error message when the corpus has no row in [START, STOP): the defaults suit the shipped 100k-row
-    corpus, and a smaller one would otherwise fail deep in the model pass, after the absorption stage."""
-    import pyarrow.parquet as pq
-
-    n_rows = pq.ParquetFile(corpus).metadata.num_rows
-    if rows[0] < n_rows:
-        return None
-    return (f"--rows {rows[0]}:{rows[1]} starts past the end of {corpus} ({n_rows:,} rows); "
-            f"pass --rows START:STOP with START < {n_rows:,}")
-
-
-def run_build(args) -> int:
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, ModelMismatch, run_job
-    from precompute.loading.model import default_device
-    from precompute.loading.sae import SAESpec
+def build_specs(args) -> list:
+    """The SAEs to build, from --sae and --sweep, parsed without loading anything."""
+    from precompute.loading.spec import SAESpec
 
     try:
         specs = [SAESpec.parse(text) for text in args.sae]
         if args.sweep:
             specs += sweep_specs(args.sweep, args.sae_root, set(args.hook) if args.hook else None)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise PreflightError(str(error)) from None
     if not specs:
-        print("error: no SAEs to build: give --sae, or --sweep with finished SAEs", file=sys.stderr)
-        return 2
-    if not args.corpus.exists():
-        print(f"error: corpus {args.corpus} not found; run `python -m precompute corpus` first", file=sys.stderr)
-        return 2
-    if message := rows_outside_corpus(args.corpus, parse_rows(args.rows)):
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        raise PreflightError("no SAEs to build: give --sae, or --sweep with finished SAEs")
+    return specs
+
+
+def check_build_inputs(args, specs: list) -> None:
+    """Everything a build can be refused for, before its heavy imports and the model: the target database, each
+    SAE's config and weights header (and width against the model's), the corpus rows, and the free disk space."""
+    from precompute.loading.preflight import check_corpus, check_free_space, check_writable, needed_bytes, sae_shapes
+    from precompute.storage.target import check_build_target
+
+    check_build_target(args.db, fresh=args.fresh)
+    check_writable(args.db)
+    shapes = sae_shapes(specs, args.model)
+    check_corpus(args.corpus, parse_rows(args.rows), args.model)
+    check_free_space(args.db, needed_bytes(args.db, shapes))
+
+
+def run_build(args) -> int:
+    specs = build_specs(args)
+    check_build_inputs(args, specs)  # reads only: a refusal leaves no file or folder behind
+    with writer_lock(args.db):  # before any file is touched: a second writer stops here, deleting nothing
+        return run_checked_build(args, specs)
+
+
+def run_checked_build(args, specs: list) -> int:
+    from precompute.build.dashboards import DashboardConfig
+    from precompute.build.job import JobConfig, ModelMismatch, run_job
+    from precompute.loading.model import default_device
+
     config = JobConfig(
         model_name=args.model,
         corpus_path=args.corpus,
@@ -193,6 +231,7 @@ def run_build(args) -> int:
                                   n_neighbors=args.neighbors),
         absorption=None if args.no_absorption else absorption_config(args),
         tasks=chosen_tasks(args.task),
+        discard_work=args.discard_work,
     )
     try:
         if args.ray:
@@ -206,7 +245,7 @@ def run_build(args) -> int:
         else:
             run_job(specs, config)
     except ModelMismatch as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     print(f"wrote {args.db} ({args.db.stat().st_size / 1e6:.2f} MB)")
     return 0
@@ -214,7 +253,9 @@ def run_build(args) -> int:
 
 def sweep_specs(sweep_path: Path, sae_root: Path, hooks: set[str] | None) -> list:
     """The finished SAEs of a sweep (those with a card), optionally only at some hooks."""
-    from precompute.loading.sae import SAESpec
+    if not Path(sweep_path).is_file():
+        raise PreflightError(f"--sweep {sweep_path}: no such file")
+    from precompute.loading.spec import SAESpec
     from precompute.train.sweep import Sweep, is_finished
 
     sweep = Sweep.from_file(sweep_path)
@@ -291,6 +332,9 @@ def add_export_parser(sub) -> None:
 
 
 def run_export(args) -> int:
+    from precompute.storage.target import check_current_database
+
+    check_current_database(args.db)
     from precompute.storage.export import ExportError, export_sae
 
     try:
@@ -307,6 +351,7 @@ def add_migrate_parser(sub) -> None:
     p = sub.add_parser("migrate", help="bring a database written by an older schema version to this one (no model "
                                        "pass; running-text tables stay empty until `build --force`)")
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to upgrade in place (crash-safe)")
+    add_discard_work(p)
 
 
 def add_toy_parser(sub) -> None:
@@ -322,9 +367,15 @@ def run_toy(args) -> int:
 
 
 def run_migrate(args) -> int:
-    from precompute.build.migrate import migrate
+    from precompute.loading.preflight import check_writable
+    from precompute.storage.target import check_migrate_source
 
-    migrate(args.db)
+    check_migrate_source(args.db)
+    check_writable(args.db)
+    with writer_lock(args.db):
+        from precompute.build.migrate import migrate
+
+        migrate(args.db, discard_work=args.discard_work)
     return 0
 
 
@@ -334,15 +385,22 @@ def add_merge_parser(sub) -> None:
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to merge into")
     p.add_argument("--from", dest="sources", type=Path, action="append", required=True, metavar="DB",
                    help="database to copy SAEs from (repeatable)")
+    add_discard_work(p)
 
 
 def run_merge(args) -> int:
-    from precompute.build.merge import merge
+    from precompute.loading.preflight import check_writable
+    from precompute.storage.target import check_build_target, check_current_database
 
+    check_build_target(args.db, fresh=False)
+    check_writable(args.db)
     for source in args.sources:
-        if not source.exists():
-            raise FileNotFoundError(f"no database at {source}")
-        merge(args.db, source)
+        check_current_database(source, "--from")
+    with writer_lock(args.db):
+        from precompute.build.merge import merge
+
+        for source in args.sources:
+            merge(args.db, source, discard_work=args.discard_work)
     return 0
 
 
@@ -351,7 +409,7 @@ COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__)
+    parser = OneLineParser(prog="python -m precompute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_corpus_parser(sub)
     add_train_parser(sub)
@@ -365,11 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (FileNotFoundError, BuildInProgressError, SchemaMismatchError) as error:  # a mistyped path, a second build: no traceback
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:  # a mistyped path, a bad file, a second writer, a full disk: no traceback
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2

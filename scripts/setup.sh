@@ -6,6 +6,8 @@
 #   PYTHON           the interpreter for the venv (default python3.11, else python3)
 #   TORCH_INDEX_URL  the package index torch==2.13.0 comes from (default: pip's own configuration; a
 #                    stock PyPI index gives the CUDA build on Linux, the PyTorch CPU wheel index the CPU one)
+#   VENV             the venv's folder (default .venv; scripts/test.sh makes .venv-app with `app` for the
+#                    test that renders every page with the explorer's packages only)
 # Debian's python3 makes no venv without python3.X-venv (it holds ensurepip): as root, or with a sudo
 # that needs no password, it is installed with apt-get; otherwise this prints the command and stops.
 set -euo pipefail
@@ -17,40 +19,41 @@ case "$what" in
   *) echo "usage: scripts/setup.sh [app|all]" >&2; exit 2 ;;
 esac
 PYTHON="${PYTHON:-python3.11}"
+VENV="${VENV:-.venv}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if ! command -v "$PYTHON" >/dev/null; then
   echo "error: no python3.11 or python3 on PATH (set PYTHON=/path/to/python3.11)" >&2
   exit 1
 fi
 
-venv_works() { .venv/bin/python -m pip --version >/dev/null 2>&1; }
+venv_works() { "$VENV"/bin/python -m pip --version >/dev/null 2>&1; }
 
 if ! venv_works; then
-  if [ -e .venv ]; then
-    echo "setup: .venv has no working python/pip (a failed or interrupted creation); making it again" >&2
-    rm -rf .venv
+  if [ -e "$VENV" ]; then
+    echo "setup: $VENV has no working python/pip (a failed or interrupted creation); making it again" >&2
+    rm -rf "$VENV"
   fi
   if ! "$PYTHON" -c "import ensurepip" 2>/dev/null; then  # Debian: ensurepip is in python3.X-venv
     version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     case "$(readlink -f "$(command -v "$PYTHON")")" in
-      /usr/bin/*) apt_install "$PYTHON has no ensurepip, so it cannot make .venv" "python$version-venv" || exit 1 ;;
-      *) echo "error: $PYTHON ($(command -v "$PYTHON")) has no ensurepip, so it cannot make .venv;" \
+      /usr/bin/*) apt_install "$PYTHON has no ensurepip, so it cannot make $VENV" "python$version-venv" || exit 1 ;;
+      *) echo "error: $PYTHON ($(command -v "$PYTHON")) has no ensurepip, so it cannot make $VENV;" \
               "set PYTHON to a Python $version that has it (on Debian: /usr/bin/python$version)" >&2
          exit 1 ;;
     esac
   fi
-  # From here until the venv has pip, any exit (failure, Ctrl-C) removes the half-made .venv.
-  trap 'rm -rf .venv' EXIT
+  # From here until the venv has pip, any exit (failure, Ctrl-C) removes the half-made venv.
+  trap 'rm -rf "$VENV"' EXIT
   trap 'exit 130' INT TERM
-  if ! log=$("$PYTHON" -m venv .venv 2>&1) || ! venv_works; then
+  if ! log=$("$PYTHON" -m venv "$VENV" 2>&1) || ! venv_works; then
     printf '%s\n' "$log" >&2
-    echo "error: $PYTHON -m venv .venv did not make a venv with pip (see above); .venv removed" >&2
+    echo "error: $PYTHON -m venv $VENV did not make a venv with pip (see above); $VENV removed" >&2
     exit 1
   fi
   trap - EXIT INT TERM
 fi
 
-. .venv/bin/activate
+. "$VENV"/bin/activate
 python -m pip install -q --upgrade pip
 if [ "$what" = "app" ]; then
   pip install -q -r requirements-app.txt

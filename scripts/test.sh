@@ -9,7 +9,13 @@ start=$(date +%s)
 if ! command -v chromium >/dev/null; then
   apt_install "the browser test runs it" chromium || exit 1
 fi
+if [ ! -e /usr/share/wordnet/index.noun ]; then
+  apt_install "the WordNet tasks read its data files" wordnet-base || exit 1
+fi
 bash scripts/setup.sh all
+# A second venv with the explorer's packages only (the README's first command): every page is rendered in it.
+VENV=.venv-app bash scripts/setup.sh app
+export CI_REQUIRE_APP_VENV=1
 . .venv/bin/activate
 echo "setup: $(( $(date +%s) - start )) s"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend.database import TaskInfo, database_path, plain_row
+from backend.database import TaskInfo, plain_row
 from backend.rows import SaeRow
 from backend.params import LETTERS, ParamError, parse_task
 from backend.schema import DEFAULT_TASK
@@ -58,14 +58,15 @@ CAVEAT = ("A 135M-parameter model and SAEs of 1k–4k latents (as in this demo) 
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _query(path: str, method: str, args: tuple) -> Any:
-    return getattr(common._open_db(path), method)(*args)
+def _query(path: str, identity: tuple[int, ...] | None, method: str, args: tuple) -> Any:
+    return getattr(common._open_db_version(path, identity), method)(*args)
 
 
 def cached(method: str, *args) -> Any:
-    """`ExplorerDB.<method>(*args)` through st.cache_data (the database is read-only)."""
+    """`ExplorerDB.<method>(*args)` through st.cache_data (the database is read-only; a replaced file is a new
+    cache key: common.db_version)."""
     common.get_db()
-    return _query(str(database_path()), method, args)
+    return _query(*common.db_version(), method, args)
 
 
 def has_absorption(sae_key: str, task: str | None = None) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from backend.database import DatabaseError, ExplorerDB, database_path
+from backend.database import DatabaseError, ExplorerDB, database_identity, database_path
 from backend.params import ParamError, parse_sae_key
 from backend.rows import SaeRow
 
@@ -16,13 +16,27 @@ PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "bro
               "live": "views/live.py"}
 
 
-@st.cache_resource(show_spinner=False)
-def _open_db(path: str) -> ExplorerDB:
+# Old connections go once a build, merge or migrate has replaced the file (a handful of versions kept, for reruns
+# that started before the replacement).
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _open_db_version(path: str, identity: tuple[int, ...] | None) -> ExplorerDB:
     return ExplorerDB(Path(path))
 
 
+def _open_db(path: str) -> ExplorerDB:
+    """The connection to the file now at `path`: the cache key holds the file's identity (inode, mtime, size), so
+    a running server opens the new file on its next rerun once a build has renamed it into place."""
+    return _open_db_version(path, database_identity(Path(path)))
+
+
+def db_version() -> tuple[str, tuple[int, ...] | None]:
+    """(path, identity) of the database as it is now: the key of every cached query result."""
+    path = database_path()
+    return str(path), database_identity(path)
+
+
 def get_db() -> ExplorerDB:
-    """The read-only database, or a clear message and a stop."""
+    """The read-only database, or a clear message and a stop (the page shows it; the sidebar stays quiet)."""
     try:
         return _open_db(str(database_path()))
     except DatabaseError as error:
@@ -30,14 +44,14 @@ def get_db() -> ExplorerDB:
         st.stop()
 
 
-@st.cache_data(show_spinner=False)
-def sae_table(path: str):
-    return _open_db(path).saes()
+@st.cache_data(show_spinner=False, max_entries=8)
+def sae_table(path: str, identity: tuple[int, ...] | None):
+    return _open_db_version(path, identity).saes()
 
 
 def saes_frame():
     get_db()
-    return sae_table(str(database_path()))
+    return sae_table(*db_version())
 
 
 def current_sae() -> SaeRow:
@@ -64,10 +78,9 @@ def render_sidebar() -> None:
     with st.sidebar:
         try:
             db = _open_db(str(database_path()))
-        except DatabaseError as error:
-            st.error(str(error))
-            return
-        keys = sae_table(str(database_path()))["sae_key"].tolist()
+        except DatabaseError:
+            return  # the page says what is wrong: one message, not two
+        keys = sae_table(*db_version())["sae_key"].tolist()
         if not keys:
             st.warning("The database holds no SAEs.")
             return

@@ -3,16 +3,36 @@ latent highlighted across the text, and the first-letter projection metric on ea
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from backend import live
 from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text
 from backend.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 from views import absorption_ui as ui
 from views import common
+
+# What running the model here takes beyond the explorer's own packages (requirements-app.txt): without them the
+# page says how to install them, before importing anything that needs them.
+LIVE_PACKAGES = ("scipy", "torch", "transformers", "transformer_lens", "sae_lens")
+FULL_INSTALL = "bash scripts/setup.sh all"
+
+
+def missing_live_packages() -> list[str]:
+    return [name for name in LIVE_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+if missing := missing_live_packages():
+    common.get_db()
+    st.title("Live text")
+    st.error(f"The live page runs the model on this server, and this install has only the explorer's packages "
+             f"(missing: {', '.join(missing)}). Install the model packages with `{FULL_INSTALL}`, then restart the "
+             "explorer. Every other page works without them.")
+    st.stop()
+
+from backend import live  # noqa: E402  (needs the packages checked above)
 
 EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
             "Under a yellow umbrella we waited while the wind howled across the harbour.")
@@ -30,16 +50,17 @@ def _sae(source: live.SAESource, db_path: str) -> live.LoadedSAE:
     return live.load_sae(source, Path(db_path))
 
 
-@st.cache_resource(show_spinner=False)
-def _probes(db_path: str, sae_key: str) -> dict[str, live.LetterProbe]:
-    return live.letter_probes(common._open_db(db_path), sae_key)
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _probes(db_path: str, identity: tuple[int, ...] | None, sae_key: str) -> dict[str, live.LetterProbe]:
+    return live.letter_probes(common._open_db_version(db_path, identity), sae_key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _run(db_path: str, source: live.SAESource, tokens: tuple[tuple[int, str], ...]) -> live.LiveResult:
+def _run(db_path: str, identity: tuple[int, ...] | None, source: live.SAESource,
+         tokens: tuple[tuple[int, str], ...]) -> live.LiveResult:
     loaded = _sae(source, db_path)  # first: it says how the model is loaded
-    return live.run_text(_model(source.model_name, loaded.model_kwargs), loaded, _probes(db_path, source.sae_key),
-                         list(tokens), context_token_id(source.model_name))
+    return live.run_text(_model(source.model_name, loaded.model_kwargs), loaded,
+                         _probes(db_path, identity, source.sae_key), list(tokens), context_token_id(source.model_name))
 
 
 db = common.get_db()
@@ -109,7 +130,7 @@ if not tokens:
     st.stop()
 try:
     with st.spinner("Running the text through the model …"):
-        result = _run(str(db.path), source, tuple(tokens))
+        result = _run(*common.db_version(), source, tuple(tokens))
 except live.LiveUnavailable as error:
     show_unavailable(error)
 st.caption(f"{len(result.tokens)} tokens · model up to the hook and SAE encoding in {result.seconds:.2f} s (a "

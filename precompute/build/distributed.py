@@ -139,7 +139,16 @@ def register_shard(target: Path, shard: Path, log=print) -> list[str]:
 def run_with_ray(specs: list[SAESpec], config: JobConfig, address: str | None = None, num_cpus: int | None = None,
                  model_factory: Callable[[], tuple[object, object]] | None = None, log=print) -> RaySummary:
     """Build `specs` into config.db_path with one Ray task per hook group. address: None = a local runtime
-    (`num_cpus` of it), 'auto' = the running cluster, or a Ray address."""
+    (`num_cpus` of it), 'auto' = the running cluster, or a Ray address. The driver holds the target's writer lock
+    throughout: the workers write only their shards, and the driver registers each into the target."""
+    from precompute.storage.lock import writer_lock
+
+    with writer_lock(config.db_path):
+        return run_with_ray_locked(specs, config, address, num_cpus, model_factory, log)
+
+
+def run_with_ray_locked(specs: list[SAESpec], config: JobConfig, address: str | None, num_cpus: int | None,
+                        model_factory: Callable[[], tuple[object, object]] | None, log) -> RaySummary:
     try:
         import ray
     except ImportError as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,6 +40,21 @@ class JobConfig:
     # past this many bytes of (float32) SAE weights the hook's SAEs share several passes instead (more model
     # forwards, bounded memory). The absorption and matching stages hold one or two SAEs at a time anyway.
     max_pass_sae_bytes: int = 16 << 30
+    discard_work: bool = False  # delete an interrupted run's work file of other inputs instead of refusing to start
+
+
+def build_inputs(specs: list[SAESpec], config: JobConfig) -> dict:
+    """What this build computes, as its work file records it: a rerun with the same inputs resumes the work file,
+    one with others is refused (precompute/storage/writer.resumable_work). The device, --force and the file names
+    of the run are left out: they change how, not what."""
+    return {
+        "command": "build", "fresh": not config.append, "model": config.model_name, "dtype": config.dtype,
+        "saes": [spec.describe() for spec in specs],
+        "corpus": str(config.corpus_path.resolve()), "rows": list(config.corpus_rows),
+        "dashboard": asdict(config.dashboard),
+        "absorption": None if config.absorption is None else asdict(config.absorption),
+        "tasks": list(config.tasks),
+    }
 
 
 def vocab_table(model_name: str, tokenizer, d_vocab: int) -> pa.Table:
@@ -379,7 +394,7 @@ def build_model_kwargs(specs: list[SAESpec], config: JobConfig) -> tuple:
     return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(metadata)
 
 
-def load_model_for(kwargs: tuple, config: JobConfig, log=print):
+def load_model_for(kwargs: tuple, config: JobConfig, specs: list[SAESpec], log=print):
     """The model as the SAEs were trained on it: a release such as gpt2-small-res-jb names processing
     (centred writing weights) that its activations assume."""
     from precompute.loading.model import load_model
@@ -387,13 +402,30 @@ def load_model_for(kwargs: tuple, config: JobConfig, log=print):
     if kwargs:
         log(f"{config.model_name}: loaded with {', '.join(f'{k}={v}' for k, v in kwargs)} "
             "(the SAEs' model_from_pretrained_kwargs)")
-    return load_model(config.model_name, device=config.device, dtype=config.dtype, from_pretrained_kwargs=dict(kwargs))
+    model = load_model(config.model_name, device=config.device, dtype=config.dtype, from_pretrained_kwargs=dict(kwargs))
+    check_sae_widths(specs, model.cfg.d_model)
+    return model
+
+
+def check_sae_widths(specs: list[SAESpec], d_model: int) -> None:
+    """Every SAE at a residual-width hook reads d_model-wide activations: checked as soon as the model is loaded
+    (the CLI checks the shipped models' widths before loading them), not after the probe run."""
+    from precompute.loading.preflight import RESIDUAL_WIDTH_HOOKS
+    from precompute.loading.sae import sae_config
+
+    for spec in specs:
+        cfg = sae_config(spec)
+        hook = (cfg.get("metadata") or {}).get("hook_name") or cfg.get("hook_name") or ""
+        if hook.endswith(RESIDUAL_WIDTH_HOOKS) and cfg.get("d_in") != d_model:
+            raise ModelMismatch(f"SAE {spec.key} reads {cfg.get('d_in')}-wide activations at {hook}, but the model's "
+                                f"are {d_model} wide: it was trained on another model (pass its --model)")
 
 
 def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None, log=print) -> list[SAETiming]:
     model_kwargs = build_model_kwargs(specs, config) if model is None else ()  # a mismatch stops before any work
     rows = load_corpus_rows(config.corpus_path)[config.corpus_rows[0] : config.corpus_rows[1]]
-    with db.atomic_database(config.db_path, start_from_existing=config.append, log=log) as con:
+    with db.atomic_database(config.db_path, start_from_existing=config.append, log=log, inputs=build_inputs(specs, config),
+                            discard_work=config.discard_work, allowed_saes={spec.key for spec in specs}) as con:
         # Absorption first: the dashboards pass reads each SAE's letter latents for token_letters.
         if config.absorption is not None:
             from precompute.absorption.stage import run_absorption_stage
@@ -402,13 +434,13 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
             tasks = tasks_for_model(config.tasks, config.model_name, log)
             wanted = {(s.key, task) for s in specs for task in tasks}
             if model is None and (config.force or wanted - set(db.absorption_configs(con))):
-                model = load_model_for(model_kwargs, config, log)
+                model = load_model_for(model_kwargs, config, specs, log)
             if model is not None:
                 run_absorption_stage(con, specs, model, config.model_name, config.absorption, config.force,
                                      device=config.device, log=log, tasks=tasks)
         todo = dashboards_todo(con, specs, config, log)
         if todo and model is None:
-            model = load_model_for(model_kwargs, config, log)
+            model = load_model_for(model_kwargs, config, specs, log)
         if todo and not db.has_vocab(con, config.model_name):
             db.insert_arrow(con, "vocab", vocab_table(config.model_name, tokenizer or model.tokenizer, model.cfg.d_vocab))
         timings = run_dashboards(con, todo, model, rows, config, log) if todo else []

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from precompute.storage.writer import (SchemaMismatchError, atomic_database, catalog_tables, check_target_schema,
-                                       current_catalog, sae_number, table_columns)
+                                       current_catalog, sae_keys_in, sae_number, table_columns)
 
 # Tables shared by every SAE of a model, deduplicated by their key instead of copied per SAE.
 SHARED_KEYS = {"vocab": ("model_name", "token_id"), "sequences": ("model_name", "seq_id"), "tasks": ("task",),
@@ -28,11 +28,13 @@ NEW_TASK_RESULTS = """
     ORDER BY 1"""
 
 
-def merge(target: Path, other: Path, log=print) -> list[str]:
+def merge(target: Path, other: Path, log=print, discard_work: bool = False) -> list[str]:
     """Copies the SAEs of `other` that `target` lacks into `target`. Returns their keys."""
     check_target_schema(other)  # both at this code's schema version, or a clear message
     check_target_schema(target)
-    with atomic_database(target, start_from_existing=True, log=log) as con:
+    inputs = {"command": "merge", "from": str(other.resolve())}
+    with atomic_database(target, start_from_existing=True, log=log, inputs=inputs, discard_work=discard_work,
+                         allowed_saes=sae_keys_in(other)) as con:
         con.execute("ATTACH ? AS other (READ_ONLY)", [str(other)])
         keys = [row[0] for row in con.execute(NEW_SAE_KEYS).fetchall()]
         task_results = [row[0] for row in con.execute(NEW_TASK_RESULTS).fetchall()]

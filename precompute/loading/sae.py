@@ -3,44 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from sae_lens import SAE
 
-
-@dataclass(frozen=True)
-class SAESpec:
-    """Where an SAE comes from. `key` is the short id used in URLs and tables."""
-
-    key: str
-    path: Path | None = None  # local sae-lens folder
-    release: str | None = None  # sae-lens release, e.g. "gpt2-small-res-jb"
-    sae_id: str | None = None  # id within the release, e.g. "blocks.8.hook_resid_pre"
-
-    @property
-    def source(self) -> str:
-        return "local" if self.path is not None else "release"
-
-    @classmethod
-    def parse(cls, text: str) -> "SAESpec":
-        """`path/to/folder`, or `release:sae_id`; an optional `key=` prefix names it."""
-        key = None
-        if "=" in text.split(":", 1)[0]:
-            key, text = text.split("=", 1)
-        if Path(text).exists():
-            path = Path(text)
-            return cls(key=key or sae_key_from(path.name), path=path)
-        if ":" not in text:
-            raise ValueError(f"{text!r} is neither an existing SAE folder nor 'release:sae_id'")
-        release, sae_id = text.split(":", 1)
-        return cls(key=key or sae_key_from(f"{release}-{sae_id}"), release=release, sae_id=sae_id)
-
-
-def sae_key_from(text: str) -> str:
-    """URL-safe key: lower-case letters, digits, '-' and '.'."""
-    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+from precompute.loading.spec import SAESpec, sae_key_from  # noqa: F401  (re-exported: callers name it here)
 
 
 def load_sae(spec: SAESpec, device: str = "cpu") -> SAE:

@@ -5,6 +5,8 @@ own transaction and the work file outlives a crash, so the next build resumes wh
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -18,13 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backend.queries import TOKEN_LETTER
-from backend.schema import SCHEMA_VERSION, STORAGE_ORDER, ddl_statements
+from backend.schema import SCHEMA_VERSION, STORAGE_ORDER, ddl_statements, is_newer_schema, newer_schema_message
 from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
-from precompute.util.faults import crash_point
+from precompute.storage.lock import BuildInProgressError, writer_lock  # noqa: F401  (BuildInProgressError re-exported)
+from precompute.util.faults import crash_point, disk_full_point, pause_point
+from precompute.util.sizes import FIXED_BYTES, megabytes
 
 INSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 META_VALUE = "SELECT value FROM meta WHERE key = ?"
-DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key = ?"  # in compact_copy's attached copy
+DELETE_COMPACT_META = "DELETE FROM compact_db.meta WHERE key IN (SELECT unnest(?::VARCHAR[]))"  # compact_copy's copy
 MODEL_HAS_VOCAB = "SELECT count(*) FROM vocab WHERE model_name = ?"
 EXISTING_SEQUENCES = "SELECT seq_id FROM sequences WHERE model_name = ?"
 SAE_NUMBER = "SELECT sae_num FROM sae_numbers WHERE sae_key = ?"
@@ -134,8 +138,8 @@ def temporary_path(target: Path, stage: str = "tmp") -> Path:
 
 
 def work_path(target: Path) -> Path:
-    """Where a build writes before the rename. Fixed (no PID) so an interrupted build can be resumed;
-    DuckDB's file lock keeps two builds from writing it at once."""
+    """Where a build writes before the rename. Fixed (no PID) so an interrupted build can be resumed; the
+    target's writer lock (precompute/storage/lock.py) keeps two commands from writing it at once."""
     return target.with_name(f".{target.name}.building")
 
 
@@ -146,20 +150,22 @@ def compact_copy(source: Path, destination: Path) -> None:
     destination.unlink(missing_ok=True)
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{source}' AS source_db (READ_ONLY)")  # our own temp paths, not user input
-        con.execute(f"ATTACH '{destination}' AS compact_db (BLOCK_SIZE {COMPACT_BLOCK_SIZE})")
+        con.execute("ATTACH ? AS source_db (READ_ONLY)", [str(source)])  # paths bound: quotes, spaces, unicode
+        con.execute(f"ATTACH ? AS compact_db (BLOCK_SIZE {COMPACT_BLOCK_SIZE})", [str(destination)])
         con.execute("COPY FROM DATABASE source_db TO compact_db (SCHEMA)")
+        disk_full_point("compaction")
         for table in catalog_tables(con, "source_db"):  # names from the catalog; orders from backend/schema.py
             con.execute(f"INSERT INTO compact_db.{table} SELECT * FROM source_db.{table} "
                         f"ORDER BY {STORAGE_ORDER.get(table, 'rowid')}")
         crash_point("compaction")
-        # The work file keeps its resume marker until the rename, so a crash before it loses nothing;
-        # the finished copy must not carry it.
-        con.execute(DELETE_COMPACT_META, [BUILD_BASE_KEY])
+        # The work file keeps its resume markers until the rename, so a crash before it loses nothing;
+        # the finished copy must not carry them.
+        con.execute(DELETE_COMPACT_META, [list(WORK_META_KEYS)])
+        disk_full_point("detach")
         con.execute("DETACH compact_db")
         con.execute("DETACH source_db")
     finally:
-        con.close()
+        close_quietly(con)
 
 
 def remove_database_files(path: Path) -> None:
@@ -187,6 +193,9 @@ def remove_stale_temporaries(target: Path, log=print) -> None:
 
 
 BUILD_BASE_KEY = "build_base"  # meta key in a work file: the created_at of the target it started from
+BUILD_INPUTS_KEY = "build_inputs"  # meta key in a work file: what the command that started it was asked to do (JSON)
+WORK_META_KEYS = (BUILD_BASE_KEY, BUILD_INPUTS_KEY)
+STARTED = "started_at"  # a key of the recorded inputs that names the run, not what it computes
 
 
 def target_created_at(target: Path) -> str:
@@ -198,80 +207,220 @@ def target_created_at(target: Path) -> str:
     return rows[0][0] if rows else ""
 
 
-class BuildInProgressError(RuntimeError):
-    """Another build holds the work file: starting over would delete what it is writing."""
-
-
 class SchemaMismatchError(RuntimeError):
     """The target was written with another schema version: rows of this version cannot be added to it."""
+
+
+class StaleWorkError(RuntimeError):
+    """The target's work file holds an interrupted run with other inputs: resuming it would publish its rows."""
+
+
+class UnrequestedSaesError(RuntimeError):
+    """The work file holds rows of SAEs the command was not asked to write: they are not published."""
+
+
+class DiskFullError(RuntimeError):
+    """The disk filled up while writing: the partial work file was removed so that it grows no further."""
+
+
+def stored_schema_version(path: Path) -> str:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
+    return rows[0][0] if rows else "unknown"
 
 
 def check_target_schema(target: Path) -> None:
     if not target.exists():
         return
-    with duckdb.connect(str(target), read_only=True) as con:
-        rows = con.execute(META_VALUE, ["schema_version"]).fetchall()
-    found = rows[0][0] if rows else "unknown"
-    if found != SCHEMA_VERSION:
-        raise SchemaMismatchError(f"{target} has schema v{found}; this build writes v{SCHEMA_VERSION}. Rebuild it with "
-                                  "--fresh (or write to another --db): SAEs cannot be added to an older database.")
+    found = stored_schema_version(target)
+    if found == SCHEMA_VERSION:
+        return
+    if is_newer_schema(found):
+        raise SchemaMismatchError(newer_schema_message(target, found))
+    raise SchemaMismatchError(f"{target} has schema v{found}; this build writes v{SCHEMA_VERSION}: upgrade it first with "
+                              f"`python -m precompute migrate --db {target}` (keeps its SAEs), or replace it with --fresh")
 
 
-def resumable_work(work: Path, target: Path) -> bool:
-    """An interrupted build's work file may be resumed only if it started from the target as it is now
-    (a build that finished in between would otherwise be overwritten)."""
+def recorded_inputs(inputs: dict | None) -> str:
+    """The inputs as the work file records them: JSON, with the time the run started."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return json.dumps({**(inputs or {}), STARTED: stamp}, sort_keys=True, default=str)
+
+
+def same_inputs(recorded: str | None, inputs: dict | None) -> bool:
+    try:
+        stored = json.loads(recorded or "")
+    except json.JSONDecodeError:
+        return False
+    stored.pop(STARTED, None)
+    return stored == json.loads(json.dumps(inputs or {}, sort_keys=True, default=str))
+
+
+def describe_inputs(recorded: str | None) -> str:
+    """A work file's recorded inputs in a few words, for the message that refuses to resume it."""
+    try:
+        stored = json.loads(recorded or "")
+    except json.JSONDecodeError:
+        return "a run by an older version of this code (no recorded inputs)"
+    parts = []
+    if stored.get("model"):
+        parts.append(f"model {stored['model']}")
+    if stored.get("saes"):
+        parts.append("SAEs " + " ".join(s.split("=", 1)[0] for s in stored["saes"]))
+    if stored.get("from"):
+        parts.append(f"from {stored['from']}")
+    if stored.get("corpus"):
+        rows = stored.get("rows") or ["?", "?"]
+        parts.append(f"corpus {Path(stored['corpus']).name} rows {rows[0]}:{rows[1]}")
+    parts.append(f"started {stored.get(STARTED, 'at an unknown time')}")
+    return f"{stored.get('command', 'run')} ({', '.join(parts)})"
+
+
+def work_file_markers(work: Path) -> tuple[str | None, str | None] | None:
+    """(base, recorded inputs) of a work file; None when it cannot be opened (damaged: it is discarded)."""
+    try:
+        with duckdb.connect(str(work), read_only=True) as con:  # reads its WAL too, and changes no file
+            meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", list(WORK_META_KEYS)).fetchall())
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():  # a process of an older version, which took no writer lock
+            raise BuildInProgressError(f"another build is writing {work}: wait for it to finish, or stop it") from error
+        return None
+    except duckdb.Error:
+        return None
+    return meta.get(BUILD_BASE_KEY), meta.get(BUILD_INPUTS_KEY)
+
+
+def resumable_work(work: Path, target: Path, base: str, inputs: dict | None = None, discard: bool = False) -> bool:
+    """Whether to resume an interrupted run's work file. Only one that started from the target as it is now (a
+    build that finished in between would otherwise be overwritten) and was asked for the same inputs; one with
+    other inputs is refused (StaleWorkError), never resumed or silently deleted, unless `discard`. A damaged work
+    file, or one of these inputs from an older target, is not resumed (the caller starts over)."""
     if not work.exists():
         return False
+    markers = work_file_markers(work)
+    if markers is None:
+        return False
+    if not same_inputs(markers[1], inputs):
+        if discard:
+            return False
+        raise StaleWorkError(f"{work} holds an interrupted {describe_inputs(markers[1])}, not this one: rerun that "
+                             "command to finish it, or add --discard-work to delete it and start this one")
+    return markers[0] == base
+
+
+def sae_keys_in(path: Path) -> set[str]:
+    if not path.exists():
+        return set()
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {row[0] for row in con.execute(SAE_KEYS).fetchall()}
+
+
+WORK_SAE_KEYS = """SELECT sae_key FROM sae_numbers UNION SELECT sae_key FROM saes
+                   UNION SELECT sae_key FROM sae_absorption ORDER BY 1"""
+
+
+def check_only_requested_saes(con: duckdb.DuckDBPyConnection, allowed: set[str]) -> None:
+    extra = [row[0] for row in con.execute(WORK_SAE_KEYS).fetchall() if row[0] not in allowed]
+    if extra:
+        raise UnrequestedSaesError(f"the work file holds rows of SAEs this run was not asked for ({', '.join(extra)}); "
+                                   "nothing was published: rerun with --discard-work")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error).lower()
+    return isinstance(error, duckdb.Error) and ("no space left" in text or "disk is full" in text or "disk full" in text)
+
+
+def file_size(path: Path) -> int:
     try:
-        with duckdb.connect(str(work)) as con:  # read-write: replays the work file's WAL
-            rows = con.execute(META_VALUE, [BUILD_BASE_KEY]).fetchall()
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise BuildInProgressError(f"another build is writing {work}: wait for it to finish, or stop it") from error
-        return False
-    except duckdb.Error:
-        return False
-    return bool(rows) and rows[0][0] == target_created_at(target)
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def disk_full_error(target: Path, written: int, kept_work: Path | None) -> DiskFullError:
+    """The message once the partial files are gone: about three times what was written (work file, its WAL and the
+    compact copy) or the target, whichever is larger, and what is free now. A work file that was complete (the
+    compaction failed) is kept: a rerun with free space resumes from it."""
+    needed = 3 * max(written, file_size(target)) + FIXED_BYTES
+    free = shutil.disk_usage(target.parent).free
+    kept = (f"the finished work file {kept_work.name} is kept: free the space and rerun to publish it" if kept_work
+            else "the partial work file was removed")
+    return DiskFullError(f"disk full while writing {target}: it needs about {megabytes(needed)} free in {target.parent} "
+                         f"({megabytes(free)} free now); {kept}; the target is unchanged")
 
 
 @contextmanager
-def atomic_database(target: Path, start_from_existing: bool, log=print):
+def atomic_database(target: Path, start_from_existing: bool, log=print, inputs: dict | None = None,
+                    discard_work: bool = False, allowed_saes: set[str] | None = None, resumable: bool = True):
     """Yields a writable connection on a work copy; renames it over `target` on success.
 
-    With `start_from_existing`, the current target (if any) is copied first so SAEs can be added
-    without recomputing the others, and an interrupted build's work file is resumed instead: what it
-    committed (whole SAEs) is kept. On failure the work file stays for that; the target never changes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work, compact = work_path(target), temporary_path(target, "compact")
-    remove_stale_temporaries(target, log)
-    if start_from_existing:
-        check_target_schema(target)
-    resume = start_from_existing and resumable_work(work, target)
-    if resume:
-        log(f"resuming the interrupted build in {work}")
-    else:
-        remove_database_files(work)
-        if start_from_existing and target.exists():
-            shutil.copyfile(target, work)
-    con = duckdb.connect(str(work))
+    Holds the target's writer lock throughout. With `start_from_existing`, the current target (if any) is copied
+    first so SAEs can be added without recomputing the others. An interrupted run's work file with the same
+    `inputs` (what the command was asked to do) is resumed instead: what it committed (whole SAEs) is kept; one
+    with other inputs is refused unless `discard_work`. `allowed_saes`: the SAEs the run may add; rows of any other
+    (beyond those already in the target) stop it before publishing. On failure the work file stays for a resume,
+    except when the disk is full (it is removed); the target never changes."""
+    with writer_lock(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work, compact = work_path(target), temporary_path(target, "compact")
+        remove_stale_temporaries(target, log)
+        if start_from_existing:
+            check_target_schema(target)
+        base = target_created_at(target) if start_from_existing else ""
+        resume = resumable_work(work, target, base, inputs, discard_work) and resumable
+        if work.exists() and not resume:
+            log(f"discarding the interrupted run in {work}" + (" (--discard-work)" if discard_work else ""))
+        allowed = None if allowed_saes is None else set(allowed_saes) | (sae_keys_in(target) if start_from_existing else set())
+        con, work_complete = None, False
+        try:
+            if resume:
+                log(f"resuming the interrupted build in {work}")
+            else:
+                remove_database_files(work)
+                if start_from_existing and target.exists():
+                    disk_full_point("copy")
+                    shutil.copyfile(target, work)
+            con = duckdb.connect(str(work))
+            if not resume:
+                if not start_from_existing or not target.exists():
+                    for statement in ddl_statements():
+                        con.execute(statement)
+                con.execute(INSERT_META, [BUILD_BASE_KEY, base])
+                con.execute(INSERT_META, [BUILD_INPUTS_KEY, recorded_inputs(inputs)])
+            pause_point("work-file-open")
+            yield con
+            if allowed is not None:
+                check_only_requested_saes(con, allowed)
+            disk_full_point("checkpoint")
+            con.execute("CHECKPOINT")
+            con.close()
+            work_complete = True  # everything is in the closed work file: a failure from here on can resume from it
+            compact_copy(work, compact)
+            crash_point("before-rename")
+            os.replace(compact, target)  # the only moment the target changes
+            crash_point("after-rename")
+            remove_database_files(work)
+        except BaseException as error:
+            if con is not None:
+                close_quietly(con)
+            remove_database_files(compact)
+            if is_disk_full(error):
+                written = file_size(work) + file_size(Path(str(work) + ".wal"))
+                if not work_complete:
+                    remove_database_files(work)  # a write failed inside it: no resume trusts it, and it grows no more
+                raise disk_full_error(target, written, work if work_complete else None) from error
+            raise
+
+
+def close_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Close after a failure: a full disk can make the close's own checkpoint fail too."""
     try:
-        if not resume:
-            if not start_from_existing or not target.exists():
-                for statement in ddl_statements():
-                    con.execute(statement)
-            con.execute(INSERT_META, [BUILD_BASE_KEY, target_created_at(target) if start_from_existing else ""])
-        yield con
-        con.execute("CHECKPOINT")
         con.close()
-        compact_copy(work, compact)
-        crash_point("before-rename")
-        os.replace(compact, target)  # the only moment the target changes
-        crash_point("after-rename")
-        remove_database_files(work)
-    except BaseException:
-        con.close()
-        remove_database_files(compact)
-        raise
+    except duckdb.Error:
+        pass
 
 
 def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[str, str] | None = None) -> None:

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from precompute.cli import build_parser, main, parse_rows
+from precompute.loading.preflight import PreflightError
 
 
 def test_every_build_option_is_documented():
@@ -29,15 +30,18 @@ def test_bad_sae_spec_is_an_error_message(capsys, tmp_path):
     assert "neither an existing SAE folder" in capsys.readouterr().err
 
 
+TOY = ["--model", "toy-hierarchy", "--sae", "assets/saes/toy-hierarchy-relu-32"]
+
+
 def test_missing_corpus_is_an_error_message(capsys, tmp_path):
-    code = main(["build", "--sae", "rel:id", "--corpus", str(tmp_path / "missing.parquet")])
+    code = main(["build", *TOY, "--corpus", str(tmp_path / "missing.parquet"), "--db", str(tmp_path / "x.duckdb")])
     assert code == 2
     assert "run `python -m precompute corpus` first" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["5", "a:b", "10:5", "-1:3"])
 def test_bad_rows_exit_with_a_message(text):
-    with pytest.raises(SystemExit, match="--rows"):
+    with pytest.raises(PreflightError, match="--rows"):
         parse_rows(text)
 
 
@@ -80,7 +84,7 @@ def test_rows_past_the_end_of_a_small_corpus_are_an_error_message(capsys, tmp_pa
 
     corpus = tmp_path / "small.parquet"
     pq.write_table(pa.table({"input_ids": pa.array([[1, 2, 3]] * 10, type=pa.list_(pa.int32()))}), corpus)
-    assert main(["build", "--sae", "rel:id", "--corpus", str(corpus), "--db", str(tmp_path / "x.duckdb")]) == 2
+    assert main(["build", *TOY, "--corpus", str(corpus), "--db", str(tmp_path / "x.duckdb")]) == 2
     assert "--rows 100000:102048 starts past the end of" in capsys.readouterr().err
     assert not (tmp_path / "x.duckdb").exists()
     assert main(["card", str(tmp_path), "--corpus", str(corpus), "--rows", "10:20"]) == 2

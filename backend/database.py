@@ -6,17 +6,24 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from backend import queries as q
-from backend.rows import SaeRow, plain_row
 from backend.scores import SCORE_SORTS, ScoreValidation, validation_from_row
-from backend.schema import (ACTIVATION_LEVELS, DEFAULT_TASK, REQUIRED_META_KEYS, SCHEMA_VERSION, activation_levels,
-                            is_newer_schema, newer_schema_message)
+from contract.rows import SaeRow, plain_row
+from contract.schema import (
+    ACTIVATION_LEVELS,
+    DEFAULT_TASK,
+    REQUIRED_META_KEYS,
+    SCHEMA_VERSION,
+    activation_levels,
+    is_newer_schema,
+    newer_schema_message,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB_PATH = REPO_ROOT / "assets" / "demo.duckdb"
@@ -64,6 +71,9 @@ def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         con.execute(f"ATTACH ? AS {CATALOG} (READ_ONLY)", [str(path)])
         con.execute(USE_CATALOG)
         con.execute("SET enable_external_access = false")
+        # DuckDB keeps the attached file itself readable and writable through SQL (DETACH, then ATTACH it again
+        # read-write): no local file at all after the attach
+        con.execute("SET disabled_filesystems = 'LocalFileSystem'")
         con.execute("SET lock_configuration = true")
     except duckdb.Error as error:
         con.close()
@@ -196,6 +206,14 @@ class ExplorerDB:
     def sae(self, sae_key: str) -> SaeRow | None:
         frame = self._frame(q.GET_SAE, [sae_key])
         return None if frame.empty else SaeRow.from_record(frame.iloc[0].to_dict())
+
+    def letter_probe_rows(self, sae_key: str, task: str) -> list[tuple]:
+        """(class, split latents, main latent, probe weight, probe bias) per class of the SAE measured on `task` (the
+        live page's projection metric); [] for a database without absorption tables. Only columns every schema
+        since those tables has."""
+        if self._rows(q.LIVE_LETTER_TABLES)[0][0] < 3:
+            return []
+        return self._rows(q.LIVE_LETTER_PROBES, [sae_key, task])
 
     # --- tokens -----------------------------------------------------------------------------
     def token_strings(self, model_name: str, token_ids: Sequence[int]) -> dict[int, str]:

@@ -167,7 +167,7 @@ def parse_word(value: str | None) -> str | None:
     return value.strip()
 
 
-MAX_LIVE_TEXT = 2000  # characters of `text` on the live page (its tokens are bounded in backend/live.py)
+MAX_LIVE_TEXT = 2000  # characters of `text` on the live page (its tokens are bounded in live/inference.py)
 
 
 def parse_live_text(value: str | None) -> str:

@@ -1,7 +1,9 @@
 """Every query the explorer runs, as named constants. Values are always bound parameters (`?`)."""
 
-from backend.schema import COS_BLOCK, COS_SCALE
-from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
+from contract.fragments import SPLIT_ACT_LISTS, TOKEN_LETTER, WORD_SPLIT_ACTS
+from contract.schema import COS_BLOCK, COS_SCALE
+from contract.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
+from contract.vocabulary import measured_word_sql
 
 META = "SELECT key, value FROM meta"
 TABLE_NAMES = "SELECT table_name FROM information_schema.tables"
@@ -133,7 +135,7 @@ ORDER BY logit DESC
 LIMIT ?
 """
 
-# --- absorption, per task (tables at the end of backend/sql/schema.sql) ---------------------------
+# --- absorption, per task (tables at the end of contract/sql/schema.sql) ---------------------------
 # Every query over the absorption tables names its task (a bound `task`); the column `letter` holds the class.
 ABSORPTION_TABLES = """
 SELECT count(*) FROM information_schema.tables
@@ -306,13 +308,6 @@ WHERE r.model_name = ?
 ORDER BY word
 """
 
-# A word's split-latent activations: absorption_split_acts holds the non-zero ones, gathered per word by
-# SPLIT_ACT_LISTS (as `sa`); WORD_SPLIT_ACTS lays them out in its fold's split-latent order (`f`: its
-# sae_letter_folds row), zero where a split latent has no row.
-SPLIT_ACT_LISTS = "list(split_index ORDER BY split_index) AS idx, list(act ORDER BY split_index) AS acts"
-WORD_SPLIT_ACTS = ("list_transform(range(1, len(f.split_latents) + 1), "
-                   "lambda i: coalesce(sa.acts[list_position(sa.idx, i)], 0)::REAL)")
-
 # One word across every SAE of its model: one row per SAE, task and metric (a word may belong to several tasks, a
 # class in each). Projection rows are stored only for absorbed words: an SAE measured against a probe run whose
 # (out-of-fold) probe gets the word right, with no projection row for it, gets one here with absorption fraction 0
@@ -331,7 +326,7 @@ WITH stored AS (
            NULL::REAL AS absorber_act, NULL::REAL AS absorber_score
     FROM probe_words pw JOIN probe_runs r ON r.probe_run_id = pw.probe_run_id
     JOIN sae_absorption a ON a.probe_run_id = pw.probe_run_id AND a.task = r.task
-    WHERE r.model_name = $1 AND pw.token_id = $2 AND pw.is_test AND pw.probe_logit > 0
+    WHERE r.model_name = $1 AND pw.token_id = $2 AND {measured_word_sql('pw')}
       AND NOT EXISTS (SELECT 1 FROM stored w WHERE w.sae_key = a.sae_key AND w.task = a.task
                                                AND w.metric = 'projection')
 )
@@ -463,7 +458,7 @@ ORDER BY l.letter
 """
 
 # Running text ----------------------------------------------------------------------------------
-# (token_latents and token_letters, at the end of backend/sql/schema.sql; a database built before them lacks them)
+# (token_latents and token_letters, at the end of contract/sql/schema.sql; a database built before them lacks them)
 TABLE_EXISTS = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
 # SAEs whose running text was computed (a database migrated from an older schema has the tables, empty).
 RUNNING_TEXT_SAES = """
@@ -522,7 +517,6 @@ WHERE o.sae_num = {NUM} AND o.token_id IN (SELECT unnest(?::INTEGER[]))
 GROUP BY o.token_id, o.n_occurrences
 """
 # An alphabetic token's letter (precompute/storage/writer.ALPHABETIC_TOKENS: one optional leading space, ASCII letters)
-TOKEN_LETTER = "lower(regexp_extract(token, '^ ?([A-Za-z])', 1))"
 # The token's first-letter latents in running text, per SAE with absorption results: the split latents from
 # sae_letters (task bound: token_letters is the first-letter task's), each one's rate from token_latents (no row
 # there: it never fires on the token).
@@ -582,7 +576,7 @@ WHERE t.sae_key = ? ORDER BY t.latent
 # The projection metric's verdict against the truth, per class: over the words the metric judges (probe true
 # positives with an out-of-fold verdict), flagged = a projection row exists (absorption fraction > 0 or full
 # absorption: the build stores exactly those words), positive = the word truly holds a child of its class.
-TRUTH_VERDICT_COUNTS = """
+TRUTH_VERDICT_COUNTS = f"""
 WITH judged AS (
     SELECT w.letter AS class, tw.absorbable,
            EXISTS (SELECT 1 FROM absorption_words a
@@ -593,7 +587,7 @@ WITH judged AS (
     JOIN sae_numbers n ON n.sae_key = s.sae_key
     JOIN probe_words w ON w.probe_run_id = s.probe_run_id
     JOIN truth_words tw ON tw.model_name = x.model_name AND tw.token_id = w.token_id
-    WHERE s.sae_key = ? AND s.task = ? AND w.is_test AND w.probe_logit > 0
+    WHERE s.sae_key = ? AND s.task = ? AND {measured_word_sql('w')}
 )
 SELECT class,
        count(*) FILTER (WHERE flagged AND absorbable) AS true_pos,

@@ -1,4 +1,4 @@
-"""Probe-free absorption scores (precompute/build/probe_free.py) as the pages show them: which measurement of a score
+"""Probe-free absorption scores (precompute/pipeline/probe_free.py) as the pages show them: which measurement of a score
 to quote for an SAE, how to say it in words, and whether it beats the density baseline. Pure rules, no SQL."""
 
 from __future__ import annotations
@@ -21,15 +21,11 @@ SCORE_HELP = {
 LABEL_TITLES = {"full": "full absorbers (projection metric, ≥ {min_words} fully absorbed words each)",
                 "paper": "absorbers (the paper's ablation metric)"}
 LABEL_PREFERENCE = ("full", "paper")  # the headline measurement: full absorbers where there are enough to rank
-# An absorber that fires on at least this share of all tokens is no token-aligned latent (the paper's "short",
-# "snake" absorbers fire on a handful of words): a general, dense latent carrying the class direction, which the
-# projection metric counts alike. Measured (bench/matryoshka_levels.py): 92 % of the Matryoshka 4k's fully absorbed
-# first-letter words have such an absorber (median density 0.21), 10 % of the TopK 4k k32's (median 0.022).
-DENSE_ABSORBER = 0.1
-
-
-def is_dense_absorber(density: float | None) -> bool:
-    return density is not None and density == density and density >= DENSE_ABSORBER
+# Dense absorbers (contract/vocabulary.py): the paper's "short", "snake" absorbers fire on a handful of words; one
+# that fires on >= DENSE_ABSORBER of all tokens is a general latent carrying the class direction. Measured
+# (bench/matryoshka_levels.py): 92 % of the Matryoshka 4k's fully absorbed first-letter words have such an absorber
+# (median density 0.21), 10 % of the TopK 4k k32's (median 0.022).
+from contract.vocabulary import DENSE_ABSORBER, is_dense_absorber  # noqa: E402,F401  (re-exported for the pages)
 
 
 @dataclass(frozen=True)

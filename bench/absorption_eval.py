@@ -34,7 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from precompute.absorption.run import AbsorptionConfig, compute_hook_data, compute_sae_absorption, select_words  # noqa: E402
+from precompute.absorption.run import (  # noqa: E402
+    AbsorptionConfig,
+    compute_hook_data,
+    compute_sae_absorption,
+    select_words,
+)
 from precompute.loading.model import load_model  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
@@ -83,7 +88,7 @@ def report_speed(model, sae, config: AbsorptionConfig, ablation: bool) -> dict:
     if ablation:
         start = time.perf_counter()
         paper = compute_sae_absorption("bench", sae, model, hook, config, log=lambda *_: None)
-        n = sum(l.n_sampled for l in paper.letters)
+        n = sum(letter.n_sampled for letter in paper.letters)
         print(f"paper ablation metric (extra, not in SAEBench): {paper.seconds['ablation']:.1f}s for {n} candidate words "
               f"({paper.seconds['ablation'] / max(n, 1):.2f} s/word); rate {paper.paper_rate[1].value:.3f} "
               f"[{paper.paper_rate[1].low:.3f}, {paper.paper_rate[1].high:.3f}]")
@@ -137,7 +142,7 @@ def compare_with_saebench(model, sae, sae_path: str, config: AbsorptionConfig, o
               f"probing and the absorption step's model passes: {per_sae:.1f}s): {per_sae / ours['further']:.1f}x "
               f"wall-clock, {per_sae_cpu / CPU['further']:.1f}x CPU time")
     included = set(result.included_letters)
-    split = [len(l.split_latents) for l in result.letters if l.letter in included]
+    split = [len(letter.split_latents) for letter in result.letters if letter.letter in included]
     f, full = result.fraction[1], result.full[1]
     if "mean_absorption_fraction" in r:
         print(f"sanity, SAEBench: mean absorption fraction {r['mean_absorption_fraction']:.3f}, full absorption "
@@ -158,7 +163,7 @@ def compare_fresh(model, sae, words: int) -> None:
                                   model_check_per_letter=2, split_mode="holdout")
         hook, result, shared, per_sae = timed_run(model, sae, config)
         rows[share] = (hook, result, shared)
-    (h1, r1, t1), (h0, r0, t0) = rows[True], rows[False]
+    (h1, r1, _), (h0, r0, _) = rows[True], rows[False]
     print(f"\n== shared vs fresh prefixes, {words:,} words ==")
     print(f"model passes for the word activations: shared {h1.seconds['activations']:.1f}s, fresh {h0.seconds['activations']:.1f}s "
           f"({h0.seconds['activations'] / h1.seconds['activations']:.1f}x)")

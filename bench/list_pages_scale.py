@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backend.database import DEFAULT_DB_PATH  # noqa: E402
 from concurrency import nearest_rank  # noqa: E402  (the same p50/p95 rule as the browser bench)
+
+from backend.database import DEFAULT_DB_PATH  # noqa: E402
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 # Copy i of every SAE gets key `{key}-r{i}` and layer i % 26, so grouping and filtering by layer have work to do.

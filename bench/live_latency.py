@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from backend import live  # noqa: E402
 from backend.database import DEFAULT_DB_PATH, ExplorerDB  # noqa: E402
-from backend.tokenizer import context_token_id, tokenize  # noqa: E402
+from live import inference  # noqa: E402
+from live.tokenizer import context_token_id, tokenize  # noqa: E402
 
 LENGTHS = (64, 512)
 PASSAGE = ("The snake slid under the warm rock while the children watched quietly from the garden wall. "
@@ -50,16 +50,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     imported = time.perf_counter() - start
     db = ExplorerDB(args.db)
-    source = live.SAESource.from_row(db.sae(args.sae))
+    source = inference.SAESource.from_row(db.sae(args.sae))
     t = time.perf_counter()
     context = context_token_id(source.model_name)
     tokenizer_s = time.perf_counter() - t
     t = time.perf_counter()
-    model = live.load_model(source.model_name)
+    model = inference.load_model(source.model_name)
     model_s = time.perf_counter() - t
     t = time.perf_counter()
-    sae = live.load_sae(source, args.db)
-    probes = live.letter_probes(db, source.sae_key)
+    sae = inference.load_sae(source, args.db)
+    probes = inference.letter_probes(db, source.sae_key)
     sae_s = time.perf_counter() - t
     cold = time.perf_counter() - start
     print(f"cold load {cold:.1f} s (torch import {imported:.1f} s, tokenizer {tokenizer_s:.1f} s, model "
@@ -67,11 +67,11 @@ def main() -> None:
           f"{os.cpu_count()} CPUs · SAE {args.sae}")
     for n_tokens in LENGTHS:
         tokens = text_tokens(source.model_name, n_tokens)
-        live.run_text(model, sae, probes, tokens, context)  # warm-up
+        inference.run_text(model, sae, probes, tokens, context)  # warm-up
         totals, forwards = [], []
         for _ in range(args.runs):
             t = time.perf_counter()
-            result = live.run_text(model, sae, probes, tokens, context)
+            result = inference.run_text(model, sae, probes, tokens, context)
             totals.append(time.perf_counter() - t)
             forwards.append(result.seconds)
         print(f"{n_tokens:4d} tokens: {statistics.median(totals) * 1000:.0f} ms median of {args.runs} "

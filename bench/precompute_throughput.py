@@ -31,10 +31,10 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from precompute.loading.corpus import load_corpus_rows  # noqa: E402
-from precompute.build.dashboards import DashboardConfig, encode_batch  # noqa: E402
-from precompute.build.job import JobConfig, compute_sae_tables  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
+from precompute.pipeline.dashboards import DashboardConfig, encode_batch  # noqa: E402
+from precompute.pipeline.job import JobConfig, compute_sae_tables  # noqa: E402
 
 LOAD_AT_START = os.getloadavg()[0]  # the machine's 1-minute load average, printed with a peer comparison
 

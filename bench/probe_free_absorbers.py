@@ -1,7 +1,7 @@
 """Can absorbing latents be found without a probe? Label-free scores per latent, checked against the latents the
 probe-based metrics name as absorbers, on every SAE of the database (issue: absorption beyond first letters, §3).
 
-The scores and their validation are precompute/build/probe_free.py's (the build stores them in latent_scores and
+The scores and their validation are precompute/pipeline/probe_free.py's (the build stores them in latent_scores and
 score_validation); this bench recomputes them from the weights and prints every SAE's numbers.
 Scores (higher = more suspect), from the SAE's weights and the stored firing density only:
   enc_dec   1 - cosine(encoder column, decoder row): the toy-model finding (Chanin et al.): an absorbing latent's
@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
-from precompute.build import probe_free as pf  # noqa: E402  (the scores and their validation, as the build stores them)
+
+# the scores and their validation, as the build stores them
+from precompute.pipeline import probe_free as pf  # noqa: E402
 
 SAES = "SELECT sae_key, path FROM saes WHERE source = 'local' ORDER BY layer, d_sae, l0, sae_key"
 SAE_TASKS = "SELECT task FROM sae_absorption WHERE sae_key = ? ORDER BY task = 'first_letter' DESC, task"

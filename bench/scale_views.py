@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from backend.database import DEFAULT_DB_PATH  # noqa: E402
 from list_pages_scale import nearest_rank, render_ms, scan_component_manifests_once  # noqa: E402
+
+from backend.database import DEFAULT_DB_PATH  # noqa: E402
 
 SOURCE = "smollm2-l6-topk-4k-k32"
 HOOKS, SAES_PER_HOOK, COPIES, WIDTH = 10, 5, 4, 4096

@@ -10,8 +10,8 @@ it stored them.
 from __future__ import annotations
 
 import argparse
-import re
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +21,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
-from backend.schema import STORAGE_ORDER, ddl_statements  # noqa: E402
+from contract.schema import STORAGE_ORDER, ddl_statements  # noqa: E402
 from precompute.storage.writer import COMPACT_BLOCK_SIZE  # noqa: E402
 
 TABLE_DDL = {re.match(r"CREATE TABLE (\w+)", s).group(1): s for s in ddl_statements() if s.startswith("CREATE TABLE")}

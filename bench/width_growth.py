@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from backend.database import DEFAULT_DB_PATH  # noqa: E402
 from storage_report import TABLES, table_bytes  # noqa: E402
+
+from backend.database import DEFAULT_DB_PATH  # noqa: E402
 
 SOURCE_SAE = ROOT / "assets/saes/smollm2-l6-topk-4k-k32"
 OUT = ROOT / "data/growth"

@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from backend.schema import N_NEIGHBORS
+from contract.schema import N_NEIGHBORS
 from precompute.absorption.tasks import TASKS
 from precompute.loading.preflight import PreflightError
 from precompute.storage.lock import BuildInProgressError, TargetNotWritableError, writer_lock
 from precompute.storage.target import DatabaseFileError
-from precompute.storage.writer import (DiskFullError, SchemaMismatchError, StaleWorkError, UnrequestedSaesError)
+from precompute.storage.writer import DiskFullError, SchemaMismatchError, StaleWorkError, UnrequestedSaesError
 
 # Errors that mean "this input cannot be used" or "not now": one line on stderr and exit status 2, never a traceback.
 USER_ERRORS = (FileNotFoundError, BuildInProgressError, TargetNotWritableError, SchemaMismatchError, PreflightError,
@@ -156,9 +156,9 @@ def run_card(args) -> int:
 
     start, stop = parse_rows(args.rows)
     check_corpus(args.corpus, (start, stop), args.model)
-    from precompute.train.card import measure_and_write_card
     from precompute.loading.corpus import load_corpus_rows
     from precompute.loading.model import load_model
+    from precompute.train.card import measure_and_write_card
 
     rows = load_corpus_rows(args.corpus)[start:stop]
     card = measure_and_write_card(args.folder, load_model(args.model), rows, f"{start}:{stop}", args.ce_rows,
@@ -213,9 +213,9 @@ def run_build(args) -> int:
 
 
 def run_checked_build(args, specs: list) -> int:
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, ModelMismatch, run_job
     from precompute.loading.model import default_device
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, ModelMismatch, run_job
 
     config = JobConfig(
         model_name=args.model,
@@ -235,7 +235,7 @@ def run_checked_build(args, specs: list) -> int:
     )
     try:
         if args.ray:
-            from precompute.build.distributed import RayUnavailable, run_with_ray
+            from precompute.pipeline.distributed import RayUnavailable, run_with_ray
 
             try:
                 run_with_ray(specs, config, address=None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus)
@@ -373,7 +373,7 @@ def run_migrate(args) -> int:
     check_migrate_source(args.db)
     check_writable(args.db)
     with writer_lock(args.db):
-        from precompute.build.migrate import migrate
+        from precompute.pipeline.migrate import migrate
 
         migrate(args.db, discard_work=args.discard_work)
     return 0
@@ -397,7 +397,7 @@ def run_merge(args) -> int:
     for source in args.sources:
         check_current_database(source, "--from")
     with writer_lock(args.db):
-        from precompute.build.merge import merge
+        from precompute.pipeline.merge import merge
 
         for source in args.sources:
             merge(args.db, source, discard_work=args.discard_work)

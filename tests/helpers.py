@@ -16,8 +16,8 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from precompute.absorption.prompts import LETTERS
-from precompute.storage.writer import sae_number
 from precompute.absorption.tables import first_non_split
+from precompute.storage.writer import sae_number
 
 D_MODEL = 16
 D_VOCAB = 60
@@ -111,9 +111,9 @@ class FakeTokenizer:
 
 def build_tiny_database(root: Path, n_rows: int = 64, keys: tuple[str, ...] = ("planted", "second")) -> Path:
     """A complete explorer database from the tiny model and the planted SAE."""
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, run_job
     from precompute.loading.sae import SAESpec
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, run_job
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -334,7 +334,7 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
         if not full:  # its split latents fire (1.0 each); a fully absorbed word's are silent: no rows
             split_acts = [dict(sae_key=key, token_id=SWEEP_WORD_TOKEN, split_index=i + 1, act=1.0) for i in range(len(split))]
     d_sae = next(s.d_sae for s in SWEEP if s.key == key)
-    from backend.schema import COS_BLOCK, COS_SCALE
+    from contract.schema import COS_BLOCK, COS_SCALE
 
     cosine = ((lambda latent, i: sweep_letter_cos(latent, LETTERS[i])) if first_letter else sweep_class_cos)
     n_classes = len(LETTERS) if first_letter else len(SWEEP_TASK_CLASSES)
@@ -361,9 +361,9 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
     database as schema v9 could hold: the migration tests)."""
     import duckdb
 
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, run_job
     from precompute.loading.sae import SAESpec
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, run_job
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -400,7 +400,7 @@ def build_sweep_database(root: Path, n_rows: int = 32, second_run: tuple[str, ..
         for table, rows in tables.items():
             if rows:
                 _insert(con, table, rows)
-        from precompute.build.probe_free import run_scores_stage
+        from precompute.pipeline.probe_free import run_scores_stage
 
         run_scores_stage(con, log=lambda *_: None)  # validates the scores against these rows, as a build would
     return db_path
@@ -540,9 +540,9 @@ def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, c
     with WordTokenizer's vocabulary and the fake absorption stage (absorption=False: a dashboards-only build)."""
     from precompute.absorption import stage
     from precompute.absorption.run import AbsorptionConfig
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, run_job
     from precompute.loading.sae import SAESpec
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, run_job
 
     monkeypatch.setattr(stage, "run_absorption_stage", fake_absorption_stage(fake, [] if calls is None else calls))
     corpus, folder = root / "corpus.parquet", root / "planted-sae"
@@ -592,10 +592,10 @@ def build_suspect_database(root: Path, n_rows: int = 64) -> Path:
     results naming SUSPECT_ABSORBERS as full absorbers, validated by the scores stage as a build would."""
     import duckdb
 
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, run_job
-    from precompute.build.probe_free import run_scores_stage
     from precompute.loading.sae import SAESpec
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, run_job
+    from precompute.pipeline.probe_free import run_scores_stage
 
     corpus = root / "corpus.parquet"
     random_corpus(corpus, n_rows)
@@ -649,10 +649,10 @@ def recording_writes():
 
 
 def ddl_columns() -> dict[str, dict[str, bool]]:
-    """Per table of backend/sql/schema.sql: its columns, each with whether a row must give it (NOT NULL, no default)."""
+    """Per table of contract/sql/schema.sql: its columns, each with whether a row must give it (NOT NULL, no default)."""
     import duckdb
 
-    from backend.schema import ddl_statements
+    from contract.schema import ddl_statements
 
     with duckdb.connect() as con:
         for statement in ddl_statements():

@@ -12,12 +12,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import TaskInfo, plain_row
-from backend.rows import SaeRow
 from backend.params import LETTERS, ParamError, parse_task
-from backend.schema import DEFAULT_TASK
+from contract.rows import SaeRow
+from contract.schema import DEFAULT_TASK
+from contract.vocabulary import MIN_PROBE_F1  # noqa: F401  (the pages read it as ui.MIN_PROBE_F1)
 from views import common
 
-MIN_PROBE_F1 = 0.6  # letters with probe F1 <= this are left out of the headline means (SAEBench)
 MIN_STABILITY = 0.7  # below this the two half-data probes disagree: the letter's direction is unreliable
 SPLIT_COLOR = "rgb(31,119,180)"
 ABSORBER_COLOR = "rgb(214,39,40)"
@@ -209,7 +209,7 @@ def letter_unreliable(row: dict, noun: str = "letter") -> str | None:
     if not reasons:
         return None
     excluded = ("excluded from the SAE's headline means" if not row.get("included")
-                else f"still counted in the headline means (only probe F1 ≤ 0.6 excludes a {noun})")
+                else f"still counted in the headline means (only probe F1 ≤ {MIN_PROBE_F1} excludes a {noun})")
     return f"Unstable/unreliable {noun}: {'; '.join(reasons)}; {excluded}."
 
 

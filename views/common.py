@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend.database import DatabaseError, ExplorerDB, database_identity, database_path
 from backend.params import ParamError, parse_sae_key
-from backend.rows import SaeRow
+from contract.rows import SaeRow
 
 PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "browse": "views/browse.py",
               "letter": "views/letter.py", "token": "views/token.py", "compare": "views/compare.py",

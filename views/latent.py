@@ -9,9 +9,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import neuronpedia, scores
-from backend.rows import SaeRow
 from backend.params import ParamError, parse_latent
-from backend.schema import DEFAULT_TASK
+from contract.rows import SaeRow
+from contract.schema import DEFAULT_TASK
 from views import absorption_ui, common, truth_ui
 
 db = common.get_db()

@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend.database import absorber
-from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from backend.params import ParamError, parse_choice, parse_class
+from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from views import absorption_ui as ui
 from views import common, truth_ui
 
@@ -149,7 +149,7 @@ metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_ra
                      f"({row['n_candidates']} candidates).")
 st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
            "latents a word sample produces as well as which words were measured."
-           + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ 0.6)."))
+           + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ {ui.MIN_PROBE_F1})."))
 
 if toy:
     truth_ui.feature_panel(sae_key, task_name, letter)

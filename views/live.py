@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text
-from backend.tokenizer import TokenizerUnavailable, context_token_id, tokenize
+from live.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 from views import absorption_ui as ui
 from views import common
 
@@ -32,7 +32,7 @@ if missing := missing_live_packages():
              "explorer. Every other page works without them.")
     st.stop()
 
-from backend import live  # noqa: E402  (needs the packages checked above)
+from live import inference  # noqa: E402  (needs the packages checked above)
 
 EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
             "Under a yellow umbrella we waited while the wind howled across the harbour.")
@@ -42,34 +42,34 @@ MAX_CHOICES = 200  # latents offered for highlighting
 
 @st.cache_resource(show_spinner="Loading the model (once per server process) …")
 def _model(model_name: str, from_pretrained_kwargs: tuple = ()):
-    return live.load_model(model_name, from_pretrained_kwargs)
+    return inference.load_model(model_name, from_pretrained_kwargs)
 
 
 @st.cache_resource(show_spinner="Loading the SAE (once per server process) …")
-def _sae(source: live.SAESource, db_path: str) -> live.LoadedSAE:
-    return live.load_sae(source, Path(db_path))
+def _sae(source: inference.SAESource, db_path: str) -> inference.LoadedSAE:
+    return inference.load_sae(source, Path(db_path))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _probes(db_path: str, identity: tuple[int, ...] | None, sae_key: str) -> dict[str, live.LetterProbe]:
-    return live.letter_probes(common._open_db_version(db_path, identity), sae_key)
+def _probes(db_path: str, identity: tuple[int, ...] | None, sae_key: str) -> dict[str, inference.LetterProbe]:
+    return inference.letter_probes(common._open_db_version(db_path, identity), sae_key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _run(db_path: str, identity: tuple[int, ...] | None, source: live.SAESource,
-         tokens: tuple[tuple[int, str], ...]) -> live.LiveResult:
+def _run(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource,
+         tokens: tuple[tuple[int, str], ...]) -> inference.LiveResult:
     loaded = _sae(source, db_path)  # first: it says how the model is loaded
-    return live.run_text(_model(source.model_name, loaded.model_kwargs), loaded,
+    return inference.run_text(_model(source.model_name, loaded.model_kwargs), loaded,
                          _probes(db_path, identity, source.sae_key), list(tokens), context_token_id(source.model_name))
 
 
 db = common.get_db()
 sae = common.current_sae()
-source = live.SAESource.from_row(sae)
+source = inference.SAESource.from_row(sae)
 st.title("Live text")
 st.caption(f"Any text through `{sae.model_name}` up to `{sae.hook_name}` and the sidebar SAE "
            f"`{sae.sae_key}`, on this server's CPU. Up to {MAX_LIVE_TEXT:,} characters and "
-           f"{live.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
+           f"{inference.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
 
 
 def on_text_entered() -> None:
@@ -106,7 +106,7 @@ if not text.strip():
     st.stop()
 
 
-def show_unavailable(error: live.LiveUnavailable | TokenizerUnavailable) -> None:
+def show_unavailable(error: inference.LiveUnavailable | TokenizerUnavailable) -> None:
     st.error(str(error))
     st.caption("Only this page runs the model: every other page reads the database alone and works as before.")
     if error.details:
@@ -116,13 +116,13 @@ def show_unavailable(error: live.LiveUnavailable | TokenizerUnavailable) -> None
 
 
 try:
-    live.check_sae_source(source, db.path)
-    live.check_packages(source.model_name)
+    inference.check_sae_source(source, db.path)
+    inference.check_packages(source.model_name)
     tokens = tokenize(source.model_name, text)
-except (live.LiveUnavailable, TokenizerUnavailable) as error:
+except (inference.LiveUnavailable, TokenizerUnavailable) as error:
     show_unavailable(error)
-if len(tokens) > live.MAX_TOKENS:
-    st.error(f"The text is {len(tokens):,} tokens long; the live page runs at most {live.MAX_TOKENS} tokens. "
+if len(tokens) > inference.MAX_TOKENS:
+    st.error(f"The text is {len(tokens):,} tokens long; the live page runs at most {inference.MAX_TOKENS} tokens. "
              "Shorten it.")
     st.stop()
 if not tokens:
@@ -131,7 +131,7 @@ if not tokens:
 try:
     with st.spinner("Running the text through the model …"):
         result = _run(*common.db_version(), source, tuple(tokens))
-except live.LiveUnavailable as error:
+except inference.LiveUnavailable as error:
     show_unavailable(error)
 st.caption(f"{len(result.tokens)} tokens · model up to the hook and SAE encoding in {result.seconds:.2f} s (a "
            "server process loads the model and SAE once, on its first run). The model sees one document-separator "
@@ -201,7 +201,7 @@ st.dataframe(token_table(), hide_index=True, width="stretch", column_config=conf
 
 
 # --- first letters ---------------------------------------------------------------------------------------
-def absorber_text(reading: live.LetterReading) -> str:
+def absorber_text(reading: inference.LetterReading) -> str:
     return ", ".join(f"{a.latent}: z {a.z:.2f} × cos {a.cos:.2f}" for a in reading.absorbers)
 
 
@@ -236,7 +236,7 @@ def render_letters() -> None:
                "the first-letter task's vocabulary): did its letter's main and split latents fire, and the "
                "projection metric's quantities here, in this text's context rather than the task's prompt. "
                "P = activation · unit probe direction; M = Σ z·cos over the split latents; A = the top ≤ 3 "
-               f"z·cos of non-split latents with cos ≥ {live.METRIC.absorber_cos_threshold}, the absorbers that "
+               f"z·cos of non-split latents with cos ≥ {inference.METRIC.absorber_cos_threshold}, the absorbers that "
                "carry the direction instead. z are the codes of the SAE with unit-norm decoder rows, as the "
                "metric reads them. The metric is defined on words the probe gets right (probe logit > 0).")
     ui.explainer()

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from backend.rows import SaeRow
+from contract.rows import SaeRow
 from views import absorption_ui, common, sae_list
 
 st.title("SAEs in this database")
@@ -118,7 +118,7 @@ if summary.empty:
             f"No SAE of this filter ({flt.describe()}) has absorption measurements{on_task}.")
     st.stop()
 
-st.caption(f"Headline means over {nouns} whose probe F1 > 0.6, with 95% bootstrap intervals over words. "
+st.caption(f"Headline means over {nouns} whose probe F1 > {absorption_ui.MIN_PROBE_F1}, with 95% bootstrap intervals over words. "
            f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}.")
 number = st.column_config.NumberColumn(format="%.3f")
 tasks_of: dict[str, list[str]] = {}
@@ -133,7 +133,7 @@ st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretc
 
 st.subheader(f"Mean absorption fraction per {noun}")
 st.caption(f"Grey cells: {nouns} excluded from the headline means because the probe itself is unreliable "
-           f"(F1 ≤ 0.6). Click a cell to open that {noun}.")
+           f"(F1 ≤ {absorption_ui.MIN_PROBE_F1}). Click a cell to open that {noun}.")
 paged_summary = summary[summary["sae_key"].isin(paged["sae_key"])]
 if page.count > 1:
     st.caption(f"The heatmap and the {noun} links below cover this page's SAEs ({page.start + 1}–{page.stop}).")

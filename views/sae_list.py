@@ -7,8 +7,16 @@ import pandas as pd
 import streamlit as st
 
 from backend.params import ParamError
-from backend.sae_filter import (GROUPS, Page, SAEFilter, group_filter, group_summary, parse_filter,
-                                parse_group, parse_list_page)
+from backend.sae_filter import (
+    GROUPS,
+    Page,
+    SAEFilter,
+    group_filter,
+    group_summary,
+    parse_filter,
+    parse_group,
+    parse_list_page,
+)
 from views import common
 
 ANY = "any"

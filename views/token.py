@@ -12,9 +12,8 @@ import streamlit as st
 
 from backend.database import TaskInfo, TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
-from backend.schema import DEFAULT_TASK
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
-from backend.tokenizer import TokenizerUnavailable, tokenize
+from contract.schema import DEFAULT_TASK
 from views import absorption_ui as ui
 from views import common
 
@@ -194,6 +193,8 @@ def vocabulary_tokenization(text: str) -> list[tuple[int | None, str]]:
 def tokenization(text: str) -> tuple[list[tuple[int | None, str]], str | None]:
     """`text` as the model's tokenizer splits it, or, when that tokenizer cannot be loaded here, as the stored
     vocabulary allows; with a note saying which."""
+    from live.tokenizer import TokenizerUnavailable, tokenize  # only for a string that is not a vocabulary word
+
     try:
         return tokenize(model_name, text), None
     except TokenizerUnavailable as error:

@@ -15,19 +15,19 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from contract.vocabulary import MIN_PROBE_F1
 from precompute.absorption import ablation as abl
 from precompute.absorption import baselines as base
 from precompute.absorption import ksparse as ks
 from precompute.absorption import probe as pr
-from precompute.absorption.codes import Codes, as_csr, column, columns, encode_words, gather
 from precompute.absorption.activations import answer_logits, word_activations
+from precompute.absorption.codes import Codes, as_csr, column, columns, encode_words, gather
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
-from precompute.util.blocks import row_blocks
 from precompute.absorption.prompts import PromptSet, build_prompt_set, letter_token_ids
 from precompute.absorption.stats import BootstrapConfig, Interval, between_fold_sd, fold_and_word_intervals
 from precompute.absorption.tasks import FIRST_LETTER, get_task
 from precompute.absorption.vocab import PromptConfig, prompt_config_for, split_words, task_vocabulary
-
+from precompute.util.blocks import row_blocks
 
 SPLIT_MODES = ("crossfit", "holdout")
 TRAINING_ONLY = -1  # fold of a holdout-mode probe-training word: never measured
@@ -49,7 +49,7 @@ class AbsorptionConfig:
     prefix_group_size: int = 512  # words per shared prefix (share_prefix only)
     batch_size: int = 128  # words per model call
     model_check_per_letter: int = 50  # test words per letter on which the model's own answer is checked
-    min_probe_f1: float = 0.6  # letters with probe F1 <= this are left out of the headline means (SAEBench)
+    min_probe_f1: float = MIN_PROBE_F1  # letters with probe F1 <= this are left out of the headline means (SAEBench)
     run_ablation_metric: bool = True  # the paper's metric needs gradients through the model (slowest part)
     # "crossfit": the words fall into n_folds seeded folds; each fold is measured against a probe (and split
     # latents) fitted on the other folds, so every word of the vocabulary gets an out-of-fold verdict.
@@ -486,7 +486,7 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
 
     t = time.perf_counter()
     included = [j for j in range(config.n_classes) if hook.test_scores.f1[j] > config.min_probe_f1]
-    values = {name: {l.letter: l.per_fold(name) for l in letters} for name in ("fraction", "full", "paper")}
+    values = {name: {letter.letter: letter.per_fold(name) for letter in letters} for name in ("fraction", "full", "paper")}
     fraction, full, paper = (fold_and_word_intervals(values[name], included, config.bootstrap)
                              for name in ("fraction", "full", "paper"))
     fold_sd = {name: between_fold_sd(values[name], included) for name in values}

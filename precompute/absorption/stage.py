@@ -7,14 +7,19 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from precompute.absorption.probe import LinearProbe
+from precompute.absorption.run import (
+    AbsorptionConfig,
+    StoredProbes,
+    compute_hook_data,
+    compute_sae_absorption,
+    config_for_task,
+)
+from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
+from precompute.absorption.tasks import get_task
+from precompute.loading.sae import SAESpec, hook_layer, load_sae, specs_by_hook
 from precompute.storage import writer as db
 from precompute.util.faults import crash_point
-from precompute.absorption.probe import LinearProbe
-from precompute.absorption.run import (AbsorptionConfig, StoredProbes, compute_hook_data, compute_sae_absorption,
-                                       config_for_task)
-from precompute.absorption.tasks import get_task
-from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
-from precompute.loading.sae import SAESpec, hook_layer, load_sae, specs_by_hook
 
 
 def probe_from_rows(rows: list[tuple], classes: tuple[str, ...]) -> LinearProbe | None:

@@ -1,4 +1,4 @@
-"""Absorption results as rows of the tables in backend/sql/schema.sql."""
+"""Absorption results as rows of the tables in contract/sql/schema.sql."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from backend.rows import (AbsorptionSplitActRow, AbsorptionWordRow, ClassProbeRow, ProbeFoldRow, ProbeRunRow, SaeAbsorptionRow, SaeClassFoldRow,
-                          SaeClassKRow, SaeClassRow, arrow_table)
-from backend.schema import COS_BLOCK, COS_SCALE
+from contract.rows import (
+    AbsorptionSplitActRow,
+    AbsorptionWordRow,
+    ClassProbeRow,
+    ProbeFoldRow,
+    ProbeRunRow,
+    SaeAbsorptionRow,
+    SaeClassFoldRow,
+    SaeClassKRow,
+    SaeClassRow,
+    arrow_table,
+)
+from contract.schema import COS_BLOCK, COS_SCALE
 from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
 
 

@@ -55,8 +55,8 @@ def load_tokenizer(name: str = EMBEDDED_MODEL_NAME):
         from precompute.toy.hierarchy import load_toy_tokenizer
 
         return load_toy_tokenizer()
-    from transformers import AutoTokenizer
     from transformer_lens.loading_from_pretrained import get_official_model_name
+    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(get_official_model_name(name))
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from backend.queries import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
-from backend.rows import SaeRow
-from backend.schema import COS_SCALE
+from contract.fragments import SPLIT_ACT_LISTS, WORD_SPLIT_ACTS
+from contract.rows import SaeRow
+from contract.schema import COS_SCALE
 
 EVAL_TYPE_ID = "absorption_first_letter"  # SAEBench's EVAL_TYPE_ID_ABSORPTION; other tasks: absorption_<task>
 

@@ -93,8 +93,10 @@ def writer_lock(target: Path, command: str | None = None):
         yield
     finally:
         del _held[key]
-        path.unlink(missing_ok=True)  # while still locked: a waiting opener retries on the new file
-        os.close(fd)
+        try:
+            path.unlink(missing_ok=True)  # while still locked: a waiting opener retries on the new file
+        finally:
+            os.close(fd)
 
 
 def holds_lock(target: Path) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.schema import SCHEMA_VERSION, is_newer_schema, newer_schema_message
+from contract.schema import SCHEMA_VERSION, is_newer_schema, newer_schema_message
 
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 META_TABLE = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
@@ -40,6 +40,10 @@ def check_duckdb_file(path: Path, option: str = "--db") -> None:
                                 "path; nothing was changed")
 
 
+class DamagedDatabaseError(DatabaseFileError):
+    """A DuckDB file (by its header) that cannot be opened, or an explorer database without a schema version."""
+
+
 def explorer_schema_version(path: Path, option: str = "--db") -> str:
     """The schema version an explorer database records; an error for a damaged file or another DuckDB database."""
     import duckdb
@@ -52,10 +56,12 @@ def explorer_schema_version(path: Path, option: str = "--db") -> str:
                                         "(it has no meta table): give another path; nothing was changed")
             rows = con.execute(SCHEMA_VERSION_OF).fetchall()
     except duckdb.Error as error:
-        raise DatabaseFileError(f"{option} {path} is damaged or truncated and cannot be opened ({first_line(error)}): "
-                                "restore it, or give another path") from None
+        raise DamagedDatabaseError(f"{option} {path} is damaged or truncated and cannot be opened "
+                                   f"({first_line(error)}): restore it, replace it with `build --fresh`, or give "
+                                   "another path") from None
     if not rows:
-        raise DatabaseFileError(f"{option} {path} records no schema version: it is incomplete; rebuild it")
+        raise DamagedDatabaseError(f"{option} {path} records no schema version: it is incomplete; replace it with "
+                                   "`build --fresh`")
     return rows[0][0]
 
 
@@ -64,7 +70,12 @@ def check_build_target(path: Path, fresh: bool) -> None:
     it never touches a file it did not write, nor one a newer explorer wrote."""
     if not path.exists():
         return
-    version = explorer_schema_version(path)
+    try:
+        version = explorer_schema_version(path)
+    except DamagedDatabaseError:
+        if fresh:  # a DuckDB file by its header that cannot be read, or an incomplete explorer database
+            return
+        raise
     if is_newer_schema(version):
         raise DatabaseFileError(newer_schema_message(path, version))
     if version != SCHEMA_VERSION and not fresh:

@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from backend.queries import TOKEN_LETTER
-from backend.schema import SCHEMA_VERSION, STORAGE_ORDER, ddl_statements, is_newer_schema, newer_schema_message
-from backend.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
+from contract.fragments import TOKEN_LETTER
+from contract.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
+from contract.schema import SCHEMA_VERSION, STORAGE_ORDER, ddl_statements, is_newer_schema, newer_schema_message
 from precompute.storage.lock import BuildInProgressError, writer_lock  # noqa: F401  (BuildInProgressError re-exported)
 from precompute.util.faults import crash_point, disk_full_point, pause_point
 from precompute.util.sizes import FIXED_BYTES, megabytes
@@ -154,7 +154,7 @@ def compact_copy(source: Path, destination: Path) -> None:
         con.execute(f"ATTACH ? AS compact_db (BLOCK_SIZE {COMPACT_BLOCK_SIZE})", [str(destination)])
         con.execute("COPY FROM DATABASE source_db TO compact_db (SCHEMA)")
         disk_full_point("compaction")
-        for table in catalog_tables(con, "source_db"):  # names from the catalog; orders from backend/schema.py
+        for table in catalog_tables(con, "source_db"):  # names from the catalog; orders from contract/schema.py
             con.execute(f"INSERT INTO compact_db.{table} SELECT * FROM source_db.{table} "
                         f"ORDER BY {STORAGE_ORDER.get(table, 'rowid')}")
         crash_point("compaction")
@@ -219,6 +219,11 @@ class UnrequestedSaesError(RuntimeError):
     """The work file holds rows of SAEs the command was not asked to write: they are not published."""
 
 
+class RefusedInput(ValueError):
+    """An input found unusable once the run had started (before it wrote anything of its own, e.g. an SAE whose
+    width is not the model's, known only once the model is loaded): a work file this run created is removed."""
+
+
 class DiskFullError(RuntimeError):
     """The disk filled up while writing: the partial work file was removed so that it grows no further."""
 
@@ -241,19 +246,51 @@ def check_target_schema(target: Path) -> None:
                               f"`python -m precompute migrate --db {target}` (keeps its SAEs), or replace it with --fresh")
 
 
+def what_it_computes(value):
+    """The inputs without what changes how, not what, a run computes: batch sizes (a rerun after running out of
+    memory takes a smaller one and resumes)."""
+    if isinstance(value, dict):
+        return {key: what_it_computes(item) for key, item in value.items() if "batch_size" not in key}
+    return value
+
+
+def as_json(inputs: dict | None) -> dict:
+    return json.loads(json.dumps(what_it_computes(inputs or {}), sort_keys=True, default=str))
+
+
 def recorded_inputs(inputs: dict | None) -> str:
     """The inputs as the work file records them: JSON, with the time the run started."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return json.dumps({**(inputs or {}), STARTED: stamp}, sort_keys=True, default=str)
+    return json.dumps({**as_json(inputs), STARTED: stamp}, sort_keys=True)
 
 
-def same_inputs(recorded: str | None, inputs: dict | None) -> bool:
+def stored_inputs(recorded: str | None) -> dict | None:
     try:
         stored = json.loads(recorded or "")
     except json.JSONDecodeError:
-        return False
-    stored.pop(STARTED, None)
-    return stored == json.loads(json.dumps(inputs or {}, sort_keys=True, default=str))
+        return None
+    if isinstance(stored, dict):
+        stored.pop(STARTED, None)
+        return stored
+    return None
+
+
+def same_inputs(recorded: str | None, inputs: dict | None) -> bool:
+    return stored_inputs(recorded) == as_json(inputs)
+
+
+def differing_inputs(recorded: str | None, inputs: dict | None) -> list[str]:
+    """The names of the inputs on which a work file and this run differ (nested ones as `a.b`)."""
+    stored, wanted = stored_inputs(recorded), as_json(inputs)
+    if stored is None:
+        return ["all (the work file records none)"]
+
+    def walk(a, b, prefix: str) -> list[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [name for key in sorted(set(a) | set(b)) for name in walk(a.get(key), b.get(key), prefix + key + ".")]
+        return [] if a == b else [prefix.rstrip(".")]
+
+    return walk(stored, wanted, "")
 
 
 def describe_inputs(recorded: str | None) -> str:
@@ -303,8 +340,9 @@ def resumable_work(work: Path, target: Path, base: str, inputs: dict | None = No
     if not same_inputs(markers[1], inputs):
         if discard:
             return False
-        raise StaleWorkError(f"{work} holds an interrupted {describe_inputs(markers[1])}, not this one: rerun that "
-                             "command to finish it, or add --discard-work to delete it and start this one")
+        raise StaleWorkError(f"{work} holds an interrupted {describe_inputs(markers[1])}, which differs from this one in "
+                             f"{', '.join(differing_inputs(markers[1], inputs))}: rerun that command to finish it, or "
+                             "add --discard-work to delete it and start this one")
     return markers[0] == base
 
 
@@ -409,9 +447,12 @@ def atomic_database(target: Path, start_from_existing: bool, log=print, inputs: 
             remove_database_files(compact)
             if is_disk_full(error):
                 written = file_size(work) + file_size(Path(str(work) + ".wal"))
-                if not work_complete:
+                keep = work_complete and resumable  # a complete work file is kept only for a command that resumes
+                if not keep:
                     remove_database_files(work)  # a write failed inside it: no resume trusts it, and it grows no more
-                raise disk_full_error(target, written, work if work_complete else None) from error
+                raise disk_full_error(target, written, work if keep else None) from error
+            if isinstance(error, RefusedInput) and not resume:
+                remove_database_files(work)  # this run's own, and nothing of it was computed
             raise
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from precompute.build import dashboards as dash
 from precompute.loading.sae import hook_layer, sae_architecture, sae_hook_name
+from precompute.pipeline import dashboards as dash
 
 
 @dataclass

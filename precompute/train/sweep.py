@@ -69,9 +69,9 @@ def run_sweep(sweep: Sweep, corpus_path: Path, output_root: Path, device: str = 
               only: set[str] | None = None, force: bool = False, cache_root: Path = CACHE_ROOT,
               training_tokens: int | None = None, model=None, card_rows: tuple[int, int] = CARD_ROWS,
               log=print) -> list[Path]:
-    from precompute.train.card import measure_and_write_card
     from precompute.loading.corpus import load_corpus_rows
     from precompute.loading.model import load_model
+    from precompute.train.card import measure_and_write_card
     from precompute.train.training import train_sae
 
     todo = select_recipes(sweep, output_root, only, force)

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backend.schema import SCHEMA_VERSION
+from contract.schema import SCHEMA_VERSION
 from tests import helpers
 from tests.app.urls import render, shown_messages
 

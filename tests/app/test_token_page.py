@@ -170,7 +170,7 @@ def test_a_multi_token_word_shows_its_tokens_first_token_and_nearest_words(runni
 
 
 def test_the_model_tokenizer_is_used_when_it_loads(running_env, monkeypatch):
-    import backend.tokenizer
+    import live.tokenizer
 
     class Tokenizer:
         def __call__(self, text, add_special_tokens=False):
@@ -179,7 +179,7 @@ def test_the_model_tokenizer_is_used_when_it_loads(running_env, monkeypatch):
         def decode(self, ids):
             return "".join(helpers.RUNNING_WORDS[i] for i in ids)
 
-    monkeypatch.setattr(backend.tokenizer, "load", lambda model_name: Tokenizer())
+    monkeypatch.setattr(live.tokenizer, "load", lambda model_name: Tokenizer())
     at = run_page("token", sae="measured", token="snakeskin")
     assert_clean(at, "token=snakeskin with a tokenizer")
     assert "longest match" not in all_text(at)

@@ -113,7 +113,7 @@ def warm_live_model(db_path: Path) -> None:
     render does not pay the cold load (tens of seconds on a busy CPU). Nothing to do when the database's
     SAEs use another model or the model packages are missing (the page then says why)."""
     from backend.database import ExplorerDB
-    from backend.live import EMBEDDED_MODEL, LiveUnavailable, load_model
+    from live.inference import EMBEDDED_MODEL, LiveUnavailable, load_model
 
     db = ExplorerDB(db_path)
     try:

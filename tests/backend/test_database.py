@@ -43,6 +43,30 @@ def test_connection_is_read_only_and_cannot_reach_files(tiny_db, tmp_path):
     db.close()
 
 
+@pytest.mark.parametrize("statement", [
+    "USE memory; DETACH explorer; ATTACH '{db}' AS w; CREATE TABLE w.main.pwned (a INT)",  # the file itself, read-write again
+    "SELECT * FROM read_blob('{db}')",
+    "COPY (SELECT 1) TO '{db}.wal'",
+    "COPY (SELECT 1) TO '{out}'",
+    "ATTACH '{out}.duckdb' AS other",
+    "SET enable_external_access = true",
+    "RESET disabled_filesystems",
+    "INSTALL httpfs",
+])
+def test_no_sql_through_the_apps_connection_reaches_a_file(tiny_db, tmp_path, statement):
+    """The connection attaches the file to an in-memory database (so a replaced file is read anew); nothing run on
+    it may read or write a file, the attached database's own included, nor loosen the settings."""
+    copy = tmp_path / "explorer.duckdb"
+    shutil.copyfile(tiny_db, copy)
+    before = copy.read_bytes()
+    db = ExplorerDB(copy)
+    with pytest.raises(duckdb.Error):
+        db._rows(statement.format(db=copy, out=tmp_path / "out.csv"))  # one cursor runs every statement of it
+    db.close()
+    assert copy.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explorer.duckdb"]
+
+
 def test_schema_version_mismatch_is_refused_with_a_message(tiny_db, tmp_path):
     copy = tmp_path / "old.duckdb"
     shutil.copyfile(tiny_db, copy)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from backend.params import (SORTS, ParamError, parse_choice, parse_latent, parse_page, parse_sae_key, parse_sae_keys,
-                            parse_text)
+from backend.params import (
+    SORTS,
+    ParamError,
+    parse_choice,
+    parse_latent,
+    parse_page,
+    parse_sae_key,
+    parse_sae_keys,
+    parse_text,
+)
 
 
 @pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("0", 0), (" 7 ", 7), ("4095", 4095)])

@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 
 from backend.params import ParamError
-from backend.sae_filter import SAEFilter, group_filter, group_summary, parse_filter, parse_group, parse_l0_range, \
-    parse_list_page, task_default_saes
+from backend.sae_filter import (
+    SAEFilter,
+    group_filter,
+    group_summary,
+    parse_filter,
+    parse_group,
+    parse_l0_range,
+    parse_list_page,
+    task_default_saes,
+)
 
 SAES = pd.DataFrame({
     "sae_key": ["a", "b", "c", "d", "e"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backend.database import ExplorerDB
-from backend.schema import COS_SCALE
+from contract.schema import COS_SCALE
 from tests import helpers
 
 

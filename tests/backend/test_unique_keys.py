@@ -1,4 +1,4 @@
-"""Every table's key stays unique without a PRIMARY KEY index (backend/sql/schema.sql says why): each table's
+"""Every table's key stays unique without a PRIMARY KEY index (contract/sql/schema.sql says why): each table's
 comment names the columns its writers keep unique, `-- unique (a, b)`, and here every such key is checked on the
 shipped demo database (every real build stage wrote it) and on a fresh sweep build."""
 
@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from backend.database import DEFAULT_DB_PATH, ExplorerDB
-from backend.schema import DDL_PATH
+from contract.schema import DDL_PATH
 from tests import helpers
 
 TABLE = re.compile(r"CREATE TABLE (\w+) \((.*?)\n\);", re.S)

@@ -42,7 +42,7 @@ def target(root: Path) -> Path:
 
 def explorer_database(path: Path, schema_version: str | None = None) -> Path:
     """An explorer database with this code's tables and meta and no SAEs (another schema version if given)."""
-    from backend.schema import ddl_statements
+    from contract.schema import ddl_statements
     from precompute.storage.writer import write_meta
 
     path.parent.mkdir(parents=True, exist_ok=True)

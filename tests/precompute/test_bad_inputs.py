@@ -45,8 +45,15 @@ def test_a_bad_input_is_refused_in_one_line_and_changes_nothing(case: bad.BadInp
 
 
 # --- generated cases ---------------------------------------------------------------------------------------------
-INTEGER = r"\s*[+-]?\d+\s*"
-NOT_AN_INTEGER = st.text(max_size=12).filter(lambda text: not __import__("re").fullmatch(INTEGER, text))
+def as_int(text: str) -> int | None:
+    """The number Python's int() reads in `text` (what argparse and --rows accept: '+5', ' 5', '1_0'), else None."""
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+NOT_AN_INTEGER = st.text(max_size=12).filter(lambda text: as_int(text) is None)
 TOO_SMALL = {"--folds": 2, "--batch-size": 1, "--absorption-words": 1, "--n-top": 1, "--quantile-bins": 1,
              "--ablation-candidates": 1, "--per-bin": 0}
 GENERATED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -76,8 +83,9 @@ def test_a_generated_sae_spec_that_names_nothing_is_refused(text: str, tmp_path_
 @given(text=st.text(max_size=20).filter(lambda text: not text.startswith("-")))
 def test_generated_rows_that_are_not_a_range_are_refused(text: str, tmp_path_factory, capsys):
     start, sep, stop = text.partition(":")
-    if sep and start.strip().isdigit() and stop.strip().isdigit() and int(start) < int(stop):
-        text = f"{stop}:{start}"  # a real range, turned round
+    low, high = as_int(start), as_int(stop)
+    if sep and ":" not in stop and low is not None and high is not None and 0 <= low < high:
+        text = f"{high}:{low}"  # a real range, turned round
     root = tmp_path_factory.mktemp("rows")
     code, lines = run_cli(bad.build(root, "--rows", text), capsys)
     assert_refused(code, lines)
@@ -104,3 +112,22 @@ def test_generated_file_contents_are_refused_and_change_nothing(which: str, data
     code, lines = run_cli(argv, capsys)
     assert_refused(code, lines)
     assert bad.snapshot(root) == before
+
+
+def test_fresh_replaces_a_damaged_explorer_database(tmp_path: Path):
+    """What a plain build refuses ("damaged or truncated: ... replace it with `build --fresh`"), --fresh replaces."""
+    import subprocess
+    import sys
+
+    bad.explorer_database(bad.target(tmp_path))
+    bad.truncate(bad.target(tmp_path), 0.3)
+    run = [sys.executable, "-m", "precompute", *bad.build(tmp_path)]
+    refused = subprocess.run(run, cwd=bad.REPO, env=bad.environment(), capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "replace it with `build --fresh`" in refused.stderr
+    done = subprocess.run([*run, "--fresh"], cwd=bad.REPO, env=bad.environment(), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    import duckdb
+
+    with duckdb.connect(str(bad.target(tmp_path)), read_only=True) as con:
+        assert con.execute("SELECT sae_key FROM saes").fetchall() == [("toy-hierarchy-relu-32",)]

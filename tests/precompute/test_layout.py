@@ -1,6 +1,6 @@
 """The precompute package's layout, read from its import graph (ast, no import runs): every subpackage sits on a
 floor and imports only from floors below it, so the graph between subpackages has no cycle; `backend/` reads the
-database without the precompute package at import time, and the pages never import it."""
+database without the precompute package (tests/test_layout.py checks the packages between each other)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,11 @@ FLOORS: list[set[str]] = [
     {"util", "toy"},  # crash points, row blocks; the toy world, model and tokenizer (sae-lens synthetic): leaves
     {"loading", "storage"},  # model / SAE / corpus loading; the writer and the export
     {"absorption"},  # the first-letter absorption measurement and its tables
-    {"build"},  # the job and its stages, Ray builds, merge, migrate
+    {"pipeline"},  # the job and its stages, Ray builds, merge, migrate
     {"train"},  # SAE training, sweeps, activation cache, cards (a card measures like a build)
     {"cli"},
 ]
 FLOOR = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
-# backend/ modules may import these precompute modules at module level (pure numpy; no torch): the live page's
-# projection metric is the precompute's own. Every other precompute import in backend/ runs inside a function.
-BACKEND_MODULE_LEVEL_ALLOWED = {"backend/live.py": {"precompute.absorption.projection"}}
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ def package_imports() -> list[tuple[str, Import]]:
 def test_the_package_has_imports_to_check():
     edges = package_imports()
     assert len(edges) > 50
-    assert {source for source, _ in edges} >= {"absorption", "build", "train", "storage", "cli"}
+    assert {source for source, _ in edges} >= {"absorption", "pipeline", "train", "storage", "cli"}
 
 
 def test_every_subpackage_has_a_floor():
@@ -125,14 +122,14 @@ def test_no_import_runs_upward_or_sideways():
 
 
 def test_storage_and_loading_import_nothing_above_them():
-    above = {"build", "train", "absorption", "cli"}
+    above = {"pipeline", "train", "absorption", "cli"}
     wrong = [str(imp) for source, imp in package_imports()
              if source in {"storage", "loading", "util"} and room(imp.module) in above]
-    assert not wrong, "storage/, loading/ and util/ import nothing from build/, train/, absorption/ or the CLI:\n" + \
+    assert not wrong, "storage/, loading/ and util/ import nothing from pipeline/, train/, absorption/ or the CLI:\n" + \
         "\n".join(wrong)
     wrong = [str(imp) for source, imp in package_imports()
-             if source == "absorption" and room(imp.module) in {"build", "train", "cli"}]
-    assert not wrong, "absorption/ imports nothing from build/, train/ or the CLI:\n" + "\n".join(wrong)
+             if source == "absorption" and room(imp.module) in {"pipeline", "train", "cli"}]
+    assert not wrong, "absorption/ imports nothing from pipeline/, train/ or the CLI:\n" + "\n".join(wrong)
 
 
 def test_the_subpackages_have_a_floor_order():
@@ -153,37 +150,6 @@ def test_the_subpackages_have_a_floor_order():
     assert set(order[:len(FLOORS[0])]) == FLOORS[0] and order[-1] == "cli"
 
 
-def test_backend_imports_precompute_only_inside_functions():
-    wrong = []
-    for path in sorted((ROOT / "backend").rglob("*.py")):
-        allowed = BACKEND_MODULE_LEVEL_ALLOWED.get(str(path.relative_to(ROOT)), set())
-        wrong += [f"{imp} at module level" for imp in imports_of(path) if imp.at_module_level and imp.module not in allowed]
-    assert not wrong, "backend/ reads the database; it imports precompute only where it runs a model:\n" + \
-        "\n".join(wrong)
-
-
-def test_the_allowed_module_level_imports_stay_off_torch():
-    """What backend/ imports at module level reaches only numpy-level precompute modules (absorption/, util/)."""
-    seen, todo = set(), [m for allowed in BACKEND_MODULE_LEVEL_ALLOWED.values() for m in allowed]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        path = ROOT.joinpath(*module.split("."))
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-        todo += [imp.module for imp in imports_of(path) if imp.at_module_level]
-        assert "import torch" not in "\n".join(line.strip() for line in path.read_text().splitlines()
-                                               if not line.startswith((" ", "\t"))), f"{path} imports torch at import"
-    assert {room(m) for m in seen} <= {None, "absorption", "util"}, sorted(seen)
-
-
-def test_the_pages_never_import_precompute():
-    files = [ROOT / "app.py", *sorted((ROOT / "views").rglob("*.py"))]
-    wrong = [str(imp) for path in files for imp in imports_of(path)]
-    assert not wrong, "the pages read the database through backend/ only:\n" + "\n".join(wrong)
-
-
 def test_modules_that_locate_the_repository_from_their_own_path_find_it():
     """A module that moved a floor down keeps pointing at the repository (Ray workers' PYTHONPATH, the code version,
     SAE folders stored relative to it), not at a package folder."""
@@ -201,7 +167,7 @@ def test_modules_that_locate_the_repository_from_their_own_path_find_it():
 
 
 def test_every_test_folder_is_collected(request):
-    """pytest skips folders matching norecursedirs (by default `build`, which tests/precompute/build/ mirrors):
+    """pytest skips folders matching norecursedirs (by default `build`, and a few others):
     pytest.ini sets it so no test folder is skipped silently."""
     from fnmatch import fnmatch
 

@@ -175,7 +175,7 @@ def in_process_cache(cache, monkeypatch):
     at the fake one in this process; afterwards empty every per-process cache that may hold the fake gpt2."""
     import huggingface_hub.constants
 
-    from backend import tokenizer
+    from live import tokenizer
     from precompute.loading.model import load_model_cached
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache.hf_home / "hub"))
@@ -186,9 +186,9 @@ def in_process_cache(cache, monkeypatch):
 
 
 def test_the_release_sae_asks_for_centred_writing_weights(in_process_cache):
-    from precompute.build.job import JobConfig, build_model_kwargs
     from precompute.loading.model import load_model_cached
     from precompute.loading.sae import SAESpec, sae_metadata
+    from precompute.pipeline.job import JobConfig, build_model_kwargs
 
     spec = SAESpec.parse(f"{rf.SAE_RELEASE}:{SAE_ID}")
     metadata = sae_metadata(spec)  # cfg.json from the cache, with sae-lens's yaml overrides
@@ -206,7 +206,7 @@ def test_the_release_sae_asks_for_centred_writing_weights(in_process_cache):
 def live_app(release_app, in_process_cache):
     """The live page loads the model, tokenizer and SAE in this process; the model is loaded (as the SAE
     asks) before rendering so the page's 60 s timeout does not include it."""
-    from backend.live import load_model
+    from live.inference import load_model
 
     load_model("gpt2-small", CENTRED)
 

@@ -8,10 +8,20 @@ import pytest
 
 from precompute.absorption import probe as pr
 from precompute.absorption.prompts import PromptSet
-from precompute.absorption.run import (TRAINING_ONLY, AbsorptionConfig, assign_folds, fold_training_words, modal,
-                                       out_of_fold_logits)
-from precompute.absorption.stats import (BootstrapConfig, between_fold_sd, fold_and_word_intervals,
-                                         letter_and_overall_intervals)
+from precompute.absorption.run import (
+    TRAINING_ONLY,
+    AbsorptionConfig,
+    assign_folds,
+    fold_training_words,
+    modal,
+    out_of_fold_logits,
+)
+from precompute.absorption.stats import (
+    BootstrapConfig,
+    between_fold_sd,
+    fold_and_word_intervals,
+    letter_and_overall_intervals,
+)
 
 
 def prompt_set(labels: np.ndarray, is_test: np.ndarray | None = None) -> PromptSet:

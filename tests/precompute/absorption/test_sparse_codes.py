@@ -16,8 +16,17 @@ from precompute.absorption import probe as pr
 from precompute.absorption.codes import encode_words, gather
 from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
 from precompute.absorption.prompts import PromptSet
-from precompute.absorption.run import (AbsorptionConfig, HookProbeData, SAEWeights, assign_folds, combine_folds,
-                                       measure_fold, row_cosines, row_norms, unit_rows)
+from precompute.absorption.run import (
+    AbsorptionConfig,
+    HookProbeData,
+    SAEWeights,
+    assign_folds,
+    combine_folds,
+    measure_fold,
+    row_cosines,
+    row_norms,
+    unit_rows,
+)
 from precompute.absorption.stats import BootstrapConfig
 
 D_MODEL, D_SAE, SPLIT_S = 32, 80, 40

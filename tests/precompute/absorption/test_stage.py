@@ -9,19 +9,18 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from precompute.absorption.ablation import AblationMetricConfig
 from precompute.absorption.run import AbsorptionConfig
-from precompute.build.dashboards import DashboardConfig
-from precompute.storage.export import export_sae
-from precompute.build.job import JobConfig, run_job
 from precompute.loading.model import load_model_cached
 from precompute.loading.sae import SAESpec
+from precompute.pipeline.dashboards import DashboardConfig
+from precompute.pipeline.job import JobConfig, run_job
+from precompute.storage.export import export_sae
 from tests import helpers
 
 SAE_DIR = Path(__file__).resolve().parents[3] / "assets" / "saes" / "smollm2-l6-topk-4k-k32"

@@ -26,9 +26,19 @@ from sae_lens.saes.standard_sae import StandardTrainingSAE
 from sae_lens.synthetic import ActivationGenerator, FeatureDictionary
 
 from precompute.absorption.projection import ProjectionMetricConfig, ProjectionResult, projection_absorption
+
 # The world itself lives in the package (the demo's toy run is built from it); re-exported for the tests.
-from precompute.toy.world import (SAESpec, ToySpec, build_feature_dict, build_generator, firing_probabilities,  # noqa: F401
-                                  hierarchy_roots, sample, single_thread, train_sae)
+from precompute.toy.world import (  # noqa: F401
+    SAESpec,
+    ToySpec,
+    build_feature_dict,
+    build_generator,
+    firing_probabilities,
+    hierarchy_roots,
+    sample,
+    single_thread,
+    train_sae,
+)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What the writers write matches the DDL (backend/sql/schema.sql): every Arrow table a table-building function
+"""What the writers write matches the DDL (contract/sql/schema.sql): every Arrow table a table-building function
 hands the writer names only the table's columns (SAEs by key, stored by number where the table says so), and gives
 every column the DDL declares NOT NULL without a default. The tiny dashboards build here writes the dashboard, token,
 matching and score tables; the absorption stage's build (tests/precompute/absorption/test_stage.py) the rest."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from precompute.build.merge import merge
+from precompute.pipeline.merge import merge
 from tests.precompute import bad_inputs as bad
 
 ODD = "it's a \"quoted\" dïr; DROP TABLE x --"
@@ -28,6 +28,7 @@ def test_a_build_merge_and_export_work_at_a_path_with_quotes_spaces_and_unicode(
     exported = subprocess.run([sys.executable, "-m", "precompute", "export", "--sae", "toy-hierarchy-relu-32",
                                "--db", str(merged), "--out", str(folder / "out 'x'")], cwd=bad.REPO,
                               env=bad.environment(), capture_output=True, text=True, timeout=600)
-    assert exported.returncode in (0, 2), exported.stderr  # a dashboards-only SAE has no absorption to export
-    assert "Traceback" not in exported.stderr
+    # it opened the database at that path and read the SAE's rows: a dashboards-only SAE has no absorption to export
+    assert exported.returncode == 2 and exported.stderr.strip().splitlines() == [
+        "error: no absorption results for SAE 'toy-hierarchy-relu-32' in this database"], exported.stderr
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []  # no work, lock or temp file

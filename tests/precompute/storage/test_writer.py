@@ -7,7 +7,7 @@ import time
 import duckdb
 import pytest
 
-from backend.schema import SCHEMA_VERSION, ddl_statements
+from contract.schema import SCHEMA_VERSION, ddl_statements
 from precompute.storage import writer as db
 
 

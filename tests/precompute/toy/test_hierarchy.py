@@ -12,8 +12,8 @@ import torch
 
 from backend import truth
 from backend.database import ExplorerDB
-from precompute.absorption.run import AbsorptionConfig, config_for_task, select_words
 from precompute.absorption.prompts import build_prompt_set, letter_token_ids
+from precompute.absorption.run import AbsorptionConfig, config_for_task, select_words
 from precompute.absorption.tasks import TOY_HIERARCHY, TOY_PARENTS, tasks_for_model
 from precompute.absorption.vocab import task_vocabulary, word_position
 from precompute.toy import hierarchy as toy
@@ -60,9 +60,9 @@ def test_prompts_tokenize_word_by_word(model):
 
 
 def test_a_small_toy_build_recovers_the_planted_absorption(tmp_path: Path):
-    from precompute.build.dashboards import DashboardConfig
-    from precompute.build.job import JobConfig, run_job
     from precompute.loading.sae import SAESpec
+    from precompute.pipeline.dashboards import DashboardConfig
+    from precompute.pipeline.job import JobConfig, run_job
 
     db_path = tmp_path / "toy.duckdb"
     config = JobConfig(model_name=toy.TOY_MODEL_NAME, corpus_path=toy.TOY_DIR / "corpus.parquet", corpus_rows=(0, 64),

@@ -1,0 +1,3 @@
+from absorption_explorer.cli import main
+
+raise SystemExit(main())

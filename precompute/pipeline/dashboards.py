@@ -1,0 +1,381 @@
+"""Per-latent dashboards from one pass over the corpus, all latents at once.
+
+The pass streams corpus rows through the model up to the hook (`stop_at_layer`), encodes with the
+SAE and keeps only the sparse codes (token index, latent, activation): ~12 bytes per non-zero.
+Everything per latent (top contexts, quantile samples, histogram, density) is then computed from
+those codes with vectorised numpy, so cost is one model pass plus a sort, independent of d_sae.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from contract.schema import HIST_BINS, N_LOGITS, N_NEIGHBORS, activation_levels
+from precompute.util.blocks import row_blocks, rows_per_block
+from precompute.util.faults import crash_point
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    n_top: int = 20  # top-activating contexts per latent (at most one per corpus row)
+    n_quantile_bins: int = 5  # equal-width activation bins over (0, max_act]
+    n_per_quantile: int = 2  # random contexts sampled per bin
+    context_left: int = 16  # tokens shown before the highlighted token
+    context_right: int = 8  # and after it
+    # The latents table stores these lists as fixed-length arrays: their lengths are the schema's
+    hist_bins: ClassVar[int] = HIST_BINS
+    n_logits: ClassVar[int] = N_LOGITS  # top and bottom logit tokens
+    # nearest latents by decoder cosine, at most the schema's N_NEIGHBORS (padded up to it); 0 skips the O(d_sae^2)
+    # cosines of a very wide SAE
+    n_neighbors: int = N_NEIGHBORS
+    n_token_latents: int = 4  # per vocabulary token in the corpus: its top latents by mean activation (token_latents)
+    batch_size: int = 32  # corpus rows per model call
+    first_position: int = 1  # position 0 is an attention sink (~6x residual norm): excluded
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.n_neighbors <= N_NEIGHBORS:
+            raise ValueError(f"n_neighbors must be 0..{N_NEIGHBORS} (the latents table's array), not {self.n_neighbors}")
+
+
+@dataclass
+class SparseCodes:
+    """All non-zero SAE activations over the pass, as parallel arrays."""
+
+    token_index: np.ndarray  # [nnz] int64, = row * seq_len + pos
+    latent: np.ndarray  # [nnz] int32
+    value: np.ndarray  # [nnz] float32
+    n_rows: int
+    seq_len: int
+    n_tokens: int  # tokens that count (positions >= first_position)
+
+
+@dataclass
+class ReconstructionStats:
+    n_tokens: int
+    explained_variance: float
+    mse: float
+    l0: float
+
+
+@dataclass
+class PassResult:
+    codes: SparseCodes
+    stats: ReconstructionStats
+
+
+def hook_activations(model, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int) -> torch.Tensor:
+    """Residual activations at the hook for positions >= first_position: [batch * pos, d_in]."""
+    _, cache = model.run_with_cache(
+        tokens,
+        names_filter=[hook_name],
+        stop_at_layer=None if layer is None else layer + 1,
+        prepend_bos=False,
+    )
+    acts = cache[hook_name][:, first_position:, :]  # [batch, pos, d_in]
+    return acts.reshape(-1, acts.shape[-1])
+
+
+def encode_batch(model, sae, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int):
+    """Residual activations at the hook for positions >= first_position, and their SAE codes."""
+    flat = hook_activations(model, hook_name, layer, tokens, first_position).to(sae.dtype)
+    return flat, sae.encode(flat)  # [batch * pos, d_in], [batch * pos, d_sae]
+
+
+class StatsAccumulator:
+    """Explained variance = 1 - SSE / total variance, accumulated in float64 over the pass."""
+
+    def __init__(self, d_in: int) -> None:
+        self.n = 0
+        self.sum = torch.zeros(d_in, dtype=torch.float64)
+        self.sum_sq = 0.0
+        self.sse = 0.0
+        self.nnz = 0
+
+    def update(self, x: torch.Tensor, x_hat: torch.Tensor, codes: torch.Tensor) -> None:
+        x64 = x.double()
+        self.n += x.shape[0]
+        self.sum += x64.sum(0)
+        self.sum_sq += float((x64**2).sum())
+        self.sse += float(((x64 - x_hat.double()) ** 2).sum())
+        self.nnz += int((codes > 0).sum())
+
+    def result(self) -> ReconstructionStats:
+        total_var = self.sum_sq - float((self.sum**2).sum()) / self.n
+        return ReconstructionStats(
+            n_tokens=self.n,
+            explained_variance=1.0 - self.sse / total_var,
+            mse=self.sse / (self.n * self.sum.shape[0]),
+            l0=self.nnz / self.n,
+        )
+
+
+class SparseCodeCollector:
+    """Accumulates one SAE's sparse codes (corpus token index, latent, value) over the pass."""
+
+    def __init__(self, sae, seq_len: int, first_position: int) -> None:
+        self.sae = sae
+        self.seq_len = seq_len
+        self.first_position = first_position
+        self.stats = StatsAccumulator(sae.cfg.d_in)
+        self.index: list[np.ndarray] = []
+        self.latent: list[np.ndarray] = []
+        self.value: list[np.ndarray] = []
+
+    def update(self, x: torch.Tensor, first_row: int) -> None:
+        """x [batch * usable, d_in]: the model batch's activations, encoded a block of tokens at a time so the
+        dense codes stay [block, d_sae] within MAX_BLOCK_ELEMENTS however wide the SAE (the model batch is not
+        cut: one forward serves every SAE at the hook)."""
+        x = x.to(self.sae.dtype)
+        for block in row_blocks(len(x), self.sae.cfg.d_sae):
+            self.update_block(x[block], first_row, block.start)
+
+    def update_block(self, x: torch.Tensor, first_row: int, first_token: int) -> None:
+        codes = self.sae.encode(x)  # [block, d_sae]
+        self.stats.update(x, self.sae.decode(codes), codes)
+        flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
+        values = codes[flat_idx, latent_idx].float().cpu().numpy()
+        flat_idx = flat_idx + first_token  # index over the model batch's tokens
+        usable = self.seq_len - self.first_position
+        # flat index over [batch, usable] -> corpus token index (row * seq_len + pos)
+        row = first_row + torch.div(flat_idx, usable, rounding_mode="floor")
+        pos = flat_idx % usable + self.first_position
+        self.index.append((row * self.seq_len + pos).cpu().numpy().astype(np.int64))
+        self.latent.append(latent_idx.cpu().numpy().astype(np.int32))
+        self.value.append(values)
+
+    def result(self, n_rows: int) -> PassResult:
+        codes = SparseCodes(
+            token_index=np.concatenate(self.index) if self.index else np.zeros(0, np.int64),
+            latent=np.concatenate(self.latent) if self.latent else np.zeros(0, np.int32),
+            value=np.concatenate(self.value) if self.value else np.zeros(0, np.float32),
+            n_rows=n_rows,
+            seq_len=self.seq_len,
+            n_tokens=n_rows * (self.seq_len - self.first_position),
+        )
+        return PassResult(codes=codes, stats=self.stats.result())
+
+
+@torch.no_grad()
+def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int | None, rows: np.ndarray,
+                                  config: DashboardConfig, device: str = "cpu") -> list[PassResult]:
+    """The single model pass for every SAE at one hook: each batch of activations is encoded by all of them."""
+    n_rows, seq_len = rows.shape
+    collectors = [SparseCodeCollector(sae, seq_len, config.first_position) for sae in saes]
+    usable = seq_len - config.first_position
+    progress = tqdm(total=n_rows * usable, desc=f"dashboards {hook_name} ({len(saes)} SAEs)", unit="tok", unit_scale=True)
+    for start in range(0, n_rows, config.batch_size):
+        batch = torch.from_numpy(rows[start : start + config.batch_size]).long().to(device)
+        x = hook_activations(model, hook_name, layer, batch, config.first_position)
+        for collector in collectors:
+            collector.update(x, start)
+        progress.update(batch.shape[0] * usable)
+        crash_point(f"model-pass:{hook_name}")  # only after a batch: a kill in the middle of the shared pass
+    progress.close()
+    return [collector.result(n_rows) for collector in collectors]
+
+
+def collect_sparse_codes(model, sae, hook_name: str, layer: int | None, rows: np.ndarray,
+                         config: DashboardConfig, device: str = "cpu") -> PassResult:
+    """The single model pass for one SAE: sparse codes of every token, and reconstruction statistics."""
+    return collect_sparse_codes_for_hook(model, [sae], hook_name, layer, rows, config, device)[0]
+
+
+@dataclass
+class LatentStats:
+    n_fired: np.ndarray  # [d_sae] int64
+    density: np.ndarray  # [d_sae] float64
+    max_act: np.ndarray  # [d_sae] float32
+    mean_act: np.ndarray  # [d_sae] float32
+    hist_counts: np.ndarray  # [d_sae, hist_bins] int64
+
+
+def latent_stats(codes: SparseCodes, d_sae: int, hist_bins: int) -> LatentStats:
+    n_fired = np.bincount(codes.latent, minlength=d_sae)
+    sums = np.bincount(codes.latent, weights=codes.value, minlength=d_sae)
+    max_act = np.zeros(d_sae, np.float32)
+    np.maximum.at(max_act, codes.latent, codes.value)
+    mean_act = np.divide(sums, n_fired, out=np.zeros(d_sae), where=n_fired > 0).astype(np.float32)
+    # Bin b covers (b/B * max, (b+1)/B * max]; the max itself lands in the last bin.
+    scale = np.where(max_act > 0, max_act, 1.0)[codes.latent]
+    bins = np.clip(np.ceil(codes.value / scale * hist_bins).astype(np.int64) - 1, 0, hist_bins - 1)
+    hist = np.bincount(codes.latent.astype(np.int64) * hist_bins + bins, minlength=d_sae * hist_bins)
+    return LatentStats(
+        n_fired=n_fired,
+        density=n_fired / max(codes.n_tokens, 1),
+        max_act=max_act,
+        mean_act=mean_act,
+        hist_counts=hist.reshape(d_sae, hist_bins),
+    )
+
+
+@dataclass
+class ContextRefs:
+    """Selected example contexts, one entry each."""
+
+    latent: np.ndarray  # int32
+    kind: np.ndarray  # uint8: 0 = top, b >= 1 = quantile bin
+    rank: np.ndarray  # uint16
+    token_index: np.ndarray  # int64 (row * seq_len + pos)
+    act: np.ndarray  # float32
+
+
+def rank_within_groups(sorted_groups: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal values of an already-sorted array."""
+    n = len(sorted_groups)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+    run_lengths = np.diff(np.r_[starts, n])
+    return np.arange(n) - np.repeat(starts, run_lengths)
+
+
+def top_contexts(codes: SparseCodes, n_top: int) -> ContextRefs:
+    """Per latent, the n_top highest activations, preferring one context per corpus row: every row's
+    peak ranks before any second peak from an already-used row, so a rare latent that fires several
+    times in few rows still fills its n_top slots."""
+    row = codes.token_index // codes.seq_len
+    # Sort by (latent, row, -value): the first entry of each (latent, row) run is that row's peak.
+    order = np.lexsort((-codes.value, row, codes.latent))
+    lat, row_sorted = codes.latent[order], row[order]
+    is_row_peak = np.zeros(len(order), dtype=bool)
+    # prepend=-1 marks each run's first entry (latents and rows are >= 0) and keeps an SAE that never fired
+    # on these rows (no codes at all) an empty selection instead of an IndexError.
+    is_row_peak[order[(np.diff(lat, prepend=-1) != 0) | (np.diff(row_sorted, prepend=-1) != 0)]] = True
+    # Then rank within each latent: row peaks first (by value), then the rest (by value).
+    order2 = np.lexsort((-codes.value, ~is_row_peak, codes.latent))
+    ranks = rank_within_groups(codes.latent[order2])
+    keep = order2[ranks < n_top]
+    return ContextRefs(
+        latent=codes.latent[keep],
+        kind=np.zeros(len(keep), np.uint8),
+        rank=ranks[ranks < n_top].astype(np.uint16),
+        token_index=codes.token_index[keep],
+        act=codes.value[keep],
+    )
+
+
+def quantile_contexts(codes: SparseCodes, max_act: np.ndarray, n_bins: int, n_per_bin: int, seed: int) -> ContextRefs:
+    """Per latent and activation bin (equal width over (0, max]), a random sample of contexts."""
+    scale = np.where(max_act > 0, max_act, 1.0)[codes.latent]
+    bins = np.clip(np.ceil(codes.value / scale * n_bins).astype(np.int64), 1, n_bins)
+    group = codes.latent.astype(np.int64) * (n_bins + 1) + bins
+    random_key = np.random.default_rng(seed).random(len(group))
+    order = np.lexsort((random_key, group))
+    ranks = rank_within_groups(group[order])
+    keep = order[ranks < n_per_bin]
+    order_in_keep = np.lexsort((-codes.value[keep], group[keep]))  # within a bin, show high first
+    keep = keep[order_in_keep]
+    return ContextRefs(
+        latent=codes.latent[keep],
+        kind=bins[keep].astype(np.uint8),
+        rank=rank_within_groups(group[keep]).astype(np.uint16),
+        token_index=codes.token_index[keep],
+        act=codes.value[keep],
+    )
+
+
+def concat_refs(parts: list[ContextRefs]) -> ContextRefs:
+    return ContextRefs(*(np.concatenate([getattr(p, f) for p in parts]) for f in ContextRefs.__dataclass_fields__))
+
+
+@dataclass
+class WindowActivations:
+    """The latent's activations on the tokens of its contexts' windows, each token once, named by the first context
+    (in (kind, rank) order) whose window holds it; a context's own token left out where its level is the one the
+    context's act gives (the reader derives those)."""
+
+    latent: np.ndarray  # int32
+    context: np.ndarray  # uint16: the owning context's place among the latent's contexts in (kind, rank) order
+    rel_pos: np.ndarray  # int16: the token's position - the owning context's position
+    level: np.ndarray  # uint8: activation_levels(value, max_act), in 1..ACTIVATION_LEVELS
+
+
+def window_activations(codes: SparseCodes, refs: ContextRefs, max_act: np.ndarray, left: int, right: int,
+                       first_position: int) -> WindowActivations:
+    """Codes that fall in a window of one of the latent's contexts, found by binary search in the codes sorted by
+    (latent, token), so the cost is O(contexts * log nnz) however many latents. `refs.act` and `max_act` must be
+    the values the database stores: a context's own token is left out exactly when the level they give matches."""
+    n_total = codes.n_rows * codes.seq_len
+    key = codes.latent.astype(np.int64) * n_total + codes.token_index
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    ctx = np.lexsort((refs.rank, refs.kind, refs.latent))  # owners in (latent, kind, rank) order
+    row = refs.token_index[ctx] // codes.seq_len
+    pos = refs.token_index[ctx] % codes.seq_len
+    base = refs.latent[ctx].astype(np.int64) * n_total + row * codes.seq_len
+    lo = np.searchsorted(sorted_key, base + np.maximum(pos - left, first_position), side="left")
+    hi = np.searchsorted(sorted_key, base + np.minimum(pos + right, codes.seq_len - 1), side="right")
+    # Expand each [lo, hi) range into (code, owner) pairs without a Python loop; owners ascend.
+    lengths = hi - lo
+    owner = np.repeat(np.arange(len(ctx)), lengths)
+    starts = np.repeat(lo - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    code = order[starts + np.arange(lengths.sum())]
+    by_code = np.argsort(code, kind="stable")  # stable: the first owner of a code stays first
+    code, owner = code[by_code], owner[by_code]
+    first = np.r_[True, np.diff(code) != 0] if len(code) else np.zeros(0, bool)
+    code, owner = code[first], owner[first]  # overlapping windows stored once
+    latent = codes.latent[code]
+    level = activation_levels(codes.value[code], max_act[latent])
+    keep = ~derivable_from_contexts(key[code], level, refs, max_act, n_total)
+    place = rank_within_groups(refs.latent[ctx])  # each context's place within its latent, (kind, rank) order
+    return WindowActivations(
+        latent=latent[keep],
+        context=place[owner[keep]].astype(np.uint16),
+        rel_pos=(codes.token_index[code[keep]] % codes.seq_len - pos[owner[keep]]).astype(np.int16),
+        level=level[keep],
+    )
+
+
+def derivable_from_contexts(keys: np.ndarray, levels: np.ndarray, refs: ContextRefs, max_act: np.ndarray,
+                            n_total: int) -> np.ndarray:
+    """Which (latent * n_total + token) codes are some context's own token at the level its act gives."""
+    if len(refs.latent) == 0:
+        return np.zeros(len(keys), bool)
+    center = refs.latent.astype(np.int64) * n_total + refs.token_index
+    center_keys, first = np.unique(center, return_index=True)  # two contexts on one token share its act
+    center_levels = activation_levels(refs.act[first], max_act[refs.latent[first]])
+    at = np.minimum(np.searchsorted(center_keys, keys), len(center_keys) - 1)
+    return (center_keys[at] == keys) & (center_levels[at] == levels)
+
+
+@torch.no_grad()
+def logit_lens(sae, model, n: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top and bottom `n` tokens of each decoder direction through the unembedding (W_dec @ W_U)."""
+    W_U = model.W_U.float()  # [d_model, d_vocab]
+    n = min(n, W_U.shape[1])
+    W_dec = sae.W_dec.float()  # [d_sae, d_model]
+    tops_i, tops_v, bots_i, bots_v = [], [], [], []
+    for start in range(0, W_dec.shape[0], chunk):
+        logits = W_dec[start : start + chunk].to(W_U.device) @ W_U  # [chunk, d_vocab]
+        top = logits.topk(n, dim=-1)
+        bottom = logits.topk(n, dim=-1, largest=False)
+        tops_i.append(top.indices.cpu()), tops_v.append(top.values.cpu())
+        bots_i.append(bottom.indices.cpu()), bots_v.append(bottom.values.cpu())
+    cat = lambda parts: torch.cat(parts).numpy()  # noqa: E731
+    return cat(tops_i), cat(tops_v), cat(bots_i), cat(bots_v)
+
+
+@torch.no_grad()
+def decoder_neighbors(sae, n: int, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The n latents with the highest decoder cosine to each latent (itself excluded). A block of `chunk`
+    latents at a time (default: as many as fit MAX_BLOCK_ELEMENTS), so the [d_sae, d_sae] cosines never exist:
+    peak O(chunk * d_sae)."""
+    if n <= 0:  # none asked for: skip the O(d_sae^2) cosines
+        d_sae = sae.W_dec.shape[0]
+        return np.zeros((d_sae, 0), dtype=np.int64), np.zeros((d_sae, 0), dtype=np.float32)
+    W = torch.nn.functional.normalize(sae.W_dec.float(), dim=-1)  # [d_sae, d_model]
+    chunk = chunk or rows_per_block(W.shape[0])
+    ids, cos = [], []
+    for start in range(0, W.shape[0], chunk):
+        sims = W[start : start + chunk] @ W.T  # [chunk, d_sae]
+        rows = torch.arange(sims.shape[0])
+        sims[rows, rows + start] = -2.0  # exclude self
+        top = sims.topk(min(n, W.shape[0] - 1), dim=-1)
+        ids.append(top.indices.cpu()), cos.append(top.values.cpu())
+    return torch.cat(ids).numpy(), torch.cat(cos).numpy()

@@ -1,0 +1,32 @@
+"""The DDL's fixed-length arrays and the constants the writer and the views use agree."""
+
+from __future__ import annotations
+
+import duckdb
+
+from contract.schema import HIST_BINS, N_LOGITS, N_NEIGHBORS, ddl_statements
+
+
+def column_types(table: str) -> dict[str, str]:
+    con = duckdb.connect()
+    for statement in ddl_statements():
+        con.execute(statement)
+    rows = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                       [table]).fetchall()
+    con.close()
+    return dict(rows)
+
+
+def test_latent_arrays_have_the_lengths_the_dashboards_write():
+    types = column_types("latents")
+    assert types["hist_counts"] == f"INTEGER[{HIST_BINS}]"
+    for column in ("top_logit_ids", "bottom_logit_ids"):
+        assert types[column] == f"INTEGER[{N_LOGITS}]"
+    assert types["neighbor_ids"] == f"INTEGER[{N_NEIGHBORS}]"
+    assert types["neighbor_cosines"] == f"FLOAT[{N_NEIGHBORS}]"
+
+
+def test_letter_cosines_hold_a_list_per_class_and_block_of_latents():
+    types = column_types("latent_letter_cos")
+    assert types["decoder_cos"] == types["encoder_cos"] == "SMALLINT[]"  # one value per latent of the block
+    assert {"class_index", "first_latent"} <= set(types) and "letter" not in types and "latent" not in types

@@ -1,0 +1,80 @@
+"""Vectorised dashboard selection on hand-made sparse codes with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.database import window_levels
+from precompute.pipeline import dashboards as dash
+
+
+def codes_from(entries: list[tuple[int, int, int, float]], n_rows: int = 10, seq_len: int = 8) -> dash.SparseCodes:
+    """entries: (latent, row, pos, value)."""
+    latent, row, pos, value = (np.array(x) for x in zip(*entries))
+    return dash.SparseCodes(token_index=(row * seq_len + pos).astype(np.int64), latent=latent.astype(np.int32),
+                            value=value.astype(np.float32), n_rows=n_rows, seq_len=seq_len, n_tokens=n_rows * (seq_len - 1))
+
+
+def test_top_contexts_prefer_distinct_rows_then_fill_with_second_peaks():
+    codes = codes_from([
+        (0, 1, 2, 9.0), (0, 1, 5, 8.0),  # row 1: peak 9, second peak 8
+        (0, 2, 3, 5.0),                  # row 2: peak 5
+        (0, 3, 1, 1.0),                  # row 3: peak 1
+        (1, 4, 4, 2.0),
+    ])
+    refs = dash.top_contexts(codes, n_top=3)
+    chosen = sorted(zip(refs.latent.tolist(), refs.rank.tolist(), refs.act.tolist()))
+    # Latent 0: row peaks 9, 5, 1 beat the second peak 8 of row 1.
+    assert chosen == [(0, 0, 9.0), (0, 1, 5.0), (0, 2, 1.0), (1, 0, 2.0)]
+    refs = dash.top_contexts(codes, n_top=10)
+    assert refs.act[refs.latent == 0].tolist() == [9.0, 5.0, 1.0, 8.0], "second peaks fill remaining slots"
+
+
+def test_quantile_bins_cover_the_range_and_sample_within_bins():
+    values = np.linspace(0.1, 10.0, 100)
+    codes = codes_from([(0, i % 10, 1 + i % 7, v) for i, v in enumerate(values)])
+    stats = dash.latent_stats(codes, d_sae=1, hist_bins=10)
+    refs = dash.quantile_contexts(codes, stats.max_act, n_bins=5, n_per_bin=2, seed=0)
+    assert sorted(set(refs.kind.tolist())) == [1, 2, 3, 4, 5]
+    for b, act in zip(refs.kind, refs.act):
+        assert (b - 1) * 2.0 < act <= b * 2.0 + 1e-6
+    assert stats.hist_counts[0].sum() == 100 and stats.max_act[0] == np.float32(10.0)
+
+
+def test_window_activations_keep_only_the_window_and_dedupe():
+    codes = codes_from([(0, 1, 1, 1.0), (0, 1, 3, 4.0), (0, 1, 7, 2.0), (1, 1, 3, 3.0)])
+    refs = dash.ContextRefs(latent=np.array([0, 0], np.int32), kind=np.zeros(2, np.uint8), rank=np.arange(2, dtype=np.uint16),
+                            token_index=np.array([1 * 8 + 3, 1 * 8 + 3]), act=np.array([4.0, 4.0], np.float32))
+    max_act = np.array([4.0, 3.0], np.float32)
+    windows = dash.window_activations(codes, refs, max_act, left=2, right=2, first_position=1)
+    stored = list(zip(windows.context.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
+    assert windows.latent.tolist() == [0]
+    assert stored == [(0, -2, 4)], ("pos 1 once, named by the first context; pos 7 is outside the window; the "
+                                    "contexts' own token (level 15 from its act) is left out; latent 1 is another latent")
+    contexts = [(rank, 1, 3, 4.0) for rank in (0, 1)]
+    assert window_levels(contexts, stored, 4.0) == {(1, 1): 4, (1, 3): 15}, "the reader gets every level back"
+
+
+def test_a_context_token_whose_stored_act_gives_another_level_is_stored():
+    """The context's act is stored rounded: where its level differs from the code's, the row is kept."""
+    codes = codes_from([(0, 1, 3, 2.26), (0, 1, 4, 4.0)])
+    refs = dash.ContextRefs(latent=np.array([0, 0], np.int32), kind=np.zeros(2, np.uint8), rank=np.arange(2, dtype=np.uint16),
+                            token_index=np.array([1 * 8 + 4, 1 * 8 + 3]), act=np.array([4.0, 2.3], np.float32))
+    windows = dash.window_activations(codes, refs, np.array([4.0], np.float32), left=2, right=2, first_position=1)
+    stored = list(zip(windows.context.tolist(), windows.rel_pos.tolist(), windows.level.tolist()))
+    # 2.26 / 4 * 15 = 8.475 -> 8, but the stored act 2.3 gives 8.625 -> 9: the true level is stored
+    assert stored == [(0, -1, 8)]
+    contexts = [(0, 1, 4, 4.0), (1, 1, 3, 2.3)]
+    assert window_levels(contexts, stored, 4.0) == {(1, 4): 15, (1, 3): 8}
+
+
+def test_an_sae_that_never_fired_selects_no_contexts():
+    """Its codes are empty (an SAE read at the wrong scale, or rows too few): no contexts, no IndexError."""
+    empty = dash.SparseCodes(token_index=np.zeros(0, np.int64), latent=np.zeros(0, np.int32),
+                             value=np.zeros(0, np.float32), n_rows=4, seq_len=8, n_tokens=28)
+    stats = dash.latent_stats(empty, d_sae=3, hist_bins=10)
+    refs = dash.concat_refs([dash.top_contexts(empty, n_top=5),
+                             dash.quantile_contexts(empty, stats.max_act, n_bins=5, n_per_bin=2, seed=0)])
+    windows = dash.window_activations(empty, refs, stats.max_act, left=2, right=2, first_position=1)
+    assert len(refs.latent) == 0 and len(windows.latent) == 0
+    assert stats.n_fired.tolist() == [0, 0, 0]

@@ -34,12 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from precompute.absorption.run import (  # noqa: E402
-    AbsorptionConfig,
-    compute_hook_data,
-    compute_sae_absorption,
-    select_words,
-)
+from precompute.absorption.config import AbsorptionConfig  # noqa: E402
+from precompute.absorption.hook import compute_hook_data, select_words  # noqa: E402
+from precompute.absorption.measure import compute_sae_absorption  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 

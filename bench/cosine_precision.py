@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend.database import DEFAULT_DB_PATH  # noqa: E402
-from precompute.absorption.run import SAEWeights, normalized_sae, row_cosines  # noqa: E402
+from precompute.absorption.measure import SAEWeights, normalized_sae, row_cosines  # noqa: E402
 from precompute.loading.sae import SAESpec, load_sae  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,15 +31,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from precompute.absorption import probe as pr  # noqa: E402
-from precompute.absorption.run import (  # noqa: E402
-    TRAINING_ONLY,
-    AbsorptionConfig,
-    HookProbeData,
-    SAEAbsorption,
-    compute_hook_data,
-    compute_sae_absorption,
-    out_of_fold_logits,
-)
+from precompute.absorption.config import TRAINING_ONLY, AbsorptionConfig  # noqa: E402
+from precompute.absorption.hook import HookProbeData, compute_hook_data, out_of_fold_logits  # noqa: E402
+from precompute.absorption.measure import SAEAbsorption, compute_sae_absorption  # noqa: E402
 from precompute.absorption.vocab import split_words  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402

@@ -143,7 +143,7 @@ def load_sae(source: SAESource, db_path: Path) -> LoadedSAE:
     check_sae_source(source, db_path)
     check_packages(source.model_name)
     try:
-        from precompute.absorption.run import normalized_sae
+        from precompute.absorption.measure import normalized_sae
         from precompute.loading.model import model_kwargs_key
         from precompute.loading.sae import SAESpec
         from precompute.loading.sae import load_sae as load

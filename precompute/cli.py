@@ -274,7 +274,7 @@ def chosen_tasks(names: list[str] | None) -> tuple[str, ...]:
 
 def absorption_config(args):
     from precompute.absorption.ablation import AblationMetricConfig
-    from precompute.absorption.run import AbsorptionConfig
+    from precompute.absorption.config import AbsorptionConfig
 
     return AbsorptionConfig(max_words=args.absorption_words, share_prefix=not args.fresh_prefixes,
                             ablation=AblationMetricConfig(max_candidates=args.ablation_candidates),

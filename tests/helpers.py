@@ -16,7 +16,7 @@ import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from precompute.absorption.prompts import LETTERS
-from precompute.absorption.tables import first_non_split
+from precompute.absorption.tables import rounded_absorber
 from precompute.storage.writer import sae_number
 
 D_MODEL = 16
@@ -32,7 +32,7 @@ HOOK = "blocks.1.hook_resid_post"
 
 def stored_absorber(top: list[int], acts: list[float], scores: list[float], split: list[int]) -> dict:
     """An absorption_words row's absorber columns for a word with these top latents, as the build stores them."""
-    absorber, act, score = first_non_split(np.array(top), np.array(acts), np.array(scores), split)
+    absorber, act, score = rounded_absorber(np.array(top), np.array(acts), np.array(scores), split)
     return {"absorber": absorber, "absorber_act": act, "absorber_score": score}
 
 def tiny_model(seed: int = 0) -> HookedTransformer:
@@ -539,7 +539,7 @@ def build_running_text_database(root: Path, fake: FakeAbsorption, monkeypatch, c
     """The real job on the tiny model and the planted SAE (under `keys`) over running_text_corpus (written once),
     with WordTokenizer's vocabulary and the fake absorption stage (absorption=False: a dashboards-only build)."""
     from precompute.absorption import stage
-    from precompute.absorption.run import AbsorptionConfig
+    from precompute.absorption.config import AbsorptionConfig
     from precompute.loading.sae import SAESpec
     from precompute.pipeline.dashboards import DashboardConfig
     from precompute.pipeline.job import JobConfig, run_job

@@ -114,3 +114,15 @@ def select_split_latents(f1_by_k: list[float], ranked_latents: list[int], tau: f
         else:
             break
     return list(ranked_latents[:accepted])
+
+
+def absorbing_latent(top_latents: np.ndarray, split_latents: list[int]) -> int | None:
+    """Where the word's absorber stands among its top latents (ranked by projection, or by attribution for the
+    paper's metric): the first that is not a split latent; None when every top latent is a split latent. For full
+    absorption and the paper metric this is the top latent; for partial absorption a split latent (the main latent)
+    may rank above it."""
+    split = {int(latent) for latent in split_latents}
+    for position, latent in enumerate(top_latents):
+        if int(latent) not in split:
+            return position
+    return None

@@ -7,14 +7,10 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from precompute.absorption.config import AbsorptionConfig, config_for_task
+from precompute.absorption.hook import StoredProbes, compute_hook_data
+from precompute.absorption.measure import compute_sae_absorption
 from precompute.absorption.probe import LinearProbe
-from precompute.absorption.run import (
-    AbsorptionConfig,
-    StoredProbes,
-    compute_hook_data,
-    compute_sae_absorption,
-    config_for_task,
-)
 from precompute.absorption.tables import config_json, hook_tables, probe_run_id, sae_tables
 from precompute.absorption.tasks import get_task
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, specs_by_hook

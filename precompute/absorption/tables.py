@@ -23,7 +23,10 @@ from contract.rows import (
     arrow_table,
 )
 from contract.schema import COS_BLOCK, COS_SCALE
-from precompute.absorption.run import TRAINING_ONLY, AbsorptionConfig, HookProbeData, SAEAbsorption
+from precompute.absorption.config import TRAINING_ONLY, AbsorptionConfig
+from precompute.absorption.hook import HookProbeData
+from precompute.absorption.measure import SAEAbsorption
+from precompute.absorption.projection import absorbing_latent
 
 
 def now() -> datetime:
@@ -224,17 +227,14 @@ def letter_cos_table(key: str, decoder_cos: np.ndarray, encoder_cos: np.ndarray)
                      "decoder_cos": as_thousandths(decoder_cos), "encoder_cos": as_thousandths(encoder_cos)})
 
 
-def first_non_split(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: np.ndarray,
-                    split_latents: list[int]) -> tuple[int | None, float | None, float | None]:
-    """The word's absorbing latent: the first of its top latents (by projection or attribution) that is not a
-    split latent, with its activation and score; (None, None, None) when every top latent is a split latent.
-    For full absorption and the paper metric this is the top latent; for partial absorption a split latent
-    (the main latent) may rank above it."""
-    split = set(split_latents)
-    for latent, act, score in zip(top_latents, top_acts, top_scores):
-        if int(latent) not in split:
-            return int(latent), round(float(act), 3), round(float(score), 3)
-    return None, None, None
+def rounded_absorber(top_latents: np.ndarray, top_acts: np.ndarray, top_scores: np.ndarray,
+                     split_latents: list[int]) -> tuple[int | None, float | None, float | None]:
+    """The word's absorber (projection.absorbing_latent, the metric's own rule) with its activation and score
+    rounded as stored."""
+    at = absorbing_latent(top_latents, split_latents)
+    if at is None:
+        return None, None, None
+    return int(top_latents[at]), round(float(top_acts[at]), 3), round(float(top_scores[at]), 3)
 
 
 # k-sparse probes' precision, recall and F1: exact short decimals compress to a third in DuckDB (ALP), and the pages
@@ -264,7 +264,7 @@ def word_tables(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, 
             for n, word in enumerate(fold.true_positives):
                 if not (proj.is_full_absorption[n] or proj.absorption_fraction[n] > 0):
                     continue  # not absorbed: no row (TOKEN_ABSORPTION reads fraction 0 from probe_words)
-                absorber, act, score = first_non_split(proj.top_latents[n], fold.top_acts[n], proj.top_projections[n], split)
+                absorber, act, score = rounded_absorber(proj.top_latents[n], fold.top_acts[n], proj.top_projections[n], split)
                 token_id = words[word].token_id
                 keep_acts(token_id, fold.split_acts[n])
                 rows.append(AbsorptionWordRow(
@@ -279,7 +279,7 @@ def word_tables(result: SAEAbsorption, classes: tuple[str, ...], ids: dict[str, 
             position = {int(w): n for n, w in enumerate(fold.true_positives)}
             for row, word in enumerate(fold.sampled):
                 n = position[int(word)]
-                absorber, act, score = first_non_split(fold.paper.top_latents[row], fold.paper.top_acts[row],
+                absorber, act, score = rounded_absorber(fold.paper.top_latents[row], fold.paper.top_acts[row],
                                                        fold.paper.top_attributions[row], split)
                 token_id = words[word].token_id
                 keep_acts(token_id, fold.split_acts[n])

@@ -3,7 +3,7 @@
 A task is data: its classes (in label order), the answer each class's prompt line ends with (one token each), the
 prompt's target line, and a labeller that gives a word's class from its text or None (not in the task). The
 probe, k-sparse probing, split latents, both absorption metrics and their intervals are the same for every task
-(precompute/absorption/run.py); only the words, labels and prompts differ.
+(precompute/absorption/hook.py and measure.py); only the words, labels and prompts differ.
 
 - first_letter: the paper's task, ground truth from the token text.
 - wordnet_category: a semantic feature (the post's "is an animal" absorbed into a "snake" latent): the WordNet

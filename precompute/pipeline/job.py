@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from contract.rows import SaeRow, arrow_table
 from contract.schema import N_NEIGHBORS
-from precompute.absorption.run import AbsorptionConfig
+from precompute.absorption.config import AbsorptionConfig
 from precompute.loading.corpus import load_corpus_rows
 from precompute.loading.model import TOY_MODEL_NAME
 from precompute.loading.sae import (

@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 
 from precompute.absorption import probe as pr
+from precompute.absorption.config import TRAINING_ONLY, AbsorptionConfig
+from precompute.absorption.hook import assign_folds, fold_training_words, out_of_fold_logits
+from precompute.absorption.measure import modal
 from precompute.absorption.prompts import PromptSet
-from precompute.absorption.run import (
-    TRAINING_ONLY,
-    AbsorptionConfig,
-    assign_folds,
-    fold_training_words,
-    modal,
-    out_of_fold_logits,
-)
 from precompute.absorption.stats import (
     BootstrapConfig,
     between_fold_sd,

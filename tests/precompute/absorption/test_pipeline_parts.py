@@ -14,7 +14,7 @@ from precompute.absorption import probe as pr
 from precompute.absorption.activations import answer_logits, word_activations
 from precompute.absorption.prompts import PromptSet
 from precompute.absorption.stats import BootstrapConfig, letter_and_overall_intervals
-from precompute.absorption.tables import first_non_split
+from precompute.absorption.tables import rounded_absorber
 from precompute.absorption.vocab import Word
 
 
@@ -156,6 +156,6 @@ def test_bootstrap_intervals_cover_the_mean_and_shrink_with_more_words():
 
 def test_absorber_is_the_first_top_latent_that_is_not_a_split_latent():
     acts, scores = np.array([1.0, 2.0, 3.0]), np.array([0.9, 0.5, 0.1])
-    assert first_non_split(np.array([5, 9, 2]), acts, scores, split_latents=[5]) == (9, 2.0, 0.5)
-    assert first_non_split(np.array([9, 5, 2]), acts, scores, split_latents=[5]) == (9, 1.0, 0.9)
-    assert first_non_split(np.array([5]), acts[:1], scores[:1], split_latents=[5]) == (None, None, None)
+    assert rounded_absorber(np.array([5, 9, 2]), acts, scores, split_latents=[5]) == (9, 2.0, 0.5)
+    assert rounded_absorber(np.array([9, 5, 2]), acts, scores, split_latents=[5]) == (9, 1.0, 0.9)
+    assert rounded_absorber(np.array([5]), acts[:1], scores[:1], split_latents=[5]) == (None, None, None)

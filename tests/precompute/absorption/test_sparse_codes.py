@@ -14,19 +14,11 @@ from precompute.absorption import baselines as base
 from precompute.absorption import ksparse as ks
 from precompute.absorption import probe as pr
 from precompute.absorption.codes import encode_words, gather
+from precompute.absorption.config import AbsorptionConfig
+from precompute.absorption.hook import HookProbeData, assign_folds
+from precompute.absorption.measure import SAEWeights, combine_folds, measure_fold, row_cosines, row_norms, unit_rows
 from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
 from precompute.absorption.prompts import PromptSet
-from precompute.absorption.run import (
-    AbsorptionConfig,
-    HookProbeData,
-    SAEWeights,
-    assign_folds,
-    combine_folds,
-    measure_fold,
-    row_cosines,
-    row_norms,
-    unit_rows,
-)
 from precompute.absorption.stats import BootstrapConfig
 
 D_MODEL, D_SAE, SPLIT_S = 32, 80, 40

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from precompute.absorption.ablation import AblationMetricConfig
-from precompute.absorption.run import AbsorptionConfig
+from precompute.absorption.config import AbsorptionConfig
 from precompute.loading.model import load_model_cached
 from precompute.loading.sae import SAESpec
 from precompute.pipeline.dashboards import DashboardConfig

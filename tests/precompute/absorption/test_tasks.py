@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from precompute.absorption.run import AbsorptionConfig, config_for_task
+from precompute.absorption.config import AbsorptionConfig, config_for_task
 from precompute.absorption.tasks import TASKS, WORDNET_CATEGORY, WORDNET_DIR, WORDNET_POS, get_task
 from precompute.absorption.vocab import task_vocabulary
 

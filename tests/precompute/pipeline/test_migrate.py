@@ -349,7 +349,7 @@ def test_an_sae_whose_weights_are_gone_is_left_unscored(tmp_path):
 
 
 def test_migrate_from_v9_names_every_result_first_letter_and_keeps_its_probes_reusable(tmp_path):
-    from precompute.absorption.run import AbsorptionConfig, config_for_task
+    from precompute.absorption.config import AbsorptionConfig, config_for_task
     from precompute.absorption.tables import config_json
 
     path = helpers.build_sweep_database(tmp_path)

@@ -12,8 +12,9 @@ import torch
 
 from backend import truth
 from backend.database import ExplorerDB
+from precompute.absorption.config import AbsorptionConfig, config_for_task
+from precompute.absorption.hook import select_words
 from precompute.absorption.prompts import build_prompt_set, letter_token_ids
-from precompute.absorption.run import AbsorptionConfig, config_for_task, select_words
 from precompute.absorption.tasks import TOY_HIERARCHY, TOY_PARENTS, tasks_for_model
 from precompute.absorption.vocab import task_vocabulary, word_position
 from precompute.toy import hierarchy as toy

@@ -126,10 +126,10 @@ def build_shard(group: HookGroup, config: JobConfig, shard: Path,
 def register_shard(target: Path, shard: Path, log=print) -> list[str]:
     """The shard's SAEs into the target, atomically; the first shard becomes the target."""
     if not target.exists():
+        from precompute.storage.writer import publish_copy
+
         keys = sorted(registered_keys(shard))
-        staging = target.with_name(f".{target.name}.registering")
-        shutil.copyfile(shard, staging)
-        os.replace(staging, target)  # atomic: the target appears whole or not at all
+        publish_copy(shard, target)
         return keys
     from precompute.pipeline.merge import merge
 
@@ -167,7 +167,9 @@ def run_with_ray_locked(specs: list[SAESpec], config: JobConfig, address: str | 
     todo = [g for g in groups if fresh or missing_results(config.db_path, g.specs, tasks)]
     skipped = sorted({s.key for g in groups if g not in todo for s in g.specs})
     if not config.append and config.db_path.exists():
-        config.db_path.unlink()  # --fresh: start over (shards are per run directory, removed below)
+        from precompute.storage.writer import remove_target
+
+        remove_target(config.db_path)  # --fresh: start over (shards are per run directory, removed below)
     if not todo:
         log(f"every SAE is already in {config.db_path}: nothing to build")
         return RaySummary([], skipped, time.perf_counter() - start, 0.0)

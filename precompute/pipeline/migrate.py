@@ -12,7 +12,6 @@ statistics) stay empty: the pages say so, and `build --force` fills them.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -37,14 +36,11 @@ from precompute.storage.writer import (
     atomic_database,
     catalog_tables,
     current_catalog,
-    disk_full_error,
-    file_size,
-    is_disk_full,
+    snapshot,
     stored_schema_version,
     table_columns,
     write_task,
 )
-from precompute.util.faults import disk_full_point
 
 # Schema v6 measured every SAE with SAEBench's 80/20 split: one fold (fold 0 = the test words), one probe.
 V6_DEFAULTS: dict[tuple[str, str], str] = {
@@ -272,17 +268,8 @@ def migrate_locked(path: Path, log, discard_work: bool) -> bool:
         raise SchemaMismatchError(f"{path} has schema v{version}: no migration to v{SCHEMA_VERSION} starts there. "
                                   "Rebuild it with `python -m precompute build --fresh`.")
     defaults, derived = MIGRATIONS[version]
-    source = path.with_name(f".{path.name}.migrating-from")
     inputs = {"command": "migrate", "from_version": version}
-    try:
-        disk_full_point("copy")
-        shutil.copyfile(path, source)  # the target is replaced at the end; read from a stable copy
-    except OSError as error:
-        source.unlink(missing_ok=True)
-        if is_disk_full(error):
-            raise disk_full_error(path, file_size(path), None) from error
-        raise
-    try:
+    with snapshot(path) as source:  # the target is replaced at the end; read from a stable copy
         with atomic_database(path, start_from_existing=False, log=log, inputs=inputs, discard_work=discard_work,
                              resumable=False) as con:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(source)])
@@ -296,8 +283,6 @@ def migrate_locked(path: Path, log, discard_work: bool) -> bool:
                         "(SELECT unnest(?::VARCHAR[])) AND key NOT IN ('schema_version', 'migrated_from')", [work_keys])
             con.execute("INSERT INTO meta VALUES ('schema_version', ?), ('migrated_from', ?)", [SCHEMA_VERSION, version])
             con.execute("DETACH old")
-    finally:
-        source.unlink(missing_ok=True)
     log(f"{path}: schema v{version} -> v{SCHEMA_VERSION}")
     return True
 

@@ -456,6 +456,48 @@ def atomic_database(target: Path, start_from_existing: bool, log=print, inputs: 
             raise
 
 
+def publish_copy(source: Path, target: Path) -> None:
+    """A finished database (a Ray shard) becomes the target whole: copied next to it, then renamed over it, under
+    the target's writer lock; a full disk removes the partial copy."""
+    with writer_lock(target):
+        staging = temporary_path(target, "registering")
+        try:
+            disk_full_point("copy")
+            shutil.copyfile(source, staging)
+            os.replace(staging, target)  # atomic: the target appears whole or not at all
+        except BaseException as error:
+            staging.unlink(missing_ok=True)
+            if is_disk_full(error):
+                raise disk_full_error(target, file_size(source), None) from error
+            raise
+
+
+def remove_target(target: Path) -> None:
+    """`--fresh` for a command that builds the target from parts (the Ray driver): the old target goes first."""
+    with writer_lock(target):
+        remove_database_files(target)
+
+
+@contextmanager
+def snapshot(target: Path):
+    """A read-only copy of the target to read from while the target itself is being replaced (migrate), removed
+    afterwards; a full disk removes the partial copy."""
+    with writer_lock(target):
+        copy = temporary_path(target, "migrating-from")
+        try:
+            disk_full_point("copy")
+            shutil.copyfile(target, copy)
+        except BaseException as error:
+            copy.unlink(missing_ok=True)
+            if is_disk_full(error):
+                raise disk_full_error(target, file_size(target), None) from error
+            raise
+        try:
+            yield copy
+        finally:
+            copy.unlink(missing_ok=True)
+
+
 def close_quietly(con: duckdb.DuckDBPyConnection) -> None:
     """Close after a failure: a full disk can make the close's own checkpoint fail too."""
     try:

@@ -176,3 +176,24 @@ def test_every_test_folder_is_collected(request):
                       if any(fnmatch(part, pattern) for part in path.parent.relative_to(ROOT).parts
                              for pattern in patterns)})
     assert not skipped, f"pytest would skip these test folders (norecursedirs {patterns}): {skipped}"
+
+
+def test_only_the_writer_replaces_opens_for_writing_or_copies_a_database():
+    """Every operation on a target file goes through precompute/storage/writer.py (build, Ray, merge, migrate): no
+    other module renames a file into place, opens a DuckDB file writable, or copies one."""
+    import re
+
+    pattern = re.compile(r"os\.replace\(|\.rename\(|shutil\.copyfile\(|duckdb\.connect\([^)]")
+
+    def writes(line: str) -> bool:
+        return bool(pattern.search(line)) and "read_only=True" not in line
+
+    wrong = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path.relative_to(ROOT).as_posix() not in WRITER_MODULES
+             for number, line in enumerate(path.read_text().splitlines(), 1) if writes(line)]
+    assert not wrong, "\n".join(wrong)
+
+
+# The writer, and the modules that write files that are not databases (a corpus, an SAE folder, the toy's assets).
+WRITER_MODULES = {"precompute/storage/writer.py", "precompute/loading/corpus.py", "precompute/train/training.py",
+                  "precompute/train/sweep.py", "precompute/train/activation_cache.py", "precompute/toy/hierarchy.py"}

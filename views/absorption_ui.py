@@ -4,7 +4,6 @@ Not a page (it is not registered in app.py); the letter, token, latent and overv
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -16,7 +15,7 @@ from backend.params import LETTERS, ParamError, parse_task
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
 from contract.vocabulary import MIN_PROBE_F1  # noqa: F401  (the pages read it as ui.MIN_PROBE_F1)
-from views import common
+from views import common, reads
 
 MIN_STABILITY = 0.7  # below this the two half-data probes disagree: the letter's direction is unreliable
 SPLIT_COLOR = "rgb(31,119,180)"
@@ -57,21 +56,9 @@ CAVEAT = ("A 135M-parameter model and SAEs of 1k–4k latents (as in this demo) 
           "of ≥ 16k latents. Read every number with its interval.")
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _query(path: str, identity: tuple[int, ...] | None, method: str, args: tuple) -> Any:
-    return getattr(common._open_db_version(path, identity), method)(*args)
-
-
-def cached(method: str, *args) -> Any:
-    """`ExplorerDB.<method>(*args)` through st.cache_data (the database is read-only; a replaced file is a new
-    cache key: common.db_version)."""
-    common.get_db()
-    return _query(*common.db_version(), method, args)
-
-
 def has_absorption(sae_key: str, task: str | None = None) -> bool:
     """Whether the SAE has absorption results on `task` (any task when None)."""
-    return bool(cached("has_absorption", sae_key, task))
+    return bool(reads.has_absorption(sae_key, task))
 
 
 # --- tasks (schema v10: every absorption result belongs to a task; `letter` columns hold its class) ----------
@@ -81,7 +68,7 @@ FALLBACK_TASK = TaskInfo(DEFAULT_TASK, "First letter", "The word's first letter.
 
 def tasks() -> list[TaskInfo]:
     """The database's tasks, first_letter first (the fallback first_letter when it has none)."""
-    return cached("tasks") or [FALLBACK_TASK]
+    return reads.tasks() or [FALLBACK_TASK]
 
 
 def task_info(name: str) -> TaskInfo:
@@ -131,7 +118,7 @@ def caveat(sae: SaeRow | None = None) -> None:
 
 def no_absorption_message(sae_key: str, task: TaskInfo | None = None) -> None:
     """No results for the SAE (on `task`, or on any task when None); names the tasks it does have."""
-    measured = cached("sae_tasks", sae_key) if task is not None else []
+    measured = reads.sae_tasks(sae_key) if task is not None else []
     if task is not None and measured:
         titles = ", ".join(f"{task_info(name).title} (`{name}`)" for name in measured)
         st.info(f"SAE `{sae_key}` has no absorption measurements on the task {task.title} (`{task.task}`); it was "
@@ -175,14 +162,14 @@ def token_url(sae_key: str, word: str) -> str:
 def probe_run_note(sae: SaeRow, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
     """Which probe run the SAE's numbers on the task were measured against and, where the hook holds several runs
     of the task (builds with other absorption configs), the others with the SAEs measured against each."""
-    summary = cached("sae_absorption", sae.sae_key, task)
+    summary = reads.sae_absorption(sae.sae_key, task)
     if summary is None:
         return
     run_id = summary["probe_run_id"]
-    run = cached("probe_run", run_id)
+    run = reads.probe_run(run_id)
     words = f" · {run['n_words']:,} words ({run['n_train']:,} train / {run['n_test']:,} test)" if run else ""
     st.caption(f"Measured against probe run `{run_id}`{words}.", help=PROBE_RUN_HELP)
-    runs = records(cached("hook_probe_runs", sae.model_name, sae.hook_name, task))
+    runs = records(reads.hook_probe_runs(sae.model_name, sae.hook_name, task))
     others = [r for r in runs if r["probe_run_id"] != run_id and r["sae_keys"]]
     if others:
         with st.expander(f"{len(others)} other probe run(s) at `{sae.hook_name}`: not comparable with these numbers"):

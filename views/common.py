@@ -19,14 +19,14 @@ PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "bro
 # Old connections go once a build, merge or migrate has replaced the file (a handful of versions kept, for reruns
 # that started before the replacement).
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _open_db_version(path: str, identity: tuple[int, ...] | None) -> ExplorerDB:
+def db_at(path: str, identity: tuple[int, ...] | None) -> ExplorerDB:
     return ExplorerDB(Path(path))
 
 
 def _open_db(path: str) -> ExplorerDB:
     """The connection to the file now at `path`: the cache key holds the file's identity (inode, mtime, size), so
     a running server opens the new file on its next rerun once a build has renamed it into place."""
-    return _open_db_version(path, database_identity(Path(path)))
+    return db_at(path, database_identity(Path(path)))
 
 
 def db_version() -> tuple[str, tuple[int, ...] | None]:
@@ -46,7 +46,7 @@ def get_db() -> ExplorerDB:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sae_table(path: str, identity: tuple[int, ...] | None):
-    return _open_db_version(path, identity).saes()
+    return db_at(path, identity).saes()
 
 
 def saes_frame():

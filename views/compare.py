@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 from backend.params import ParamError, parse_sae_keys
 from backend.sae_filter import task_default_saes
 from views import absorption_ui as ui
-from views import common, sae_list, truth_ui
+from views import common, reads, sae_list, truth_ui
 
 SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "triangle-down")
 
@@ -71,7 +71,7 @@ X_AXES = (("l0", "L0", "linear"), ("d_sae", "width (latents)", "log"), ("layer",
 db = common.get_db()
 task = ui.current_task()
 noun, nouns = task.class_noun, task.class_plural
-comparison = ui.cached("sae_comparison", task.task)
+comparison = reads.sae_comparison(task.task)
 if comparison.empty:
     st.title("Compare SAEs")
     st.info("This database holds no SAEs yet. Add some with `python -m precompute build --sae ...`.")
@@ -219,7 +219,7 @@ if len(ui.tasks()) > 1:
     st.subheader("Every task")
     st.caption("Mean absorption fraction [95% bootstrap interval] of each SAE on each task (— where not measured). "
                "Tasks differ in their words, classes and probes: compare SAEs within a column.")
-    st.dataframe(task_summary(frame, ui.cached("all_tasks_sae_absorption")), hide_index=True, width="stretch",
+    st.dataframe(task_summary(frame, reads.all_tasks_sae_absorption()), hide_index=True, width="stretch",
                  key="compare_tasks")
     task_cols = st.columns(len(ui.tasks()))
     for column, other in zip(task_cols, ui.tasks()):
@@ -373,7 +373,7 @@ if not measured.empty and measured["sae_key"].isin(paged["sae_key"]).any():
     st.caption(f"Columns: the chosen SAEs with absorption results. Grey “excl” cells: {nouns} whose probe F1 ≤ "
                f"{ui.MIN_PROBE_F1}, left out of the headline means (hover for the value). Click a cell to open that "
                f"{noun}.")
-    letters = ui.cached("all_sae_letters", task.task)
+    letters = reads.all_sae_letters(task.task)
     columns = measured[measured["sae_key"].isin(paged["sae_key"])]["sae_key"].tolist()
     if page.count > 1:
         st.caption(f"This page's SAEs ({page.start + 1}–{page.stop} of {len(frame):,}); the pager above moves on.")

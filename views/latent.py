@@ -12,7 +12,7 @@ from backend import neuronpedia, scores
 from backend.params import ParamError, parse_latent
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
-from views import absorption_ui, common, truth_ui
+from views import absorption_ui, common, reads, truth_ui
 
 db = common.get_db()
 sae = common.current_sae()
@@ -211,13 +211,13 @@ def render_absorption_panel() -> None:
         st.radio("task", list(titles), format_func=titles.get, key="latent_task", horizontal=True,
                  on_change=on_task_selected, help="Whose class probes the cosine profile shows; kept in the URL "
                                                   "(?task=). The roles below cover every task.")
-    roles = absorption_ui.cached("latent_roles", sae.sae_key, latent_id)
+    roles = reads.latent_roles(sae.sae_key, latent_id)
     left, right = st.columns([3, 2])
     with left:
         noun, nouns = task.class_noun, task.class_plural
         st.markdown(f"**Decoder cosine with each {noun}'s probe direction**")
         if absorption_ui.has_absorption(sae.sae_key, task.task):
-            cos = absorption_ui.cached("latent_letter_cos", sae.sae_key, latent_id, task.task)
+            cos = reads.latent_letter_cos(sae.sae_key, latent_id, task.task)
             st.caption(f"Blue: {nouns} where this latent has a role. Typical absorbing latents have cosine 0.05–0.15 "
                        f"with the {noun} they absorb.")
             highlighted = set(of_task(roles.main, task.task)["letter"]) | set(of_task(roles.split, task.task)["letter"]) \
@@ -292,7 +292,7 @@ def render_matches_panel() -> None:
                 "nothing to match this latent against. Build SAEs of other widths or sparsities at this hook to see "
                 "where this direction goes.")
         return
-    matches = absorption_ui.cached("latent_matches", sae.sae_key, latent_id)
+    matches = reads.latent_matches(sae.sae_key, latent_id)
     if matches.empty:
         st.info(f"Matches for `{sae.sae_key}` were not computed (the precompute's matching stage fills them when "
                 "it can load every SAE at the hook).")
@@ -300,9 +300,9 @@ def render_matches_panel() -> None:
     st.caption("For each other SAE at this hook, the latent whose decoder direction is closest (cosine) to this "
                "one's. Near 1: the same feature. A wider SAE may split it into several latents, each with a lower "
                "cosine; an absorber here may be a clean letter latent there, or the reverse.")
-    measured = set(absorption_ui.cached("all_sae_absorption")["sae_key"]) \
-        if absorption_ui.cached("has_absorption_tables") else set()
-    roles = absorption_ui.cached("latent_match_roles", sae.sae_key, latent_id)
+    measured = set(reads.all_sae_absorption()["sae_key"]) \
+        if reads.has_absorption_tables() else set()
+    roles = reads.latent_match_roles(sae.sae_key, latent_id)
     st.dataframe(matches_table(matches, roles, measured), hide_index=True, width="stretch", key="latent_matches",
                  column_config={"latent": st.column_config.LinkColumn("latent", display_text=r"latent=(\d+)"),
                                 "cosine": st.column_config.NumberColumn(format="%.3f"),

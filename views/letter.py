@@ -14,7 +14,7 @@ from backend.database import absorber
 from backend.params import ParamError, parse_choice, parse_class
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from views import absorption_ui as ui
-from views import common, truth_ui
+from views import common, reads, truth_ui
 
 DEFAULT_LETTER = "s"
 SCATTER_X = {"encoder": "encoder cosine with the probe", "latent": "latent id"}
@@ -93,7 +93,7 @@ choices[-1].selectbox(noun, list(task.classes), key="letter_select", format_func
 if not ui.has_absorption(sae_key, task_name):
     ui.no_absorption_message(sae_key, task)
     st.stop()
-row = ui.cached("sae_letter", sae_key, letter, task_name)
+row = reads.sae_letter(sae_key, letter, task_name)
 if row is None:
     st.info(f"No absorption measurements for {noun} {label} of task `{task_name}` in SAE `{sae_key}`"
             + ("." if task.is_letters else " (a class with too few words, or a probe run without it)."))
@@ -154,7 +154,7 @@ st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so
 if toy:
     truth_ui.feature_panel(sae_key, task_name, letter)
 
-folds = ui.cached("sae_letter_folds", sae_key, letter, task_name)
+folds = reads.sae_letter_folds(sae_key, letter, task_name)
 if len(folds) > 1:
     st.subheader("Across folds")
     if row["split_stability"] < 1:
@@ -198,7 +198,7 @@ def classifier_table(row: dict, ks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["classifier", "direction", "precision", "recall", "F1"])
 
 
-ks = ui.modal_fold_fits(ui.cached("sae_letter_k", sae_key, letter, task_name), folds, split_latents)
+ks = ui.modal_fold_fits(reads.sae_letter_k(sae_key, letter, task_name), folds, split_latents)
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Probe vs latents vs baselines")
@@ -257,10 +257,10 @@ def absorbing_latents(table: pd.DataFrame) -> pd.DataFrame:
     return grouped.rename(columns={"cos": "probe cos"}).reset_index().sort_values("words", ascending=False)
 
 
-cos_frame = ui.cached("letter_latent_cos", sae_key, letter, task_name)
+cos_frame = reads.letter_latent_cos(sae_key, letter, task_name)
 cos_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["decoder_cos"].astype(float)))
 density_by_latent = dict(zip(cos_frame["latent"].astype(int), cos_frame["density"].astype(float)))
-word_table = words_with_absorbers(ui.cached("absorbed_words", sae_key, letter, task_name), cos_by_latent,
+word_table = words_with_absorbers(reads.absorbed_words(sae_key, letter, task_name), cos_by_latent,
                                   density_by_latent)
 absorbers = absorbing_latents(word_table)
 absorber_ids = {int(a) for a in absorbers["absorber id"]}

@@ -52,7 +52,7 @@ def _sae(source: inference.SAESource, db_path: str) -> inference.LoadedSAE:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _probes(db_path: str, identity: tuple[int, ...] | None, sae_key: str) -> dict[str, inference.LetterProbe]:
-    return inference.letter_probes(common._open_db_version(db_path, identity), sae_key)
+    return inference.letter_probes(common.db_at(db_path, identity), sae_key)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

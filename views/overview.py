@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from contract.rows import SaeRow
-from views import absorption_ui, common, sae_list
+from views import absorption_ui, common, reads, sae_list
 
 st.title("SAEs in this database")
 db = common.get_db()
@@ -39,8 +39,8 @@ st.dataframe(shown, hide_index=True, width="stretch",
 if len(frame) > 1:
     common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0, "
                      "width and layer →", **sae_list.link_params(flt, "none"), **absorption_ui.task_params(task.task))
-has_absorption = absorption_ui.cached("has_absorption_tables")
-summary = absorption_ui.cached("all_sae_absorption", task.task) if has_absorption else pd.DataFrame()
+has_absorption = reads.has_absorption_tables()
+summary = reads.all_sae_absorption(task.task) if has_absorption else pd.DataFrame()
 summary = summary[summary["sae_key"].isin(frame["sae_key"])] if not summary.empty else summary
 sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None, keep=keep)
 page = sae_list.read_page(len(frame))
@@ -123,7 +123,7 @@ st.caption(f"Headline means over {nouns} whose probe F1 > {absorption_ui.MIN_PRO
 number = st.column_config.NumberColumn(format="%.3f")
 tasks_of: dict[str, list[str]] = {}
 if len(absorption_ui.tasks()) > 1:
-    for key, name in absorption_ui.cached("all_tasks_sae_absorption")[["sae_key", "task"]].itertuples(index=False):
+    for key, name in reads.all_tasks_sae_absorption()[["sae_key", "task"]].itertuples(index=False):
         tasks_of.setdefault(key, []).append(name)
 st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
              column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
@@ -141,7 +141,7 @@ cell = None
 if paged_summary.empty:
     st.info("No SAE on this page has absorption measurements.")
 else:
-    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(absorption_ui.cached("all_sae_letters", task.task),
+    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(reads.all_sae_letters(task.task),
                                                               paged_summary["sae_key"].tolist(),
                                                               letters_upper=task.is_letters),
                                  width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")

@@ -15,7 +15,7 @@ from backend.params import ParamError, parse_word
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
 from contract.schema import DEFAULT_TASK
 from views import absorption_ui as ui
-from views import common
+from views import common, reads
 
 N_SUGGESTIONS = 12
 N_NEAREST = 8
@@ -47,8 +47,8 @@ st.text_input("word", key="token_input", on_change=on_word_entered, placeholder=
               help="One token of the model's vocabulary, with or without its leading space; case-sensitive. "
                    "The choice is kept in the URL (?token=).")
 
-HAS_PROBES = bool(ui.cached("has_absorption_tables")) and ui.cached("probe_run_count", model_name) > 0
-RUNNING_TEXT_SAES = set(ui.cached("running_text_sae_keys"))  # empty: not computed (an older or migrated database)
+HAS_PROBES = bool(reads.has_absorption_tables()) and reads.probe_run_count(model_name) > 0
+RUNNING_TEXT_SAES = set(reads.running_text_sae_keys())  # empty: not computed (an older or migrated database)
 HAS_RUNNING_TEXT = bool(RUNNING_TEXT_SAES)
 NOT_COMPUTED = ("not computed for this SAE in this database (`python -m precompute build --force` computes it with "
                 "the dashboards)")
@@ -154,9 +154,9 @@ def render_per_sae(token: str, token_id: int, absorption: pd.DataFrame | None, r
     """One line per SAE of the model: the prompt's verdict, then how the token fares in running text."""
     st.markdown("**In the prompt and in running text, per SAE**")
     rows = by_sae(ui.records(absorption)) if absorption is not None else {}
-    running = {r.sae_key: r for r in ui.cached("token_running_text", model_name, token_id)} if HAS_RUNNING_TEXT else {}
-    letters = ({r.sae_key: r for r in ui.cached("token_letter_rates", model_name, token_id)}
-               if HAS_RUNNING_TEXT and ui.cached("has_token_letters") else {})
+    running = {r.sae_key: r for r in reads.token_running_text(model_name, token_id)} if HAS_RUNNING_TEXT else {}
+    letters = ({r.sae_key: r for r in reads.token_letter_rates(model_name, token_id)}
+               if HAS_RUNNING_TEXT and reads.has_token_letters() else {})
     lines = []
     saes = common.saes_frame()
     for key in saes.loc[saes["model_name"] == model_name, "sae_key"]:
@@ -180,7 +180,7 @@ def vocabulary_tokenization(text: str) -> list[tuple[int | None, str]]:
     pieces: list[tuple[int | None, str]] = []
     rest = text
     while rest:
-        found = ui.cached("longest_vocab_prefix", model_name, rest)
+        found = reads.longest_vocab_prefix(model_name, rest)
         if found is None:
             pieces.append((None, rest[0]))
             rest = rest[1:]
@@ -207,7 +207,7 @@ def tokenization(text: str) -> tuple[list[tuple[int | None, str]], str | None]:
 
 def token_link(token: str) -> str | None:
     """A token-page URL for the token, when it is a word of the task (the page has its verdict)."""
-    if not HAS_PROBES or not token.strip() or ui.cached("probe_words_by_text", model_name, token.strip()).empty:
+    if not HAS_PROBES or not token.strip() or reads.probe_words_by_text(model_name, token.strip()).empty:
         return None
     return ui.token_url(sae_key, token)
 
@@ -215,7 +215,7 @@ def token_link(token: str) -> str | None:
 def pieces_table(forms: dict[str, list[tuple[int | None, str]]]) -> pd.DataFrame:
     """One row per token of each form, with what the sidebar SAE's running text says about it."""
     ids = [t for pieces in forms.values() for t, _ in pieces if t is not None]
-    running = ui.cached("tokens_running_text", sae_key, tuple(ids)) if sae_key in RUNNING_TEXT_SAES else {}
+    running = reads.tokens_running_text(sae_key, tuple(ids)) if sae_key in RUNNING_TEXT_SAES else {}
     rows = []
     for form, pieces in forms.items():
         for position, (token_id, text) in enumerate(pieces, start=1):
@@ -279,7 +279,7 @@ def render_first_token(word: str, pieces: list[tuple[int | None, str]]) -> None:
 
 def render_other_string(word: str) -> None:
     """Anything that is not a word of the task: what it is, what can be measured, where to go next."""
-    in_vocab = ui.cached("vocab_tokens_by_text", model_name, word)
+    in_vocab = reads.vocab_tokens_by_text(model_name, word)
     if in_vocab.empty:
         st.error(f"“{word}” is not a single-token alphabetic word of `{model_name}`'s vocabulary. The first-letter "
                  "task only uses tokens that are a whole word of ASCII letters (with or without one leading space): "
@@ -301,23 +301,23 @@ def render_other_string(word: str) -> None:
     pieces = render_pieces(word)
     render_first_token(word, pieces)
     if HAS_PROBES:
-        suggestion_links(ui.cached("nearest_task_words", model_name, word, N_NEAREST),
+        suggestion_links(reads.nearest_task_words(model_name, word, N_NEAREST),
                          "The nearest words of the task (by spelling):")
 
 
 if word is None:
     if HAS_PROBES:
-        suggestion_links(ui.cached("absorbed_examples", sae_key, N_SUGGESTIONS),
+        suggestion_links(reads.absorbed_examples(sae_key, N_SUGGESTIONS),
                          f"Type a word, or try one whose first letter `{sae_key}` fully absorbed:")
     else:
         st.caption("Type a token, e.g. one you saw in a latent's contexts.")
     st.stop()
 
 if HAS_PROBES:
-    completions = [w for w in ui.cached("vocabulary_completions", model_name, word, N_SUGGESTIONS + 1) if w != word]
+    completions = [w for w in reads.vocabulary_completions(model_name, word, N_SUGGESTIONS + 1) if w != word]
     suggestion_links(completions[:N_SUGGESTIONS], "Task words starting with what you typed:")
 
-matches = ui.cached("probe_words_by_text", model_name, word) if HAS_PROBES else pd.DataFrame()
+matches = reads.probe_words_by_text(model_name, word) if HAS_PROBES else pd.DataFrame()
 if matches.empty:
     render_other_string(word)
     st.stop()
@@ -462,7 +462,7 @@ def other_saes_note(shown: set[str], matches: list[dict], task: str) -> None:
 def unmeasured_reasons(shown: set[str], matches: list[dict], task: str) -> dict[str, str]:
     """For each SAE of the model not in `shown`, why it has no row for the word in the task."""
     saes = common.saes_frame()
-    summaries = ui.cached("all_sae_absorption", task)
+    summaries = reads.all_sae_absorption(task)
     run_of = dict(zip(summaries["sae_key"], summaries["probe_run_id"]))  # the probe run each SAE was measured against
     status = {m["probe_run_id"]: hook_status(m) for m in matches}
     reasons: dict[str, str] = {}
@@ -503,7 +503,7 @@ def render_word(matches: list[dict]) -> None:
     tasks = by_task(matches)
     summary = " · ".join(class_text(ui.task_info(name), group[0]["letter"]) for name, group in tasks.items())
     st.subheader(f"Token {token!r} · id {token_id} · {summary}")
-    frame = ui.cached("token_absorption", model_name, token_id)
+    frame = reads.token_absorption(model_name, token_id)
     for name, task_matches in tasks.items():
         render_task(ui.task_info(name), token, token_id, task_matches, frame, len(tasks) > 1)
 

@@ -8,13 +8,14 @@ import streamlit as st
 
 from backend import truth
 from views import absorption_ui as ui
+from views import reads
 
 MODEL_CHECK_NOTE = ("not applicable: the toy model has no attention (its residual is the token's features), so it "
                     "cannot answer the prompt; the probe and the metrics read the residual alone")
 
 
 def has_truth(sae_key: str) -> bool:
-    return bool(ui.cached("has_truth", sae_key))
+    return bool(reads.has_truth(sae_key))
 
 
 def rate_text(rate: truth.Rate) -> str:
@@ -32,7 +33,7 @@ def verdict_row(v: truth.Verdicts) -> dict:
 def metrics_table(sae_key: str, task_name: str, classes: list[str] | None = None, key: str = "") -> None:
     """The projection metric's precision and recall against the truth, per class and pooled (only pooled when
     `classes` is None). key: tells the tables of several SAEs on one page apart."""
-    verdicts = truth.verdicts(ui.cached("truth_verdict_counts", sae_key, task_name))
+    verdicts = truth.verdicts(reads.truth_verdict_counts(sae_key, task_name))
     if not verdicts:
         st.info(f"No `{task_name}` words of this SAE are in the toy's ground truth.")
         return
@@ -51,8 +52,8 @@ def latent_links(sae_key: str, task_name: str, latents: pd.Series) -> list[str]:
 def class_features(sae_key: str, task_name: str, cls: str) -> None:
     """The class's true features (its parent and children) and the latents that are them; which latents swallowed
     the parent."""
-    latents = ui.cached("truth_latents", sae_key)
-    features = ui.cached("truth_features", sae_key)
+    latents = reads.truth_latents(sae_key)
+    features = reads.truth_features(sae_key)
     mine = features[features["parent"] == cls]
     absorbing = truth.absorbing(latents)
     rows = []
@@ -94,7 +95,7 @@ def feature_panel(sae_key: str, task_name: str, cls: str) -> None:
 
 def latent_panel(sae_key: str, latent: int, task_name: str) -> None:
     """The latent page's line: which true feature this latent is, and the parent it swallowed, if any."""
-    latents = ui.cached("truth_latents", sae_key)
+    latents = reads.truth_latents(sae_key)
     row = latents[latents["latent"] == latent]
     if row.empty:
         return

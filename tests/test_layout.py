@@ -6,11 +6,10 @@ load."""
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.import_graph import ROOT, imports_of
+
 PROJECT = ("contract", "backend", "precompute", "live", "views")
 MODEL_PACKAGES = ("torch", "transformer_lens", "sae_lens", "transformers", "scipy", "sklearn", "gguf", "ray")
 # Which project packages each may import (at any place in a file).
@@ -21,40 +20,6 @@ MAY_IMPORT = {
     "live": {"contract", "backend", "precompute"},
     "views": {"contract", "backend", "views", "live"},
 }
-
-
-@dataclass(frozen=True)
-class Import:
-    path: str
-    line: int
-    module: str
-    at_module_level: bool
-
-    @property
-    def package(self) -> str:
-        return self.module.split(".")[0]
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line} imports {self.module}"
-
-
-def imports_of(path: Path) -> list[Import]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    found: list[Import] = []
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            names: list[str] = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom) and not child.level:
-                names = [child.module or ""]
-            found.extend(Import(str(path.relative_to(ROOT)), child.lineno, name, not in_function) for name in names)
-            visit(child, nested)
-
-    visit(tree, False)
-    return found
 
 
 def files_of(package: str) -> list[Path]:

@@ -4,12 +4,12 @@ database without the precompute package (tests/test_layout.py checks the package
 
 from __future__ import annotations
 
-import ast
 import graphlib
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.import_graph import ROOT, Import, module_name
+from tests.import_graph import imports_of as all_imports_of
+
 PACKAGE = ROOT / "precompute"
 
 # Lowest floor first. A room imports only from rooms on lower floors (and from itself): nothing runs upward or
@@ -25,53 +25,9 @@ FLOORS: list[set[str]] = [
 FLOOR = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
 
 
-@dataclass(frozen=True)
-class Import:
-    path: str  # relative to the repository
-    line: int
-    module: str  # the precompute module imported
-    at_module_level: bool
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line} imports {self.module}"
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def imports_of(path: Path) -> list[Import]:
-    """Every import of a precompute module in the file, with whether it runs at import time (not in a function)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
-    found: list[Import] = []
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            names: list[str] = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:  # relative: from the file's package upward
-                    anchor = package.split(".")[: len(package.split(".")) - (child.level - 1)]
-                    base = ".".join(anchor + ([base] if base else []))
-                # `from precompute.x import y` imports precompute.x.y when y is a module, else precompute.x
-                names = [f"{base}.{alias.name}" if is_module(f"{base}.{alias.name}") else base for alias in child.names]
-            for name in names:
-                if name == "precompute" or name.startswith("precompute."):
-                    found.append(Import(str(path.relative_to(ROOT)), child.lineno, name, not in_function))
-            visit(child, nested)
-
-    visit(tree, False)
-    return found
-
-
-def is_module(name: str) -> bool:
-    path = ROOT.joinpath(*name.split("."))
-    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+    """Every import of a precompute module in the file."""
+    return [imp for imp in all_imports_of(path) if imp.package == "precompute"]
 
 
 def room(module: str) -> str | None:

@@ -27,11 +27,12 @@ def _shown(value: str) -> str:
     return clean if len(clean) <= 40 else clean[:40] + "…"
 
 
-def parse_sae_key(value: str | None, known: list[str]) -> str:
+def parse_sae_key(value: str | None, known: list[str], default: str | None = None) -> str:
+    """`?sae=`: a known key; absent or blank, `default` (the database's default SAE), else the first."""
     if value is None or value == "":
         if not known:
             raise ParamError("The database holds no SAEs.")
-        return known[0]
+        return default if default in known else known[0]
     if value not in known:
         raise ParamError(f"Unknown SAE `{_shown(value)}`. Known SAEs: {', '.join(known)}.")
     return value

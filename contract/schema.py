@@ -68,3 +68,21 @@ def newer_schema_message(path: Path | str, version: str) -> str:
     read it, and nothing here may rebuild or migrate it (that would destroy its newer results)."""
     return (f"{path} was written by a newer absorption-explorer (schema {version}): upgrade the explorer (this one "
             f"reads and writes schema {SCHEMA_VERSION})")
+
+
+# The SAE a page shows when the URL names none (meta key): chosen by the build (`build --default-sae KEY`), else
+# by default_sae_key; a database without the key gets the same rule from its saes table.
+DEFAULT_SAE_META_KEY = "default_sae"
+
+
+def default_sae_key(saes: list[tuple[str, str, int | None, int]]) -> str | None:
+    """Of (key, hook, layer, d_sae) rows: the widest SAE at the hook with the most SAEs (ties: the earlier layer,
+    then the first key)."""
+    if not saes:
+        return None
+    counts: dict[str, int] = {}
+    for _, hook, _, _ in saes:
+        counts[hook] = counts.get(hook, 0) + 1
+    layer_of = {hook: (layer if layer is not None else 10**6) for _, hook, layer, _ in saes}
+    hook = min(counts, key=lambda h: (-counts[h], layer_of[h], h))
+    return min((row for row in saes if row[1] == hook), key=lambda row: (-row[3], row[0]))[0]

@@ -12,11 +12,17 @@ from precompute.absorption.tasks import TASKS
 from precompute.loading.preflight import PreflightError
 from precompute.storage.lock import BuildInProgressError, TargetNotWritableError, writer_lock
 from precompute.storage.target import DatabaseFileError
-from precompute.storage.writer import DiskFullError, SchemaMismatchError, StaleWorkError, UnrequestedSaesError
+from precompute.storage.writer import (
+    DiskFullError,
+    RefusedInput,
+    SchemaMismatchError,
+    StaleWorkError,
+    UnrequestedSaesError,
+)
 
 # Errors that mean "this input cannot be used" or "not now": one line on stderr and exit status 2, never a traceback.
 USER_ERRORS = (FileNotFoundError, BuildInProgressError, TargetNotWritableError, SchemaMismatchError, PreflightError,
-               DatabaseFileError, DiskFullError, StaleWorkError, UnrequestedSaesError)
+               DatabaseFileError, DiskFullError, StaleWorkError, UnrequestedSaesError, RefusedInput)
 
 DEFAULT_CORPUS = Path("data/corpus/smollm2-debian-128.parquet")
 DEFAULT_SAE_ROOT = Path("assets/saes")
@@ -127,6 +133,9 @@ def add_build_parser(sub) -> None:
     p.add_argument("--split-mode", choices=["crossfit", "holdout"], default="crossfit",
                    help="crossfit (default): every word measured against a probe fitted on the other folds; "
                         "holdout: SAEBench's 80/20 split (what its reference numbers use)")
+    p.add_argument("--default-sae", default=None, metavar="KEY",
+                   help="the SAE the pages open when the URL names none (default: the widest SAE at the hook with the "
+                        "most SAEs; `python -m precompute default-sae` changes it later)")
     p.add_argument("--folds", type=int_at_least(2, "cross-fitting needs at least 2 folds"), default=5,
                    help="crossfit folds (at least 2)")
     add_discard_work(p)
@@ -200,9 +209,23 @@ def check_build_inputs(args, specs: list) -> None:
 
     check_build_target(args.db, fresh=args.fresh)
     check_writable(args.db)
+    check_default_sae(args, specs)
     shapes = sae_shapes(specs, args.model)
     check_corpus(args.corpus, parse_rows(args.rows), args.model)
     check_free_space(args.db, needed_bytes(args.db, shapes))
+
+
+def check_default_sae(args, specs: list) -> None:
+    """--default-sae names an SAE of this build or of the database it adds to (checked before the work, not at its
+    end)."""
+    if args.default_sae is None:
+        return
+    from precompute.storage.writer import sae_keys_in
+
+    known = {spec.key for spec in specs} | (set() if args.fresh else sae_keys_in(args.db))
+    if args.default_sae not in known:
+        raise PreflightError(f"--default-sae {args.default_sae!r} is neither an SAE of this build nor of {args.db} "
+                             f"({', '.join(sorted(known))})")
 
 
 def run_build(args) -> int:
@@ -232,6 +255,7 @@ def run_checked_build(args, specs: list) -> int:
         absorption=None if args.no_absorption else absorption_config(args),
         tasks=chosen_tasks(args.task),
         discard_work=args.discard_work,
+        default_sae=args.default_sae,
     )
     try:
         if args.ray:
@@ -379,6 +403,25 @@ def run_migrate(args) -> int:
     return 0
 
 
+def add_default_sae_parser(sub) -> None:
+    p = sub.add_parser("default-sae", help="set the SAE the pages open when the URL names none (crash-safe)")
+    p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to change")
+    p.add_argument("--sae", required=True, metavar="KEY", help="an SAE key of the database")
+
+
+def run_default_sae(args) -> int:
+    from precompute.loading.preflight import check_writable
+    from precompute.storage.target import check_current_database
+
+    check_current_database(args.db)
+    check_writable(args.db)
+    with writer_lock(args.db):
+        from precompute.pipeline.meta import set_default_sae
+
+        set_default_sae(args.db, args.sae)
+    return 0
+
+
 def add_merge_parser(sub) -> None:
     p = sub.add_parser("merge", help="copy the SAEs of other databases (e.g. one build per hook, run apart) into "
                                      "one (crash-safe)")
@@ -405,7 +448,8 @@ def run_merge(args) -> int:
 
 
 COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card,
-            "export": run_export, "migrate": run_migrate, "merge": run_merge, "toy": run_toy}
+            "export": run_export, "migrate": run_migrate, "merge": run_merge, "toy": run_toy,
+            "default-sae": run_default_sae}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_migrate_parser(sub)
     add_merge_parser(sub)
+    add_default_sae_parser(sub)
     add_toy_parser(sub)
     return parser
 

@@ -38,4 +38,7 @@ done
 # model has no attention, so it cannot answer the prompt: no ablation metric. Writes the ground truth (truth_*).
 python -m precompute build --model toy-hierarchy --sae assets/saes/toy-hierarchy-relu-32 \
   --corpus assets/toy/corpus.parquet --rows 0:1024 --task toy_hierarchy --no-ablation-metric --db "$DB"
+# The SAE the pages open when a URL names none: the README's main SAE (the rule alone would pick the Matryoshka, the
+# first of the four 4k SAEs at layer 6 by key).
+python -m precompute default-sae --db "$DB" --sae smollm2-l6-topk-4k-k32
 cp "$DB" assets/demo.duckdb

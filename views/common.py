@@ -10,6 +10,7 @@ import streamlit as st
 from backend.database import DatabaseError, ExplorerDB, database_identity, database_path
 from backend.params import ParamError, parse_sae_key
 from contract.rows import SaeRow
+from contract.schema import DEFAULT_SAE_META_KEY, default_sae_key
 
 PAGE_FILES = {"overview": "views/overview.py", "latent": "views/latent.py", "browse": "views/browse.py",
               "letter": "views/letter.py", "token": "views/token.py", "compare": "views/compare.py",
@@ -54,11 +55,30 @@ def saes_frame():
     return sae_table(*db_version())
 
 
+def default_sae(frame) -> str:
+    """The SAE a URL without `?sae=` opens: the database's choice (meta default_sae), else the same rule applied to
+    its SAEs (contract.schema.default_sae_key: the widest at the hook with the most SAEs)."""
+    keys = frame["sae_key"].tolist()
+    chosen = get_db().meta.get(DEFAULT_SAE_META_KEY)
+    if chosen in keys:
+        return chosen
+    rows = frame[["sae_key", "hook_name", "layer", "d_sae"]].itertuples(index=False, name=None)
+    return default_sae_key([(key, hook, whole_or_none(layer), int(d_sae)) for key, hook, layer, d_sae in rows])
+
+
+def whole_or_none(value) -> int | None:
+    """A whole number from a frame cell that may be NULL (NaN or pd.NA)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def current_sae() -> SaeRow:
-    """The SAE named by `?sae=` (the first SAE when absent); stops with a message when unknown."""
+    """The SAE named by `?sae=` (the database's default SAE when absent); stops with a message when unknown."""
     frame = saes_frame()
     try:
-        key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist())
+        key = parse_sae_key(st.query_params.get("sae"), frame["sae_key"].tolist(), default_sae(frame))
     except ParamError as error:
         show_param_error(error)
     return SaeRow.from_record(frame.set_index("sae_key", drop=False).loc[key].to_dict())
@@ -69,9 +89,37 @@ def show_param_error(error: ParamError) -> None:
     st.stop()
 
 
+MATCH_NOTE = "latent_match_note"  # session key: the note the latent page shows once after an SAE switch
+
+
 def _on_sae_selected() -> None:
-    st.query_params["sae"] = st.session_state["sidebar_sae"]
-    st.query_params.pop("latent", None)  # latent ids do not carry over between SAEs
+    """A latent id means nothing in another SAE: the latent page opens the best match by decoder cosine of the
+    latent it showed (where the other SAE is at the same hook), else no latent (the page's default)."""
+    old_key, new_key, old_latent = st.query_params.get("sae"), st.session_state["sidebar_sae"], st.query_params.get("latent")
+    st.query_params["sae"] = new_key
+    match = best_match(old_key, old_latent, new_key)
+    if match is None:
+        st.query_params.pop("latent", None)
+        return
+    latent, cosine = match
+    st.query_params["latent"] = str(latent)
+    st.session_state[MATCH_NOTE] = (f"Latent {latent} is the closest decoder direction in `{new_key}` to latent "
+                                    f"{old_latent} of `{old_key}` (cosine {cosine:.2f}).")
+
+
+def best_match(sae_key: str | None, latent: str | None, other_key: str) -> tuple[int, float] | None:
+    """(latent, decoder cosine) of `other_key`'s closest latent to `sae_key`'s `latent`; None when there is none
+    stored (another hook, or no latent shown)."""
+    if not sae_key or latent is None or not str(latent).isdigit() or sae_key == other_key:
+        return None
+    try:
+        matches = get_db().latent_matches(sae_key, int(latent))
+    except Exception:  # noqa: BLE001 - a stale or odd URL falls back to the page's default latent
+        return None
+    row = matches[matches["other_sae_key"] == other_key]
+    if row.empty:
+        return None
+    return int(row.iloc[0]["other_latent"]), float(row.iloc[0]["cosine"])
 
 
 def render_sidebar() -> None:
@@ -85,11 +133,12 @@ def render_sidebar() -> None:
             st.warning("The database holds no SAEs.")
             return
         requested = st.query_params.get("sae")
+        default = default_sae(sae_table(*db_version()))
         if requested is None:
-            st.query_params["sae"] = keys[0]  # make the default explicit, so the URL can be shared
+            st.query_params["sae"] = default  # make the default explicit, so the URL can be shared
         # The URL is the source of truth: the widget follows it (links may have changed it).
         # An unknown ?sae= is reported by the page and not silently rewritten.
-        st.session_state["sidebar_sae"] = requested if requested in keys else keys[0]
+        st.session_state["sidebar_sae"] = requested if requested in keys else default
         st.selectbox("SAE", keys, key="sidebar_sae", on_change=_on_sae_selected,
                      help="Every page shows this SAE; the choice is kept in the URL (?sae=).")
         st.caption(f"Database: `{db.path.name}` · schema v{db.meta['schema_version']} · "

@@ -59,8 +59,13 @@ nav[0].button("← previous", on_click=go_to, args=(max(latent_id - 1, 0),), dis
 nav[1].button("next →", on_click=go_to, args=(min(latent_id + 1, d_sae - 1),), disabled=latent_id >= d_sae - 1,
               key="latent_next", width="stretch")
 nav[2].button(":material/casino: random live", on_click=random_live_latent, key="latent_random", width="stretch")
-nav[3].number_input("jump to latent", min_value=0, max_value=d_sae - 1, value=latent_id, step=1,
-                    key="latent_jump", on_change=jump, label_visibility="collapsed")
+# The URL is the source of truth: the box shows the latent of the URL after next/previous, a link or an SAE switch
+# (a keyed widget ignores `value=` once it exists).
+st.session_state["latent_jump"] = min(latent_id, d_sae - 1)
+nav[3].number_input("jump to latent", min_value=0, max_value=d_sae - 1, step=1, key="latent_jump", on_change=jump,
+                    label_visibility="collapsed")
+if note := st.session_state.pop(common.MATCH_NOTE, None):
+    st.info(note)
 
 latent = db.latent(sae, latent_id)
 if latent is None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from contract.rows import SaeRow, arrow_table
-from contract.schema import N_NEIGHBORS
+from contract.schema import DEFAULT_SAE_META_KEY, N_NEIGHBORS
 from precompute.absorption.config import AbsorptionConfig
 from precompute.loading.corpus import load_corpus_rows
 from precompute.loading.model import TOY_MODEL_NAME
@@ -48,6 +48,7 @@ class JobConfig:
     # forwards, bounded memory). The absorption and matching stages hold one or two SAEs at a time anyway.
     max_pass_sae_bytes: int = 16 << 30
     discard_work: bool = False  # delete an interrupted run's work file of other inputs instead of refusing to start
+    default_sae: str | None = None  # the SAE the pages open when the URL names none (None: the writer's rule)
 
 
 def build_inputs(specs: list[SAESpec], config: JobConfig) -> dict:
@@ -462,5 +463,6 @@ def run_job(specs: list[SAESpec], config: JobConfig, model=None, tokenizer=None,
         from precompute.pipeline.probe_free import run_scores_stage
 
         run_scores_stage(con, device=config.device, log=log)
-        db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name)})
+        default = {DEFAULT_SAE_META_KEY: config.default_sae} if config.default_sae else {}
+        db.write_meta(con, [config.model_name], {"corpus": str(config.corpus_path.name), **default})
     return timings

@@ -20,8 +20,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.fragments import TOKEN_LETTER
+from contract.schema import (
+    DEFAULT_SAE_META_KEY,
+    SCHEMA_VERSION,
+    STORAGE_ORDER,
+    ddl_statements,
+    default_sae_key,
+    is_newer_schema,
+    newer_schema_message,
+)
 from contract.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
-from contract.schema import SCHEMA_VERSION, STORAGE_ORDER, ddl_statements, is_newer_schema, newer_schema_message
 from precompute.storage.lock import BuildInProgressError, writer_lock  # noqa: F401  (BuildInProgressError re-exported)
 from precompute.util.faults import crash_point, disk_full_point, pause_point
 from precompute.util.sizes import FIXED_BYTES, megabytes
@@ -520,8 +528,27 @@ def write_meta(con: duckdb.DuckDBPyConnection, models: list[str], extra: dict[st
         "producer": "python -m precompute",
     }
     values.update(extra)
+    values[DEFAULT_SAE_META_KEY] = chosen_default_sae(con, values.get(DEFAULT_SAE_META_KEY))
     for key, value in values.items():
-        con.execute(INSERT_META, [key, str(value)])
+        if value is not None:
+            con.execute(INSERT_META, [key, str(value)])
+
+
+SAE_SHAPES = "SELECT sae_key, hook_name, layer, d_sae FROM saes ORDER BY sae_key"
+
+
+def chosen_default_sae(con: duckdb.DuckDBPyConnection, asked: str | None) -> str | None:
+    """The SAE the pages open when the URL names none: the one asked for (`--default-sae`), else the one already
+    recorded while it is still in the database, else contract.schema.default_sae_key's choice."""
+    keys = existing_sae_keys(con)
+    if asked is not None:
+        if asked not in keys:
+            raise UnrequestedSaesError(f"--default-sae {asked!r} is not an SAE of this database ({', '.join(sorted(keys))})")
+        return asked
+    stored = con.execute(META_VALUE, [DEFAULT_SAE_META_KEY]).fetchall()
+    if stored and stored[0][0] in keys:
+        return stored[0][0]
+    return default_sae_key(con.execute(SAE_SHAPES).fetchall())
 
 
 def stored_list(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:

@@ -139,12 +139,35 @@ def test_sae_in_the_url_wins_over_the_sidebar_state(app_env):
     assert at.title[0].value == "Latent 2"
 
 
-def test_choosing_another_sae_resets_the_latent(app_env):
+def test_choosing_another_sae_opens_the_best_match_with_a_note(app_env):
+    """`second` is `planted` under another key: each latent's closest decoder direction there is itself."""
     at = run_page("latent", sae="second", latent="2")
     at.selectbox(key="sidebar_sae").set_value("planted").run()
     assert not at.exception
     assert at.query_params["sae"] in ("planted", ["planted"])
+    assert at.title[0].value == "Latent 2"
+    assert any("closest decoder direction in `planted` to latent 2 of `second` (cosine 1.00)" in i.value for i in at.info)
+    assert at.number_input(key="latent_jump").value == 2
+
+
+def test_choosing_an_sae_at_another_hook_resets_the_latent(sweep_env):
+    at = run_page("latent", sae="w16", latent="3")
+    at.selectbox(key="sidebar_sae").set_value("early-w8").run()
+    assert not at.exception
     assert at.title[0].value == "Latent 0"
+    assert not any("closest decoder direction" in i.value for i in at.info)
+    assert at.number_input(key="latent_jump").value == 0
+
+
+def test_the_id_box_follows_the_url_after_next_and_previous(app_env):
+    at = run_page("latent", sae="planted", latent="3")
+    at.button(key="latent_next").click().run()
+    assert at.title[0].value == "Latent 4" and at.number_input(key="latent_jump").value == 4
+    at.button(key="latent_prev").click().run()
+    at.button(key="latent_prev").click().run()
+    assert at.title[0].value == "Latent 2" and at.number_input(key="latent_jump").value == 2
+    at.number_input(key="latent_jump").increment().run()  # +/- count from the latent shown, not a stale value
+    assert at.title[0].value == "Latent 3"
 
 
 def test_url_without_sae_opens_the_first_and_keeps_the_latent(app_env):
@@ -176,3 +199,20 @@ def test_browse_token_search_falls_back_to_top_contexts_without_the_running_text
     assert any("not computed" in i.value for i in at.info)
     assert any(f"top contexts peak on “{token.strip()}”" in h.value for h in at.subheader)
     assert at.dataframe and "hits" in at.dataframe[0].value.columns
+
+
+def test_a_url_without_an_sae_opens_the_databases_default(sweep_env):
+    """No default recorded (the sweep database is written without write_meta's choice): the rule's, the widest SAE
+    at the hook with the most SAEs (w32 of w8, w16, w32), not the first key."""
+    at = run_page("latent", latent="1")
+    assert not at.exception
+    assert at.query_params["sae"] in ("w32", ["w32"])
+    assert at.selectbox(key="sidebar_sae").value == "w32"
+
+
+def test_the_demo_opens_its_main_sae(monkeypatch):
+    from backend.database import DEFAULT_DB_PATH
+
+    monkeypatch.setenv("EXPLORER_DB", str(DEFAULT_DB_PATH))
+    at = run_page("overview")
+    assert at.query_params["sae"] in ("smollm2-l6-topk-4k-k32", ["smollm2-l6-topk-4k-k32"])

@@ -30,3 +30,13 @@ def test_letter_cosines_hold_a_list_per_class_and_block_of_latents():
     types = column_types("latent_letter_cos")
     assert types["decoder_cos"] == types["encoder_cos"] == "SMALLINT[]"  # one value per latent of the block
     assert {"class_index", "first_latent"} <= set(types) and "letter" not in types and "latent" not in types
+
+
+def test_the_default_sae_is_the_widest_at_the_hook_with_the_most_saes():
+    from contract.schema import default_sae_key
+
+    saes = [("a-l2", "blocks.2.r", 2, 4096), ("b-l6", "blocks.6.r", 6, 1024), ("c-l6", "blocks.6.r", 6, 4096),
+            ("d-l6", "blocks.6.r", 6, 4096), ("e-l12", "blocks.12.r", 12, 65536)]
+    assert default_sae_key(saes) == "c-l6"  # blocks.6 has 3 SAEs; c and d are its widest; c comes first
+    assert default_sae_key(saes[:1] + saes[-1:]) == "a-l2"  # one SAE each: the earlier layer
+    assert default_sae_key([]) is None

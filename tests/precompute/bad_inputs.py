@@ -197,6 +197,9 @@ CASES: list[BadInput] = [
     BadInput("--rows 5", lambda r: build(r, "--rows", "5"), "--rows must look like START:STOP"),
     BadInput("--rows 10:5", lambda r: build(r, "--rows", "10:5"), "--rows needs 0 <= START < STOP"),
     BadInput("no --sae", lambda r: build(r)[:7] + build(r)[9:], "no SAEs to build"),
+    BadInput("--default-sae not built", lambda r: build(r, "--default-sae", "nope"), "--default-sae 'nope' is neither"),
+    BadInput("default-sae of an unknown SAE", lambda r: ["default-sae", "--db", str(target(r)), "--sae", "nope"],
+             "'nope' is not an SAE of"),
     BadInput("--sweep file missing", lambda r: build(r, "--sweep", str(r / "nope.json")), "--sweep"),
 ]
 

@@ -89,3 +89,16 @@ def test_rows_past_the_end_of_a_small_corpus_are_an_error_message(capsys, tmp_pa
     assert not (tmp_path / "x.duckdb").exists()
     assert main(["card", str(tmp_path), "--corpus", str(corpus), "--rows", "10:20"]) == 2
     assert "(10 rows); pass --rows START:STOP with START < 10" in capsys.readouterr().err
+
+
+def test_default_sae_records_the_sae_the_pages_open(tmp_path, capsys):
+    import duckdb
+
+    from tests import helpers
+
+    db = helpers.build_tiny_database(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["default-sae", "--db", str(db), "--sae", "second"]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'default_sae'").fetchall() == [("second",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no work, lock or temporary file left

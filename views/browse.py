@@ -90,14 +90,19 @@ def latent_links(frame, extra_columns: list[str]) -> None:
     frame["open"] = ["./latent?" + urlencode({"sae": sae.sae_key, "latent": int(lat)}) for lat in frame["latent"]]
     st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
-                                "density": st.column_config.NumberColumn(format="%.5f"),
+                                # one unit for density everywhere: the share of tokens, as on the latent page
+                                "density": st.column_config.NumberColumn(
+                                    "density", format="percent", help="share of corpus tokens where it is > 0"),
+                                "max_act": st.column_config.NumberColumn("max activation", format="%.2f"),
+                                "n_fired": st.column_config.NumberColumn("tokens fired", format="%d"),
                                 "enc_dec_score": st.column_config.NumberColumn(
                                     "enc–dec divergence", format="%.3f", help=scores.SCORE_HELP["enc_dec"]),
                                 "parent_score": st.column_config.NumberColumn(
                                     "parent cosine", format="%.3f", help=scores.SCORE_HELP["parent"]),
                                 "parent_latent": st.column_config.NumberColumn("denser parent", format="%d"),
                                 "fire_rate": st.column_config.NumberColumn("fire rate", format="percent"),
-                                "mean_act": st.column_config.NumberColumn("mean act", format="%.2f"),
+                                "mean_act": st.column_config.NumberColumn("mean activation (when firing)",
+                                                                          format="%.2f"),
                                 "n_occurrences": st.column_config.NumberColumn(
                                     "occurrences", help="The token's occurrences in the dashboard corpus")})
 

@@ -43,6 +43,37 @@ def run_case(root: Path, case: bad.BadInput) -> tuple[str, float, str]:
         return message.replace(str(folder), "ROOT"), seconds, "; ".join(problems)
 
 
+def second_writer(root: Path) -> list[tuple[str, str, float]]:
+    """A build held at its pause point (lock taken, work file open), then each other writer against its target:
+    (command, message, seconds until it exited)."""
+    from precompute.util.faults import PAUSE_ENV
+
+    bad.explorer_database(bad.target(root))
+    release = root / "go-on"
+    env = {**bad.environment(), PAUSE_ENV: f"work-file-open:{release}"}
+    first = subprocess.Popen([sys.executable, "-m", "precompute", *bad.build(root, sae=f"first={bad.TOY_SAE}")],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in first.stdout:
+        if line.startswith("paused at"):
+            break
+    source = bad.explorer_database(root / "source.duckdb")
+    writers = {"build --fresh": bad.build(root, "--fresh", sae=f"second={bad.TOY_SAE}"),
+               "build": bad.build(root, sae=f"second={bad.TOY_SAE}"),
+               "merge": ["merge", "--db", str(bad.target(root)), "--from", str(source)],
+               "migrate": ["migrate", "--db", str(bad.target(root))]}
+    rows = []
+    try:
+        for name, argv in writers.items():
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "precompute", *argv], cwd=REPO, env=bad.environment(),
+                                  capture_output=True, text=True, timeout=600)
+            rows.append((name, done.stderr.strip().replace(str(root), "ROOT"), time.perf_counter() - start))
+    finally:
+        release.touch()
+        first.communicate(timeout=600)
+    return rows
+
+
 def main() -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs\n")
@@ -56,6 +87,10 @@ def main() -> None:
             shown = message.replace("|", "\\|")
             print(f"| {case.name} | `{shown}` | {seconds:.2f} | {problems or 'exit 2, one line, unchanged'} |")
     print(f"\n{len(bad.CASES)} cases; slowest report {worst:.2f} s")
+    print("\n| second writer while a build holds the target | message | seconds |\n| --- | --- | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, message, seconds in second_writer(Path(tmp)):
+            print(f"| {name} | `{message}` | {seconds:.2f} |")
 
 
 if __name__ == "__main__":

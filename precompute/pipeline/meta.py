@@ -13,7 +13,8 @@ def set_default_sae(target: Path, sae_key: str, log=print) -> None:
     """Records the SAE the pages open when the URL names none."""
     keys = sae_keys_in(target)
     if sae_key not in keys:  # before any file is written
-        raise RefusedInput(f"--sae {sae_key!r} is not an SAE of {target} ({', '.join(sorted(keys))})")
+        known = f"its SAEs: {', '.join(sorted(keys))}" if keys else "it holds no SAEs"
+        raise RefusedInput(f"--sae {sae_key!r} is not an SAE of {target} ({known})")
     with atomic_database(target, start_from_existing=True, log=log, inputs={"command": "default-sae"},
                          allowed_saes=set(), resumable=False) as con:
         con.execute(INSERT_META, [DEFAULT_SAE_META_KEY, sae_key])

@@ -35,7 +35,15 @@ def lock_path(target: Path) -> Path:
 
 def holder_description(command: str | None = None) -> str:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"pid {os.getpid()}, `{command or ' '.join(['python', *sys.argv])}`, since {started}"
+    return f"pid {os.getpid()}, `{command or command_line()}`, since {started}"
+
+
+def command_line() -> str:
+    """This process's command as it was typed (`python -m precompute ...` rather than the path of __main__.py)."""
+    program = sys.argv[0] if sys.argv else "python"
+    if program.endswith(os.path.join("precompute", "__main__.py")):
+        program = "python -m precompute"
+    return " ".join([program, *sys.argv[1:]])
 
 
 def _read_holder(path: Path) -> str:

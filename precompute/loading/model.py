@@ -42,8 +42,13 @@ def smollm2_gguf_dir() -> Path:
 
 
 def load_smollm2_tokenizer():
+    """The embedded model's tokenizer: from the folder the model's first load saved it to (reloadable_tokenizer),
+    else parsed from the GGUF file (about 6 s on 2 cores)."""
     from transformers import AutoTokenizer
 
+    saved = cache_dir() / "smollm2-tokenizer"
+    if (saved / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(saved))
     return AutoTokenizer.from_pretrained(smollm2_gguf_dir(), gguf_file=SMOLLM2_GGUF)
 
 
@@ -127,7 +132,65 @@ def reloadable_tokenizer(tokenizer):
     return AutoTokenizer.from_pretrained(str(directory))
 
 
+# Bump when the conversion below changes what it produces: converted models cached by an older one are not reused.
+CONVERSION_VERSION = 1
+
+
+def converted_model_path(dtype: torch.dtype) -> Path:
+    """Where the converted embedded model is cached, keyed by the GGUF file (size and modification time: hashing
+    its 100 MB would cost what the cache saves), the dtype and the conversion's version."""
+    gguf = smollm2_gguf_dir() / SMOLLM2_GGUF
+    stat = gguf.stat()
+    name = str(dtype).removeprefix("torch.")
+    return cache_dir() / f"smollm2-hooked-v{CONVERSION_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{name}.pt"
+
+
 def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
+    """The embedded SmolLM2 as a HookedTransformer. The first call converts the GGUF file (about 20 s on 2 cores) and
+    caches the result in the user cache; later processes load that (a few seconds, bench/live_latency.py)."""
+    path = converted_model_path(dtype)
+    tokenizer_dir = cache_dir() / "smollm2-tokenizer"
+    if path.exists() and (tokenizer_dir / "tokenizer.json").exists():
+        try:
+            return load_converted(path, tokenizer_dir, device)
+        except Exception:  # noqa: BLE001 - a damaged or foreign cache file: convert again and replace it
+            path.unlink(missing_ok=True)
+    model = convert_embedded_smollm2(device, dtype)
+    save_converted(model, path)
+    return model
+
+
+# Buffers every HookedTransformer builds from its config (causal masks, rotary tables): not cached (a fifth of the file).
+DERIVED_BUFFERS = (".mask", ".IGNORE", ".rotary_sin", ".rotary_cos")
+
+
+def load_converted(path: Path, tokenizer_dir: Path, device: str) -> HookedTransformer:
+    from transformers import AutoTokenizer
+
+    saved = torch.load(path, map_location="cpu", weights_only=False)  # our own file in the user cache
+    cfg = HookedTransformerConfig.from_dict({**saved["cfg"], "device": device})
+    model = HookedTransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(str(tokenizer_dir)), move_to_device=False)
+    missing, unexpected = model.load_state_dict(saved["state_dict"], strict=False)
+    if unexpected or any(not key.endswith(DERIVED_BUFFERS) for key in missing):
+        raise ValueError(f"{path} does not match this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.to(device)
+    model.eval()
+    return model
+
+
+def save_converted(model: HookedTransformer, path: Path) -> None:
+    """Written to a temporary file and renamed: a process reading the cache never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        weights = {key: value for key, value in model.state_dict().items() if not key.endswith(DERIVED_BUFFERS)}
+        torch.save({"cfg": model.cfg.to_dict(), "state_dict": weights}, tmp)
+        tmp.replace(path)
+    except OSError:  # a read-only or full cache: the model still works, it is just converted again next time
+        tmp.unlink(missing_ok=True)
+
+
+def convert_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
     hf_model, tokenizer = load_smollm2_hf(dtype=torch.float32)
     cfg = llama_config_from_hf(hf_model.config, dtype=dtype, device=device)
     state_dict = convert_llama_weights(hf_model, cfg)

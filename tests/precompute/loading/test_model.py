@@ -45,3 +45,26 @@ def test_hook_stops_early_and_position_zero_is_a_sink(models):
     _, cache = model.run_with_cache(tokens, names_filter=["blocks.6.hook_resid_post"], stop_at_layer=7)
     norms = cache["blocks.6.hook_resid_post"][0].norm(dim=-1)
     assert norms[0] > 3 * norms[1:].mean(), "position 0 carries the attention-sink norm we exclude"
+
+
+@torch.no_grad()
+def test_the_cached_conversion_is_the_same_model(models):
+    """The first load converts the GGUF file and caches the result; a later process loads the cache (2 s instead of
+    20, bench/live_latency.py): same weights, same logits, same tokenizer."""
+    from precompute.loading.model import cache_dir, converted_model_path, load_converted
+
+    model, *_ = models
+    path = converted_model_path(torch.float32)
+    assert path.exists(), "the first load caches its conversion"
+    cached = load_converted(path, cache_dir() / "smollm2-tokenizer", "cpu")
+    ids = model.to_tokens(PROMPTS[1], prepend_bos=False)
+    assert torch.equal(ids, cached.to_tokens(PROMPTS[1], prepend_bos=False))
+    assert (model(ids) - cached(ids)).abs().max().item() < 1e-5
+
+
+def test_the_preflight_knows_the_embedded_models_width_and_vocabulary(models):
+    """precompute/loading/preflight.py checks SAE widths and corpus token ids against constants, not the model."""
+    from precompute.loading.preflight import EMBEDDED_DIMS
+
+    model, *_ = models
+    assert (EMBEDDED_DIMS.d_model, EMBEDDED_DIMS.d_vocab) == (model.cfg.d_model, model.cfg.d_vocab)

@@ -16,12 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 APP_VENV_PYTHON = REPO / ".venv-app" / "bin" / "python"
 
 
-@pytest.fixture(scope="module")
-def app_only_render() -> dict:
+def require_app_venv() -> None:
     if not APP_VENV_PYTHON.exists():
         if os.environ.get("EXPLORER_CI"):
             pytest.fail(f"{APP_VENV_PYTHON} is missing: scripts/test.sh makes it")
         pytest.skip("no .venv-app here: `VENV=.venv-app bash scripts/setup.sh app` makes it (scripts/test.sh does)")
+
+
+@pytest.fixture(scope="module")
+def app_only_render() -> dict:
+    require_app_venv()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.pop("EXPLORER_DB", None)  # the shipped demo, as the README's first command serves it
     done = subprocess.run([str(APP_VENV_PYTHON), str(REPO / "tests" / "app" / "app_only_render.py")], cwd=REPO,
@@ -31,8 +35,7 @@ def app_only_render() -> dict:
 
 
 def test_the_app_only_venv_lacks_the_model_packages():
-    if not APP_VENV_PYTHON.exists():
-        pytest.skip("no .venv-app here")
+    require_app_venv()
     probe = subprocess.run([str(APP_VENV_PYTHON), "-c", "import importlib.util as u; "
                             "print([m for m in ('torch', 'scipy', 'sae_lens') if u.find_spec(m)])"],
                            capture_output=True, text=True, check=True)

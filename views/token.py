@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
+from backend import verdicts
 from backend.database import TaskInfo, TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
@@ -127,7 +128,7 @@ def prompt_line(records: list[dict]) -> tuple[str, int | None]:
     """“in the prompt: absorbed by latent N” from the SAE's rows for the word, and the absorbing latent."""
     key = records[0]["sae_key"]
     by_metric = {r["metric"]: r for r in records}
-    for metric, label in (("projection", None), ("ablation", "absorbed (paper metric)")):
+    for metric, label in (("projection", None), ("ablation", verdicts.PAPER)):
         row = by_metric.get(metric)
         if row is None or not (row["is_full_absorption"] or (row["absorption_fraction"] or 0) > 0
                                or row["is_absorption"]):
@@ -136,9 +137,18 @@ def prompt_line(records: list[dict]) -> tuple[str, int | None]:
         status = label or absorption_status(row, None)
         if found is None:
             return f"in the prompt: {status}", None
-        return f"in the prompt: {status} by latent {latent_link(key, found[0])}", found[0]
+        line = f"in the prompt: {status} by latent {latent_link(key, found[0])}"
+        if found[0] == int(row["main_latent"]):
+            line += ", " + verdicts.main_latent_as_absorber(task_class_label(row))
+        return line, found[0]
     return (f"in the prompt: not absorbed (its letter's main latent {latent_link(key, int(records[0]['main_latent']))} "
             "carries it)"), None
+
+
+def task_class_label(row: dict) -> str:
+    """The word's class as the page names it (`S` for a first letter, the class name otherwise)."""
+    letter = str(row.get("letter") or "")
+    return letter.upper() if len(letter) == 1 else letter
 
 
 def by_sae(records: list[dict]) -> dict[str, list[dict]]:
@@ -332,15 +342,8 @@ def split_text(latents: list[int], acts: list[float]) -> str:
 
 
 def absorption_status(projection: dict | None, ablation: dict | None) -> str:
-    """At a glance: was the word's first letter absorbed in this SAE, and under which metric."""
-    parts = []
-    if projection is not None and projection["is_full_absorption"]:
-        parts.append("fully absorbed")
-    elif projection is not None and (projection["absorption_fraction"] or 0) > 0:
-        parts.append(f"partly absorbed ({projection['absorption_fraction']:.0%})")
-    if ablation is not None and ablation["is_absorption"]:
-        parts.append("absorbed (paper metric)")
-    return "; ".join(parts) or "not absorbed"
+    """At a glance: was the word's first letter absorbed in this SAE, and under which metric (backend/verdicts.py)."""
+    return verdicts.word_verdict(projection, ablation)
 
 
 def sae_rows(frame: pd.DataFrame, task: TaskInfo) -> pd.DataFrame:

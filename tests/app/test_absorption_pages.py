@@ -245,6 +245,21 @@ def test_token_page_shows_the_absorbers_density_and_flags_a_dense_one(demo_env):
     assert (sparse["dense absorber"] == (sparse["absorber density"] >= 0.1)).all()
 
 
+def test_an_absorber_that_is_the_classs_main_latent_is_said_to_be(demo_env):
+    """" app" in the Matryoshka: its recorded absorber, latent 57, is A's main latent, which the k-sparse probe left
+    out of A's split latents. The page used to say "fully absorbed by latent 57" and, next to it, "its letter's main
+    latent 57", with nothing to reconcile the two."""
+    at = run_page("token", sae=MATRYOSHKA, token="app")
+    assert not at.exception
+    lines = [line for m in at.markdown for line in m.value.splitlines() if f"`{MATRYOSHKA}`" in line]
+    if not lines:
+        pytest.skip(f"{DB_PATH} holds no {MATRYOSHKA}")
+    assert all("by latent [57]" in line and "A's main latent (best encoder cosine with the probe) but not one of its "
+               "split latents" in line for line in lines), lines
+    text = "\n".join(m.value for m in at.markdown)
+    assert "partly absorbed (100%)" not in text
+
+
 def test_unknown_word_is_explained(demo_env):
     at = run_page("token", sae=demo_env.sae_key, token="xqzzy")
     assert not at.exception

@@ -51,9 +51,9 @@ probe is ≥ 0.025. The rate is scaled by the sampling proportion and divided by
 **Intervals** are 95 % bootstrap intervals, resampling words (within each letter for the SAE means).
 """
 
-CAVEAT = ("A 135M-parameter model and SAEs of 1k–4k latents (as in this demo) give noisier absorption numbers than "
-          "the published Gemma-2-2B / Gemma Scope results: SAEBench advises models of ≥ 1B parameters and SAEs "
-          "of ≥ 16k latents. Read every number with its interval.")
+# Models below SAEBench's advice (≥ 1B parameters), with their size in words: the caveat is shown only for these.
+SMALL_MODELS = {"smollm2-135m-embedded": "135M-parameter"}
+ADVISED_WIDTH = 16384  # SAEBench advises SAEs of at least this many latents
 
 
 def has_absorption(sae_key: str, task: str | None = None) -> bool:
@@ -110,10 +110,31 @@ def explainer() -> None:
         st.markdown(EXPLAINER)
 
 
+def caveat_text(saes: list[SaeRow]) -> str | None:
+    """The small-model warning for these SAEs (the page's one, or every SAE of a page about all of them), naming
+    their model and widths; None when none of them reads a small model (a toy world, or a release's model)."""
+    small = [sae for sae in saes if sae.model_name in SMALL_MODELS]
+    if not small:
+        return None
+    models = sorted({sae.model_name for sae in small})
+    widths = sorted({int(sae.d_sae) for sae in small})
+    width = f"{widths[0]:,}" if len(widths) == 1 else f"{widths[0]:,}–{widths[-1]:,}"
+    size = SMALL_MODELS[models[0]] if len(models) == 1 else "small"
+    model = f"a {size} model (`{', '.join(models)}`)"
+    which = (f"This SAE has {width} latents and reads {model}" if len(saes) == 1
+             else f"{len(small)} of these SAEs ({width} latents) read {model}")
+    return (f"{which}: absorption numbers from models and SAEs this small are noisier than the published Gemma-2-2B / "
+            f"Gemma Scope results (SAEBench advises models of ≥ 1B parameters and SAEs of ≥ {ADVISED_WIDTH // 1024}k "
+            "latents). Read every number with its interval.")
+
+
 def caveat(sae: SaeRow | None = None) -> None:
-    """The small-model warning, shown as a caption on every absorption view."""
-    this = f" This SAE: {int(sae.d_sae):,} latents on `{sae.model_name}`." if sae else ""
-    st.caption(f":material/warning: {CAVEAT}{this}")
+    """The small-model warning as a caption on an absorption view: for the page's SAE, or (None) for every SAE of a
+    page about all of them; nothing where it does not apply."""
+    saes = [sae] if sae is not None else [SaeRow.from_record(r) for r in common.saes_frame().to_dict("records")]
+    text = caveat_text(saes)
+    if text is not None:
+        st.caption(f":material/warning: {text}")
 
 
 def no_absorption_message(sae_key: str, task: TaskInfo | None = None) -> None:

@@ -40,7 +40,7 @@ def on_word_entered() -> None:
 
 st.title("Token search")
 st.caption(f"Words of `{model_name}` (the sidebar SAE's model), across every SAE of that model in this database.")
-ui.caveat(sae)
+ui.caveat()  # the page is about every SAE, not the sidebar's
 ui.explainer()
 
 st.session_state["token_input"] = word or ""  # the URL is the source of truth; the widget follows it

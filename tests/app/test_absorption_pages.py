@@ -336,3 +336,13 @@ def test_pages_say_so_when_there_are_no_absorption_rows(app_env):
         at = run_page(page, sae="planted", **params)
         assert not at.exception, page
         assert any("absorption" in i.value or "probe data" in i.value for i in at.info), page
+
+
+def test_the_small_model_warning_names_every_sae_on_the_token_page_and_stays_off_the_toys_pages(demo_env):
+    token = run_page("token", sae=MATRYOSHKA, token="app")
+    captions = [c.value for c in token.caption]
+    assert any("of these SAEs (1,024–4,096 latents) read a 135M-parameter model" in c for c in captions), captions
+    assert not any("This SAE has" in c for c in captions)  # the page is about every SAE, not the sidebar's
+    toy = run_page("letter", sae="toy-hierarchy-relu-32", task="toy_hierarchy", **{"class": "animal"})
+    assert not toy.exception
+    assert not any("135M" in c.value for c in toy.caption)

@@ -216,3 +216,22 @@ def test_the_demo_opens_its_main_sae(monkeypatch):
     monkeypatch.setenv("EXPLORER_DB", str(DEFAULT_DB_PATH))
     at = run_page("overview")
     assert at.query_params["sae"] in ("smollm2-l6-topk-4k-k32", ["smollm2-l6-topk-4k-k32"])
+
+
+def test_the_small_model_warning_names_the_right_saes_and_only_where_it_applies():
+    from contract.rows import SaeRow
+    from views.absorption_ui import caveat_text
+
+    def sae(key: str, model: str, width: int) -> SaeRow:
+        import dataclasses
+
+        fields = {field.name: None for field in dataclasses.fields(SaeRow)}
+        return SaeRow(**{**fields, "sae_key": key, "model_name": model, "d_sae": width})
+
+    smol, toy = "smollm2-135m-embedded", "toy-hierarchy"
+    one = caveat_text([sae("a", smol, 4096)])
+    assert one.startswith("This SAE has 4,096 latents and reads a 135M-parameter model (`smollm2-135m-embedded`)")
+    several = caveat_text([sae("a", smol, 1024), sae("b", smol, 4096), sae("t", toy, 32)])
+    assert several.startswith("2 of these SAEs (1,024–4,096 latents) read a 135M-parameter model")
+    assert caveat_text([sae("t", toy, 32)]) is None  # the toy world: no language model to warn about
+    assert caveat_text([sae("g", "gemma-2-2b", 16384)]) is None

@@ -399,7 +399,26 @@ def build_model_kwargs(specs: list[SAESpec], config: JobConfig) -> tuple:
 
     metadata = {spec.key: sae_metadata(spec) for spec in specs}
     check_sae_models(metadata, config.model_name)
+    d_model = config_d_model(config.model_name)
+    if d_model is not None:  # from the model's config, not its weights: before the work file is opened
+        check_sae_widths(specs, d_model)
     return () if config.model_name == EMBEDDED_MODEL_NAME else shared_model_kwargs(metadata)
+
+
+def config_d_model(model_name: str) -> int | None:
+    """The model's width from its config alone: the shipped models' constants, else TransformerLens's config of a
+    hub model (from the hub cache; None when it cannot be read here: the check then runs once the model loads)."""
+    from precompute.loading.preflight import model_dims
+
+    dims = model_dims(model_name)
+    if dims is not None:
+        return dims.d_model
+    try:
+        from transformer_lens.loading_from_pretrained import get_official_model_name, get_pretrained_model_config
+
+        return int(get_pretrained_model_config(get_official_model_name(model_name)).d_model)
+    except Exception:  # noqa: BLE001 - offline without a cached config, or not a TransformerLens name
+        return None
 
 
 def load_model_for(kwargs: tuple, config: JobConfig, specs: list[SAESpec], log=print):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -214,3 +216,22 @@ def test_an_sae_of_another_model_stops_the_build_before_any_work(tmp_path):
         run_job([SAESpec(key="planted", path=folder)], config)
     assert not (tmp_path / "x.duckdb").exists()
     assert same_model("gpt2-small", "gpt2") and same_model("tiny", "tiny") and not same_model("gpt2-small", "tiny")
+
+
+def test_an_sae_of_another_width_is_refused_from_the_models_config_before_any_work(tmp_path):
+    """The job's own check (for models the CLI's preflight has no constants for, a hub model's TransformerLens config):
+    refused before the work file is opened, so the corrected rerun meets no leftover."""
+    import pytest
+
+    from precompute.loading.spec import SAESpec
+    from precompute.pipeline.job import JobConfig, ModelMismatch, config_d_model, run_job
+    from tests.precompute import bad_inputs as bad
+
+    assert config_d_model("toy-hierarchy") == 64 and config_d_model("no-such-model-anywhere") is None
+    folder = bad.sae_copy(tmp_path, bad.narrower_sae)
+    db_path = tmp_path / "db" / "x.duckdb"
+    config = JobConfig(model_name="toy-hierarchy", corpus_path=bad.TOY_CORPUS, corpus_rows=(0, 8), db_path=db_path,
+                       absorption=None)
+    with pytest.raises(ModelMismatch, match="48-wide activations"):
+        run_job([SAESpec(key="narrow", path=Path(folder))], config, log=lambda *_: None)
+    assert not db_path.parent.exists() or not any(db_path.parent.iterdir())

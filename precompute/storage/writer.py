@@ -31,6 +31,7 @@ from contract.schema import (
 )
 from contract.schema import SAE_NUM_OF_KEY as NUM  # a bound SAE key -> its number in the large tables
 from precompute.storage.lock import BuildInProgressError, writer_lock  # noqa: F401  (BuildInProgressError re-exported)
+from precompute.storage.target import older_schema_message
 from precompute.util.faults import crash_point, disk_full_point, pause_point
 from precompute.util.sizes import FIXED_BYTES, megabytes
 
@@ -250,8 +251,7 @@ def check_target_schema(target: Path) -> None:
         return
     if is_newer_schema(found):
         raise SchemaMismatchError(newer_schema_message(target, found))
-    raise SchemaMismatchError(f"{target} has schema v{found}; this build writes v{SCHEMA_VERSION}: upgrade it first with "
-                              f"`python -m precompute migrate --db {target}` (keeps its SAEs), or replace it with --fresh")
+    raise SchemaMismatchError(older_schema_message(target, found))
 
 
 def what_it_computes(value):
@@ -468,16 +468,22 @@ def publish_copy(source: Path, target: Path) -> None:
     """A finished database (a Ray shard) becomes the target whole: copied next to it, then renamed over it, under
     the target's writer lock; a full disk removes the partial copy."""
     with writer_lock(target):
-        staging = temporary_path(target, "registering")
-        try:
-            disk_full_point("copy")
-            shutil.copyfile(source, staging)
-            os.replace(staging, target)  # atomic: the target appears whole or not at all
-        except BaseException as error:
-            staging.unlink(missing_ok=True)
-            if is_disk_full(error):
-                raise disk_full_error(target, file_size(source), None) from error
-            raise
+        staging = copy_beside(target, source, "registering")
+        os.replace(staging, target)  # atomic: the target appears whole or not at all
+
+
+def copy_beside(target: Path, source: Path, stage: str) -> Path:
+    """`source` copied to a temporary file next to `target`; a failed copy leaves nothing (a full disk: one message)."""
+    copy = temporary_path(target, stage)
+    try:
+        disk_full_point("copy")
+        shutil.copyfile(source, copy)
+    except BaseException as error:
+        copy.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise disk_full_error(target, file_size(source), None) from error
+        raise
+    return copy
 
 
 def remove_target(target: Path) -> None:
@@ -491,15 +497,7 @@ def snapshot(target: Path):
     """A read-only copy of the target to read from while the target itself is being replaced (migrate), removed
     afterwards; a full disk removes the partial copy."""
     with writer_lock(target):
-        copy = temporary_path(target, "migrating-from")
-        try:
-            disk_full_point("copy")
-            shutil.copyfile(target, copy)
-        except BaseException as error:
-            copy.unlink(missing_ok=True)
-            if is_disk_full(error):
-                raise disk_full_error(target, file_size(target), None) from error
-            raise
+        copy = copy_beside(target, target, "migrating-from")
         try:
             yield copy
         finally:

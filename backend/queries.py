@@ -161,7 +161,10 @@ a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_hi
 a.mean_num_split_latents, a.std_num_split_latents,
 a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
 a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.fold_sd_full_absorption, a.fold_sd_paper_absorption,
-a.n_unstable_letters, a.config, a.created_at
+a.n_unstable_letters, a.split_rule, a.other_rule,
+a.other_absorption_fraction, a.other_absorption_fraction_low, a.other_absorption_fraction_high,
+a.other_full_absorption_rate, a.other_full_absorption_rate_low, a.other_full_absorption_rate_high,
+a.n_rule_changed_letters, a.n_main_outside_split, a.config, a.created_at
 """
 SAE_ABSORPTION = f"SELECT {_SAE_ABSORPTION_COLUMNS} FROM sae_absorption a WHERE a.sae_key = ? AND a.task = ?"
 ALL_SAE_ABSORPTION = f"""
@@ -180,7 +183,8 @@ ORDER BY s.model_name, s.layer, s.d_sae, s.l0, a.sae_key, a.task <> 'first_lette
 # One row per letter: the SAE's latents for it, joined with the probe of the SAE's model and hook.
 _SAE_LETTERS = """
 SELECT l.letter, l.included, l.split_latents, l.n_split, l.split_stability, l.main_stability,
-       l.main_latent, l.main_encoder_cos, l.main_precision, l.main_recall, l.main_f1,
+       l.main_latent, l.main_encoder_cos, l.main_precision, l.main_recall, l.main_f1, l.main_in_split,
+       l.other_split_latents, l.other_absorption_fraction, l.other_full_absorption_rate,
        l.best_latent, l.best_precision, l.best_recall, l.best_f1, l.n_probe_true_positives,
        l.mean_absorption_fraction, l.absorption_fraction_low, l.absorption_fraction_high,
        l.full_absorption_rate, l.full_absorption_rate_low, l.full_absorption_rate_high, l.n_full_absorption,
@@ -240,7 +244,7 @@ FROM sae_letter_k WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fold, k
 # What each fold chose for a letter and its numbers on that fold's words alone.
 SAE_LETTER_FOLDS = """
 SELECT fold, split_latents, main_latent, main_f1, n_probe_true_positives, mean_absorption_fraction,
-       full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled
+       full_absorption_rate, paper_absorption_rate, n_candidates, n_sampled, other_split_latents
 FROM sae_letter_folds WHERE sae_key = ? AND task = ? AND letter = ? ORDER BY fold
 """
 
@@ -406,7 +410,9 @@ SELECT s.sae_key, s.model_name, s.hook_name, s.layer, s.architecture, s.training
        a.full_absorption_rate, a.full_absorption_rate_low, a.full_absorption_rate_high,
        a.paper_absorption_rate, a.paper_absorption_rate_low, a.paper_absorption_rate_high,
        a.mean_num_split_latents, a.mean_main_precision, a.mean_main_recall, a.mean_main_f1, a.mean_probe_f1,
-       a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.n_unstable_letters
+       a.split_mode, a.n_folds, a.fold_sd_absorption_fraction, a.n_unstable_letters,
+       a.split_rule, a.other_rule, a.other_absorption_fraction, a.other_absorption_fraction_low,
+       a.other_absorption_fraction_high, a.n_rule_changed_letters, a.n_main_outside_split
 FROM saes s LEFT JOIN sae_absorption a ON a.sae_key = s.sae_key AND a.task = ?
 ORDER BY s.model_name, s.layer, s.d_sae, s.l0, s.sae_key
 """

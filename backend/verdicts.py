@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from contract.vocabulary import SAEBENCH_SPLIT_RULE, split_rule_name
+
 FULL = "fully absorbed"
 PARTLY = "partly absorbed"
 NOT_ABSORBED = "not absorbed"
@@ -41,3 +43,30 @@ def main_latent_as_absorber(class_label: str) -> str:
     the main latent is the best encoder cosine with the probe, the split latents the k-sparse probe's choice)."""
     return (f"{class_label}'s main latent (best encoder cosine with the probe) but not one of its split latents (the "
             "k-sparse probe's choice), so the projection metric counts it as an absorber")
+
+
+def main_outside_split(main_latent: int, split_latents: list[int], class_label: str) -> str:
+    """The flag on a class whose main latent is not one of its split latents."""
+    listed = ", ".join(str(int(x)) for x in split_latents) or "none"
+    return (f"The main latent {main_latent} is not one of {class_label}'s split latents ({listed}). Words where it "
+            f"carries {class_label} without the split latents are counted as absorbed, with latent {main_latent} as "
+            f"their absorber: read those as {class_label}'s own latent, not as absorption.")
+
+
+def rule_sensitivity(value: float | None, other_value: float | None, rule: str | None, other_rule: str | None,
+                     band: tuple[float, float] | None, what: str = "mean absorption fraction") -> str:
+    """One line on the split-latent rule: the number under the other rule, the method band, and which number SAEBench
+    would report (under its rule; it also measures on an 80/20 split of one word sample, not cross-fitted folds)."""
+    if rule is None:
+        return ""
+    if other_rule is None or other_value is None:
+        return f"Split latents by {split_rule_name(rule)}; the other rule was not measured in this database."
+    if value is not None and abs(other_value - value) < 5e-4:
+        text = f"Both split-latent rules give {value:.3f}"
+    else:
+        text = (f"Split latents by {split_rule_name(rule)}: {value:.3f}; by {split_rule_name(other_rule)}: "
+                f"{other_value:.3f}")
+    if band is not None:
+        text += f". Method band (both rules' intervals) [{band[0]:.3f}, {band[1]:.3f}]"
+    saebench = value if rule == SAEBENCH_SPLIT_RULE else other_value
+    return text + f". SAEBench's rule would report {saebench:.3f} ({what})."

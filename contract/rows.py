@@ -225,6 +225,16 @@ class SaeAbsorptionRow:
     fold_sd_full_absorption: float | None
     fold_sd_paper_absorption: float | None
     n_unstable_letters: int
+    split_rule: str
+    other_rule: str | None
+    other_absorption_fraction: float | None
+    other_absorption_fraction_low: float | None
+    other_absorption_fraction_high: float | None
+    other_full_absorption_rate: float | None
+    other_full_absorption_rate_low: float | None
+    other_full_absorption_rate_high: float | None
+    n_rule_changed_letters: int | None
+    n_main_outside_split: int | None
     config: str
     seconds: str
     created_at: datetime
@@ -249,6 +259,7 @@ class SaeClassRow:
     main_precision: float
     main_recall: float
     main_f1: float
+    main_in_split: bool
     best_latent: int
     best_precision: float
     best_recall: float
@@ -267,6 +278,9 @@ class SaeClassRow:
     n_candidates: int
     n_sampled: int
     n_paper_absorption: int
+    other_split_latents: list[int] | None
+    other_absorption_fraction: float | None
+    other_full_absorption_rate: float | None
 
 
 @dataclass(frozen=True)
@@ -288,6 +302,7 @@ class SaeClassFoldRow:
     paper_absorption_rate: float | None
     n_candidates: int
     n_sampled: int
+    other_split_latents: list[int] | None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = "12"
+SCHEMA_VERSION = "13"
 # The fixed lengths of the latents table's arrays (contract/sql/schema.sql); the dashboards write exactly these.
 HIST_BINS = 24
 N_LOGITS = 10  # top and bottom logit tokens

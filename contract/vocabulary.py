@@ -31,3 +31,24 @@ def is_headline_class(probe_f1: float | None) -> bool:
 
 def is_dense_absorber(density: float | None) -> bool:
     return density is not None and density == density and density >= DENSE_ABSORBER
+
+
+# How a class's split latents are chosen (precompute/absorption/ksparse.py; docs/split_rule.md): candidates ranked
+# by each latent's own F1 as a classifier on the training words ("f1", the default), or by the L1 probe's weight
+# ("l1", SAEBench's rule), then the same k-sparse fits and tau rule. Every build measures both; the pages show the
+# range between them as the method band.
+SPLIT_RULE_NAMES = {"f1": "own-F1 ranking", "l1": "L1-weight ranking (SAEBench)"}
+SAEBENCH_SPLIT_RULE = "l1"
+
+
+def split_rule_name(rule: str | None) -> str:
+    return SPLIT_RULE_NAMES.get(rule or "", f"rule {rule!r}")
+
+
+def method_band(*intervals: tuple[float | None, float | None]) -> tuple[float, float] | None:
+    """The range that covers every given (low, high) interval: what a re-run could report once the split-latent rule
+    is counted as a choice, beside the folds and words each interval covers. None when no interval is known."""
+    known = [(low, high) for low, high in intervals if low is not None and high is not None and low == low and high == high]
+    if not known:
+        return None
+    return min(low for low, _ in known), max(high for _, high in known)

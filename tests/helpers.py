@@ -301,17 +301,27 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
                    n_unstable_letters=len([u for u in unstable if probe_f1[u] > 0.6]),
                    mean_num_split_latents=numbers["split"], std_num_split_latents=0.5,
                    mean_main_precision=numbers["p"], mean_main_recall=numbers["r"], mean_main_f1=0.5,
-                   mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1)
+                   mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1,
+                   split_rule="f1", other_rule="l1", n_rule_changed_letters=0,
+                   n_main_outside_split=len([c for c, (main, split, _) in sae_classes.items()
+                                             if main not in split and probe_f1[c] > 0.6]))
     for name, column in (("frac", "mean_absorption_fraction"), ("full", "full_absorption_rate"),
                          ("paper", "paper_absorption_rate")):
         summary.update({column: numbers[name][0], f"{column}_low": numbers[name][1],
                         f"{column}_high": numbers[name][2]})
+    # the other split-latent rule: here it chose the same split latents (the same numbers)
+    for column, other in (("mean_absorption_fraction", "other_absorption_fraction"),
+                          ("full_absorption_rate", "other_full_absorption_rate")):
+        summary.update({other: summary[column], f"{other}_low": summary[f"{column}_low"],
+                        f"{other}_high": summary[f"{column}_high"]})
     letters = []
     for letter, (main, split, fraction) in sae_classes.items():
         letters.append(dict(
             sae_key=key, letter=letter, included=probe_f1[letter] > 0.6, split_latents=split, n_split=len(split),
             split_stability=sum(fold_split(key, letter, f, split) == split for f in range(folds)) / folds,
             main_stability=1.0, main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
+            main_in_split=main in split, other_split_latents=None, other_absorption_fraction=None,
+            other_full_absorption_rate=None,
             best_latent=main, best_precision=0.3, best_recall=0.9, best_f1=0.45, n_probe_true_positives=4,
             mean_absorption_fraction=fraction, absorption_fraction_low=fraction / 2, absorption_fraction_high=fraction,
             full_absorption_rate=0.0, full_absorption_rate_low=0.0, full_absorption_rate_high=0.0,
@@ -319,7 +329,8 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
             paper_absorption_rate_high=0.0, n_candidates=0, n_sampled=0, n_paper_absorption=0))
     fold_rows = [dict(sae_key=key, letter=letter, fold=fold, split_latents=fold_split(key, letter, fold, split),
                       main_latent=main, main_f1=0.45, n_probe_true_positives=2, mean_absorption_fraction=fraction,
-                      full_absorption_rate=0.0, paper_absorption_rate=0.0, n_candidates=0, n_sampled=0)
+                      full_absorption_rate=0.0, paper_absorption_rate=0.0, n_candidates=0, n_sampled=0,
+                      other_split_latents=None)
                  for letter, (main, split, fraction) in sae_classes.items() for fold in range(folds)]
     k_rows = [dict(sae_key=key, letter=letter, fold=fold, k=1, latents=[main], weights=[1.0], bias=0.0, precision=0.3,
                    recall=0.9, f1=0.45) for letter, (main, _, _) in sae_classes.items() for fold in range(folds)]

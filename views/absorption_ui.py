@@ -10,11 +10,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from backend import verdicts
 from backend.database import TaskInfo, plain_row
 from backend.params import LETTERS, ParamError, parse_task
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
-from contract.vocabulary import MIN_PROBE_F1  # noqa: F401  (the pages read it as ui.MIN_PROBE_F1)
+from contract.vocabulary import (  # noqa: F401  (MIN_PROBE_F1: the pages read ui.MIN_PROBE_F1)
+    MIN_PROBE_F1,
+    SAEBENCH_SPLIT_RULE,
+    method_band,
+)
 from views import common, reads
 
 MIN_STABILITY = 0.7  # below this the two half-data probes disagree: the letter's direction is unreliable
@@ -383,3 +388,49 @@ def is_unstable(stability: pd.DataFrame | None, sae_key: str, letter: str) -> bo
         return False
     value = stability.loc[sae_key, letter]
     return bool(pd.notna(value) and value < 1)
+
+
+def split_rule_note(summary: dict | None, letter_row: dict | None = None, class_label: str = "") -> None:
+    """The split-latent rule under the headline numbers: the other rule's number and the method band, for the SAE
+    (summary: its sae_absorption row) or, with letter_row, for one class (and which split latents the other rule
+    chose)."""
+    if summary is None or summary.get("split_rule") is None:
+        return
+    if letter_row is None:
+        band = method_band((summary["mean_absorption_fraction_low"], summary["mean_absorption_fraction_high"]),
+                           (summary["other_absorption_fraction_low"], summary["other_absorption_fraction_high"]))
+        st.caption(verdicts.rule_sensitivity(summary["mean_absorption_fraction"], summary["other_absorption_fraction"],
+                                             summary["split_rule"], summary["other_rule"], band),
+                   help=SPLIT_RULE_HELP)
+        return
+    other = letter_row.get("other_absorption_fraction")
+    if other is None and summary.get("other_rule") is not None:  # both rules chose the same split latents
+        other = letter_row["mean_absorption_fraction"]
+    text = verdicts.rule_sensitivity(letter_row["mean_absorption_fraction"], other, summary["split_rule"],
+                                     summary.get("other_rule"), None)
+    if letter_row.get("other_split_latents") is not None:
+        text += (f" The other rule's split latents for {class_label}: "
+                 + ", ".join(str(int(x)) for x in letter_row["other_split_latents"]) + ".")
+    st.caption(text, help=SPLIT_RULE_HELP)
+
+
+SPLIT_RULE_HELP = ("Split latents are the latents that together stand for the class; a word is absorbed when they stay "
+                   "silent and another latent carries the class. They are chosen by k-sparse probing over candidates "
+                   "ranked by one of two rules: own-F1 ranking (each latent's F1 as a classifier on the training "
+                   "words; the default) or L1-weight ranking (an L1 probe's weights; SAEBench's rule, which can rank "
+                   "a latent that almost never fires first). Both are measured; docs/split_rule.md explains which "
+                   "number to cite.")
+
+
+def method_band_text(row: dict) -> str:
+    """The mean absorption fraction's range over both split-latent rules' intervals (sampling and method)."""
+    band = method_band((row["mean_absorption_fraction_low"], row["mean_absorption_fraction_high"]),
+                       (row.get("other_absorption_fraction_low"), row.get("other_absorption_fraction_high")))
+    return "—" if band is None else f"[{band[0]:.3f}, {band[1]:.3f}]"
+
+
+def saebench_rule_value(row: dict) -> float | None:
+    """The mean absorption fraction under SAEBench's split-latent rule (None: not measured in this database)."""
+    if row.get("split_rule") == SAEBENCH_SPLIT_RULE:
+        return row["mean_absorption_fraction"]
+    return row.get("other_absorption_fraction") if row.get("other_rule") == SAEBENCH_SPLIT_RULE else None

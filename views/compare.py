@@ -147,6 +147,8 @@ def sae_table(frame: pd.DataFrame) -> pd.DataFrame:
             "width": row["d_sae"], "L0": row["l0"], "explained variance": row["explained_variance"],
             "dead fraction": row["dead_fraction"],
             "mean absorption fraction": with_interval(row, "mean_absorption_fraction"),
+            "method band": ui.method_band_text(row),
+            "SAEBench's rule": ui.saebench_rule_value(row),
             "full-absorption rate": with_interval(row, "full_absorption_rate"),
             "paper absorption rate": with_interval(row, "paper_absorption_rate"),
             "mean split latents": row["mean_num_split_latents"], "main latent P": row["mean_main_precision"],
@@ -180,10 +182,15 @@ if measured["split_mode"].nunique() > 1:
 st.caption("Absorption columns: value [95% bootstrap interval over folds and words]; — where not measured. Means "
            f"over {nouns} whose probe F1 > {ui.MIN_PROBE_F1}. between-fold SD: how much the mean absorption "
            "fraction moves between folds (each fold has its own probe and split latents). In the heatmap, † marks "
-           f"a {noun} whose split latents change between folds.")
+           f"a {noun} whose split latents change between folds. method band: the mean absorption fraction's range "
+           "over both split-latent rules' intervals (own-F1 ranking, the default, and SAEBench's L1-weight ranking): "
+           "what a re-run could report once the rule is counted as a choice. SAEBench's rule: the number under "
+           "SAEBench's rule (SAEBench itself also measures one 80/20 split of one word sample).",
+           help=ui.SPLIT_RULE_HELP)
 number = st.column_config.NumberColumn(format="%.3f")
 st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_table",
              column_config={"explained variance": number, "dead fraction": number, "main latent P": number,
+                            "SAEBench's rule": number,
                             "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
                             "mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "overview": st.column_config.LinkColumn("overview", display_text="open →")})

@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from backend import verdicts
 from backend.database import absorber
 from backend.params import ParamError, parse_choice, parse_class
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
@@ -101,6 +102,8 @@ if row is None:
 
 ui.probe_run_note(sae, letter, task_name)
 split_latents = [int(x) for x in row["split_latents"]]
+if not row["main_in_split"]:
+    st.warning(verdicts.main_outside_split(int(row["main_latent"]), split_latents, label))
 
 
 def metric_with_interval(column, label: str, value, low, high, help_text: str) -> None:
@@ -150,6 +153,7 @@ metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_ra
 st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
            "latents a word sample produces as well as which words were measured."
            + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ {ui.MIN_PROBE_F1})."))
+ui.split_rule_note(reads.sae_absorption(sae_key, task_name), row, label)
 
 if toy:
     truth_ui.feature_panel(sae_key, task_name, letter)

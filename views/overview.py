@@ -80,6 +80,8 @@ def absorption_table(summary, tasks_of: dict[str, list[str]]) -> pd.DataFrame:
         rows.append({
             "SAE": s["sae_key"], f"{nouns} included": s["n_letters"],
             "mean absorption fraction": with_interval(s, "mean_absorption_fraction"),
+            "method band": absorption_ui.method_band_text(s),
+            "SAEBench's rule": absorption_ui.saebench_rule_value(s),
             "full-absorption rate": with_interval(s, "full_absorption_rate"),
             "paper absorption rate": with_interval(s, "paper_absorption_rate"),
             "mean split latents": s["mean_num_split_latents"], "main latent P": s["mean_main_precision"],
@@ -119,7 +121,9 @@ if summary.empty:
     st.stop()
 
 st.caption(f"Headline means over {nouns} whose probe F1 > {absorption_ui.MIN_PROBE_F1}, with 95% bootstrap intervals over words. "
-           f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}.")
+           f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}. "
+           "method band: the range over both split-latent rules' intervals; SAEBench's rule: the mean absorption "
+           "fraction under SAEBench's split-latent rule.", help=absorption_ui.SPLIT_RULE_HELP)
 number = st.column_config.NumberColumn(format="%.3f")
 tasks_of: dict[str, list[str]] = {}
 if len(absorption_ui.tasks()) > 1:
@@ -128,7 +132,7 @@ if len(absorption_ui.tasks()) > 1:
 st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
              column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "main latent P": number, "main latent R": number, "main latent F1": number,
-                            "probe F1": number,
+                            "probe F1": number, "SAEBench's rule": number,
                             f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")})
 
 st.subheader(f"Mean absorption fraction per {noun}")

@@ -242,6 +242,15 @@ CREATE TABLE sae_absorption (
     -- above resample folds and then words, so they cover the probe and split-latent choice too
     fold_sd_absorption_fraction DOUBLE, fold_sd_full_absorption DOUBLE, fold_sd_paper_absorption DOUBLE,
     n_unstable_letters INTEGER NOT NULL, -- included letters whose split latents change between folds
+    -- The split-latent rule (docs/split_rule.md): 'f1' ranks candidates by each latent's own F1, 'l1' by the L1
+    -- probe's weight (SAEBench's). The numbers above use split_rule; other_* are the same numbers under other_rule
+    -- (method sensitivity; NULL in a database migrated from before v13, whose split_rule is 'l1' and only that).
+    split_rule VARCHAR NOT NULL,
+    other_rule VARCHAR,
+    other_absorption_fraction DOUBLE, other_absorption_fraction_low DOUBLE, other_absorption_fraction_high DOUBLE,
+    other_full_absorption_rate DOUBLE, other_full_absorption_rate_low DOUBLE, other_full_absorption_rate_high DOUBLE,
+    n_rule_changed_letters INTEGER,  -- included classes whose split latents differ between the rules in some fold
+    n_main_outside_split INTEGER,    -- included classes whose main latent is not one of their split latents
     config   VARCHAR NOT NULL,       -- JSON
     seconds  VARCHAR NOT NULL,       -- JSON: time per stage of the per-SAE work
     created_at TIMESTAMP NOT NULL
@@ -261,6 +270,8 @@ CREATE TABLE sae_letters (
     main_latent INTEGER NOT NULL, main_encoder_cos DOUBLE NOT NULL, -- the folds' most frequent main latent
     main_stability DOUBLE NOT NULL,  -- share of folds that chose it
     main_precision DOUBLE NOT NULL, main_recall DOUBLE NOT NULL, main_f1 DOUBLE NOT NULL, -- over every measured word
+    main_in_split BOOLEAN NOT NULL,  -- main_latent is one of split_latents (if not, the projection metric may name the
+                                     -- class's own main latent as the absorber of its words)
     best_latent INTEGER NOT NULL,    -- best single latent as "active" classifier (chosen on fold 0's train words)
     best_precision DOUBLE NOT NULL, best_recall DOUBLE NOT NULL, best_f1 DOUBLE NOT NULL,
     n_probe_true_positives INTEGER NOT NULL,
@@ -270,7 +281,11 @@ CREATE TABLE sae_letters (
     paper_absorption_rate DOUBLE, paper_absorption_rate_low DOUBLE, paper_absorption_rate_high DOUBLE,
     n_candidates INTEGER NOT NULL,   -- paper metric: probe right, k-sparse probe wrong, split latents silent
     n_sampled INTEGER NOT NULL,
-    n_paper_absorption INTEGER NOT NULL
+    n_paper_absorption INTEGER NOT NULL,
+    -- under the other split-latent rule (sae_absorption.other_rule), where it chose other split latents in some fold
+    -- (NULL: both rules chose the same in every fold, so the numbers above hold for both)
+    other_split_latents INTEGER[],   -- its folds' most frequent selection
+    other_absorption_fraction DOUBLE, other_full_absorption_rate DOUBLE
     -- unique (sae_key, task, letter): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 
@@ -290,7 +305,8 @@ CREATE TABLE sae_letter_folds (
     full_absorption_rate DOUBLE,
     paper_absorption_rate DOUBLE,    -- NULL without the ablation metric
     n_candidates INTEGER NOT NULL,
-    n_sampled INTEGER NOT NULL
+    n_sampled INTEGER NOT NULL,
+    other_split_latents INTEGER[]    -- the other split-latent rule's choice on this fold (NULL: the same as split_latents)
     -- unique (sae_key, task, letter, fold): the writers keep it so; no PRIMARY KEY (see the note at the top)
 );
 

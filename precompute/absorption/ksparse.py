@@ -6,12 +6,19 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from precompute.absorption.codes import Codes, columns
+from contract.vocabulary import SPLIT_RULE_NAMES
+from precompute.absorption.codes import Codes, as_csr, columns
 from precompute.absorption.probe import N_LETTERS, LinearProbe, classifier_scores
 from precompute.absorption.projection import select_split_latents
+
+# How candidate split latents are ranked before the k-sparse fits and the tau rule (docs/split_rule.md):
+# "f1": by each latent's own F1 as a classifier ("this class whenever the latent is active") on the training words,
+# so k = 1 is the best single latent; "l1": by the L1 probe's positive weight, SAEBench's rule.
+SPLIT_RULES = tuple(SPLIT_RULE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,15 @@ class KSparseConfig:
     max_k: int = 10  # k = 1..max_k (SAEBench's max_k_value)
     split_tau: float = 0.03  # F1 jump that accepts one more split latent (SAEBench f1_jump_threshold)
     max_iter: int = 500  # LogisticRegression(max_iter, class_weight="balanced") per k
+    rule: str = "f1"  # the split-latent rule the metric uses (SPLIT_RULES); the other one is measured beside it
+
+    def __post_init__(self) -> None:
+        if self.rule not in SPLIT_RULES:
+            raise ValueError(f"split-latent rule must be one of {SPLIT_RULES}, not {self.rule!r}")
+
+    @property
+    def other_rule(self) -> str:
+        return next(rule for rule in SPLIT_RULES if rule != self.rule)
 
 
 @dataclass
@@ -52,6 +68,37 @@ def ranked_latents(sparse_probe: LinearProbe, letter: int, max_k: int) -> list[i
     return [int(i) for i in order if weights[i] > 0]
 
 
+def single_latent_f1(codes: Codes, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """[d_sae, n_classes] F1 of each latent as a classifier that says the class whenever it is active (> 0):
+    2 tp / (n_active + n_positive), from one sparse count (no dense [n, d_sae] matrix)."""
+    active = as_csr(codes) > 0  # [n, d_sae] bool
+    truth = sp.csr_matrix(np.eye(n_classes, dtype=np.float32)[labels])  # [n, n_classes]
+    true_positives = np.asarray((active.T.astype(np.float32) @ truth).todense())  # [d_sae, n_classes]
+    n_active = np.asarray(active.sum(axis=0)).reshape(-1, 1)  # [d_sae, 1]
+    n_positive = np.bincount(labels, minlength=n_classes).reshape(1, -1)  # [1, n_classes]
+    return 2 * true_positives / np.maximum(n_active + n_positive, 1)
+
+
+def f1_ranked_latents(latent_f1: np.ndarray, letter: int, max_k: int) -> list[int]:
+    """Latents by their own F1 for `letter` (latent_f1 [d_sae, n_classes]), best first; zero-F1 latents never rank."""
+    scores = latent_f1[:, letter]
+    order = np.argsort(-scores, kind="stable")[:max_k]
+    return [int(i) for i in order if scores[i] > 0]
+
+
+def candidate_rankings(rule: str, sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray,
+                       max_k: int) -> list[list[int]]:
+    """Per class, the candidate split latents in the order the rule ranks them (never empty: a class without a
+    ranked latent falls back to the L1 probe's strongest one)."""
+    n_classes = sparse_probe.weight.shape[0]
+    if rule == "l1":
+        rankings = [ranked_latents(sparse_probe, j, max_k) for j in range(n_classes)]
+    else:
+        latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)
+        rankings = [f1_ranked_latents(latent_f1, j, max_k) for j in range(n_classes)]
+    return [ranking or [int(np.argmax(sparse_probe.weight[j]))] for j, ranking in enumerate(rankings)]
+
+
 def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
                  test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig,
                  n_classes: int = N_LETTERS) -> KSparseFit:
@@ -72,16 +119,14 @@ def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes
 
 def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray,
                      test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
-                     full_curve: bool = True) -> list[LetterSplit]:
-    """For each letter: fits for k = 1..max_k on the top-k latents, and the split latents (tau rule). Without
-    full_curve the fits stop at the first k the tau rule rejects: the same split latents, fewer fits (the
-    curve past that k is only shown, and cross-fitting shows one fold's)."""
+                     full_curve: bool = True, rule: str | None = None) -> list[LetterSplit]:
+    """For each letter: fits for k = 1..max_k on the top-k latents as `rule` (default: config.rule) ranks them,
+    and the split latents (tau rule). Without full_curve the fits stop at the first k the tau rule rejects: the
+    same split latents, fewer fits (the curve past that k is only shown, and cross-fitting shows one fold's)."""
     results = []
     n_classes = sparse_probe.weight.shape[0]
-    for letter in range(n_classes):
-        ranking = ranked_latents(sparse_probe, letter, config.max_k)
-        if not ranking:  # no latent has a positive weight: fall back to the single strongest one
-            ranking = [int(np.argmax(sparse_probe.weight[letter]))]
+    rankings = candidate_rankings(rule or config.rule, sparse_probe, train_codes, train_labels, config.max_k)
+    for letter, ranking in enumerate(rankings):
         fits: list[KSparseFit] = []
         for k in range(1, len(ranking) + 1):
             fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config,

@@ -41,6 +41,14 @@ class LetterFold:
     sampled: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))  # candidates measured
     paper: abl.PaperAbsorption | None = None
     paper_weights: np.ndarray | None = None  # [n_tp]: is_absorption / sample portion, 0 where not sampled
+    # the other split-latent rule's choice on the same fold (method sensitivity), and the projection metric under
+    # it where it chose other latents (None: the same split latents, so the same numbers)
+    other_split: ks.LetterSplit | None = None
+    other_projection: ProjectionResult | None = None
+
+    @property
+    def other_projection_or_own(self) -> ProjectionResult:
+        return self.other_projection if self.other_projection is not None else self.projection
 
 
 @dataclass
@@ -61,8 +69,28 @@ class LetterAbsorption:
         """A per-word quantity, one array per fold: 'fraction', 'full' or 'paper'."""
         pick = {"fraction": lambda f: f.projection.absorption_fraction,
                 "full": lambda f: f.projection.is_full_absorption.astype(float),
+                "other_fraction": lambda f: f.other_projection_or_own.absorption_fraction,
+                "other_full": lambda f: f.other_projection_or_own.is_full_absorption.astype(float),
                 "paper": lambda f: f.paper_weights if f.paper_weights is not None else np.zeros(len(f.true_positives))}
         return [pick[name](f) for f in self.folds]
+
+    @property
+    def other_split_latents(self) -> list[int]:
+        """The other rule's most frequent selection over the folds (ties: the earliest fold's)."""
+        if any(f.other_split is None for f in self.folds):
+            return self.split_latents
+        return list(modal([tuple(f.other_split.split_latents) for f in self.folds])[0])
+
+    @property
+    def rules_disagree(self) -> bool:
+        """Some fold's two rules chose different split latents."""
+        return any(f.other_projection is not None for f in self.folds)
+
+    @property
+    def main_in_split(self) -> bool:
+        """The class's main latent (best encoder cosine) is among its split latents. When it is not, the
+        projection metric can name the class's own main latent as the absorber of the class's words."""
+        return self.main.latent in self.split_latents
 
     @property
     def n_full_absorption(self) -> int:
@@ -98,6 +126,20 @@ class SAEAbsorption:
     fold_sd: dict[str, float]  # 'fraction' / 'full' / 'paper': between-fold SD of the headline number
     included_letters: list[int]
     seconds: dict[str, float]
+    split_rule: str = "f1"  # the rule the numbers above use (ksparse.SPLIT_RULES)
+    other_rule: str = "l1"  # measured beside it: the same numbers under the other rule's split latents
+    other_fraction: tuple[dict[int, Interval], Interval] | None = None
+    other_full: tuple[dict[int, Interval], Interval] | None = None
+
+    @property
+    def rule_changed_letters(self) -> list[int]:
+        """Included letters where the two rules chose different split latents in some fold."""
+        return [j for j in self.included_letters if self.letters[j].rules_disagree]
+
+    @property
+    def main_outside_split_letters(self) -> list[int]:
+        """Included letters whose main latent is not among their split latents."""
+        return [j for j in self.included_letters if not self.letters[j].main_in_split]
 
     @property
     def unstable_letters(self) -> list[int]:
@@ -177,6 +219,9 @@ def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeDa
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
     splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
                                  full_curve=fold == 0)
+    # the other rule, for the method band: its fits stop where its tau rule does
+    other_splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
+                                       full_curve=False, rule=config.k_sparse.other_rule)
     mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
     decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, n_classes]
     result = []
@@ -186,12 +231,16 @@ def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeDa
         tp_codes = codes[tp]  # [n_tp, d_sae], gathered once (CSR rows in a build)
         projection = projection_absorption(hook.acts[tp], tp_codes, probe.weight[j], weights.W_dec, split,
                                            config.projection, weights.decoder_norms)
+        other = other_splits[j].split_latents
+        other_projection = None if sorted(other) == sorted(split) else projection_absorption(
+            hook.acts[tp], tp_codes, probe.weight[j], weights.W_dec, other, config.projection, weights.decoder_norms)
         not_k_sparse = ~ks.k_sparse_decision(splits[j].split_fit, tp_codes)
         split_acts = columns(tp_codes, split)  # [n_tp, n_split]
         silent = split_acts.sum(axis=1) < config.ablation.inactive_eps
         top_acts = gather(tp_codes, projection.top_latents)
         result.append(LetterFold(fold, splits[j], mains[j], tp, projection, split_acts, top_acts,
-                                 decoder_cos[:, j], tp[not_k_sparse & silent], paper_weights=np.zeros(len(tp))))
+                                 decoder_cos[:, j], tp[not_k_sparse & silent], paper_weights=np.zeros(len(tp)),
+                                 other_split=other_splits[j], other_projection=other_projection))
     return result
 
 
@@ -236,15 +285,18 @@ def compute_sae_absorption(sae_key: str, sae, model: HookedTransformer, hook: Ho
 
     t = time.perf_counter()
     included = [j for j in range(config.n_classes) if hook.test_scores.f1[j] > config.min_probe_f1]
-    values = {name: {letter.letter: letter.per_fold(name) for letter in letters} for name in ("fraction", "full", "paper")}
-    fraction, full, paper = (fold_and_word_intervals(values[name], included, config.bootstrap)
-                             for name in ("fraction", "full", "paper"))
-    fold_sd = {name: between_fold_sd(values[name], included) for name in values}
+    names = ("fraction", "full", "paper", "other_fraction", "other_full")
+    values = {name: {letter.letter: letter.per_fold(name) for letter in letters} for name in names}
+    fraction, full, paper, other_fraction, other_full = (fold_and_word_intervals(values[name], included, config.bootstrap)
+                                                         for name in names)
+    fold_sd = {name: between_fold_sd(values[name], included) for name in ("fraction", "full", "paper")}
     seconds["bootstrap"] = time.perf_counter() - t
-    result = SAEAbsorption(sae_key, hook, decoder_cos, encoder_cos, letters, fraction, full, paper, fold_sd, included, seconds)
+    result = SAEAbsorption(sae_key, hook, decoder_cos, encoder_cos, letters, fraction, full, paper, fold_sd, included, seconds,
+                           config.k_sparse.rule, config.k_sparse.other_rule, other_fraction, other_full)
     log(f"{sae_key}: mean absorption fraction {fraction[1].value:.3f} [{fraction[1].low:.3f}, {fraction[1].high:.3f}] "
         f"(between folds SD {fold_sd['fraction']:.3f}), full-absorption rate {full[1].value:.3f}, paper absorption rate "
         f"{paper[1].value:.3f} over {len(included)} {config.task} classes ({config.split_mode}, {config.fold_count} fold(s)); split "
-        f"latents change between folds for {len(result.unstable_letters)} letters; "
+        f"latents change between folds for {len(result.unstable_letters)} letters; {config.k_sparse.other_rule} rule "
+        f"{other_fraction[1].value:.3f} (other split latents for {len(result.rule_changed_letters)} classes); "
         + ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
     return result

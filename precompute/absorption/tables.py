@@ -134,6 +134,8 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
     fraction_by_letter, fraction = result.fraction
     full_by_letter, full = result.full
     paper_by_letter, paper = result.paper_rate
+    other_fraction_by_letter, other_fraction = result.other_fraction
+    other_full_by_letter, other_full = result.other_full
     included = result.included_letters
     ablation = config.run_ablation_metric
     ids = {"sae_key": key, "task": config.task, "probe_run_id": run_id}  # every row's first three fields
@@ -162,6 +164,13 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
         fold_sd_absorption_fraction=r(result.fold_sd["fraction"]), fold_sd_full_absorption=r(result.fold_sd["full"]),
         fold_sd_paper_absorption=r(result.fold_sd["paper"]) if ablation else None,
         n_unstable_letters=len(result.unstable_letters),
+        split_rule=result.split_rule, other_rule=result.other_rule,
+        other_absorption_fraction=r(other_fraction.value), other_absorption_fraction_low=r(other_fraction.low),
+        other_absorption_fraction_high=r(other_fraction.high),
+        other_full_absorption_rate=r(other_full.value), other_full_absorption_rate_low=r(other_full.low),
+        other_full_absorption_rate_high=r(other_full.high),
+        n_rule_changed_letters=len(result.rule_changed_letters),
+        n_main_outside_split=len(result.main_outside_split_letters),
         config=config_json(config), seconds=json.dumps({k: round(v, 2) for k, v in result.seconds.items()}),
         created_at=now(),
     )
@@ -169,6 +178,7 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
     for letter in result.letters:
         j, name = letter.letter, config.prompts.classes[letter.letter]
         has_paper = letter.has_paper
+        differs = letter.rules_disagree
         letters.append(SaeClassRow(
             **ids, letter=name, included=j in included,
             split_latents=letter.split_latents, n_split=len(letter.split_latents),
@@ -176,7 +186,7 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
             main_latent=letter.main.latent, main_encoder_cos=letter.main.encoder_cos,
             main_stability=letter.main_stability,
             main_precision=letter.main.precision, main_recall=letter.main.recall, main_f1=letter.main.f1,
-            best_latent=letter.best_latent.index, best_precision=letter.best_latent.precision,
+            main_in_split=letter.main_in_split, best_latent=letter.best_latent.index, best_precision=letter.best_latent.precision,
             best_recall=letter.best_latent.recall, best_f1=letter.best_latent.f1,
             n_probe_true_positives=len(letter.true_positives),
             mean_absorption_fraction=r(fraction_by_letter[j].value), absorption_fraction_low=r(fraction_by_letter[j].low),
@@ -188,6 +198,9 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
             paper_absorption_rate_low=r(paper_by_letter[j].low) if has_paper else None,
             paper_absorption_rate_high=r(paper_by_letter[j].high) if has_paper else None,
             n_candidates=letter.n_candidates, n_sampled=letter.n_sampled, n_paper_absorption=letter.n_paper_absorption,
+            other_split_latents=letter.other_split_latents if differs else None,
+            other_absorption_fraction=r(other_fraction_by_letter[j].value) if differs else None,
+            other_full_absorption_rate=r(other_full_by_letter[j].value) if differs else None,
         ))
         for fold in letter.folds:
             tp = len(fold.true_positives)
@@ -198,6 +211,7 @@ def sae_tables(result: SAEAbsorption, config: AbsorptionConfig, run_id: str) -> 
                 full_absorption_rate=r(fold.projection.is_full_absorption.mean()) if tp else None,
                 paper_absorption_rate=r(fold.paper_weights.mean()) if fold.paper is not None and tp else None,
                 n_candidates=len(fold.candidates), n_sampled=len(fold.sampled),
+                other_split_latents=fold.other_split.split_latents if fold.other_projection is not None else None,
             ))
             for fit in fold.split.fits:
                 ks_rows.append(SaeClassKRow(**ids, letter=name, fold=fold.fold, k=fit.k, latents=fit.latents,

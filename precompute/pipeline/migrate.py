@@ -219,9 +219,15 @@ for derived, key, task in ((V6_DERIVED, "sae_key", TASK_DEFAULT), (V7_DERIVED, "
 K_STATS_ROUNDED = {("sae_letter_k", stat): f"round({stat}, {K_STAT_DECIMALS})" for stat in ("precision", "recall", "f1")}
 V11_DERIVED: dict[str, str] = {"window_acts": window_rows("sae_num"), "absorption_split_acts": split_act_rows("sae_num", "task"),
                                "latent_letter_cos": cos_block_rows(listed_cosines("task"))}
+# Schema v13 records the split-latent rule and measures the other rule beside it (method sensitivity): every older
+# result used SAEBench's rule ('l1') alone, so the other rule's columns stay NULL; main_in_split is read off the row.
+SPLIT_RULE_DEFAULTS = {("sae_absorption", "split_rule"): "'l1'",
+                       ("sae_letters", "main_in_split"): "list_contains(split_latents, main_latent)"}
 MIGRATIONS = {"6": (V6_DEFAULTS | K_STATS_ROUNDED, V6_DERIVED), "7": (K_STATS_ROUNDED, V7_DERIVED),
               "8": (K_STATS_ROUNDED, V9_DERIVED), "9": (K_STATS_ROUNDED, V10_DERIVED),
-              "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED)}
+              "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED), "12": ({}, {})}
+for version, (version_defaults, _) in MIGRATIONS.items():
+    version_defaults.update(SPLIT_RULE_DEFAULTS)
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 COMPUTED_TABLES = ("latent_scores", "score_validation")
 CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from contract.schema import N_NEIGHBORS
+from contract.vocabulary import SPLIT_RULE_NAMES
 from precompute.absorption.tasks import TASKS
 from precompute.loading.preflight import PreflightError
 from precompute.storage.lock import BuildInProgressError, TargetNotWritableError, writer_lock
@@ -133,6 +134,10 @@ def add_build_parser(sub) -> None:
     p.add_argument("--split-mode", choices=["crossfit", "holdout"], default="crossfit",
                    help="crossfit (default): every word measured against a probe fitted on the other folds; "
                         "holdout: SAEBench's 80/20 split (what its reference numbers use)")
+    p.add_argument("--split-rule", choices=list(SPLIT_RULE_NAMES), default="f1",
+                   help="how candidate split latents are ranked: f1 (default), by each latent's own F1 on the training "
+                        "words; l1, by the L1 probe's weight (SAEBench's rule). The other rule is measured beside it "
+                        "(docs/split_rule.md)")
     p.add_argument("--default-sae", default=None, metavar="KEY",
                    help="the SAE the pages open when the URL names none (default: the widest SAE at the hook with the "
                         "most SAEs; `python -m precompute default-sae` changes it later)")
@@ -299,9 +304,11 @@ def chosen_tasks(names: list[str] | None) -> tuple[str, ...]:
 def absorption_config(args):
     from precompute.absorption.ablation import AblationMetricConfig
     from precompute.absorption.config import AbsorptionConfig
+    from precompute.absorption.ksparse import KSparseConfig
 
     return AbsorptionConfig(max_words=args.absorption_words, share_prefix=not args.fresh_prefixes,
                             ablation=AblationMetricConfig(max_candidates=args.ablation_candidates),
+                            k_sparse=KSparseConfig(rule=args.split_rule),
                             run_ablation_metric=not args.no_ablation_metric, split_mode=args.split_mode,
                             n_folds=args.folds)
 

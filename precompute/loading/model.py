@@ -11,6 +11,7 @@ Three paths, one function (`load_model`):
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import tempfile
@@ -137,12 +138,36 @@ CONVERSION_VERSION = 1
 
 
 def converted_model_path(dtype: torch.dtype) -> Path:
-    """Where the converted embedded model is cached, keyed by the GGUF file (size and modification time: hashing
-    its 100 MB would cost what the cache saves), the dtype and the conversion's version."""
+    """Where the converted embedded model is cached, keyed by the GGUF file's content (its size and a hash of its first
+    and last MiB: hashing all 100 MB would cost what the cache saves; a modification time would change with every
+    fresh install of the same package and leave a 650 MB copy behind each time), the dtype and the conversion's
+    version."""
     gguf = smollm2_gguf_dir() / SMOLLM2_GGUF
-    stat = gguf.stat()
     name = str(dtype).removeprefix("torch.")
-    return cache_dir() / f"smollm2-hooked-v{CONVERSION_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{name}.pt"
+    return cache_dir() / f"{CONVERTED_PREFIX}{CONVERSION_VERSION}-{file_fingerprint(gguf)}-{name}.pt"
+
+
+CONVERTED_PREFIX = "smollm2-hooked-v"
+FINGERPRINT_BYTES = 1 << 20
+
+
+def file_fingerprint(path: Path) -> str:
+    """The file's size and a SHA-256 of its first and last FINGERPRINT_BYTES (hex, 16 digits)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(FINGERPRINT_BYTES))
+        f.seek(max(size - FINGERPRINT_BYTES, 0))
+        digest.update(f.read(FINGERPRINT_BYTES))
+    return f"{size}-{digest.hexdigest()[:16]}"
+
+
+def remove_stale_conversions(keep: Path) -> None:
+    """Other cached conversions of the same dtype (an older GGUF, conversion or key): never read again."""
+    dtype_suffix = keep.name.rsplit("-", 1)[-1]
+    for old in keep.parent.glob(f"{CONVERTED_PREFIX}*-{dtype_suffix}"):
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
@@ -186,6 +211,7 @@ def save_converted(model: HookedTransformer, path: Path) -> None:
         weights = {key: value for key, value in model.state_dict().items() if not key.endswith(DERIVED_BUFFERS)}
         torch.save({"cfg": model.cfg.to_dict(), "state_dict": weights}, tmp)
         tmp.replace(path)
+        remove_stale_conversions(path)
     except OSError:  # a read-only or full cache: the model still works, it is just converted again next time
         tmp.unlink(missing_ok=True)
 

@@ -68,3 +68,27 @@ def test_the_preflight_knows_the_embedded_models_width_and_vocabulary(models):
 
     model, *_ = models
     assert (EMBEDDED_DIMS.d_model, EMBEDDED_DIMS.d_vocab) == (model.cfg.d_model, model.cfg.d_vocab)
+
+
+def test_the_conversion_cache_key_follows_the_gguf_content_not_its_install_time(tmp_path):
+    """A fresh install of the same package (same bytes, new modification time) reuses the cached conversion; other
+    bytes get another key; saving a conversion removes the stale ones of its dtype (each is 650 MB)."""
+    import os
+
+    from precompute.loading.model import file_fingerprint, remove_stale_conversions
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(os.urandom(3 << 20))
+    first = file_fingerprint(gguf)
+    os.utime(gguf, (1, 1))
+    assert file_fingerprint(gguf) == first
+    gguf.write_bytes(gguf.read_bytes()[:-1] + b"\x00")
+    assert file_fingerprint(gguf) != first
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    names = ["smollm2-hooked-v1-1-a-float32.pt", "smollm2-hooked-v1-2-b-float32.pt", "smollm2-hooked-v1-2-b-float16.pt"]
+    for name in names:
+        (cache / name).write_bytes(b"x")
+    remove_stale_conversions(cache / names[1])
+    assert sorted(p.name for p in cache.iterdir()) == sorted(names[1:])

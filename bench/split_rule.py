@@ -1,5 +1,6 @@
-"""The split-latent rule: SAEBench's (rank candidates by the L1 probe's weight) against ours (rank them by each latent's
-own F1 on the training words), on the same words, folds, probes and codes, in one run.
+"""The split-latent rule: SAEBench's (rank candidates by the L1 probe's weight) against ours (guarded: SAEBench's ranking
+unless its first pick is near-useless beside the class's best single latent; or f1: rank by each latent's own F1 on the
+training words), on the same words, folds, probes and codes, in one run.
 
 For each SAE and task it prints the headline under both rules (cross-fitted, with intervals), how many classes change
 their split latents, in how many the rule's first pick is near-useless (own F1 < 0.1 on the fold's held-out words)
@@ -116,11 +117,13 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=["first_letter", "wordnet_category"])
     parser.add_argument("--words", type=int, default=None, help="seeded word subset (default: the whole vocabulary)")
     parser.add_argument("--why", action="store_true", help="explain each near-useless L1 first pick")
+    parser.add_argument("--rule", choices=list(ks.SPLIT_RULES), default="guarded",
+                        help="the rule measured against its other (ksparse.OTHER_RULE): guarded -> l1, f1 -> l1")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     model = load_model()
     saes = [(path.name, load_sae(SAESpec(key=path.name, path=path))) for path in args.saes]
-    base = AbsorptionConfig(max_words=args.words, run_ablation_metric=False)
+    base = AbsorptionConfig(max_words=args.words, run_ablation_metric=False, k_sparse=ks.KSparseConfig(rule=args.rule))
     for task in args.tasks:
         config = config_for_task(base, task)
         for hook_name in sorted({sae_hook_name(sae) for _, sae in saes}, key=hook_layer):

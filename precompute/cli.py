@@ -134,10 +134,11 @@ def add_build_parser(sub) -> None:
     p.add_argument("--split-mode", choices=["crossfit", "holdout"], default="crossfit",
                    help="crossfit (default): every word measured against a probe fitted on the other folds; "
                         "holdout: SAEBench's 80/20 split (what its reference numbers use)")
-    p.add_argument("--split-rule", choices=list(SPLIT_RULE_NAMES), default="f1",
-                   help="how candidate split latents are ranked: f1 (default), by each latent's own F1 on the training "
-                        "words; l1, by the L1 probe's weight (SAEBench's rule). The other rule is measured beside it "
-                        "(docs/split_rule.md)")
+    p.add_argument("--split-rule", choices=list(SPLIT_RULE_NAMES), default="guarded",
+                   help="how candidate split latents are ranked: guarded (default), by the L1 probe's weight unless its "
+                        "first pick is near-useless beside the class's best single latent, then by own F1; l1, by the L1 "
+                        "probe's weight (SAEBench's rule); f1, by each latent's own F1 on the training words. SAEBench's "
+                        "rule (or for it, guarded) is measured beside it (docs/split_rule.md)")
     p.add_argument("--default-sae", default=None, metavar="KEY",
                    help="the SAE the pages open when the URL names none (default: the widest SAE at the hook with the "
                         "most SAEs; `python -m precompute default-sae` changes it later)")

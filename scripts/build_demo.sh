@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 SWEEP=recipes/sweeps/smollm2-embedded.json
+# the corpus the shipped SAEs were trained on reads every Debian source; one missing would silently give another corpus
+for f in /usr/share/dictd/gcide.dict.dz /usr/share/doc/jargon-text/jargon.txt.gz /usr/share/games/fortunes /usr/share/wordnet; do
+  [ -e "$f" ] || { echo "missing $f: apt-get install dict-gcide bible-kjv wordnet-base fortunes jargon-text" >&2; exit 2; }
+done
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
 python -m precompute sweep "$SWEEP"
 # One build per hook into data/ (the model runs once per hook for all its SAEs; each build adds its SAEs

@@ -302,7 +302,7 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
                    mean_num_split_latents=numbers["split"], std_num_split_latents=0.5,
                    mean_main_precision=numbers["p"], mean_main_recall=numbers["r"], mean_main_f1=0.5,
                    mean_probe_f1=0.875, std_absorption_fraction=0.1, std_full_absorption=0.1, std_paper_absorption=0.1,
-                   split_rule="f1", other_rule="l1", n_rule_changed_letters=0,
+                   split_rule="guarded", other_rule="l1", n_rule_changed_letters=0,
                    n_main_outside_split=len([c for c, (main, split, _) in sae_classes.items()
                                              if main not in split and probe_f1[c] > 0.6]))
     for name, column in (("frac", "mean_absorption_fraction"), ("full", "full_absorption_rate"),

@@ -183,7 +183,7 @@ st.caption("Absorption columns: value [95% bootstrap interval over folds and wor
            f"over {nouns} whose probe F1 > {ui.MIN_PROBE_F1}. between-fold SD: how much the mean absorption "
            "fraction moves between folds (each fold has its own probe and split latents). In the heatmap, † marks "
            f"a {noun} whose split latents change between folds. method band: the mean absorption fraction's range "
-           "over both split-latent rules' intervals (own-F1 ranking, the default, and SAEBench's L1-weight ranking): "
+           "over both split-latent rules' intervals (the guarded rule, the default, and SAEBench's L1-weight ranking): "
            "what a re-run could report once the rule is counted as a choice. SAEBench's rule: the number under "
            "SAEBench's rule (SAEBench itself also measures one 80/20 split of one word sample).",
            help=ui.SPLIT_RULE_HELP)

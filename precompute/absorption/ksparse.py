@@ -16,9 +16,13 @@ from precompute.absorption.probe import N_LETTERS, LinearProbe, classifier_score
 from precompute.absorption.projection import select_split_latents
 
 # How candidate split latents are ranked before the k-sparse fits and the tau rule (docs/split_rule.md):
-# "f1": by each latent's own F1 as a classifier ("this class whenever the latent is active") on the training words,
-# so k = 1 is the best single latent; "l1": by the L1 probe's positive weight, SAEBench's rule.
+# "l1": by the L1 probe's positive weight, SAEBench's rule; "f1": by each latent's own F1 as a classifier ("this class
+# whenever the latent is active") on the training words; "guarded" (the default): SAEBench's ranking, except for a
+# class whose L1 first pick is near-useless beside its best single latent (own F1 below guard_share of the best's),
+# which is ranked by own F1.
 SPLIT_RULES = tuple(SPLIT_RULE_NAMES)
+# The rule measured beside each (method sensitivity): SAEBench's, or for SAEBench's the default.
+OTHER_RULE = {"guarded": "l1", "l1": "guarded", "f1": "l1"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class KSparseConfig:
     max_k: int = 10  # k = 1..max_k (SAEBench's max_k_value)
     split_tau: float = 0.03  # F1 jump that accepts one more split latent (SAEBench f1_jump_threshold)
     max_iter: int = 500  # LogisticRegression(max_iter, class_weight="balanced") per k
-    rule: str = "f1"  # the split-latent rule the metric uses (SPLIT_RULES); the other one is measured beside it
+    rule: str = "guarded"  # the split-latent rule the metric uses (SPLIT_RULES); OTHER_RULE[rule] is measured beside it
+    guard_share: float = 0.5  # "guarded": an L1 first pick with own F1 below this share of the best latent's is useless
 
     def __post_init__(self) -> None:
         if self.rule not in SPLIT_RULES:
@@ -34,7 +39,7 @@ class KSparseConfig:
 
     @property
     def other_rule(self) -> str:
-        return next(rule for rule in SPLIT_RULES if rule != self.rule)
+        return OTHER_RULE[self.rule]
 
 
 @dataclass
@@ -87,15 +92,17 @@ def f1_ranked_latents(latent_f1: np.ndarray, letter: int, max_k: int) -> list[in
 
 
 def candidate_rankings(rule: str, sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray,
-                       max_k: int) -> list[list[int]]:
+                       config: KSparseConfig) -> list[list[int]]:
     """Per class, the candidate split latents in the order the rule ranks them (never empty: a class without a
     ranked latent falls back to the L1 probe's strongest one)."""
     n_classes = sparse_probe.weight.shape[0]
-    if rule == "l1":
-        rankings = [ranked_latents(sparse_probe, j, max_k) for j in range(n_classes)]
-    else:
-        latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)
-        rankings = [f1_ranked_latents(latent_f1, j, max_k) for j in range(n_classes)]
+    rankings = [ranked_latents(sparse_probe, j, config.max_k) for j in range(n_classes)]
+    if rule != "l1":
+        latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)  # [d_sae, n_classes]
+        best = latent_f1.max(axis=0)  # [n_classes]
+        rankings = [f1_ranked_latents(latent_f1, j, config.max_k)
+                    if rule == "f1" or not ranking or latent_f1[ranking[0], j] < config.guard_share * best[j]
+                    else ranking for j, ranking in enumerate(rankings)]
     return [ranking or [int(np.argmax(sparse_probe.weight[j]))] for j, ranking in enumerate(rankings)]
 
 
@@ -125,7 +132,7 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
     same split latents, fewer fits (the curve past that k is only shown, and cross-fitting shows one fold's)."""
     results = []
     n_classes = sparse_probe.weight.shape[0]
-    rankings = candidate_rankings(rule or config.rule, sparse_probe, train_codes, train_labels, config.max_k)
+    rankings = candidate_rankings(rule or config.rule, sparse_probe, train_codes, train_labels, config)
     for letter, ranking in enumerate(rankings):
         fits: list[KSparseFit] = []
         for k in range(1, len(ranking) + 1):

@@ -126,7 +126,7 @@ class SAEAbsorption:
     fold_sd: dict[str, float]  # 'fraction' / 'full' / 'paper': between-fold SD of the headline number
     included_letters: list[int]
     seconds: dict[str, float]
-    split_rule: str = "f1"  # the rule the numbers above use (ksparse.SPLIT_RULES)
+    split_rule: str = "guarded"  # the rule the numbers above use (ksparse.SPLIT_RULES)
     other_rule: str = "l1"  # measured beside it: the same numbers under the other rule's split latents
     other_fraction: tuple[dict[int, Interval], Interval] | None = None
     other_full: tuple[dict[int, Interval], Interval] | None = None

@@ -75,4 +75,24 @@ def test_the_f1_rule_s_first_pick_is_each_class_s_best_single_latent_on_the_trai
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="split-latent rule"):
         ks.KSparseConfig(rule="best")
-    assert ks.KSparseConfig(rule="f1").other_rule == "l1" and ks.KSparseConfig(rule="l1").other_rule == "f1"
+    assert ks.KSparseConfig().rule == "guarded" and ks.KSparseConfig().other_rule == "l1"
+    assert ks.KSparseConfig(rule="l1").other_rule == "guarded" and ks.KSparseConfig(rule="f1").other_rule == "l1"
+
+
+def test_the_guarded_rule_keeps_saebench_s_ranking_unless_its_first_pick_is_near_useless():
+    """Per class: SAEBench's L1 ranking where its first pick has at least guard_share of the best single latent's F1,
+    else the own-F1 ranking. Planted: class 0's L1 first pick is made useless by swapping its column with a noise one."""
+    codes, labels = planted_codes(n=2000, seed=4)
+    sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes[:1500]), labels[:1500], n_classes=N_CLASSES)
+    config = ks.KSparseConfig(rule="guarded", max_k=3)
+    l1 = ks.candidate_rankings("l1", sparse_probe, codes[:1500], labels[:1500], config)
+    f1 = ks.candidate_rankings("f1", sparse_probe, codes[:1500], labels[:1500], config)
+    latent_f1 = ks.single_latent_f1(codes[:1500], labels[:1500], N_CLASSES)
+    useless = np.argmin(np.where(latent_f1[:, 0] > 0, latent_f1[:, 0], np.inf))  # the weakest latent that fires on 0
+    sparse_probe.weight[0, useless] = sparse_probe.weight[0].max() + 1.0  # the L1 probe now ranks it first
+    guarded = ks.candidate_rankings("guarded", sparse_probe, codes[:1500], labels[:1500], config)
+    assert ks.candidate_rankings("l1", sparse_probe, codes[:1500], labels[:1500], config)[0][0] == useless
+    assert guarded[0] == f1[0], "class 0: its L1 first pick is near-useless, so the own-F1 ranking"
+    for j in range(1, N_CLASSES):
+        keep = latent_f1[l1[j][0], j] >= config.guard_share * latent_f1[:, j].max()
+        assert guarded[j] == (l1[j] if keep else f1[j])

@@ -147,7 +147,7 @@ def probe_run_row(con, run_id: str, config: str) -> None:
 def absorption_row(con, sae_key: str, run_id: str) -> None:
     con.execute("INSERT INTO sae_absorption (sae_key, task, probe_run_id, hook_name, n_letters, split_mode, n_folds, "
                 "n_unstable_letters, split_rule, config, seconds, created_at) "
-                "VALUES (?, 'first_letter', ?, 'h', 0, 'holdout', 1, 0, 'f1', 'c', '{}', now())", [sae_key, run_id])
+                "VALUES (?, 'first_letter', ?, 'h', 0, 'holdout', 1, 0, 'guarded', 'c', '{}', now())", [sae_key, run_id])
 
 
 def test_a_stored_probe_run_is_reused_unless_only_remeasured_saes_point_at_it(tmp_path):

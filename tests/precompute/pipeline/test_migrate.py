@@ -429,3 +429,38 @@ def test_migrate_from_v11_keeps_every_window_level_split_activation_and_cosine_i
         assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("11",)]
     finally:
         db.close()
+
+
+V13_COLUMNS = {
+    "sae_absorption": ["split_rule", "other_rule", "other_absorption_fraction", "other_absorption_fraction_low",
+                       "other_absorption_fraction_high", "other_full_absorption_rate", "other_full_absorption_rate_low",
+                       "other_full_absorption_rate_high", "n_rule_changed_letters", "n_main_outside_split"],
+    "sae_letters": ["main_in_split", "other_split_latents", "other_absorption_fraction", "other_full_absorption_rate"],
+    "sae_letter_folds": ["other_split_latents"],
+}
+
+
+def test_migrate_from_v12_says_every_result_used_saebench_s_split_rule_and_flags_main_latents(tmp_path):
+    """v12 chose split latents by SAEBench's L1 ranking only: a migrated database says so (split_rule 'l1', no other
+    rule measured) and reads main_in_split off each class's row."""
+    path = helpers.build_sweep_database(tmp_path)
+    with duckdb.connect(str(path)) as con:
+        # one class whose main latent is not a split latent (the fake database's are all inside)
+        con.execute("UPDATE sae_letters SET split_latents = [main_latent + 1] WHERE rowid = (SELECT min(rowid) FROM sae_letters)")
+        letters = con.execute("SELECT sae_key, task, letter, list_contains(split_latents, main_latent) FROM sae_letters "
+                              "ORDER BY ALL").fetchall()
+        for table, columns in V13_COLUMNS.items():
+            for column in columns:
+                con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        con.execute("UPDATE meta SET value = '12' WHERE key = 'schema_version'")
+    assert any(not inside for *_, inside in letters) and any(inside for *_, inside in letters)
+    assert migrate(path, log=lambda *_: None)
+    db = ExplorerDB(path)
+    try:
+        assert db._rows("SELECT DISTINCT split_rule, other_rule, other_absorption_fraction FROM sae_absorption") == [
+            ("l1", None, None)]
+        assert db._rows("SELECT sae_key, task, letter, main_in_split FROM sae_letters ORDER BY ALL") == letters
+        assert db._rows("SELECT count(*) FROM sae_letter_folds WHERE other_split_latents IS NOT NULL") == [(0,)]
+        assert db._rows("SELECT value FROM meta WHERE key = 'migrated_from'") == [("12",)]
+    finally:
+        db.close()

@@ -82,6 +82,16 @@ def report(key: str, task: str, result: SAEAbsorption, classes: tuple[str, ...],
           f"({', '.join(outside) or '-'}); {result.other_rule} rule {len(other_outside)} ({', '.join(other_outside) or '-'})")
 
 
+def adam_steps(n_train: int, config: pr.SparseProbeConfig) -> int:
+    return config.epochs * -(-n_train // config.batch_size)
+
+
+def adam_cap(n_train: int, config: pr.SparseProbeConfig) -> float:
+    """The most any weight can move from zero: one learning rate per step, the rate decaying per epoch."""
+    gamma = (config.end_lr / config.lr) ** (1 / config.epochs)
+    return -(-n_train // config.batch_size) * sum(config.lr * gamma**epoch for epoch in range(config.epochs))
+
+
 def why(key: str, sae, hook: HookProbeData, config: AbsorptionConfig, result: SAEAbsorption,
         classes: tuple[str, ...]) -> None:
     """For the classes whose L1 first pick is near-useless: what the L1 probe saw on fold 0's training words."""
@@ -91,6 +101,9 @@ def why(key: str, sae, hook: HookProbeData, config: AbsorptionConfig, result: SA
     train_codes = as_csr(codes[train])
     sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe, config.n_classes)
     latent_f1 = ks.single_latent_f1(train_codes, labels[train], config.n_classes)
+    print(f"  Adam moves a weight by about the learning rate per step while its gradient keeps its sign: after "
+          f"{adam_steps(len(train), config.sparse_probe)} steps no weight can pass {adam_cap(len(train), config.sparse_probe):.3f}, "
+          f"the L1 probe's largest weight here is {sparse.weight.max():.3f}")
     print(f"  why ({key}, fold 0 training words: {len(train)}): latent | L1 weight | own F1 | fires on % of words | "
           "% of the class's words | mean activation when firing | weight x mean activation x firing share")
     l1_picks = dict(zip(result.included_letters, first_pick_scores(result, "l1")))

@@ -157,6 +157,9 @@ SWEEP_ABSORPTION = {
     "early-w8": dict(frac=(0.05, 0.02, 0.08), full=(0.01, 0.00, 0.02), paper=(0.00, 0.00, 0.01), split=1.0,
                      p=0.25, r=0.95),
 }
+# Per SAE whose SAEBench-rule split latents differ from the guarded rule's (first letter): that rule's headline
+# (value, low, high) and, per class it changed, (its split latents, mean absorption fraction). The others: the same.
+SWEEP_OTHER_RULE = {"w16": dict(frac=(0.32, 0.27, 0.37), letters={"s": ([1], 0.40)})}
 # Per SAE and letter: (main latent, split latents, mean absorption fraction).
 SWEEP_SAE_LETTERS = {
     "w8": {"s": (4, [4, 3], 0.08), "t": (1, [1, 2], 0.12), "x": (6, [6], 0.70)},
@@ -309,19 +312,26 @@ def _absorption_rows_without_run(key: str, hook: str, folds: int = 1, task: str 
                          ("paper", "paper_absorption_rate")):
         summary.update({column: numbers[name][0], f"{column}_low": numbers[name][1],
                         f"{column}_high": numbers[name][2]})
-    # the other split-latent rule: here it chose the same split latents (the same numbers)
+    # the other split-latent rule: the same split latents (the same numbers) unless SWEEP_OTHER_RULE says otherwise
     for column, other in (("mean_absorption_fraction", "other_absorption_fraction"),
                           ("full_absorption_rate", "other_full_absorption_rate")):
         summary.update({other: summary[column], f"{other}_low": summary[f"{column}_low"],
                         f"{other}_high": summary[f"{column}_high"]})
+    other_rule = SWEEP_OTHER_RULE.get(key) if first_letter else None
+    if other_rule:
+        value, low, high = other_rule["frac"]
+        summary.update(other_absorption_fraction=value, other_absorption_fraction_low=low,
+                       other_absorption_fraction_high=high, n_rule_changed_letters=len(other_rule["letters"]))
+    changed = other_rule["letters"] if other_rule else {}
     letters = []
     for letter, (main, split, fraction) in sae_classes.items():
         letters.append(dict(
             sae_key=key, letter=letter, included=probe_f1[letter] > 0.6, split_latents=split, n_split=len(split),
             split_stability=sum(fold_split(key, letter, f, split) == split for f in range(folds)) / folds,
             main_stability=1.0, main_latent=main, main_encoder_cos=0.5, main_precision=0.3, main_recall=0.9, main_f1=0.45,
-            main_in_split=main in split, other_split_latents=None, other_absorption_fraction=None,
-            other_full_absorption_rate=None,
+            main_in_split=main in split, other_split_latents=changed[letter][0] if letter in changed else None,
+            other_absorption_fraction=changed[letter][1] if letter in changed else None,
+            other_full_absorption_rate=0.0 if letter in changed else None,
             best_latent=main, best_precision=0.3, best_recall=0.9, best_f1=0.45, n_probe_true_positives=4,
             mean_absorption_fraction=fraction, absorption_fraction_low=fraction / 2, absorption_fraction_high=fraction,
             full_absorption_rate=0.0, full_absorption_rate_low=0.0, full_absorption_rate_high=0.0,

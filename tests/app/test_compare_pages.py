@@ -284,3 +284,29 @@ def test_one_probe_run_per_hook_shows_no_warning(sweep_env):
     assert not any("different probe runs" in w.value for w in at.warning)
     at = run_page("letter", sae="w8", letter="t")
     assert not [e for e in at.expander if "other probe run" in e.label]
+
+
+def test_compare_shows_the_method_band_and_saebench_s_rule_beside_each_interval(sweep_env):
+    """w16's SAEBench-rule split latents differ from the guarded rule's (tests/helpers.SWEEP_OTHER_RULE): its method
+    band covers both rules' intervals and the SAEBench column holds the other rule's number; w8's rules agree, so its
+    band is its own interval."""
+    at = run_page("compare")
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("SAE")
+    assert table.loc["w16", "mean absorption fraction"] == "0.200 [0.150, 0.260]"
+    assert table.loc["w16", "method band"] == "[0.150, 0.370]"
+    assert table.loc["w16", "SAEBench's rule"] == pytest.approx(0.32)
+    assert table.loc["w8", "method band"] == "[0.050, 0.150]"
+    assert table.loc["w8", "SAEBench's rule"] == pytest.approx(0.10)
+    assert table.loc["w32", "method band"] == "—"
+    assert any("method band" in c.value for c in at.caption)
+
+
+def test_the_feature_page_names_the_other_rule_s_number_and_split_latents(sweep_env):
+    changed = run_page("letter", sae="w16", letter="s")
+    assert not changed.exception
+    line = next(c.value for c in changed.caption if c.value.startswith("Split latents by"))
+    assert "guarded L1 ranking: 0.180" in line and "L1-weight ranking (SAEBench): 0.400" in line
+    assert "SAEBench's rule would report 0.400" in line and "split latents for S: 1." in line
+    same = run_page("letter", sae="w8", letter="s")
+    assert any(c.value.startswith("Both split-latent rules give 0.080") for c in same.caption)

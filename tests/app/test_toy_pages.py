@@ -99,3 +99,18 @@ def test_only_child_latents_carrying_their_parent_count_as_absorbing():
     two = latents.set_index("latent").loc[2]
     assert two["feature"] == "animal" and 2 not in set(absorbing["latent"])
     assert "absorbing" not in truth.latent_summary(two.to_dict())
+
+
+def test_each_toy_class_s_feature_page_flags_a_main_latent_outside_its_split_latents(demo_env):
+    """The flag follows the database: shown exactly for the classes whose main latent is not a split latent (the toy
+    has both kinds)."""
+    import duckdb
+
+    with duckdb.connect(str(DEFAULT_DB_PATH), read_only=True) as con:
+        rows = con.execute("SELECT letter, main_in_split, main_latent FROM sae_letters WHERE sae_key = ? "
+                           "AND task = 'toy_hierarchy' ORDER BY letter", [TOY]).fetchall()
+    assert {inside for _, inside, _ in rows} == {True, False}
+    for name, inside, main in rows:
+        at = run_page("letter", sae=TOY, task="toy_hierarchy", **{"class": name})
+        flags = [w.value for w in at.warning if w.value.startswith(f"The main latent {main} is not one of")]
+        assert len(flags) == (0 if inside else 1), name

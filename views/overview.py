@@ -3,15 +3,64 @@
 import pandas as pd
 import streamlit as st
 
+from backend.params import ParamError, parse_text
+from backend.search import NoRoute, SearchContext, route
 from contract.rows import SaeRow
 from views import absorption_ui, common, reads, sae_list
 
-st.title("SAEs in this database")
+INTRO = ("An SAE latent that looks like “starts with S” can silently fail on some words (“short”, “snake”): a latent for "
+         "the word itself has **absorbed** the letter's direction, while a linear probe still reads the letter there "
+         "(Chanin et al., *A is for Absorption*). This database measures it for every word, SAE and task: search above, "
+         "or open the paper's example, [“short”](./token?token=short).")
+SEARCH_HELP = ("A word or text (snake), a latent (3783 in the default SAE, or SAE/3783), an SAE key, a letter (s) or a "
+               "class (animal). Kept in the URL (?q=).")
+
+
+def on_search() -> None:
+    text = st.session_state["start_q"]
+    if text.strip():
+        st.query_params["q"] = text
+    else:
+        st.query_params.pop("q", None)
+    st.session_state["start_search_submitted"] = True  # typed here: go straight to the answer
+
+
+def search_box(frame: pd.DataFrame) -> None:
+    """The search box and where it leads: straight there when typed, a link when opened from a URL (a shared
+    `/?q=` link should not trap the browser's back button in a redirect)."""
+    try:
+        query = parse_text(st.query_params.get("q"), "q")
+    except ParamError as error:
+        common.show_param_error(error)
+    st.session_state["start_q"] = query
+    st.text_input("Search", key="start_q", on_change=on_search, help=SEARCH_HELP,
+                  placeholder="snake · 3783 · smollm2-l6-topk-4k-k32/3783 · s · animal")
+    context = SearchContext(widths=dict(zip(frame["sae_key"], (int(d) for d in frame["d_sae"]))),
+                            default_sae=common.default_sae(frame),
+                            task_classes={t.task: t.classes for t in absorption_ui.tasks() if t.classes})
+    found = route(query, context)
+    if found is None:
+        return
+    if isinstance(found, NoRoute):
+        st.warning(found.message + (" Did you mean:" if found.suggestions else ""))
+        for suggestion in found.suggestions:
+            common.page_link(suggestion.page, f"{suggestion.understood} →", **suggestion.params)
+        return
+    if st.session_state.pop("start_search_submitted", False):
+        st.switch_page(common.PAGE_FILES[found.page], query_params=found.params)
+    common.page_link(found.page, f"Open {found.understood} →", **found.params)
+
+
+
+st.title("Feature absorption explorer")
 db = common.get_db()
 frame = common.saes_frame()
 if frame.empty:
     st.info("This database holds no SAEs yet. Add one with `python -m precompute build --sae ...`.")
     st.stop()
+search_box(frame)
+st.markdown(INTRO)
+st.subheader("SAEs in this database")
 flt, group = sae_list.read_state(frame)
 task = absorption_ui.current_task()  # `?task=`: whose absorption results the lower half shows (default first_letter)
 noun, nouns = task.class_noun, task.class_plural

@@ -193,10 +193,19 @@ def choices(names) -> st.SearchStrategy[str]:
     return mostly(name, name.map(str.upper), name.map(lambda n: f"{n} "), edge_text(), free_text(12))
 
 
+def searches(facts: Facts) -> st.SearchStrategy[str]:
+    """`q` (the start page's search box; Browse's token search too): words, latents bare and `SAE/latent` (in and out
+    of range, misspelt keys), SAE keys and classes."""
+    key = st.sampled_from(facts.sae_keys)
+    latent = numbers(facts)
+    return st.one_of(words(facts), latent, st.tuples(key, st.sampled_from("/:# "), latent).map("".join),
+                     key, key.map(lambda k: k[:-1] + "9"), classes(facts))
+
+
 def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     # `sort` draws from every Browse sort, the probe-free score sorts (enc_dec, parent) among them
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
-              numbers(facts)), "k": numbers(facts), "q": words(facts), "token": words(facts),
+              numbers(facts)), "k": numbers(facts), "q": searches(facts), "token": words(facts),
               "in": choices(SEARCH_IN), "sort": choices(SORTS), "x": choices(SCATTER_X),
               "letter": st.one_of(letters(), classes(facts)), "task": task_names(facts), "class": classes(facts),
               "saes": sae_lists(facts), "text": live_texts(facts), "model": filter_values(facts.models),

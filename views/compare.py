@@ -22,7 +22,7 @@ SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "
 COMPARE_EXPLAINER = f"""
 Each point is one SAE: x is its L0 (mean active latents per token), its width (latents, log scale) or its layer;
 colour is its layer, the marker its training architecture, the marker size its width. Error bars are 95 % bootstrap intervals
-over words. Click a point to open that SAE.
+over words. Click a point to open that SAE's Feature page (its latents, for explained variance).
 
 - **Mean absorption fraction** (SAEBench's projection metric): for each held-out word the probe gets
   right, the share of its probe projection carried by latents other than the letter's split latents;
@@ -356,7 +356,9 @@ def render_metric(metric: Metric) -> None:
                             on_select="rerun", selection_mode="points")
     clicked = picked_sae(event)
     if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
-        st.switch_page(common.PAGE_FILES["overview"], query_params={"sae": clicked, **ui.task_params(task.task)})
+        # an absorption number opens the SAE's Feature page of the task (its default class); a dashboard one, its latents
+        target = "letter" if metric.absorption else "browse"
+        st.switch_page(common.PAGE_FILES[target], query_params={"sae": clicked, **ui.task_params(task.task)})
 
 
 STYLES = Styles.of(comparison)

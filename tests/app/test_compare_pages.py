@@ -157,14 +157,14 @@ def test_compare_multiselect_keeps_the_choice_in_the_url(sweep_env):
     assert at.dataframe[0].value["SAE"].tolist() == ["w8", "w32"]
 
 
-def test_clicking_a_chart_point_opens_that_sae(sweep_env):
+def test_clicking_a_chart_point_opens_that_saes_feature_page(sweep_env):
     at = run_page("compare")
     at.session_state["compare_mean_absorption_fraction"] = {
         "selection": {"points": [{"customdata": "w16", "x": 16, "y": 0.2}], "point_indices": [0], "box": [],
                       "lasso": []}}
     at.run()
     assert not at.exception
-    assert at.title[0].value == "SAEs in this database"
+    assert at.title[0].value == "Letter S", "an absorption chart opens the SAE's Feature page (its default class)"
     assert at.query_params["sae"] in ("w16", ["w16"])
 
 

@@ -107,9 +107,12 @@ if len(ui.tasks()) > 1:
     st.selectbox("task", list(titles), key="compare_task", format_func=titles.get, on_change=on_task_selected,
                  help="Whose absorption numbers the table, charts and heatmap show; kept in the URL (?task=).")
 st.session_state["compare_saes"] = chosen  # the URL is the source of truth; the widget follows it
-st.multiselect("SAEs", all_keys, key="compare_saes", on_change=on_saes_selected,
-               help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE "
-                    "of the models measured on the task.")
+# A form: adding or removing several SAEs costs one rerun (on Apply), not one per click
+with st.form("compare_saes_form", border=False):
+    st.multiselect("SAEs", all_keys, key="compare_saes",
+                   help="The choice is kept in the URL (?saes=key1,key2); none chosen (or no ?saes=) means every SAE "
+                        "of the models measured on the task. Apply shows the chosen SAEs.")
+    st.form_submit_button("Apply", on_click=on_saes_selected)
 if other_models_keys and not st.query_params.get("saes", "").strip():
     st.caption(f"Shown: the SAEs of the models measured on {task.title}. Left out, as no SAE of their model has "
                f"numbers on this task: {', '.join(f'`{k}`' for k in other_models_keys)} (choose them above to add "
@@ -284,7 +287,7 @@ def marker_size(width: int, smallest: int) -> float:
 MAX_LAYER_COLOURS = 10  # more layers than this: one colour scale over layers instead of a colour (and trace) each
 
 
-def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
+def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles, legend: bool = True) -> go.Figure:
     """The metric against L0, width (log x) and layer, one point per SAE. Few layers: one trace per (layer,
     architecture), a colour per layer. Many (a release sweeps every layer): one trace per architecture coloured
     on a layer scale, so a chart of hundreds of SAEs stays a handful of traces (plotly builds each slowly)."""
@@ -304,7 +307,7 @@ def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Fig
         else:
             name = arch
             color = dict(color=[r["layer"] for r in group], colorscale="Viridis", cmin=min(layers, default=0),
-                         cmax=max(layers, default=1), showscale=i == 0, colorbar=dict(title="layer", x=1.02))
+                         cmax=max(layers, default=1), showscale=i == 0 and legend, colorbar=dict(title="layer", x=1.02))
         for col, (x_column, _, _) in enumerate(X_AXES, start=1):
             marker = dict(symbol=styles.symbols[arch], size=[marker_size(r["d_sae"], smallest) for r in group],
                           line=dict(width=1, color="white"))
@@ -313,7 +316,7 @@ def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Fig
                 marker["showscale"] = False
             fig.add_trace(go.Scatter(
                 x=[r[x_column] for r in group], y=[r[metric.column] for r in group], mode="markers",
-                name=name, legendgroup=f"{layer}-{arch}", showlegend=col == 1, marker=marker,
+                name=name, legendgroup=f"{layer}-{arch}", showlegend=col == 1 and legend, marker=marker,
                 error_y=error_bars(group, metric.column) if metric.interval else None,
                 customdata=[r["sae_key"] for r in group],
                 hovertext=[hover_text(r, metric) for r in group], hovertemplate="%{hovertext}<extra></extra>",
@@ -331,11 +334,11 @@ def metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Fig
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def cached_metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles) -> go.Figure:
+def cached_metric_figure(frame: pd.DataFrame, metric: Metric, styles: Styles, legend: bool) -> go.Figure:
     """Built once per (SAEs, metric): plotly validates every point as a figure is built (hundreds of ms for
     hundreds of SAEs). A resource, not data: a pickled Figure would be validated again on every load. Pages only
     read it (st.plotly_chart copies it to a dict)."""
-    return metric_figure(frame, metric, styles)
+    return metric_figure(frame, metric, styles, legend)
 
 
 def picked_sae(event) -> str | None:
@@ -352,7 +355,9 @@ def render_metric(metric: Metric) -> None:
     data = (measured if metric.absorption else frame).dropna(subset=[metric.column])
     if data.empty:
         return
-    event = st.plotly_chart(cached_metric_figure(data, metric, STYLES), width="stretch", key=f"compare_{metric.column}",
+    legend = not LEGEND_DRAWN  # the legend is the same on every chart: drawn on the first only
+    LEGEND_DRAWN.append(metric.column)
+    event = st.plotly_chart(cached_metric_figure(data, metric, STYLES, legend), width="stretch", key=f"compare_{metric.column}",
                             on_select="rerun", selection_mode="points")
     clicked = picked_sae(event)
     if clicked is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
@@ -362,6 +367,7 @@ def render_metric(metric: Metric) -> None:
 
 
 STYLES = Styles.of(comparison)
+LEGEND_DRAWN: list[str] = []  # the charts drawn so far in this run
 st.header("Against L0, width and layer")
 if measured.empty:
     st.info("None of the chosen SAEs has absorption measurements: only the dashboard metrics are plotted.")

@@ -151,7 +151,8 @@ def test_compare_bad_saes_parameter_shows_a_message(sweep_env, bad, message):
 
 def test_compare_multiselect_keeps_the_choice_in_the_url(sweep_env):
     at = run_page("compare")
-    at.multiselect(key="compare_saes").set_value(["w8", "w32"]).run()
+    at.multiselect(key="compare_saes").set_value(["w8", "w32"])
+    next(b for b in at.button if b.label == "Apply").click().run()  # the form's Apply: several changes, one rerun
     assert not at.exception
     assert at.query_params["saes"] in ("w8,w32", ["w8,w32"])
     assert at.dataframe[0].value["SAE"].tolist() == ["w8", "w32"]
@@ -310,3 +311,10 @@ def test_the_feature_page_names_the_other_rule_s_number_and_split_latents(sweep_
     assert "SAEBench's rule would report 0.400" in line and "split latents for S: 1." in line
     same = run_page("letter", sae="w8", letter="s")
     assert any(c.value.startswith("Both split-latent rules give 0.080") for c in same.caption)
+
+
+def test_the_charts_legend_is_drawn_once(sweep_env):
+    at = run_page("compare")
+    charts = [spec for key, spec in chart_specs(at).items() if key.startswith("compare_") and "heatmap" not in key]
+    legends = [any(trace.get("showlegend") for trace in spec["data"]) for spec in charts]
+    assert len(legends) >= 3 and legends[0] and not any(legends[1:])

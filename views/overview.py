@@ -52,70 +52,6 @@ def search_box(frame: pd.DataFrame) -> None:
 
 
 
-st.title("Feature absorption explorer")
-db = common.get_db()
-frame = common.saes_frame()
-if frame.empty:
-    st.info("This database holds no SAEs yet. Add one with `python -m precompute build --sae ...`.")
-    st.stop()
-search_box(frame)
-st.markdown(INTRO)
-st.subheader("SAEs in this database")
-flt, group = sae_list.read_state(frame)
-task = absorption_ui.current_task()  # `?task=`: whose absorption results the lower half shows (default first_letter)
-noun, nouns = task.class_noun, task.class_plural
-keep = {**sae_list.link_params(flt, group), **absorption_ui.task_params(task.task)}
-sae_list.filter_controls(frame, flt, group, "overview")
-frame = flt.apply(frame)
-if frame.empty:
-    st.info(f"No SAE matches the filter ({flt.describe()}).")
-    common.page_link("overview", "Show every SAE →", **absorption_ui.task_params(task.task))
-    st.stop()
-
-st.caption(
-    "Each SAE was run over the same held-out corpus tokens; explained variance, L0 and dead latents are "
-    "measured there by the precompute (`python -m precompute build`)."
-)
-shown = frame[["sae_key", "model_name", "hook_name", "architecture", "training_architecture", "d_sae", "l0",
-               "explained_variance", "dead_fraction", "n_tokens", "source"]].rename(columns={
-    "sae_key": "SAE", "model_name": "model", "hook_name": "hook", "training_architecture": "trained as",
-    "d_sae": "width", "l0": "L0",
-    "explained_variance": "explained variance", "dead_fraction": "dead fraction", "n_tokens": "tokens"})
-st.dataframe(shown, hide_index=True, width="stretch",
-             column_config={"explained variance": st.column_config.NumberColumn(format="%.3f"),
-                            "L0": st.column_config.NumberColumn(format="%.1f"),
-                            "dead fraction": st.column_config.NumberColumn(format="%.3f")})
-if len(frame) > 1:
-    common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0, "
-                     "width and layer →", **sae_list.link_params(flt, "none"), **absorption_ui.task_params(task.task))
-has_absorption = reads.has_absorption_tables()
-summary = reads.all_sae_absorption(task.task) if has_absorption else pd.DataFrame()
-summary = summary[summary["sae_key"].isin(frame["sae_key"])] if not summary.empty else summary
-sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None, keep=keep)
-page = sae_list.read_page(len(frame))
-paged = page.of(frame)
-here = keep
-sae_list.pager(page, "overview", here, len(frame))
-
-for sae in [SaeRow.from_record(record) for record in paged.to_dict("records")]:
-    with st.container(border=True):
-        st.subheader(sae.sae_key)
-        cols = st.columns(5)
-        cols[0].metric("width", f"{sae.d_sae:,}")
-        cols[1].metric("L0", f"{sae.l0:.1f}")
-        cols[2].metric("explained variance", f"{sae.explained_variance:.3f}")
-        cols[3].metric("dead latents", f"{sae.n_dead:,}", help=f"{sae.dead_fraction:.1%} never fired")
-        cols[4].metric("tokens measured", f"{sae.n_tokens:,}")
-        architecture = absorption_ui.architecture_label(sae.training_architecture, sae.architecture)
-        st.caption(f"`{sae.hook_name}` on `{sae.model_name}` · {architecture} · from `{sae.origin}` · "
-                   f"corpus `{sae.corpus}`")
-        link_cols = st.columns(2)
-        with link_cols[0]:
-            common.page_link("latent", "Open latent 0 →", sae=sae.sae_key, latent=0)
-        with link_cols[1]:
-            common.page_link("browse", "Browse latents →", sae=sae.sae_key)
-
-
 # --- absorption on the task ------------------------------------------------------------------
 DEFAULT_CLASS = "s"  # the class the absorption table's link opens, for first_letter
 
@@ -151,66 +87,140 @@ def on_task_selected() -> None:
     st.query_params.pop("page", None)
 
 
-st.header(absorption_ui.task_heading(task))
-if len(absorption_ui.tasks()) > 1:
-    titles = {t.task: t.title for t in absorption_ui.tasks()}
-    st.session_state["overview_task"] = task.task  # the URL is the source of truth; the widget follows it
-    st.radio("task", list(titles), format_func=titles.get, key="overview_task", horizontal=True,
-             on_change=on_task_selected, help="Whose absorption results this section shows; kept in the URL (?task=).")
-    st.caption(f"{task.title}: {task.description}")
-absorption_ui.caveat()
-absorption_ui.explainer()
+def absorption_section() -> None:
+    """The task's headline picture: the classes x SAEs heatmap of this page's SAEs, the SAEs' headline numbers and a
+    link to every class."""
+    st.header(absorption_ui.task_heading(task))
+    if len(absorption_ui.tasks()) > 1:
+        titles = {t.task: t.title for t in absorption_ui.tasks()}
+        st.session_state["overview_task"] = task.task  # the URL is the source of truth; the widget follows it
+        st.radio("task", list(titles), format_func=titles.get, key="overview_task", horizontal=True,
+                 on_change=on_task_selected, help="Whose absorption results this section shows; kept in the URL (?task=).")
+        st.caption(f"{task.title}: {task.description}")
+    if summary.empty:
+        on_task = "" if task.is_letters else f" on the task {task.title}"
+        st.info(f"No SAE in this database has absorption measurements{on_task} yet (the precompute's absorption stage "
+                "fills them)." if not has_absorption or flt == sae_list.SAEFilter() else
+                f"No SAE of this filter ({flt.describe()}) has absorption measurements{on_task}.")
+        return
+
+    paged_summary = summary[summary["sae_key"].isin(paged["sae_key"])]
+    if page.count > 1:
+        st.caption(f"The heatmap and the {noun} links below cover this page's SAEs ({page.start + 1}–{page.stop}).")
+    cell = None
+    if paged_summary.empty:
+        st.info("No SAE on this page has absorption measurements.")
+    else:
+        heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(reads.all_sae_letters(task.task),
+                                                                  paged_summary["sae_key"].tolist(),
+                                                                  letters_upper=task.is_letters),
+                                     width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
+        cell = absorption_ui.picked_cell(heat_event)
+    if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
+        st.switch_page(common.PAGE_FILES["letter"],
+                       query_params={"sae": cell[0], **absorption_ui.class_params(task.task, cell[1])})
+    st.caption(f"Mean absorption fraction per {noun} and SAE. Grey cells: {nouns} excluded from the headline means "
+               f"because the probe itself is unreliable (F1 ≤ {absorption_ui.MIN_PROBE_F1}). Click a cell to open that "
+               f"{noun}.")
+    absorption_ui.caveat()
+    absorption_ui.explainer()
+    st.caption(f"Headline means over {nouns} whose probe F1 > {absorption_ui.MIN_PROBE_F1}, with 95% bootstrap intervals over words. "
+               f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}. "
+               "method band: the range over both split-latent rules' intervals; SAEBench's rule: the mean absorption "
+               "fraction under SAEBench's split-latent rule.", help=absorption_ui.SPLIT_RULE_HELP)
+    number = st.column_config.NumberColumn(format="%.3f")
+    tasks_of: dict[str, list[str]] = {}
+    if len(absorption_ui.tasks()) > 1:
+        for key, name in reads.all_tasks_sae_absorption()[["sae_key", "task"]].itertuples(index=False):
+            tasks_of.setdefault(key, []).append(name)
+    st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
+                 column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
+                                "main latent P": number, "main latent R": number, "main latent F1": number,
+                                "probe F1": number, "SAEBench's rule": number,
+                                f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")})
+
+    if not paged_summary.empty:
+        # One table of links (a row per SAE, a column per class) rather than 26 page links per SAE: hundreds of
+        # page links were most of this page's render time.
+        with st.expander(f"Open a {noun} (this page's SAEs)"):
+            letter_links = pd.DataFrame({"SAE": paged_summary["sae_key"].tolist(), **{
+                task.class_label(letter): [absorption_ui.letter_url(key, letter, task.task)
+                                           for key in paged_summary["sae_key"]]
+                for letter in task.classes}})
+            st.dataframe(letter_links, hide_index=True, width="stretch", key="overview_letter_links", column_config={
+                task.class_label(letter): st.column_config.LinkColumn(
+                    task.class_label(letter), display_text=task.class_label(letter), width="small")
+                for letter in task.classes})
+
+
+def sae_statistics() -> None:
+    """Each SAE's dashboard statistics (one table) and, folded away, a card per SAE of this page with its links."""
+    st.subheader("SAEs in this database")
+    st.caption(
+        "Each SAE was run over the same held-out corpus tokens; explained variance, L0 and dead latents are "
+        "measured there by the precompute (`python -m precompute build`)."
+    )
+    shown = frame[["sae_key", "model_name", "hook_name", "architecture", "training_architecture", "d_sae", "l0",
+                   "explained_variance", "dead_fraction", "n_tokens", "source"]].rename(columns={
+        "sae_key": "SAE", "model_name": "model", "hook_name": "hook", "training_architecture": "trained as",
+        "d_sae": "width", "l0": "L0",
+        "explained_variance": "explained variance", "dead_fraction": "dead fraction", "n_tokens": "tokens"})
+    st.dataframe(shown, hide_index=True, width="stretch",
+                 column_config={"explained variance": st.column_config.NumberColumn(format="%.3f"),
+                                "L0": st.column_config.NumberColumn(format="%.1f"),
+                                "dead fraction": st.column_config.NumberColumn(format="%.3f")})
+    if len(frame) > 1:
+        common.page_link("compare", "Compare these SAEs: absorption, splitting and explained variance against L0, "
+                         "width and layer →", **sae_list.link_params(flt, "none"), **absorption_ui.task_params(task.task))
+    with st.expander(f"Each SAE of this page: statistics and links ({len(paged)})"):
+        for sae in [SaeRow.from_record(record) for record in paged.to_dict("records")]:
+            with st.container(border=True):
+                st.subheader(sae.sae_key)
+                cols = st.columns(5)
+                cols[0].metric("width", f"{sae.d_sae:,}")
+                cols[1].metric("L0", f"{sae.l0:.1f}")
+                cols[2].metric("explained variance", f"{sae.explained_variance:.3f}")
+                cols[3].metric("dead latents", f"{sae.n_dead:,}", help=f"{sae.dead_fraction:.1%} never fired")
+                cols[4].metric("tokens measured", f"{sae.n_tokens:,}")
+                architecture = absorption_ui.architecture_label(sae.training_architecture, sae.architecture)
+                st.caption(f"`{sae.hook_name}` on `{sae.model_name}` · {architecture} · from `{sae.origin}` · "
+                           f"corpus `{sae.corpus}`")
+                link_cols = st.columns(2)
+                with link_cols[0]:
+                    common.page_link("latent", "Open latent 0 →", sae=sae.sae_key, latent=0)
+                with link_cols[1]:
+                    common.page_link("browse", "Browse latents →", sae=sae.sae_key)
+
+
+st.title("Feature absorption explorer")
+db = common.get_db()
+frame = common.saes_frame()
+if frame.empty:
+    st.info("This database holds no SAEs yet. Add one with `python -m precompute build --sae ...`.")
+    st.stop()
+search_box(frame)
+st.markdown(INTRO)
+flt, group = sae_list.read_state(frame)
+task = absorption_ui.current_task()  # `?task=`: whose absorption results the lower half shows (default first_letter)
+noun, nouns = task.class_noun, task.class_plural
 opening_class = DEFAULT_CLASS if task.is_letters and DEFAULT_CLASS in task.classes else \
     (task.classes[0] if task.classes else DEFAULT_CLASS)
-if summary.empty:
-    on_task = "" if task.is_letters else f" on the task {task.title}"
-    st.info(f"No SAE in this database has absorption measurements{on_task} yet (the precompute's absorption stage "
-            "fills them)." if not has_absorption or flt == sae_list.SAEFilter() else
-            f"No SAE of this filter ({flt.describe()}) has absorption measurements{on_task}.")
+keep = {**sae_list.link_params(flt, group), **absorption_ui.task_params(task.task)}
+sae_list.filter_controls(frame, flt, group, "overview")
+frame = flt.apply(frame)
+if frame.empty:
+    st.info(f"No SAE matches the filter ({flt.describe()}).")
+    common.page_link("overview", "Show every SAE →", **absorption_ui.task_params(task.task))
     st.stop()
 
-st.caption(f"Headline means over {nouns} whose probe F1 > {absorption_ui.MIN_PROBE_F1}, with 95% bootstrap intervals over words. "
-           f"Split latents are counted as SAEBench does; main latent P/R/F1 are averaged over the included {nouns}. "
-           "method band: the range over both split-latent rules' intervals; SAEBench's rule: the mean absorption "
-           "fraction under SAEBench's split-latent rule.", help=absorption_ui.SPLIT_RULE_HELP)
-number = st.column_config.NumberColumn(format="%.3f")
-tasks_of: dict[str, list[str]] = {}
-if len(absorption_ui.tasks()) > 1:
-    for key, name in reads.all_tasks_sae_absorption()[["sae_key", "task"]].itertuples(index=False):
-        tasks_of.setdefault(key, []).append(name)
-st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
-             column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
-                            "main latent P": number, "main latent R": number, "main latent F1": number,
-                            "probe F1": number, "SAEBench's rule": number,
-                            f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")})
+has_absorption = reads.has_absorption_tables()
+summary = reads.all_sae_absorption(task.task) if has_absorption else pd.DataFrame()
+summary = summary[summary["sae_key"].isin(frame["sae_key"])] if not summary.empty else summary
+sae_list.show_groups(frame, group, "overview", summary if not summary.empty else None, keep=keep)
+page = sae_list.read_page(len(frame))
+paged = page.of(frame)
+here = keep
 
-st.subheader(f"Mean absorption fraction per {noun}")
-st.caption(f"Grey cells: {nouns} excluded from the headline means because the probe itself is unreliable "
-           f"(F1 ≤ {absorption_ui.MIN_PROBE_F1}). Click a cell to open that {noun}.")
-paged_summary = summary[summary["sae_key"].isin(paged["sae_key"])]
-if page.count > 1:
-    st.caption(f"The heatmap and the {noun} links below cover this page's SAEs ({page.start + 1}–{page.stop}).")
-cell = None
-if paged_summary.empty:
-    st.info("No SAE on this page has absorption measurements.")
-else:
-    heat_event = st.plotly_chart(absorption_ui.cached_letter_heatmap(reads.all_sae_letters(task.task),
-                                                              paged_summary["sae_key"].tolist(),
-                                                              letters_upper=task.is_letters),
-                                 width="stretch", key="overview_heatmap", on_select="rerun", selection_mode="points")
-    cell = absorption_ui.picked_cell(heat_event)
-if cell is not None:  # switch_page is not allowed in a callback: it happens here, in the script body
-    st.switch_page(common.PAGE_FILES["letter"],
-                   query_params={"sae": cell[0], **absorption_ui.class_params(task.task, cell[1])})
-if not paged_summary.empty:
-    # One table of links (a row per SAE, a column per class) rather than 26 page links per SAE: hundreds of
-    # page links were most of this page's render time.
-    st.markdown(f"**Open a {noun}** (this page's SAEs):")
-    letter_links = pd.DataFrame({"SAE": paged_summary["sae_key"].tolist(), **{
-        task.class_label(letter): [absorption_ui.letter_url(key, letter, task.task) for key in paged_summary["sae_key"]]
-        for letter in task.classes}})
-    st.dataframe(letter_links, hide_index=True, width="stretch", key="overview_letter_links", column_config={
-        task.class_label(letter): st.column_config.LinkColumn(task.class_label(letter),
-                                                              display_text=task.class_label(letter), width="small")
-        for letter in task.classes})
+absorption_section()
+sae_statistics()
 sae_list.pager(page, "overview", here, len(frame))

@@ -320,7 +320,7 @@ def test_latent_page_shows_absorber_role_with_word_links(demo_env):
 def test_overview_shows_absorption_table_and_heatmap(demo_env):
     at = run_page("overview")
     assert not at.exception
-    table = at.dataframe[1].value
+    table = next(d.value for d in at.dataframe if "method band" in d.value.columns)
     assert demo_env.sae_key in table["SAE"].tolist()
     assert table["mean absorption fraction"].str.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]").all()
     heatmap = chart_specs(at)["overview_heatmap"]["data"]

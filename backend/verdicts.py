@@ -70,3 +70,25 @@ def rule_sensitivity(value: float | None, other_value: float | None, rule: str |
         text += f". Method band (both rules' intervals) [{band[0]:.3f}, {band[1]:.3f}]"
     saebench = value if rule == SAEBENCH_SPLIT_RULE else other_value
     return text + f". SAEBench's rule would report {saebench:.3f} ({what})."
+
+
+UNSTABLE_MARK = "†"  # the class's split latents change between folds: the verdict depends on the word's fold
+
+
+def matrix_cell(verdict: str, absorber_latent: int | None, is_main_latent: bool, unstable: bool) -> str:
+    """One SAE x task cell of the token page's verdict matrix: the verdict, its absorber, and the unstable mark."""
+    text = verdict
+    if absorber_latent is not None and verdict != NOT_ABSORBED:
+        text += f" by {absorber_latent}" + (" (the class's main latent)" if is_main_latent else "")
+    return f"{text} {UNSTABLE_MARK}" if unstable else text
+
+
+def absorbed_summary(class_text: str, absorbers: dict[str, int | None], n_measured: int) -> str:
+    """The token page's one line per task: in how many of the SAEs that measured the word it was absorbed, and by
+    which latents (absorbers: SAE -> its absorbing latent, for the SAEs that absorbed it)."""
+    if n_measured == 0:
+        return f"{class_text}: measured in no SAE"
+    if not absorbers:
+        return f"{class_text}: not absorbed in any of the {n_measured} SAEs that measured it"
+    latents = ", ".join(str(latent) for latent in absorbers.values() if latent is not None)
+    return (f"{class_text}: absorbed in {len(absorbers)} of {n_measured} SAEs" + (f", by {latents}" if latents else ""))

@@ -425,13 +425,13 @@ def render_hook(match: dict) -> None:
                + measured_text(match)
                + ("" if match["model_correct"] is None else
                   f" · the model answers {'right' if match['model_correct'] else 'wrong'}"))
-    with st.expander("Prompt", expanded=False):
-        if match["prefix_text"] is not None and match["prompt_template"] is not None:
-            st.code(match["prefix_text"] + match["prompt_template"].format(word=match["token"]), language=None)
-            st.caption(f"At `{match['hook_name']}`. The activation is read at the word's token; the model's answer "
-                       "would follow the colon.")
-        else:
-            st.caption("The prompt is not stored.")
+    # (inside the task's folded details: an expander here would nest, which Streamlit refuses)
+    if match["prefix_text"] is not None and match["prompt_template"] is not None:
+        st.code(match["prefix_text"] + match["prompt_template"].format(word=match["token"]), language=None, height=120)
+        st.caption(f"The prompt at `{match['hook_name']}`. The activation is read at the word's token; the model's "
+                   "answer would follow the colon.")
+    else:
+        st.caption("The prompt is not stored.")
 
 
 def hooks_text(matches: list[dict], all_matches: list[dict]) -> str:
@@ -499,16 +499,69 @@ def by_task(matches: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
+def measured_frame(task: TaskInfo, matches: list[dict], absorption: pd.DataFrame) -> pd.DataFrame:
+    """The word's absorption rows in one task, from the probe runs that measured it (a held-out word the probe got)."""
+    runs = [m["probe_run_id"] for m in matches if hook_status(m) is None]
+    return absorption[(absorption["task"] == task.task) & absorption["probe_run_id"].isin(runs)]
+
+
+def sae_verdict(records: list[dict]) -> tuple[str, int | None]:
+    """One SAE's verdict on the word in one task (backend/verdicts.py) and its absorber, as a matrix cell."""
+    by_metric = {r["metric"]: r for r in records}
+    projection, ablation = by_metric.get("projection"), by_metric.get("ablation")
+    verdict = verdicts.word_verdict(projection, ablation)
+    absorbing = None
+    for row in (projection, ablation):
+        if row is not None and (row["is_full_absorption"] or (row["absorption_fraction"] or 0) > 0 or row["is_absorption"]):
+            found = absorber(row)
+            absorbing = found[0] if found is not None else None
+            break
+    first = records[0]
+    unstable = first.get("split_stability") is not None and first["split_stability"] < 1
+    return (verdicts.matrix_cell(verdict, absorbing, absorbing is not None and absorbing == int(first["main_latent"]),
+                                 unstable), absorbing if verdict != verdicts.NOT_ABSORBED else None)
+
+
+def render_verdicts(token_id: int, tasks: dict[str, list[dict]], absorption: pd.DataFrame) -> None:
+    """The answer first: a line per task (absorbed in how many SAEs, by which latents), then the SAEs x tasks matrix."""
+    saes = common.saes_frame()
+    keys = saes.loc[saes["model_name"] == model_name, "sae_key"].tolist()
+    columns: dict[str, dict[str, str]] = {}
+    lines = []
+    for name, task_matches in tasks.items():
+        task = ui.task_info(name)
+        label = class_text(task, task_matches[0]["letter"])
+        cells, absorbers = {}, {}
+        for key, records in by_sae(ui.records(measured_frame(task, task_matches, absorption))).items():
+            cells[key], absorbing = sae_verdict(records)
+            if not cells[key].startswith(verdicts.NOT_ABSORBED):
+                absorbers[key] = absorbing
+        lines.append(verdicts.absorbed_summary(label[:1].upper() + label[1:],
+                                               absorbers, len(cells)))
+        columns[f"{task.title}: {task.class_label(task_matches[0]['letter'])}"] = cells
+    st.markdown("\n".join(f"- **{line}**" for line in lines))
+    matrix = pd.DataFrame({"SAE": keys, **{title: [cells.get(key, "— not measured") for key in keys]
+                                         for title, cells in columns.items()}})
+    st.dataframe(matrix, hide_index=True, width="stretch", key=f"token_verdicts_{token_id}")
+    st.caption("fully absorbed: the class's split latents stay silent and another latent carries the class; partly: "
+               "a share of the probe projection is carried outside them; by N: the absorbing latent; "
+               f"{verdicts.UNSTABLE_MARK}: the class's split latents change between folds.")
+
+
 def render_word(matches: list[dict]) -> None:
-    """One token: for every task it belongs to, its verdict at every hook, then one row per SAE that measured it."""
+    """One token: the verdict in every task and SAE first (a line per task, then a matrix); per task, the prompts,
+    the per-SAE table and the running text folded away."""
     first = matches[0]
     token, token_id = first["token"], int(first["token_id"])
     tasks = by_task(matches)
     summary = " · ".join(class_text(ui.task_info(name), group[0]["letter"]) for name, group in tasks.items())
     st.subheader(f"Token {token!r} · id {token_id} · {summary}")
     frame = reads.token_absorption(model_name, token_id)
+    render_verdicts(token_id, tasks, frame)
     for name, task_matches in tasks.items():
-        render_task(ui.task_info(name), token, token_id, task_matches, frame, len(tasks) > 1)
+        task = ui.task_info(name)
+        with st.expander(f"{task.title}: prompts, the per-SAE table and running text"):
+            render_task(task, token, token_id, task_matches, frame, len(tasks) > 1)
 
 
 def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], absorption: pd.DataFrame,
@@ -524,7 +577,7 @@ def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], 
     explain_unmeasured(token, label, matches)
     runs = [m["probe_run_id"] for m in matches if hook_status(m) is None]
     hooks = sorted({m["hook_name"] for m in matches if hook_status(m) is None})
-    frame = absorption[(absorption["task"] == task.task) & absorption["probe_run_id"].isin(runs)]
+    frame = measured_frame(task, matches, absorption)
     if task.is_letters:  # running text is measured for the first-letter task
         render_per_sae(token, token_id, frame, unmeasured_reasons(set(frame["sae_key"]), matches, task.task),
                        "no row for this word")
@@ -570,6 +623,13 @@ def by_token(matches: pd.DataFrame) -> list[list[dict]]:
     return sorted(groups.values(), key=lambda group: not any(m["is_test"] for m in group))
 
 
-for token_matches in by_token(matches):
-    with st.container(border=True):
+def form_label(token_matches: list[dict]) -> str:
+    return f"{token_matches[0]['token']!r} · id {int(token_matches[0]['token_id'])}"
+
+
+forms = by_token(matches)
+# several tokens spell the word (' snake' starts a word, 'snake' continues one): a tab each, the measured one first,
+# so the page is as tall as one form's answer
+for tab, token_matches in zip(st.tabs([form_label(f) for f in forms]) if len(forms) > 1 else [st.container()], forms):
+    with tab, st.container(border=True):
         render_word(token_matches)

@@ -127,8 +127,13 @@ def test_token_page_lists_every_task_of_a_word_with_its_class_and_verdict_per_sa
     at = run_page("token", sae="w8", token="t7")
     assert_clean(at, "/token?token=t7")
     assert at.subheader[0].value == "Token ' t7' · id 7 · letter T · Semantic category (WordNet): animal"
-    letters, category = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    matrix, letters, category = [d.value for d in at.dataframe if "SAE" in d.value.columns]
     assert "letter" in letters.columns and "class" in category.columns
+    # the answer first: every SAE of the model down, each task of the word across
+    matrix = matrix.set_index("SAE")
+    assert matrix.loc["w8", "Semantic category (WordNet): animal"].startswith("fully absorbed by 6")
+    assert matrix.loc["w16", "Semantic category (WordNet): animal"] == "not absorbed"
+    assert matrix.loc["w32", "Semantic category (WordNet): animal"] == "— not measured"
     category = category.set_index("SAE")
     assert category.index.tolist() == ["w8", "w16"]  # early-w8 and w32 were not measured on it
     assert category["class"].tolist() == ["animal", "animal"]

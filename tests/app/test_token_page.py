@@ -92,8 +92,13 @@ def test_absorbed_word_shows_the_prompt_and_the_running_text_per_sae(running_env
     assert f"latent [{PLANTED}](./latent?sae=unmeasured&latent={PLANTED}) fires most (on 100%, mean activation 5.0)" \
         in unmeasured
     # The detailed prompt table is still there, one row for the SAE that measured the word.
-    tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    tables = [d.value for d in at.dataframe if "absorbed" in d.value.columns]
     assert len(tables) == 1 and tables[0]["SAE"].tolist() == ["measured"]
+    # the answer first: a line per task, then the SAEs x tasks matrix (every SAE of the model)
+    assert any(f"Letter S: absorbed in 1 of 1 SAEs, by {PLANTED}" in m.value for m in at.markdown)
+    matrix = at.dataframe[0].value
+    assert matrix["SAE"].tolist() == ["measured", "unmeasured"]
+    assert matrix.iloc[0, 1].startswith(f"fully absorbed by {PLANTED}") and matrix.iloc[1, 1] == "— not measured"
 
 
 def test_the_per_sae_links_open_clean_pages(running_env):

@@ -162,3 +162,33 @@ def test_live_url_runs_the_text_and_shows_the_per_token_table(demo_server):
         assert page.locator("div.ctx span.tok").count() == 9  # the highlighted latent across the text
         assert page.locator("text=Traceback").count() == 0
         browser.close()
+
+
+def first_viewport_check(page, url: str, answer) -> dict:
+    """Open `url` at 1400x900 and wait for `answer` (a locator): its box must start inside the first screen. Returns
+    the box and the page's main height."""
+    page.goto(url)
+    answer.first.wait_for(timeout=120_000)
+    page.wait_for_timeout(500)  # the rest of the page settles (the main height is read after it)
+    box = answer.first.bounding_box()
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    assert box is not None and box["y"] < 900, f"{url}: the answer starts at y={box and box['y']:.0f}"
+    assert page.locator("text=Traceback").count() == 0
+    return {"box": box, "height": height}
+
+
+def test_the_start_page_and_the_token_page_lead_with_their_answer(demo_server, tmp_path):
+    """The start page's classes x SAEs heatmap and the token page's verdict line start in the first 1400x900 screen;
+    the token page for `snake`, its details folded, is at most two screens tall (issue 28's height budget)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        first_viewport_check(page, demo_server + "/", page.locator(".js-plotly-plot"))
+        page.screenshot(path=str(tmp_path / "start.png"))
+        token = first_viewport_check(page, demo_server + "/token?token=snake",
+                                     page.get_by_text(re.compile(r"^Letter S: absorbed in \d+ of \d+ SAEs")))
+        assert token["height"] <= 1800, f"the token page is {token['height']} px tall"
+        browser.close()

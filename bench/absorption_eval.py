@@ -10,6 +10,9 @@ prints both times, their ratio and both tools' headline metrics.
     python bench/absorption_eval.py                      # 20,000 words, shared prefixes
     python bench/absorption_eval.py --compare-fresh 6000 # also: shared vs fresh prefixes on 6,000 words
     python bench/absorption_eval.py --peer --words 5000 --no-ablation  # vs SAEBench on the same 5,000 words
+    python bench/absorption_eval.py --peer --protocol saebench --words 5000 --seed 42 --threads 1
+        # SAEBench's own protocol with our activations (python -m precompute saebench) vs SAEBench's driver on the
+        # same words and seed: per-letter table (docs/saebench_parity.md)
 """
 
 from __future__ import annotations
@@ -151,6 +154,110 @@ def compare_with_saebench(model, sae, sae_path: str, config: AbsorptionConfig, o
     print("SAEBench settings that differ from its defaults: " + "; ".join(peer["deviations"]))
 
 
+def run_protocol(sae_path: str, words_file: Path, seed: int, threads: int, batch_size: int) -> dict:
+    """`python -m precompute.absorption.saebench_protocol` in the SAEBench peer venv (where sae-bench imports):
+    its summary JSON (last stdout line), with the eval output's path and `wall_seconds`."""
+    import subprocess
+
+    from bench.peers.bench_peer import peer_python
+
+    repo = Path(__file__).resolve().parent.parent
+    out = words_file.with_name("protocol_eval_output.json")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+    env.pop("PYTHONPATH", None)
+    command = [str(peer_python("saebench")), "-m", "precompute.absorption.saebench_protocol", "--sae", sae_path,
+               "--words-file", str(words_file), "--seed", str(seed), "--threads", str(threads),
+               "--batch-size", str(batch_size), "--out", str(out)]
+    print(f"\n$ {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    completed = subprocess.run(command, cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    if completed.returncode != 0:
+        raise SystemExit(f"the protocol run failed (exit code {completed.returncode})")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = wall
+    result["eval_output_path"] = str(out) if out.exists() else None
+    return result
+
+
+def saebench_split_latents(workdir: Path, sae_name: str) -> dict[str, list[int]]:
+    """The split latents SAEBench used for each letter with probe true positives (its absorption step's table)."""
+    import pandas as pd
+
+    found = list((workdir / "results" / "feature_absorption" / sae_name).glob("*.parquet"))
+    if not found:
+        return {}
+    raw = pd.read_parquet(found[0])
+    return {letter: [int(i) for i in group["split_feats"].iloc[0]] for letter, group in raw.groupby("letter")}
+
+
+def compare_protocol(tokenizer, sae_path: str, words: int, seed: int, threads: int, batch_size: int) -> None:
+    """--peer --protocol saebench: our SAEBench-protocol mode and SAEBench's driver (its ICL vocabulary sorted, as
+    ours: bench/peers/run_saebench_sorted_vocab.py) on the same words and seed, one after the other."""
+    from bench.peers.bench_peer import run_peer
+    from precompute.absorption.saebench_protocol import saebench_alpha_words
+
+    sample = saebench_alpha_words(tokenizer, words or None, seed)
+    with tempfile.TemporaryDirectory(prefix="protocol-words-") as tmp:
+        words_file, workdir = Path(tmp) / "words.json", Path(tmp) / "saebench"
+        words_file.write_text(json.dumps(sample))
+        ours = run_protocol(sae_path, words_file, seed, threads, batch_size)
+        valid = ours["eval_output_path"] is not None
+        peer = run_peer("saebench", "run_saebench_sorted_vocab.py",
+                        ["--sae", sae_path, "--words", str(words_file), "--seed", str(seed), "--workdir", str(workdir)],
+                        threads)
+        peer_split = saebench_split_latents(workdir, f"local_{Path(sae_path).name}")
+    r = peer["results"]
+    theirs = r.get("per_letter", {})
+    mine = {row["letter"]: row for row in ours["letters"]}
+    print(f"\n== SAEBench protocol (python -m precompute saebench, our activations) vs SAEBench "
+          f"{peer['versions']['sae-bench']} driver: SAE {Path(sae_path).name}, {len(sample):,} words of SAEBench's "
+          f"alphabetic vocabulary drawn with seed {seed}, eval seed {seed}, {threads} thread(s) each ==")
+    print(f"{'letter':>6} {'ours':>7} {'SAEBench':>8} {'|diff|':>7} {'full ours':>9} {'full SB':>7} "
+          f"{'F1 ours':>7} {'F1 SB':>6}  split latents ours / SAEBench")
+    diffs = []
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        row, other = mine[letter], theirs.get(letter)
+        ours_value = row["mean_absorption_fraction"] if row["included"] else None
+        their_value = other["mean_absorption_fraction"] if other else None
+        if ours_value is None and their_value is None:
+            diff = None
+        elif ours_value is None or their_value is None:
+            diff = float("inf")  # included by one only
+        else:
+            diff = abs(ours_value - their_value)
+            diffs.append(max(diff, abs(row["full_absorption_rate"] - other["full_absorption_rate"])))
+        fmt = lambda v: "     -" if v is None else f"{v:.3f}"  # noqa: E731
+        print(f"{letter:>6} {fmt(ours_value):>7} {fmt(their_value):>8} {fmt(diff):>7} "
+              f"{fmt(row['full_absorption_rate'] if row['included'] else None):>9} "
+              f"{fmt(other['full_absorption_rate'] if other else None):>7} {row['probe_f1']:7.3f} "
+              f"{other['probe_f1'] if other else float('nan'):6.3f}  {row['split_latents']} / "
+              f"{peer_split.get(letter, '-')}")
+        if diff == float("inf"):
+            diffs.append(diff)
+    headline = [("mean absorption fraction", ours["mean_absorption_fraction"], r.get("mean_absorption_fraction")),
+                ("mean full absorption", ours["mean_full_absorption"], r.get("mean_full_absorption")),
+                ("mean split latents", ours["mean_num_split_features"], r.get("mean_num_split_features"))]
+    for name, a, b in headline:
+        print(f"{name}: ours {a}, SAEBench {b}" + (f", |diff| {abs(a - b):.2e}" if a is not None and b is not None
+                                                    else ""))
+    print(f"letters included: ours {ours['n_letters']}, SAEBench {r.get('n_letters')}; max |diff| over per-letter "
+          f"absorption fraction and full-absorption rate: {max(diffs) if diffs else float('nan'):.2e}")
+    print(f"our result JSON {'validated' if valid else 'NOT written'} with SAEBench's own AbsorptionEvalOutput model")
+    s, o = peer["seconds"], ours["seconds"]
+    print(f"time, ours:     probe activations {o['probe_activations']:.1f}s, probe training {o['probe_training']:.1f}s, "
+          f"k-sparse {o['k_sparse_probing']:.1f}s, absorption {o.get('absorption', 0.0):.1f}s  = {o['eval_total']:.1f}s "
+          f"(model passes {o.get('model_passes', 0.0):.1f}s of it; process {ours['wall_seconds']:.1f}s with loading)")
+    print(f"time, SAEBench: probe activations {s['probe_activations']:.1f}s, probe training {s['probe_training']:.1f}s, "
+          f"k-sparse {s['k_sparse_probing']:.1f}s, absorption {s.get('absorption', 0.0):.1f}s  = {s['eval_total']:.1f}s "
+          f"(process {peer['wall_seconds']:.1f}s with loading)")
+    print(f"machine load average (1 min): {LOAD_AT_START:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+          f"({os.cpu_count()} CPUs)")
+    print("SAEBench driver settings that differ from its defaults: " + "; ".join(peer["deviations"])
+          + "; absorption step's ICL vocabulary sorted (bench/peers/run_saebench_sorted_vocab.py)")
+
+
 def compare_fresh(model, sae, words: int) -> None:
     """Shared prefixes (one sampled prefix per group, keys/values cached) vs a fresh prefix per word."""
     rows = {}
@@ -189,6 +296,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads, ours and the peer's (default: torch's)")
     parser.add_argument("--peer", action="store_true",
                         help="also run SAEBench 0.6.0's absorption eval on the same words, seed and threads")
+    parser.add_argument("--protocol", choices=["ours", "saebench"], default="ours",
+                        help="--peer: 'saebench' compares SAEBench's own protocol run with our activations "
+                             "(python -m precompute saebench) with SAEBench's driver, letter by letter")
+    parser.add_argument("--protocol-batch-size", type=int, default=128,
+                        help="--protocol saebench: prompts per model call of our forward pass")
     parser.add_argument("--peer-llm-batch-size", type=int, default=None,
                         help="--peer: SAEBench's llm_batch_size (default: its AbsorptionEvalConfig's)")
     args = parser.parse_args()
@@ -196,6 +308,14 @@ def main() -> None:
         parser.error("--peer compares with the speed run: drop --skip-speed")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.protocol == "saebench":
+        if not args.peer:
+            parser.error("--protocol saebench compares with SAEBench: add --peer")
+        from precompute.loading.model import load_tokenizer
+
+        compare_protocol(load_tokenizer(), args.sae, args.words, 42 if args.seed is None else args.seed,
+                         args.threads or torch.get_num_threads(), args.protocol_batch_size)
+        return
     model = load_model()
     sae = load_sae(SAESpec.parse(args.sae))
     config = AbsorptionConfig(max_words=args.words, split_mode=args.split_mode)

@@ -455,9 +455,23 @@ def run_merge(args) -> int:
     return 0
 
 
+def add_saebench_parser(sub) -> None:
+    from precompute.absorption.saebench_protocol import add_arguments
+
+    p = sub.add_parser("saebench", help="SAEBench 0.6.0's first-letter absorption eval, step by step, with our "
+                                        "activations; writes its result JSON (runs in bench/peers/.venv-saebench)")
+    add_arguments(p)
+
+
+def run_saebench(args) -> int:
+    from precompute.absorption.saebench_protocol import command
+
+    return command(args)
+
+
 COMMANDS = {"corpus": run_corpus, "train": run_train, "sweep": run_sweep_command, "build": run_build, "card": run_card,
             "export": run_export, "migrate": run_migrate, "merge": run_merge, "toy": run_toy,
-            "default-sae": run_default_sae}
+            "default-sae": run_default_sae, "saebench": run_saebench}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -473,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_merge_parser(sub)
     add_default_sae_parser(sub)
     add_toy_parser(sub)
+    add_saebench_parser(sub)
     return parser
 
 

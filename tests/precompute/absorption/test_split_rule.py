@@ -44,11 +44,11 @@ def test_single_latent_f1_is_each_latent_s_f1_as_an_active_classifier(sparse):
 
 
 def split_of_class_0(rule: str) -> ks.LetterSplit:
-    codes, labels = planted_codes()
-    train, test = slice(0, 3000), slice(3000, None)
+    codes, labels = planted_codes(n=2000)
+    train, test = slice(0, 1500), slice(1500, None)
     sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes[train]), labels[train], n_classes=N_CLASSES)
     return ks.k_sparse_probing(sparse_probe, codes[train], labels[train], codes[test], labels[test],
-                               ks.KSparseConfig(rule=rule))[0]
+                               ks.KSparseConfig(rule=rule, max_k=3))[0]
 
 
 def test_the_f1_rule_ranks_the_broad_latent_first_and_keeps_it_in_the_split_latents():

@@ -1,7 +1,7 @@
 """Link crawl: from the overview and the live page, follow every link the pages render (st.page_link, and the URLs of
 st.dataframe LinkColumns) and render each target in a fresh session, as a click on a shared link would.
-Every target must render without an exception, and the crawl must reach every page kind and the browse
-pager's next page.
+Every target must render without an exception or a text outside the one vocabulary (a raw None/NaN, "partly absorbed
+(100%)"), and the crawl must reach every page kind and the browse pager's next page.
 
 The order is breadth-first within each link *shape* (target page + parameter names), always taking from the
 least-visited shape: a plain breadth-first order would spend the whole budget on the overview's hundreds of
@@ -20,7 +20,7 @@ from backend.database import ExplorerDB
 from backend.sae_filter import FILTER_KEYS
 from backend.scores import SCORE_SORTS
 from tests import helpers
-from tests.app.urls import PAGES, Params, assert_clean, describe, links, render, warm_live_model
+from tests.app.urls import PAGES, Params, assert_clean, describe, links, render, vocabulary_problems, warm_live_model
 
 MAX_VIEWS = {"demo": 300, "sweep": 120}  # renders per crawl
 HAS_SECOND_BROWSE_PAGE = {"demo": True, "sweep": False}  # the sweep's SAEs have ≤ 32 latents: one page of 50
@@ -83,6 +83,7 @@ def crawl(max_views: int) -> Crawl:
         done.opened.append(url)
         where = describe(page, params)
         assert_clean(at, where)
+        assert not (problems := vocabulary_problems(at)), f"{where}: " + "; ".join(problems[:5])
         for target, target_params in links(at):
             assert target in PAGES, f"{where} links to an unknown page {target!r}"
             done.linked.append((target, target_params))
@@ -140,3 +141,16 @@ def test_links_carry_sae_keys_with_url_characters(odd_keys_db: Path, monkeypatch
     assert {page for page, _ in done.opened} >= {"overview", "latent", "browse"}
     named = [(page, params["sae"]) for page, params in done.linked if "sae" in params]
     assert named and all(key in ODD_KEYS for _, key in named), sorted({n for n in named if n[1] not in ODD_KEYS})
+
+
+@pytest.mark.parametrize(("text", "flagged"), [
+    ("partly absorbed (100%)", True), ("fully absorbed (97%)", True), ("fraction: None", True), ("None", True),
+    ("nan", True), ("P 0.818 · R nan", True), ("absorber (None)", True),
+    ("None of the chosen SAEs matches the filter", False), ("partly absorbed (43%) by 409", False),
+    ("partly absorbed (fraction 1.000, but not full absorption: a split latent still fires)", False),
+    ("Nancy", False), ("— not measured", False),
+])
+def test_the_vocabulary_check_tells_contradictions_and_raw_missing_values(text, flagged):
+    from tests.app.urls import CONTRADICTIONS, RAW_MISSING
+
+    assert (bool(RAW_MISSING.search(text)) or any(c.search(text) for c in CONTRADICTIONS)) == flagged

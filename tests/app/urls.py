@@ -125,3 +125,29 @@ def warm_live_model(db_path: Path) -> None:
             load_model(EMBEDDED_MODEL)
         except LiveUnavailable:
             pass
+
+
+# One vocabulary (backend/verdicts.py): texts that no page may show. A raw missing value where a number or a word
+# should be (after a separator, or a whole table cell), and a verdict that contradicts itself.
+RAW_MISSING = re.compile(r"^(?:None|nan|NaN)$|[:=(\[,·]\s*(?:None|nan|NaN)(?=$|[\s,;)\]%·])")
+CONTRADICTIONS = (re.compile(r"partly absorbed \(100%\)"), re.compile(r"fully absorbed \(\d+%\)"))
+
+
+def shown_texts(at: AppTest) -> list[str]:
+    texts = [str(e.value) for e in (*at.markdown, *at.caption, *at.info, *at.warning, *at.error, *at.success)]
+    texts += [str(m.value) for m in at.metric]
+    for frame in (d.value for d in at.dataframe):
+        for column in frame.columns:
+            if frame[column].dtype == object:
+                texts += [value for value in frame[column] if isinstance(value, str)]
+    return texts
+
+
+def vocabulary_problems(at: AppTest) -> list[str]:
+    """Texts on the page that show a raw None/NaN or a self-contradictory verdict."""
+    problems = []
+    for text in shown_texts(at):
+        if RAW_MISSING.search(text):
+            problems.append(f"raw missing value in {text[:200]!r}")
+        problems += [f"contradiction {c.pattern!r} in {text[:200]!r}" for c in CONTRADICTIONS if c.search(text)]
+    return problems

@@ -129,7 +129,9 @@ def warm_live_model(db_path: Path) -> None:
 
 # One vocabulary (backend/verdicts.py): texts that no page may show. A raw missing value where a number or a word
 # should be (after a separator, or a whole table cell), and a verdict that contradicts itself.
-RAW_MISSING = re.compile(r"^(?:None|nan|NaN)$|[:=(\[,·]\s*(?:None|nan|NaN)(?=$|[\s,;)\]%·])")
+# (a vocabulary token such as " nan" may be shown as itself: only a missing value in a value's place counts)
+RAW_MISSING = re.compile(r"^(?:None|nan|NaN)$|[:=(\[,·]\s*(?:None|nan|NaN)(?=$|[\s,;)\]%·])"
+                         r"|\b[A-Z][A-Za-z0-9]{0,3} (?:None|nan|NaN)(?=$|[\s,;)\]%·])")
 CONTRADICTIONS = (re.compile(r"partly absorbed \(100%\)"), re.compile(r"fully absorbed \(\d+%\)"))
 
 

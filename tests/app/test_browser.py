@@ -187,8 +187,15 @@ def test_the_start_page_and_the_token_page_lead_with_their_answer(demo_server, t
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         first_viewport_check(page, demo_server + "/", page.locator(".js-plotly-plot"))
-        page.screenshot(path=str(tmp_path / "start.png"))
+        # REFRESH_SCREENSHOT=1 pytest -k lead_with: the README's screenshot is this first screen
+        page.screenshot(path=str(REPO / "assets" / "screenshot.png" if os.environ.get("REFRESH_SCREENSHOT")
+                                 else tmp_path / "start.png"))
         token = first_viewport_check(page, demo_server + "/token?token=snake",
                                      page.get_by_text(re.compile(r"^Letter S: absorbed in \d+ of \d+ SAEs")))
         assert token["height"] <= 1800, f"the token page is {token['height']} px tall"
+        # the Feature page's headline numbers, and the latent page's dashboard header
+        first_viewport_check(page, demo_server + "/letter?sae=smollm2-l6-topk-4k-k32&letter=s",
+                             page.get_by_text("mean absorption fraction", exact=True))
+        first_viewport_check(page, demo_server + "/latent?sae=smollm2-l6-topk-4k-k32&latent=3783",
+                             page.get_by_role("heading", name=re.compile(r"^Latent 3783")))
         browser.close()

@@ -116,7 +116,23 @@ warning = ui.letter_unreliable(row, noun)
 if warning:
     st.warning(warning)
 
-top = st.columns(5)
+rates = st.columns(3)
+metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
+                     row["absorption_fraction_low"], row["absorption_fraction_high"],
+                     "Projection metric (SAEBench): mean over the probe's true positives.")
+metric_with_interval(rates[1], "full-absorption rate", row["full_absorption_rate"],
+                     row["full_absorption_rate_low"], row["full_absorption_rate_high"],
+                     f"{row['n_full_absorption']} words fully absorbed (split latents silent, one latent carries "
+                     f"the {noun}).")
+metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_rate"],
+                     row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
+                     f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
+                     f"({row['n_candidates']} candidates).")
+st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
+           "latents a word sample produces as well as which words were measured."
+           + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ {ui.MIN_PROBE_F1})."))
+ui.split_rule_note(reads.sae_absorption(sae_key, task_name), row, label)
+top = st.columns(3)  # three a row: five labels are cut off at 1024 px
 top[0].metric("probe F1", "—" if row["probe_f1"] is None else f"{row['probe_f1']:.3f}",
               help="Ground-truth linear probe, out of fold: each word scored by a probe that never saw it "
                    "(positive when its logit > 0).")
@@ -134,26 +150,11 @@ else:
     top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
                   help=f"How often the model itself answers this {noun} right (argmax over {answers}).")
     top[2].caption(f"on {row['model_checked']:,} prompts")
-top[3].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
-top[4].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
+counts = st.columns(3)
+counts[0].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
+counts[1].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
               help=f"Words of this {noun} their out-of-fold probe gets right: the words absorption is measured on.")
 
-rates = st.columns(3)
-metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
-                     row["absorption_fraction_low"], row["absorption_fraction_high"],
-                     "Projection metric (SAEBench): mean over the probe's true positives.")
-metric_with_interval(rates[1], "full-absorption rate", row["full_absorption_rate"],
-                     row["full_absorption_rate_low"], row["full_absorption_rate_high"],
-                     f"{row['n_full_absorption']} words fully absorbed (split latents silent, one latent carries "
-                     f"the {noun}).")
-metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_rate"],
-                     row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
-                     f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
-                     f"({row['n_candidates']} candidates).")
-st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
-           "latents a word sample produces as well as which words were measured."
-           + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ {ui.MIN_PROBE_F1})."))
-ui.split_rule_note(reads.sae_absorption(sae_key, task_name), row, label)
 
 if toy:
     truth_ui.feature_panel(sae_key, task_name, letter)

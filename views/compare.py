@@ -118,10 +118,6 @@ if other_models_keys and not st.query_params.get("saes", "").strip():
                f"numbers on this task: {', '.join(f'`{k}`' for k in other_models_keys)} (choose them above to add "
                "them).")
 sae_list.filter_controls(comparison, flt, group, "compare")
-ui.caveat()
-with st.expander("What these metrics are, and the trend to look for", expanded=False):
-    st.markdown(COMPARE_EXPLAINER)
-ui.explainer()
 
 frame = flt.apply(comparison[comparison["sae_key"].isin(chosen)]).reset_index(drop=True)
 if frame.empty:
@@ -197,6 +193,11 @@ st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_ta
                             "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
                             "mean split latents": st.column_config.NumberColumn(format="%.2f"),
                             "overview": st.column_config.LinkColumn("overview", display_text="open →")})
+# the answer (the table) first; the caveat and the explanations after it
+ui.caveat()
+with st.expander("What these metrics are, and the trend to look for", expanded=False):
+    st.markdown(COMPARE_EXPLAINER)
+ui.explainer()
 # A toy run's SAEs have ground truth: show how right the metrics above are there.
 truth_keys = [key for key in measured["sae_key"] if truth_ui.has_truth(key)]
 if truth_keys:

@@ -226,7 +226,7 @@ def test_latent_page_says_when_no_other_sae_shares_the_hook(sweep_env):
 def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     at = run_page("token", sae="w8", token="t7")
     assert not at.exception
-    tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    tables = [d.value for d in at.dataframe if "absorbed" in d.value.columns]  # the per-SAE tables (folded)
     assert len(tables) == 2  # first_letter: one table across both hooks; then the word's other task (test_task_pages)
     table = tables[0].set_index("SAE")
     assert table.index.tolist() == ["early-w8", "w8", "w16"]
@@ -240,7 +240,7 @@ def test_token_search_shows_one_row_per_sae_that_measured_the_word(sweep_env):
     assert table.loc["w16", "absorber"] is None or table.loc["w16", "absorber"] != table.loc["w16", "absorber"]
     assert table.loc["w16", "architecture"] == "topk"
     assert any("Not in the table: `w32` (no absorption measurements)" in c.value for c in at.caption)
-    assert [e.proto.label for e in at.expander].count("Prompt") == 3  # one prompt per hook and task
+    assert len(at.code) == 3  # one prompt per hook and task, in the tasks' folded details
     assert [label for label in link_labels(at) if label.startswith("Letter T in")] == \
         ["Letter T in early-w8 →", "Letter T in w8 →", "Letter T in w16 →"]
 
@@ -249,7 +249,9 @@ def test_token_search_training_word_has_no_table(sweep_env):
     at = run_page("token", sae="w8", token="t8")
     assert not at.exception
     assert any("probe-training word" in i.value for i in at.info)
-    assert not [d for d in at.dataframe if "SAE" in d.value.columns]
+    assert not [d for d in at.dataframe if "absorbed" in d.value.columns]
+    matrix = at.dataframe[0].value
+    assert set(matrix.drop(columns="SAE").stack()) == {"— not measured"}
 
 
 # --- probe runs: every number names the run it was measured against ----------------------------------
@@ -276,7 +278,7 @@ def test_pages_name_the_probe_run_and_offer_the_others(two_runs_db, monkeypatch)
 
     at = run_page("token", token="t7")
     assert not at.exception
-    rows = at.dataframe[0].value.set_index("SAE")
+    rows = next(d.value for d in at.dataframe if "probe run" in d.value.columns).set_index("SAE")
     assert rows.loc["w8", "probe run"] == w8_run and rows.loc["w16", "probe run"] == w16_run
 
 

@@ -171,6 +171,16 @@ def parse_word(value: str | None) -> str | None:
 MAX_LIVE_TEXT = 2000  # characters of `text` on the live page (its tokens are bounded in live/inference.py)
 
 
+def parse_position(value: str | None, n_tokens: int) -> int:
+    """`at` of the live page: the token position whose next token is predicted; the last token when absent."""
+    if value is None or value.strip() == "":
+        return n_tokens - 1
+    text = value.strip()
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) >= n_tokens:
+        raise ParamError(f"`at` must be a token position from 0 to {n_tokens - 1}; got `{_shown(value)}`.")
+    return int(text)
+
+
 def parse_live_text(value: str | None) -> str:
     """`text` of the live page: "" when absent; free text up to 2,000 characters, where line breaks and
     tabs are fine but other control characters are not."""

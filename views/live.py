@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text
+from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text, parse_position
 from live import FULL_INSTALL, missing_model_packages
 from live.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 from views import absorption_ui as ui
@@ -23,7 +23,9 @@ if missing := missing_model_packages():
              "explorer. Every other page works without them.")
     st.stop()
 
-from live import inference  # noqa: E402  (needs the packages checked above)
+from live import edits as editing  # noqa: E402  (needs the packages checked above)
+from live import inference  # noqa: E402
+from live import tokenizer as live_tokenizer  # noqa: E402
 
 EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
             "Under a yellow umbrella we waited while the wind howled across the harbour.")
@@ -189,6 +191,87 @@ config.update({f"act {rank + 1}": number for rank in range(TOP_SHOWN)})
 if latent is not None:
     config[f"latent {latent}"] = number
 st.dataframe(token_table(), hide_index=True, width="stretch", column_config=config, key="live_tokens")
+
+
+# --- edits: ablate or scale latents, and watch the next token ---------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def _edited(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, token_ids: tuple[int, ...],
+            specs: tuple[str, ...], position: int) -> editing.EditResult:
+    loaded = _sae(source, db_path)
+    parsed = editing.parse_edits(list(specs), len(token_ids), int(loaded.sae.cfg.d_sae))
+    return editing.run_edits(_model(source.model_name, loaded.model_kwargs), loaded.sae, source.hook_name,
+                             list(token_ids), context_token_id(source.model_name), parsed, position)
+
+
+def live_params(**changes: object) -> dict[str, object]:
+    """This page's URL with `changes` (None removes a key); `edit` is given as a list (the key repeated)."""
+    params = {"sae": sae.sae_key, "text": text, **({"latent": latent} if latent is not None else {})}
+    params.update(changes)
+    return {key: value for key, value in params.items() if value is not None}
+
+
+def edit_link(label: str, specs: list[str]) -> None:
+    params = live_params(at=st.query_params.get("at"))
+    st.page_link(common.PAGE_FILES["live"], label=label,
+                 query_params={**{k: str(v) for k, v in params.items()}, "edit": specs})
+
+
+def decoded(token_id: int) -> str:
+    return repr(live_tokenizer.load(source.model_name).decode([token_id]))
+
+
+def next_token_table(result: editing.EditResult) -> pd.DataFrame:
+    return pd.DataFrame({
+        "rank": range(1, len(result.before.ids) + 1),
+        "before": [decoded(i) for i in result.before.ids], "p before": result.before.probs,
+        "its logit change": [a - b for a, b in zip(result.before_tokens_after, result.before.logits)],
+        "after": [decoded(i) for i in result.after.ids], "p after": result.after.probs,
+    })
+
+
+def render_edits() -> None:
+    st.subheader("Edit latents: what does the model predict next?")
+    raw = st.query_params.get_all("edit")
+    try:
+        specs = editing.parse_edits(raw, len(tokens), int(sae.d_sae))
+        position = parse_position(st.query_params.get("at"), len(tokens))
+    except (editing.EditError, ParamError) as error:
+        st.error(str(error))
+        return
+    if latent is not None:
+        acts = result.activations_of(latent)
+        peak = acts.index(max(acts))
+        current = [e.spec for e in specs]
+        cols = st.columns(2)
+        with cols[0]:
+            edit_link(f"Ablate latent {latent} everywhere →", current + [f"*:{latent}:0"])
+        with cols[1]:
+            edit_link(f"Ablate it at token {peak} ({result.tokens[peak].token!r}), its peak →",
+                      current + [f"{peak}:{latent}:0"])
+    if not specs:
+        st.caption("`?edit=POSITION:LATENT:VALUE` sets a latent's activation at a token (`*`: every token; `0` "
+                   "ablates, `x2` doubles) and splices the edited SAE reconstruction, plus the SAE's error term, into "
+                   f"the model at `{sae.hook_name}`; `?at=` picks the token whose next token is shown (default: the "
+                   f"last). Up to {editing.MAX_EDITS} edits.")
+        return
+    try:
+        with st.spinner("Running the model with the edits …"):
+            edited = _edited(*common.db_version(), source, tuple(t for t, _ in tokens), tuple(e.spec for e in specs),
+                             position)
+    except inference.LiveUnavailable as error:
+        show_unavailable(error)
+    st.markdown("Edits: " + "; ".join(e.describe([t for _, t in tokens]) for e in specs) + ".")
+    st.dataframe(next_token_table(edited), hide_index=True, width="stretch", key="live_edits",
+                 column_config={"p before": st.column_config.NumberColumn(format="%.3f"),
+                                "p after": st.column_config.NumberColumn(format="%.3f"),
+                                "its logit change": st.column_config.NumberColumn(format="%+.2f")})
+    st.caption(f"The next token after token {position} ({tokens[position][1]!r}), top {editing.TOP_K} before and after "
+               f"the edits; its logit change: how the edits moved the logit of each token the model predicted before. "
+               f"Largest logit change over the vocabulary: {edited.max_logit_change:.3f}.")
+    common.page_link("live", "Remove the edits →", **live_params())
+
+
+render_edits()
 
 
 # --- first letters ---------------------------------------------------------------------------------------

@@ -189,3 +189,27 @@ def test_the_other_pages_and_the_empty_live_page_never_import_torch():
                           env={**os.environ, "EXPLORER_DB": str(DEFAULT_DB_PATH)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_edit_in_the_url_shows_the_next_token_before_and_after(demo):
+    """Ablating the latent that peaks on ' snake' everywhere changes the prediction after ' snake' (position 1); the
+    page links the ablations of the chosen latent, and removing the edits reopens the plain page."""
+    plain = render("live", {"sae": SAE, "text": SENTENCE})
+    latent = int(plain.selectbox(key="live_latent").value)
+    ablate = next(params for page, params in page_links(plain) if page == "live" and "edit" in params
+                  and params["edit"] in ([f"*:{latent}:0"], f"*:{latent}:0"))
+    at = render("live", {**ablate, "at": "1"})
+    assert_clean(at, "/live?edit=…")
+    table = frame_with(at, "its logit change")
+    assert len(table) == 10 and table["p before"].iloc[0] >= table["p before"].iloc[-1]
+    assert any(f"latent {latent} ablated at every token" in m.value for m in at.markdown)
+    assert any("Largest logit change over the vocabulary" in c.value for c in at.caption)
+    assert ("live", {"sae": SAE, "text": SENTENCE, "latent": str(latent)}) in page_links(at)
+
+
+@pytest.mark.parametrize(("edit", "message"), [("99:1:0", "tokens 0–"), ("1:999999:0", "latents 0–"),
+                                               ("1:1:x-1", "scale"), ("snake", "POSITION:LATENT:VALUE")])
+def test_a_bad_edit_gives_a_message(demo, edit, message):
+    at = render("live", {"sae": SAE, "text": SENTENCE, "edit": edit})
+    assert_clean(at, f"/live?edit={edit}")
+    assert message in messages(at)

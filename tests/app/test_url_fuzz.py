@@ -37,7 +37,7 @@ SEED = 20240611
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
 KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
-              "layer", "width", "arch", "l0", "group", "task", "class")
+              "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -202,6 +202,15 @@ def searches(facts: Facts) -> st.SearchStrategy[str]:
                      key, key.map(lambda k: k[:-1] + "9"), classes(facts))
 
 
+def edit_specs(facts: Facts) -> st.SearchStrategy[str]:
+    """`edit=` of the live page: POSITION:LATENT:VALUE edits (in and out of range, scales, lists), and junk."""
+    position = st.one_of(st.just("*"), st.integers(-2, 40).map(str), edge_text())
+    value = st.one_of(st.sampled_from(("0", "x2", "x0.5", "-3", "1e3", "5000", "x-1", "nan", "inf")),
+                      st.floats(-2000, 2000, allow_nan=False).map(lambda v: f"{v:g}"))
+    spec = st.tuples(position, numbers(facts), value).map(":".join)
+    return mostly(spec, st.lists(spec, min_size=2, max_size=20).map(",".join), edge_text(), free_text(20))
+
+
 def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     # `sort` draws from every Browse sort, the probe-free score sorts (enc_dec, parent) among them
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
@@ -211,7 +220,7 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
               "saes": sae_lists(facts), "text": live_texts(facts), "model": filter_values(facts.models),
               "hook": filter_values(facts.hooks), "layer": filter_values(facts.layers),
               "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
-              "l0": l0_ranges(facts), "group": choices(GROUPS)}
+              "l0": l0_ranges(facts), "group": choices(GROUPS), "edit": edit_specs(facts), "at": numbers(facts)}
     return by_key[key]
 
 

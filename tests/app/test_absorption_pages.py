@@ -211,7 +211,9 @@ def test_unreliable_letter_is_flagged(demo_env):
 def test_token_page_shows_one_row_per_sae_for_an_absorbed_word(demo_env):
     at = run_page("token", sae=demo_env.sae_key, token=demo_env.absorbed_word)
     assert not at.exception
-    tables = [d.value for d in at.dataframe if "SAE" in d.value.columns]
+    matrix = at.dataframe[0].value.set_index("SAE")  # the answer first: its verdict in every SAE and task
+    assert matrix.iloc[:, 0].loc[demo_env.sae_key].startswith(f"fully absorbed by {demo_env.absorber}")
+    tables = [d.value for d in at.dataframe if "absorbed" in d.value.columns]
     assert len(tables) >= 1  # first letters first, then one table per other task the word belongs to
     table = tables[0]
     assert len(table) == demo_env.n_saes_for_word
@@ -220,7 +222,6 @@ def test_token_page_shows_one_row_per_sae_for_an_absorbed_word(demo_env):
     assert row["absorber"].endswith(f"latent={demo_env.absorber}")
     assert 0 < row["absorber cos"] <= 1
     assert row["split latents fired"].startswith("0/")
-    assert "Prompt" in [e.proto.label for e in at.expander]
     prompt = [c.value for c in at.code]
     assert any(f"{demo_env.absorbed_word} has the first letter:" in p for p in prompt)
 
@@ -237,7 +238,7 @@ def test_token_page_shows_the_absorbers_density_and_flags_a_dense_one(demo_env):
         db.close()
     at = run_page("token", sae=MATRYOSHKA, token="app")
     assert not at.exception
-    table = next(d.value for d in at.dataframe if "SAE" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "absorbed" in d.value.columns)
     row = table[table["SAE"] == MATRYOSHKA].iloc[0]
     assert row["absorber"].endswith("latent=57")
     assert row["absorber density"] == pytest.approx(density) and row["dense absorber"] == True  # noqa: E712

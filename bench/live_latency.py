@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from backend.database import DEFAULT_DB_PATH, ExplorerDB  # noqa: E402
-from live import inference  # noqa: E402
+from live import edits, inference  # noqa: E402
 from live.tokenizer import context_token_id, tokenize  # noqa: E402
 
 LENGTHS = (64, 512)
@@ -76,6 +76,17 @@ def main() -> None:
             forwards.append(result.seconds)
         print(f"{n_tokens:4d} tokens: {statistics.median(totals) * 1000:.0f} ms median of {args.runs} "
               f"(model + SAE {statistics.median(forwards) * 1000:.0f} ms; {len(result.letters)} word tokens read)")
+        # an edit (issue 30): the whole model twice, plain and with the SAE splice ablating one latent everywhere
+        edit = (edits.Edit(None, int(result.tokens[0].latents[0]), 0.0),) if result.tokens[0].latents else ()
+        ids = [token_id for token_id, _ in tokens]
+        edits.run_edits(model, sae.sae, source.hook_name, ids, context, edit, n_tokens - 1)  # warm-up
+        edited = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            edits.run_edits(model, sae.sae, source.hook_name, ids, context, edit, n_tokens - 1)
+            edited.append(time.perf_counter() - t)
+        print(f"{n_tokens:4d} tokens, one edit: {statistics.median(edited) * 1000:.0f} ms median of {args.runs} "
+              "(the whole model twice: before and with the edited SAE spliced in)")
     db.close()
 
 

@@ -29,28 +29,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))  # the repository: the prompt check is shared with ours
 from peer_common import Stopwatch, emit, load_embedded_model, setup_environment, versions  # noqa: E402
 
+from precompute.absorption.saebench_protocol import check_prompts  # noqa: E402  (stdlib imports only at its top)
+
 MODEL_NAME = "smollm2-135m-embedded"
-
-
-def check_prompts(tokenizer, datasets, word_ids: dict[str, int], template: str, pos: int) -> dict:
-    """SAEBench right-pads a batch and reads position `pos` (-6) without checking: every prompt must have
-    the same length, the template's tail must be -pos-1 tokens, and the word must be one token at `pos`."""
-    tail = template.split("{word}", 1)[1]
-    n_tail = len(tokenizer(tail, add_special_tokens=False)["input_ids"])
-    lengths, misplaced = set(), 0
-    for dataset in datasets:
-        prompts = [prompt for prompt, _ in dataset]
-        encoded = tokenizer([p.base for p in prompts], add_special_tokens=False)["input_ids"]
-        for prompt, ids in zip(prompts, encoded):
-            lengths.add(len(ids))
-            if ids[pos] != word_ids[prompt.word]:
-                misplaced += 1
-    checks = {"prompt_lengths": sorted(lengths), "tail_tokens": n_tail, "word_not_at_position": misplaced}
-    if len(lengths) != 1 or n_tail != -pos - 1 or misplaced:
-        raise SystemExit(f"prompts do not fit SAEBench's fixed position {pos}: {checks}")
-    return checks
 
 
 def main() -> None:
@@ -121,8 +105,11 @@ def main() -> None:
         train_set, test_set = probing.create_dataset_probe_training(
             vocab=vocab, formatter=first_letter_formatter(), num_prompts_per_token=1,
             base_template=config.prompt_template)
-    checks = check_prompts(model.tokenizer, (train_set, test_set), word_ids, config.prompt_template,
-                           config.prompt_token_pos)
+    try:
+        checks = check_prompts(model.tokenizer, (train_set, test_set), word_ids, config.prompt_template,
+                               config.prompt_token_pos)
+    except ValueError as error:  # SAEBench would read the wrong position: stop with the check's numbers
+        raise SystemExit(str(error)) from error
     with watch("probe_activations"):
         train_df, test_df, train_acts, test_acts = probing.gen_and_save_df_acts_probing(
             model=model, train_dataset=train_set, test_dataset=test_set, path=probe_path, hook_point=hook,

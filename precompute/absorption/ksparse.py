@@ -17,9 +17,9 @@ from precompute.absorption.projection import select_split_latents
 
 # How candidate split latents are ranked before the k-sparse fits and the tau rule (docs/split_rule.md):
 # "l1": by the L1 probe's positive weight, SAEBench's rule; "f1": by each latent's own F1 as a classifier ("this class
-# whenever the latent is active") on the training words; "guarded" (the default): SAEBench's ranking, except for a
-# class whose L1 first pick is near-useless beside its best single latent (own F1 below guard_share of the best's),
-# which is ranked by own F1.
+# whenever the latent is active") on the training words; "guarded" (the default): SAEBench's split latents, unless a
+# k-sparse probe on the class's best single latent alone beats the probe on them by more than tau (they are then
+# worse than one latent, the failure docs/split_rule.md explains): that class is ranked by own F1.
 SPLIT_RULES = tuple(SPLIT_RULE_NAMES)
 # The rule measured beside each (method sensitivity): SAEBench's, or for SAEBench's the default.
 OTHER_RULE = {"guarded": "l1", "l1": "guarded", "f1": "l1"}
@@ -31,7 +31,6 @@ class KSparseConfig:
     split_tau: float = 0.03  # F1 jump that accepts one more split latent (SAEBench f1_jump_threshold)
     max_iter: int = 500  # LogisticRegression(max_iter, class_weight="balanced") per k
     rule: str = "guarded"  # the split-latent rule the metric uses (SPLIT_RULES); OTHER_RULE[rule] is measured beside it
-    guard_share: float = 0.5  # "guarded": an L1 first pick with own F1 below this share of the best latent's is useless
 
     def __post_init__(self) -> None:
         if self.rule not in SPLIT_RULES:
@@ -96,13 +95,11 @@ def candidate_rankings(rule: str, sparse_probe: LinearProbe, train_codes: Codes,
     """Per class, the candidate split latents in the order the rule ranks them (never empty: a class without a
     ranked latent falls back to the L1 probe's strongest one)."""
     n_classes = sparse_probe.weight.shape[0]
-    rankings = [ranked_latents(sparse_probe, j, config.max_k) for j in range(n_classes)]
-    if rule != "l1":
+    if rule == "f1":
         latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)  # [d_sae, n_classes]
-        best = latent_f1.max(axis=0)  # [n_classes]
-        rankings = [f1_ranked_latents(latent_f1, j, config.max_k)
-                    if rule == "f1" or not ranking or latent_f1[ranking[0], j] < config.guard_share * best[j]
-                    else ranking for j, ranking in enumerate(rankings)]
+        rankings = [f1_ranked_latents(latent_f1, j, config.max_k) for j in range(n_classes)]
+    else:
+        rankings = [ranked_latents(sparse_probe, j, config.max_k) for j in range(n_classes)]
     return [ranking or [int(np.argmax(sparse_probe.weight[j]))] for j, ranking in enumerate(rankings)]
 
 
@@ -130,19 +127,39 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
     """For each letter: fits for k = 1..max_k on the top-k latents as `rule` (default: config.rule) ranks them,
     and the split latents (tau rule). Without full_curve the fits stop at the first k the tau rule rejects: the
     same split latents, fewer fits (the curve past that k is only shown, and cross-fitting shows one fold's)."""
-    results = []
+    rule = rule or config.rule
     n_classes = sparse_probe.weight.shape[0]
-    rankings = candidate_rankings(rule or config.rule, sparse_probe, train_codes, train_labels, config)
-    for letter, ranking in enumerate(rankings):
+    rankings = candidate_rankings("l1" if rule == "guarded" else rule, sparse_probe, train_codes, train_labels, config)
+
+    def split_of(letter: int, ranking: list[int]) -> LetterSplit:
         fits: list[KSparseFit] = []
         for k in range(1, len(ranking) + 1):
             fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config,
                                      n_classes))
             if not full_curve and len(select_split_latents([f.f1 for f in fits], ranking, config.split_tau)) < k:
                 break
-        split = select_split_latents([f.f1 for f in fits], ranking, config.split_tau)
-        results.append(LetterSplit(letter, fits, split))
+        return LetterSplit(letter, fits, select_split_latents([f.f1 for f in fits], ranking, config.split_tau))
+
+    results = [split_of(letter, ranking) for letter, ranking in enumerate(rankings)]
+    if rule == "guarded":
+        latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)  # [d_sae, n_classes]
+        for letter, split in enumerate(results):
+            if loses_to_best_latent(split, latent_f1, train_codes, train_labels, test_codes, test_labels, config):
+                results[letter] = split_of(letter, f1_ranked_latents(latent_f1, letter, config.max_k))
     return results
+
+
+def loses_to_best_latent(split: LetterSplit, latent_f1: np.ndarray, train_codes: Codes, train_labels: np.ndarray,
+                         test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig) -> bool:
+    """The guard: a k-sparse probe on the class's best single latent (own F1 on the training words) alone beats the
+    probe on its split latents by more than tau, scored the same way (held-out F1)."""
+    letter = split.letter
+    best = int(np.argmax(latent_f1[:, letter]))
+    if latent_f1[best, letter] <= 0 or best in split.split_latents:
+        return False
+    alone = fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, [best], config,
+                         latent_f1.shape[1])
+    return alone.f1 > split.split_fit.f1 + config.split_tau
 
 
 def k_sparse_decision(fit: KSparseFit, codes: Codes) -> np.ndarray:

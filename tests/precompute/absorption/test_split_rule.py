@@ -79,20 +79,28 @@ def test_an_unknown_rule_is_refused():
     assert ks.KSparseConfig(rule="l1").other_rule == "guarded" and ks.KSparseConfig(rule="f1").other_rule == "l1"
 
 
-def test_the_guarded_rule_keeps_saebench_s_ranking_unless_its_first_pick_is_near_useless():
-    """Per class: SAEBench's L1 ranking where its first pick has at least guard_share of the best single latent's F1,
-    else the own-F1 ranking. Planted: class 0's L1 first pick is made useless by swapping its column with a noise one."""
+def test_the_guarded_rule_keeps_saebench_s_split_latents_unless_one_latent_alone_beats_them():
+    """Per class: SAEBench's (L1) split latents, unless a k-sparse probe on the best single latent alone beats theirs
+    by more than tau; then the own-F1 ranking. Planted: the L1 probe is made to rank class 0's rare latent and its copy first, so its split latents are the
+    rare latent alone."""
     codes, labels = planted_codes(n=2000, seed=4)
-    sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes[:1500]), labels[:1500], n_classes=N_CLASSES)
-    config = ks.KSparseConfig(rule="guarded", max_k=3)
-    l1 = ks.candidate_rankings("l1", sparse_probe, codes[:1500], labels[:1500], config)
-    f1 = ks.candidate_rankings("f1", sparse_probe, codes[:1500], labels[:1500], config)
-    latent_f1 = ks.single_latent_f1(codes[:1500], labels[:1500], N_CLASSES)
-    useless = np.argmin(np.where(latent_f1[:, 0] > 0, latent_f1[:, 0], np.inf))  # the weakest latent that fires on 0
-    sparse_probe.weight[0, useless] = sparse_probe.weight[0].max() + 1.0  # the L1 probe now ranks it first
-    guarded = ks.candidate_rankings("guarded", sparse_probe, codes[:1500], labels[:1500], config)
-    assert ks.candidate_rankings("l1", sparse_probe, codes[:1500], labels[:1500], config)[0][0] == useless
-    assert guarded[0] == f1[0], "class 0: its L1 first pick is near-useless, so the own-F1 ranking"
+    twin = codes.shape[1] - 1
+    codes[:, twin] = codes[:, RARE]  # a copy of the rare latent: adding it adds nothing, so the tau rule stops there
+    train, test = slice(0, 1500), slice(1500, None)
+    sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes[train]), labels[train], n_classes=N_CLASSES)
+    latent_f1 = ks.single_latent_f1(codes[train], labels[train], N_CLASSES)
+    useless = RARE
+    sparse_probe.weight[0, [RARE, twin]] = sparse_probe.weight[0].max() + np.array([2.0, 1.0])  # ranked first
+    config = ks.KSparseConfig(max_k=3)
+
+    def splits(rule: str) -> list[ks.LetterSplit]:
+        return ks.k_sparse_probing(sparse_probe, codes[train], labels[train], codes[test], labels[test], config,
+                                   rule=rule)
+
+    l1, f1, guarded = splits("l1"), splits("f1"), splits("guarded")
+    assert l1[0].split_latents[0] == useless and MAIN not in l1[0].split_latents
+    assert ks.loses_to_best_latent(l1[0], latent_f1, codes[train], labels[train], codes[test], labels[test], config)
+    assert guarded[0].split_latents == f1[0].split_latents and MAIN in guarded[0].split_latents
     for j in range(1, N_CLASSES):
-        keep = latent_f1[l1[j][0], j] >= config.guard_share * latent_f1[:, j].max()
-        assert guarded[j] == (l1[j] if keep else f1[j])
+        loses = ks.loses_to_best_latent(l1[j], latent_f1, codes[train], labels[train], codes[test], labels[test], config)
+        assert guarded[j].split_latents == (f1 if loses else l1)[j].split_latents

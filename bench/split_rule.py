@@ -1,5 +1,5 @@
 """The split-latent rule: SAEBench's (rank candidates by the L1 probe's weight) against ours (guarded: SAEBench's ranking
-unless its first pick is near-useless beside the class's best single latent; or f1: rank by each latent's own F1 on the
+unless its split latents classify worse than the class's best single latent alone; or f1: rank by each latent's own F1 on the
 training words), on the same words, folds, probes and codes, in one run.
 
 For each SAE and task it prints the headline under both rules (cross-fitted, with intervals), how many classes change

@@ -35,7 +35,7 @@ def is_dense_absorber(density: float | None) -> bool:
 
 # How a class's split latents are chosen (precompute/absorption/ksparse.py; docs/split_rule.md): candidates ranked by
 # the L1 probe's weight ("l1", SAEBench's rule), by each latent's own F1 as a classifier on the training words ("f1"),
-# or SAEBench's ranking unless its first pick is near-useless beside the class's best single latent ("guarded", the
+# or SAEBench's choice unless it classifies worse than the class's best single latent alone ("guarded", the
 # default), then the same k-sparse fits and tau rule. Every build measures a second rule beside its own (SAEBench's,
 # or for SAEBench's the default); the pages show the range between them as the method band.
 SPLIT_RULE_NAMES = {"guarded": "guarded L1 ranking", "l1": "L1-weight ranking (SAEBench)", "f1": "own-F1 ranking"}

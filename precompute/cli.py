@@ -136,7 +136,7 @@ def add_build_parser(sub) -> None:
                         "holdout: SAEBench's 80/20 split (what its reference numbers use)")
     p.add_argument("--split-rule", choices=list(SPLIT_RULE_NAMES), default="guarded",
                    help="how candidate split latents are ranked: guarded (default), by the L1 probe's weight unless its "
-                        "first pick is near-useless beside the class's best single latent, then by own F1; l1, by the L1 "
+                        "split latents classify worse than the class's best single latent alone, then by own F1; l1, by the L1 "
                         "probe's weight (SAEBench's rule); f1, by each latent's own F1 on the training words. SAEBench's "
                         "rule (or for it, guarded) is measured beside it (docs/split_rule.md)")
     p.add_argument("--default-sae", default=None, metavar="KEY",

@@ -416,8 +416,8 @@ def split_rule_note(summary: dict | None, letter_row: dict | None = None, class_
 
 SPLIT_RULE_HELP = ("Split latents are the latents that together stand for the class; a word is absorbed when they stay "
                    "silent and another latent carries the class. They are chosen by k-sparse probing over candidates "
-                   "ranked by SAEBench's rule (an L1 probe's weights), except where that rule's first pick is "
-                   "near-useless beside the class's best single latent: there candidates are ranked by their own F1 "
+                   "ranked by SAEBench's rule (an L1 probe's weights), except where SAEBench's split latents classify "
+                   "worse than the class's best single latent alone: there candidates are ranked by their own F1 "
                    "(the guarded rule, the default). SAEBench's rule is measured beside it; docs/split_rule.md says "
                    "which number to cite.")
 

@@ -17,9 +17,10 @@ from precompute.absorption.projection import select_split_latents
 
 # How candidate split latents are ranked before the k-sparse fits and the tau rule (docs/split_rule.md):
 # "l1": by the L1 probe's positive weight, SAEBench's rule; "f1": by each latent's own F1 as a classifier ("this class
-# whenever the latent is active") on the training words; "guarded" (the default): SAEBench's split latents, unless a
-# k-sparse probe on the class's best single latent alone beats the probe on them by more than tau (they are then
-# worse than one latent, the failure docs/split_rule.md explains): that class is ranked by own F1.
+# whenever the latent is active") on the training words; "guarded" (the default): SAEBench's split latents, unless
+# they leave out the class's main latent (best encoder cosine with the probe) and a k-sparse probe on the main latent
+# alone beats the probe on them by more than tau (the failure docs/split_rule.md explains): that class's candidates
+# are then the main latent first, then SAEBench's ranking.
 SPLIT_RULES = tuple(SPLIT_RULE_NAMES)
 # The rule measured beside each (method sensitivity): SAEBench's, or for SAEBench's the default.
 OTHER_RULE = {"guarded": "l1", "l1": "guarded", "f1": "l1"}
@@ -123,7 +124,8 @@ def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes
 
 def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray,
                      test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig = KSparseConfig(),
-                     full_curve: bool = True, rule: str | None = None) -> list[LetterSplit]:
+                     full_curve: bool = True, rule: str | None = None,
+                     main_latents: list[int] | None = None) -> list[LetterSplit]:
     """For each letter: fits for k = 1..max_k on the top-k latents as `rule` (default: config.rule) ranks them,
     and the split latents (tau rule). Without full_curve the fits stop at the first k the tau rule rejects: the
     same split latents, fewer fits (the curve past that k is only shown, and cross-fitting shows one fold's)."""
@@ -142,23 +144,23 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
 
     results = [split_of(letter, ranking) for letter, ranking in enumerate(rankings)]
     if rule == "guarded":
-        latent_f1 = single_latent_f1(train_codes, train_labels, n_classes)  # [d_sae, n_classes]
+        if main_latents is None:
+            raise ValueError("the guarded split-latent rule needs each class's main latent")
         for letter, split in enumerate(results):
-            if loses_to_best_latent(split, latent_f1, train_codes, train_labels, test_codes, test_labels, config):
-                results[letter] = split_of(letter, f1_ranked_latents(latent_f1, letter, config.max_k))
+            main = main_latents[letter]
+            if loses_to_main_latent(split, main, train_codes, train_labels, test_codes, test_labels, config, n_classes):
+                ranking = [main, *(latent for latent in rankings[letter] if latent != main)][:config.max_k]
+                results[letter] = split_of(letter, ranking)
     return results
 
 
-def loses_to_best_latent(split: LetterSplit, latent_f1: np.ndarray, train_codes: Codes, train_labels: np.ndarray,
-                         test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig) -> bool:
-    """The guard: a k-sparse probe on the class's best single latent (own F1 on the training words) alone beats the
-    probe on its split latents by more than tau, scored the same way (held-out F1)."""
-    letter = split.letter
-    best = int(np.argmax(latent_f1[:, letter]))
-    if latent_f1[best, letter] <= 0 or best in split.split_latents:
+def loses_to_main_latent(split: LetterSplit, main: int, train_codes: Codes, train_labels: np.ndarray,
+                         test_codes: Codes, test_labels: np.ndarray, config: KSparseConfig, n_classes: int) -> bool:
+    """The guard: the split latents leave out the class's main latent, and a k-sparse probe on the main latent alone
+    beats the probe on them by more than tau, scored the same way (held-out F1)."""
+    if main in split.split_latents:
         return False
-    alone = fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, [best], config,
-                         latent_f1.shape[1])
+    alone = fit_k_sparse(train_codes, train_labels, test_codes, test_labels, split.letter, [main], config, n_classes)
     return alone.f1 > split.split_fit.f1 + config.split_tau
 
 

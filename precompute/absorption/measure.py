@@ -217,12 +217,13 @@ def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeDa
     train_codes, test_codes = as_csr(codes[train]), codes[test]
     sparse = pr.train_sparse_probe(train_codes, labels[train], config.sparse_probe, config.n_classes)
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
+    mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
+    main_ids = [main.latent for main in mains]
     splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
-                                 full_curve=fold == 0)
+                                 full_curve=fold == 0, main_latents=main_ids)
     # the other rule, for the method band: its fits stop where its tau rule does
     other_splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
-                                       full_curve=False, rule=config.k_sparse.other_rule)
-    mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
+                                       full_curve=False, rule=config.k_sparse.other_rule, main_latents=main_ids)
     decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, n_classes]
     result = []
     for j in range(config.n_classes):

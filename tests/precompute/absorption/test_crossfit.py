@@ -107,8 +107,8 @@ def test_early_stopped_k_sparse_probing_selects_the_same_split_latents():
     codes[np.arange(600), 26 + labels % 14] += rng.random(600).astype(np.float32)
     sparse = pr.LinearProbe(rng.normal(size=(26, 40)).astype(np.float32), np.zeros(26, np.float32))
     sparse.weight[np.arange(26), np.arange(26)] = 5.0
-    full = ks.k_sparse_probing(sparse, codes[:400], labels[:400], codes[400:], labels[400:], ks.KSparseConfig(max_k=4))
-    short = ks.k_sparse_probing(sparse, codes[:400], labels[:400], codes[400:], labels[400:], ks.KSparseConfig(max_k=4),
+    full = ks.k_sparse_probing(sparse, codes[:400], labels[:400], codes[400:], labels[400:], ks.KSparseConfig(max_k=4, rule="l1"))
+    short = ks.k_sparse_probing(sparse, codes[:400], labels[:400], codes[400:], labels[400:], ks.KSparseConfig(max_k=4, rule="l1"),
                                 full_curve=False)
     assert [s.split_latents for s in full] == [s.split_latents for s in short]
     assert sum(len(s.fits) for s in short) < sum(len(s.fits) for s in full)

@@ -93,7 +93,7 @@ def planted_codes(n: int = 2600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 def test_k_sparse_probing_finds_split_latents():
     codes, labels = planted_codes()
     sparse = pr.train_sparse_probe(codes[:2080], labels[:2080], pr.SparseProbeConfig(batch_size=512))
-    splits = ks.k_sparse_probing(sparse, codes[:2080], labels[:2080], codes[2080:], labels[2080:], ks.KSparseConfig(max_k=4))
+    splits = ks.k_sparse_probing(sparse, codes[:2080], labels[:2080], codes[2080:], labels[2080:], ks.KSparseConfig(max_k=4, rule="l1"))
     assert sorted(splits[18].split_latents) == [18, 40]
     assert splits[18].fits[1].f1 > splits[18].fits[0].f1 + 0.03
     assert splits[0].split_latents == [0] and splits[0].fits[0].f1 > 0.9
@@ -109,7 +109,7 @@ def test_sparse_codes_train_the_same_l1_probe_and_split_latents_as_dense_codes()
     np.testing.assert_allclose(sparse.weight, dense.weight, atol=1e-4)
     np.testing.assert_allclose(sparse.bias, dense.bias, atol=1e-4)
     train = sp.csr_matrix(codes[:2080])
-    from_csr = ks.k_sparse_probing(sparse, train, labels[:2080], codes[2080:], labels[2080:], ks.KSparseConfig(max_k=4))
+    from_csr = ks.k_sparse_probing(sparse, train, labels[:2080], codes[2080:], labels[2080:], ks.KSparseConfig(max_k=4, rule="l1"))
     assert sorted(from_csr[18].split_latents) == [18, 40]
 
 

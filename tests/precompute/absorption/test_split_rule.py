@@ -79,28 +79,39 @@ def test_an_unknown_rule_is_refused():
     assert ks.KSparseConfig(rule="l1").other_rule == "guarded" and ks.KSparseConfig(rule="f1").other_rule == "l1"
 
 
-def test_the_guarded_rule_keeps_saebench_s_split_latents_unless_one_latent_alone_beats_them():
-    """Per class: SAEBench's (L1) split latents, unless a k-sparse probe on the best single latent alone beats theirs
-    by more than tau; then the own-F1 ranking. Planted: the L1 probe is made to rank class 0's rare latent and its copy first, so its split latents are the
-    rare latent alone."""
+def test_the_guarded_rule_keeps_saebench_s_split_latents_unless_the_main_latent_alone_beats_them():
+    """Per class: SAEBench's (L1) split latents, unless they leave out the class's main latent and a k-sparse probe on
+    the main latent alone beats theirs by more than tau; then the main latent first, then SAEBench's ranking. Planted:
+    the L1 probe is made to rank class 0's rare latent and its copy first, so its split latents are the rare latent
+    alone."""
     codes, labels = planted_codes(n=2000, seed=4)
     twin = codes.shape[1] - 1
     codes[:, twin] = codes[:, RARE]  # a copy of the rare latent: adding it adds nothing, so the tau rule stops there
     train, test = slice(0, 1500), slice(1500, None)
     sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes[train]), labels[train], n_classes=N_CLASSES)
-    latent_f1 = ks.single_latent_f1(codes[train], labels[train], N_CLASSES)
-    useless = RARE
     sparse_probe.weight[0, [RARE, twin]] = sparse_probe.weight[0].max() + np.array([2.0, 1.0])  # ranked first
     config = ks.KSparseConfig(max_k=3)
+    mains = ks.single_latent_f1(codes[train], labels[train], N_CLASSES).argmax(axis=0).tolist()  # MAIN for class 0
+    assert mains[0] == MAIN
 
     def splits(rule: str) -> list[ks.LetterSplit]:
         return ks.k_sparse_probing(sparse_probe, codes[train], labels[train], codes[test], labels[test], config,
-                                   rule=rule)
+                                   rule=rule, main_latents=mains)
 
-    l1, f1, guarded = splits("l1"), splits("f1"), splits("guarded")
-    assert l1[0].split_latents[0] == useless and MAIN not in l1[0].split_latents
-    assert ks.loses_to_best_latent(l1[0], latent_f1, codes[train], labels[train], codes[test], labels[test], config)
-    assert guarded[0].split_latents == f1[0].split_latents and MAIN in guarded[0].split_latents
+    l1, guarded = splits("l1"), splits("guarded")
+    assert l1[0].split_latents == [RARE]
+    assert ks.loses_to_main_latent(l1[0], MAIN, codes[train], labels[train], codes[test], labels[test], config,
+                                   N_CLASSES)
+    assert guarded[0].split_latents[0] == MAIN and guarded[0].fits[0].latents == [MAIN]
     for j in range(1, N_CLASSES):
-        loses = ks.loses_to_best_latent(l1[j], latent_f1, codes[train], labels[train], codes[test], labels[test], config)
-        assert guarded[j].split_latents == (f1 if loses else l1)[j].split_latents
+        loses = ks.loses_to_main_latent(l1[j], mains[j], codes[train], labels[train], codes[test], labels[test],
+                                        config, N_CLASSES)
+        assert (guarded[j].split_latents == l1[j].split_latents) != loses
+        assert not loses or guarded[j].split_latents[0] == mains[j]
+
+
+def test_the_guarded_rule_needs_the_main_latents():
+    codes, labels = planted_codes(n=400)
+    sparse_probe = pr.train_sparse_probe(sp.csr_matrix(codes), labels, n_classes=N_CLASSES)
+    with pytest.raises(ValueError, match="main latent"):
+        ks.k_sparse_probing(sparse_probe, codes, labels, codes, labels, ks.KSparseConfig(max_k=2))

@@ -226,8 +226,8 @@ SPLIT_RULE_DEFAULTS = {("sae_absorption", "split_rule"): "'l1'",
 MIGRATIONS = {"6": (V6_DEFAULTS | K_STATS_ROUNDED, V6_DERIVED), "7": (K_STATS_ROUNDED, V7_DERIVED),
               "8": (K_STATS_ROUNDED, V9_DERIVED), "9": (K_STATS_ROUNDED, V10_DERIVED),
               "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED), "12": ({}, {})}
-for version, (version_defaults, _) in MIGRATIONS.items():
-    version_defaults.update(SPLIT_RULE_DEFAULTS)
+# Values for a column the old table lacks (every version before it came), where NULL would not do
+MISSING_COLUMN_DEFAULTS = SPLIT_RULE_DEFAULTS
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
 COMPUTED_TABLES = ("latent_scores", "score_validation")
 CONFIG_TABLES = ("probe_runs", "sae_absorption")  # tables whose `config` is a JSON AbsorptionConfig
@@ -312,7 +312,8 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
             old_columns = set(table_columns(con, "old", table))
             columns = table_columns(con, own, table)
             values = [defaults[(table, column)] if (table, column) in defaults else column if column in old_columns
-                      else TASK_DEFAULT if column == "task" else renumbered(column, old_columns) or "NULL"
+                      else MISSING_COLUMN_DEFAULTS.get((table, column))
+                      or (TASK_DEFAULT if column == "task" else renumbered(column, old_columns) or "NULL")
                       for column in columns]
             # names and expressions come from the two schemas and the tables above, never from data
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table} o "

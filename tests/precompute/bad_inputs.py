@@ -23,7 +23,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract.schema import SCHEMA_VERSION
+
 REPO = Path(__file__).resolve().parents[2]
+NEWER = str(int(SCHEMA_VERSION) + 1)  # a schema a newer release would write
 TOY_SAE = REPO / "assets" / "saes" / "toy-hierarchy-relu-32"
 TOY_CORPUS = REPO / "assets" / "toy" / "corpus.parquet"
 
@@ -176,11 +179,11 @@ CASES: list[BadInput] = [
              mount="read-only"),
     BadInput("disk nearly full", lambda r: build(r, db=r / "small" / "explorer.duckdb"), "not enough disk space",
              mount="small"),
-    BadInput("--db of a newer schema (build)", lambda r: then(schema_version_target(r, "13"), build(r)),
-             "written by a newer absorption-explorer (schema 13): upgrade the explorer"),
-    BadInput("--db of a newer schema (migrate)", lambda r: then(schema_version_target(r, "13"), ["migrate", "--db", str(target(r))]), "upgrade the explorer"),
+    BadInput("--db of a newer schema (build)", lambda r: then(schema_version_target(r, NEWER), build(r)),
+             f"written by a newer absorption-explorer (schema {NEWER}): upgrade the explorer"),
+    BadInput("--db of a newer schema (migrate)", lambda r: then(schema_version_target(r, NEWER), ["migrate", "--db", str(target(r))]), "upgrade the explorer"),
     BadInput("--from of a newer schema (merge)",
-             lambda r: ["merge", "--db", str(target(r)), "--from", str(explorer_database(r / "new.duckdb", "13"))],
+             lambda r: ["merge", "--db", str(target(r)), "--from", str(explorer_database(r / "new.duckdb", NEWER))],
              "upgrade the explorer"),
     BadInput("--db of an older schema (build)", lambda r: then(schema_version_target(r, "11"), build(r)),
              "upgrade it first with `python -m precompute migrate"),

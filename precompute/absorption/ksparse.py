@@ -130,8 +130,16 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
     and the split latents (tau rule). Without full_curve the fits stop at the first k the tau rule rejects: the
     same split latents, fewer fits (the curve past that k is only shown, and cross-fitting shows one fold's)."""
     rule = rule or config.rule
+    return k_sparse_by_rule(sparse_probe, train_codes, train_labels, test_codes, test_labels, config, full_curve,
+                            (rule,), main_latents)[rule]
+
+
+def k_sparse_by_rule(sparse_probe: LinearProbe, train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
+                     test_labels: np.ndarray, config: KSparseConfig, full_curve: bool, rules: tuple[str, ...],
+                     main_latents: list[int] | None = None) -> dict[str, list[LetterSplit]]:
+    """k_sparse_probing under each of `rules`. SAEBench's fits are made once: the guarded rule starts from them, so
+    a build measuring both (its rule and the other) fits SAEBench's ranking one time."""
     n_classes = sparse_probe.weight.shape[0]
-    rankings = candidate_rankings("l1" if rule == "guarded" else rule, sparse_probe, train_codes, train_labels, config)
 
     def split_of(letter: int, ranking: list[int]) -> LetterSplit:
         fits: list[KSparseFit] = []
@@ -142,16 +150,27 @@ def k_sparse_probing(sparse_probe: LinearProbe, train_codes: Codes, train_labels
                 break
         return LetterSplit(letter, fits, select_split_latents([f.f1 for f in fits], ranking, config.split_tau))
 
-    results = [split_of(letter, ranking) for letter, ranking in enumerate(rankings)]
-    if rule == "guarded":
-        if main_latents is None:
-            raise ValueError("the guarded split-latent rule needs each class's main latent")
-        for letter, split in enumerate(results):
-            main = main_latents[letter]
-            if loses_to_main_latent(split, main, train_codes, train_labels, test_codes, test_labels, config, n_classes):
-                ranking = [main, *(latent for latent in rankings[letter] if latent != main)][:config.max_k]
-                results[letter] = split_of(letter, ranking)
-    return results
+    def ranked(rule: str) -> tuple[list[list[int]], list[LetterSplit]]:
+        rankings = candidate_rankings(rule, sparse_probe, train_codes, train_labels, config)
+        return rankings, [split_of(letter, ranking) for letter, ranking in enumerate(rankings)]
+
+    out: dict[str, list[LetterSplit]] = {}
+    if "f1" in rules:
+        out["f1"] = ranked("f1")[1]
+    if {"l1", "guarded"} & set(rules):
+        l1_rankings, out["l1"] = ranked("l1")
+        if "guarded" in rules:
+            if main_latents is None:
+                raise ValueError("the guarded split-latent rule needs each class's main latent")
+            guarded = list(out["l1"])
+            for letter, split in enumerate(guarded):
+                main = main_latents[letter]
+                if loses_to_main_latent(split, main, train_codes, train_labels, test_codes, test_labels, config,
+                                        n_classes):
+                    ranking = [main, *(latent for latent in l1_rankings[letter] if latent != main)][:config.max_k]
+                    guarded[letter] = split_of(letter, ranking)
+            out["guarded"] = guarded
+    return {rule: out[rule] for rule in rules}
 
 
 def loses_to_main_latent(split: LetterSplit, main: int, train_codes: Codes, train_labels: np.ndarray,

@@ -219,11 +219,11 @@ def measure_fold(fold: int, codes: Codes, weights: SAEWeights, hook: HookProbeDa
     # the full F1-vs-k curve for fold 0 (shown on the Letter page); the other folds stop where the tau rule does
     mains = ks.main_latents(row_cosines(weights.W_enc_rows, probe.directions()), test_codes, labels[test])
     main_ids = [main.latent for main in mains]
-    splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
-                                 full_curve=fold == 0, main_latents=main_ids)
-    # the other rule, for the method band: its fits stop where its tau rule does
-    other_splits = ks.k_sparse_probing(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
-                                       full_curve=False, rule=config.k_sparse.other_rule, main_latents=main_ids)
+    # the build's rule and, for the method band, the other one (sharing SAEBench's fits)
+    rule, other_rule = config.k_sparse.rule, config.k_sparse.other_rule
+    by_rule = ks.k_sparse_by_rule(sparse, train_codes, labels[train], test_codes, labels[test], config.k_sparse,
+                                  fold == 0, (rule, other_rule), main_ids)
+    splits, other_splits = by_rule[rule], by_rule[other_rule]
     decoder_cos = row_cosines(weights.W_dec, probe.directions())  # [d_sae, n_classes]
     result = []
     for j in range(config.n_classes):

@@ -22,8 +22,18 @@ class ProbeConfig:
     lr: float = 1e-2  # decays exponentially to end_lr over the epochs
     end_lr: float = 1e-5
     weight_decay: float = 1e-4  # Adam weight decay (L2)
-    batch_size: int = 4096
+    batch_size: int = 4096  # the largest batch; smaller samples get smaller ones (batch_size_for)
     seed: int = 42
+    # Adam moves a weight by about one learning rate per step, so 50 epochs of one 4,096-word batch cap every weight
+    # near 0.077 and stop the probe early on small samples (docs/split_rule.md, bench/probe_steps.py). Each epoch
+    # takes at least this many steps, on batches of at least min_batch_size words (SAEBench's probe uses 64).
+    min_steps_per_epoch: int = 32
+    min_batch_size: int = 64
+
+    def batch_size_for(self, n_words: int) -> int:
+        """The batch for n_words training words: batch_size, or smaller so each epoch takes min_steps_per_epoch."""
+        wanted = -(-n_words // self.min_steps_per_epoch)
+        return max(min(self.batch_size, wanted), min(self.min_batch_size, self.batch_size))
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,8 @@ def torch_sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
 
 def train_letter_probe(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
                        n_classes: int = N_LETTERS) -> LinearProbe:
-    return train_probe(x, labels, config.epochs, config.lr, config.end_lr, config.weight_decay, config.batch_size, config.seed,
-                       n_classes=n_classes)
+    return train_probe(x, labels, config.epochs, config.lr, config.end_lr, config.weight_decay,
+                       config.batch_size_for(len(labels)), config.seed, n_classes=n_classes)
 
 
 def train_sparse_probe(codes: np.ndarray | sp.csr_matrix, labels: np.ndarray, config: SparseProbeConfig = SparseProbeConfig(),

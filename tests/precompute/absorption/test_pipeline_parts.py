@@ -69,6 +69,27 @@ def test_letter_probe_recovers_planted_directions():
     assert np.nanmin(pr.letter_aucs(probe.logits(x[1040:]), labels[1040:])) > 0.99
 
 
+def test_probe_batch_shrinks_so_small_samples_get_enough_adam_steps():
+    config = pr.ProbeConfig()
+    assert config.batch_size_for(200_000) == 4096  # large samples keep the largest batch
+    assert config.batch_size_for(2_400) == 75  # 32 steps an epoch
+    assert config.batch_size_for(500) == 64  # never below min_batch_size
+    assert pr.ProbeConfig(batch_size=32).batch_size_for(500) == 32  # an explicit smaller batch wins
+
+
+def test_small_sample_probe_is_not_stopped_early_by_one_batch_an_epoch():
+    # 2,400 words in one 4,096 batch: 50 Adam steps cap every weight (docs/split_rule.md); 32 steps an epoch do not
+    rng = np.random.default_rng(0)
+    directions = np.linalg.qr(rng.normal(size=(64, 64)))[0][:26]
+    labels = np.arange(3000) % 26
+    x = (0.2 * directions[labels] + 0.05 * rng.normal(size=(3000, 64))).astype(np.float32)
+    one_batch = pr.ProbeConfig(min_steps_per_epoch=1, min_batch_size=4096)
+    f1 = {name: pr.classifier_scores(pr.train_letter_probe(x[:2400], labels[:2400], cfg).logits(x[2400:]) > 0,
+                                     labels[2400:]).f1.mean()
+          for name, cfg in {"one_batch": one_batch, "default": pr.ProbeConfig()}.items()}
+    assert f1["default"] > f1["one_batch"] + 0.2, f1
+
+
 def test_probe_stability_is_low_for_noise():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1040, 128)).astype(np.float32)

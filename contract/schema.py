@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = "13"
+SCHEMA_VERSION = "14"
 # The fixed lengths of the latents table's arrays (contract/sql/schema.sql); the dashboards write exactly these.
 HIST_BINS = 24
 N_LOGITS = 10  # top and bottom logit tokens
 N_NEIGHBORS = 10  # nearest latents by decoder cosine
+LABEL_TOKENS = 5  # latent_labels: top tokens by activation mass kept per latent
 # The large tables (a row per latent, context, word or token) name an SAE by its number (sae_numbers): a bound SAE
 # key is looked up by this subquery, which DuckDB turns into a filter on the scan, so the row groups of other SAEs
 # are skipped. Shared by the app's queries and the writer's.

@@ -85,6 +85,21 @@ CREATE TABLE latents (
     -- unique (sae_num, latent), sorted so
 );
 
+-- A short label per latent that fired on the dashboard corpus, from its activations there (precompute/pipeline/labels.py):
+-- its top tokens by activation mass and their share of it, e.g. "'K…' words: Kosher, Kefir, Ketmie (41 %)". Written
+-- with the dashboards (a latent without a row never fired). The explanation columns hold a later explainer's text
+-- (e.g. an LLM's, as Neuronpedia shows) beside it; NULL until one writes it.
+CREATE TABLE latent_labels (
+    sae_num INTEGER NOT NULL,
+    latent  INTEGER NOT NULL,
+    label   VARCHAR NOT NULL,
+    top_token_ids    INTEGER[] NOT NULL, -- up to LABEL_TOKENS tokens, most activation mass first
+    top_token_shares REAL[] NOT NULL,    -- each one's share of the latent's activation mass on the corpus (3 decimals)
+    explanation        VARCHAR,
+    explanation_source VARCHAR           -- who wrote the explanation (an explainer model's name)
+    -- unique (sae_num, latent), sorted so
+);
+
 -- Example contexts: references into `sequences` (no copies of text).
 CREATE TABLE contexts (
     sae_num     INTEGER NOT NULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ from precompute.loading.sae import (
     specs_by_hook,
 )
 from precompute.pipeline import dashboards as dash
+from precompute.pipeline import labels
 from precompute.pipeline import token_stats as ts
 from precompute.storage import writer as db
 from precompute.util.faults import crash_point
@@ -201,22 +203,24 @@ class LetterInputs:
 
 
 def running_text_tables(key: str, codes: dash.SparseCodes, rows: np.ndarray, d_sae: int, cfg: dash.DashboardConfig,
-                        letters: LetterInputs | None) -> dict[str, pa.Table]:
-    """token_occurrences and token_latents for every SAE; token_letters only for an SAE with absorption results."""
+                        letters: LetterInputs | None, vocab: Sequence[str] = ()) -> dict[str, pa.Table]:
+    """token_occurrences, token_latents and latent_labels (token strings from `vocab`, by id) for every SAE;
+    token_letters only for an SAE with absorption results."""
     counts = ts.token_counts(codes, rows, cfg.first_position, d_sae)
     index = None
     if letters is not None and letters.letters:
         index = ts.letter_index(len(counts.n_occurrences), d_sae, letters.alphabetic_ids, letters.alphabetic_letters,
                                 letters.letters)
     tables = {"token_occurrences": ts.token_occurrences_table(key, counts),
-              "token_latents": ts.token_latents_table(key, ts.top_token_latents(counts, cfg.n_token_latents, index))}
+              "token_latents": ts.token_latents_table(key, ts.top_token_latents(counts, cfg.n_token_latents, index)),
+              "latent_labels": labels.latent_labels_table(key, labels.latent_top_tokens(counts), vocab)}
     if index is not None:
         tables["token_letters"] = ts.token_letters_table(key, ts.token_letters(codes, rows, counts, index))
     return tables
 
 
 def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobConfig, rows: np.ndarray,
-               letters: LetterInputs | None = None) -> tuple[dict[str, pa.Table], np.ndarray]:
+               letters: LetterInputs | None = None, vocab: Sequence[str] = ()) -> tuple[dict[str, pa.Table], np.ndarray]:
     """Everything the database holds for one SAE, from its codes over `rows` (the pass's corpus rows).
     Returns the tables and referenced rows."""
     cfg = config.dashboard
@@ -240,7 +244,7 @@ def sae_tables(spec: SAESpec, sae, result: dash.PassResult, model, config: JobCo
         "latents": latents_table(spec.key, stats, logits, neighbors),
         "contexts": contexts_table(spec.key, stored_refs, codes.seq_len, config.corpus_rows[0]),
         "window_acts": window_acts_table(spec.key, windows),
-        **running_text_tables(spec.key, codes, rows, sae.cfg.d_sae, cfg, letters),
+        **running_text_tables(spec.key, codes, rows, sae.cfg.d_sae, cfg, letters, vocab),
     }
     referenced = np.unique(refs.token_index // codes.seq_len) + config.corpus_rows[0]
     return tables, referenced
@@ -253,7 +257,8 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
     t0 = time.perf_counter()
     result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, config.dashboard, config.device)
     t1 = time.perf_counter()
-    tables, referenced = sae_tables(spec, sae, result, model, config, rows)
+    vocab = [model.tokenizer.decode([i]) for i in range(model.cfg.d_vocab)] if model.tokenizer is not None else ()
+    tables, referenced = sae_tables(spec, sae, result, model, config, rows, vocab=vocab)
     return tables, SAETiming(spec.key, t1 - t0, time.perf_counter() - t1, result.codes.n_tokens), referenced
 
 
@@ -273,14 +278,15 @@ def shared_passes(specs: list[SAESpec], max_bytes: int, weight_bytes=spec_weight
 
 
 def write_sae_tables(con, spec: SAESpec, tables: dict[str, pa.Table], referenced: np.ndarray, rows: np.ndarray,
-                     config: JobConfig) -> None:
+                     config: JobConfig, relabel: bool = False) -> None:
     """One SAE's rows in one transaction, replacing any earlier rows for its key. Its absorption results stay
-    when this build ran the absorption stage (it runs first, and has just written or kept them); a
-    dashboards-only build drops them (a recomputed SAE may have changed since it was measured)."""
+    when this build ran the absorption stage (it runs first, and has just written or kept them) or only adds the
+    latent labels an older build did not write (`relabel`: the same SAE); a dashboards-only build otherwise drops
+    them (a recomputed SAE may have changed since it was measured)."""
     have = db.existing_sequences(con, config.model_name)
     new_rows = np.array(sorted(set(referenced.tolist()) - have), dtype=np.int64)
     con.execute("BEGIN TRANSACTION")
-    if config.absorption is None:
+    if config.absorption is None and not relabel:
         db.delete_sae(con, spec.key)
     else:
         db.delete_sae_dashboards(con, spec.key)
@@ -301,15 +307,18 @@ def letter_inputs(con, key: str, alphabetic: tuple[np.ndarray, np.ndarray] | Non
 
 def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: JobConfig, log=print) -> list[SAETiming]:
     timings: list[SAETiming] = []
+    relabel = set() if config.force else db.unlabelled_saes(con)  # their pass only adds labels: the same SAE
     alphabetic = None if config.absorption is None else db.alphabetic_tokens(con, config.model_name)
+    vocab = db.vocab_tokens(con, config.model_name)
     for hook_name, specs in specs_by_hook(todo).items():
         for group in shared_passes(specs, config.max_pass_sae_bytes):
-            timings += run_dashboard_pass(con, group, hook_name, model, rows, config, alphabetic, log)
+            timings += run_dashboard_pass(con, group, hook_name, model, rows, config, alphabetic, vocab, relabel, log)
     return timings
 
 
 def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: np.ndarray, config: JobConfig,
-                       alphabetic: tuple[np.ndarray, np.ndarray] | None, log=print) -> list[SAETiming]:
+                       alphabetic: tuple[np.ndarray, np.ndarray] | None, vocab: Sequence[str] = (),
+                       relabel: set[str] = frozenset(), log=print) -> list[SAETiming]:
     """One model pass for these SAEs at one hook, then each SAE's tables; each SAE and its codes are dropped once
     written, so post-processing does not hold the others' finished work."""
     saes = [load_sae(spec, device=config.device) for spec in specs]
@@ -321,8 +330,9 @@ def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: n
     for spec in specs:
         sae, result = saes.pop(0), results.pop(0)
         t1 = time.perf_counter()
-        tables, referenced = sae_tables(spec, sae, result, model, config, rows, letter_inputs(con, spec.key, alphabetic))
-        write_sae_tables(con, spec, tables, referenced, rows, config)
+        tables, referenced = sae_tables(spec, sae, result, model, config, rows, letter_inputs(con, spec.key, alphabetic),
+                                        vocab)
+        write_sae_tables(con, spec, tables, referenced, rows, config, relabel=spec.key in relabel)
         timing = SAETiming(spec.key, pass_seconds, time.perf_counter() - t1, result.codes.n_tokens)
         del sae, result, tables
         timings.append(timing)
@@ -333,17 +343,21 @@ def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: n
 
 
 def dashboards_todo(con, specs: list[SAESpec], config: JobConfig, log=print) -> list[SAESpec]:
-    """SAEs without dashboards (or all, with force), and SAEs whose absorption results are newer than their
+    """SAEs without dashboards (or all, with force), SAEs whose absorption results are newer than their
     dashboards (measured after a dashboards-only build, or a build killed between the two): their token_letters
-    need the pass again."""
+    need the pass again, and SAEs without latent labels (a migrated database)."""
     done = db.existing_sae_keys(con)
     stale = db.letters_newer_than_dashboards(con) if config.absorption is not None else set()
+    unlabelled = db.unlabelled_saes(con)
     todo = []
     for spec in specs:
         if config.force or spec.key not in done:
             todo.append(spec)
         elif spec.key in stale:
             log(f"recompute {spec.key}: its absorption results are newer than its dashboards (token_letters)")
+            todo.append(spec)
+        elif spec.key in unlabelled:
+            log(f"recompute {spec.key}: its dashboards have no latent labels (written before schema v14)")
             todo.append(spec)
         else:
             log(f"skip {spec.key}: already in {config.db_path} (use --force to recompute)")

@@ -4,7 +4,8 @@ column it shares copied (or rewritten where this version stores it differently),
 where the old rows determine them, and the probe-free absorption scores computed from the SAEs' weights (local
 folders at `saes.path`, relative to the working directory or the repository; releases through sae-lens; an SAE
 that cannot be loaded is left unscored and the pages say so). Tables that need a model pass (running-text token
-statistics) stay empty: the pages say so, and `build --force` fills them.
+statistics, latent labels) stay empty: the pages say so, and the next `build` of those SAEs fills them (it reruns
+the pass of an SAE without latent labels).
 
     python -m precompute migrate --db assets/demo.duckdb
 """
@@ -225,7 +226,8 @@ SPLIT_RULE_DEFAULTS = {("sae_absorption", "split_rule"): "'l1'",
                        ("sae_letters", "main_in_split"): "list_contains(split_latents, main_latent)"}
 MIGRATIONS = {"6": (V6_DEFAULTS | K_STATS_ROUNDED, V6_DERIVED), "7": (K_STATS_ROUNDED, V7_DERIVED),
               "8": (K_STATS_ROUNDED, V9_DERIVED), "9": (K_STATS_ROUNDED, V10_DERIVED),
-              "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED), "12": ({}, {})}
+              "10": (K_STATS_ROUNDED, V11_DERIVED), "11": (K_STATS_ROUNDED, V11_DERIVED), "12": ({}, {}),
+              "13": ({}, {})}
 # Values for a column the old table lacks (every version before it came), where NULL would not do
 MISSING_COLUMN_DEFAULTS = SPLIT_RULE_DEFAULTS
 TRUTH_TABLES = ("truth_features", "truth_words", "truth_latents")
@@ -319,5 +321,6 @@ def copy_tables(con: duckdb.DuckDBPyConnection, defaults: dict[tuple[str, str], 
             con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM old.{table} o "
                         "ORDER BY o.rowid")
         else:
-            log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: `build --force` fills it)")
+            log(f"  {table}: new in v{SCHEMA_VERSION}, left empty (needs a model pass: the next `build` of its SAEs "
+                "fills it)")
 

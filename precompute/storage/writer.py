@@ -52,6 +52,7 @@ DELETE_SAE_ROWS = {
     "token_latents": f"DELETE FROM token_latents WHERE sae_num = {NUM}",
     "token_occurrences": f"DELETE FROM token_occurrences WHERE sae_num = {NUM}",
     "window_acts": f"DELETE FROM window_acts WHERE sae_num = {NUM}",
+    "latent_labels": f"DELETE FROM latent_labels WHERE sae_num = {NUM}",
     "contexts": f"DELETE FROM contexts WHERE sae_num = {NUM}",
     "latents": f"DELETE FROM latents WHERE sae_num = {NUM}",
     "truth_latents": "DELETE FROM truth_latents WHERE sae_key = ?",
@@ -69,6 +70,12 @@ ALPHABETIC_TOKENS = f"""
 LETTERS_NEWER_THAN_DASHBOARDS = """
     SELECT s.sae_key FROM saes s JOIN sae_absorption a ON a.sae_key = s.sae_key AND a.task = 'first_letter'
     WHERE a.created_at > s.created_at ORDER BY s.sae_key"""
+# SAEs whose dashboards came before latent_labels (a database migrated from schema v13): a build reruns their pass.
+UNLABELLED_SAES = """
+    SELECT n.sae_key FROM sae_numbers n JOIN saes s ON s.sae_key = n.sae_key
+    WHERE EXISTS (SELECT 1 FROM latents x WHERE x.sae_num = n.sae_num AND x.n_fired > 0)
+      AND NOT EXISTS (SELECT 1 FROM latent_labels l WHERE l.sae_num = n.sae_num) ORDER BY n.sae_key"""
+VOCAB_TOKENS = "SELECT token_id, token FROM vocab WHERE model_name = ? ORDER BY token_id"
 SAES_FOR_MATCHING = "SELECT sae_key, model_name, hook_name, source, path, release, sae_id FROM saes ORDER BY sae_key"
 MATCHED_PAIRS = """
 SELECT DISTINCT a.sae_key, b.sae_key FROM (SELECT DISTINCT sae_num, other_sae_num FROM latent_matches) m
@@ -619,6 +626,19 @@ def alphabetic_tokens(con: duckdb.DuckDBPyConnection, model_name: str) -> tuple[
 
 def letters_newer_than_dashboards(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {row[0] for row in con.execute(LETTERS_NEWER_THAN_DASHBOARDS).fetchall()}
+
+
+def unlabelled_saes(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {row[0] for row in con.execute(UNLABELLED_SAES).fetchall()}
+
+
+def vocab_tokens(con: duckdb.DuckDBPyConnection, model_name: str) -> list[str]:
+    """The model's token strings, indexed by token id ('' for an id the vocab rows skip)."""
+    rows = con.execute(VOCAB_TOKENS, [model_name]).fetchall()
+    tokens = [""] * (rows[-1][0] + 1 if rows else 0)
+    for token_id, token in rows:
+        tokens[token_id] = token
+    return tokens
 
 
 def existing_sae_keys(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -216,3 +216,49 @@ def test_force_keeps_the_absorption_results_it_has_just_written(tmp_path, monkey
     build(tmp_path, monkeypatch, calls, absorption=False, force=True)
     assert query(db, "SELECT count(*) FROM sae_letters") == [(0,)]
     assert query(db, "SELECT count(*) FROM token_letters") == [(0,)]
+
+
+# --- latent labels (precompute/pipeline/labels.py) -------------------------------------------------------------
+def test_latent_top_tokens_rank_by_activation_mass_and_share_it():
+    from precompute.pipeline import labels
+
+    # latent 0: token 1 twice at 1.0 (mass 2), token 2 once at 3.0 (mass 3); latent 1 only on token 3
+    rows = np.array([[9, 1, 2, 1], [9, 3, 0, 0]])
+    codes = codes_at(rows, [(0, 1, 0, 1.0), (0, 3, 0, 1.0), (0, 2, 0, 3.0), (1, 1, 1, 4.0)])
+    top = labels.latent_top_tokens(ts.token_counts(codes, rows, 1, 3), n_top=5)
+    assert top.latent.tolist() == [0, 0, 1] and top.token_id.tolist() == [2, 1, 3]
+    assert top.share.tolist() == pytest.approx([0.6, 0.4, 1.0])  # latent 2 never fired: no entry
+
+
+def test_label_names_the_top_tokens_with_their_share_and_a_shared_initial():
+    from precompute.pipeline.labels import label_text
+
+    assert label_text([" Kosher", " Kefir", "ket", " the"], [0.2, 0.15, 0.06, 0.05]) == "'K…' words: Kosher, Kefir, ket (41 %)"
+    assert label_text([" the", " a"], [0.5, 0.25]) == "the, a (75 %)"
+    assert label_text(["\n", " snake"], [0.9, 0.1]) == "'\\n', snake (100 %)"
+    assert label_text([" snake"], [1.0]) == "snake (100 %)"  # one word: no "words" prefix
+
+
+def test_every_latent_that_fired_has_a_label_and_the_planted_one_names_its_token(built):
+    root, _, _, _ = built
+    db = root / "explorer.duckdb"
+    sae = "(SELECT sae_num FROM sae_numbers WHERE sae_key = 'measured')"
+    assert query(db, f"SELECT label, top_token_ids, top_token_shares FROM latent_labels WHERE sae_num = {sae} AND latent = ?",
+                 [PLANTED]) == [("snake (100 %)", [SNAKE], [1.0])]
+    unlabelled = query(db, f"SELECT count(*) FROM latents x WHERE sae_num = {sae} AND (n_fired > 0) <> EXISTS "
+                           f"(SELECT 1 FROM latent_labels l WHERE l.sae_num = x.sae_num AND l.latent = x.latent)")
+    assert unlabelled == [(0,)]  # a label exactly for the latents that fired (the dead latent has none)
+    assert query(db, f"SELECT count(*) FROM latent_labels WHERE sae_num = {sae} AND explanation IS NOT NULL") == [(0,)]
+
+
+def test_a_build_labels_an_sae_migrated_without_labels_and_keeps_its_absorption_results(tmp_path, monkeypatch):
+    calls: list = []
+    build(tmp_path, monkeypatch, calls)
+    db = tmp_path / "explorer.duckdb"
+    before = query(db, "SELECT * FROM latent_labels ORDER BY ALL")
+    with duckdb.connect(str(db)) as con:  # what a migration from schema v13 leaves: no labels
+        con.execute("DELETE FROM latent_labels")
+    messages = build(tmp_path, monkeypatch, calls, absorption=False)  # a dashboards-only build, not forced
+    assert sum("its dashboards have no latent labels" in m for m in messages) == 2
+    assert query(db, "SELECT * FROM latent_labels ORDER BY ALL") == before
+    assert query(db, "SELECT count(*) FROM sae_letters WHERE sae_key = 'measured'") == [(2,)]

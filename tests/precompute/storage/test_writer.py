@@ -17,7 +17,8 @@ def test_ddl_creates_every_table(tmp_path):
     with duckdb.connect(str(tmp_path / "x.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    dashboard_tables = {"meta", "vocab", "sequences", "sae_numbers", "saes", "latents", "contexts", "window_acts"}
+    dashboard_tables = {"meta", "vocab", "sequences", "sae_numbers", "saes", "latents", "latent_labels", "contexts",
+                        "window_acts"}
     absorption_tables = {
         "tasks", "probe_runs", "letter_probes", "probe_folds", "probe_words", "probe_prefixes",
         "sae_absorption", "sae_letters", "sae_letter_folds", "sae_letter_k", "latent_letter_cos", "absorption_words",

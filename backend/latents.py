@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,6 +63,25 @@ def window_levels(contexts: list[tuple[int, int, int, float]], stored: list[tupl
     return levels
 
 
+@dataclass(frozen=True)
+class LatentLabel:
+    """A latent's label from its activations (latent_labels), and a later explainer's text where one is stored."""
+
+    label: str  # "'K…' words: Kosher, Kefir, Ketmie (41 %)"
+    top_tokens: list[tuple[str, float]]  # (token, share of the latent's activation mass), most first
+    explanation: str | None
+    explanation_source: str | None
+
+
+LABEL_CANDIDATES = 500  # label matches ranked in Python (whole-word first) before the search shows its first few
+
+
+def like_pattern(text: str) -> str:
+    """`text` as a LIKE pattern matching it anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 class LatentReads(Reader):
     """Latents: one latent's dashboard (stats, contexts), browsing, probe-free scores, matches and roles."""
 
@@ -98,6 +118,36 @@ class LatentReads(Reader):
             )
             for kind, rank, seq_id, pos, act, window_tokens, lo in windows
         ]
+
+    def latent_label(self, sae: SaeRow, latent: int) -> LatentLabel | None:
+        """None where the latent never fired, or the database has no labels for its SAE (has_labels)."""
+        rows = self._rows(q.LATENT_LABEL, [sae.sae_key, latent])
+        if not rows:
+            return None
+        label, ids, shares, explanation, source = rows[0]
+        names = self.token_strings(sae.model_name, list(ids))
+        return LatentLabel(label, [(names.get(t, f"<{t}>"), float(v)) for t, v in zip(ids, shares)], explanation, source)
+
+    def latent_labels_of(self, sae_key: str, latents: Sequence[int]) -> dict[int, str]:
+        """latent -> label for those of `latents` that have one."""
+        rows = self._rows(q.LATENT_LABELS_OF, [sae_key, [int(x) for x in latents]]) if len(latents) else []
+        return {int(latent): label for latent, label in rows}
+
+    def labelled_sae_keys(self) -> set[str]:
+        """SAEs with latent labels (a database migrated from schema v13 has none until a build adds them)."""
+        return {row[0] for row in self._rows(q.LABELLED_SAES)}
+
+    def latents_by_label(self, text: str, first_sae: str | None, limit: int = 20) -> pd.DataFrame:
+        """(sae_key, latent, label) whose label contains `text` (case-insensitive): labels naming it as a whole word
+        first (`k` finds "k, K" before "take"), then `first_sae`'s, then by how much of the latent the label covers."""
+        found = self._frame(q.LATENTS_BY_LABEL, [like_pattern(text), first_sae or "", LABEL_CANDIDATES])
+        whole = re.compile(rf"(?<![^\W_]){re.escape(text)}(?![^\W_])", re.IGNORECASE)
+        order = sorted(range(len(found)), key=lambda i: whole.search(found["label"].iloc[i]) is None)  # stable
+        return found.iloc[order[:limit]].reset_index(drop=True)
+
+    def latent_roles_of(self, sae_key: str, latents: Sequence[int]) -> pd.DataFrame:
+        """(latent, task, role, letter, n_words): each of `latents`' roles in the SAE's absorption results."""
+        return self._frame(q.LATENT_ROLES_OF, [[int(x) for x in latents], sae_key, sae_key, sae_key])
 
     def count_live_latents(self, sae_key: str) -> int:
         return self._rows(q.COUNT_LIVE, [sae_key])[0][0]

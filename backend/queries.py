@@ -69,6 +69,38 @@ BROWSE_LATENTS = {
     "latent": _BROWSE_BASE + " ORDER BY latent LIMIT ? OFFSET ?",
 }
 COUNT_BROWSE = f"SELECT count(*) FROM latents WHERE sae_num = {NUM} AND density >= ? AND density <= ?"
+# Latent labels (latent_labels: top tokens by activation mass, written with the dashboards; schema v14).
+LATENT_LABEL = f"""
+SELECT label, top_token_ids, top_token_shares, explanation, explanation_source FROM latent_labels
+WHERE sae_num = {NUM} AND latent = ?
+"""
+LATENT_LABELS_OF = f"""
+SELECT latent, label FROM latent_labels WHERE sae_num = {NUM} AND latent IN (SELECT unnest(?::INTEGER[]))
+"""
+LABELLED_SAES = "SELECT n.sae_key FROM (SELECT DISTINCT sae_num FROM latent_labels) l JOIN sae_numbers n USING (sae_num)"
+# The search box's latents by label text: ? is a LIKE pattern (escaped with '\\'); the default SAE's first, then
+# the label whose named tokens carry most of the latent (top_token_shares' sum), then by SAE and latent.
+LATENTS_BY_LABEL = """
+SELECT n.sae_key, l.latent, l.label FROM latent_labels l JOIN sae_numbers n USING (sae_num)
+WHERE l.label ILIKE ? ESCAPE '\\'
+ORDER BY n.sae_key <> ?, list_sum(l.top_token_shares[1:3]) DESC, n.sae_key, l.latent LIMIT ?
+"""
+# Each latent's roles in one SAE, for a list of latents (Browse): as LATENT_MATCH_ROLES counts them.
+LATENT_ROLES_OF = f"""
+WITH wanted AS (SELECT unnest(?::INTEGER[]) AS latent)
+SELECT l.main_latent AS latent, l.task, 'main' AS role, l.letter, NULL::BIGINT AS n_words
+FROM sae_letters l WHERE l.sae_key = ? AND l.main_latent IN (SELECT latent FROM wanted)
+UNION ALL
+SELECT s.latent, s.task, 'split' AS role, s.letter, NULL::BIGINT AS n_words
+FROM (SELECT unnest(split_latents) AS latent, task, letter, main_latent FROM sae_letters WHERE sae_key = ?) s
+WHERE s.latent IN (SELECT latent FROM wanted) AND s.latent <> s.main_latent
+UNION ALL
+SELECT w.absorber AS latent, w.task, 'absorber' AS role, w.letter, count(DISTINCT w.token_id) AS n_words
+FROM absorption_words w WHERE w.sae_num = {NUM} AND w.absorber IN (SELECT latent FROM wanted)
+  AND (w.is_full_absorption OR w.is_absorption)
+GROUP BY w.absorber, w.task, w.letter
+ORDER BY latent, task <> 'first_letter', task, role, letter
+"""
 # Browse by a probe-free absorption score: alive latents only (a latent that never fired absorbs nothing).
 _BROWSE_BY_SCORE = f"""
 SELECT l.latent, s.enc_dec_score, s.parent_score, s.parent_latent, l.density, l.max_act, l.mean_act, l.n_fired

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 MAX_QUERY = 200  # characters; longer input is refused with a message (the token page takes up to its own limit)
 LATENT_OF_SAE = re.compile(r"^(?P<sae>\S+?)\s*[/:#]\s*(?P<latent>[0-9]+)$")  # `SAE/3783`, `SAE:3783`, `SAE#3783`
 ASCII_DIGITS = re.compile(r"^[0-9]+$")
+LABEL_QUERY = re.compile(r"^label\s*:\s*(?P<text>.*)$", re.IGNORECASE)  # `label: kosher`: latents by label text
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,30 @@ class Route:
 
 
 @dataclass(frozen=True)
+class LabelSearch:
+    """`label: TEXT`: the latents whose label (latent_labels: their top tokens) contains TEXT; the start page lists
+    them."""
+    text: str
+
+
+@dataclass(frozen=True)
 class NoRoute:
     """A query that names nothing here: why, and the nearest things it may have meant."""
     message: str
     suggestions: list[Route] = field(default_factory=list)
 
 
-def route(query: str, context: SearchContext) -> Route | NoRoute | None:
-    """None for an empty query; else the page that answers it, or why none does with suggestions."""
+def route(query: str, context: SearchContext) -> Route | LabelSearch | NoRoute | None:
+    """None for an empty query; else the page that answers it (or the label search), or why none does with
+    suggestions."""
     text = " ".join(query.split())
     if not text:
         return None
     if len(text) > MAX_QUERY:
         return NoRoute(f"The search takes up to {MAX_QUERY} characters ({len(text):,} given).")
+    if (label := LABEL_QUERY.match(text)) is not None:
+        wanted = label.group("text").strip()
+        return LabelSearch(wanted) if wanted else NoRoute("`label:` needs some text to look for, e.g. `label: snake`.")
     for match in (latent_route, sae_route, class_route, misspelt_sae):
         found = match(text, context)
         if found is not None:

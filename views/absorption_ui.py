@@ -434,3 +434,54 @@ def saebench_rule_value(row: dict) -> float | None:
     if row.get("split_rule") == SAEBENCH_SPLIT_RULE:
         return row["mean_absorption_fraction"]
     return row.get("other_absorption_fraction") if row.get("other_rule") == SAEBENCH_SPLIT_RULE else None
+
+
+# --- a latent's roles and label, as every list of latents names them ---------------------------------------
+ROLE_ORDER = {"main": 0, "split": 1, "absorber": 2}
+
+
+def role_text(roles: pd.DataFrame, measured: bool) -> str:
+    """`main latent for S; split latent for T; absorber of X on 3 words` for one matched latent (one task)."""
+    if not measured:
+        return "— (no absorption measurements in that SAE)"
+    parts = []
+    for role in sorted(records(roles), key=lambda r: (ROLE_ORDER[r["role"]], r["letter"])):
+        letter = task_info(role["task"]).class_label(role["letter"]) if "task" in role else role["letter"]
+        if role["role"] == "main":
+            parts.append(f"main latent for {letter}")
+        elif role["role"] == "split":
+            parts.append(f"split latent for {letter}")
+        else:
+            parts.append(f"absorber of {letter} on {role['n_words']} word{'s' if role['n_words'] != 1 else ''}")
+    return "; ".join(parts) or "no first-letter role"
+
+
+def other_roles_text(roles: pd.DataFrame) -> str:
+    """The matched latent's roles in the tasks other than first_letter: `Semantic category (WordNet): main latent
+    for animal`, one part per task."""
+    parts = []
+    for name, part in roles[roles["task"] != DEFAULT_TASK].groupby("task", sort=False):
+        parts.append(f"{task_info(name).title}: {role_text(part, True)}")
+    return " · ".join(parts) or "—"
+
+
+def roles_text(roles: pd.DataFrame) -> str:
+    """Every task's roles of one latent (rows of LATENT_ROLES_OF / LATENT_MATCH_ROLES), first letters first: ''
+    where it has none."""
+    if roles.empty:
+        return ""
+    first = roles[roles["task"] == DEFAULT_TASK]
+    parts = [role_text(first, True)] if not first.empty else []
+    others = other_roles_text(roles)
+    return " · ".join(parts + ([others] if others != "—" else []))
+
+
+def latent_labels(sae_key: str, latents) -> dict[int, str]:
+    """latent -> label (latent_labels) for those that have one."""
+    wanted = sorted({int(x) for x in latents if x is not None and not pd.isna(x)})
+    return reads.latent_labels_of(sae_key, tuple(wanted)) if wanted else {}
+
+
+def labelled(latent: int, label: str | None) -> str:
+    """`latent 2174 · snake, snakes (62 %)`: a latent as links and lists name it."""
+    return f"latent {int(latent)}" + (f" · {label}" if label else "")

@@ -3,13 +3,11 @@ logits; sort by density/max, or by a probe-free absorption score labelled with i
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 import streamlit as st
 
 from backend import scores
 from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
-from views import common
+from views import absorption_ui, common, reads
 
 PAGE_SIZE = 50
 N_EXAMPLES = 10  # occurrences of the searched token shown under its latents
@@ -85,12 +83,24 @@ def require_scores(name: str) -> None:
         st.stop()
 
 
-def latent_links(frame, extra_columns: list[str]) -> None:
+def latent_links(frame, extra_columns: list[str], key: str = "browse_latents") -> None:
+    """The latents with their label and roles; clicking a row opens it in this tab."""
     frame = frame.copy()
-    frame["open"] = ["./latent?" + urlencode({"sae": sae.sae_key, "latent": int(lat)}) for lat in frame["latent"]]
-    st.dataframe(frame[["latent", *extra_columns, "open"]], hide_index=True, width="stretch",
-                 column_config={"open": st.column_config.LinkColumn("open", display_text="open →"),
-                                # one unit for density everywhere: the share of tokens, as on the latent page
+    labels = absorption_ui.latent_labels(sae.sae_key, frame["latent"])
+    frame["label"] = [labels.get(int(lat), "") for lat in frame["latent"]]
+    columns = ["latent", "label"]
+    if reads.has_absorption_tables():
+        roles = reads.latent_roles_of(sae.sae_key, tuple(int(x) for x in frame["latent"]))
+        frame["roles"] = [absorption_ui.roles_text(roles[roles["latent"] == int(lat)]) for lat in frame["latent"]]
+        columns.append("roles")
+    columns += extra_columns
+    st.caption("Click a row to open its latent. label: its top tokens by activation mass (share of the latent's "
+               "mass); roles: where it shows up in the absorption results.")
+    event = st.dataframe(frame[columns], hide_index=True, width="stretch", key=key, on_select="rerun",
+                         selection_mode="single-row",
+                         column_config={"latent": st.column_config.NumberColumn("latent", format="%d"),
+                                        "label": st.column_config.TextColumn("label", width="medium"),
+                                        "roles": st.column_config.TextColumn("roles", width="medium"),
                                 "density": st.column_config.NumberColumn(
                                     "density", format="percent", help="share of corpus tokens where it is > 0"),
                                 "max_act": st.column_config.NumberColumn("max activation", format="%.2f"),
@@ -105,6 +115,10 @@ def latent_links(frame, extra_columns: list[str]) -> None:
                                                                           format="%.2f"),
                                 "n_occurrences": st.column_config.NumberColumn(
                                     "occurrences", help="The token's occurrences in the dashboard corpus")})
+    picked = event.selection.rows if event is not None else []
+    if picked:
+        st.switch_page(common.PAGE_FILES["latent"],
+                       query_params={"sae": sae.sae_key, "latent": str(int(frame["latent"].iloc[picked[0]]))})
 
 
 def show_occurrences(text: str) -> None:

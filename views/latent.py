@@ -67,6 +67,25 @@ nav[3].number_input("jump to latent", min_value=0, max_value=d_sae - 1, step=1, 
 if note := st.session_state.pop(common.MATCH_NOTE, None):
     st.info(note)
 
+
+def render_label() -> None:
+    """What the latent does, in one line: its label (top tokens by activation mass) and its roles in the tasks."""
+    found = reads.latent_label(sae, latent_id)
+    roles = absorption_ui.roles_text(reads.latent_roles_of(sae.sae_key, (latent_id,))) \
+        if reads.has_absorption_tables() else ""
+    if found is None:
+        why = ("it never fired on the dashboard corpus" if sae.sae_key in reads.labelled_sae_keys() else
+               "this database has no labels for this SAE (built before schema v14: a `build` of it adds them)")
+        st.markdown(f"**No label**: {why}." + (f" Roles: {roles}." if roles else ""))
+        return
+    st.markdown(f"#### {found.label}" + (f"\n**Roles:** {roles}" if roles else ""))
+    tokens = ", ".join(f"{token!r} {share:.0%}" for token, share in found.top_tokens)
+    st.caption(f"Label: its top tokens by activation mass on the dashboard corpus, with their share of it ({tokens})."
+               + (f" Explanation ({found.explanation_source}): {found.explanation}" if found.explanation else ""))
+
+
+render_label()
+
 latent = db.latent(sae, latent_id)
 if latent is None:
     st.error(f"Latent {latent_id} has no row in this database.")
@@ -139,9 +158,10 @@ with side:
 
     st.subheader("Nearest latents")
     st.caption("By cosine similarity of decoder directions.")
+    neighbor_labels = absorption_ui.latent_labels(sae.sae_key, [n for n, _ in latent.neighbors])
     for neighbor, cosine in latent.neighbors:
-        common.page_link("latent", f"latent {neighbor} · cos {cosine:.3f}", sae=sae.sae_key, latent=neighbor,
-                         **absorption_ui.task_params(task.task))
+        common.page_link("latent", f"{absorption_ui.labelled(neighbor, neighbor_labels.get(neighbor))} · cos {cosine:.3f}",
+                         sae=sae.sae_key, latent=neighbor, **absorption_ui.task_params(task.task))
 
 
 # --- absorption, per task ---------------------------------------------------------------------
@@ -236,34 +256,6 @@ def render_absorption_panel() -> None:
 
 
 # --- the same direction in other SAEs --------------------------------------------------------
-ROLE_ORDER = {"main": 0, "split": 1, "absorber": 2}
-
-
-def role_text(roles: pd.DataFrame, measured: bool) -> str:
-    """`main latent for S; split latent for T; absorber of X on 3 words` for one matched latent (one task)."""
-    if not measured:
-        return "— (no absorption measurements in that SAE)"
-    parts = []
-    for role in sorted(absorption_ui.records(roles), key=lambda r: (ROLE_ORDER[r["role"]], r["letter"])):
-        letter = absorption_ui.task_info(role["task"]).class_label(role["letter"]) if "task" in role else role["letter"]
-        if role["role"] == "main":
-            parts.append(f"main latent for {letter}")
-        elif role["role"] == "split":
-            parts.append(f"split latent for {letter}")
-        else:
-            parts.append(f"absorber of {letter} on {role['n_words']} word{'s' if role['n_words'] != 1 else ''}")
-    return "; ".join(parts) or "no first-letter role"
-
-
-def other_roles_text(roles: pd.DataFrame) -> str:
-    """The matched latent's roles in the tasks other than first_letter: `Semantic category (WordNet): main latent
-    for animal`, one part per task."""
-    parts = []
-    for name, part in roles[roles["task"] != DEFAULT_TASK].groupby("task", sort=False):
-        parts.append(f"{absorption_ui.task_info(name).title}: {role_text(part, True)}")
-    return " · ".join(parts) or "—"
-
-
 def density_text(density) -> str | None:
     return None if density is None else (f"{density:.2e}" if 0 < density < 1e-3 else f"{density:.3%}")
 
@@ -278,11 +270,11 @@ def matches_table(matches: pd.DataFrame, roles: pd.DataFrame, measured_keys: set
             "cosine": match["cosine"], "width": match["d_sae"], "L0": match["l0"],
             "architecture": absorption_ui.architecture_label(match["training_architecture"], match["architecture"]),
             "density": density_text(match["density"]),
-            "first-letter role": role_text(of_task(roles[roles["sae_key"] == other], DEFAULT_TASK),
+            "first-letter role": absorption_ui.role_text(of_task(roles[roles["sae_key"] == other], DEFAULT_TASK),
                                            other in measured_keys),
         })
         if several_tasks:
-            rows[-1]["roles in other tasks"] = other_roles_text(roles[roles["sae_key"] == other])
+            rows[-1]["roles in other tasks"] = absorption_ui.other_roles_text(roles[roles["sae_key"] == other])
     return pd.DataFrame(rows)
 
 

@@ -269,6 +269,10 @@ word_table = words_with_absorbers(reads.absorbed_words(sae_key, letter, task_nam
                                   density_by_latent)
 absorbers = absorbing_latents(word_table)
 absorber_ids = {int(a) for a in absorbers["absorber id"]}
+absorber_labels = ui.latent_labels(sae_key, absorber_ids)
+if not word_table.empty:
+    word_table["absorber label"] = [absorber_labels.get(int(x), "") if pd.notna(x) else ""
+                                    for x in word_table["absorber id"]]
 
 
 def latent_category(latent: int, main_latent: int, split: frozenset[int], absorbing: frozenset[int]) -> str:
@@ -361,8 +365,9 @@ else:
         if item["density"] is not None:
             dense_mark = " (dense)" if is_dense_absorber(item["density"]) else ""
             cos_text += f" · fires on {item['density']:.1%} of tokens{dense_mark}"
-        common.page_link("latent", f"Latent {int(item['absorber id'])} — absorbed {item['words']} word(s){cos_text}: "
-                         f"{item['examples']}", sae=sae_key, latent=int(item["absorber id"]),
+        label = absorber_labels.get(int(item["absorber id"]))
+        common.page_link("latent", f"Latent {int(item['absorber id'])}{f' ({label})' if label else ''} — absorbed "
+                         f"{item['words']} word(s){cos_text}: {item['examples']}", sae=sae_key, latent=int(item["absorber id"]),
                          **ui.task_params(task_name))
     if len(absorbers) > 15:
         st.caption(f"… and {len(absorbers) - 15} more (see the table below).")
@@ -379,7 +384,8 @@ else:
                "P = the word's activation projected on the unit probe direction.")
     number = st.column_config.NumberColumn(format="%.3f")
     st.dataframe(
-        shown[["word", "metric", "fold", "absorption fraction", "full", "paper absorption", "P", "absorber", "absorber act",
+        shown[["word", "metric", "fold", "absorption fraction", "full", "paper absorption", "P", "absorber",
+               "absorber label", "absorber act",
                "probe cos", "absorber density", "score", "token link", "token"]],
         hide_index=True, width="stretch", key="letter_words",
         column_config={

@@ -169,6 +169,7 @@ else:
 # --- per token -----------------------------------------------------------------------------------------
 def token_table() -> pd.DataFrame:
     rows = []
+    labels = ui.latent_labels(sae.sae_key, [x for token in result.tokens for x in token.latents[:TOP_SHOWN]])
     for token in result.tokens:
         row = {"#": token.position, "token": repr(token.token), "active": len(token.latents)}
         if latent is not None:
@@ -177,6 +178,8 @@ def token_table() -> pd.DataFrame:
             has = rank < len(token.latents)
             row[f"top {rank + 1}"] = ui.latent_url(sae.sae_key, token.latents[rank]) if has else None
             row[f"act {rank + 1}"] = token.activations[rank] if has else None
+            if rank == 0:  # the strongest latent's label: what it usually fires on
+                row["top 1 label"] = labels.get(int(token.latents[0]), "") if has else ""
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.params import ParamError, parse_text
-from backend.search import NoRoute, SearchContext, route
+from backend.search import LabelSearch, NoRoute, SearchContext, route
 from contract.rows import SaeRow
 from views import absorption_ui, common, reads, sae_list
 
@@ -12,8 +12,9 @@ INTRO = ("An SAE latent that looks like “starts with S” can silently fail on
          "the word itself has **absorbed** the letter's direction, while a linear probe still reads the letter there "
          "(Chanin et al., *A is for Absorption*). This database measures it for every word, SAE and task: search above, "
          "or open the paper's example, [“short”](./token?token=short).")
-SEARCH_HELP = ("A word or text (snake), a latent (3783 in the default SAE, or SAE/3783), an SAE key, a letter (s) or a "
-               "class (animal). Kept in the URL (?q=).")
+SEARCH_HELP = ("A word or text (snake), a latent (3783 in the default SAE, or SAE/3783), an SAE key, a letter (s), a "
+               "class (animal), or `label: kosher` for the latents whose label names it. Kept in the URL (?q=).")
+N_LABEL_MATCHES = 20
 
 
 def on_search() -> None:
@@ -34,12 +35,16 @@ def search_box(frame: pd.DataFrame) -> None:
         common.show_param_error(error)
     st.session_state["start_q"] = query
     st.text_input("Search", key="start_q", on_change=on_search, help=SEARCH_HELP,
-                  placeholder="snake · 3783 · smollm2-l6-topk-4k-k32/3783 · s · animal")
+                  placeholder="snake · 3783 · smollm2-l6-topk-4k-k32/3783 · s · animal · label: kosher")
     context = SearchContext(widths=dict(zip(frame["sae_key"], (int(d) for d in frame["d_sae"]))),
                             default_sae=common.default_sae(frame),
                             task_classes={t.task: t.classes for t in absorption_ui.tasks() if t.classes})
     found = route(query, context)
     if found is None:
+        return
+    if isinstance(found, LabelSearch):
+        st.session_state.pop("start_search_submitted", None)
+        label_matches(found.text, context.default_sae)
         return
     if isinstance(found, NoRoute):
         st.warning(found.message + (" Did you mean:" if found.suggestions else ""))
@@ -49,6 +54,20 @@ def search_box(frame: pd.DataFrame) -> None:
     if st.session_state.pop("start_search_submitted", False):
         st.switch_page(common.PAGE_FILES[found.page], query_params=found.params)
     common.page_link(found.page, f"Open {found.understood} →", **found.params)
+
+
+def label_matches(text: str, default_sae: str | None) -> None:
+    """The latents whose label (their top tokens by activation mass) contains `text`, the default SAE's first."""
+    found = reads.latents_by_label(text, default_sae, N_LABEL_MATCHES)
+    if found.empty:
+        st.info(f"No latent's label contains “{text}”. Labels name each latent's top tokens; search the word "
+                "itself to see which latents fire on it.")
+        common.page_link("token", f"The word “{text}” on the token page →", token=text)
+        return
+    st.markdown(f"**Latents whose label contains “{text}”** ({len(found)}{'+' if len(found) == N_LABEL_MATCHES else ''})")
+    for row in absorption_ui.records(found):
+        common.page_link("latent", f"`{row['sae_key']}` {absorption_ui.labelled(row['latent'], row['label'])} →",
+                         sae=row["sae_key"], latent=row["latent"])
 
 
 

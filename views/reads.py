@@ -43,6 +43,11 @@ truth_latents = cached_read(ExplorerDB.truth_latents)
 truth_verdict_counts = cached_read(ExplorerDB.truth_verdict_counts)
 
 # --- latents (backend/latents.py) ------------------------------------------------------------------------
+labelled_sae_keys = cached_read(ExplorerDB.labelled_sae_keys)
+latent_label = cached_read(ExplorerDB.latent_label)
+latent_labels_of = cached_read(ExplorerDB.latent_labels_of)
+latent_roles_of = cached_read(ExplorerDB.latent_roles_of)
+latents_by_label = cached_read(ExplorerDB.latents_by_label)
 latent_match_roles = cached_read(ExplorerDB.latent_match_roles)
 latent_matches = cached_read(ExplorerDB.latent_matches)
 latent_roles = cached_read(ExplorerDB.latent_roles)

@@ -396,7 +396,9 @@ def absorber_columns(key: str, prefix: str, found, record: dict, task: str) -> d
         return {}
     latent, act, score = found
     density = record.get("absorber_density")
-    return {f"{prefix}absorber": ui.latent_url(key, latent, task), f"{prefix}absorber cos": record["absorber_cos"],
+    return {f"{prefix}absorber": ui.latent_url(key, latent, task),
+            f"{prefix}absorber label": ui.latent_labels(key, [latent]).get(int(latent), ""),
+            f"{prefix}absorber cos": record["absorber_cos"],
             f"{prefix}absorber act": act, f"{prefix}absorber score": score, f"{prefix}absorber density": density,
             f"{prefix}dense absorber": is_dense_absorber(density)}
 
@@ -527,24 +529,33 @@ def render_verdicts(token_id: int, tasks: dict[str, list[dict]], absorption: pd.
     saes = common.saes_frame()
     keys = saes.loc[saes["model_name"] == model_name, "sae_key"].tolist()
     columns: dict[str, dict[str, str]] = {}
+    label_columns: set[str] = set()
     lines = []
     for name, task_matches in tasks.items():
         task = ui.task_info(name)
         label = class_text(task, task_matches[0]["letter"])
-        cells, absorbers = {}, {}
+        cells, absorbers, absorber_labels = {}, {}, {}
         for key, records in by_sae(ui.records(measured_frame(task, task_matches, absorption))).items():
             cells[key], absorbing = sae_verdict(records)
             if not cells[key].startswith(verdicts.NOT_ABSORBED):
                 absorbers[key] = absorbing
+                if absorbing is not None:  # what the absorber is, from its top tokens
+                    absorber_labels[key] = ui.latent_labels(key, [absorbing]).get(absorbing, "")
         lines.append(verdicts.absorbed_summary(label[:1].upper() + label[1:],
                                                absorbers, len(cells)))
-        columns[f"{task.title}: {task.class_label(task_matches[0]['letter'])}"] = cells
+        title = f"{task.title}: {task.class_label(task_matches[0]['letter'])}"
+        columns[title] = cells
+        if any(absorber_labels.values()):
+            label_column = f"{task.title.split(' (')[0].lower()} absorber's label"
+            label_columns.add(label_column)
+            columns[label_column] = absorber_labels
     st.markdown("\n".join(f"- **{line}**" for line in lines))
-    matrix = pd.DataFrame({"SAE": keys, **{title: [cells.get(key, "— not measured") for key in keys]
-                                         for title, cells in columns.items()}})
+    matrix = pd.DataFrame({"SAE": keys, **{title: [cells.get(key, "" if title in label_columns else "— not measured")
+                                                   for key in keys] for title, cells in columns.items()}})
     st.dataframe(matrix, hide_index=True, width="stretch", key=f"token_verdicts_{token_id}")
     st.caption("fully absorbed: the class's split latents stay silent and another latent carries the class; partly: "
-               "a share of the probe projection is carried outside them; by N: the absorbing latent; "
+               "a share of the probe projection is carried outside them; by N: the absorbing latent, then its label "
+               "(its top tokens by activation mass); "
                f"{verdicts.UNSTABLE_MARK}: the class's split latents change between folds.")
 
 

@@ -43,19 +43,28 @@ def latent_top_tokens(counts: TokenCounts, n_top: int = LABEL_TOKENS) -> LatentT
 
 
 def shown_token(text: str) -> str:
-    """A token as a label names it: without its leading space; a blank or control token by its repr."""
+    """A token as a label names it: a word or number without its leading space; punctuation quoted (so the commas
+    between names stay readable); a blank or control token by its repr."""
     stripped = text.strip()
-    return stripped if stripped and stripped.isprintable() else repr(text)
+    if not stripped or not stripped.isprintable():
+        return repr(text)
+    return stripped if any(c.isalnum() for c in stripped) else repr(stripped)
 
 
 def label_text(tokens: Sequence[str], shares: Sequence[float]) -> str:
-    """'Kosher, Kefir, Ketmie (41 %)' from the top tokens (most mass first), prefixed "'K…' words: " when the named
-    tokens are words that all start with one letter (the first-letter latents this explorer is about)."""
-    named = [shown_token(token) for token in tokens[:LABEL_SHOWN]]
-    percent = round(100 * float(sum(shares[:LABEL_SHOWN])))
-    initials = {name[0].upper() for name in named if name[:1].isalpha()}
-    prefix = f"'{initials.pop()}…' words: " if len(named) > 1 and len(initials) == 1 and all(
-        name[:1].isalpha() for name in named) else ""
+    """'Kosher, Kefir, Ketmie (41 %)' from the top tokens (most mass first): the first LABEL_SHOWN names, tokens
+    named alike (' k' and 'k') counted once with their shares summed, prefixed "'K…' words: " when the names are
+    words that all start with one letter (the first-letter latents this explorer is about)."""
+    merged: dict[str, float] = {}
+    for token, share in zip(tokens, shares):
+        name = shown_token(token)
+        merged[name] = merged.get(name, 0.0) + float(share)
+    named = list(merged)[:LABEL_SHOWN]
+    percent = round(100 * sum(merged[name] for name in named))
+    initials = {name[0].upper() for name in named}
+    is_letter_family = (len(named) > 1 and len(initials) == 1 and all(name.isalpha() for name in named)
+                        and any(len(name) > 1 for name in named))
+    prefix = f"'{initials.pop()}…' words: " if is_letter_family else ""
     return f"{prefix}{', '.join(named)} ({percent} %)"
 
 

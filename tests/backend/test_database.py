@@ -32,6 +32,24 @@ def test_reads_saes_latents_and_contexts(tiny_db):
     db.close()
 
 
+def test_latent_labels_name_the_planted_token_and_the_search_finds_it(tiny_db):
+    db = ExplorerDB(tiny_db)
+    sae = db.sae("planted")
+    found = db.latent_label(sae, helpers.PLANTED_LATENT)
+    planted = f"t{helpers.PLANTED_TOKEN}"
+    assert found is not None and found.label.startswith(planted) and found.explanation is None
+    assert found.top_tokens[0][0] == f" {planted}" and 0 < found.top_tokens[0][1] <= 1
+    assert db.latent_labels_of("planted", [helpers.PLANTED_LATENT, helpers.DEAD_LATENT]) == {
+        helpers.PLANTED_LATENT: found.label}  # the dead latent never fired: no label
+    assert db.latent_label(sae, helpers.DEAD_LATENT) is None
+    hits = db.latents_by_label(planted, "second", limit=50)
+    assert ("planted", helpers.PLANTED_LATENT) in set(zip(hits["sae_key"], hits["latent"]))
+    assert hits["sae_key"].iloc[0] == "second"  # the SAE asked for first, among whole-word matches
+    assert db.latents_by_label("_", None).empty  # LIKE wildcards are taken literally
+    assert db.labelled_sae_keys() == {"planted", "second"}
+    db.close()
+
+
 def test_connection_is_read_only_and_cannot_reach_files(tiny_db, tmp_path):
     db = ExplorerDB(tiny_db)
     with pytest.raises(duckdb.Error):

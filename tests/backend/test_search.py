@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.search import MAX_QUERY, NoRoute, Route, SearchContext, route
+from backend.search import MAX_QUERY, LabelSearch, NoRoute, Route, SearchContext, route
 
 CONTEXT = SearchContext(
     widths={"smollm2-l6-topk-4k-k32": 4096, "smollm2-l6-topk-1k-k32": 1024},
@@ -56,6 +56,12 @@ def test_empty_and_overlong_queries():
     assert isinstance(route("x" * (MAX_QUERY + 1), CONTEXT), NoRoute)
 
 
+def test_label_prefix_searches_latent_labels():
+    assert route("label: Kosher", CONTEXT) == LabelSearch("Kosher")
+    assert route("LABEL:snake (100", CONTEXT) == LabelSearch("snake (100")
+    assert isinstance(route("label:  ", CONTEXT), NoRoute)
+
+
 def test_a_bare_id_without_a_default_sae_is_searched_as_text():
     found = route("12", SearchContext(widths={}, default_sae=None, task_classes={}))
     assert isinstance(found, Route) and found.page == "token"
@@ -68,5 +74,7 @@ def test_any_query_routes_to_a_page_or_says_why_not(query):
         assert not query.split()
     elif isinstance(found, NoRoute):
         assert found.message and all(isinstance(s, Route) for s in found.suggestions)
+    elif isinstance(found, LabelSearch):
+        assert found.text and query.strip().lower().startswith("label")
     else:
         assert found.page in {"latent", "browse", "letter", "token"} and found.understood

@@ -237,6 +237,9 @@ def test_label_names_the_top_tokens_with_their_share_and_a_shared_initial():
     assert label_text([" the", " a"], [0.5, 0.25]) == "the, a (75 %)"
     assert label_text(["\n", " snake"], [0.9, 0.1]) == "'\\n', snake (100 %)"
     assert label_text([" snake"], [1.0]) == "snake (100 %)"  # one word: no "words" prefix
+    assert label_text([".", " 1", ","], [0.1, 0.05, 0.05]) == "'.', 1, ',' (20 %)"  # punctuation quoted
+    assert label_text([" k", "k", "K", " kin"], [0.2, 0.1, 0.05, 0.05]) == "'K…' words: k, K, kin (40 %)"  # ' k' = 'k'
+    assert label_text([" k", "K"], [0.2, 0.1]) == "k, K (30 %)"  # single letters are not a family of words
 
 
 def test_every_latent_that_fired_has_a_label_and_the_planted_one_names_its_token(built):

@@ -45,3 +45,14 @@ def test_typing_a_word_opens_the_token_page(sweep_env):
     at.text_input(key="start_q").input("cat").run()
     assert not at.exception
     assert at.query_params["token"] == "cat"
+
+
+def test_a_label_search_lists_the_latents_whose_label_names_the_text(sweep_env):
+    at = run_page("overview", q="label: t1")
+    assert_clean(at, "/?q=label: t1")
+    found = [link for link in links(at) if link[1] == "latent" and link[0].startswith("`")]  # not the SAE cards'
+    assert len(found) == 20, "N_LABEL_MATCHES of them: the tiny vocabulary has many t1… tokens"
+    assert found, "the sweep's latents fire on tokens t1, t10, ... so some label names one"
+    assert all("t1" in label.lower() for label, _, _ in found)
+    at = run_page("overview", q="label: no-such-token-anywhere")
+    assert any("No latent's label contains" in i.value for i in at.info)

@@ -195,11 +195,13 @@ def choices(names) -> st.SearchStrategy[str]:
 
 def searches(facts: Facts) -> st.SearchStrategy[str]:
     """`q` (the start page's search box; Browse's token search too): words, latents bare and `SAE/latent` (in and out
-    of range, misspelt keys), SAE keys and classes."""
+    of range, misspelt keys), SAE keys, classes and `label:` searches."""
     key = st.sampled_from(facts.sae_keys)
     latent = numbers(facts)
+    label = st.tuples(st.sampled_from(("label:", "LABEL: ", "label:  ")), st.one_of(words(facts), edge_text(),
+                                                                              free_text(12))).map("".join)
     return st.one_of(words(facts), latent, st.tuples(key, st.sampled_from("/:# "), latent).map("".join),
-                     key, key.map(lambda k: k[:-1] + "9"), classes(facts))
+                     key, key.map(lambda k: k[:-1] + "9"), classes(facts), label)
 
 
 def edit_specs(facts: Facts) -> st.SearchStrategy[str]:

@@ -10,7 +10,9 @@ import pandas as pd
 
 from backend import queries as q
 from backend.connection import Reader
+from backend.verdicts import NOT_ABSORBED, projection_verdict
 from contract.rows import plain_row
+from contract.vocabulary import is_measured_word
 from contract.schema import (
     DEFAULT_TASK,
 )
@@ -116,9 +118,44 @@ class AbsorptionReads(Reader):
     def absorbed_examples(self, sae_key: str, limit: int = 12, task: str = DEFAULT_TASK) -> list[str]:
         return [row[0] for row in self._rows(q.ABSORBED_EXAMPLES, [sae_key, task, limit])]
 
+    def spell_prompt(self, sae_key: str, task: str, word: str) -> SpellPrompt | None:
+        """The task word spelled `word` (case and surrounding spaces ignored; the form with one leading space first)
+        in the SAE's probe run, with what its prompt is built from; None when the run has no such word."""
+        rows = self._rows(q.SPELL_PROMPT, [word, sae_key, task, word, word])
+        if not rows:
+            return None
+        token_id, token, name, fold, prefix, template, split, main, found, is_full, fraction, is_test, logit = rows[0]
+        if is_full is not None:
+            verdict = projection_verdict(fraction, is_full)
+        else:  # no absorption row: a measured word was not absorbed; an unmeasured one has no verdict
+            verdict = NOT_ABSORBED if is_measured_word(bool(is_test), float(logit)) else None
+        return SpellPrompt(int(token_id), token, name, None if fold is None else int(fold), prefix, template,
+                           tuple(int(x) for x in split or ()), None if main is None else int(main),
+                           None if found is None else int(found), verdict)
+
+    def latent_densities(self, sae_key: str, latents: list[int]) -> dict[int, float]:
+        return {int(latent): float(density) for latent, density in
+                self._rows(q.LATENT_DENSITIES_OF, [sae_key, [int(x) for x in latents]])}
+
     def token_absorption(self, model_name: str, token_id: int) -> pd.DataFrame:
         """One word across every SAE of the model: one row per SAE, task and metric."""
         return self._frame(q.TOKEN_ABSORPTION, [model_name, token_id])
+
+
+@dataclass(frozen=True)
+class SpellPrompt:
+    """One task word's prompt in an SAE's probe run (prefix + template with the word), and what the SAE measured."""
+
+    token_id: int
+    token: str  # the word token as the vocabulary spells it (one leading space, usually)
+    class_name: str  # its class (first_letter: 'a'..'z')
+    fold: int | None  # the fold that measured it (cross-fitted runs); its split and main latents are that fold's
+    prefix: str  # the in-context examples before it (probe_prefixes.text)
+    template: str  # the target line, '{word}' where the word goes (the probe run's prompt_template)
+    split_latents: tuple[int, ...]
+    main_latent: int | None
+    absorber: int | None  # the projection metric's absorber, where it recorded one
+    verdict: str | None  # the projection metric's verdict (backend/verdicts.py); None: not measured (probe missed it)
 
 
 @dataclass(frozen=True)

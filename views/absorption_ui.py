@@ -185,6 +185,12 @@ def token_url(sae_key: str, word: str) -> str:
     return "./token?" + urlencode({"sae": sae_key, "token": word.strip()})
 
 
+def spell_url(sae_key: str, word: str, task: str = DEFAULT_TASK) -> str:
+    """The spelling check on /live: the task's prompt for the word, with its absorber, main latent and a control
+    ablated."""
+    return "./live?" + urlencode({"sae": sae_key, "spell": word.strip(), **task_params(task)})
+
+
 def probe_run_note(sae: SaeRow, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
     """Which probe run the SAE's numbers on the task were measured against and, where the hook holds several runs
     of the task (builds with other absorption configs), the others with the SAEs measured against each."""

@@ -247,6 +247,7 @@ def words_with_absorbers(words: pd.DataFrame, cos: dict[int, float], density: di
             "absorber density": density.get(latent) if latent is not None else None,
             "absorber": ui.latent_url(sae_key, latent, task_name) if latent is not None else None,
             "token link": ui.token_url(sae_key, w["word"]) if isinstance(w["word"], str) else None,
+            "spelling check": ui.spell_url(sae_key, w["word"], task_name) if isinstance(w["word"], str) else None,
         })
     return pd.DataFrame(out)
 
@@ -386,7 +387,7 @@ else:
     st.dataframe(
         shown[["word", "metric", "fold", "absorption fraction", "full", "paper absorption", "P", "absorber",
                "absorber label", "absorber act",
-               "probe cos", "absorber density", "score", "token link", "token"]],
+               "probe cos", "absorber density", "score", "spelling check", "token link", "token"]],
         hide_index=True, width="stretch", key="letter_words",
         column_config={
             "absorption fraction": number, "P": number, "absorber act": number, "probe cos": number, "score": number,
@@ -398,5 +399,9 @@ else:
                 help="The word's top latent that is not a split latent (by projection, or by attribution for the "
                      "ablation metric); click to open it."),
             "token link": st.column_config.LinkColumn("word across SAEs", display_text="token page →"),
+            "spelling check": st.column_config.LinkColumn(
+                "spelling check", display_text="ablate it →",
+                help="The task's prompt for the word on the Live page, with its absorber, main latent and a control "
+                     "ablated: does the model still answer?"),
             "token": st.column_config.TextColumn("token text", help="The exact token, with its leading space."),
         })

@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text, parse_position
+from backend import verdicts
+from backend.params import MAX_LIVE_TEXT, ParamError, parse_latent, parse_live_text, parse_position, parse_text
 from live import FULL_INSTALL, missing_model_packages
 from live.tokenizer import TokenizerUnavailable, context_token_id, tokenize
 from views import absorption_ui as ui
-from views import common
+from views import common, reads
 
 # Without the model packages the page says how to install them, before importing anything that needs them.
 if missing := missing_model_packages():
@@ -25,6 +26,7 @@ if missing := missing_model_packages():
 
 from live import edits as editing  # noqa: E402  (needs the packages checked above)
 from live import inference  # noqa: E402
+from live import spell as spelling  # noqa: E402
 from live import tokenizer as live_tokenizer  # noqa: E402
 
 EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
@@ -65,6 +67,111 @@ st.caption(f"Any text through `{sae.model_name}` up to `{sae.hook_name}` and the
            f"{inference.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
 
 
+# --- the spelling check (?spell=WORD): the task's own prompt, with the absorber, main latent and a control ablated
+@st.cache_data(show_spinner=False, max_entries=64)
+def _spell(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, prefix: str, template: str,
+           token_id: int, answers: tuple[str, ...], correct: int, named: tuple[tuple[str, tuple[int, ...]], ...],
+           control_target: int | None) -> tuple[tuple[spelling.SpellRow, ...], int | None]:
+    loaded = _sae(source, db_path)
+    model = _model(source.model_name, loaded.model_kwargs)
+    bos = model.tokenizer.bos_token_id if model.cfg.default_prepend_bos else None  # as the build's prompts
+    prompt = spelling.build_prompt(model.tokenizer, prefix, template, token_id, bos)
+    answer_ids = [model.tokenizer(answer, add_special_tokens=False)["input_ids"][0] for answer in answers]
+    codes = spelling.word_codes(model, loaded.sae, source.hook_name, prompt)
+    exclude = {latent for _, latents in named for latent in latents}
+    wanted = [int(i) for i in (codes > 0).nonzero()[0]] + ([control_target] if control_target is not None else [])
+    densities = common.db_at(db_path, identity).latent_densities(source.sae_key, wanted)
+    control = spelling.control_latent(codes, exclude, densities,
+                                      densities.get(control_target) if control_target is not None else None)
+    conditions = [spelling.Condition(spelling.AS_IS, ()), *(spelling.Condition(name, latents) for name, latents in named),
+                  *([spelling.Condition("control", (control,))] if control is not None else [])]
+    return spelling.run_conditions(model, loaded.sae, source.hook_name, prompt, answer_ids, correct, conditions,
+                                   codes), control
+
+
+def spell_conditions(found) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The ablations the check runs: the absorber, the main latent, the split latents (each a row where it has one)."""
+    named = []
+    if found.absorber is not None:
+        named.append(("absorber", (found.absorber,)))
+    if found.main_latent is not None and found.main_latent != found.absorber:
+        named.append(("main latent", (found.main_latent,)))
+    split = tuple(x for x in found.split_latents if x != found.main_latent)
+    if split:
+        named.append(("split latents" if len(split) > 1 else "split latent", split))
+    return tuple(named)
+
+
+def spell_table(rows: tuple[spelling.SpellRow, ...], task, correct: int, labels: dict[int, str]) -> pd.DataFrame:
+    base = rows[0].margin
+    answer = task.class_label(task.classes[correct])
+    return pd.DataFrame([{
+        "ablated": row.name if row.name != "control" else "control",
+        "latents": ", ".join(f"{x}" + (f" · {labels[x]}" if labels.get(x) else "") for x in row.latents) or "—",
+        "act": ", ".join(f"{a:.2f}" for a in row.activations) or "—",
+        "margin": row.margin, "change": row.margin - base,
+        "top answer": task.class_label(task.classes[row.answer]), f"rank of {answer}": row.correct_rank,
+    } for row in rows])
+
+
+def render_spell(word: str) -> None:
+    """The spelling check of one word in the sidebar SAE, for `?task=` (first letters by default)."""
+    task = ui.current_task()
+    st.subheader(f"Spelling check: “{word}” ({task.title})")
+    found = reads.spell_prompt(sae.sae_key, task.task, word) if ui.has_absorption(sae.sae_key, task.task) else None
+    if found is None:
+        st.warning(f"“{word}” is not a word of the {task.title} probe run of `{sae.sae_key}` (the check uses that "
+                   "run's own prompt for the word). Try a task word:")
+        for near in reads.nearest_task_words(sae.model_name, word, 6):
+            common.page_link("live", f"“{near}” →", sae=sae.sae_key, spell=near, **ui.task_params(task.task))
+        return
+    try:
+        inference.check_sae_source(source, db.path)
+        inference.check_packages(source.model_name)
+    except inference.LiveUnavailable as error:
+        show_unavailable(error)
+    correct = task.classes.index(found.class_name)
+    named = spell_conditions(found)
+    target = found.absorber if found.absorber is not None else found.main_latent
+    with st.spinner("Running the prompt with each latent ablated …"):
+        try:
+            rows, _ = _spell(*common.db_version(), source, found.prefix, found.template, found.token_id,
+                                   tuple(task.answers), correct, named, target)
+        except inference.LiveUnavailable as error:
+            show_unavailable(error)
+    verdict = found.verdict or "not measured (its fold's probe did not read the class there)"
+    absorber = f" by latent {found.absorber}" if found.absorber is not None and found.verdict != "not absorbed" else ""
+    if absorber and found.absorber == found.main_latent:
+        absorber += f" ({verdicts.main_latent_as_absorber(task.class_label(found.class_name))})"
+    answer = task.answers[correct]
+    change = {row.name: row.margin - rows[0].margin for row in rows}
+    lead = (f"**{found.token!r} is {verdict}{absorber}** in `{sae.sae_key}`. The model's margin for {answer!r} "
+            f"(its logit minus the mean of the other {len(task.classes) - 1} answers) is {rows[0].margin:+.2f} as is")
+    if "absorber" in change:
+        lead += f"; ablating the absorber moves it by {change['absorber']:+.2f}"
+    if "main latent" in change:
+        lead += f", the main latent by {change['main latent']:+.2f}"
+    if "control" in change:
+        lead += f", a control latent by {change['control']:+.2f}"
+    st.markdown(lead + ".")
+    labels = ui.latent_labels(sae.sae_key, [x for row in rows for x in row.latents])
+    st.dataframe(spell_table(rows, task, correct, labels), hide_index=True, width="stretch", key="live_spell",
+                 column_config={"margin": st.column_config.NumberColumn(format="%+.2f"),
+                                "change": st.column_config.NumberColumn(format="%+.2f"),
+                                "latents": st.column_config.TextColumn("latents", width="medium"),
+                                "act": st.column_config.TextColumn("act", help="its code at the word")})
+    st.caption(f"Each row runs the probe run's own prompt for the word (its {task.class_noun}'s in-context examples "
+               f"from fold {found.fold if found.fold is not None else '—'}, then “{found.template.format(word=found.token)}”) "
+               f"with the listed latents' codes set to 0 at the word, the SAE spliced in at `{sae.hook_name}` with "
+               "its error term (so nothing ablated is the model itself). A latent silent on the word (activation 0) "
+               "cannot change the answer. The control is another latent active on the word, with the density "
+               "closest to the absorber's (or the main latent's). top answer: the class whose answer has the highest "
+               "logit; a small model may rank the right one second while its margin is high.")
+    with st.expander("The prompt"):
+        st.code(found.prefix + found.template.format(word=found.token), language=None)
+    common.page_link("token", f"“{word}” across every SAE →", sae=sae.sae_key, token=word)
+
+
 def on_text_entered() -> None:
     text = st.session_state["live_text"]
     if text.strip():
@@ -79,6 +186,17 @@ def text_box(text: str) -> None:
                  placeholder="Type or paste any text, then press Ctrl+Enter",
                  help="Runs through the model and the sidebar SAE; kept in the URL (?text=).")
 
+
+if "spell" in st.query_params:
+    try:
+        spell_word = parse_text(st.query_params.get("spell"), "spell").strip()
+    except ParamError as error:
+        common.show_param_error(error)
+    if not spell_word:
+        st.error("`spell` names the word to check, e.g. `?spell=snake`.")
+        st.stop()
+    render_spell(spell_word)
+    st.stop()
 
 try:
     text = parse_live_text(st.query_params.get("text"))

@@ -72,6 +72,7 @@ sae_letter_k = cached_read(ExplorerDB.sae_letter_k)
 sae_tasks = cached_read(ExplorerDB.sae_tasks)
 tasks = cached_read(ExplorerDB.tasks)
 token_absorption = cached_read(ExplorerDB.token_absorption)
+spell_prompt = cached_read(ExplorerDB.spell_prompt)
 
 # --- tokens and running text (backend/tokens.py) ---------------------------------------------------------
 has_token_letters = cached_read(ExplorerDB.has_token_letters)

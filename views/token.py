@@ -346,7 +346,7 @@ def absorption_status(projection: dict | None, ablation: dict | None) -> str:
     return verdicts.word_verdict(projection, ablation)
 
 
-def sae_rows(frame: pd.DataFrame, task: TaskInfo) -> pd.DataFrame:
+def sae_rows(frame: pd.DataFrame, task: TaskInfo, token: str) -> pd.DataFrame:
     """One row per SAE (of one task): its size, whether it absorbed the word, its projection row and (when sampled)
     its ablation row side by side."""
     rows = []
@@ -375,6 +375,7 @@ def sae_rows(frame: pd.DataFrame, task: TaskInfo) -> pd.DataFrame:
                 row.update(absorber_columns(key, "", found, projection, task.task))
         row["paper absorption"] = ("not sampled" if ablation is None else
                                    "absorbed" if ablation["is_absorption"] else "not absorbed")
+        row["spelling check"] = ui.spell_url(key, token, task.task)
         if ablation is not None and ablation["is_absorption"]:
             found = absorber(ablation)
             row.update(absorber_columns(key, "ablation ", found, ablation, task.task))
@@ -598,12 +599,16 @@ def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], 
         st.info(f"No SAE at {', '.join(f'`{h}`' for h in hooks)} in this database has absorption rows for {token!r}"
                 + ("." if task.is_letters else f" on the task {task.title}."))
         return
-    table = sae_rows(frame, task)
+    table = sae_rows(frame, task, token)
     number = st.column_config.NumberColumn(format="%.3f")
     config = {name: number for name in table.columns if name.endswith((" act", " cos", " score", "fraction")) or name == "P"}
     config["L0"] = st.column_config.NumberColumn(format="%.1f")
     config.update({name: st.column_config.NumberColumn(format="%.4f") for name in table.columns
                    if name.endswith("absorber density")})
+    config["spelling check"] = st.column_config.LinkColumn(
+        "spelling check", display_text="ablate it →",
+        help="The task's own prompt for the word on the Live page, with the absorber, the main latent and a control "
+             "latent ablated at the word: does the model still answer?")
     for prefix in ("", "ablation "):
         if f"{prefix}absorber" in table.columns:
             config[f"{prefix}absorber"] = st.column_config.LinkColumn(

@@ -164,6 +164,28 @@ def test_live_url_runs_the_text_and_shows_the_per_token_table(demo_server):
         browser.close()
 
 
+def test_a_shared_spell_link_shows_the_ablation_table(demo_server):
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    query = urlencode({"sae": "smollm2-l6-topk-4k-k32", "spell": "snake", "task": "wordnet_category"})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{demo_server}/live?{query}")
+        alerts = page.locator('[data-testid="stAlertContainer"]')
+        table = page.locator('[data-testid="stDataFrame"]')
+        table.or_(alerts).first.wait_for(timeout=420_000)  # the server's first run loads the model
+        assert alerts.count() == 0, alerts.all_inner_texts()
+        expect(table).to_have_count(1, timeout=60_000)
+        cells = table.first.locator('[role="gridcell"]')
+        expect(cells.filter(has_text=re.compile(r"^as is$"))).to_have_count(1, timeout=60_000)
+        expect(cells.filter(has_text=re.compile(r"^control$"))).to_have_count(1)
+        assert table.first.locator('[role="columnheader"]').filter(has_text=re.compile("^margin$")).count() == 1
+        assert page.locator("text=Traceback").count() == 0
+        browser.close()
+
+
 def first_viewport_check(page, url: str, answer) -> dict:
     """Open `url` at 1400x900 and wait for `answer` (a locator): its box must start inside the first screen. Returns
     the box and the page's main height."""

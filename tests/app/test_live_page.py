@@ -213,3 +213,31 @@ def test_a_bad_edit_gives_a_message(demo, edit, message):
     at = render("live", {"sae": SAE, "text": SENTENCE, "edit": edit})
     assert_clean(at, f"/live?edit={edit}")
     assert message in messages(at)
+
+
+def test_a_spell_link_shows_the_margin_as_is_and_with_the_absorber_and_main_latent_ablated(demo):
+    """On the demo: a word the 4k-k32 measured in the WordNet task. The first row is the model as it is; a latent
+    silent on the word changes nothing; the absorber, where it fired, moves the margin."""
+    at = render("live", {"sae": SAE, "spell": "snake", "task": "wordnet_category"})
+    assert_clean(at, "/live?spell=snake")
+    table = frame_with(at, "margin")
+    assert table["ablated"].iloc[0] == "as is" and table["change"].iloc[0] == 0
+    assert {"control"} <= set(table["ablated"]) and len(table) >= 3
+    for row in table.itertuples():
+        acts = [float(a) for a in str(row.act).split(", ") if a != "—"]
+        if acts and max(acts) == 0:
+            assert row.change == pytest.approx(0, abs=1e-5), "a latent silent on the word cannot move the answer"
+        elif acts:
+            assert row.change != 0
+    assert any("is a kind of" in c.value for c in at.caption)
+    assert ("token", {"sae": SAE, "token": "snake"}) in page_links(at)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"spell": "qqqzzzx"}, "is not a word of"), ({"spell": " "}, "names the word"), ({"spell": "x" * 300}, "longer than"),
+    ({"spell": "snake", "task": "nope"}, "task"),
+])
+def test_a_bad_spell_link_gives_a_message(demo, params, message):
+    at = render("live", {"sae": SAE, **params})
+    assert_clean(at, "/live?spell=…")
+    assert message in messages(at)

@@ -37,7 +37,7 @@ SEED = 20240611
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
 KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
-              "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at")
+              "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at", "spell")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -222,7 +222,8 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
               "saes": sae_lists(facts), "text": live_texts(facts), "model": filter_values(facts.models),
               "hook": filter_values(facts.hooks), "layer": filter_values(facts.layers),
               "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
-              "l0": l0_ranges(facts), "group": choices(GROUPS), "edit": edit_specs(facts), "at": numbers(facts)}
+              "l0": l0_ranges(facts), "group": choices(GROUPS), "edit": edit_specs(facts), "at": numbers(facts),
+              "spell": words(facts)}
     return by_key[key]
 
 

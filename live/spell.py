@@ -1,0 +1,102 @@
+"""The spelling check (`/live?spell=WORD`): the task's own prompt for a word (its probe run's in-context examples, then
+the template with the word), and the model's answer there as it is and with single latents ablated at the word.
+
+The answer is read as a margin: the logit of the word's own class answer (' S') minus the mean logit of the other
+classes' answers (the other 25 letters). Ablation splices the SAE at its hook with the latent's code set to 0 at the
+word's position, keeping the SAE's error term (live/edits.py), so "nothing ablated" is the model itself.
+
+Streamlit-free; torch is imported inside the functions that run the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from live.edits import Edit, model_logits
+from live.inference import _FORWARD
+
+AS_IS = "as is"
+
+
+@dataclass(frozen=True)
+class SpellPromptIds:
+    ids: tuple[int, ...]  # lead (BOS where the model uses one) + prefix + word + tail, as the build tokenized it
+    word_position: int  # index of the word token in ids
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One run of the prompt: `latents` ablated at the word (none: the model as it is)."""
+
+    name: str  # "as is", "absorber", "main latent", "split latents", "control"
+    latents: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SpellRow:
+    name: str
+    latents: tuple[int, ...]
+    activations: tuple[float, ...]  # each latent's code at the word (0: ablating it changes nothing)
+    margin: float  # logit of the word's class answer - mean logit of the other answers, at the last token
+    answer: int  # index of the class whose answer has the highest logit
+    correct_rank: int  # 1 = the model's top answer among the classes is the word's own
+
+
+def build_prompt(tokenizer, prefix: str, template: str, word_token_id: int, bos_id: int | None) -> SpellPromptIds:
+    """The probe run's prompt for the word, tokenized piecewise as the build did (precompute/absorption/prompts.py:
+    the build kept only words whose full prompt tokenizes exactly so)."""
+    before, after = template.split("{word}", 1)
+    lead = [] if bos_id is None else [bos_id]
+    prefix_ids = lead + tokenizer(prefix + before, add_special_tokens=False)["input_ids"]
+    tail_ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    return SpellPromptIds(tuple(prefix_ids + [word_token_id] + tail_ids), len(prefix_ids))
+
+
+def word_codes(model, sae: Any, hook_name: str, prompt: SpellPromptIds) -> np.ndarray:
+    """[d_sae] the SAE's codes at the word (the model up to the hook)."""
+    import torch
+
+    tokens = torch.tensor([list(prompt.ids)], dtype=torch.long)  # [1, n_ctx]
+    with _FORWARD, torch.inference_mode():
+        _, cache = model.run_with_cache(tokens, names_filter=[hook_name], prepend_bos=False)
+        resid = cache[hook_name][0, prompt.word_position].to(sae.dtype)  # [d_model]
+        return sae.encode(resid[None])[0].float().numpy()
+
+
+def margin(logits: np.ndarray, answer_ids: list[int], correct: int) -> tuple[float, int, int]:
+    """(margin, the top answer's class index, the correct answer's rank among the classes) from [d_vocab] logits."""
+    values = logits[answer_ids]  # [n_classes]
+    others = np.delete(values, correct)
+    rank = 1 + int((values > values[correct]).sum())
+    return float(values[correct] - others.mean()), int(np.argmax(values)), rank
+
+
+def control_latent(codes: np.ndarray, exclude: set[int], densities: dict[int, float], target: float | None) -> int | None:
+    """The control: a latent active at the word that is none of `exclude`, with the density closest (in log) to
+    `target` (the absorber's or the main latent's); the strongest active one when no density is known."""
+    active = [int(i) for i in np.flatnonzero(codes > 0) if int(i) not in exclude]
+    if not active:
+        return None
+    if target is None or target <= 0 or not any(densities.get(i, 0) > 0 for i in active):
+        return max(active, key=lambda i: (codes[i], -i))
+    known = [i for i in active if densities.get(i, 0) > 0]
+    return min(known, key=lambda i: (abs(math.log(densities[i]) - math.log(target)), i))
+
+
+def run_conditions(model, sae: Any, hook_name: str, prompt: SpellPromptIds, answer_ids: list[int], correct: int,
+                   conditions: list[Condition], codes: np.ndarray) -> tuple[SpellRow, ...]:
+    """The margin at the prompt's last token for every condition (ablation at the word's position only)."""
+    rows = []
+    for condition in conditions:
+        with _FORWARD:
+            edits = None if not condition.latents else tuple(Edit(prompt.word_position, latent, 0.0)
+                                                             for latent in condition.latents)
+            logits = model_logits(model, sae, hook_name, list(prompt.ids), None, edits)[-1].numpy()
+        value, answer, rank = margin(logits, answer_ids, correct)
+        rows.append(SpellRow(condition.name, condition.latents, tuple(float(codes[i]) for i in condition.latents),
+                             value, answer, rank))
+    return tuple(rows)

@@ -12,10 +12,10 @@ from backend import queries as q
 from backend.connection import Reader
 from backend.verdicts import NOT_ABSORBED, projection_verdict
 from contract.rows import plain_row
-from contract.vocabulary import is_measured_word
 from contract.schema import (
     DEFAULT_TASK,
 )
+from contract.vocabulary import is_measured_word
 
 
 class AbsorptionReads(Reader):

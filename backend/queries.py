@@ -638,7 +638,7 @@ FROM judged GROUP BY class ORDER BY class
 # The spelling check (/live?spell=WORD): the task word spelled so in the SAE's probe run, preferring the form with one
 # leading space (the running-text form), with its prompt's parts and its fold's split and main latents, and its
 # projection-metric absorber. ? order: word, sae_key, task, word, word.
-SPELL_PROMPT = f"""
+SPELL_PROMPT = """
 SELECT w.token_id, v.token, w.letter, w.fold, p.text AS prefix, r.prompt_template,
        f.split_latents, f.main_latent, a.absorber, a.is_full_absorption, a.absorption_fraction, w.is_test,
        w.probe_logit

@@ -121,7 +121,14 @@ class AbsorptionReads(Reader):
     def spell_prompt(self, sae_key: str, task: str, word: str) -> SpellPrompt | None:
         """The task word spelled `word` (case and surrounding spaces ignored; the form with one leading space first)
         in the SAE's probe run, with what its prompt is built from; None when the run has no such word."""
-        rows = self._rows(q.SPELL_PROMPT, [word, sae_key, task, word, word])
+        return self._spell_prompt(self._rows(q.SPELL_PROMPT, [sae_key, task, word, word, word]))
+
+    def spell_prompt_of_token(self, sae_key: str, task: str, token_id: int) -> SpellPrompt | None:
+        """The same for one task word token."""
+        return self._spell_prompt(self._rows(q.SPELL_PROMPT_OF_TOKEN, [sae_key, task, int(token_id)]))
+
+    @staticmethod
+    def _spell_prompt(rows: list[tuple]) -> SpellPrompt | None:
         if not rows:
             return None
         token_id, token, name, fold, prefix, template, split, main, found, is_full, fraction, is_test, logit = rows[0]

@@ -637,8 +637,8 @@ FROM judged GROUP BY class ORDER BY class
 
 # The spelling check (/live?spell=WORD): the task word spelled so in the SAE's probe run, preferring the form with one
 # leading space (the running-text form), with its prompt's parts and its fold's split and main latents, and its
-# projection-metric absorber. ? order: word, sae_key, task, word, word.
-SPELL_PROMPT = """
+# projection-metric absorber. ? order: sae_key, task, then the word (three times) or the token id.
+_SPELL_PROMPT = """
 SELECT w.token_id, v.token, w.letter, w.fold, p.text AS prefix, r.prompt_template,
        f.split_latents, f.main_latent, a.absorber, a.is_full_absorption, a.absorption_fraction, w.is_test,
        w.probe_logit
@@ -652,10 +652,11 @@ LEFT JOIN sae_letter_folds f ON f.sae_key = s.sae_key AND f.task = s.task AND f.
 LEFT JOIN absorption_words a ON a.sae_num = (SELECT sae_num FROM sae_numbers WHERE sae_key = s.sae_key)
                              AND a.task = s.task AND a.probe_run_id = r.probe_run_id AND a.metric = 'projection'
                              AND a.token_id = w.token_id
-WHERE lower(trim(v.token)) = lower(trim(?)) AND s.sae_key = ? AND s.task = ?
-ORDER BY v.token <> ' ' || trim(?), v.token <> trim(?), w.token_id
-LIMIT 1
+WHERE s.sae_key = ? AND s.task = ?
 """
+SPELL_PROMPT = _SPELL_PROMPT + """AND lower(trim(v.token)) = lower(trim(?))
+ORDER BY v.token <> ' ' || trim(?), v.token <> trim(?), w.token_id LIMIT 1"""
+SPELL_PROMPT_OF_TOKEN = _SPELL_PROMPT + "AND w.token_id = ?"
 LATENT_DENSITIES_OF = f"""
 SELECT latent, density FROM latents WHERE sae_num = {NUM} AND latent IN (SELECT unnest(?::INTEGER[]))
 """

@@ -361,18 +361,31 @@ def add_export_parser(sub) -> None:
     p.add_argument("--sae", action="append", required=True, metavar="KEY", help="SAE key in the database (repeatable)")
     p.add_argument("--db", type=Path, default=DEFAULT_DB, help="DuckDB file to read")
     p.add_argument("--out", type=Path, default=Path("exports"), help="output folder")
+    p.add_argument("--saebench-json", action="store_true",
+                   help="only SAEBench's result JSON (first letters), checked with SAEBench's own schema in its peer "
+                        "venv when bench/peers/.venv-saebench exists (a `saebench` run writes its own with --out)")
 
 
 def run_export(args) -> int:
     from precompute.storage.target import check_current_database
 
     check_current_database(args.db)
-    from precompute.storage.export import ExportError, export_sae
+    from precompute.storage.export import ExportError, export_sae, validate_with_saebench
 
     try:
         for key in args.sae:
-            for path in export_sae(args.db, key, args.out):
+            for path in export_sae(args.db, key, args.out, saebench_only=args.saebench_json):
                 print(f"wrote {path}")
+                if args.saebench_json:
+                    try:
+                        problem = validate_with_saebench(path)
+                    except FileNotFoundError as missing:
+                        print(f"  not checked against SAEBench's schema: {missing}")
+                        continue
+                    if problem is not None:
+                        print(f"error: {path} does not fit SAEBench's AbsorptionEvalOutput: {problem}", file=sys.stderr)
+                        return 2
+                    print("  valid under SAEBench's AbsorptionEvalOutput")
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -91,7 +91,8 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
             "std_dev_num_split_features": none_if_nan(row["std_num_split_latents"]),
         }},
         "eval_result_details": details,
-        "sae_bench_commit_hash": None,  # computed by absorption-explorer, not by SAEBench
+        # a string, as SAEBench's schema requires; it names who computed the numbers (not SAEBench)
+        "sae_bench_commit_hash": f"absorption-explorer {code_version(con)}",
         "sae_lens_id": sae_row.sae_id or sae_key,
         "sae_lens_release_id": sae_row.release or sae_row.path,
         "sae_lens_version": version("sae-lens"),
@@ -114,22 +115,35 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
             "full_absorption_rate_ci95": [none_if_nan(row["full_absorption_rate_low"]), none_if_nan(row["full_absorption_rate_high"])],
             "paper_absorption_rate": none_if_nan(row["paper_absorption_rate"]),
             "paper_absorption_rate_ci95": [none_if_nan(row["paper_absorption_rate_low"]), none_if_nan(row["paper_absorption_rate_high"])],
+            # the split-latent rule of these numbers, and the other rule's (docs/split_rule.md: which to cite)
+            "split_rule": row.get("split_rule"),
+            "other_rule": row.get("other_rule"),
+            "other_rule_mean_absorption_fraction": none_if_nan(row.get("other_mean_absorption_fraction")),
+            "other_rule_full_absorption_rate": none_if_nan(row.get("other_full_absorption_rate")),
             "mean_main_latent_f1": none_if_nan(row["mean_main_f1"]),
             "mean_probe_f1": none_if_nan(row["mean_probe_f1"]),
         },
     }
 
 
+def code_version(con: duckdb.DuckDBPyConnection) -> str:
+    found = con.execute("SELECT value FROM meta WHERE key = 'code_version'").fetchall()
+    return found[0][0] if found else "unknown"
+
+
 def none_if_nan(value) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def export_sae(db_path: Path, sae_key: str, out_dir: Path) -> list[Path]:
+def export_sae(db_path: Path, sae_key: str, out_dir: Path, saebench_only: bool = False) -> list[Path]:
     """Writes <out>/<key>_eval_results.json (first_letter; <key>_<task>_eval_results.json for every other task
-    the SAE was measured on) and <out>/<key>/<table>.parquet|.csv; returns the paths."""
+    the SAE was measured on) and <out>/<key>/<table>.parquet|.csv; returns the paths. `saebench_only`: the
+    first-letter JSON alone, the file SAEBench's absorption eval writes (check it with validate_with_saebench)."""
     con = duckdb.connect(str(db_path), read_only=True, config={"enable_external_access": False})
     try:
         tasks = sae_tasks(con, sae_key)
+        if saebench_only:
+            tasks = [task for task in tasks if task == "first_letter"]
         if not tasks:
             raise ExportError(f"no absorption results for SAE {sae_key!r} in this database")
         results = {task: saebench_json(con, sae_key, task) for task in tasks}
@@ -139,6 +153,8 @@ def export_sae(db_path: Path, sae_key: str, out_dir: Path) -> list[Path]:
             suffix = "" if task == "first_letter" else f"_{task}"
             written.append(out_dir / f"{sae_key}{suffix}_eval_results.json")
             written[-1].write_text(json.dumps(result, indent=2, default=str))
+        if saebench_only:
+            return written
         tables_dir = out_dir / sae_key
         tables_dir.mkdir(exist_ok=True)
         for name, sql in SAE_TABLE_EXPORTS.items():
@@ -149,3 +165,21 @@ def export_sae(db_path: Path, sae_key: str, out_dir: Path) -> list[Path]:
         return written
     finally:
         con.close()
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[2] / "bench" / "peers" / ".venv-saebench" / "bin" / "python"
+VALIDATE = ("import json, sys; from pydantic import TypeAdapter; "
+            "from sae_bench.evals.absorption.eval_output import AbsorptionEvalOutput; "
+            "TypeAdapter(AbsorptionEvalOutput).validate_python(json.load(open(sys.argv[1])))")
+
+
+def validate_with_saebench(path: Path) -> str | None:
+    """Loads a result JSON with SAEBench's own `AbsorptionEvalOutput` in the SAEBench peer venv (`bash
+    bench/peers/setup.sh saebench`; sae-bench's numpy < 2 cannot share our venv). None when it is valid; the
+    validation error otherwise; raises FileNotFoundError without the peer venv."""
+    import subprocess
+
+    if not PEER_PYTHON.exists():
+        raise FileNotFoundError(f"no SAEBench peer venv at {PEER_PYTHON} (bash bench/peers/setup.sh saebench)")
+    done = subprocess.run([str(PEER_PYTHON), "-c", VALIDATE, str(path)], capture_output=True, text=True)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["invalid"])[-1]

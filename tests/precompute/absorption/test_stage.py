@@ -142,6 +142,20 @@ def test_export_uses_saebench_field_names(built, tmp_path):
     assert (tmp_path / "first" / "sae_letter_k.csv").exists()
 
 
+def test_the_saebench_json_export_fits_saebench_s_own_schema(built, tmp_path):
+    from precompute.storage.export import PEER_PYTHON, validate_with_saebench
+
+    _, path, _ = built
+    written = export_sae(path, "first", tmp_path, saebench_only=True)
+    assert [p.name for p in written] == ["first_eval_results.json"] and not (tmp_path / "first").exists()
+    result = json.loads(written[0].read_text())
+    assert result["sae_bench_commit_hash"].startswith("absorption-explorer ")  # SAEBench's schema wants a string
+    assert result["absorption_explorer"]["split_rule"] in {"guarded", "l1", "f1"}
+    if not PEER_PYTHON.exists():
+        pytest.skip("no SAEBench peer venv (bash bench/peers/setup.sh saebench)")
+    assert validate_with_saebench(written[0]) is None
+
+
 def probe_run_of(con, key: str) -> str:
     return con.execute("SELECT probe_run_id FROM sae_absorption WHERE sae_key = ?", [key]).fetchall()[0][0]
 

@@ -1,6 +1,7 @@
 """Latency of the live-text page's backend on the embedded default: the cold load (tokenizer, model, SAE and
 letter probes, as a fresh server process pays once), then text of 64 and 512 tokens through the warm model
-and SAE (median of a few runs; what each new text costs the page).
+and SAE (median of a few runs; what each new text costs the page), one edited forward pass, and a steering run:
+40 new tokens generated greedily with and without a latent's decoder row added (what a `steer=` link costs).
 
     python bench/live_latency.py                       # the demo SAE, 5 runs per length
     python bench/live_latency.py --sae smollm2-l6-topk-1k-k32 --runs 9 --threads 1
@@ -20,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from backend.database import DEFAULT_DB_PATH, ExplorerDB  # noqa: E402
-from live import edits, inference  # noqa: E402
+from live import edits, inference, steer  # noqa: E402
 from live.tokenizer import context_token_id, tokenize  # noqa: E402
 
 LENGTHS = (64, 512)
@@ -87,6 +88,16 @@ def main() -> None:
             edited.append(time.perf_counter() - t)
         print(f"{n_tokens:4d} tokens, one edit: {statistics.median(edited) * 1000:.0f} ms median of {args.runs} "
               "(the whole model twice: before and with the edited SAE spliced in)")
+    # steering (issue 30): 40 tokens after a short text, plain and steered (both generations, as the page runs them)
+    tokens = text_tokens(source.model_name, 8)
+    ids = [token_id for token_id, _ in tokens]
+    steering = (steer.Steer(int(result.tokens[0].latents[0]), 20.0),)
+    generation = steer.Generation(new_tokens=steer.MAX_NEW_TOKENS)
+    steer.run_steering(model, sae.sae, source.hook_name, ids, context, steering, generation)  # warm-up
+    runs = [steer.run_steering(model, sae.sae, source.hook_name, ids, context, steering, generation).seconds
+            for _ in range(args.runs)]
+    print(f"steering, {steer.MAX_NEW_TOKENS} new tokens after {len(ids)}: {statistics.median(runs):.2f} s median of "
+          f"{args.runs} for both generations (plain and steered; {statistics.median(runs) / 2:.2f} s each)")
     db.close()
 
 

@@ -191,6 +191,20 @@ def spell_url(sae_key: str, word: str, task: str = DEFAULT_TASK) -> str:
     return "./live?" + urlencode({"sae": sae_key, "spell": word.strip(), **task_params(task)})
 
 
+STEER_PROMPT = "My favourite thing about it is"  # a neutral opening the steered latent can colour
+
+
+def steer_alpha(max_act: float) -> float:
+    """The Latent page's default steering strength: twice the latent's corpus maximum (its own activation units),
+    at least 1; strong enough to show in 20 tokens of a 135M model, weak enough to stay text."""
+    return max(1.0, round(2 * max_act, 1))
+
+
+def steer_params(sae_key: str, latent: int, alpha: float, text: str = STEER_PROMPT) -> dict[str, str]:
+    """/live's parameters continuing `text` with and without α × the latent's decoder row added at every token."""
+    return {"sae": sae_key, "text": text, "latent": str(latent), "steer": f"{latent}:{alpha:g}"}
+
+
 def probe_run_note(sae: SaeRow, letter: str | None = None, task: str = DEFAULT_TASK) -> None:
     """Which probe run the SAE's numbers on the task were measured against and, where the hook holds several runs
     of the task (builds with other absorption configs), the others with the SAEs measured against each."""

@@ -98,6 +98,13 @@ cols[1].metric("max activation", f"{latent.max_act:.2f}")
 cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}")
 cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae.n_tokens:,} tokens measured")
 
+alpha = absorption_ui.steer_alpha(latent.max_act)
+if not truth_ui.has_truth(sae.sae_key):  # a toy world's "model" has no tokens to generate
+    common.page_link("live", f"Steer with latent {latent_id} (× {alpha:g}) →", **absorption_ui.steer_params(
+        sae.sae_key, latent_id, alpha))
+    st.caption(f"Adds {alpha:g} × its decoder row (twice its corpus maximum) at every token of a short text on the "
+               "Live page, and shows the model's continuation with and without it.")
+
 if latent.is_dead:
     st.warning(f"Latent {latent_id} never fired on the {sae.n_tokens:,} tokens measured: it is dead here, "
                "so it has no contexts or histogram. Its logits and neighbours are shown below.")

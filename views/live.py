@@ -27,6 +27,7 @@ if missing := missing_model_packages():
 from live import edits as editing  # noqa: E402  (needs the packages checked above)
 from live import inference  # noqa: E402
 from live import spell as spelling  # noqa: E402
+from live import steer as steering  # noqa: E402
 from live import tokenizer as live_tokenizer  # noqa: E402
 
 EXAMPLES = ("The snake slid under the warm rock while the children watched quietly.",
@@ -247,6 +248,59 @@ except inference.LiveUnavailable as error:
 st.caption(f"{len(result.tokens)} tokens · model up to the hook and SAE encoding in {result.seconds:.2f} s (a "
            "server process loads the model and SAE once, on its first run). The model sees one document-separator "
            "token before the text, as the corpus documents were read.")
+
+
+# --- steering (?steer=LATENT:ALPHA): the text continued with and without a latent's decoder row added ----------
+@st.cache_data(show_spinner=False, max_entries=32)
+def _steered(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, token_ids: tuple[int, ...],
+             specs: tuple[str, ...], generation: steering.Generation) -> steering.SteerResult:
+    loaded = _sae(source, db_path)
+    parsed = steering.parse_steers(list(specs), int(loaded.sae.cfg.d_sae))
+    return steering.run_steering(_model(source.model_name, loaded.model_kwargs), loaded.sae, source.hook_name,
+                                 list(token_ids), context_token_id(source.model_name), parsed, generation)
+
+
+def continuation(token_ids: tuple[int, ...]) -> str:
+    return live_tokenizer.load(source.model_name).decode(list(token_ids))
+
+
+def render_steer() -> None:
+    """Leads the page when the URL steers: the text's continuation as is and steered, side by side."""
+    try:
+        steers = steering.parse_steers(st.query_params.get_all("steer"), int(sae.d_sae))
+        generation = steering.parse_generation(st.query_params.get("gen"), st.query_params.get("temp"),
+                                               st.query_params.get("seed"))
+    except steering.SteerError as error:
+        st.error(str(error))
+        return
+    names = "; ".join(s.describe() for s in steers)
+    st.subheader(f"Steering: {names}")
+    try:
+        with st.spinner(f"Generating {generation.new_tokens} tokens with and without steering …"):
+            steered = _steered(*common.db_version(), source, tuple(t for t, _ in tokens),
+                               tuple(s.spec for s in steers), generation)
+    except inference.LiveUnavailable as error:
+        show_unavailable(error)
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown("**As is**")
+        st.code(text + continuation(steered.plain), language=None, wrap_lines=True)
+    with cols[1]:
+        st.markdown(f"**Steered** ({names})")
+        st.code(text + continuation(steered.steered), language=None, wrap_lines=True)
+    how = "greedy" if generation.greedy else f"sampled at temperature {generation.temperature:g}, seed {generation.seed}"
+    same = sum(1 for a, b in zip(steered.plain, steered.steered) if a == b)
+    st.caption(f"{generation.new_tokens} new tokens at most ({how}; `?gen=` 1–{steering.MAX_NEW_TOKENS}, `?temp=` "
+               f"0–{steering.MAX_TEMPERATURE:g}, `?seed=`), both from the same text; the steered run adds α × each "
+               f"latent's decoder row at `{sae.hook_name}` at every position, text and generated tokens alike (α in "
+               f"the latent's activation units, as on its dashboard). The first {same} new tokens agree. Both "
+               f"generations took {steered.seconds:.1f} s.")
+    for s in steers:
+        common.page_link("latent", f"Latent {s.latent}'s dashboard →", sae=sae.sae_key, latent=s.latent)
+
+
+if "steer" in st.query_params:
+    render_steer()
 
 
 # --- one latent across the text ----------------------------------------------------------------------

@@ -241,3 +241,30 @@ def test_a_bad_spell_link_gives_a_message(demo, params, message):
     at = render("live", {"sae": SAE, **params})
     assert_clean(at, "/live?spell=…")
     assert message in messages(at)
+
+
+def test_the_latent_page_s_steer_link_shows_the_text_continued_with_and_without_the_latent(demo):
+    """The Latent page links a steering run; on /live it leads with the two continuations of the same text, which
+    differ (twice the latent's maximum at every token moves a 135M model), and a rerun of the link repeats them."""
+    latent_page = render("latent", {"sae": SAE, "latent": "409"})
+    steer = next(params for page, params in page_links(latent_page) if page == "live" and "steer" in params)
+    assert steer["steer"].startswith("409:") and steer["text"]
+    at = render("live", {**steer, "gen": "8"})
+    assert_clean(at, "/live?steer=…")
+    plain, steered = (block.value for block in at.code[:2])
+    assert plain.startswith(steer["text"]) and steered.startswith(steer["text"])
+    assert plain != steered
+    assert any("Steering: latent 409" in h.value for h in at.subheader)
+    again = render("live", {**steer, "gen": "8"})
+    assert [b.value for b in again.code[:2]] == [plain, steered]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"steer": "409"}, "LATENT:ALPHA"), ({"steer": "999999:1"}, "latents 0–"), ({"steer": "409:5000"}, "between"),
+    ({"steer": "409:2", "gen": "41"}, "`gen="), ({"steer": "409:2", "temp": "9"}, "`temp="),
+    ({"steer": "409:2", "seed": "-1"}, "`seed="), ({"steer": ""}, "names a latent"),
+])
+def test_a_bad_steer_link_gives_a_message(demo, params, message):
+    at = render("live", {"sae": SAE, "text": SENTENCE, **params})
+    assert_clean(at, "/live?steer=…")
+    assert message in messages(at)

@@ -37,7 +37,8 @@ SEED = 20240611
 # Every query parameter a page reads (grep st.query_params in views/), and `k`, which the hardening issue
 # names but no page reads yet (until one does, it is one more unknown key).
 KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
-              "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at", "spell")
+              "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at", "spell",
+              "steer", "gen", "temp", "seed")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -213,6 +214,20 @@ def edit_specs(facts: Facts) -> st.SearchStrategy[str]:
     return mostly(spec, st.lists(spec, min_size=2, max_size=20).map(",".join), edge_text(), free_text(20))
 
 
+def steer_specs(facts: Facts) -> st.SearchStrategy[str]:
+    """`steer=` of the live page: LATENT:ALPHA (in and out of range, lists), and junk."""
+    alpha = st.one_of(st.sampled_from(("0", "12", "-3.5", "1e3", "5000", "nan", "inf", "x2")),
+                      st.floats(-2000, 2000, allow_nan=False).map(lambda v: f"{v:g}"))
+    spec = st.tuples(numbers(facts), alpha).map(":".join)
+    return mostly(spec, st.lists(spec, min_size=2, max_size=6).map(",".join), edge_text(), free_text(20))
+
+
+def generation_values() -> st.SearchStrategy[str]:
+    """`gen=`, `temp=`, `seed=`: small valid values (each generation costs a model run per token) and edges."""
+    return mostly(st.sampled_from(("1", "2", "3", "0", "0.5", "41", "-1", "2.5")), edge_text(),
+                  st.sampled_from(NUMERIC_EDGES + HUGE))
+
+
 def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
     # `sort` draws from every Browse sort, the probe-free score sorts (enc_dec, parent) among them
     by_key = {"sae": sae_keys(facts), "latent": numbers(facts), "page": mostly(st.integers(0, 90).map(str),
@@ -223,7 +238,8 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
               "hook": filter_values(facts.hooks), "layer": filter_values(facts.layers),
               "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
               "l0": l0_ranges(facts), "group": choices(GROUPS), "edit": edit_specs(facts), "at": numbers(facts),
-              "spell": words(facts)}
+              "spell": words(facts), "steer": steer_specs(facts), "gen": generation_values(),
+              "temp": generation_values(), "seed": generation_values()}
     return by_key[key]
 
 

@@ -315,23 +315,26 @@ def letter_heatmap(letters: pd.DataFrame, sae_order: list[str], saes_as_columns:
     kept = grid.where(included)
     excluded = included.map(lambda kept_letter: float("nan") if kept_letter else 1.0)
     fig = go.Figure()
-    marked = [[("†" if flag else "") for flag in row] for row in unstable]
+    # Cell text in percent without the sign (the colour bar says %), so 26 letters still fit a 1024 px window.
+    marked = [["" if pd.isna(value) else f"{value * 100:.0f}" + ("†" if flag else "") for value, flag in zip(values, row)]
+              for values, row in zip(kept.values, unstable)]
     fig.add_trace(go.Heatmap(z=kept.values, x=x, y=y, colorscale="Reds", zmin=0, zmax=1,
-                             text=marked, texttemplate="%{z:.0%}%{text}", textfont=dict(size=10),
-                             colorbar=dict(title="mean abs. fraction", tickformat=".0%"), xgap=1, ygap=1,
-                             hoverinfo="skip"))
+                             text=marked, texttemplate="%{text}", textfont=dict(size=9),
+                             colorbar=dict(title=dict(text="mean absorption fraction (%)", side="top"),
+                                           tickformat=".0%", orientation="h", y=-0.02, yanchor="top", len=0.6,
+                                           thickness=12), xgap=1, ygap=1, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(z=excluded.values, x=x, y=y, colorscale=[[0, "#ddd"], [1, "#ddd"]],
                              showscale=False, xgap=1, ygap=1,
-                             text=[["" if kept_letter else "excl" for kept_letter in row] for row in included.values],
+                             text=[["" if kept_letter else "ex" for kept_letter in row] for row in included.values],
                              textfont=dict(size=9, color="#666"),
                              texttemplate="%{text}", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=cell_x, y=cell_y, mode="markers", customdata=[[k, letter] for k, letter in cells],
                              marker=dict(size=18 if saes_as_columns else 26, symbol="square",
                                          color="rgba(255,255,255,0.01)"),
                              hovertext=hover, hoverinfo="text", showlegend=False))
-    height = 120 + 24 * len(y) if saes_as_columns else 140 + 40 * len(y)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                      hovermode="closest", xaxis=dict(side="top", type="category"),
+    height = (120 + 24 * len(y) if saes_as_columns else 140 + 40 * len(y)) + 50  # + the colour bar below
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=60), showlegend=False,
+                      hovermode="closest", xaxis=dict(side="top", type="category", dtick=1),
                       yaxis=dict(autorange="reversed", type="category"))
     return fig
 

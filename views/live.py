@@ -273,7 +273,8 @@ def render_steer() -> None:
     except steering.SteerError as error:
         st.error(str(error))
         return
-    names = "; ".join(s.describe() for s in steers)
+    labels = ui.latent_labels(sae.sae_key, [s.latent for s in steers])
+    names = "; ".join(s.describe() + (f" ({labels[s.latent]})" if labels.get(s.latent) else "") for s in steers)
     st.subheader(f"Steering: {names}")
     try:
         with st.spinner(f"Generating {generation.new_tokens} tokens with and without steering …"):

@@ -112,7 +112,8 @@ def test_compare_heatmap_has_letters_by_saes_and_marks_excluded_letters(sweep_en
     assert z[1, 2] == pytest.approx(helpers.SWEEP_SAE_LETTERS["w16"]["t"][2])  # letter T, w16
     assert z[0, 1] == pytest.approx(helpers.SWEEP_SAE_LETTERS["w8"]["s"][2])  # letter S, w8
     assert np.isnan(z[2]).all()  # X: probe F1 0.4, excluded from the colour scale
-    assert excluded["text"][2] == ["excl"] * 3 and excluded["text"][0] == [""] * 3
+    assert values["text"][0][1].rstrip("†") == f"{helpers.SWEEP_SAE_LETTERS['w8']['s'][2] * 100:.0f}"  # percent, no sign
+    assert excluded["text"][2] == ["ex"] * 3 and excluded["text"][0] == [""] * 3
     cells = heatmap[2]
     assert ["w8", "x"] in cells["customdata"]
     assert any("excluded: probe F1" in h for h in cells["hovertext"])

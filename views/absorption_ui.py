@@ -13,6 +13,7 @@ import streamlit as st
 from backend import verdicts
 from backend.database import TaskInfo, plain_row
 from backend.params import LETTERS, ParamError, parse_task
+from contract import provenance
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
 from contract.vocabulary import (  # noqa: F401  (MIN_PROBE_F1: the pages read ui.MIN_PROBE_F1)
@@ -189,6 +190,32 @@ def spell_url(sae_key: str, word: str, task: str = DEFAULT_TASK) -> str:
     """The spelling check on /live: the task's prompt for the word, with its absorber, main latent and a control
     ablated."""
     return "./live?" + urlencode({"sae": sae_key, "spell": word.strip(), **task_params(task)})
+
+
+# The headline columns of the per-SAE absorption tables (Overview, Compare): where each number is computed.
+HEADLINE_SOURCES = {"mean absorption fraction": "sae_absorption.mean_absorption_fraction",
+                    "full-absorption rate": "sae_absorption.full_absorption_rate",
+                    "paper absorption rate": "sae_absorption.paper_absorption_rate",
+                    "probe F1": "sae_absorption.mean_probe_f1", "main latent R": "sae_absorption.mean_main_recall",
+                    "mean split latents": "sae_absorption.mean_num_split_latents",
+                    "between-fold SD": "sae_absorption.fold_sd_absorption_fraction",
+                    "explained variance": "saes.explained_variance", "L0": "saes.l0", "dead fraction": "saes.dead_fraction"}
+
+
+def headline_columns(config: dict, columns) -> dict:
+    """`config` (a dataframe's column_config) with each headline column's help naming the function that computed it;
+    a column already configured keeps its format."""
+    out = dict(config)
+    for name in columns:
+        if name not in HEADLINE_SOURCES:
+            continue
+        help_text = provenance.help_for(HEADLINE_SOURCES[name])
+        given = out.get(name)
+        if isinstance(given, dict):  # a Streamlit column config is a dict underneath
+            out[name] = {**given, "help": help_text}
+        else:
+            out[name] = st.column_config.Column(name, help=help_text)
+    return out
 
 
 STEER_PROMPT = "My favourite thing about it is"  # a neutral opening the steered latent can colour

@@ -7,6 +7,7 @@ import streamlit as st
 
 from backend import scores
 from backend.params import SEARCH_IN, SORTS, ParamError, parse_choice, parse_page, parse_text
+from contract import provenance
 from views import absorption_ui, common, reads
 
 PAGE_SIZE = 50
@@ -102,7 +103,8 @@ def latent_links(frame, extra_columns: list[str], key: str = "browse_latents") -
                                         "label": st.column_config.TextColumn("label", width="medium"),
                                         "roles": st.column_config.TextColumn("roles", width="medium"),
                                 "density": st.column_config.NumberColumn(
-                                    "density", format="percent", help="share of corpus tokens where it is > 0"),
+                                    "density", format="percent", help="share of corpus tokens where it is > 0. "
+                                    + provenance.help_for("latents.density")),
                                 "max_act": st.column_config.NumberColumn("max activation", format="%.2f"),
                                 "n_fired": st.column_config.NumberColumn("tokens fired", format="%d"),
                                 "enc_dec_score": st.column_config.NumberColumn(

@@ -187,12 +187,13 @@ st.caption("Absorption columns: value [95% bootstrap interval over folds and wor
            "SAEBench's rule (SAEBench itself also measures one 80/20 split of one word sample).",
            help=ui.SPLIT_RULE_HELP)
 number = st.column_config.NumberColumn(format="%.3f")
-st.dataframe(sae_table(frame), hide_index=True, width="stretch", key="compare_table",
-             column_config={"explained variance": number, "dead fraction": number, "main latent P": number,
-                            "SAEBench's rule": number,
-                            "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
-                            "mean split latents": st.column_config.NumberColumn(format="%.2f"),
-                            "overview": st.column_config.LinkColumn("overview", display_text="open →")})
+compare_table = sae_table(frame)
+st.dataframe(compare_table, hide_index=True, width="stretch", key="compare_table",
+             column_config=ui.headline_columns({
+                 "explained variance": number, "dead fraction": number, "main latent P": number,
+                 "SAEBench's rule": number, "main latent R": number, "L0": st.column_config.NumberColumn(format="%.1f"),
+                 "mean split latents": st.column_config.NumberColumn(format="%.2f"),
+                 "overview": st.column_config.LinkColumn("overview", display_text="open →")}, compare_table.columns))
 # the answer (the table) first; the caveat and the explanations after it
 ui.caveat()
 with st.expander("What these metrics are, and the trend to look for", expanded=False):

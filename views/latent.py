@@ -10,6 +10,7 @@ import streamlit as st
 
 from backend import neuronpedia, scores
 from backend.params import ParamError, parse_latent
+from contract import provenance
 from contract.rows import SaeRow
 from contract.schema import DEFAULT_TASK
 from views import absorption_ui, common, reads, truth_ui
@@ -93,10 +94,11 @@ if latent is None:
 
 cols = st.columns(4)
 cols[0].metric("density", f"{latent.density:.2e}" if 0 < latent.density < 1e-3 else f"{latent.density:.3%}",
-               help="fraction of corpus tokens where it is > 0")
-cols[1].metric("max activation", f"{latent.max_act:.2f}")
-cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}")
-cols[3].metric("tokens fired", f"{latent.n_fired:,}", help=f"of {sae.n_tokens:,} tokens measured")
+               help="fraction of corpus tokens where it is > 0. " + provenance.help_for("latents.density"))
+cols[1].metric("max activation", f"{latent.max_act:.2f}", help=provenance.help_for("latents.max_act"))
+cols[2].metric("mean activation (when firing)", f"{latent.mean_act:.2f}", help=provenance.help_for("latents.mean_act"))
+cols[3].metric("tokens fired", f"{latent.n_fired:,}",
+               help=f"of {sae.n_tokens:,} tokens measured. " + provenance.help_for("latents.n_fired"))
 
 alpha = absorption_ui.steer_alpha(latent.max_act)
 if not truth_ui.has_truth(sae.sae_key):  # a toy world's "model" has no tokens to generate

@@ -14,6 +14,7 @@ from backend import verdicts
 from backend.database import absorber
 from backend.params import ParamError, parse_choice, parse_class
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
+from contract import provenance
 from views import absorption_ui as ui
 from views import common, reads, truth_ui
 
@@ -119,15 +120,18 @@ if warning:
 rates = st.columns(3)
 metric_with_interval(rates[0], "mean absorption fraction", row["mean_absorption_fraction"],
                      row["absorption_fraction_low"], row["absorption_fraction_high"],
-                     "Projection metric (SAEBench): mean over the probe's true positives.")
+                     "Projection metric (SAEBench): mean over the probe's true positives. "
+                     + provenance.help_for("sae_letters.mean_absorption_fraction", "absorption_words.absorption_fraction"))
 metric_with_interval(rates[1], "full-absorption rate", row["full_absorption_rate"],
                      row["full_absorption_rate_low"], row["full_absorption_rate_high"],
                      f"{row['n_full_absorption']} words fully absorbed (split latents silent, one latent carries "
-                     f"the {noun}).")
+                     f"the {noun}). " + provenance.help_for("sae_letters.full_absorption_rate",
+                                                            "absorption_words.is_full_absorption"))
 metric_with_interval(rates[2], "paper absorption rate", row["paper_absorption_rate"],
                      row["paper_absorption_rate_low"], row["paper_absorption_rate_high"],
                      f"Ablation metric: {row['n_paper_absorption']} absorbed of {row['n_sampled']} sampled "
-                     f"({row['n_candidates']} candidates).")
+                     f"({row['n_candidates']} candidates). "
+                     + provenance.help_for("sae_letters.paper_absorption_rate", "absorption_words.is_absorption"))
 st.caption("Intervals: 95% bootstrap over folds, then words within each fold, so they cover which probe and split "
            "latents a word sample produces as well as which words were measured."
            + ("" if row["included"] else f" This {noun} is not in the SAE's headline means (probe F1 ≤ {ui.MIN_PROBE_F1})."))
@@ -135,7 +139,7 @@ ui.split_rule_note(reads.sae_absorption(sae_key, task_name), row, label)
 top = st.columns(3)  # three a row: five labels are cut off at 1024 px
 top[0].metric("probe F1", "—" if row["probe_f1"] is None else f"{row['probe_f1']:.3f}",
               help="Ground-truth linear probe, out of fold: each word scored by a probe that never saw it "
-                   "(positive when its logit > 0).")
+                   "(positive when its logit > 0). " + provenance.help_for("letter_probes.probe_f1"))
 top[0].caption(f"P {row['probe_precision']:.3f} · R {row['probe_recall']:.3f}"
                + (f" · AUC {row['probe_auc']:.3f}" if row["probe_auc"] is not None else ""))
 top[1].metric("probe stability", f"{row['probe_stability']:.3f}",
@@ -148,10 +152,12 @@ if toy:  # the toy model has no attention: its "accuracy" would read as a findin
     top[2].caption("toy model: no model check")
 else:
     top[2].metric("model accuracy", f"{row['model_accuracy']:.1%}",
-                  help=f"How often the model itself answers this {noun} right (argmax over {answers}).")
+                  help=f"How often the model itself answers this {noun} right (argmax over {answers}). "
+                       + provenance.help_for("letter_probes.model_accuracy"))
     top[2].caption(f"on {row['model_checked']:,} prompts")
 counts = st.columns(3)
-counts[0].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all).")
+counts[0].metric("split latents", f"{row['n_split']}", help="Accepted by the τ = 0.03 rule (SAEBench counts them all). "
+                 + provenance.help_for("sae_letters.split_latents"))
 counts[1].metric("probe true positives", f"{row['n_probe_true_positives']:,}",
               help=f"Words of this {noun} their out-of-fold probe gets right: the words absorption is measured on.")
 

@@ -5,6 +5,7 @@ import streamlit as st
 
 from backend.params import ParamError, parse_text
 from backend.search import LabelSearch, NoRoute, SearchContext, route
+from contract import provenance
 from contract.rows import SaeRow
 from views import absorption_ui, common, reads, sae_list
 
@@ -152,11 +153,14 @@ def absorption_section() -> None:
     if len(absorption_ui.tasks()) > 1:
         for key, name in reads.all_tasks_sae_absorption()[["sae_key", "task"]].itertuples(index=False):
             tasks_of.setdefault(key, []).append(name)
-    st.dataframe(absorption_table(summary, tasks_of), hide_index=True, width="stretch", key="overview_absorption",
-                 column_config={"mean split latents": st.column_config.NumberColumn(format="%.2f"),
-                                "main latent P": number, "main latent R": number, "main latent F1": number,
-                                "probe F1": number, "SAEBench's rule": number,
-                                f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")})
+    table = absorption_table(summary, tasks_of)
+    st.dataframe(table, hide_index=True, width="stretch", key="overview_absorption",
+                 column_config=absorption_ui.headline_columns({
+                     "mean split latents": st.column_config.NumberColumn(format="%.2f"),
+                     "main latent P": number, "main latent R": number, "main latent F1": number,
+                     "probe F1": number, "SAEBench's rule": number,
+                     f"{noun} page": st.column_config.LinkColumn(f"{noun} page", display_text=f"{nouns} →")},
+                     table.columns))
 
     if not paged_summary.empty:
         # One table of links (a row per SAE, a column per class) rather than 26 page links per SAE: hundreds of
@@ -197,9 +201,11 @@ def sae_statistics() -> None:
                 st.subheader(sae.sae_key)
                 cols = st.columns(5)
                 cols[0].metric("width", f"{sae.d_sae:,}")
-                cols[1].metric("L0", f"{sae.l0:.1f}")
-                cols[2].metric("explained variance", f"{sae.explained_variance:.3f}")
-                cols[3].metric("dead latents", f"{sae.n_dead:,}", help=f"{sae.dead_fraction:.1%} never fired")
+                cols[1].metric("L0", f"{sae.l0:.1f}", help=provenance.help_for("saes.l0"))
+                cols[2].metric("explained variance", f"{sae.explained_variance:.3f}",
+                               help=provenance.help_for("saes.explained_variance"))
+                cols[3].metric("dead latents", f"{sae.n_dead:,}", help=f"{sae.dead_fraction:.1%} never fired. "
+                               + provenance.help_for("saes.n_dead"))
                 cols[4].metric("tokens measured", f"{sae.n_tokens:,}")
                 architecture = absorption_ui.architecture_label(sae.training_architecture, sae.architecture)
                 st.caption(f"`{sae.hook_name}` on `{sae.model_name}` · {architecture} · from `{sae.origin}` · "

@@ -14,6 +14,7 @@ from backend import verdicts
 from backend.database import TaskInfo, TokenLetterRates, TokenRunningText, absorber
 from backend.params import ParamError, parse_word
 from backend.scores import DENSE_ABSORBER, is_dense_absorber
+from contract import provenance
 from contract.schema import DEFAULT_TASK
 from views import absorption_ui as ui
 from views import common, reads
@@ -614,7 +615,8 @@ def render_task(task: TaskInfo, token: str, token_id: int, matches: list[dict], 
             config[f"{prefix}absorber"] = st.column_config.LinkColumn(
                 f"{prefix}absorber", display_text=r"latent=(\d+)",
                 help="The top non-split latent by projection (or by attribution for the ablation metric), "
-                     "when the word was absorbed.")
+                     "when the word was absorbed. " + provenance.help_for(
+                         "absorption_words.absorber" if not prefix else "absorption_words.is_absorption"))
     st.dataframe(table, hide_index=True, width="stretch", column_config=config,
                  key=f"token_table_{token_id}" if task.is_letters else f"token_table_{token_id}_{task.task}")
     noun = task.class_noun

@@ -127,6 +127,19 @@ def test_letter_page_shows_probe_f1_intervals_table_and_charts(demo_env):
     assert any("16k latents" in c for c in captions)
 
 
+def test_every_headline_number_names_the_function_that_computed_it(demo_env):
+    """Page → contract/provenance.py → code: the help of each number names the file and function, and the named
+    functions are the ones that compute it (the mean absorption fraction: the fold-and-word bootstrap)."""
+    at = run_page("letter", sae=demo_env.sae_key, letter="s")
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert "precompute/absorption/stats.py:fold_and_word_intervals" in helps["mean absorption fraction"]
+    assert "precompute/absorption/projection.py:dense_projection_absorption" in helps["mean absorption fraction"]
+    assert "precompute/absorption/probe.py:classifier_scores" in helps["probe F1"]
+    assert "precompute/absorption/measure.py:combine_folds" in helps["split latents"]
+    latent = run_page("latent", sae=demo_env.sae_key, latent="0")
+    assert "precompute/pipeline/dashboards.py:latent_stats" in {m.label: m.proto.help for m in latent.metric}["density"]
+
+
 def test_letter_page_links_absorbing_latents_and_lists_absorbed_words(demo_env):
     at = run_page("letter", sae=demo_env.sae_key, letter="s")
     words = next(d.value for d in at.dataframe if "absorber" in d.value.columns)

@@ -41,14 +41,16 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
     parser.add_argument("--sae", default="smollm2-l6-topk-4k-k32")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the explorer's choice, inference.live_threads)")
     args = parser.parse_args()
 
     start = time.perf_counter()
     import torch
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        os.environ["EXPLORER_TORCH_THREADS"] = str(args.threads)  # inference.load_model sets the threads
+    else:
+        print(f"torch threads: the explorer's choice, {inference.live_threads()} (EXPLORER_TORCH_THREADS overrides)")
     imported = time.perf_counter() - start
     db = ExplorerDB(args.db)
     source = inference.SAESource.from_row(db.sae(args.sae))

@@ -219,3 +219,18 @@ def test_live_text_accepts_free_text_up_to_2000_characters(value):
 def test_live_text_refuses_long_text_and_control_characters(value, message):
     with pytest.raises(ParamError, match=message):
         parse_live_text(value)
+
+
+def test_the_live_page_uses_half_the_cores_unless_told(monkeypatch):
+    """A shared 2-core server runs the model on 1 thread (2 threads stall when another process holds a core)."""
+    from live.inference import live_threads
+
+    monkeypatch.delenv("EXPLORER_TORCH_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert live_threads() == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert live_threads() == 8
+    monkeypatch.setenv("EXPLORER_TORCH_THREADS", "3")
+    assert live_threads() == 3
+    monkeypatch.setenv("EXPLORER_TORCH_THREADS", "zero")
+    assert live_threads() == 8

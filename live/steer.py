@@ -144,6 +144,18 @@ def continue_text(model, token_ids: list[int], context_id: int | None, generatio
     return tuple(int(i) for i in out[0, tokens.shape[1]:])
 
 
+def generate(model, sae: Any, hook_name: str, token_ids: list[int], context_id: int | None,
+             steers: tuple[Steer, ...], generation: Generation) -> tuple[tuple[int, ...], float]:
+    """One continuation (steered when `steers` is not empty) and its seconds: the page caches the plain one apart, so
+    a new α costs one generation."""
+    import time
+
+    start = time.perf_counter()
+    vector = steering_vector(sae, steers) if steers else None
+    tokens = continue_text(model, token_ids, context_id, generation, hook_name if steers else None, vector)
+    return tokens, time.perf_counter() - start
+
+
 @dataclass(frozen=True)
 class SteerResult:
     plain: tuple[int, ...]  # the continuation without steering

@@ -251,13 +251,15 @@ st.caption(f"{len(result.tokens)} tokens · model up to the hook and SAE encodin
 
 
 # --- steering (?steer=LATENT:ALPHA): the text continued with and without a latent's decoder row added ----------
-@st.cache_data(show_spinner=False, max_entries=32)
-def _steered(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, token_ids: tuple[int, ...],
-             specs: tuple[str, ...], generation: steering.Generation) -> steering.SteerResult:
+@st.cache_data(show_spinner=False, max_entries=64)
+def _generated(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, token_ids: tuple[int, ...],
+               specs: tuple[str, ...], generation: steering.Generation) -> tuple[tuple[int, ...], float]:
+    """The continuation of the text, steered by `specs` (none: the model as it is), and its seconds; cached apart,
+    so trying another α reruns only the steered one."""
     loaded = _sae(source, db_path)
-    parsed = steering.parse_steers(list(specs), int(loaded.sae.cfg.d_sae))
-    return steering.run_steering(_model(source.model_name, loaded.model_kwargs), loaded.sae, source.hook_name,
-                                 list(token_ids), context_token_id(source.model_name), parsed, generation)
+    parsed = steering.parse_steers(list(specs), int(loaded.sae.cfg.d_sae)) if specs else ()
+    return steering.generate(_model(source.model_name, loaded.model_kwargs), loaded.sae, source.hook_name,
+                             list(token_ids), context_token_id(source.model_name), parsed, generation)
 
 
 def continuation(token_ids: tuple[int, ...]) -> str:
@@ -278,24 +280,25 @@ def render_steer() -> None:
     st.subheader(f"Steering: {names}")
     try:
         with st.spinner(f"Generating {generation.new_tokens} tokens with and without steering …"):
-            steered = _steered(*common.db_version(), source, tuple(t for t, _ in tokens),
-                               tuple(s.spec for s in steers), generation)
+            ids = tuple(t for t, _ in tokens)
+            plain, plain_s = _generated(*common.db_version(), source, ids, (), generation)
+            steered, steered_s = _generated(*common.db_version(), source, ids, tuple(s.spec for s in steers), generation)
     except inference.LiveUnavailable as error:
         show_unavailable(error)
     cols = st.columns(2)
     with cols[0]:
         st.markdown("**As is**")
-        st.code(text + continuation(steered.plain), language=None, wrap_lines=True)
+        st.code(text + continuation(plain), language=None, wrap_lines=True)
     with cols[1]:
         st.markdown(f"**Steered** ({names})")
-        st.code(text + continuation(steered.steered), language=None, wrap_lines=True)
+        st.code(text + continuation(steered), language=None, wrap_lines=True)
     how = "greedy" if generation.greedy else f"sampled at temperature {generation.temperature:g}, seed {generation.seed}"
-    same = sum(1 for a, b in zip(steered.plain, steered.steered) if a == b)
+    same = next((i for i, (a, b) in enumerate(zip(plain, steered)) if a != b), min(len(plain), len(steered)))
     st.caption(f"{generation.new_tokens} new tokens at most ({how}; `?gen=` 1–{steering.MAX_NEW_TOKENS}, `?temp=` "
                f"0–{steering.MAX_TEMPERATURE:g}, `?seed=`), both from the same text; the steered run adds α × each "
                f"latent's decoder row at `{sae.hook_name}` at every position, text and generated tokens alike (α in "
                f"the latent's activation units, as on its dashboard). The first {same} new tokens agree. Both "
-               f"generations took {steered.seconds:.1f} s.")
+               f"steered generation took {steered_s:.1f} s (the plain one {plain_s:.1f} s, cached for other α).")
     for s in steers:
         common.page_link("latent", f"Latent {s.latent}'s dashboard →", sae=sae.sae_key, latent=s.latent)
 

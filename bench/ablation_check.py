@@ -7,7 +7,7 @@ change (bootstrap 95 %), the paired share where the absorber's ablation lowers i
 this agrees with the stored paper-metric verdicts (integrated-gradients ablation) where that metric sampled the word.
 
     python bench/ablation_check.py [--db assets/demo.duckdb] [--sae smollm2-l6-topk-4k-k32] [--task first_letter]
-                                   [--limit N] [--threads 2]
+                                   [--limit N | --sample N --seed S] [--threads 2]
 """
 
 from __future__ import annotations
@@ -120,8 +120,13 @@ def main() -> None:
     parser.add_argument("--sae", default=None, help="default: the database's default SAE")
     parser.add_argument("--task", default="first_letter")
     parser.add_argument("--limit", type=int, default=None, help="check at most this many words (default: all)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="check a seeded random sample of this many words instead (every letter represented)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the live page's choice)")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["EXPLORER_TORCH_THREADS"] = str(args.threads)  # inference.load_model sets torch's threads
     db = ExplorerDB(args.db)
     sae_key = args.sae or db.meta.get(DEFAULT_SAE_META_KEY) or db.sae_keys()[0]
     task = db.task(args.task)
@@ -130,6 +135,10 @@ def main() -> None:
     loaded = inference.load_sae(source, args.db)
     model = inference.load_model(source.model_name, loaded.model_kwargs)
     words = fully_absorbed(db, sae_key, args.task)[: args.limit]
+    if args.sample is not None and args.sample < len(words):
+        import random
+
+        words = sorted(random.Random(args.seed).sample(words, args.sample), key=lambda w: w[0])
     print(f"{args.db}: `{sae_key}`, task {args.task}: {len(words)} fully absorbed words with an absorber")
     start = time.perf_counter()
     checks = [c for token_id, word, paper in words

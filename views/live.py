@@ -68,6 +68,15 @@ st.caption(f"Any text through `{sae.model_name}` up to `{sae.hook_name}` and the
            f"{inference.MAX_TOKENS} tokens; the text is kept in the URL (?text=).")
 
 
+def show_unavailable(error: inference.LiveUnavailable | TokenizerUnavailable) -> None:
+    st.error(str(error))
+    st.caption("Only this page runs the model: every other page reads the database alone and works as before.")
+    if error.details:
+        with st.expander("Details"):
+            st.code(error.details, language=None)
+    st.stop()
+
+
 # --- the spelling check (?spell=WORD): the task's own prompt, with the absorber, main latent and a control ablated
 @st.cache_data(show_spinner=False, max_entries=64)
 def _spell(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, prefix: str, template: str,
@@ -215,15 +224,6 @@ if not text.strip():
     st.caption("Type a text above, or try an example:")
     for example in EXAMPLES:
         common.page_link("live", f"“{example}” →", sae=sae.sae_key, text=example)
-    st.stop()
-
-
-def show_unavailable(error: inference.LiveUnavailable | TokenizerUnavailable) -> None:
-    st.error(str(error))
-    st.caption("Only this page runs the model: every other page reads the database alone and works as before.")
-    if error.details:
-        with st.expander("Details"):
-            st.code(error.details, language=None)
     st.stop()
 
 

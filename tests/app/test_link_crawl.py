@@ -31,12 +31,19 @@ ODD_KEYS_VIEWS = 40
 STARTS = (("overview", {}), ("live", {}), ("overview", {"group": "layer"}), ("compare", {"group": "arch"}))
 
 Shape = tuple[str, tuple[str, ...], str]
+# Links that run the model for seconds (a steered generation, the spelling check, an edit): a few of each shape show
+# that they render; every Latent page links its own steering run, and following each would spend the budget there.
+MODEL_RUNS = {"steer": 3, "spell": 4, "edit": 4}
 
 
 def shape(page: str, params: Params) -> Shape:
     """A page, the parameters it was given and the task it shows: another task's pages are another kind of view,
     reached early rather than queued behind every class of the first task."""
     return page, tuple(sorted(params)), params.get("task") or ""
+
+
+def model_run_cap(of: Shape) -> float:
+    return min((MODEL_RUNS[key] for key in of[1] if key in MODEL_RUNS), default=float("inf"))
 
 
 def url_key(page: str, params: Params) -> tuple:
@@ -58,7 +65,7 @@ class Frontier:
             self.queues.setdefault(shape(page, params), deque()).append((page, dict(params)))
 
     def pop(self) -> tuple[str, dict] | None:
-        waiting = [s for s, queue in self.queues.items() if queue]
+        waiting = [s for s, queue in self.queues.items() if queue and self.visits[s] < model_run_cap(s)]
         if not waiting:
             return None
         chosen = min(waiting, key=lambda s: self.visits[s])  # min keeps discovery order among ties

@@ -4,6 +4,7 @@ latent highlighted across the text, and the first-letter projection metric on ea
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import streamlit as st
@@ -343,13 +344,21 @@ else:
 
 
 # --- per token -----------------------------------------------------------------------------------------
+def ablate_url(position: int, target: int) -> str:
+    """This text with `target` ablated at `position`, its next token shown there (the edit section below)."""
+    params = {"sae": sae.sae_key, "text": text, "latent": target, "edit": f"{position}:{target}:0", "at": position}
+    return "./live?" + urlencode(params)
+
+
 def token_table() -> pd.DataFrame:
     rows = []
     labels = ui.latent_labels(sae.sae_key, [x for token in result.tokens for x in token.latents[:TOP_SHOWN]])
     for token in result.tokens:
         row = {"#": token.position, "token": repr(token.token), "active": len(token.latents)}
         if latent is not None:
-            row[f"latent {latent}"] = dict(zip(token.latents, token.activations)).get(latent, 0.0)
+            row[f"latent {latent}"] = act = dict(zip(token.latents, token.activations)).get(latent, 0.0)
+            row[f"ablate {latent} here"] = ablate_url(token.position, latent) if act > 0 else None
+        row["ablate top 1 here"] = ablate_url(token.position, token.latents[0]) if token.latents else None
         for rank in range(TOP_SHOWN):
             has = rank < len(token.latents)
             row[f"top {rank + 1}"] = ui.latent_url(sae.sae_key, token.latents[rank]) if has else None
@@ -362,11 +371,19 @@ def token_table() -> pd.DataFrame:
 
 st.subheader("Per token")
 st.caption(f"Each token's strongest {TOP_SHOWN} latents (click to open a latent's dashboard) and how many fire; "
-           "activations are the SAE's codes, as the dashboards store them.")
+           "activations are the SAE's codes, as the dashboards store them. ablate → reopens the text with that latent "
+           "ablated at that token and shows the next token before and after.")
 number = st.column_config.NumberColumn(format="%.2f")
 config = {f"top {rank + 1}": st.column_config.LinkColumn(f"top {rank + 1}", display_text=r"latent=(\d+)")
           for rank in range(TOP_SHOWN)}
 config.update({f"act {rank + 1}": number for rank in range(TOP_SHOWN)})
+config["ablate top 1 here"] = st.column_config.LinkColumn(
+    "ablate top 1 here", display_text="ablate →",
+    help="Reopens this text with the token's strongest latent ablated at this token, and the next token before and after.")
+if latent is not None:
+    config[f"ablate {latent} here"] = st.column_config.LinkColumn(
+        f"ablate {latent} here", display_text="ablate →",
+        help=f"Latent {latent} ablated at this token (where it fires), and the next token before and after.")
 if latent is not None:
     config[f"latent {latent}"] = number
 st.dataframe(token_table(), hide_index=True, width="stretch", column_config=config, key="live_tokens")

@@ -268,3 +268,16 @@ def test_a_bad_steer_link_gives_a_message(demo, params, message):
     at = render("live", {"sae": SAE, "text": SENTENCE, **params})
     assert_clean(at, "/live?steer=…")
     assert message in messages(at)
+
+
+def test_each_token_s_strongest_latent_has_an_ablate_here_link_that_edits_that_token(demo):
+    plain = render("live", {"sae": SAE, "text": SENTENCE})
+    tokens = frame_with(plain, "ablate top 1 here")
+    snake = tokens[tokens["token"] == "' snake'"].iloc[0]
+    page, params = parse_url(snake["ablate top 1 here"])
+    top = int(parse_url(snake["top 1"])[1]["latent"])
+    assert page == "live" and params["edit"] == f"{snake['#']}:{top}:0" and params["at"] == str(snake["#"])
+    at = render("live", params)
+    assert_clean(at, "/live?edit=… (ablate here)")
+    assert any(f"latent {top} ablated at token {snake['#']}" in m.value for m in at.markdown)
+    assert frame_with(at, "its logit change")["its logit change"].abs().max() > 0

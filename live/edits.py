@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 MAX_EDITS = 16  # edits per run
+MAX_WATCHED = 8  # tokens named by `watch=`
 MAX_VALUE = 1_000.0  # |activation| an edit may set
 MAX_SCALE = 100.0  # `xK` may scale an activation by at most this
 TOP_K = 10  # next tokens shown before and after
@@ -108,6 +109,16 @@ class EditResult:
     # the same tokens' logits in the other run: before's top tokens after the edit, and after's top tokens before it
     before_tokens_after: tuple[float, ...]
     after_tokens_before: tuple[float, ...]
+    # the tokens the URL names (`watch=`): their logits at `position` before and after
+    watched_before: tuple[float, ...] = ()
+    watched_after: tuple[float, ...] = ()
+    # what the edits wrote into the residual stream at the hook: token position -> [d_model] (positions it changed)
+    resid_change: dict[int, np.ndarray] | None = None
+
+    def probe_logit_change(self, position: int, weight: np.ndarray) -> float:
+        """How the edits moved a linear probe's logit (weight · residual) at the hook, at `position`."""
+        change = (self.resid_change or {}).get(position)
+        return 0.0 if change is None else float(change @ weight)
 
 
 def top_tokens(logits: np.ndarray, k: int = TOP_K) -> NextTokens:
@@ -119,21 +130,24 @@ def top_tokens(logits: np.ndarray, k: int = TOP_K) -> NextTokens:
                       tuple(float(logits[i]) for i in order))
 
 
-def splice_hook(sae: Any, lead: int, edits: tuple[Edit, ...]):
+def splice_hook(sae: Any, lead: int, edits: tuple[Edit, ...], record: list | None = None):
     """A TransformerLens hook that replaces the hook's activation of the text tokens (after `lead` context tokens)
-    by x + decode(z') - decode(z)."""
+    by x + decode(z') - decode(z); `record` (a list) receives that change, [n, d_model]."""
     def hook(resid, hook):  # resid [1, n_ctx, d_model]
         x = resid[0, lead:].to(sae.dtype)  # [n, d_model]
         codes = sae.encode(x)  # [n, d_sae]
         delta = sae.decode(edited_codes(codes, edits)) - sae.decode(codes)  # [n, d_model]: zero without edits
+        if record is not None:
+            record.append(delta.detach().float().cpu().numpy())
         resid[0, lead:] = resid[0, lead:] + delta.to(resid.dtype)
         return resid
     return hook
 
 
 def model_logits(model, sae: Any, hook_name: str, token_ids: list[int], context_id: int | None,
-                 edits: tuple[Edit, ...] | None):
-    """[n_tokens, d_vocab] logits of the text's tokens; with `edits` (even empty) the SAE splice runs at the hook."""
+                 edits: tuple[Edit, ...] | None, record: list | None = None):
+    """[n_tokens, d_vocab] logits of the text's tokens; with `edits` (even empty) the SAE splice runs at the hook
+    (and `record` receives the residual change it wrote)."""
     import torch
 
     lead = [] if context_id is None else [context_id]
@@ -143,15 +157,24 @@ def model_logits(model, sae: Any, hook_name: str, token_ids: list[int], context_
             logits = model(tokens, prepend_bos=False)
         else:
             logits = model.run_with_hooks(tokens, prepend_bos=False,
-                                          fwd_hooks=[(hook_name, splice_hook(sae, len(lead), edits))])
+                                          fwd_hooks=[(hook_name, splice_hook(sae, len(lead), edits, record))])
     return logits[0, len(lead):].float()  # [n_tokens, d_vocab]
 
 
+def changed_rows(delta: np.ndarray) -> dict[int, np.ndarray]:
+    """delta [n, d_model] -> the rows an edit changed, by position (a cached result keeps only those)."""
+    return {int(i): delta[i].copy() for i in np.flatnonzero(np.abs(delta).max(axis=1) > 0)}
+
+
 def run_edits(model, sae: Any, hook_name: str, token_ids: list[int], context_id: int | None, edits: tuple[Edit, ...],
-              position: int) -> EditResult:
-    """The next-token prediction at `position` of the text, as the model makes it and with the edits spliced in."""
+              position: int, watched: tuple[int, ...] = ()) -> EditResult:
+    """The next-token prediction at `position` of the text, as the model makes it and with the edits spliced in, and
+    the logits of the `watched` token ids there."""
+    record: list = []
     before = model_logits(model, sae, hook_name, token_ids, context_id, None)[position].numpy()
-    after = model_logits(model, sae, hook_name, token_ids, context_id, edits)[position].numpy()
+    after = model_logits(model, sae, hook_name, token_ids, context_id, edits, record)[position].numpy()
     top_before, top_after = top_tokens(before), top_tokens(after)
     return EditResult(position, top_before, top_after, float(np.abs(after - before).max()),
-                      tuple(float(after[i]) for i in top_before.ids), tuple(float(before[i]) for i in top_after.ids))
+                      tuple(float(after[i]) for i in top_before.ids), tuple(float(before[i]) for i in top_after.ids),
+                      tuple(float(before[i]) for i in watched), tuple(float(after[i]) for i in watched),
+                      changed_rows(record[0]) if record else None)

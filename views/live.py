@@ -392,11 +392,47 @@ st.dataframe(token_table(), hide_index=True, width="stretch", column_config=conf
 # --- edits: ablate or scale latents, and watch the next token ---------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=32)
 def _edited(db_path: str, identity: tuple[int, ...] | None, source: inference.SAESource, token_ids: tuple[int, ...],
-            specs: tuple[str, ...], position: int) -> editing.EditResult:
+            specs: tuple[str, ...], position: int, watched: tuple[int, ...] = ()) -> editing.EditResult:
     loaded = _sae(source, db_path)
     parsed = editing.parse_edits(list(specs), len(token_ids), int(loaded.sae.cfg.d_sae))
     return editing.run_edits(_model(source.model_name, loaded.model_kwargs), loaded.sae, source.hook_name,
-                             list(token_ids), context_token_id(source.model_name), parsed, position)
+                             list(token_ids), context_token_id(source.model_name), parsed, position, watched)
+
+
+def watched_tokens(raw: str | None) -> list[tuple[str, int, int]]:
+    """`watch=` (comma-separated strings, leading spaces kept: `watch= S, T`): (string, its first token id, how many
+    tokens it has); a ParamError for too many or for control characters."""
+    items = [item for item in parse_text(raw, "watch").split(",") if item.strip()]
+    if len(items) > editing.MAX_WATCHED:
+        raise ParamError(f"`watch` names {len(items)} tokens; the live page follows at most {editing.MAX_WATCHED}.")
+    out = []
+    for item in items:
+        pieces = tokenize(source.model_name, item)
+        if pieces:
+            out.append((item, pieces[0][0], len(pieces)))
+    return out
+
+
+def watched_table(watched: list[tuple[str, int, int]], edited: editing.EditResult) -> pd.DataFrame:
+    return pd.DataFrame([{"token": decoded(token_id), "named as": repr(item) + (f" (first of {n} tokens)" if n > 1 else ""),
+                          "logit before": before, "logit after": after, "change": after - before}
+                         for (item, token_id, n), before, after in zip(watched, edited.watched_before,
+                                                                       edited.watched_after)])
+
+
+def probe_table(edited: editing.EditResult) -> pd.DataFrame:
+    """The letter probe's logit at the hook on every word token the edits changed, before and after."""
+    probes = _probes(*common.db_version(), sae.sae_key)
+    rows = []
+    for reading in result.letters:
+        probe = probes.get(reading.letter)
+        if probe is None or reading.position not in (edited.resid_change or {}):
+            continue
+        change = edited.probe_logit_change(reading.position, probe.weight)
+        rows.append({"#": reading.position, "token": repr(reading.token), "letter": reading.letter.upper(),
+                     "probe logit before": reading.probe_logit, "after": reading.probe_logit + change,
+                     "change": change})
+    return pd.DataFrame(rows)
 
 
 def live_params(**changes: object) -> dict[str, object]:
@@ -407,7 +443,7 @@ def live_params(**changes: object) -> dict[str, object]:
 
 
 def edit_link(label: str, specs: list[str]) -> None:
-    params = live_params(at=st.query_params.get("at"))
+    params = live_params(at=st.query_params.get("at"), watch=st.query_params.get("watch"))
     st.page_link(common.PAGE_FILES["live"], label=label,
                  query_params={**{k: str(v) for k, v in params.items()}, "edit": specs})
 
@@ -431,6 +467,7 @@ def render_edits() -> None:
     try:
         specs = editing.parse_edits(raw, len(tokens), int(sae.d_sae))
         position = parse_position(st.query_params.get("at"), len(tokens))
+        watched = watched_tokens(st.query_params.get("watch"))
     except (editing.EditError, ParamError) as error:
         st.error(str(error))
         return
@@ -453,7 +490,7 @@ def render_edits() -> None:
     try:
         with st.spinner("Running the model with the edits …"):
             edited = _edited(*common.db_version(), source, tuple(t for t, _ in tokens), tuple(e.spec for e in specs),
-                             position)
+                             position, tuple(token_id for _, token_id, _ in watched))
     except inference.LiveUnavailable as error:
         show_unavailable(error)
     st.markdown("Edits: " + "; ".join(e.describe([t for _, t in tokens]) for e in specs) + ".")
@@ -464,6 +501,28 @@ def render_edits() -> None:
     st.caption(f"The next token after token {position} ({tokens[position][1]!r}), top {editing.TOP_K} before and after "
                f"the edits; its logit change: how the edits moved the logit of each token the model predicted before. "
                f"Largest logit change over the vocabulary: {edited.max_logit_change:.3f}.")
+    signed = st.column_config.NumberColumn(format="%+.2f")
+    if watched:
+        st.dataframe(watched_table(watched, edited), hide_index=True, width="stretch", key="live_watched",
+                     column_config={"logit before": number, "logit after": number, "change": signed})
+        if len(watched) >= 2:
+            gap = [b[0] - b[1] for b in (edited.watched_before, edited.watched_after)]
+            st.caption(f"Logit difference {decoded(watched[0][1])} − {decoded(watched[1][1])}: {gap[0]:+.2f} before, "
+                       f"{gap[1]:+.2f} after the edits.")
+    else:
+        st.caption("`?watch= S, T` follows the logits of the tokens you name (comma-separated, leading spaces kept), "
+                   "and the difference between the first two.")
+    if result.has_letters:
+        probes = probe_table(edited)
+        if probes.empty:
+            st.caption("No word token's residual stream changed at the hook, so no letter probe reading moved.")
+        else:
+            st.dataframe(probes, hide_index=True, width="stretch", key="live_edit_probes",
+                         column_config={"probe logit before": number, "after": number, "change": signed})
+            st.caption(f"The first-letter probe's logit at `{sae.hook_name}` on each word token the edits changed: "
+                       "before, and with the edits' change to the residual stream there (the same hook, so this is the "
+                       "probe's reading of exactly what the edit wrote). An absorber ablated at its word moves the "
+                       "probe only as much as its decoder row carried the letter direction.")
     common.page_link("live", "Remove the edits →", **live_params())
 
 

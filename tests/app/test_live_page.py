@@ -281,3 +281,29 @@ def test_each_token_s_strongest_latent_has_an_ablate_here_link_that_edits_that_t
     assert_clean(at, "/live?edit=… (ablate here)")
     assert any(f"latent {top} ablated at token {snake['#']}" in m.value for m in at.markdown)
     assert frame_with(at, "its logit change")["its logit change"].abs().max() > 0
+
+
+def test_an_edit_follows_the_named_tokens_and_the_letter_probe_on_the_edited_word(demo):
+    """Ablating ' snake''s strongest latent at ' snake' (position 1), with ' slid' and ' slithered' named: their
+    logits before and after and the difference between them; the S probe's logit on ' snake' moves by exactly what
+    the edit wrote at the hook, and no other word's probe reading moves."""
+    plain = render("live", {"sae": SAE, "text": SENTENCE})
+    tokens = frame_with(plain, "ablate top 1 here")
+    snake = tokens[tokens["token"] == "' snake'"].iloc[0]
+    params = {**parse_url(snake["ablate top 1 here"])[1], "watch": " slid, slithered"}
+    at = render("live", params)
+    assert_clean(at, "/live?edit=…&watch=…")
+    watched = frame_with(at, "named as")
+    assert watched["named as"].tolist()[0].startswith("' slid'") and len(watched) == 2
+    assert (watched["change"] == watched["logit after"] - watched["logit before"]).all()
+    assert any("Logit difference" in c.value for c in at.caption)
+    probes = frame_with(at, "probe logit before")
+    assert probes["token"].tolist() == ["' snake'"] and probes["letter"].tolist() == ["S"]
+    assert probes["change"].iloc[0] != 0
+
+
+@pytest.mark.parametrize(("watch", "message"), [(",".join("abcdefghi"), "at most 8"), ("a\x01b", "control")])
+def test_a_bad_watch_list_gives_a_message(demo, watch, message):
+    at = render("live", {"sae": SAE, "text": SENTENCE, "edit": "1:1:0", "watch": watch})
+    assert_clean(at, "/live?watch=…")
+    assert message in messages(at)

@@ -38,7 +38,7 @@ SEED = 20240611
 # names but no page reads yet (until one does, it is one more unknown key).
 KNOWN_KEYS = ("sae", "latent", "q", "in", "sort", "page", "letter", "x", "token", "saes", "k", "text", "model", "hook",
               "layer", "width", "arch", "l0", "group", "task", "class", "edit", "at", "spell",
-              "steer", "gen", "temp", "seed")
+              "steer", "gen", "temp", "seed", "watch")
 SCATTER_X = ("encoder", "latent")  # views/letter.py: the `x` choices
 UNKNOWN_KEYS = ("foo", "LATENT", "Sae", "sae ", "latent[]", "embed", "embed_options", "__proto__", "_stcore",
                 "page_size", "名前", "q\x00")
@@ -239,7 +239,8 @@ def value_for(key: str, facts: Facts) -> st.SearchStrategy[str]:
               "width": filter_values(tuple(sorted(set(facts.d_sae)))), "arch": filter_values(facts.archs),
               "l0": l0_ranges(facts), "group": choices(GROUPS), "edit": edit_specs(facts), "at": numbers(facts),
               "spell": words(facts), "steer": steer_specs(facts), "gen": generation_values(),
-              "temp": generation_values(), "seed": generation_values()}
+              "temp": generation_values(), "seed": generation_values(),
+              "watch": mostly(st.sampled_from((" S, T", " the", "a,b,c", " snake, snake")), edge_text(), free_text(30))}
     return by_key[key]
 
 

@@ -87,3 +87,19 @@ def test_edits_apply_in_order():
     codes = torch.ones(3, 4)
     out = edited_codes(codes, (Edit(None, 1, 3.0), Edit(2, 1, x := 0.5, scale=True)))
     assert out[:, 1].tolist() == [3.0, 3.0, 3.0 * x] and codes[:, 1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_an_edit_reports_what_it_wrote_at_the_hook_and_the_watched_logits(model_and_sae):
+    """Ablating the planted latent at token 1 writes −5 × its decoder row there and nowhere else; a probe's logit
+    moves by that change · its weight; the watched tokens' logits are the full logits' entries."""
+    model, sae = model_and_sae
+    edit = (Edit(1, helpers.PLANTED_LATENT, 0.0),)
+    result = run_edits(model, sae, helpers.HOOK, TEXT, None, edit, position=4, watched=(2, 6))
+    row = sae.W_dec[helpers.PLANTED_LATENT].detach().numpy()
+    assert set(result.resid_change) == {1}
+    assert result.resid_change[1] == pytest.approx(-5.0 * row, abs=1e-4)
+    weight = torch.randn(row.shape[0]).numpy()
+    assert result.probe_logit_change(1, weight) == pytest.approx(float(-5.0 * row @ weight), abs=1e-3)
+    assert result.probe_logit_change(3, weight) == 0.0
+    before = model_logits(model, sae, helpers.HOOK, TEXT, None, None)[4]
+    assert result.watched_before == pytest.approx((before[2].item(), before[6].item()), abs=1e-5)

@@ -172,8 +172,8 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
     if stored is not None:
         fold_probes, probe = stored.fold_probes, stored.probe
     else:
-        fold_probes = train_fold_probes(acts, labels, folds, config)
-        probe = display_probe(acts, labels, folds, fold_probes, config)
+        fold_probes = [pr.as_stored(p) for p in train_fold_probes(acts, labels, folds, config)]
+        probe = pr.as_stored(display_probe(acts, labels, folds, fold_probes, config))
     logits = out_of_fold_logits(acts, folds, fold_probes, probe)
     measured = np.flatnonzero(folds != TRAINING_ONLY)
     test_scores = pr.classifier_scores(logits[measured] > 0, labels[measured])

@@ -115,6 +115,16 @@ def torch_sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
                                    is_coalesced=True)  # CSR rows in order: already coalesced
 
 
+PROBE_DECIMALS = 6  # the database stores probe weights to this many decimals (tables.py: float_list(weight, 6))
+
+
+def as_stored(probe: LinearProbe) -> LinearProbe:
+    """The probe as the database keeps it (weights rounded to PROBE_DECIMALS, float32). A build measures its first
+    SAE with this, so that the SAEs a later build adds at the hook, which read the stored probe, see the same one."""
+    return LinearProbe(np.round(probe.weight.astype(np.float64), PROBE_DECIMALS).astype(np.float32),
+                       probe.bias.astype(np.float32))
+
+
 def train_letter_probe(x: np.ndarray, labels: np.ndarray, config: ProbeConfig = ProbeConfig(),
                        n_classes: int = N_LETTERS) -> LinearProbe:
     return train_probe(x, labels, config.epochs, config.lr, config.end_lr, config.weight_decay,

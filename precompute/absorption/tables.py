@@ -23,6 +23,7 @@ from contract.rows import (
     arrow_table,
 )
 from contract.schema import COS_BLOCK, COS_SCALE
+from precompute.absorption import probe as pr
 from precompute.absorption.config import TRAINING_ONLY, AbsorptionConfig
 from precompute.absorption.hook import HookProbeData
 from precompute.absorption.measure import SAEAbsorption
@@ -86,7 +87,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         neuron, pca = hook.neuron_baseline[j], hook.pca_baseline[j]
         letters.append(ClassProbeRow(
             probe_run_id=run_id, model_name=hook.model_name, hook_name=hook.hook_name, task=config.task,
-            letter=letter, weight=float_list(hook.probe.weight[j], 6), bias=float(hook.probe.bias[j]),
+            letter=letter, weight=float_list(hook.probe.weight[j], pr.PROBE_DECIMALS), bias=float(hook.probe.bias[j]),
             n_train=int(((labels == j) & ~measured).sum()), n_test=int(((labels == j) & measured).sum()),
             probe_precision=float(hook.test_scores.precision[j]), probe_recall=float(hook.test_scores.recall[j]),
             probe_f1=float(hook.test_scores.f1[j]), probe_auc=r(hook.aucs[j]),
@@ -113,7 +114,7 @@ def hook_tables(hook: HookProbeData, config: AbsorptionConfig, tokenizer, run_id
         "text": [tokenizer.decode(ids, skip_special_tokens=False) for ids in prompts.prefixes],
     })
     folds = [ProbeFoldRow(probe_run_id=run_id, task=config.task, fold=fold, letter=letter,
-                          weight=float_list(probe.weight[j], 6), bias=float(probe.bias[j]),
+                          weight=float_list(probe.weight[j], pr.PROBE_DECIMALS), bias=float(probe.bias[j]),
                           n_words=int(((labels == j) & (hook.folds == fold)).sum()),
                           n_probe_true_positives=int(len(hook.probe_true_positives(j, fold))))
              for fold, probe in enumerate(hook.fold_probes) for j, letter in enumerate(classes)]

@@ -69,14 +69,9 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
     letters = con.execute(SAE_LETTERS, [sae_key, task]).df()
     config = json.loads(row["config"])
     config["model_name"] = sae_row.model_name
-    details = [{
-        "first_letter": r.letter,
-        "mean_absorption_fraction": none_if_nan(r.mean_absorption_fraction),
-        "full_absorption_rate": none_if_nan(r.full_absorption_rate),
-        "num_full_absorption": int(r.n_full_absorption),
-        "num_probe_true_positives": int(r.n_probe_true_positives),
-        "num_split_features": int(r.n_split),
-    } for r in letters.itertuples()]
+    # SAEBench lists the letters its means cover (probe F1 above the cut-off); the others go in our own block
+    details = [letter_detail(r) for r in letters.itertuples() if r.included]
+    excluded = [letter_detail(r) for r in letters.itertuples() if not r.included]
     return {
         "eval_type_id": EVAL_TYPE_ID if task == "first_letter" else f"absorption_{task}",
         "eval_config": config,
@@ -120,9 +115,22 @@ def saebench_json(con: duckdb.DuckDBPyConnection, sae_key: str, task: str = "fir
             "other_rule": row.get("other_rule"),
             "other_rule_mean_absorption_fraction": none_if_nan(row.get("other_mean_absorption_fraction")),
             "other_rule_full_absorption_rate": none_if_nan(row.get("other_full_absorption_rate")),
+            "excluded_letters": excluded,  # probe F1 at or below the cut-off: not in the means, as in SAEBench
             "mean_main_latent_f1": none_if_nan(row["mean_main_f1"]),
             "mean_probe_f1": none_if_nan(row["mean_probe_f1"]),
         },
+    }
+
+
+def letter_detail(r) -> dict:
+    """One sae_letters row as SAEBench's AbsorptionResultDetail."""
+    return {
+        "first_letter": r.letter,
+        "mean_absorption_fraction": none_if_nan(r.mean_absorption_fraction),
+        "full_absorption_rate": none_if_nan(r.full_absorption_rate),
+        "num_full_absorption": int(r.n_full_absorption),
+        "num_probe_true_positives": int(r.n_probe_true_positives),
+        "num_split_features": int(r.n_split),
     }
 
 
@@ -182,4 +190,8 @@ def validate_with_saebench(path: Path) -> str | None:
     if not PEER_PYTHON.exists():
         raise FileNotFoundError(f"no SAEBench peer venv at {PEER_PYTHON} (bash bench/peers/setup.sh saebench)")
     done = subprocess.run([str(PEER_PYTHON), "-c", VALIDATE, str(path)], capture_output=True, text=True)
-    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["invalid"])[-1]
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    start = next((i for i, line in enumerate(lines) if "validation error" in line), max(len(lines) - 1, 0))
+    return "; ".join(line.strip() for line in lines[start:] if "errors.pydantic.dev" not in line) or "invalid"

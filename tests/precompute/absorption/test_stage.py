@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -151,6 +152,14 @@ def test_the_saebench_json_export_fits_saebench_s_own_schema(built, tmp_path):
     result = json.loads(written[0].read_text())
     assert result["sae_bench_commit_hash"].startswith("absorption-explorer ")  # SAEBench's schema wants a string
     assert result["absorption_explorer"]["split_rule"] in {"guarded", "l1", "f1"}
+    # SAEBench's details list the letters its means cover; the others (probe F1 at or below the cut-off) are ours
+    con = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})  # as the export opens it
+    included = {r[0]: r[1] for r in con.execute(
+        "SELECT letter, included FROM sae_letters WHERE sae_key = 'first' AND task = 'first_letter'").fetchall()}
+    con.close()
+    assert [d["first_letter"] for d in result["eval_result_details"]] == sorted(k for k, v in included.items() if v)
+    assert {d["first_letter"] for d in result["absorption_explorer"]["excluded_letters"]} == {
+        k for k, v in included.items() if not v}
     if not PEER_PYTHON.exists():
         pytest.skip("no SAEBench peer venv (bash bench/peers/setup.sh saebench)")
     assert validate_with_saebench(written[0]) is None
@@ -229,5 +238,6 @@ def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(buil
     written = export_sae(work, "first", tmp_path / "export")
     report = json.loads((tmp_path / "export" / "first_wordnet_pos_eval_results.json").read_text())
     assert report["eval_type_id"] == "absorption_wordnet_pos" and report["absorption_explorer"]["task"] == "wordnet_pos"
-    assert {d["first_letter"] for d in report["eval_result_details"]} == {"noun", "verb", "adjective", "adverb"}
+    listed = report["eval_result_details"] + report["absorption_explorer"]["excluded_letters"]
+    assert {d["first_letter"] for d in listed} == {"noun", "verb", "adjective", "adverb"}
     assert tmp_path / "export" / "first_eval_results.json" in written

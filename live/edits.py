@@ -62,7 +62,7 @@ def parse_edits(raw: list[str], n_tokens: int, d_sae: int) -> tuple[Edit, ...]:
 
 
 def parse_edit(spec: str, n_tokens: int, d_sae: int) -> Edit:
-    shown = spec.strip()[:40]
+    shown = re.sub(r"[\x00-\x1f\x7f]", "?", spec.strip())[:40]  # a message never echoes control characters
     match = EDIT.match(spec)
     if match is None:
         raise EditError(f"`edit={shown}` is not POSITION:LATENT:VALUE (for example `3:2174:0` to ablate latent 2174 "

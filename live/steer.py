@@ -65,7 +65,7 @@ def parse_steers(raw: list[str], d_sae: int) -> tuple[Steer, ...]:
 
 
 def parse_steer(spec: str, d_sae: int) -> Steer:
-    shown = spec.strip()[:40]
+    shown = re.sub(r"[\x00-\x1f\x7f]", "?", spec.strip())[:40]  # a message never echoes control characters
     match = STEER.match(spec)
     if match is None:
         raise SteerError(f"`steer={shown}` is not LATENT:ALPHA (for example `steer=409:12` adds 12 × latent 409's "
@@ -86,12 +86,17 @@ def parse_generation(new_tokens: str | None, temperature: str | None, seed: str 
                       seed=bounded_int(seed, "seed", 0, 2**31 - 1, 0))
 
 
+def printable(raw: str) -> str:
+    """A URL value for a message: control characters replaced, at most 40 characters."""
+    return re.sub(r"[\x00-\x1f\x7f]", "?", raw.strip())[:40]
+
+
 def bounded_int(raw: str | None, key: str, low: int, high: int, default: int) -> int:
     if raw is None:
         return default
     text = raw.strip()
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise SteerError(f"`{key}={raw.strip()[:40]}` is not a whole number from {low} to {high:,}.")
+        raise SteerError(f"`{key}={printable(raw)}` is not a whole number from {low} to {high:,}.")
     return int(text)
 
 
@@ -104,7 +109,7 @@ def bounded_float(raw: str | None, key: str, low: float, high: float) -> float:
     except ValueError:
         value = math.nan
     if not low <= value <= high:  # nan fails too
-        raise SteerError(f"`{key}={text[:40]}` is not a number from {low:g} to {high:g}.")
+        raise SteerError(f"`{key}={printable(text)}` is not a number from {low:g} to {high:g}.")
     return value
 
 

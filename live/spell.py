@@ -11,12 +11,13 @@ Streamlit-free; torch is imported inside the functions that run the model.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from live.edits import Edit, model_logits
+from live.edits import Edit, edited_codes, model_logits
 from live.inference import _FORWARD
 
 AS_IS = "as is"
@@ -56,14 +57,35 @@ def build_prompt(tokenizer, prefix: str, template: str, word_token_id: int, bos_
     return SpellPromptIds(tuple(prefix_ids + [word_token_id] + tail_ids), len(prefix_ids))
 
 
-def word_codes(model, sae: Any, hook_name: str, prompt: SpellPromptIds) -> np.ndarray:
-    """[d_sae] the SAE's codes at the word (the model up to the hook)."""
+def resume_layer(model, hook_name: str) -> int | None:
+    """For a residual-stream hook, the layer index where the model's forward returns that residual
+    (`stop_at_layer`) and can resume from it (`start_at_layer`); None for any other hook."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name)
+    if match is None:
+        return None
+    layer = int(match[1]) + (match[2] == "post")
+    return layer if layer <= model.cfg.n_layers else None
+
+
+def resid_at_hook(model, hook_name: str, prompt: SpellPromptIds):
+    """[1, n_ctx, d_model] the residual stream at the hook (the model up to it only)."""
     import torch
 
     tokens = torch.tensor([list(prompt.ids)], dtype=torch.long)  # [1, n_ctx]
     with _FORWARD, torch.inference_mode():
+        layer = resume_layer(model, hook_name)
+        if layer is not None:
+            return model(tokens, prepend_bos=False, stop_at_layer=layer)
         _, cache = model.run_with_cache(tokens, names_filter=[hook_name], prepend_bos=False)
-        resid = cache[hook_name][0, prompt.word_position].to(sae.dtype)  # [d_model]
+        return cache[hook_name]
+
+
+def word_codes(model, sae: Any, hook_name: str, prompt: SpellPromptIds) -> np.ndarray:
+    """[d_sae] the SAE's codes at the word (the model up to the hook)."""
+    import torch
+
+    resid = resid_at_hook(model, hook_name, prompt)[0, prompt.word_position].to(sae.dtype)  # [d_model]
+    with torch.inference_mode():
         return sae.encode(resid[None])[0].float().numpy()
 
 
@@ -90,13 +112,45 @@ def control_latent(codes: np.ndarray, exclude: set[int], densities: dict[int, fl
 def run_conditions(model, sae: Any, hook_name: str, prompt: SpellPromptIds, answer_ids: list[int], correct: int,
                    conditions: list[Condition], codes: np.ndarray) -> tuple[SpellRow, ...]:
     """The margin at the prompt's last token for every condition (ablation at the word's position only)."""
+    if resume_layer(model, hook_name) is not None:
+        answer_logits = conditions_from_the_hook(model, sae, hook_name, prompt, conditions)
+    else:  # a hook inside a block: each condition is its own full forward with the SAE spliced in
+        answer_logits = [condition_logits(model, sae, hook_name, prompt, condition) for condition in conditions]
     rows = []
-    for condition in conditions:
-        with _FORWARD:
-            edits = None if not condition.latents else tuple(Edit(prompt.word_position, latent, 0.0)
-                                                             for latent in condition.latents)
-            logits = model_logits(model, sae, hook_name, list(prompt.ids), None, edits)[-1].numpy()
+    for condition, logits in zip(conditions, answer_logits):
         value, answer, rank = margin(logits, answer_ids, correct)
         rows.append(SpellRow(condition.name, condition.latents, tuple(float(codes[i]) for i in condition.latents),
                              value, answer, rank))
     return tuple(rows)
+
+
+def condition_logits(model, sae: Any, hook_name: str, prompt: SpellPromptIds, condition: Condition) -> np.ndarray:
+    with _FORWARD:
+        edits = None if not condition.latents else tuple(Edit(prompt.word_position, latent, 0.0)
+                                                         for latent in condition.latents)
+        return model_logits(model, sae, hook_name, list(prompt.ids), None, edits, position=-1).numpy()
+
+
+def conditions_from_the_hook(model, sae: Any, hook_name: str, prompt: SpellPromptIds,
+                             conditions: list[Condition]) -> list[np.ndarray]:
+    """[d_vocab] logits at the last token per condition: the model runs to the hook once, then every condition's
+    residual (the SAE's change at the word added, as live/edits.splice_hook writes it) resumes from the hook in one
+    batch. The same numbers as a full forward per condition, to float rounding (tests/live/test_spell.py), in about
+    half the time (bench/ablation_check.py)."""
+    import torch
+
+    layer = resume_layer(model, hook_name)
+    resid = resid_at_hook(model, hook_name, prompt)  # [1, n_ctx, d_model]
+    with _FORWARD, torch.inference_mode():
+        x = resid[0, prompt.word_position].to(sae.dtype)[None]  # [1, d_model]
+        codes = sae.encode(x)  # [1, d_sae]
+        decoded = sae.decode(codes)
+        batch = resid.repeat(len(conditions), 1, 1)  # [n_conditions, n_ctx, d_model]
+        for i, condition in enumerate(conditions):
+            if condition.latents:
+                edits = tuple(Edit(0, latent, 0.0) for latent in condition.latents)
+                delta = sae.decode(edited_codes(codes, edits)) - decoded  # [1, d_model]
+                batch[i, prompt.word_position] += delta[0].to(batch.dtype)
+        out = model(batch, start_at_layer=layer, stop_at_layer=model.cfg.n_layers)  # [n, n_ctx, d_model]
+        logits = model.unembed(model.ln_final(out[:, -1:]))[:, 0].float()  # [n_conditions, d_vocab]
+    return list(logits.numpy())

@@ -134,7 +134,7 @@ def reloadable_tokenizer(tokenizer):
 
 
 # Bump when the conversion below changes what it produces: converted models cached by an older one are not reused.
-CONVERSION_VERSION = 1
+CONVERSION_VERSION = 2  # 2: weights saved in their forward layout (store_weights_in_forward_layout)
 
 
 def converted_model_path(dtype: torch.dtype) -> Path:
@@ -180,8 +180,8 @@ def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float3
             return load_converted(path, tokenizer_dir, device)
         except Exception:  # noqa: BLE001 - a damaged or foreign cache file: convert again and replace it
             path.unlink(missing_ok=True)
-    model = convert_embedded_smollm2(device, dtype)
-    save_converted(model, path)
+    model = store_weights_in_forward_layout(convert_embedded_smollm2(device, dtype))
+    save_converted(model, path)  # torch.save keeps the strides: later loads need no re-layout
     return model
 
 
@@ -192,10 +192,12 @@ DERIVED_BUFFERS = (".mask", ".IGNORE", ".rotary_sin", ".rotary_cos")
 def load_converted(path: Path, tokenizer_dir: Path, device: str) -> HookedTransformer:
     from transformers import AutoTokenizer
 
-    saved = torch.load(path, map_location="cpu", weights_only=False)  # our own file in the user cache
-    cfg = HookedTransformerConfig.from_dict({**saved["cfg"], "device": device})
+    # mmap and assign: the saved tensors become the weights (their strides included) without a copy, and the
+    # model skips its random initialisation (cold start of the live page, bench/live_latency.py)
+    saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)  # our own file in the user cache
+    cfg = HookedTransformerConfig.from_dict({**saved["cfg"], "device": device, "init_weights": False})
     model = HookedTransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(str(tokenizer_dir)), move_to_device=False)
-    missing, unexpected = model.load_state_dict(saved["state_dict"], strict=False)
+    missing, unexpected = model.load_state_dict(saved["state_dict"], strict=False, assign=True)
     if unexpected or any(not key.endswith(DERIVED_BUFFERS) for key in missing):
         raise ValueError(f"{path} does not match this model: missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.to(device)
@@ -255,13 +257,42 @@ def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str 
     model has one fixed processing."""
     torch_dtype = getattr(torch, dtype)
     if name == EMBEDDED_MODEL_NAME:
-        return load_embedded_smollm2(device=device, dtype=torch_dtype)
+        return store_weights_in_forward_layout(load_embedded_smollm2(device=device, dtype=torch_dtype))
     if name == TOY_MODEL_NAME:
         from precompute.toy.hierarchy import load_toy_model
 
-        return load_toy_model(device=device, dtype=torch_dtype)
-    return HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
-                                                           **dict(model_kwargs_key(from_pretrained_kwargs)))
+        return store_weights_in_forward_layout(load_toy_model(device=device, dtype=torch_dtype))
+    model = HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
+                                                            **dict(model_kwargs_key(from_pretrained_kwargs)))
+    return store_weights_in_forward_layout(model)
+
+
+def transposed_layout(weight: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
+    """The same values stored so that `weight.permute(order)` is contiguous (a view, no copy)."""
+    inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+    return weight.detach().permute(order).contiguous().permute(inverse)
+
+
+# The layout each forward asks for: TransformerLens 3.9 calls `W.T.contiguous()` on the MLP and unembedding weights
+# and rearranges the attention weights to [(head d_head), d_model] on every forward, copying ~430 MB per call for
+# SmolLM2; with a one-token step (generation with the key-value cache) those copies were 70 % of the time. Stored in
+# the wanted layout, `.contiguous()` and the rearrange are views, and F.linear sees the very same weight: bitwise
+# identical outputs (tests/precompute/loading/test_model.py).
+FORWARD_LAYOUTS: dict[str, tuple[int, ...]] = {
+    "W_gate": (1, 0), "W_in": (1, 0), "W_out": (1, 0), "W_U": (1, 0),  # F.linear(x, W.T.contiguous())
+    "W_Q": (0, 2, 1), "W_K": (0, 2, 1), "W_V": (0, 2, 1), "_W_K": (0, 2, 1), "_W_V": (0, 2, 1),  # -> [(h dh), dm]
+    "W_O": (2, 0, 1),  # -> [dm, (h dh)]
+}
+
+
+def store_weights_in_forward_layout(model: HookedTransformer) -> HookedTransformer:
+    """Re-stores the weights of FORWARD_LAYOUTS (values unchanged) so the forward pass copies none of them."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            order = FORWARD_LAYOUTS.get(name.rsplit(".", 1)[-1])
+            if order is not None and param.dim() == len(order) and not param.permute(order).is_contiguous():
+                param.data = transposed_layout(param.data, order)
+    return model
 
 
 @lru_cache(maxsize=2)

@@ -63,6 +63,9 @@ def test_an_empty_edit_reproduces_the_model_s_logits(model_and_sae):
     plain = model_logits(model, sae, helpers.HOOK, TEXT, None, None)
     spliced = model_logits(model, sae, helpers.HOOK, TEXT, None, ())
     assert (plain - spliced).abs().max().item() < 1e-4
+    for position in (0, 4, -1):  # one row's unembedding (what run_edits and the spelling check read) is that row
+        one = model_logits(model, sae, helpers.HOOK, TEXT, None, (), position=position)
+        assert one.shape == plain[position].shape and (one - plain[position]).abs().max().item() < 1e-5
     result = run_edits(model, sae, helpers.HOOK, TEXT, None, (), position=4)
     assert result.max_logit_change < 1e-4 and result.before.ids == result.after.ids
 

@@ -68,3 +68,24 @@ def test_nothing_ablated_is_the_model_and_a_silent_latent_changes_nothing(model_
     assert np.abs(ablated[-1] - own).max() < 1e-4
     assert rows[2].activations[0] == pytest.approx(float(codes[helpers.PLANTED_LATENT]))
     assert abs(rows[2].margin - rows[0].margin) > 1e-6, "the planted latent writes at the word, so its ablation moves it"
+
+
+@pytest.mark.parametrize("hook", [helpers.EARLY_HOOK, helpers.HOOK])
+def test_conditions_resumed_from_the_hook_match_a_full_forward_each(tmp_path, hook):
+    """run_conditions runs the model to the hook once and resumes every condition from there in one batch; each
+    condition's logits equal a full forward with the SAE spliced in (live/edits.py)."""
+    from sae_lens import SAE
+
+    model = helpers.tiny_model()
+    sae = SAE.load_from_disk(str(helpers.planted_sae_folder(tmp_path, hook=hook)), device="cpu")
+    prompt = spell.SpellPromptIds((5, 8, 9, 6, helpers.PLANTED_TOKEN), word_position=4)
+    assert spell.word_codes(model, sae, hook, prompt)[helpers.PLANTED_LATENT] > 0
+    conditions = [spell.Condition(spell.AS_IS, ()), spell.Condition("planted", (helpers.PLANTED_LATENT,)),
+                  spell.Condition("two", (helpers.PLANTED_LATENT, helpers.DEAD_LATENT))]
+    assert spell.resume_layer(model, hook) == int(hook.split(".")[1]) + 1
+    resumed = spell.conditions_from_the_hook(model, sae, hook, prompt, conditions)
+    for condition, logits in zip(conditions, resumed):
+        full = spell.condition_logits(model, sae, hook, prompt, condition)
+        assert np.abs(logits - full).max() < 1e-5, condition.name
+    assert np.abs(resumed[1] - resumed[0]).max() > 1e-4, "the planted latent's ablation changes the answer"
+    assert spell.resume_layer(model, "blocks.0.hook_mlp_out") is None  # inside a block: a full forward each

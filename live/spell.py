@@ -11,7 +11,6 @@ Streamlit-free; torch is imported inside the functions that run the model.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,13 +57,10 @@ def build_prompt(tokenizer, prefix: str, template: str, word_token_id: int, bos_
 
 
 def resume_layer(model, hook_name: str) -> int | None:
-    """For a residual-stream hook, the layer index where the model's forward returns that residual
-    (`stop_at_layer`) and can resume from it (`start_at_layer`); None for any other hook."""
-    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name)
-    if match is None:
-        return None
-    layer = int(match[1]) + (match[2] == "post")
-    return layer if layer <= model.cfg.n_layers else None
+    """Where the model's forward stops at the hook's residual and resumes from it (None: a hook inside a block)."""
+    from precompute.loading.sae import resume_layer as seam
+
+    return seam(hook_name, model.cfg.n_layers)
 
 
 def resid_at_hook(model, hook_name: str, prompt: SpellPromptIds):

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from transformer_lens import HookedTransformer
+from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.utilities.activation_functions import apply_softcap
 
 from precompute.absorption.activations import expanded, prefix_cache
+from precompute.loading.sae import resume_layer
 from precompute.absorption.codes import Codes, columns, gather
 
 
@@ -28,7 +31,7 @@ class AblationMetricConfig:
     min_probe_cos: float = 0.025  # the top latent's decoder cosine with the probe
     inactive_eps: float = 1e-8  # split latents must be below this at the word
     top_k_latents: int = 10  # latents kept per word for display
-    batch_size: int = 8  # candidates per forward/backward (times n_alpha_steps rows)
+    batch_size: int = 32  # candidates per forward/backward (times n_alpha_steps rows; was 8, bench/ablation_speed.py)
     seed: int = 42
 
 
@@ -41,9 +44,59 @@ def letter_metric(logits: torch.Tensor, letter_ids: torch.Tensor, correct: torch
 
 
 def ablation_attributions(model: HookedTransformer, sae, hook_name: str, prefix_ids: list[int], suffixes: torch.Tensor,
+                          correct: torch.Tensor, letter_ids: list[int], config: AblationMetricConfig,
+                          cache: TransformerLensKeyValueCache | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """suffixes [b, t] token ids (the word first, then the template tail) after a shared prefix (`cache`: its keys
+    and values, computed here when not given); correct [b] letter index. Returns (attributions [b, d_sae], codes at
+    the word [b, d_sae]).
+
+    At a residual-stream hook the model runs to the hook once per word, and only the layers after it run for the
+    n_alpha_steps rows, with the unembedding of the 26 answers at the last token alone (the metric reads nothing
+    else): the same attributions as spliced_attributions, which runs the whole model per step with its full logits,
+    to float rounding (tests/precompute/absorption/test_ablation.py), several times faster (bench/ablation_speed.py)."""
+    layer = resume_layer(hook_name, model.cfg.n_layers)
+    if layer is None:
+        return spliced_attributions(model, sae, hook_name, prefix_ids, suffixes, correct, letter_ids, config)
+    steps = config.n_alpha_steps
+    b = suffixes.shape[0]
+    device = model.cfg.device
+    tokens = suffixes.to(device)  # [b, t]
+    if cache is None and prefix_ids:
+        cache = prefix_cache(model, prefix_ids, stop_at_layer=None)
+    ones = torch.ones_like(tokens)
+    with torch.no_grad():
+        resid = model(tokens, past_kv_cache=expanded(cache, b) if cache else None, attention_mask=ones,
+                      stop_at_layer=layer)  # [b, t, d_model] at the hook
+        word = resid[:, 0].to(sae.W_dec.dtype)  # [b, d_model]
+        codes = sae.encode(word)  # [b, d_sae]
+        error = word - sae.decode(codes)
+    keep = 1.0 - torch.arange(steps, dtype=codes.dtype, device=device) / steps  # [steps]
+    codes_steps = codes.repeat_interleave(steps, dim=0)  # [b * steps, d_sae]
+    keep_rows = keep.repeat(b)[:, None]  # [b * steps, 1]
+    rows_cache = expanded(cache, b * steps) if cache else None
+    mask = ones.repeat_interleave(steps, dim=0)
+    if rows_cache is not None:
+        mask = rows_cache.append_attention_mask(mask)  # the prefix's positions too (frozen: nothing stored)
+    answers = torch.tensor(letter_ids, device=device)
+    with torch.enable_grad():
+        scaled = (codes_steps * keep_rows).requires_grad_(True)
+        patched = sae.decode(scaled) + error.repeat_interleave(steps, dim=0) * keep_rows  # [b * steps, d_model]
+        rest = resid[:, 1:].repeat_interleave(steps, dim=0)  # [b * steps, t - 1, d_model]
+        spliced = torch.cat([patched[:, None].to(resid.dtype), rest], dim=1)
+        out = model(spliced, start_at_layer=layer, stop_at_layer=model.cfg.n_layers, past_kv_cache=rows_cache,
+                     attention_mask=mask)  # [b * steps, t, d_model]
+        logits = answer_logits_at_last(model, out[:, -1], answers)  # [b * steps, 26]
+        metric = letter_metric(logits, torch.arange(len(letter_ids), device=device),
+                               correct.to(device).repeat_interleave(steps))
+        (grad,) = torch.autograd.grad(metric.sum(), scaled)
+    attributions = (grad * (0.0 - codes_steps)).reshape(b, steps, -1).mean(dim=1)
+    return attributions.detach().float().cpu().numpy(), codes.detach().float().cpu().numpy()
+
+
+def spliced_attributions(model: HookedTransformer, sae, hook_name: str, prefix_ids: list[int], suffixes: torch.Tensor,
                           correct: torch.Tensor, letter_ids: list[int], config: AblationMetricConfig) -> tuple[np.ndarray, np.ndarray]:
-    """suffixes [b, t] token ids (the word first, then the template tail) after a shared prefix;
-    correct [b] letter index. Returns (attributions [b, d_sae], codes at the word [b, d_sae])."""
+    """ablation_attributions as first written, for any hook: the SAE spliced in at the hook and the whole model run
+    for every alpha step with its full logits (the reference the resumed version is tested against)."""
     steps = config.n_alpha_steps
     b = suffixes.shape[0]
     device = model.cfg.device
@@ -72,6 +125,15 @@ def ablation_attributions(model: HookedTransformer, sae, hook_name: str, prefix_
     codes = state["codes"]
     attributions = (grad * (0.0 - codes)).reshape(b, steps, -1).mean(dim=1)
     return attributions.detach().float().cpu().numpy(), codes.reshape(b, steps, -1)[:, 0].detach().float().cpu().numpy()
+
+
+def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """resid [rows, d_model] after the last block -> [rows, len(answers)]: the model's own logits for those tokens
+    (its final norm, the unembedding's columns and soft cap), without the rest of the vocabulary."""
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = resid @ model.W_U[:, answers] + model.b_U[answers]
+    return apply_softcap(logits, model.cfg.output_logits_soft_cap)
 
 
 @dataclass

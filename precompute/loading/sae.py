@@ -77,3 +77,14 @@ def sae_hook_name(sae: SAE) -> str:
 def hook_layer(hook_name: str) -> int | None:
     match = re.match(r"blocks\.(\d+)\.", hook_name)
     return int(match.group(1)) if match else None
+
+
+def resume_layer(hook_name: str, n_layers: int) -> int | None:
+    """For a residual-stream hook, the block index where TransformerLens' forward returns that residual
+    (`stop_at_layer`) and resumes from it (`start_at_layer`): L for blocks.L.hook_resid_pre, L + 1 for
+    blocks.L.hook_resid_post. None for any other hook (one inside a block has no such seam)."""
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name)
+    if match is None:
+        return None
+    layer = int(match[1]) + (match[2] == "post")
+    return layer if layer <= n_layers else None

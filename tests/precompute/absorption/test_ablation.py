@@ -122,3 +122,34 @@ def test_paper_rule_edges():
     codes[3, 2] = 1.0  # a split latent fires on the last word -> not
     result = paper_absorption(attributions, codes, split_latents=[2], decoder_cos=cos)
     assert result.is_absorption.tolist() == [True, False, False, False]
+
+
+@pytest.mark.parametrize("hook", ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "blocks.1.hook_resid_post"])
+@pytest.mark.parametrize("prefix", [[], [3, 9, 4, 12, 5, 1]])
+def test_resumed_attributions_equal_the_whole_model_per_step(hook, prefix):
+    """ablation_attributions runs to the hook once per word and only the later blocks per alpha step, reading the 26
+    answers' logits alone; spliced_attributions (the first implementation) splices the SAE into the whole model per
+    step. On a random Llama-like model (RMS norm, rotary positions after a cached prefix, grouped-query attention,
+    gated MLP, logit soft cap) and a random SAE, both give the same attributions and codes."""
+    from precompute.absorption.ablation import spliced_attributions
+
+    cfg = HookedTransformerConfig(n_layers=3, d_model=D_MODEL, n_ctx=32, d_head=4, n_heads=4, n_key_value_heads=2,
+                                  d_mlp=32, d_vocab=D_VOCAB, act_fn="silu", gated_mlp=True, normalization_type="RMS",
+                                  positional_embedding_type="rotary", rotary_dim=4, output_logits_soft_cap=20.0,
+                                  device="cpu", seed=1)
+    model = HookedTransformer(cfg)
+    torch.manual_seed(1)
+    sae = StandardSAE(StandardSAEConfig(d_in=D_MODEL, d_sae=D_SAE, dtype="float32", device="cpu"))
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.randn(D_MODEL, D_SAE))
+        sae.W_dec.copy_(torch.randn(D_SAE, D_MODEL) * 0.3)
+        sae.b_enc.zero_()
+    suffixes = torch.tensor([[7, 20, 21], [8, 20, 21], [11, 20, 21]])  # word, then the template's tail
+    correct = torch.tensor([2, 18, 5])
+    config = AblationMetricConfig()
+    ours, codes = ablation_attributions(model, sae, hook, prefix, suffixes, correct, LETTER_IDS, config)
+    reference, reference_codes = spliced_attributions(model, sae, hook, prefix, suffixes, correct, LETTER_IDS, config)
+    assert (codes > 0).sum() >= 6, "latents fire, so there is something to attribute"
+    assert np.abs(reference).max() > 1e-2
+    np.testing.assert_allclose(codes, reference_codes, atol=1e-5)
+    np.testing.assert_allclose(ours, reference, atol=1e-5 * max(1.0, np.abs(reference).max()))

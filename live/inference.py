@@ -122,6 +122,26 @@ def live_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def needs_conversion(model_name: str) -> bool:
+    """The embedded default, its packages installed, and no converted copy in the user cache yet."""
+    if model_name != EMBEDDED_MODEL or missing_packages(model_name):
+        return False
+    from precompute.loading.model import embedded_is_converted
+
+    return not embedded_is_converted()
+
+
+def convert_embedded_once(model_name: str, progress) -> bool:
+    """Converts the embedded default's GGUF file into the user cache if needs_conversion, calling `progress` with a
+    line per step (the page shows them); True if it converted."""
+    if not needs_conversion(model_name):
+        return False
+    from precompute.loading.model import load_embedded_smollm2
+
+    load_embedded_smollm2(progress=progress)  # writes the cache; load_model then reads it
+    return True
+
+
 def load_model(model_name: str, from_pretrained_kwargs: tuple = ()):
     """The TransformerLens model on the CPU, from `precompute.loading.model` (its own per-process cache),
     loaded as the SAE asks (`LoadedSAE.model_kwargs`), as the build loaded it. Sets the process's torch threads

@@ -42,6 +42,21 @@ def _model(model_name: str, from_pretrained_kwargs: tuple = ()):
     return inference.load_model(model_name, from_pretrained_kwargs)
 
 
+def convert_with_progress(model_name: str) -> None:
+    """The first load on a machine converts the embedded model (about 17 s): its steps show as they happen. Called
+    before the first model run of a page view; a failure is left to load_model, which explains it."""
+    if not inference.needs_conversion(model_name):
+        return
+    with st.status("Converting the embedded model, once per machine (about 20 s; later loads take a second) …",
+                   expanded=True) as status:
+        try:
+            inference.convert_embedded_once(model_name, status.write)
+        except Exception:  # noqa: BLE001
+            status.update(label="The conversion did not finish.", state="error")
+            return
+        status.update(label="The embedded model is converted and cached.", state="complete", expanded=False)
+
+
 @st.cache_resource(show_spinner="Loading the SAE (once per server process) …")
 def _sae(source: inference.SAESource, db_path: str) -> inference.LoadedSAE:
     return inference.load_sae(source, Path(db_path))
@@ -144,6 +159,7 @@ def render_spell(word: str) -> None:
     correct = task.classes.index(found.class_name)
     named = spell_conditions(found)
     target = found.absorber if found.absorber is not None else found.main_latent
+    convert_with_progress(source.model_name)
     with st.spinner("Running the prompt with each latent ablated …"):
         try:
             rows, _ = _spell(*common.db_version(), source, found.prefix, found.template, found.token_id,
@@ -241,6 +257,7 @@ if len(tokens) > inference.MAX_TOKENS:
 if not tokens:
     st.info("The text has no tokens.")
     st.stop()
+convert_with_progress(source.model_name)
 try:
     with st.spinner("Running the text through the model …"):
         result = _run(*common.db_version(), source, tuple(tokens))

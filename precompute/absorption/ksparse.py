@@ -107,14 +107,21 @@ def candidate_rankings(rule: str, sparse_probe: LinearProbe, train_codes: Codes,
 def fit_k_sparse(train_codes: Codes, train_labels: np.ndarray, test_codes: Codes,
                  test_labels: np.ndarray, letter: int, latents: list[int], config: KSparseConfig,
                  n_classes: int = N_LETTERS) -> KSparseFit:
+    return fit_on_columns(columns(train_codes, latents), train_labels, columns(test_codes, latents), test_labels,
+                          letter, latents, config, n_classes)
+
+
+def fit_on_columns(train_x: np.ndarray, train_labels: np.ndarray, test_x: np.ndarray, test_labels: np.ndarray,
+                   letter: int, latents: list[int], config: KSparseConfig, n_classes: int = N_LETTERS) -> KSparseFit:
+    """fit_k_sparse on the latents' columns already taken out of the codes (train_x [n_train, k], test_x [n_test, k])."""
     y_train = train_labels == letter
     if y_train.all() or not y_train.any():  # too few words to have both classes: a probe that never fires
         return KSparseFit(letter, len(latents), list(latents), [0.0] * len(latents), -1.0, 0.0, 0.0, 0.0)
     classifier = LogisticRegression(max_iter=config.max_iter, class_weight="balanced")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit(columns(train_codes, latents), y_train)
-    predicted = classifier.decision_function(columns(test_codes, latents)) > 0
+        classifier.fit(train_x, y_train)
+    predicted = classifier.decision_function(test_x) > 0
     decisions = np.zeros((len(test_labels), n_classes), dtype=bool)
     decisions[:, letter] = predicted
     scores = classifier_scores(decisions, test_labels)
@@ -142,10 +149,12 @@ def k_sparse_by_rule(sparse_probe: LinearProbe, train_codes: Codes, train_labels
     n_classes = sparse_probe.weight.shape[0]
 
     def split_of(letter: int, ranking: list[int]) -> LetterSplit:
+        # the ranking's columns taken out once (slicing a CSR matrix's columns is most of a small fit's time)
+        train_x, test_x = columns(train_codes, ranking), columns(test_codes, ranking)  # [n, len(ranking)]
         fits: list[KSparseFit] = []
         for k in range(1, len(ranking) + 1):
-            fits.append(fit_k_sparse(train_codes, train_labels, test_codes, test_labels, letter, ranking[:k], config,
-                                     n_classes))
+            fits.append(fit_on_columns(train_x[:, :k], train_labels, test_x[:, :k], test_labels, letter, ranking[:k],
+                                       config, n_classes))
             if not full_curve and len(select_split_latents([f.f1 for f in fits], ranking, config.split_tau)) < k:
                 break
         return LetterSplit(letter, fits, select_split_latents([f.f1 for f in fits], ranking, config.split_tau))

@@ -6,6 +6,8 @@ pos_weight = negatives / positives, Adam, learning rate decaying exponentially p
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +96,7 @@ def train_probe(x: np.ndarray | sp.csr_matrix, labels: np.ndarray, epochs: int, 
     for _ in range(epochs):
         for batch in torch.randperm(xs.shape[0], generator=generator).split(batch_size):
             if sparse:
-                logits = torch.sparse.mm(torch_sparse_rows(xs, batch.numpy()), layer.weight.T) + layer.bias
+                logits = sparse_logits(xs, batch.numpy(), layer)
             else:
                 logits = layer(xs[batch])
             loss = loss_fn(logits, ys[batch])
@@ -107,12 +109,36 @@ def train_probe(x: np.ndarray | sp.csr_matrix, labels: np.ndarray, epochs: int, 
     return LinearProbe(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
 
 
-def torch_sparse_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> torch.Tensor:
-    """Rows of a CSR matrix as a torch COO tensor [len(rows), d] (torch.sparse.mm differentiates the dense side)."""
-    picked = matrix[rows].tocoo()
-    indices = torch.from_numpy(np.vstack([picked.row, picked.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(indices, torch.from_numpy(picked.data), picked.shape, check_invariants=False,
-                                   is_coalesced=True)  # CSR rows in order: already coalesced
+def torch_csr(matrix: sp.csr_matrix) -> torch.Tensor:
+    """A scipy CSR matrix as a torch CSR tensor (sharing nothing it needs to copy)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data), matrix.shape,
+                                       check_invariants=False)  # scipy's CSR: canonical already
+
+
+class CsrRowsTimesWeight(torch.autograd.Function):
+    """rows [b, d] (CSR) @ weight.T [d, n_classes], whose backward (the weight's gradient, rows^T @ grad) reads the
+    rows' transpose, also CSR, made by scipy once per batch. Torch's own CSR backward transposes on every call, and
+    COO is slower still: the whole-vocabulary k-sparse stage of the 4k-k32 took 34.9 s with COO batches, and the
+    same sums come out (bench/ksparse_speed.py)."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, rows_t: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.rows_t = rows_t
+        return rows @ weight.T  # [b, n_classes]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # grad [b, n_classes]
+        return None, None, (ctx.rows_t @ grad).T  # [n_classes, d]
+
+
+def sparse_logits(matrix: sp.csr_matrix, rows: np.ndarray, layer: torch.nn.Linear) -> torch.Tensor:
+    """[len(rows), n_classes] the probe's logits on those rows of a CSR matrix."""
+    picked = matrix[rows]
+    return CsrRowsTimesWeight.apply(torch_csr(picked), torch_csr(picked.T.tocsr()), layer.weight) + layer.bias
 
 
 PROBE_DECIMALS = 6  # the database stores probe weights to this many decimals (tables.py: float_list(weight, 6))

@@ -15,7 +15,7 @@ import hashlib
 import importlib.util
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -170,17 +170,26 @@ def remove_stale_conversions(keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
-    """The embedded SmolLM2 as a HookedTransformer. The first call converts the GGUF file (about 20 s on 2 cores) and
-    caches the result in the user cache; later processes load that (a few seconds, bench/live_latency.py)."""
+def embedded_is_converted(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the converted embedded model is in the user cache (a load takes under a second, not a conversion)."""
+    return converted_model_path(dtype).exists() and (cache_dir() / "smollm2-tokenizer" / "tokenizer.json").exists()
+
+
+def load_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32,
+                          progress: Callable[[str], None] | None = None) -> HookedTransformer:
+    """The embedded SmolLM2 as a HookedTransformer. The first call converts the GGUF file (about 17 s on 2 cores,
+    `bench/live_latency.py --first-conversion`) and caches the result in the user cache; later processes load that
+    (under a second). `progress` receives a line per conversion step (the live page shows them)."""
     path = converted_model_path(dtype)
     tokenizer_dir = cache_dir() / "smollm2-tokenizer"
-    if path.exists() and (tokenizer_dir / "tokenizer.json").exists():
+    if embedded_is_converted(dtype):
         try:
             return load_converted(path, tokenizer_dir, device)
         except Exception:  # noqa: BLE001 - a damaged or foreign cache file: convert again and replace it
             path.unlink(missing_ok=True)
-    model = store_weights_in_forward_layout(convert_embedded_smollm2(device, dtype))
+    say = progress or (lambda _: None)
+    model = store_weights_in_forward_layout(convert_embedded_smollm2(device, dtype, say))
+    say(f"Writing the converted model to the cache ({path.parent}) …")
     save_converted(model, path)  # torch.save keeps the strides: later loads need no re-layout
     return model
 
@@ -218,8 +227,11 @@ def save_converted(model: HookedTransformer, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def convert_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32) -> HookedTransformer:
+def convert_embedded_smollm2(device: str = "cpu", dtype: torch.dtype = torch.float32,
+                             progress: Callable[[str], None] = lambda _: None) -> HookedTransformer:
+    progress(f"Reading and de-quantizing the GGUF file of `{SMOLLM2_PACKAGE}` …")
     hf_model, tokenizer = load_smollm2_hf(dtype=torch.float32)
+    progress("Converting the weights to a TransformerLens HookedTransformer …")
     cfg = llama_config_from_hf(hf_model.config, dtype=dtype, device=device)
     state_dict = convert_llama_weights(hf_model, cfg)
     model = HookedTransformer(cfg, tokenizer=reloadable_tokenizer(tokenizer), move_to_device=False)

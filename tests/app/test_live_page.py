@@ -307,3 +307,34 @@ def test_a_bad_watch_list_gives_a_message(demo, watch, message):
     at = render("live", {"sae": SAE, "text": SENTENCE, "edit": "1:1:0", "watch": watch})
     assert_clean(at, "/live?watch=…")
     assert message in messages(at)
+
+
+def test_the_first_ever_load_shows_the_conversion_s_steps(demo, monkeypatch):
+    """A machine without the converted model in its user cache converts the GGUF file on the first live run (about
+    17 s): the page shows the steps in a status box as they happen, then runs the text. The conversion is stood in
+    for (the real one is tested in tests/precompute/loading/test_model.py); the model then loads from the cache."""
+    from live import inference
+
+    steps: list[str] = []
+
+    def convert(model_name, progress):
+        for line in ("Reading and de-quantizing the GGUF file …", "Writing the converted model to the cache …"):
+            steps.append(line)
+            progress(line)
+        return True
+
+    monkeypatch.setattr(inference, "needs_conversion", lambda model_name: True)
+    monkeypatch.setattr(inference, "convert_embedded_once", convert)
+    at = render("live", {"sae": SAE, "text": SENTENCE})
+    assert_clean(at, "live")
+    assert len(steps) == 2
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert all(line in shown for line in steps), "each step is written into the status box"
+    assert any("converted and cached" in str(status.label) for status in at.status)
+    assert "' snake'" in frame_with(at, "top 1")["token"].tolist(), "then the text runs"
+
+
+def test_needs_conversion_is_only_for_the_embedded_model():
+    from live import inference
+
+    assert not inference.needs_conversion("gpt2-small") and not inference.needs_conversion("toy-hierarchy")

@@ -19,8 +19,8 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
 from precompute.absorption.activations import expanded, prefix_cache
-from precompute.loading.sae import resume_layer
 from precompute.absorption.codes import Codes, columns, gather
+from precompute.loading.sae import resume_layer
 
 
 @dataclass(frozen=True)

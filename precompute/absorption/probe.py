@@ -7,7 +7,6 @@ pos_weight = negatives / positives, Adam, learning rate decaying exponentially p
 from __future__ import annotations
 
 import warnings
-
 from dataclasses import dataclass
 
 import numpy as np

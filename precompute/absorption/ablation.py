@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
-from transformer_lens.utilities.activation_functions import apply_softcap
 
-from precompute.absorption.activations import expanded, prefix_cache
+from precompute.absorption.activations import answer_logits_at_last, expanded, prefix_cache
 from precompute.absorption.codes import Codes, columns, gather
 from precompute.loading.sae import resume_layer
 
@@ -125,15 +124,6 @@ def spliced_attributions(model: HookedTransformer, sae, hook_name: str, prefix_i
     codes = state["codes"]
     attributions = (grad * (0.0 - codes)).reshape(b, steps, -1).mean(dim=1)
     return attributions.detach().float().cpu().numpy(), codes.reshape(b, steps, -1)[:, 0].detach().float().cpu().numpy()
-
-
-def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
-    """resid [rows, d_model] after the last block -> [rows, len(answers)]: the model's own logits for those tokens
-    (its final norm, the unembedding's columns and soft cap), without the rest of the vocabulary."""
-    if model.cfg.normalization_type is not None:
-        resid = model.ln_final(resid)
-    logits = resid @ model.W_U[:, answers] + model.b_U[answers]
-    return apply_softcap(logits, model.cfg.output_logits_soft_cap)
 
 
 @dataclass

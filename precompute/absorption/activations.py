@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+from transformer_lens.utilities.activation_functions import apply_softcap
 
 from precompute.absorption.prompts import PromptSet
 
@@ -34,6 +35,15 @@ def expanded(cache: TransformerLensKeyValueCache, batch_size: int) -> Transforme
     entries = [type(e)(e.past_keys.expand(batch_size, -1, -1, -1), e.past_values.expand(batch_size, -1, -1, -1), frozen=True)
                for e in cache.entries]
     return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.expand(batch_size, -1), frozen=True)
+
+
+def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """resid [rows, d_model] after the last block -> [rows, len(answers)]: the model's own logits for those tokens
+    (its final norm, the unembedding's columns and soft cap), without the rest of the vocabulary."""
+    if model.cfg.normalization_type is not None:
+        resid = model.ln_final(resid)
+    logits = resid @ model.W_U[:, answers] + model.b_U[answers]
+    return apply_softcap(logits, model.cfg.output_logits_soft_cap)
 
 
 def batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -93,12 +103,14 @@ def answer_logits(model: HookedTransformer, prompts: PromptSet, indices: np.ndar
     for i in indices:
         members_by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(int(i))
     suffix_len = 1 + len(prompts.tail_ids)
+    answers = torch.tensor(letter_ids, device=model.cfg.device)
     for prefix_id, members in tqdm(members_by_prefix.items(), desc="model check", disable=not progress):
         cache = prefix_cache(model, prompts.prefixes[prefix_id], stop_at_layer=None)
         for chunk in batches(np.array(members), batch_size):
             tokens = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in chunk], device=model.cfg.device)
-            logits = model(tokens, past_kv_cache=expanded(cache, len(chunk)), attention_mask=torch.ones_like(tokens))
+            resid = model(tokens, past_kv_cache=expanded(cache, len(chunk)), attention_mask=torch.ones_like(tokens),
+                          stop_at_layer=model.cfg.n_layers)  # [chunk, suffix, d_model]: the 26 answers alone below
             assert tokens.shape[1] == suffix_len
             rows = [position[int(i)] for i in chunk]
-            out[rows] = logits[:, -1, letter_ids].float().cpu().numpy()
+            out[rows] = answer_logits_at_last(model, resid[:, -1], answers).float().cpu().numpy()
     return out

@@ -23,19 +23,17 @@ from thread_limits import cap_threads_from_argv  # noqa: E402  (bench/, the scri
 cap_threads_from_argv()
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from stage_inputs import stage_inputs  # noqa: E402  (bench/)
+
 from precompute.absorption import ablation as abl  # noqa: E402
 from precompute.absorption import paper  # noqa: E402
 from precompute.absorption.config import AbsorptionConfig  # noqa: E402
-from precompute.absorption.hook import compute_hook_data  # noqa: E402
 from precompute.absorption.measure import compute_sae_absorption  # noqa: E402
-from precompute.loading.model import load_model  # noqa: E402
-from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 
 FIRST_BATCH_SIZE = 8  # AblationMetricConfig.batch_size as first written
 
@@ -80,14 +78,7 @@ def main() -> None:
     parser.add_argument("--sae", default="assets/saes/smollm2-l6-topk-4k-k32")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    model = load_model()
-    sae = load_sae(SAESpec.parse(args.sae))
-    hook_name = sae_hook_name(sae)
-    config = AbsorptionConfig(max_words=args.words, run_ablation_metric=True)
-    start = time.perf_counter()
-    hook = compute_hook_data(model, "smollm2-135m-embedded", hook_name, hook_layer(hook_name), config, log=lambda *_: None)
-    print(f"{args.sae}: {len(hook.prompts):,} words at {hook_name}, hook data {time.perf_counter() - start:.0f} s, "
-          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}")
+    model, sae, config, hook = stage_inputs(args.sae, args.words, run_ablation_metric=True)
     now, now_s, now_cpu = timed_paper_metric(model, sae, hook, config)
     current = abl.ablation_attributions
     paper.abl.ablation_attributions = first_implementation

@@ -7,6 +7,7 @@ largest attribution difference and whether every verdict is the same, and the ti
 scaled by the speed-up.
 
     python bench/ablation_speed.py [--words 3000] [--threads 2] [--sae assets/saes/smollm2-l6-topk-4k-k32]
+    python bench/ablation_speed.py --words 0 --candidates 10   # the demo's settings: whole vocabulary, 10 a letter
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ def demo_stored_seconds(sae_name: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--words", type=int, default=3000)
+    parser.add_argument("--words", type=int, default=3000, help="sampled words (0: the whole vocabulary)")
     parser.add_argument("--sae", default="assets/saes/smollm2-l6-topk-4k-k32")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="candidate words per letter (AblationMetricConfig.max_candidates; the demo's build: 10)")
     args = parser.parse_args()
-    model, sae, config, hook = stage_inputs(args.sae, args.words, run_ablation_metric=True)
+    model, sae, config, hook = stage_inputs(args.sae, args.words or None, run_ablation_metric=True)
+    if args.candidates:
+        config = dataclasses.replace(config, ablation=dataclasses.replace(config.ablation, max_candidates=args.candidates))
     now, now_s, now_cpu = timed_paper_metric(model, sae, hook, config)
     current = abl.ablation_attributions
     paper.abl.ablation_attributions = first_implementation

@@ -159,7 +159,15 @@ def model_logits(model, sae: Any, hook_name: str, token_ids: list[int], context_
             return model(tokens, prepend_bos=False)[0, len(lead):].float()  # [n_tokens, d_vocab]
         resid = model(tokens, prepend_bos=False, stop_at_layer=model.cfg.n_layers)  # [1, n_ctx, d_model]
         row = len(lead) + (position if position >= 0 else len(token_ids) + position)
-        return model.unembed(model.ln_final(resid[:, row:row + 1]))[0, 0].float()  # [d_vocab]
+        return final_logits(model, resid[0, row:row + 1])[0].float()  # [d_vocab]
+
+
+def final_logits(model, resid):
+    """resid [rows, d_model] after the last block -> [rows, d_vocab], as the model's own forward ends (its final
+    norm where it has one, the unembedding, the soft cap)."""
+    from precompute.absorption.activations import answer_logits_at_last
+
+    return answer_logits_at_last(model, resid)
 
 
 def changed_rows(delta: np.ndarray) -> dict[int, np.ndarray]:

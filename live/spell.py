@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from live.edits import Edit, edited_codes, model_logits
+from live.edits import Edit, edited_codes, final_logits, model_logits
 from live.inference import _FORWARD
 
 AS_IS = "as is"
@@ -148,5 +148,5 @@ def conditions_from_the_hook(model, sae: Any, hook_name: str, prompt: SpellPromp
                 delta = sae.decode(edited_codes(codes, edits)) - decoded  # [1, d_model]
                 batch[i, prompt.word_position] += delta[0].to(batch.dtype)
         out = model(batch, start_at_layer=layer, stop_at_layer=model.cfg.n_layers)  # [n, n_ctx, d_model]
-        logits = model.unembed(model.ln_final(out[:, -1:]))[:, 0].float()  # [n_conditions, d_vocab]
+        logits = final_logits(model, out[:, -1]).float()  # [n_conditions, d_vocab]
     return list(logits.numpy())

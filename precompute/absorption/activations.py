@@ -37,12 +37,17 @@ def expanded(cache: TransformerLensKeyValueCache, batch_size: int) -> Transforme
     return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.expand(batch_size, -1), frozen=True)
 
 
-def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor | None = None
+                          ) -> torch.Tensor:
     """resid [rows, d_model] after the last block -> [rows, len(answers)]: the model's own logits for those tokens
-    (its final norm, the unembedding's columns and soft cap), without the rest of the vocabulary."""
+    (its final norm if it has one, the unembedding's columns and soft cap), without the rest of the vocabulary;
+    answers None: every token, [rows, d_vocab]."""
     if model.cfg.normalization_type is not None:
         resid = model.ln_final(resid)
-    logits = resid @ model.W_U[:, answers] + model.b_U[answers]
+    if answers is None:
+        logits = model.unembed(resid)
+    else:
+        logits = resid @ model.W_U[:, answers] + model.b_U[answers]
     return apply_softcap(logits, model.cfg.output_logits_soft_cap)
 
 

@@ -60,3 +60,24 @@ def test_ablating_the_absorber_takes_the_parent_s_effect_away_and_the_silent_par
         restored += without < 0.5 * as_is
     assert absorbed >= 5, "the shipped toy SAE absorbs 9 of its 20 bare child words"
     assert restored >= 0.9 * absorbed, f"ablating the absorber took the parent away on {restored} of {absorbed} words"
+
+
+def test_the_spelling_check_runs_on_a_model_without_a_final_norm(world):
+    """The toy model has no final norm (nor an ln_final module): the one-row unembedding of an edit and the spelling
+    check's conditions resumed from the hook give the full forward's logits there (the link crawl found
+    /live?sae=toy-…&spell=… raising AttributeError once)."""
+    from live import spell
+
+    model, sae, _ = world
+    assert model.cfg.normalization_type is None
+    word = next(w for w in toy.words() if w.child is not None and w.filler is None)
+    ids = [model.tokenizer.convert_tokens_to_ids(w) for w in (word.text, word.text)]
+    full = model_logits(model, sae, toy.TOY_HOOK, ids, None, (), position=None)
+    assert (model_logits(model, sae, toy.TOY_HOOK, ids, None, (), position=-1) - full[-1]).abs().max() < 1e-5
+    prompt = spell.SpellPromptIds(tuple(ids), word_position=1)
+    codes = spell.word_codes(model, sae, toy.TOY_HOOK, prompt)
+    active = int(np.argmax(codes))
+    conditions = [spell.Condition(spell.AS_IS, ()), spell.Condition("top", (active,))]
+    resumed = spell.conditions_from_the_hook(model, sae, toy.TOY_HOOK, prompt, conditions)
+    for condition, logits in zip(conditions, resumed):
+        assert np.abs(logits - spell.condition_logits(model, sae, toy.TOY_HOOK, prompt, condition)).max() < 1e-5

@@ -21,7 +21,7 @@ class ParamError(ValueError):
     pass
 
 
-def _shown(value: str) -> str:
+def shown(value: str) -> str:
     """The offending value, shortened and stripped of control characters, for messages."""
     clean = re.sub(r"[\x00-\x1f\x7f]", "?", value)
     return clean if len(clean) <= 40 else clean[:40] + "…"
@@ -34,7 +34,7 @@ def parse_sae_key(value: str | None, known: list[str], default: str | None = Non
             raise ParamError("The database holds no SAEs.")
         return default if default in known else known[0]
     if value not in known:
-        raise ParamError(f"Unknown SAE `{_shown(value)}`. Known SAEs: {', '.join(known)}.")
+        raise ParamError(f"Unknown SAE `{shown(value)}`. Known SAEs: {', '.join(known)}.")
     return value
 
 
@@ -54,10 +54,10 @@ def parse_sae_keys(value: str | None, known: list[str], default: list[str] | Non
     items = [item.strip() for item in value.split(",")]
     if "" in items:
         raise ParamError(f"`saes` must be SAE keys separated by single commas, e.g. `?saes=a,b`; "
-                         f"got `{_shown(value)}`, which has an empty entry.")
+                         f"got `{shown(value)}`, which has an empty entry.")
     unknown = [item for item in dict.fromkeys(items) if item not in known]
     if unknown:
-        named = ", ".join(f"`{_shown(item)}`" for item in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+        named = ", ".join(f"`{shown(item)}`" for item in unknown[:5]) + (" …" if len(unknown) > 5 else "")
         raise ParamError(f"Unknown SAE{'s' if len(unknown) > 1 else ''} {named} in `saes`. "
                          f"Known SAEs: {', '.join(known)}.")
     chosen = set(items)
@@ -70,7 +70,7 @@ def parse_latent(value: str | None, d_sae: int) -> int | None:
         return None
     text = value.strip()
     if not re.fullmatch(r"[0-9]{1,9}", text):
-        raise ParamError(f"`latent` must be a whole number from 0 to {d_sae - 1}; got `{_shown(value)}`.")
+        raise ParamError(f"`latent` must be a whole number from 0 to {d_sae - 1}; got `{shown(value)}`.")
     latent = int(text)
     if latent >= d_sae:
         raise ParamError(f"Latent {latent} is out of range: this SAE has latents 0 to {d_sae - 1}.")
@@ -81,7 +81,7 @@ def parse_choice(value: str | None, choices: dict[str, str], name: str, default:
     if value is None or value == "":
         return default
     if value not in choices:
-        raise ParamError(f"`{name}` must be one of {', '.join(choices)}; got `{_shown(value)}`.")
+        raise ParamError(f"`{name}` must be one of {', '.join(choices)}; got `{shown(value)}`.")
     return value
 
 
@@ -89,7 +89,7 @@ def parse_page(value: str | None) -> int:
     if value is None or value == "":
         return 0
     if not re.fullmatch(r"[0-9]{1,6}", value.strip()):
-        raise ParamError(f"`page` must be a whole number ≥ 0; got `{_shown(value)}`.")
+        raise ParamError(f"`page` must be a whole number ≥ 0; got `{shown(value)}`.")
     return int(value)
 
 
@@ -115,7 +115,7 @@ def parse_letter(value: str | None, default: str | None = None) -> str:
         return default
     text = value.strip().lower()
     if len(text) != 1 or text not in LETTERS:
-        raise ParamError(f"`letter` must be a single letter from a to z; got `{_shown(value)}`.")
+        raise ParamError(f"`letter` must be a single letter from a to z; got `{shown(value)}`.")
     return text
 
 
@@ -132,8 +132,8 @@ def parse_task(value: str | None, known: list[str], default: str = "first_letter
     text = value.strip().lower()
     if text not in known:
         if not known:
-            raise ParamError(f"Unknown task `{_shown(value)}`: this database holds no absorption tasks.")
-        raise ParamError(f"Unknown task `{_shown(value)}`. Tasks in this database: {', '.join(known)}.")
+            raise ParamError(f"Unknown task `{shown(value)}`: this database holds no absorption tasks.")
+        raise ParamError(f"Unknown task `{shown(value)}`. Tasks in this database: {', '.join(known)}.")
     return text
 
 
@@ -150,10 +150,10 @@ def parse_class(value: str | None, classes: list[str] | tuple[str, ...], task: s
     text = value.strip().lower()
     if text not in classes:
         if classes == list(LETTERS):
-            raise ParamError(f"`{name}` must be a single letter from a to z for task {task}; got `{_shown(value)}`.")
+            raise ParamError(f"`{name}` must be a single letter from a to z for task {task}; got `{shown(value)}`.")
         listed = ", ".join(classes[:30]) + (" …" if len(classes) > 30 else "")
         raise ParamError(f"`{name}` must be a class of task {task} ({listed or 'it has none'}); "
-                         f"got `{_shown(value)}`.")
+                         f"got `{shown(value)}`.")
     return text
 
 
@@ -177,7 +177,7 @@ def parse_position(value: str | None, n_tokens: int) -> int:
         return n_tokens - 1
     text = value.strip()
     if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) >= n_tokens:
-        raise ParamError(f"`at` must be a token position from 0 to {n_tokens - 1}; got `{_shown(value)}`.")
+        raise ParamError(f"`at` must be a token position from 0 to {n_tokens - 1}; got `{shown(value)}`.")
     return int(text)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from backend.params import ParamError, _shown, parse_page, parse_text
+from backend.params import ParamError, parse_page, parse_text, shown
 
 FILTER_KEYS = ("model", "hook", "layer", "width", "arch", "l0")
 GROUPS = {"none": "no grouping", "model": "model", "layer": "layer", "width": "width", "arch": "architecture",
@@ -87,7 +87,7 @@ def _checked(value: str | None, name: str) -> str | None:
 def _one_of(value: str | None, name: str, known: list[str]) -> str | None:
     text = _checked(value, name)
     if text is not None and text not in known:
-        raise ParamError(f"Unknown {name} `{_shown(text)}`. This database has: {', '.join(known)}.")
+        raise ParamError(f"Unknown {name} `{shown(text)}`. This database has: {', '.join(known)}.")
     return text
 
 
@@ -97,7 +97,7 @@ def _whole_number_in(value: str | None, name: str, known: list[int]) -> int | No
         return None
     if not re.fullmatch(r"[0-9]{1,9}", text):
         raise ParamError(f"`{name}` must be a whole number, one of {', '.join(map(str, known))}; "
-                         f"got `{_shown(text)}`.")
+                         f"got `{shown(text)}`.")
     number = int(text)
     if number not in known:
         raise ParamError(f"No SAE in this database has {name} {number}; it has {', '.join(map(str, known))}.")
@@ -111,12 +111,12 @@ def parse_l0_range(value: str | None) -> tuple[float | None, float | None]:
         return None, None
     match = L0_RANGE.fullmatch(text)
     if match is None or match.group(1) is None and match.group(2) is None:
-        raise ParamError(f"`l0` must be a range such as `16-64`, `16-` or `-64`; got `{_shown(text)}`.")
+        raise ParamError(f"`l0` must be a range such as `16-64`, `16-` or `-64`; got `{shown(text)}`.")
     low, high = (None if g is None else float(g) for g in match.groups())
     if any(x is not None and not math.isfinite(x) for x in (low, high)):
-        raise ParamError(f"`l0` must be a range of finite numbers; got `{_shown(text)}`.")
+        raise ParamError(f"`l0` must be a range of finite numbers; got `{shown(text)}`.")
     if low is not None and high is not None and low > high:
-        raise ParamError(f"`l0` range `{_shown(text)}` is empty: its low end is above its high end.")
+        raise ParamError(f"`l0` range `{shown(text)}` is empty: its low end is above its high end.")
     return low, high
 
 
@@ -139,7 +139,7 @@ def parse_group(value: str | None) -> str:
     if text is None:
         return "none"
     if text not in GROUPS:
-        raise ParamError(f"`group` must be one of {', '.join(GROUPS)}; got `{_shown(text)}`.")
+        raise ParamError(f"`group` must be one of {', '.join(GROUPS)}; got `{shown(text)}`.")
     return text
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.params import shown as shown_value
+
 MAX_EDITS = 16  # edits per run
 MAX_WATCHED = 8  # tokens named by `watch=`
 MAX_VALUE = 1_000.0  # |activation| an edit may set
@@ -62,7 +64,7 @@ def parse_edits(raw: list[str], n_tokens: int, d_sae: int) -> tuple[Edit, ...]:
 
 
 def parse_edit(spec: str, n_tokens: int, d_sae: int) -> Edit:
-    shown = re.sub(r"[\x00-\x1f\x7f]", "?", spec.strip())[:40]  # a message never echoes control characters
+    shown = shown_value(spec.strip())  # a message never echoes control characters
     match = EDIT.match(spec)
     if match is None:
         raise EditError(f"`edit={shown}` is not POSITION:LATENT:VALUE (for example `3:2174:0` to ablate latent 2174 "
@@ -159,15 +161,9 @@ def model_logits(model, sae: Any, hook_name: str, token_ids: list[int], context_
             return model(tokens, prepend_bos=False)[0, len(lead):].float()  # [n_tokens, d_vocab]
         resid = model(tokens, prepend_bos=False, stop_at_layer=model.cfg.n_layers)  # [1, n_ctx, d_model]
         row = len(lead) + (position if position >= 0 else len(token_ids) + position)
+        from precompute.absorption.activations import final_logits
+
         return final_logits(model, resid[0, row:row + 1])[0].float()  # [d_vocab]
-
-
-def final_logits(model, resid):
-    """resid [rows, d_model] after the last block -> [rows, d_vocab], as the model's own forward ends (its final
-    norm where it has one, the unembedding, the soft cap)."""
-    from precompute.absorption.activations import answer_logits_at_last
-
-    return answer_logits_at_last(model, resid)
 
 
 def changed_rows(delta: np.ndarray) -> dict[int, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from live.edits import Edit, edited_codes, final_logits, model_logits
+from live.edits import Edit, edited_codes, model_logits
 from live.inference import _FORWARD
 
 AS_IS = "as is"
@@ -134,6 +134,8 @@ def conditions_from_the_hook(model, sae: Any, hook_name: str, prompt: SpellPromp
     batch. The same numbers as a full forward per condition, to float rounding (tests/live/test_spell.py), in about
     half the time (bench/ablation_check.py)."""
     import torch
+
+    from precompute.absorption.activations import final_logits
 
     layer = resume_layer(model, hook_name)
     resid = resid_at_hook(model, hook_name, prompt)  # [1, n_ctx, d_model]

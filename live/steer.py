@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from backend.params import shown as shown_value
+
 MAX_STEERS = 4  # latents steered at once
 MAX_ALPHA = 1_000.0  # |α|: the same bound as an edit's value
 MAX_NEW_TOKENS = 40
@@ -65,7 +67,7 @@ def parse_steers(raw: list[str], d_sae: int) -> tuple[Steer, ...]:
 
 
 def parse_steer(spec: str, d_sae: int) -> Steer:
-    shown = re.sub(r"[\x00-\x1f\x7f]", "?", spec.strip())[:40]  # a message never echoes control characters
+    shown = printable(spec)  # a message never echoes control characters
     match = STEER.match(spec)
     if match is None:
         raise SteerError(f"`steer={shown}` is not LATENT:ALPHA (for example `steer=409:12` adds 12 × latent 409's "
@@ -87,8 +89,8 @@ def parse_generation(new_tokens: str | None, temperature: str | None, seed: str 
 
 
 def printable(raw: str) -> str:
-    """A URL value for a message: control characters replaced, at most 40 characters."""
-    return re.sub(r"[\x00-\x1f\x7f]", "?", raw.strip())[:40]
+    """A URL value for a message: stripped, control characters replaced, shortened (backend.params.shown)."""
+    return shown_value(raw.strip())
 
 
 def bounded_int(raw: str | None, key: str, low: int, high: int, default: int) -> int:

@@ -17,7 +17,7 @@ import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from precompute.absorption.activations import answer_logits_at_last, expanded, prefix_cache
+from precompute.absorption.activations import expanded, final_logits, prefix_cache
 from precompute.absorption.codes import Codes, columns, gather
 from precompute.loading.sae import resume_layer
 
@@ -84,7 +84,7 @@ def ablation_attributions(model: HookedTransformer, sae, hook_name: str, prefix_
         spliced = torch.cat([patched[:, None].to(resid.dtype), rest], dim=1)
         out = model(spliced, start_at_layer=layer, stop_at_layer=model.cfg.n_layers, past_kv_cache=rows_cache,
                      attention_mask=mask)  # [b * steps, t, d_model]
-        logits = answer_logits_at_last(model, out[:, -1], answers)  # [b * steps, 26]
+        logits = final_logits(model, out[:, -1], answers)  # [b * steps, 26]
         metric = letter_metric(logits, torch.arange(len(letter_ids), device=device),
                                correct.to(device).repeat_interleave(steps))
         (grad,) = torch.autograd.grad(metric.sum(), scaled)

@@ -37,8 +37,7 @@ def expanded(cache: TransformerLensKeyValueCache, batch_size: int) -> Transforme
     return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.expand(batch_size, -1), frozen=True)
 
 
-def answer_logits_at_last(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor | None = None
-                          ) -> torch.Tensor:
+def final_logits(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor | None = None) -> torch.Tensor:
     """resid [rows, d_model] after the last block -> [rows, len(answers)]: the model's own logits for those tokens
     (its final norm if it has one, the unembedding's columns and soft cap), without the rest of the vocabulary;
     answers None: every token, [rows, d_vocab]."""
@@ -117,5 +116,5 @@ def answer_logits(model: HookedTransformer, prompts: PromptSet, indices: np.ndar
                           stop_at_layer=model.cfg.n_layers)  # [chunk, suffix, d_model]: the 26 answers alone below
             assert tokens.shape[1] == suffix_len
             rows = [position[int(i)] for i in chunk]
-            out[rows] = answer_logits_at_last(model, resid[:, -1], answers).float().cpu().numpy()
+            out[rows] = final_logits(model, resid[:, -1], answers).float().cpu().numpy()
     return out

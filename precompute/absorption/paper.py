@@ -71,14 +71,14 @@ def word_attributions(words: np.ndarray, answers: np.ndarray, sae, model: Hooked
         by_prefix.setdefault(int(prompts.prefix_index[i]), []).append(row)
     chunks = [(prefix_id, rows[start : start + cfg.batch_size]) for prefix_id, rows in by_prefix.items()
               for start in range(0, len(rows), cfg.batch_size)]
-    caches: dict[int, object] = {}  # the current prefix's keys and values (chunks come prefix by prefix)
+    cached_prefix, cache = None, None  # the current prefix's keys and values (chunks come prefix by prefix)
     for prefix_id, chunk in tqdm(chunks, desc=desc, disable=not chunks):
         suffixes = torch.tensor([[prompts.words[i].token_id] + prompts.tail_ids for i in words[chunk]])
         correct = torch.as_tensor(answers[chunk], dtype=torch.long)
         prefix = prompts.prefixes[prefix_id]
-        if prefix_id not in caches:
-            caches = {prefix_id: abl.prefix_cache(model, prefix, stop_at_layer=None) if prefix else None}
+        if prefix_id != cached_prefix:
+            cached_prefix, cache = prefix_id, abl.prefix_cache(model, prefix, stop_at_layer=None) if prefix else None
         attributions, _ = abl.ablation_attributions(model, sae, hook.hook_name, prefix, suffixes, correct,
-                                                    hook.letter_ids, cfg, cache=caches[prefix_id])  # [batch, d_sae]
+                                                    hook.letter_ids, cfg, cache=cache)  # [batch, d_sae]
         top_latents[chunk], top_values[chunk] = abl.top_attributions(attributions, k)
     return top_latents, top_values

@@ -269,13 +269,14 @@ def load_model(name: str = EMBEDDED_MODEL_NAME, device: str = "cpu", dtype: str 
     model has one fixed processing."""
     torch_dtype = getattr(torch, dtype)
     if name == EMBEDDED_MODEL_NAME:
-        return store_weights_in_forward_layout(load_embedded_smollm2(device=device, dtype=torch_dtype))
-    if name == TOY_MODEL_NAME:
+        model = load_embedded_smollm2(device=device, dtype=torch_dtype)  # cached already in the forward layout
+    elif name == TOY_MODEL_NAME:
         from precompute.toy.hierarchy import load_toy_model
 
-        return store_weights_in_forward_layout(load_toy_model(device=device, dtype=torch_dtype))
-    model = HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
-                                                            **dict(model_kwargs_key(from_pretrained_kwargs)))
+        model = load_toy_model(device=device, dtype=torch_dtype)
+    else:
+        model = HookedTransformer.from_pretrained_no_processing(name, device=device, dtype=torch_dtype,
+                                                                **dict(model_kwargs_key(from_pretrained_kwargs)))
     return store_weights_in_forward_layout(model)
 
 

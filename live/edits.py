@@ -155,8 +155,10 @@ def model_logits(model, sae: Any, hook_name: str, token_ids: list[int], context_
 
     lead = [] if context_id is None else [context_id]
     tokens = torch.tensor([lead + list(token_ids)], dtype=torch.long)  # [1, n_ctx]
+    from live.inference import forward_pass
+
     hooks = [] if edits is None else [(hook_name, splice_hook(sae, len(lead), edits, record))]
-    with torch.inference_mode(), model.hooks(fwd_hooks=hooks):
+    with forward_pass(model, sae), torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         if position is None:
             return model(tokens, prepend_bos=False)[0, len(lead):].float()  # [n_tokens, d_vocab]
         resid = model(tokens, prepend_bos=False, stop_at_layer=model.cfg.n_layers)  # [1, n_ctx, d_model]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from live.edits import Edit, edited_codes, model_logits
-from live.inference import _FORWARD
+from live.inference import forward_pass
 
 AS_IS = "as is"
 
@@ -68,7 +68,7 @@ def resid_at_hook(model, hook_name: str, prompt: SpellPromptIds):
     import torch
 
     tokens = torch.tensor([list(prompt.ids)], dtype=torch.long)  # [1, n_ctx]
-    with _FORWARD, torch.inference_mode():
+    with forward_pass(model), torch.inference_mode():
         layer = resume_layer(model, hook_name)
         if layer is not None:
             return model(tokens, prepend_bos=False, stop_at_layer=layer)
@@ -81,7 +81,7 @@ def word_codes(model, sae: Any, hook_name: str, prompt: SpellPromptIds) -> np.nd
     import torch
 
     resid = resid_at_hook(model, hook_name, prompt)[0, prompt.word_position].to(sae.dtype)  # [d_model]
-    with torch.inference_mode():
+    with forward_pass(model, sae), torch.inference_mode():
         return sae.encode(resid[None])[0].float().numpy()
 
 
@@ -121,7 +121,7 @@ def run_conditions(model, sae: Any, hook_name: str, prompt: SpellPromptIds, answ
 
 
 def condition_logits(model, sae: Any, hook_name: str, prompt: SpellPromptIds, condition: Condition) -> np.ndarray:
-    with _FORWARD:
+    with forward_pass(model, sae):
         edits = None if not condition.latents else tuple(Edit(prompt.word_position, latent, 0.0)
                                                          for latent in condition.latents)
         return model_logits(model, sae, hook_name, list(prompt.ids), None, edits, position=-1).numpy()
@@ -139,7 +139,7 @@ def conditions_from_the_hook(model, sae: Any, hook_name: str, prompt: SpellPromp
 
     layer = resume_layer(model, hook_name)
     resid = resid_at_hook(model, hook_name, prompt)  # [1, n_ctx, d_model]
-    with _FORWARD, torch.inference_mode():
+    with forward_pass(model, sae), torch.inference_mode():
         x = resid[0, prompt.word_position].to(sae.dtype)[None]  # [1, d_model]
         codes = sae.encode(x)  # [1, d_sae]
         decoded = sae.decode(codes)

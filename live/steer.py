@@ -132,13 +132,13 @@ def continue_text(model, token_ids: list[int], context_id: int | None, generatio
     """The new token ids after [context token] + text, steered by `vector` at `hook_name` when given."""
     import torch
 
-    from live.inference import _FORWARD
+    from live.inference import forward_pass
 
     lead = [] if context_id is None else [context_id]
     tokens = torch.tensor([lead + list(token_ids)], dtype=torch.long)  # [1, n_ctx]
     hooks = [] if vector is None else [(hook_name, add_hook(vector))]
     has_eos = getattr(model.tokenizer, "eos_token_id", None) is not None  # stop at the end of a document, if known
-    with _FORWARD, torch.inference_mode(), model.hooks(fwd_hooks=hooks):
+    with forward_pass(model), torch.inference_mode(), model.hooks(fwd_hooks=hooks):
         if not generation.greedy:
             torch.manual_seed(generation.seed)  # generate samples from torch's global generator
         out = model.generate(tokens, max_new_tokens=generation.new_tokens, do_sample=not generation.greedy,

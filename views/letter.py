@@ -232,7 +232,7 @@ with right:
                           yaxis_title="F1", yaxis_range=[0, 1.02], showlegend=False)
         st.plotly_chart(fig, width="stretch", key="letter_k_chart")
         st.caption(f"Blue: the {row['n_split']} split latent(s) accepted while F1 improved by > τ = 0.03 "
-                   f"({', '.join(map(str, split_latents))}).")
+                   f"({', '.join(map(str, split_latents))}); grey: the first k the rule rejected, where the fits stop.")
 
 
 # --- absorbed words and absorbing latents ----------------------------------------------------

@@ -8,6 +8,7 @@ are the degenerate case of groups of one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -16,7 +17,9 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from precompute.absorption.prefix_attention import shared_prefix_attention, shared_view
 from precompute.absorption.prompts import PromptSet
+from precompute.loading.packed import packed_linears
 
 
 def prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer: int | None) -> TransformerLensKeyValueCache:
@@ -31,10 +34,18 @@ def prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer:
 
 
 def expanded(cache: TransformerLensKeyValueCache, batch_size: int) -> TransformerLensKeyValueCache:
-    """A view of a batch-1 cache for `batch_size` prompts (no copy)."""
-    entries = [type(e)(e.past_keys.expand(batch_size, -1, -1, -1), e.past_values.expand(batch_size, -1, -1, -1), frozen=True)
-               for e in cache.entries]
-    return TransformerLensKeyValueCache(entries, cache.previous_attention_mask.expand(batch_size, -1), frozen=True)
+    """A view of a batch-1 cache for `batch_size` prompts (no copy). Inside `shared_prefix_attention(model)` the
+    prompts attend to it without copying it per row either (precompute/absorption/prefix_attention.py)."""
+    return shared_view(cache, batch_size)
+
+
+@contextmanager
+def fast_passes(model: HookedTransformer, *modules) -> Iterator[None]:
+    """The block's model passes with the model's and `modules`' (SAEs') weights packed for oneDNN
+    (precompute/loading/packed.py) and prompts attending to a shared prefix without copying it per row
+    (precompute/absorption/prefix_attention.py). Numbers equal torch's own path to float32 rounding."""
+    with packed_linears(model, *modules), shared_prefix_attention(model):
+        yield
 
 
 def final_logits(model: HookedTransformer, resid: torch.Tensor, answers: torch.Tensor | None = None) -> torch.Tensor:

@@ -13,7 +13,7 @@ from transformer_lens import HookedTransformer
 
 from precompute.absorption import baselines as base
 from precompute.absorption import probe as pr
-from precompute.absorption.activations import answer_logits, word_activations
+from precompute.absorption.activations import answer_logits, fast_passes, word_activations
 from precompute.absorption.config import TRAINING_ONLY, AbsorptionConfig
 from precompute.absorption.prompts import PromptSet, build_prompt_set, letter_token_ids
 from precompute.absorption.tasks import get_task
@@ -164,7 +164,8 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
         f"fold(s), {config.split_mode}; {prompts.n_dropped} dropped), {len(prompts.prefixes)} prefixes")
 
     t = time.perf_counter()
-    acts = word_activations(model, prompts, hook_name, layer, batch_size=config.batch_size)
+    with fast_passes(model):
+        acts = word_activations(model, prompts, hook_name, layer, batch_size=config.batch_size)
     seconds["activations"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -193,7 +194,8 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
     seconds["probe_stability"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    accuracy, checked, correct = model_check(model, prompts, folds, letter_ids, config)
+    with fast_passes(model):
+        accuracy, checked, correct = model_check(model, prompts, folds, letter_ids, config)
     seconds["model_check"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from contract.schema import HIST_BINS, N_LOGITS, N_NEIGHBORS, activation_levels
+from precompute.loading.packed import packed_linears
 from precompute.util.blocks import row_blocks, rows_per_block
 from precompute.util.faults import crash_point
 
@@ -169,13 +170,14 @@ def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int 
     collectors = [SparseCodeCollector(sae, seq_len, config.first_position) for sae in saes]
     usable = seq_len - config.first_position
     progress = tqdm(total=n_rows * usable, desc=f"dashboards {hook_name} ({len(saes)} SAEs)", unit="tok", unit_scale=True)
-    for start in range(0, n_rows, config.batch_size):
-        batch = torch.from_numpy(rows[start : start + config.batch_size]).long().to(device)
-        x = hook_activations(model, hook_name, layer, batch, config.first_position)
-        for collector in collectors:
-            collector.update(x, start)
-        progress.update(batch.shape[0] * usable)
-        crash_point(f"model-pass:{hook_name}")  # only after a batch: a kill in the middle of the shared pass
+    with packed_linears(model, *saes):
+        for start in range(0, n_rows, config.batch_size):
+            batch = torch.from_numpy(rows[start : start + config.batch_size]).long().to(device)
+            x = hook_activations(model, hook_name, layer, batch, config.first_position)
+            for collector in collectors:
+                collector.update(x, start)
+            progress.update(batch.shape[0] * usable)
+            crash_point(f"model-pass:{hook_name}")  # only after a batch: a kill in the middle of the shared pass
     progress.close()
     return [collector.result(n_rows) for collector in collectors]
 
@@ -352,7 +354,8 @@ def logit_lens(sae, model, n: int, chunk: int = 512) -> tuple[np.ndarray, np.nda
     W_dec = sae.W_dec.float()  # [d_sae, d_model]
     tops_i, tops_v, bots_i, bots_v = [], [], [], []
     for start in range(0, W_dec.shape[0], chunk):
-        logits = W_dec[start : start + chunk].to(W_U.device) @ W_U  # [chunk, d_vocab]
+        with packed_linears(model):  # W_U is the model's: packed once
+            logits = W_dec[start : start + chunk].to(W_U.device) @ W_U  # [chunk, d_vocab]
         top = logits.topk(n, dim=-1)
         bottom = logits.topk(n, dim=-1, largest=False)
         tops_i.append(top.indices.cpu()), tops_v.append(top.values.cpu())

@@ -1,7 +1,8 @@
 """Dashboard precompute throughput on the embedded SmolLM2 + a shipped SAE, against the floor.
 
 The floor is one bare pass: model to the hook (`stop_at_layer`) plus SAE encode over the same
-tokens. The dashboard precompute does that pass once for all latents and then builds every
+tokens, with the linears the precompute uses (packed for oneDNN: precompute/loading/packed.py; torch's own kernels,
+which SAEDashboard runs, are timed beside it). The dashboard precompute does that pass once for all latents and then builds every
 dashboard from the sparse codes. Prints tokens/s for both and their ratio (target <= 1.5x).
 
 With --peer it then runs SAEDashboard 0.8.0 (in its own venv, bench/peers/.venv-saedashboard: run
@@ -17,6 +18,7 @@ each tool builds that the other does not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from precompute.loading.corpus import load_corpus_rows  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
+from precompute.loading.packed import packed_linears  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 from precompute.pipeline.dashboards import DashboardConfig, encode_batch  # noqa: E402
 from precompute.pipeline.job import JobConfig, compute_sae_tables  # noqa: E402
@@ -42,12 +45,15 @@ LOAD_AT_START = os.getloadavg()[0]  # the machine's 1-minute load average, print
 
 
 @torch.no_grad()
-def bare_pass_seconds(model, sae, rows, batch_size: int) -> float:
+def bare_pass_seconds(model, sae, rows, batch_size: int, packed: bool = True) -> float:
+    """One pass, model to the hook and SAE encode, with our linears (packed for oneDNN, as the precompute runs them)
+    or torch's own kernels (as SAEDashboard runs them)."""
     hook = sae_hook_name(sae)
     start = time.perf_counter()
-    for i in range(0, len(rows), batch_size):
-        batch = torch.from_numpy(rows[i : i + batch_size]).long()
-        encode_batch(model, sae, hook, hook_layer(hook), batch, first_position=1)
+    with packed_linears(model, sae) if packed else contextlib.nullcontext():
+        for i in range(0, len(rows), batch_size):
+            batch = torch.from_numpy(rows[i : i + batch_size]).long()
+            encode_batch(model, sae, hook, hook_layer(hook), batch, first_position=1)
     return time.perf_counter() - start
 
 
@@ -77,6 +83,7 @@ def main() -> None:
 
     bare_pass_seconds(model, sae, rows[: args.batch_size], args.batch_size)  # warm-up
     floor = bare_pass_seconds(model, sae, rows, args.batch_size)
+    torch_floor = bare_pass_seconds(model, sae, rows, args.batch_size, packed=False)
     config = JobConfig(model_name="smollm2-135m-embedded", corpus_path=args.corpus,
                        corpus_rows=(args.first_row, args.first_row + args.rows), db_path=Path("/dev/null"),
                        dashboard=DashboardConfig(batch_size=args.batch_size))
@@ -86,7 +93,8 @@ def main() -> None:
 
     print(f"SAE {args.sae.name}: {sae.cfg.d_sae} latents, {n_tokens:,} tokens ({args.rows} rows x {rows.shape[1]}), "
           f"{torch.get_num_threads()} threads")
-    print(f"bare pass (model to hook + encode): {floor:7.1f} s  {n_tokens / floor:8.0f} tok/s")
+    print(f"bare pass (model to hook + encode): {floor:7.1f} s  {n_tokens / floor:8.0f} tok/s (packed oneDNN linears, "
+          f"as the precompute; torch's own kernels: {torch_floor:.1f} s)")
     print(f"dashboard precompute, all latents:  {total:7.1f} s  {n_tokens / total:8.0f} tok/s "
           f"(pass {timing.pass_seconds:.1f} s + dashboards {timing.post_seconds:.1f} s)")
     print(f"ratio to the floor: {total / floor:.2f}x (target <= 1.5x)")

@@ -229,7 +229,7 @@ with right:
                                hovertemplate="k = %{x}<br>F1 = %{y:.3f}<br>%{text}<extra></extra>"))
         fig.add_hline(y=row["probe_f1"], line_dash="dot", annotation_text="probe F1", line_color="black")
         fig.update_layout(height=280, margin=dict(l=10, r=10, t=10, b=10), xaxis_title="k (latents)",
-                          yaxis_title="F1", yaxis_range=[0, 1.02], showlegend=False)
+                          xaxis_dtick=1, yaxis_title="F1", yaxis_range=[0, 1.02], showlegend=False)
         st.plotly_chart(fig, width="stretch", key="letter_k_chart")
         st.caption(f"Blue: the {row['n_split']} split latent(s) accepted while F1 improved by > τ = 0.03 "
                    f"({', '.join(map(str, split_latents))}); grey: the first k the rule rejected, where the fits stop.")

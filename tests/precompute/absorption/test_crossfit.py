@@ -97,7 +97,7 @@ def test_intervals_widen_when_folds_disagree():
 
 
 def test_early_stopped_k_sparse_probing_selects_the_same_split_latents():
-    """Folds other than fold 0 stop fitting at the first k the tau rule rejects: same split latents."""
+    """Every fold stops fitting at the first k the tau rule rejects: the same split latents as all k up to max_k."""
     from precompute.absorption import ksparse as ks
 
     rng = np.random.default_rng(0)

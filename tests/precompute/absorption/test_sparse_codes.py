@@ -186,3 +186,19 @@ def test_words_are_encoded_in_blocks_into_the_codes_a_single_dense_call_gives():
     np.testing.assert_allclose(codes.toarray(), sae.encode(torch.from_numpy(acts)).numpy(), rtol=1e-5, atol=1e-6)
     assert codes.nnz <= 23 * 3
     assert encode_words(sae, acts[:0]).shape == (0, 40)
+
+
+def test_every_fold_s_fits_stop_at_the_first_k_the_tau_rule_rejects(planted):
+    """No fold fits past the k the rule rejects (fold 0 once fitted all k for the Letter page's curve): each letter's
+    fits are its split latents' plus at most one, and that one added no more than tau."""
+    config, *_, dense, _ = planted
+    tau = config.k_sparse.split_tau
+    checked = 0
+    for fold in dense:
+        for letter in fold:
+            fits, n_split = letter.split.fits, len(letter.split.split_latents)
+            assert n_split <= len(fits) <= n_split + 1
+            if len(fits) == n_split + 1:
+                assert n_split >= 1 and fits[-1].f1 - fits[-2].f1 <= tau
+                checked += 1
+    assert checked > 0, "some letter's fits stopped at a rejected k"

@@ -15,29 +15,23 @@ for f in /usr/share/dictd/gcide.dict.dz /usr/share/doc/jargon-text/jargon.txt.gz
 done
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
 python -m precompute sweep "$SWEEP"
-# One build per hook into data/ (the model runs once per hook for all its SAEs; each build adds its SAEs
-# atomically, skips those already there, and an interrupted one resumes from its work file when rerun),
+# One build for the sweep's 10 SAEs at their 3 hooks, into data/ (the model loads once; it runs once per hook for all
+# its SAEs; an interrupted build resumes from its work file when rerun, and a finished one skips SAEs already there),
 # then the finished database replaces the shipped one. Commit first: meta.code_version names the commit.
 # Absorption is cross-fitted over 5 folds (every vocabulary word measured out of fold); the paper's
 # ablation metric samples at most ABLATION_CANDIDATES words per letter (default 200 in `build`) to keep a
-# CPU rebuild near an hour.
+# CPU rebuild short.
 DB=data/demo-build.duckdb
 ABLATION_CANDIDATES="${ABLATION_CANDIDATES:-10}"
-for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
-  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES"
-done
+python -m precompute build --sweep "$SWEEP" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES"
 # The two WordNet tasks (precompute/absorption/tasks.py) beside first letters: the main SAE's and the Matryoshka's
 # semantic categories with the paper's ablation metric too (one config, so one probe run: bench/paired_absorption.py
 # compares them word by word), everything else without it (the slowest part: ~3 min per SAE and task with it,
 # ~1 min without).
-for KEY in smollm2-l6-topk-4k-k32 smollm2-l6-matryoshka-4k-k32; do
-  python -m precompute build --sae "$KEY=assets/saes/$KEY" --db "$DB" --ablation-candidates "$ABLATION_CANDIDATES" \
-    --task wordnet_category
-done
-for HOOK in blocks.6.hook_resid_post blocks.2.hook_resid_post blocks.12.hook_resid_post; do
-  python -m precompute build --sweep "$SWEEP" --hook "$HOOK" --db "$DB" --no-ablation-metric \
-    --task wordnet_category --task wordnet_pos
-done
+python -m precompute build --sae "smollm2-l6-topk-4k-k32=assets/saes/smollm2-l6-topk-4k-k32" \
+  --sae "smollm2-l6-matryoshka-4k-k32=assets/saes/smollm2-l6-matryoshka-4k-k32" --db "$DB" \
+  --ablation-candidates "$ABLATION_CANDIDATES" --task wordnet_category
+python -m precompute build --sweep "$SWEEP" --db "$DB" --no-ablation-metric --task wordnet_category --task wordnet_pos
 # The toy run (precompute/toy/hierarchy.py): a model-free "model" whose residual is a known world of parent/child
 # features, its SAE and corpus shipped under assets/ (`python -m precompute toy` rewrites them from the seed). The
 # model has no attention, so it cannot answer the prompt: no ablation metric. Writes the ground truth (truth_*).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from backend.database import window_levels
 from precompute.pipeline import dashboards as dash
@@ -78,3 +79,49 @@ def test_an_sae_that_never_fired_selects_no_contexts():
     windows = dash.window_activations(empty, refs, stats.max_act, left=2, right=2, first_position=1)
     assert len(refs.latent) == 0 and len(windows.latent) == 0
     assert stats.n_fired.tolist() == [0, 0, 0]
+
+
+def lexsorted_top_contexts(codes, n_top: int):
+    """top_contexts as first written (two three-key lexsorts): the reference for the one-key sorts."""
+    row = codes.token_index // codes.seq_len
+    order = np.lexsort((-codes.value, row, codes.latent))
+    lat, row_sorted = codes.latent[order], row[order]
+    is_row_peak = np.zeros(len(order), dtype=bool)
+    is_row_peak[order[(np.diff(lat, prepend=-1) != 0) | (np.diff(row_sorted, prepend=-1) != 0)]] = True
+    order2 = np.lexsort((-codes.value, ~is_row_peak, codes.latent))
+    ranks = dash.rank_within_groups(codes.latent[order2])
+    keep = order2[ranks < n_top]
+    return keep, ranks[ranks < n_top]
+
+
+def lexsorted_quantile_order(codes, max_act, n_bins: int, n_per_bin: int, seed: int):
+    scale = np.where(max_act > 0, max_act, 1.0)[codes.latent]
+    bins = np.clip(np.ceil(codes.value / scale * n_bins).astype(np.int64), 1, n_bins)
+    group = codes.latent.astype(np.int64) * (n_bins + 1) + bins
+    order = np.lexsort((np.random.default_rng(seed).random(len(group)), group))
+    return order[dash.rank_within_groups(group[order]) < n_per_bin]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_one_key_sorts_pick_the_contexts_the_lexsorts_pick(ties):
+    """top_contexts and quantile_contexts sort one int64 key instead of lexsorting three; the same contexts in the
+    same ranks, with tied activations (a token repeated in a row, as in a model without attention) too."""
+    rng = np.random.default_rng(3)
+    n_rows, seq_len, d_sae, n = 40, 16, 30, 3000
+    token_index = np.sort(rng.choice(n_rows * seq_len, size=n, replace=True))
+    latent = rng.integers(0, d_sae, size=n).astype(np.int32)
+    pairs = np.unique(np.stack([token_index, latent], 1), axis=0)  # one code per (token, latent)
+    token_index, latent = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int32)
+    value = rng.random(len(latent)).astype(np.float32) + 0.01
+    if ties:
+        value = np.round(value * 4).astype(np.float32) / 4 + 0.25  # four levels: many equal values per row
+    codes = dash.SparseCodes(token_index=token_index, latent=latent, value=value, n_rows=n_rows, seq_len=seq_len,
+                             n_tokens=n_rows * seq_len)
+    refs = dash.top_contexts(codes, n_top=5)
+    keep, ranks = lexsorted_top_contexts(codes, n_top=5)
+    assert np.array_equal(refs.token_index, token_index[keep]) and np.array_equal(refs.latent, latent[keep])
+    assert np.array_equal(refs.rank, ranks.astype(np.uint16)) and np.array_equal(refs.act, value[keep])
+    stats = dash.latent_stats(codes, d_sae, 8)
+    quantile = dash.quantile_contexts(codes, stats.max_act, n_bins=5, n_per_bin=2, seed=7)
+    expected = lexsorted_quantile_order(codes, stats.max_act, 5, 2, 7)
+    assert sorted(zip(quantile.latent, quantile.token_index)) == sorted(zip(latent[expected], token_index[expected]))

@@ -106,22 +106,36 @@ def out_of_fold_logits(acts: np.ndarray, folds: np.ndarray, fold_probes: list[pr
     return logits
 
 
-def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray, letter_ids: list[int],
-                config: AbsorptionConfig):
-    """The model's own answer (argmax over " A".." Z") on up to model_check_per_letter measured words a letter,
-    taken from few prefix groups (a cluster sample: the words of a group are random) so few prefixes run."""
+def model_check_words(prompts: PromptSet, folds: np.ndarray, config: AbsorptionConfig) -> np.ndarray:
+    """The words whose answer the model check reads: up to model_check_per_letter measured words a letter, taken
+    from few prefix groups (a cluster sample: the words of a group are random) so few prefixes run."""
     rng = np.random.default_rng(config.prompts.seed)
     rank = prefix_order(prompts, config.ablation.seed)  # the ablation metric's order: their prefixes overlap
     chosen = []
     for letter in range(config.n_classes):
         members = np.flatnonzero((folds != TRAINING_ONLY) & (prompts.labels == letter))
         chosen.extend(prefix_clustered_sample(members, prompts, rank, config.model_check_per_letter, rng).tolist())
-    chosen = np.array(sorted(chosen), dtype=np.int64)
-    logits = answer_logits(model, prompts, chosen, letter_ids, batch_size=max(1, config.batch_size // 2))
-    correct = logits.argmax(axis=1) == prompts.labels[chosen]
-    checked = np.bincount(prompts.labels[chosen], minlength=config.n_classes)
-    accuracy = np.bincount(prompts.labels[chosen], weights=correct, minlength=config.n_classes) / np.maximum(checked, 1)
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def check_summary(prompts: PromptSet, chosen: np.ndarray, correct: np.ndarray, n_classes: int):
+    """(accuracy per class, words checked per class, {word index: answered right}) from the checked words' answers."""
+    checked = np.bincount(prompts.labels[chosen], minlength=n_classes)
+    accuracy = np.bincount(prompts.labels[chosen], weights=correct, minlength=n_classes) / np.maximum(checked, 1)
     return accuracy, checked, {int(i): bool(c) for i, c in zip(chosen, correct)}
+
+
+def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray, letter_ids: list[int],
+                config: AbsorptionConfig, stored_answers: dict[int, bool] | None = None):
+    """The model's own answer (argmax over " A".." Z") on the model_check_words. `stored_answers` (token id -> right,
+    from a probe run of the same model and config at another hook: the same prompts, so the same answers) are used
+    instead of running the model when they cover exactly these words."""
+    chosen = model_check_words(prompts, folds, config)
+    tokens = [prompts.words[i].token_id for i in chosen]
+    if stored_answers is not None and set(tokens) == set(stored_answers):
+        return check_summary(prompts, chosen, np.array([stored_answers[t] for t in tokens], dtype=bool), config.n_classes)
+    logits = answer_logits(model, prompts, chosen, letter_ids, batch_size=max(1, config.batch_size // 2))
+    return check_summary(prompts, chosen, logits.argmax(axis=1) == prompts.labels[chosen], config.n_classes)
 
 
 @dataclass
@@ -146,7 +160,8 @@ def display_probe(acts: np.ndarray, labels: np.ndarray, folds: np.ndarray, fold_
 
 
 def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str, layer: int,
-                      config: AbsorptionConfig, stored: StoredProbes | None = None, log=print) -> HookProbeData:
+                      config: AbsorptionConfig, stored: StoredProbes | None = None, log=print,
+                      stored_answers: dict[int, bool] | None = None) -> HookProbeData:
     """The shared work at one hook. With `stored` (the probes already in the database for the same config),
     the probes are reused instead of retrained, so every SAE at the hook is measured against the same
     directions; the per-hook tables are then not rewritten and their extras are skipped."""
@@ -195,7 +210,7 @@ def compute_hook_data(model: HookedTransformer, model_name: str, hook_name: str,
 
     t = time.perf_counter()
     with fast_passes(model):
-        accuracy, checked, correct = model_check(model, prompts, folds, letter_ids, config)
+        accuracy, checked, correct = model_check(model, prompts, folds, letter_ids, config, stored_answers)
     seconds["model_check"] = time.perf_counter() - t
 
     t = time.perf_counter()

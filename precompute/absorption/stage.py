@@ -98,8 +98,10 @@ def run_task(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_
         # left it), so SAEs measured in different builds share one probe run and a resumed build skips the
         # shared per-hook work.
         reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec in group])
+        # the model check reads the model's answer, not the hook: another hook's answers on the same prompts stand
+        answers = None if reuse else db.stored_model_answers(con, model_name, config_json(config), hook_name)
         hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
-                                 stored=reuse[1] if reuse else None, log=log)
+                                 stored=reuse[1] if reuse else None, log=log, stored_answers=answers)
         timings[f"hook:{hook_name}"] = hook.seconds
         run_id = reuse[0] if reuse else write_probe_run(con, hook, config, model.tokenizer)
         log(f"{hook_name}: probe run {run_id} ({'reused' if reuse else 'new'})")

@@ -241,3 +241,30 @@ def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(buil
     listed = report["eval_result_details"] + report["absorption_explorer"]["excluded_letters"]
     assert {d["first_letter"] for d in listed} == {"noun", "verb", "adjective", "adverb"}
     assert tmp_path / "export" / "first_eval_results.json" in written
+
+
+def test_a_second_hook_reads_the_model_s_answers_from_the_first_hook_s_run(built, tmp_path, monkeypatch):
+    """The model check reads the model's output, not the hook: a probe run at another hook with the same config takes
+    the stored answers (the model is not run for them) and stores the same answers and accuracies."""
+    import precompute.absorption.hook as hook_module
+
+    model, path, _ = built
+    shutil.copyfile(path.parent / "first-only.duckdb", tmp_path / "abs.duckdb")
+    shutil.copyfile(path.parent / "corpus.parquet", tmp_path / "corpus.parquet")
+
+    def not_run(*_args, **_kwargs):
+        raise AssertionError("the model check ran the model although another hook's answers were stored")
+
+    monkeypatch.setattr(hook_module, "answer_logits", not_run)
+    layer_2 = SAE_DIR.parent / "smollm2-l2-topk-1k-k32"
+    run_job([SAESpec(key="layer2", path=layer_2)], job_config(tmp_path), model=model, log=lambda *_: None)
+    con = duckdb.connect(str(tmp_path / "abs.duckdb"), read_only=True)
+    by_hook = {hook: dict(rows) for hook, rows in con.execute(
+        """SELECT r.hook_name, list((w.token_id, w.model_correct)) FROM probe_words w JOIN probe_runs r USING (probe_run_id)
+           WHERE w.model_correct IS NOT NULL GROUP BY r.hook_name""").fetchall()}
+    accuracy = con.execute("""SELECT r.hook_name, list(p.model_accuracy ORDER BY p.letter) FROM letter_probes p
+                              JOIN probe_runs r USING (probe_run_id) GROUP BY r.hook_name""").fetchall()
+    con.close()
+    assert set(by_hook) == {"blocks.2.hook_resid_post", "blocks.6.hook_resid_post"}
+    assert by_hook["blocks.2.hook_resid_post"] == by_hook["blocks.6.hook_resid_post"] and by_hook["blocks.6.hook_resid_post"]
+    assert accuracy[0][1] == accuracy[1][1]

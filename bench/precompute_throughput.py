@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from precompute.loading.corpus import load_corpus_rows  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
-from precompute.loading.packed import packed_linears  # noqa: E402
+from precompute.loading.packed import keep_freed_buffers, packed_linears  # noqa: E402
 from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
 from precompute.pipeline.dashboards import DashboardConfig, encode_batch  # noqa: E402
 from precompute.pipeline.job import JobConfig, compute_sae_tables  # noqa: E402
@@ -49,6 +49,7 @@ def bare_pass_seconds(model, sae, rows, batch_size: int, packed: bool = True) ->
     """One pass, model to the hook and SAE encode, with our linears (packed for oneDNN, as the precompute runs them)
     or torch's own kernels (as SAEDashboard runs them)."""
     hook = sae_hook_name(sae)
+    keep_freed_buffers()  # as the precompute's pass does
     start = time.perf_counter()
     with packed_linears(model, sae) if packed else contextlib.nullcontext():
         for i in range(0, len(rows), batch_size):

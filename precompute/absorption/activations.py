@@ -19,7 +19,7 @@ from transformer_lens.utilities.activation_functions import apply_softcap
 
 from precompute.absorption.prefix_attention import shared_prefix_attention, shared_view
 from precompute.absorption.prompts import PromptSet
-from precompute.loading.packed import packed_linears
+from precompute.loading.packed import keep_freed_buffers, packed_linears
 
 
 def prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer: int | None) -> TransformerLensKeyValueCache:
@@ -44,6 +44,7 @@ def fast_passes(model: HookedTransformer, *modules) -> Iterator[None]:
     """The block's model passes with the model's and `modules`' (SAEs') weights packed for oneDNN
     (precompute/loading/packed.py) and prompts attending to a shared prefix without copying it per row
     (precompute/absorption/prefix_attention.py). Numbers equal torch's own path to float32 rounding."""
+    keep_freed_buffers()
     with packed_linears(model, *modules), shared_prefix_attention(model):
         yield
 

@@ -128,8 +128,8 @@ def check_summary(prompts: PromptSet, chosen: np.ndarray, correct: np.ndarray, n
 def model_check(model: HookedTransformer, prompts: PromptSet, folds: np.ndarray, letter_ids: list[int],
                 config: AbsorptionConfig, stored_answers: dict[int, bool] | None = None):
     """The model's own answer (argmax over " A".." Z") on the model_check_words. `stored_answers` (token id -> right,
-    from a probe run of the same model and config at another hook: the same prompts, so the same answers) are used
-    instead of running the model when they cover exactly these words."""
+    from another hook's check in the same build: the same model and prompts, so the same answers) are used instead of
+    running the model when they cover exactly these words."""
     chosen = model_check_words(prompts, folds, config)
     tokens = [prompts.words[i].token_id for i in chosen]
     if stored_answers is not None and set(tokens) == set(stored_answers):

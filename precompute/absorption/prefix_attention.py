@@ -57,7 +57,13 @@ def supported(model: HookedTransformer) -> bool:
 
 
 def hooked_inside(attn: torch.nn.Module) -> bool:
-    return any(len(m._forward_hooks) or len(m._backward_hooks) for m in attn.modules() if isinstance(m, HookPoint))
+    """A hook attached inside the layer, or a hook point replaced by another module (e.g. an SAE spliced at hook_z):
+    this path calls none of them, so TransformerLens's own forward must run."""
+    for name, child in attn.named_children():
+        if name.startswith("hook_") and not isinstance(child, HookPoint):
+            return True
+    return any(len(m._forward_hooks) or len(m._forward_pre_hooks) or len(m._backward_hooks)
+               for m in attn.modules() if isinstance(m, HookPoint))
 
 
 def prefix_keys(attn, entry: SharedPrefixEntry) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,8 +82,9 @@ def shared_prefix_forward(attn, query_input, key_input, value_input, past_kv_cac
                           additive_attention_mask=None, attention_mask=None, position_bias=None):
     """AbstractAttention.forward for rows that share one prefix (see the module docstring)."""
     entry = past_kv_cache_entry
+    local = getattr(attn, "attn_type", "global") == "local"  # a sliding window masks old keys: not done here
     if (not isinstance(entry, SharedPrefixEntry) or additive_attention_mask is not None or position_bias is not None
-            or hooked_inside(attn) or (attention_mask is not None and not bool(attention_mask.all()))):
+            or local or hooked_inside(attn) or (attention_mask is not None and not bool(attention_mask.all()))):
         return attn._shared_prefix_original_forward(query_input, key_input, value_input, entry,
                                                     additive_attention_mask, attention_mask, position_bias)
     q, k, v = attn.calculate_qkv_matrices(query_input, key_input, value_input)  # [b, s, h or kv, d_head]
@@ -112,7 +119,8 @@ def shared_prefix_attention(model: HookedTransformer) -> Iterator[None]:
     if not supported(model):
         yield
         return
-    layers = [block.attn for block in model.blocks]
+    # layers already swapped (a block inside another, or another thread's) are left to whoever swapped them
+    layers = [block.attn for block in model.blocks if "_shared_prefix_original_forward" not in block.attn.__dict__]
     for attn in layers:
         attn._shared_prefix_original_forward = attn.forward
         attn.forward = types.MethodType(shared_prefix_forward, attn)
@@ -120,5 +128,5 @@ def shared_prefix_attention(model: HookedTransformer) -> Iterator[None]:
         yield
     finally:
         for attn in layers:
-            attn.forward = attn._shared_prefix_original_forward
+            del attn.forward  # the class's forward again
             del attn._shared_prefix_original_forward

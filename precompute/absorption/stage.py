@@ -93,15 +93,18 @@ def run_task(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], model, model_
              force: bool, device: str = "cpu", log=print) -> dict[str, dict[str, float]]:
     todo = absorption_todo(con, specs, config, force, log)
     timings: dict[str, dict[str, float]] = {}
+    # the model check reads the model's answer, not the hook: one hook's answers stand for the others' (the same
+    # prompts and, in this build, the same loaded model)
+    answers: dict[int, bool] | None = None
     for hook_name, group in sorted(specs_by_hook(todo).items(), key=lambda item: item[0]):
         # Reuse the stored probe of this config (while SAEs other than these point at it, or a killed build
         # left it), so SAEs measured in different builds share one probe run and a resumed build skips the
         # shared per-hook work.
         reuse = stored_probe(con, model_name, hook_name, config, [spec.key for spec in group])
-        # the model check reads the model's answer, not the hook: another hook's answers on the same prompts stand
-        answers = None if reuse else db.stored_model_answers(con, model_name, config_json(config), hook_name)
         hook = compute_hook_data(model, model_name, hook_name, hook_layer(hook_name), config,
                                  stored=reuse[1] if reuse else None, log=log, stored_answers=answers)
+        if answers is None and hook.model_correct:
+            answers = {hook.prompts.words[i].token_id: right for i, right in hook.model_correct.items()}
         timings[f"hook:{hook_name}"] = hook.seconds
         run_id = reuse[0] if reuse else write_probe_run(con, hook, config, model.tokenizer)
         log(f"{hook_name}: probe run {run_id} ({'reused' if reuse else 'new'})")

@@ -19,11 +19,13 @@ import ctypes
 import functools
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch.overrides import TorchFunctionMode
 
 # Set EXPLORER_PACKED_LINEARS=0 to run torch's own kernels (for comparisons; results differ by rounding only).
@@ -41,7 +43,8 @@ def packing_available() -> bool:
 def keep_freed_buffers() -> None:
     """Lets glibc reuse freed buffers of up to 32 MiB instead of mapping fresh pages for each. With oneDNN in the
     loop glibc's adaptive threshold stops adapting, and every [batch, positions, heads, d_head] copy of an attention
-    layer (a few MB) page-faulted its way through new memory: 45 % of a cached-prefix forward. Once per process;
+    layer (a few MB) page-faulted its way through new memory: 45 % of a cached-prefix forward. Once per process, for
+    the precompute's batch passes (not the live server, where each thread's arena would keep its freed memory);
     nothing where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -62,35 +65,59 @@ def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | No
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
 
+# Each parameter's packed views, made on first use and dropped when the parameter is (a finalizer per parameter; keyed
+# by id because tensors compare elementwise): a model packed once serves every module set it is used with.
+# {id(parameter): {(shape, stride): (version, packed)}}
+PACKED: dict[int, dict[tuple, tuple[int, torch.Tensor]]] = {}
+PACKING = threading.Lock()
+
+
+def views_of(parameter: torch.Tensor) -> dict[tuple, tuple[int, torch.Tensor]]:
+    """The parameter's packed views (under PACKING)."""
+    views = PACKED.get(id(parameter))
+    if views is None:
+        views = PACKED[id(parameter)] = {}
+        weakref.finalize(parameter, PACKED.pop, id(parameter), None)
+    return views
+
+
 class PackedWeights:
-    """The packed forms of one set of modules' weights, made on first use and kept while their values are unchanged
-    (a weight written in place has a new version and is packed again; a parameter given new storage is a new key)."""
+    """The modules' float32 CPU parameters by address (read at each entry: a freed tensor's address can be reused) and
+    their packed forms (PACKED). A weight written in place has a new version and is packed again; one edited through
+    `.data` keeps its version, so call `forget(module)` after such an edit."""
 
     def __init__(self, modules: tuple[torch.nn.Module, ...]):
-        self.modules = modules
-        self.owners: dict[int, torch.Tensor] = {}
-        self.packed: dict[tuple, tuple[torch.Tensor, int, torch.Tensor]] = {}
-        self.lock = threading.Lock()
-
-    def refresh_owners(self) -> None:
-        """The parameters' current addresses (read at each entry: a freed tensor's address can be reused)."""
-        self.owners = {p.data_ptr(): p for m in self.modules for p in m.parameters()
-                       if p.dtype == torch.float32 and p.device.type == "cpu" and p.dim() >= 2}
+        self.owners: dict[int, torch.Tensor] = {p.data_ptr(): p for m in modules for p in m.parameters()
+                                                if p.dtype == torch.float32 and p.device.type == "cpu" and p.dim() >= 2}
 
     def owns(self, weight: torch.Tensor) -> bool:
         return weight.data_ptr() in self.owners and weight.dtype == torch.float32 and weight.device.type == "cpu"
 
     def get(self, weight: torch.Tensor) -> torch.Tensor:
         """weight [out, in] (any view starting at an owned parameter's first element) packed."""
-        key = (weight.data_ptr(), tuple(weight.shape), weight.stride())
-        owner = self.owners[key[0]]
-        found = self.packed.get(key)
-        if found is not None and found[0] is owner and found[1] == weight._version:
-            return found[2]
-        with self.lock:
+        owner = self.owners[weight.data_ptr()]
+        key = (tuple(weight.shape), weight.stride())
+        with PACKING:
+            views = views_of(owner)
+            found = views.get(key)
+            if found is not None and found[0] == weight._version:
+                return found[1]
             packed = pack(weight.detach())
-            self.packed[key] = (owner, weight._version, packed)
+            views[key] = (weight._version, packed)
         return packed
+
+
+def packed_count(*modules: torch.nn.Module) -> int:
+    """How many packed views the modules' parameters hold."""
+    return sum(len(PACKED.get(id(p), {})) for m in modules for p in m.parameters())
+
+
+def forget(*modules: torch.nn.Module) -> None:
+    """Drops the modules' packed weights (after their values were changed through `.data`)."""
+    with PACKING:
+        for m in modules:
+            for p in m.parameters():
+                PACKED.get(id(p), {}).clear()
 
 
 class PackedLinearFunction(torch.autograd.Function):
@@ -106,6 +133,7 @@ class PackedLinearFunction(torch.autograd.Function):
         ctx.weight, ctx.store = weight, store
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         transposed = ctx.weight.t()  # [in, out]: a view of the owned parameter, packed on its own key
         return onednn_linear(grad.contiguous(), ctx.store.get(transposed), None), None, None, None
@@ -118,7 +146,7 @@ class PackedLinearMode(TorchFunctionMode):
 
     def eligible(self, x, weight, bias=None) -> bool:
         return (isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor) and weight.dim() == 2 and x.dim() >= 2
-                and x.dtype == torch.float32 and x.device.type == "cpu"
+                and x.dtype == torch.float32 and x.device.type == "cpu" and x.layout == torch.strided
                 and (bias is None or (isinstance(bias, torch.Tensor) and bias.dtype == torch.float32
                                       and bias.device.type == "cpu"))
                 and self.store.owns(weight))
@@ -141,16 +169,6 @@ class PackedLinearMode(TorchFunctionMode):
         return onednn_linear(x, self.store.get(weight), None if bias is None else bias.detach())
 
 
-def store_for(modules: tuple[torch.nn.Module, ...]) -> PackedWeights:
-    """One store per module set, kept on the first module (a model loaded once keeps its packed weights)."""
-    owner = modules[0]
-    stores: dict[tuple[int, ...], PackedWeights] = owner.__dict__.setdefault("_packed_weight_stores", {})
-    key = tuple(id(m) for m in modules)
-    if key not in stores:
-        stores[key] = PackedWeights(modules)
-    return stores[key]
-
-
 @contextmanager
 def packed_linears(*modules: torch.nn.Module | None) -> Iterator[None]:
     """Runs the block with the modules' float32 CPU weights' linears through oneDNN (see the module docstring)."""
@@ -158,8 +176,5 @@ def packed_linears(*modules: torch.nn.Module | None) -> Iterator[None]:
     if not present or not packing_available():
         yield
         return
-    keep_freed_buffers()
-    store = store_for(present)
-    store.refresh_owners()
-    with PackedLinearMode(store):
+    with PackedLinearMode(PackedWeights(present)):
         yield

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from contract.schema import HIST_BINS, N_LOGITS, N_NEIGHBORS, activation_levels
-from precompute.loading.packed import packed_linears
+from precompute.loading.packed import keep_freed_buffers, packed_linears
 from precompute.util.blocks import row_blocks, rows_per_block
 from precompute.util.faults import crash_point
 
@@ -170,6 +170,7 @@ def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int 
     collectors = [SparseCodeCollector(sae, seq_len, config.first_position) for sae in saes]
     usable = seq_len - config.first_position
     progress = tqdm(total=n_rows * usable, desc=f"dashboards {hook_name} ({len(saes)} SAEs)", unit="tok", unit_scale=True)
+    keep_freed_buffers()
     with packed_linears(model, *saes):
         for start in range(0, n_rows, config.batch_size):
             batch = torch.from_numpy(rows[start : start + config.batch_size]).long().to(device)

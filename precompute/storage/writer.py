@@ -108,12 +108,6 @@ STORED_PROBE_RUN = """
            OR EXISTS (SELECT 1 FROM refs WHERE refs.probe_run_id = r.probe_run_id AND refs.kept))
     ORDER BY r.created_at DESC LIMIT 1"""
 STORED_PROBE = "SELECT letter, weight, bias FROM letter_probes WHERE probe_run_id = ? ORDER BY letter"
-# The model's own answers in the latest probe run of this model and config at another hook (same prompts)
-STORED_MODEL_ANSWERS = """
-    SELECT w.token_id, w.model_correct FROM probe_words w
-    WHERE w.model_correct IS NOT NULL AND w.probe_run_id = (
-        SELECT probe_run_id FROM probe_runs WHERE model_name = ? AND config = ? AND hook_name <> ?
-        ORDER BY created_at DESC LIMIT 1)"""
 STORED_FOLD_PROBES = "SELECT fold, letter, weight, bias FROM probe_folds WHERE probe_run_id = ? ORDER BY fold, letter"
 UNREFERENCED_PROBE_RUNS = """
     SELECT probe_run_id FROM probe_runs r
@@ -690,13 +684,6 @@ def delete_unreferenced_probe_runs(con: duckdb.DuckDBPyConnection, model_name: s
     for run_id in unused:
         delete_probe_run(con, run_id)
     return unused
-
-
-def stored_model_answers(con: duckdb.DuckDBPyConnection, model_name: str, config: str,
-                         hook_name: str) -> dict[int, bool] | None:
-    """{token id: the model answered right} of the model check stored at another hook with this config, or None."""
-    rows = con.execute(STORED_MODEL_ANSWERS, [model_name, config, hook_name]).fetchall()
-    return {int(token): bool(right) for token, right in rows} or None
 
 
 def stored_probe_run(con: duckdb.DuckDBPyConnection, model_name: str, hook_name: str, config: str,

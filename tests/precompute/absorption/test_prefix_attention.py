@@ -91,3 +91,17 @@ def test_gradients_through_the_shared_path_match():
     with shared_prefix_attention(model):
         shared = gradient()
     assert relative(shared, reference) < 1e-5
+
+
+def test_a_block_inside_another_keeps_the_outer_swap():
+    model = llama_like()
+    cache = prefix_cache(model, PREFIX, stop_at_layer=None)
+    ones = torch.ones_like(SUFFIXES)
+    with torch.no_grad():
+        reference = model(SUFFIXES, past_kv_cache=expanded(cache, len(SUFFIXES)), attention_mask=ones)
+        with shared_prefix_attention(model):
+            with shared_prefix_attention(model):
+                inner = model(SUFFIXES, past_kv_cache=expanded(cache, len(SUFFIXES)), attention_mask=ones)
+            outer = model(SUFFIXES, past_kv_cache=expanded(cache, len(SUFFIXES)), attention_mask=ones)
+    assert relative(inner, reference) < 1e-5 and relative(outer, reference) < 1e-5
+    assert all("forward" not in block.attn.__dict__ for block in model.blocks)

@@ -243,28 +243,26 @@ def test_a_second_task_is_measured_beside_the_first_and_exported_on_its_own(buil
     assert tmp_path / "export" / "first_eval_results.json" in written
 
 
-def test_a_second_hook_reads_the_model_s_answers_from_the_first_hook_s_run(built, tmp_path, monkeypatch):
-    """The model check reads the model's output, not the hook: a probe run at another hook with the same config takes
-    the stored answers (the model is not run for them) and stores the same answers and accuracies."""
+def test_a_second_hook_reads_the_model_s_answers_from_the_first_hook_s_check(built, tmp_path, monkeypatch):
+    """The model check reads the model's output, not the hook: in one build over two hooks the model answers once
+    and the second hook's probe run stores the same answers and accuracies."""
     import precompute.absorption.hook as hook_module
 
     model, path, _ = built
-    shutil.copyfile(path.parent / "first-only.duckdb", tmp_path / "abs.duckdb")
     shutil.copyfile(path.parent / "corpus.parquet", tmp_path / "corpus.parquet")
-
-    def not_run(*_args, **_kwargs):
-        raise AssertionError("the model check ran the model although another hook's answers were stored")
-
-    monkeypatch.setattr(hook_module, "answer_logits", not_run)
-    layer_2 = SAE_DIR.parent / "smollm2-l2-topk-1k-k32"
-    run_job([SAESpec(key="layer2", path=layer_2)], job_config(tmp_path), model=model, log=lambda *_: None)
+    calls = []
+    original = hook_module.answer_logits
+    monkeypatch.setattr(hook_module, "answer_logits", lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    specs = [SAESpec(key="layer6", path=SAE_DIR), SAESpec(key="layer2", path=SAE_DIR.parent / "smollm2-l2-topk-1k-k32")]
+    run_job(specs, job_config(tmp_path), model=model, log=lambda *_: None)
     con = duckdb.connect(str(tmp_path / "abs.duckdb"), read_only=True)
     by_hook = {hook: dict(rows) for hook, rows in con.execute(
         """SELECT r.hook_name, list((w.token_id, w.model_correct)) FROM probe_words w JOIN probe_runs r USING (probe_run_id)
            WHERE w.model_correct IS NOT NULL GROUP BY r.hook_name""").fetchall()}
-    accuracy = con.execute("""SELECT r.hook_name, list(p.model_accuracy ORDER BY p.letter) FROM letter_probes p
-                              JOIN probe_runs r USING (probe_run_id) GROUP BY r.hook_name""").fetchall()
+    accuracy = dict(con.execute("""SELECT r.hook_name, list(p.model_accuracy ORDER BY p.letter) FROM letter_probes p
+                                   JOIN probe_runs r USING (probe_run_id) GROUP BY r.hook_name""").fetchall())
     con.close()
+    assert len(calls) == 1, "the model answered for one hook only"
     assert set(by_hook) == {"blocks.2.hook_resid_post", "blocks.6.hook_resid_post"}
     assert by_hook["blocks.2.hook_resid_post"] == by_hook["blocks.6.hook_resid_post"] and by_hook["blocks.6.hook_resid_post"]
-    assert accuracy[0][1] == accuracy[1][1]
+    assert accuracy["blocks.2.hook_resid_post"] == accuracy["blocks.6.hook_resid_post"]

@@ -1,8 +1,8 @@
 """Dense fp32 linear layers on the CPU through oneDNN, with each weight packed once.
 
-On this project's machines (AMD EPYC, AVX-512) torch's fp32 `F.linear` / `x @ W` run MKL's sgemm at about 210 GFLOP/s
+On this project's machines (AMD EPYC, AVX-512) torch's fp32 `F.linear` / `x @ W` run MKL's sgemm at about 220 GFLOP/s
 on 2 cores; oneDNN's linear with a pre-packed weight (the kernel PyTorch's own CPU compiler uses for frozen weights)
-runs the same shapes at 450-510 GFLOP/s (`python bench/packed_linear.py`). Results differ from MKL's by float32
+runs SmolLM2's shapes at 450-500 GFLOP/s (`python bench/packed_linear.py --threads 2`). Results differ from MKL's by float32
 rounding only (relative 1e-6), and oneDNN's rows do not depend on which other rows share the call.
 
 `packed_linears(*modules)` is a context manager: inside it, every `F.linear(x, W, b)`, `x @ W` and `torch.matmul(x,
@@ -42,8 +42,9 @@ def packing_available() -> bool:
 @functools.cache
 def keep_freed_buffers() -> None:
     """Lets glibc reuse freed buffers of up to 32 MiB instead of mapping fresh pages for each. With oneDNN in the
-    loop glibc's adaptive threshold stops adapting, and every [batch, positions, heads, d_head] copy of an attention
-    layer (a few MB) page-faulted its way through new memory: 45 % of a cached-prefix forward. Once per process, for
+    loop glibc's adaptive threshold can stop adapting, and each [batch, positions, heads, d_head] copy of an attention
+    layer (a few MB) then page-faults its way through new memory (`python bench/packed_linear.py`: a batch of word
+    activations 0.094 -> 0.072 s; once seen at 45 % of a cached-prefix forward). Once per process, for
     the precompute's batch passes (not the live server, where each thread's arena would keep its freed memory);
     nothing where the C library is not glibc."""
     try:
@@ -106,6 +107,10 @@ class PackedWeights:
             views[key] = (weight._version, packed)
         return packed
 
+    def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """x @ weight.T + bias through the packed weight (weight and bias as constants)."""
+        return onednn_linear(x, self.get(weight), None if bias is None else bias.detach())
+
 
 def packed_count(*modules: torch.nn.Module) -> int:
     """How many packed views the modules' parameters hold."""
@@ -125,7 +130,7 @@ class PackedLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, store: PackedWeights) -> torch.Tensor:
-        return onednn_linear(x, store.get(weight), None if bias is None else bias.detach())
+        return store.linear(x, weight, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -136,7 +141,7 @@ class PackedLinearFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
         transposed = ctx.weight.t()  # [in, out]: a view of the owned parameter, packed on its own key
-        return onednn_linear(grad.contiguous(), ctx.store.get(transposed), None), None, None, None
+        return ctx.store.linear(grad.contiguous(), transposed, None), None, None, None
 
 
 class PackedLinearMode(TorchFunctionMode):
@@ -166,7 +171,7 @@ class PackedLinearMode(TorchFunctionMode):
     def linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
             return PackedLinearFunction.apply(x, weight, bias, self.store)
-        return onednn_linear(x, self.store.get(weight), None if bias is None else bias.detach())
+        return self.store.linear(x, weight, bias)
 
 
 @contextmanager

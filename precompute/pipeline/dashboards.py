@@ -269,7 +269,7 @@ def top_contexts(codes: SparseCodes, n_top: int) -> ContextRefs:
     """Per latent, the n_top highest activations, preferring one context per corpus row: every row's
     peak ranks before any second peak from an already-used row, so a rare latent that fires several
     times in few rows still fills its n_top slots. Two sorts of one int64 key each (a three-key lexsort of every
-    code was 45 % of an SAE's post-processing); the same order, ties included."""
+    code: `python bench/context_sorts.py`, 5.6 -> 3.2 s on a 4k-k32's 8.3 M codes); the same order, ties included."""
     row = codes.token_index // codes.seq_len
     n_latents = int(codes.latent.max()) + 1 if len(codes.latent) else 1
     desc = descending_bits(codes.value)

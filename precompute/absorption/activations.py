@@ -7,8 +7,10 @@ are the degenerate case of groups of one.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,8 +24,87 @@ from precompute.absorption.prompts import PromptSet
 from precompute.loading.packed import keep_freed_buffers, packed_linears
 
 
+PREFIX_CACHE_BYTES = 2 << 30  # what kept_prefix_caches holds at most (SmolLM2-135M: ~5 MB a whole-model prefix)
+
+
+@dataclass
+class PrefixCacheStore:
+    """Frozen batch-1 prefix caches of one model, least recently used first, within a byte budget. A prefix's keys
+    and values depend on the model alone, so one cache serves the word activations (which read its first layers),
+    the model check and the paper metric of every SAE and hook; served from here they are the very tensors a rerun
+    would compute (the same operations on the same inputs)."""
+
+    model: HookedTransformer
+    max_bytes: int
+    caches: OrderedDict[tuple[tuple[int, ...], int], TransformerLensKeyValueCache] = field(default_factory=OrderedDict)
+    n_bytes: int = 0
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, prefix_ids: list[int], layers: int) -> TransformerLensKeyValueCache | None:
+        """A kept cache of the prefix covering at least `layers` layers (the whole model's serves any)."""
+        prefix = tuple(prefix_ids)
+        for key in self.caches:
+            if key[0] == prefix and key[1] >= layers:
+                self.caches.move_to_end(key)
+                self.hits += 1
+                return self.caches[key]
+        self.misses += 1
+        return None
+
+    def put(self, prefix_ids: list[int], layers: int, cache: TransformerLensKeyValueCache) -> None:
+        prefix = tuple(prefix_ids)
+        if layers == self.model.cfg.n_layers:  # the whole model's supersedes the prefix's shallower caches
+            for key in [key for key in self.caches if key[0] == prefix]:
+                self.n_bytes -= cache_bytes(self.caches.pop(key))
+        self.caches[(prefix, layers)] = cache
+        self.n_bytes += cache_bytes(cache)
+        while self.n_bytes > self.max_bytes and len(self.caches) > 1:
+            _, dropped = self.caches.popitem(last=False)
+            self.n_bytes -= cache_bytes(dropped)
+
+
+def cache_bytes(cache: TransformerLensKeyValueCache) -> int:
+    """Keys and values, and rotated keys once the shared-prefix attention has made them (prefix_attention.py)."""
+    return int(sum(e.past_keys.nbytes * 2.5 for e in cache.entries))
+
+
+_STORES: dict[int, PrefixCacheStore] = {}  # id(model) -> its store, while kept_prefix_caches(model) runs
+
+
+@contextmanager
+def kept_prefix_caches(model: HookedTransformer, max_bytes: int = PREFIX_CACHE_BYTES) -> Iterator[PrefixCacheStore]:
+    """Within the block, prefix_cache(model, ...) keeps the caches it computes and serves a repeated prefix from them:
+    a build's hooks and SAEs run the same prompts' prefixes (the word activations at each hook, the model check once,
+    the paper metric per SAE). Nested blocks share the outer store."""
+    outer = _STORES.get(id(model))
+    if outer is not None and outer.model is model:
+        yield outer
+        return
+    store = PrefixCacheStore(model, max_bytes)
+    _STORES[id(model)] = store
+    try:
+        yield store
+    finally:
+        del _STORES[id(model)]
+
+
 def prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer: int | None) -> TransformerLensKeyValueCache:
-    """Keys/values of the prefix for the layers that will run (batch 1), frozen for reuse."""
+    """Keys/values of the prefix for the layers that will run (batch 1), frozen for reuse; inside
+    kept_prefix_caches(model), a kept cache of the prefix when one covers those layers."""
+    layers = model.cfg.n_layers if stop_at_layer is None else min(stop_at_layer, model.cfg.n_layers)
+    store = _STORES.get(id(model))
+    if store is not None and store.model is model:
+        cache = store.get(prefix_ids, layers)
+        if cache is None:
+            cache = computed_prefix_cache(model, prefix_ids, stop_at_layer)
+            store.put(prefix_ids, layers, cache)
+        return cache
+    return computed_prefix_cache(model, prefix_ids, stop_at_layer)
+
+
+def computed_prefix_cache(model: HookedTransformer, prefix_ids: list[int], stop_at_layer: int | None) -> TransformerLensKeyValueCache:
+    """prefix_cache's computation: the prefix through the layers that will run."""
     device = model.cfg.device
     cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch_size=1)
     tokens = torch.tensor([prefix_ids], device=device)

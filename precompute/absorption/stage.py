@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
+from precompute.absorption.activations import kept_prefix_caches
 from precompute.absorption.config import AbsorptionConfig, config_for_task
 from precompute.absorption.hook import StoredProbes, compute_hook_data
 from precompute.absorption.measure import compute_sae_absorption
@@ -81,11 +82,15 @@ def run_absorption_stage(con: duckdb.DuckDBPyConnection, specs: list[SAESpec], m
     Returns the seconds per stage, keyed 'hook:<name>' for shared work and by SAE key (first_letter), with
     ':<task>' appended for the other tasks."""
     timings: dict[str, dict[str, float]] = {}
-    for task in tasks:
-        suffix = "" if task == "first_letter" else f":{task}"
-        for key, seconds in run_task(con, specs, model, model_name, config_for_task(config, task), force, device,
-                                     log).items():
-            timings[key + suffix] = seconds
+    # every hook, task and SAE runs prompts from the same prefixes: each prefix's keys and values are computed once
+    with kept_prefix_caches(model) as prefixes:
+        for task in tasks:
+            suffix = "" if task == "first_letter" else f":{task}"
+            for key, seconds in run_task(con, specs, model, model_name, config_for_task(config, task), force, device,
+                                         log).items():
+                timings[key + suffix] = seconds
+    if prefixes.hits or prefixes.misses:
+        log(f"prefix caches: {prefixes.misses} computed, {prefixes.hits} reused")
     return timings
 
 

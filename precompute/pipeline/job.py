@@ -310,22 +310,24 @@ def run_dashboards(con, todo: list[SAESpec], model, rows: np.ndarray, config: Jo
     relabel = set() if config.force else db.unlabelled_saes(con)  # their pass only adds labels: the same SAE
     alphabetic = None if config.absorption is None else db.alphabetic_tokens(con, config.model_name)
     vocab = db.vocab_tokens(con, config.model_name)
-    for hook_name, specs in specs_by_hook(todo).items():
-        for group in shared_passes(specs, config.max_pass_sae_bytes):
-            timings += run_dashboard_pass(con, group, hook_name, model, rows, config, alphabetic, vocab, relabel, log)
+    # SAEs at every hook share a pass (the model runs once, to the deepest hook of the group), hook by hook in order
+    by_hook = [spec for specs in specs_by_hook(todo).values() for spec in specs]
+    for group in shared_passes(by_hook, config.max_pass_sae_bytes):
+        timings += run_dashboard_pass(con, group, model, rows, config, alphabetic, vocab, relabel, log)
     return timings
 
 
-def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: np.ndarray, config: JobConfig,
+def run_dashboard_pass(con, specs: list[SAESpec], model, rows: np.ndarray, config: JobConfig,
                        alphabetic: tuple[np.ndarray, np.ndarray] | None, vocab: Sequence[str] = (),
                        relabel: set[str] = frozenset(), log=print) -> list[SAETiming]:
-    """One model pass for these SAEs at one hook, then each SAE's tables; each SAE and its codes are dropped once
-    written, so post-processing does not hold the others' finished work."""
+    """One model pass for these SAEs (at one hook or several), then each SAE's tables; each SAE and its codes are
+    dropped once written, so post-processing does not hold the others' finished work."""
     saes = [load_sae(spec, device=config.device) for spec in specs]
+    hook_names = [sae_hook_name(sae) for sae in saes]
     t0 = time.perf_counter()
-    results = dash.collect_sparse_codes_for_hook(model, saes, hook_name, hook_layer(hook_name), rows, config.dashboard,
-                                                 config.device)
+    results = dash.collect_sparse_codes_for_hooks(model, saes, hook_names, rows, config.dashboard, config.device)
     pass_seconds = (time.perf_counter() - t0) / len(specs)  # the shared pass, split evenly
+    hooks = ", ".join(sorted(set(hook_names), key=hook_names.index))
     timings: list[SAETiming] = []
     for spec in specs:
         sae, result = saes.pop(0), results.pop(0)
@@ -337,7 +339,7 @@ def run_dashboard_pass(con, specs: list[SAESpec], hook_name: str, model, rows: n
         del sae, result, tables
         timings.append(timing)
         log(f"{spec.key}: {timing.n_tokens} tokens, pass {timing.pass_seconds:.1f}s (shared by {len(specs)} "
-            f"SAEs at {hook_name}), post-processing {timing.post_seconds:.1f}s")
+            f"SAEs at {hooks}), post-processing {timing.post_seconds:.1f}s")
         crash_point(f"after-dashboards:{spec.key}")
     return timings
 

@@ -105,3 +105,51 @@ def test_a_block_inside_another_keeps_the_outer_swap():
             outer = model(SUFFIXES, past_kv_cache=expanded(cache, len(SUFFIXES)), attention_mask=ones)
     assert relative(inner, reference) < 1e-5 and relative(outer, reference) < 1e-5
     assert all("forward" not in block.attn.__dict__ for block in model.blocks)
+
+
+def test_kept_prefix_caches_compute_each_prefix_once_and_serve_the_same_tensors(monkeypatch):
+    from precompute.absorption import activations
+
+    model = llama_like()
+    computed: list[tuple[int, int | None]] = []
+    compute = activations.computed_prefix_cache
+
+    def counting(model, prefix_ids, stop_at_layer):
+        computed.append((len(prefix_ids), stop_at_layer))
+        return compute(model, prefix_ids, stop_at_layer)
+
+    monkeypatch.setattr(activations, "computed_prefix_cache", counting)
+    fresh_whole = compute(model, PREFIX, None)
+    with activations.kept_prefix_caches(model) as store:
+        shallow = prefix_cache(model, PREFIX, stop_at_layer=2)  # the word activations at a layer-1 hook
+        assert prefix_cache(model, PREFIX, stop_at_layer=1) is shallow  # a deeper cache serves a shallower need
+        whole = prefix_cache(model, PREFIX, stop_at_layer=None)  # the model check: computed, supersedes the shallow
+        with activations.kept_prefix_caches(model) as inner:  # nested blocks share the store
+            assert inner is store
+            assert prefix_cache(model, PREFIX, stop_at_layer=2) is whole
+        assert prefix_cache(model, PREFIX, stop_at_layer=None) is whole  # the paper metric of every SAE
+        prefix_cache(model, PREFIX[:3], stop_at_layer=None)
+        assert computed == [(7, 2), (7, None), (3, None)]
+        assert (store.misses, store.hits) == (3, 3)
+        assert len(store.caches) == 2  # the shallow cache was dropped for the whole one
+    for kept, fresh in zip(whole.entries, fresh_whole.entries):  # what a rerun computes, bit for bit
+        assert torch.equal(kept.past_keys, fresh.past_keys) and torch.equal(kept.past_values, fresh.past_values)
+    prefix_cache(model, PREFIX, stop_at_layer=None)  # outside the block nothing is kept
+    assert len(computed) == 4
+
+
+def test_kept_prefix_caches_drop_the_least_recently_used_past_their_budget():
+    from precompute.absorption import activations
+
+    model = gpt2_like()
+    one = activations.cache_bytes(activations.computed_prefix_cache(model, PREFIX, None))
+    with activations.kept_prefix_caches(model, max_bytes=2 * one) as store:
+        first = prefix_cache(model, PREFIX, None)
+        prefix_cache(model, [1] + PREFIX[1:], None)
+        assert prefix_cache(model, PREFIX, None) is first  # used again: now the most recent
+        prefix_cache(model, [2] + PREFIX[1:], None)  # over budget: the second prefix goes
+        assert store.n_bytes <= 2 * one and len(store.caches) == 2
+        assert prefix_cache(model, PREFIX, None) is first
+        assert store.misses == 3
+        prefix_cache(model, [1] + PREFIX[1:], None)
+        assert store.misses == 4

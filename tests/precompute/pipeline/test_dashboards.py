@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from backend.database import window_levels
 from precompute.pipeline import dashboards as dash
@@ -125,3 +126,65 @@ def test_one_key_sorts_pick_the_contexts_the_lexsorts_pick(ties):
     quantile = dash.quantile_contexts(codes, stats.max_act, n_bins=5, n_per_bin=2, seed=7)
     expected = lexsorted_quantile_order(codes, stats.max_act, 5, 2, 7)
     assert sorted(zip(quantile.latent, quantile.token_index)) == sorted(zip(latent[expected], token_index[expected]))
+
+
+@pytest.mark.parametrize("key", [
+    np.array([5, 3, 5, 1, 3, 3, 0, 7], dtype=np.int64),  # ties: index order kept
+    np.array([-4, 2, -4, 9, 0], dtype=np.int32),  # negative integers
+    np.random.default_rng(0).random(1000),  # the quantile sample's random keys (non-negative floats)
+    np.array([0.5, -0.25, 0.5, 0.0, -0.0], dtype=np.float64),  # negatives and -0.0: numpy's own stable sort
+    np.zeros(0, dtype=np.int64),
+])
+def test_stable_order_is_numpy_s_stable_argsort(key):
+    assert np.array_equal(dash.stable_order(key), np.argsort(key, kind="stable"))
+
+
+def test_latent_maxima_are_the_per_latent_maxima():
+    rng = np.random.default_rng(1)
+    latent = rng.integers(0, 50, 5000).astype(np.int32)
+    value = rng.random(5000).astype(np.float32)
+    expected = np.zeros(60, np.float32)
+    np.maximum.at(expected, latent, value)
+    assert np.array_equal(dash.latent_maxima(latent, value, 60), expected)
+    assert np.array_equal(dash.latent_maxima(latent[:0], value[:0], 3), np.zeros(3, np.float32))
+
+
+class SparseShy:
+    """An SAE whose decode cannot take a sparse tensor."""
+
+    def __init__(self, sae) -> None:
+        self.sae, self.cfg, self.dtype = sae, sae.cfg, sae.dtype
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sae.encode(x)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.is_sparse:
+            raise NotImplementedError("dense codes only")
+        return self.sae.decode(codes)
+
+
+@pytest.mark.parametrize("shy", [False, True])
+@torch.no_grad()  # as the pass runs
+def test_the_sparse_decode_reconstructs_what_the_dense_one_does_or_is_not_used(monkeypatch, shy):
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    torch.manual_seed(0)
+    sae = StandardSAE(StandardSAEConfig(d_in=16, d_sae=64, dtype="float32", device="cpu"))
+    with torch.no_grad():
+        sae.b_enc.fill_(-1.0)  # a few latents a token
+    x = torch.randn(64, 16)
+    dense = dash.SparseCodeCollector(sae, seq_len=9, first_position=1)
+    tried = dash.SparseCodeCollector(SparseShy(sae) if shy else sae, seq_len=9, first_position=1)
+    monkeypatch.setattr(dash, "SPARSE_DECODE_DENSITY", 10**6)  # the reference: the dense decode for every block
+    dense.update(x[:32], 0), dense.update(x[32:], 4)
+    monkeypatch.setattr(dash, "SPARSE_DECODE_DENSITY", 0)  # sparse whatever the density
+    tried.update(x[:32], 0), tried.update(x[32:], 4)
+    assert tried.sparse_decode is (not shy)
+    a, b = dense.result(8), tried.result(8)
+    assert np.array_equal(a.codes.value, b.codes.value) and a.stats.l0 == b.stats.l0 > 0
+    if shy:  # the dense decode throughout: the same statistics exactly
+        assert a.stats == b.stats
+    else:  # the second block decoded sparsely: the same to float32 rounding
+        assert b.stats.explained_variance == pytest.approx(a.stats.explained_variance, rel=1e-6)
+        assert b.stats.mse == pytest.approx(a.stats.mse, rel=1e-5)

@@ -114,6 +114,35 @@ def test_shared_hook_pass_gives_each_sae_what_its_own_pass_gives(sweep_db):
     assert len(shared[0].codes.latent) > 0
 
 
+def test_one_pass_for_saes_at_several_hooks_gives_each_what_its_own_pass_gives(sweep_db):
+    root, config, planted = sweep_db
+    model = helpers.tiny_model()
+    corpus_rows = helpers.random_corpus(root / "again.parquet", 16)
+    early = helpers.planted_sae_folder(root, name="early-sae", hook=helpers.EARLY_HOOK, seed=3)
+    saes = [SAE.load_from_disk(str(p), device="cpu") for p in (planted, early, root / "permuted")]
+    hooks = [helpers.HOOK, helpers.EARLY_HOOK, helpers.HOOK]
+    layers = {helpers.HOOK: 1, helpers.EARLY_HOOK: 0}
+    calls = []
+    run_with_cache = model.run_with_cache
+
+    def counted(*args, **kwargs):
+        calls.append((tuple(kwargs["names_filter"]), kwargs["stop_at_layer"]))
+        return run_with_cache(*args, **kwargs)
+
+    model.run_with_cache = counted
+    together = dash.collect_sparse_codes_for_hooks(model, saes, hooks, corpus_rows, config.dashboard)
+    n_batches = -(-len(corpus_rows) // config.dashboard.batch_size)
+    assert calls == [((helpers.EARLY_HOOK, helpers.HOOK), 2)] * n_batches  # one forward a batch, to the deeper hook
+    model.run_with_cache = run_with_cache
+    for sae, hook, shared in zip(saes, hooks, together):
+        alone = dash.collect_sparse_codes(model, sae, hook, layers[hook], corpus_rows, config.dashboard)
+        assert np.array_equal(alone.codes.token_index, shared.codes.token_index)
+        assert np.array_equal(alone.codes.latent, shared.codes.latent)
+        assert np.array_equal(alone.codes.value, shared.codes.value)
+        assert alone.stats == shared.stats
+    assert len(together[1].codes.latent) > 0
+
+
 def test_unit_decoder_rows_have_unit_norm(sweep_db):
     _, _, planted = sweep_db
     decoder = unit_decoder(SAE.load_from_disk(str(planted), device="cpu"))

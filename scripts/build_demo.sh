@@ -15,8 +15,9 @@ for f in /usr/share/dictd/gcide.dict.dz /usr/share/doc/jargon-text/jargon.txt.gz
 done
 [ -f data/corpus/smollm2-debian-128.parquet ] || python -m precompute corpus
 python -m precompute sweep "$SWEEP"
-# One build for the sweep's 10 SAEs at their 3 hooks, into data/ (the model loads once; it runs once per hook for all
-# its SAEs; an interrupted build resumes from its work file when rerun, and a finished one skips SAEs already there),
+# One build for the sweep's 10 SAEs at their 3 hooks, into data/ (the model loads once; the absorption stage runs it
+# once per hook for all its SAEs, the dashboards once for all 10; an interrupted build resumes from its work file when
+# rerun, and a finished one skips SAEs already there),
 # then the finished database replaces the shipped one. Commit first: meta.code_version names the commit.
 # Absorption is cross-fitted over 5 folds (every vocabulary word measured out of fold); the paper's
 # ablation metric samples at most ABLATION_CANDIDATES words per letter (default 200 in `build`) to keep a

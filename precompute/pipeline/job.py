@@ -45,8 +45,8 @@ class JobConfig:
     dashboard: dash.DashboardConfig = field(default_factory=dash.DashboardConfig)
     absorption: AbsorptionConfig | None = field(default_factory=AbsorptionConfig)  # None: dashboards only
     tasks: tuple[str, ...] = ("first_letter",)  # absorption tasks (precompute/absorption/tasks.py), each measured alike
-    # The dashboards pass runs the model once per hook for every SAE there, so those SAEs are in memory together;
-    # past this many bytes of (float32) SAE weights the hook's SAEs share several passes instead (more model
+    # The dashboards pass runs the model once, to the deepest hook, for every SAE at every hook, so those SAEs are in
+    # memory together; past this many bytes of (float32) SAE weights they share several passes instead (more model
     # forwards, bounded memory). The absorption and matching stages hold one or two SAEs at a time anyway.
     max_pass_sae_bytes: int = 16 << 30
     discard_work: bool = False  # delete an interrupted run's work file of other inputs instead of refusing to start

@@ -1,8 +1,9 @@
 """The per-SAE k-sparse stage (L1 probe per fold, k-sparse fits under both split rules, main latents, projection
-metric: `seconds["k_sparse"]` of precompute/absorption/measure.py) timed two ways on the same words and hook data:
-the L1 probe's batches as torch COO tensors (as first written) and as CSR tensors with their transpose for the
-backward (now: precompute/absorption/probe.py, CsrRowsTimesWeight). Prints both times, CPU time, and whether the
-headline numbers and every fold's split latents are identical.
+metric: `seconds["k_sparse"]` of precompute/absorption/measure.py) timed three ways on the same words and hook data:
+the L1 probe's batches as torch COO tensors, one fold after the other (as first written); as CSR tensors with their
+transpose for the backward (precompute/absorption/probe.py, CsrRowsTimesWeight), one fold after the other; and so,
+with the folds in threads (now: measure.measure_folds). Prints the times, CPU time, and whether the headline numbers
+and every fold's split latents are identical.
 
     python bench/ksparse_speed.py [--words N (default: the whole vocabulary)] [--threads 2]
                                   [--sae assets/saes/smollm2-l6-topk-4k-k32]
@@ -29,6 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from stage_inputs import stage_inputs  # noqa: E402  (bench/)
 
+from precompute.absorption import measure  # noqa: E402
 from precompute.absorption import probe as pr  # noqa: E402
 from precompute.absorption.config import AbsorptionConfig  # noqa: E402
 from precompute.absorption.measure import compute_sae_absorption  # noqa: E402
@@ -62,20 +64,27 @@ def main() -> None:
     args = parser.parse_args()
     model, sae, config, hook = stage_inputs(args.sae, args.words, run_ablation_metric=False)
     now, now_s, now_cpu = timed(sae, hook, config)
-    current = pr.sparse_logits
-    pr.sparse_logits = coo_logits
+    measure.FOLD_WORKERS = 1
     try:
-        before, before_s, before_cpu = timed(sae, hook, config)
+        serial, serial_s, serial_cpu = timed(sae, hook, config)
+        current = pr.sparse_logits
+        pr.sparse_logits = coo_logits
+        try:
+            before, before_s, before_cpu = timed(sae, hook, config)
+        finally:
+            pr.sparse_logits = current
     finally:
-        pr.sparse_logits = current
-    print(f"k-sparse stage, COO batches (first implementation): {before.seconds['k_sparse']:.1f} s "
+        measure.FOLD_WORKERS = None
+    print(f"k-sparse stage, COO batches, one fold at a time (first implementation): {before.seconds['k_sparse']:.1f} s "
           f"(whole per-SAE step {before_s:.1f} s wall, {before_cpu:.1f} s CPU)")
-    print(f"k-sparse stage, CSR batches and transposes (now):   {now.seconds['k_sparse']:.1f} s "
+    print(f"k-sparse stage, CSR batches and transposes, one fold at a time:         {serial.seconds['k_sparse']:.1f} s "
+          f"(whole per-SAE step {serial_s:.1f} s wall, {serial_cpu:.1f} s CPU)")
+    print(f"k-sparse stage, CSR batches, folds in threads (now):                    {now.seconds['k_sparse']:.1f} s "
           f"(whole per-SAE step {now_s:.1f} s wall, {now_cpu:.1f} s CPU; target <= 20 s per SAE and task)")
-    same = summary(now) == summary(before)
-    print(f"identical headline numbers and split latents of every fold: {same} (mean absorption fraction "
-          f"{now.fraction[1].value:.6f} vs {before.fraction[1].value:.6f}, full absorption {now.full[1].value:.6f} vs "
-          f"{before.full[1].value:.6f})")
+    same = summary(now) == summary(serial) == summary(before)
+    print(f"identical headline numbers and split latents of every fold, all three: {same} (mean absorption fraction "
+          f"{now.fraction[1].value:.6f} / {serial.fraction[1].value:.6f} / {before.fraction[1].value:.6f}, full "
+          f"absorption {now.full[1].value:.6f} / {serial.full[1].value:.6f} / {before.full[1].value:.6f})")
 
 
 if __name__ == "__main__":

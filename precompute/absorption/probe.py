@@ -6,6 +6,7 @@ pos_weight = negatives / positives, Adam, learning rate decaying exponentially p
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -71,6 +72,9 @@ class ClassifierScores:
     n_true_positive: np.ndarray
 
 
+GLOBAL_RNG = threading.Lock()  # held while torch's global generator is seeded and read
+
+
 def one_hot(labels: np.ndarray, n: int = N_LETTERS) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[labels]
 
@@ -82,13 +86,14 @@ def train_probe(x: np.ndarray | sp.csr_matrix, labels: np.ndarray, epochs: int, 
     codes: a few dozen of thousands of latents active) runs each batch as a sparse matmul, the same
     optimisation at a fraction of the dense cost."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     sparse = sp.issparse(x)
     xs = sp.csr_matrix(x, dtype=np.float32) if sparse else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     ys = torch.from_numpy(one_hot(labels, n_classes))
     positives = ys.sum(0)
     pos_weight = (len(ys) - positives) / positives.clamp(min=1.0)
-    layer = torch.nn.Linear(xs.shape[1], n_classes)
+    with GLOBAL_RNG:  # the layer's initial weights come from torch's global generator: probes trained in threads take turns
+        torch.manual_seed(seed)
+        layer = torch.nn.Linear(xs.shape[1], n_classes)
     optimizer = torch.optim.Adam(layer.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=(end_lr / lr) ** (1 / epochs))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)

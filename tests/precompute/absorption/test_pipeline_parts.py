@@ -180,3 +180,31 @@ def test_absorber_is_the_first_top_latent_that_is_not_a_split_latent():
     assert rounded_absorber(np.array([5, 9, 2]), acts, scores, split_latents=[5]) == (9, 2.0, 0.5)
     assert rounded_absorber(np.array([9, 5, 2]), acts, scores, split_latents=[5]) == (9, 1.0, 0.9)
     assert rounded_absorber(np.array([5]), acts[:1], scores[:1], split_latents=[5]) == (None, None, None)
+
+
+def test_folds_measured_in_threads_give_what_each_gives_alone(monkeypatch):
+    """The build measures several folds at once (measure.measure_folds); each trains its L1 probe from torch's global
+    generator, seeded per probe, so the draws must not interleave: every fold's probe is the one it trains alone."""
+    import threading
+
+    from precompute.absorption import measure
+    from precompute.absorption.config import AbsorptionConfig
+
+    x, labels, _ = separable_letters(n=520)
+    threads: set[str] = set()
+
+    def fold_probe(fold, codes, weights, hook, config):  # a fold's own seed: another's draws would change its probe
+        threads.add(threading.current_thread().name)
+        return pr.train_probe(x, labels, epochs=3, lr=1e-2, end_lr=1e-3, weight_decay=0.0, batch_size=128, seed=fold)
+
+    monkeypatch.setattr(measure, "measure_fold", fold_probe)
+    config = AbsorptionConfig(n_folds=5)
+    monkeypatch.setattr(measure, "FOLD_WORKERS", 1)
+    alone = measure.measure_folds(None, None, None, config)
+    threads.clear()
+    monkeypatch.setattr(measure, "FOLD_WORKERS", 5)
+    together = measure.measure_folds(None, None, None, config)
+    assert len(threads) > 1, "the folds ran in threads"
+    for a, b in zip(alone, together, strict=True):
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+    assert not np.array_equal(alone[0].weight, alone[1].weight)  # the seeds differ, so would a mixed-up draw

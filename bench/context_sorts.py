@@ -1,8 +1,9 @@
 """Seconds to pick every latent's top and quantile contexts (precompute/pipeline/dashboards.py) on random sparse
 codes the size of a demo SAE's (260,096 tokens x k active latents), against the three-key lexsorts they replaced,
-and whether both pick the same contexts.
+and whether both pick the same contexts; then one stable sort of their int64 key through torch (stable_order) and
+through numpy. `--k 115 --d-sae 1024` is the demo's JumpReLU (30 M codes).
 
-    python bench/context_sorts.py [--k 32] [--d-sae 4096]
+    python bench/context_sorts.py [--k 32] [--d-sae 4096] [--threads 2]
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,7 +46,10 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--d-sae", type=int, default=4096)
     parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (the radix sort's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     codes = random_codes(args.rows, args.seq_len, args.d_sae, args.k)
     stats = dash.latent_stats(codes, args.d_sae, 8)
     print(f"{len(codes.value):,} codes ({args.rows * args.seq_len:,} tokens x k = {args.k}, {args.d_sae:,} latents)")
@@ -58,6 +63,14 @@ def main() -> None:
     print(f"top contexts:      {top_new:6.2f} s (three-key lexsorts {top_old:6.2f} s); same contexts: {same_top}")
     print(f"quantile contexts: {quantile_new:6.2f} s (two-key lexsort   {quantile_old:6.2f} s); same contexts: "
           f"{same_quantile}")
+    # the one int64 key top_contexts sorts first: (latent, row) then descending value
+    row = codes.token_index // codes.seq_len
+    key = dash.sort_key(codes.latent.astype(np.int64) * codes.n_rows + row, args.d_sae * codes.n_rows,
+                        dash.descending_bits(codes.value), 31)
+    radix, radix_s = timed(lambda: dash.stable_order(key))
+    numpy_stable, numpy_s = timed(lambda: np.argsort(key, kind="stable"))
+    print(f"one stable sort of {len(key):,} int64 keys: {radix_s:6.2f} s through torch's radix sort (stable_order), "
+          f"{numpy_s:6.2f} s numpy's stable argsort; the same permutation: {np.array_equal(radix, numpy_stable)}")
 
 
 if __name__ == "__main__":

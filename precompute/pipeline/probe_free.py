@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from precompute.loading.sae import SAESpec, load_sae
@@ -141,26 +142,43 @@ def precision_recall_at(score: np.ndarray, label: np.ndarray, share: float) -> t
     return float(top.mean()), float(top.sum() / max(label.sum(), 1))
 
 
-def interval(values: list[float], value: float) -> Interval:
+def interval(values: np.ndarray | list[float], value: float) -> Interval:
     return Interval(value, float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
 
 
 def rank_statistics(score: np.ndarray, label: np.ndarray, config: ValidationConfig
                     ) -> tuple[Interval, Interval, Interval]:
-    """AUC, precision and recall at the top share, each with a 95 % bootstrap interval over latents."""
+    """AUC, precision and recall at the top share, each with a 95 % bootstrap interval over latents. The resamples are
+    scored all at once (resampled_aucs, resampled_precision_recall): ~50x faster than roc_auc_score per resample, the
+    same numbers to float rounding (tests/precompute/pipeline/test_probe_free.py)."""
     rng = np.random.default_rng(config.seed)
-    aucs, precisions, recalls = [], [], []
-    for _ in range(config.resamples):
-        idx = rng.integers(0, len(score), len(score))
-        if label[idx].min() == label[idx].max():
-            continue  # a resample without absorbers (or without others) has no AUC
-        aucs.append(roc_auc_score(label[idx], score[idx]))
-        p, r = precision_recall_at(score[idx], label[idx], config.top_share)
-        precisions.append(p)
-        recalls.append(r)
+    idx = np.stack([rng.integers(0, len(score), len(score)) for _ in range(config.resamples)])  # one draw per resample
+    scores, labels = score[idx], label[idx].astype(bool)  # [resamples, n]
+    n_pos = labels.sum(axis=1)
+    kept = (n_pos > 0) & (n_pos < labels.shape[1])  # a resample without absorbers (or without others) has no AUC
+    aucs = resampled_aucs(scores[kept], labels[kept])
+    precisions, recalls = resampled_precision_recall(scores[kept], labels[kept], config.top_share)
     precision, recall = precision_recall_at(score, label, config.top_share)
     return (interval(aucs, float(roc_auc_score(label, score))), interval(precisions, precision),
             interval(recalls, recall))
+
+
+def resampled_aucs(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[r] the ROC AUC of each row of scores [r, n] against labels [r, n] (bool, both classes in every row): the
+    Mann-Whitney U over average ranks, which is roc_auc_score's trapezoids with ties at half credit."""
+    if len(scores) == 0:
+        return np.zeros(0)
+    ranks = rankdata(scores, method="average", axis=1)
+    n_pos = labels.sum(axis=1)
+    n_neg = labels.shape[1] - n_pos
+    return ((ranks * labels).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def resampled_precision_recall(scores: np.ndarray, labels: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """precision_recall_at for every row of scores [r, n] and labels [r, n]."""
+    top = np.take_along_axis(labels, np.argsort(-scores, axis=1, kind="stable")[:, :top_count(scores.shape[1], share)],
+                             axis=1)
+    return top.mean(axis=1), top.sum(axis=1) / np.maximum(labels.sum(axis=1), 1)
 
 
 def validation_rows(sae_key: str, scores: LatentScores, alive: np.ndarray, labels: dict[str, np.ndarray],

@@ -120,3 +120,37 @@ def test_remeasured_absorption_drops_the_validation_and_the_next_stage_recompute
         assert con.execute("SELECT count(*) FROM score_validation").fetchall()[0][0] == 0
         db.delete_sae_dashboards(con, "suspect")
         assert con.execute("SELECT count(*) FROM latent_scores").fetchall()[0][0] == 0
+
+
+def per_resample_rank_statistics(score: np.ndarray, label: np.ndarray, config: pf.ValidationConfig):
+    """rank_statistics as first written: roc_auc_score and precision_recall_at once per resample."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(config.seed)
+    aucs, precisions, recalls = [], [], []
+    for _ in range(config.resamples):
+        idx = rng.integers(0, len(score), len(score))
+        if label[idx].min() == label[idx].max():
+            continue
+        aucs.append(roc_auc_score(label[idx], score[idx]))
+        p, r = pf.precision_recall_at(score[idx], label[idx], config.top_share)
+        precisions.append(p)
+        recalls.append(r)
+    precision, recall = pf.precision_recall_at(score, label, config.top_share)
+    return (pf.interval(aucs, float(roc_auc_score(label, score))), pf.interval(precisions, precision),
+            pf.interval(recalls, recall))
+
+
+@pytest.mark.parametrize("n, decimals", [(999, None), (1000, 1), (41, 1)])  # odd and even draws, ties in scores
+def test_all_resamples_at_once_give_the_per_resample_intervals(n, decimals):
+    rng = np.random.default_rng(n)
+    score = rng.normal(size=n).astype(np.float32)
+    if decimals is not None:
+        score = np.round(score, decimals)
+    label = rng.random(n) < 0.05
+    label[:2] = True  # some absorbers even in the small case; a few resamples still draw none and are skipped
+    config = pf.ValidationConfig(resamples=200)
+    for fast, slow in zip(pf.rank_statistics(score, label, config), per_resample_rank_statistics(score, label, config),
+                          strict=True):
+        for field in ("value", "low", "high"):
+            assert getattr(fast, field) == pytest.approx(getattr(slow, field), abs=1e-12)

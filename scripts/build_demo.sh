@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds everything the embedded default ships, from scratch, offline:
 # corpus -> SAE sweep (one shared activation cache, sae-lens training, cards) -> demo database.
-# Every step skips what already exists, so rerun it after an interruption. The database: 16.7 min on 2 idle
-# cores (docs/demo.md). When the SAEs are retrained too (2 cores): ~1 h for
+# Every step skips what already exists, so rerun it after an interruption. The database: 14.1 min on 2 cores
+# (docs/demo.md). When the SAEs are retrained too (2 cores): ~1 h for
 # the activation cache, 10-25 min per SAE.
 set -euo pipefail
 cd "$(dirname "$0")/.."

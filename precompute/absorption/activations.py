@@ -23,7 +23,6 @@ from precompute.absorption.prefix_attention import shared_prefix_attention, shar
 from precompute.absorption.prompts import PromptSet
 from precompute.loading.packed import keep_freed_buffers, packed_linears
 
-
 PREFIX_CACHE_BYTES = 2 << 30  # what kept_prefix_caches holds at most (SmolLM2-135M: ~5 MB a whole-model prefix)
 
 

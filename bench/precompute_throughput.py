@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from precompute.loading.corpus import load_corpus_rows  # noqa: E402
 from precompute.loading.model import load_model  # noqa: E402
 from precompute.loading.packed import keep_freed_buffers, packed_linears  # noqa: E402
-from precompute.loading.sae import SAESpec, hook_layer, load_sae, sae_hook_name  # noqa: E402
+from precompute.loading.sae import SAESpec, load_sae, sae_hook_name  # noqa: E402
 from precompute.pipeline.dashboards import DashboardConfig, encode_batch  # noqa: E402
 from precompute.pipeline.job import JobConfig, compute_sae_tables  # noqa: E402
 
@@ -54,7 +54,7 @@ def bare_pass_seconds(model, sae, rows, batch_size: int, packed: bool = True) ->
     with packed_linears(model, sae) if packed else contextlib.nullcontext():
         for i in range(0, len(rows), batch_size):
             batch = torch.from_numpy(rows[i : i + batch_size]).long()
-            encode_batch(model, sae, hook, hook_layer(hook), batch, first_position=1)
+            encode_batch(model, sae, hook, batch, first_position=1)
     return time.perf_counter() - start
 
 

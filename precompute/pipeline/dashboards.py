@@ -71,16 +71,9 @@ class PassResult:
     stats: ReconstructionStats
 
 
-def hook_activations(model, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int) -> torch.Tensor:
+def hook_activations(model, hook_name: str, tokens: torch.Tensor, first_position: int) -> torch.Tensor:
     """Residual activations at the hook for positions >= first_position: [batch * pos, d_in]."""
-    _, cache = model.run_with_cache(
-        tokens,
-        names_filter=[hook_name],
-        stop_at_layer=None if layer is None else layer + 1,
-        prepend_bos=False,
-    )
-    acts = cache[hook_name][:, first_position:, :]  # [batch, pos, d_in]
-    return acts.reshape(-1, acts.shape[-1])
+    return hooks_activations(model, [hook_name], tokens, first_position)[hook_name]
 
 
 def stop_layer(hook_names: list[str]) -> int | None:
@@ -98,9 +91,9 @@ def hooks_activations(model, hook_names: list[str], tokens: torch.Tensor, first_
     return {name: a.reshape(-1, a.shape[-1]) for name, a in acts.items()}
 
 
-def encode_batch(model, sae, hook_name: str, layer: int | None, tokens: torch.Tensor, first_position: int):
+def encode_batch(model, sae, hook_name: str, tokens: torch.Tensor, first_position: int):
     """Residual activations at the hook for positions >= first_position, and their SAE codes."""
-    flat = hook_activations(model, hook_name, layer, tokens, first_position).to(sae.dtype)
+    flat = hook_activations(model, hook_name, tokens, first_position).to(sae.dtype)
     return flat, sae.encode(flat)  # [batch * pos, d_in], [batch * pos, d_sae]
 
 
@@ -128,10 +121,7 @@ class StatsAccumulator:
         self.sse = 0.0
         self.nnz = 0
 
-    def update(self, x: torch.Tensor, x_hat: torch.Tensor, codes: torch.Tensor) -> None:
-        self.update_from(InputSums.of(x), x_hat, int((codes > 0).sum()))
-
-    def update_from(self, sums: InputSums, x_hat: torch.Tensor, nnz: int) -> None:
+    def update(self, sums: InputSums, x_hat: torch.Tensor, nnz: int) -> None:
         """A block's input sums (shared by every SAE at the hook), its reconstruction and its non-zero codes."""
         self.n += sums.x64.shape[0]
         self.sum += sums.total
@@ -175,12 +165,11 @@ class SparseCodeCollector:
                 sums[key] = InputSums.of(x[block])
             self.update_block(x[block], first_row, block.start, sums[key])
 
-    def update_block(self, x: torch.Tensor, first_row: int, first_token: int, sums: InputSums | None = None) -> None:
+    def update_block(self, x: torch.Tensor, first_row: int, first_token: int, sums: InputSums) -> None:
         codes = self.sae.encode(x)  # [block, d_sae]
         flat_idx, latent_idx = torch.nonzero(codes > 0, as_tuple=True)
         nonzero = codes[flat_idx, latent_idx]
-        self.stats.update_from(InputSums.of(x) if sums is None else sums,
-                               self.reconstruction(codes, flat_idx, latent_idx, nonzero), len(flat_idx))
+        self.stats.update(sums, self.reconstruction(codes, flat_idx, latent_idx, nonzero), len(flat_idx))
         values = nonzero.float().cpu().numpy()
         flat_idx = flat_idx + first_token  # index over the model batch's tokens
         usable = self.seq_len - self.first_position
@@ -224,13 +213,6 @@ class SparseCodeCollector:
 
 
 @torch.no_grad()
-def collect_sparse_codes_for_hook(model, saes: list, hook_name: str, layer: int | None, rows: np.ndarray,
-                                  config: DashboardConfig, device: str = "cpu") -> list[PassResult]:
-    """The single model pass for every SAE at one hook: each batch of activations is encoded by all of them."""
-    return collect_sparse_codes_for_hooks(model, saes, [hook_name] * len(saes), rows, config, device)
-
-
-@torch.no_grad()
 def collect_sparse_codes_for_hooks(model, saes: list, hook_names: list[str], rows: np.ndarray, config: DashboardConfig,
                                    device: str = "cpu") -> list[PassResult]:
     """The single model pass for SAEs at any hooks of the model (`hook_names[i]`: saes[i]'s): each batch runs once, to
@@ -268,10 +250,10 @@ def sparse_codes(codes: torch.Tensor, rows: torch.Tensor, latents: torch.Tensor,
 SPARSE_DECODE_DENSITY = 32  # decode sparsely below 1/32 non-zero (4k-k32: 1/128; a 1k JumpReLU at L0 115: 1/9)
 
 
-def collect_sparse_codes(model, sae, hook_name: str, layer: int | None, rows: np.ndarray,
-                         config: DashboardConfig, device: str = "cpu") -> PassResult:
+def collect_sparse_codes(model, sae, hook_name: str, rows: np.ndarray, config: DashboardConfig,
+                         device: str = "cpu") -> PassResult:
     """The single model pass for one SAE: sparse codes of every token, and reconstruction statistics."""
-    return collect_sparse_codes_for_hook(model, [sae], hook_name, layer, rows, config, device)[0]
+    return collect_sparse_codes_for_hooks(model, [sae], [hook_name], rows, config, device)[0]
 
 
 @dataclass

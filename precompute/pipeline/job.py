@@ -255,7 +255,7 @@ def compute_sae_tables(spec: SAESpec, model, rows: np.ndarray, config: JobConfig
     sae = load_sae(spec, device=config.device)
     hook_name = sae_hook_name(sae)
     t0 = time.perf_counter()
-    result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, config.dashboard, config.device)
+    result = dash.collect_sparse_codes(model, sae, hook_name, rows, config.dashboard, config.device)
     t1 = time.perf_counter()
     vocab = [model.tokenizer.decode([i]) for i in range(model.cfg.d_vocab)] if model.tokenizer is not None else ()
     tables, referenced = sae_tables(spec, sae, result, model, config, rows, vocab=vocab)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from precompute.loading.sae import hook_layer, sae_architecture, sae_hook_name
+from precompute.loading.sae import sae_architecture, sae_hook_name
 from precompute.pipeline import dashboards as dash
 
 
@@ -63,7 +63,7 @@ def ce_losses(model, sae, hook_name: str, rows: np.ndarray, first_position: int 
 def measure_card(name: str, model, sae, rows: np.ndarray, ce_rows: np.ndarray, row_label: str,
                  training_tokens: int | None, model_name: str) -> SAECard:
     hook_name = sae_hook_name(sae)
-    result = dash.collect_sparse_codes(model, sae, hook_name, hook_layer(hook_name), rows, dash.DashboardConfig())
+    result = dash.collect_sparse_codes(model, sae, hook_name, rows, dash.DashboardConfig())
     n_fired = np.bincount(result.codes.latent, minlength=sae.cfg.d_sae)
     clean, with_sae, zeroed, ce_tokens = ce_losses(model, sae, hook_name, ce_rows)
     return SAECard(

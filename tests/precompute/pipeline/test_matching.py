@@ -104,9 +104,9 @@ def test_shared_hook_pass_gives_each_sae_what_its_own_pass_gives(sweep_db):
     model = helpers.tiny_model()
     corpus_rows = helpers.random_corpus(root / "again.parquet", 16)
     saes = [SAE.load_from_disk(str(p), device="cpu") for p in (planted, root / "permuted")]
-    shared = dash.collect_sparse_codes_for_hook(model, saes, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    shared = dash.collect_sparse_codes_for_hooks(model, saes, [helpers.HOOK] * len(saes), corpus_rows, config.dashboard)
     for sae, together in zip(saes, shared):
-        alone = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+        alone = dash.collect_sparse_codes(model, sae, helpers.HOOK, corpus_rows, config.dashboard)
         assert np.array_equal(alone.codes.token_index, together.codes.token_index)
         assert np.array_equal(alone.codes.latent, together.codes.latent)
         assert np.allclose(alone.codes.value, together.codes.value)
@@ -121,7 +121,6 @@ def test_one_pass_for_saes_at_several_hooks_gives_each_what_its_own_pass_gives(s
     early = helpers.planted_sae_folder(root, name="early-sae", hook=helpers.EARLY_HOOK, seed=3)
     saes = [SAE.load_from_disk(str(p), device="cpu") for p in (planted, early, root / "permuted")]
     hooks = [helpers.HOOK, helpers.EARLY_HOOK, helpers.HOOK]
-    layers = {helpers.HOOK: 1, helpers.EARLY_HOOK: 0}
     calls = []
     run_with_cache = model.run_with_cache
 
@@ -135,7 +134,7 @@ def test_one_pass_for_saes_at_several_hooks_gives_each_what_its_own_pass_gives(s
     assert calls == [((helpers.EARLY_HOOK, helpers.HOOK), 2)] * n_batches  # one forward a batch, to the deeper hook
     model.run_with_cache = run_with_cache
     for sae, hook, shared in zip(saes, hooks, together):
-        alone = dash.collect_sparse_codes(model, sae, hook, layers[hook], corpus_rows, config.dashboard)
+        alone = dash.collect_sparse_codes(model, sae, hook, corpus_rows, config.dashboard)
         assert np.array_equal(alone.codes.token_index, shared.codes.token_index)
         assert np.array_equal(alone.codes.latent, shared.codes.latent)
         assert np.array_equal(alone.codes.value, shared.codes.value)
@@ -201,9 +200,9 @@ def test_a_wide_sae_is_encoded_in_blocks_of_tokens_with_the_codes_of_whole_batch
     model = helpers.tiny_model()
     corpus_rows = helpers.random_corpus(root / "blocks.parquet", 16)
     sae = SAE.load_from_disk(str(planted), device="cpu")
-    whole = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    whole = dash.collect_sparse_codes(model, sae, helpers.HOOK, corpus_rows, config.dashboard)
     monkeypatch.setattr(dash, "row_blocks", partial(dash.row_blocks, max_elements=8 * 5))  # 5 tokens a block
-    blocks = dash.collect_sparse_codes(model, sae, helpers.HOOK, 1, corpus_rows, config.dashboard)
+    blocks = dash.collect_sparse_codes(model, sae, helpers.HOOK, corpus_rows, config.dashboard)
     assert np.array_equal(whole.codes.token_index, blocks.codes.token_index)
     assert np.array_equal(whole.codes.latent, blocks.codes.latent)
     np.testing.assert_array_equal(whole.codes.value, blocks.codes.value)
